@@ -1,0 +1,19 @@
+//! Command-line front end. Each subcommand's config struct lives in the module
+//! that does the work; this file only routes to it.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "stancekit", version, about = "Where does a sentence stand on a target?")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {}
+}

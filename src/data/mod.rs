@@ -1,0 +1,1 @@
+//! Labelled records: reading, validating and splitting them.
