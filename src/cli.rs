@@ -11,9 +11,18 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Sentence embeddings, as sentence-transformers' encode() gives them.
+    Embed(crate::inference::embed::EmbedConfig),
+}
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Embed(config) => {
+            let n = crate::inference::embed::run(&config)?;
+            tracing::info!("embedded {n} sentences");
+        }
+    }
+    Ok(())
 }

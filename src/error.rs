@@ -43,7 +43,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid input ({} problem(s)):\n{0}", .0 .0.len())]
+    #[error("invalid input:\n{0}")]
     Invalid(Problems),
     #[error("model: {0}")]
     Model(String),

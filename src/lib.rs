@@ -1,11 +1,19 @@
 //! stancekit: where does a sentence stand on a target?
 //!
-//! Data flows one way: files → [`data`] records → encoded batches → model →
-//! predictions → metrics → report.
+//! Data flows one way: files → [`data`] records → [`tokenization`] batches →
+//! [`model`] → predictions → metrics → report.
 
 pub mod cli;
 pub mod data;
+pub mod device;
 pub mod error;
+pub mod evaluation;
+pub mod inference;
+pub mod io;
 pub mod logging;
+pub mod model;
+pub mod resolve;
+pub mod testing;
+pub mod tokenization;
 
 pub use error::{Error, Problem, Problems, Result};

@@ -1,0 +1,201 @@
+//! `stancekit embed`: sentence embeddings exactly as sentence-transformers'
+//! `encode()` gives them for the model (its `modules.json` decides pooling and
+//! normalisation, `sentence_bert_config.json` the maximum length).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{mean_pool, Bert, BertConfig, DropoutRng, ParamStore};
+use crate::resolve::{self, ModelDir};
+use crate::tokenization::{Batch, StanceTokenizer};
+use crate::{Error, Result};
+
+/// Configuration of `stancekit embed`.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct EmbedConfig {
+    /// Model folder or Hugging Face hub id.
+    #[arg(long, default_value = resolve::DEFAULT_MODEL)]
+    pub model: String,
+    /// Sentences: JSONL with `text` (optional `id`), or plain text with one sentence per line; `-` reads stdin.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write: `.npy` (a float32 matrix) or JSONL (`{"id", "text", "embedding"}`); `-` is stdout.
+    #[arg(long, default_value = "-")]
+    pub output: PathBuf,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Token limit per sentence (default: the model's `max_seq_length`, else its position table).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// How sentence-transformers turns token vectors into one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentencePooling {
+    Mean,
+    Cls,
+}
+
+/// The sentence-transformers modules after the encoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentencePipeline {
+    pub pooling: SentencePooling,
+    pub normalize: bool,
+    pub max_seq_length: Option<usize>,
+}
+
+impl SentencePipeline {
+    /// Reads `modules.json` and friends; a plain transformers folder gets what
+    /// sentence-transformers gives it: mean pooling, no normalisation.
+    pub fn from_dir(dir: &ModelDir) -> Result<Self> {
+        let modules = read_json(&dir.file("modules.json"))?.unwrap_or(serde_json::json!([]));
+        let modules = modules.as_array().cloned().unwrap_or_default();
+        let has = |kind: &str| modules.iter().any(|m| m["type"].as_str().is_some_and(|t| t.ends_with(kind)));
+        let pooling = match modules.iter().find(|m| m["type"].as_str().is_some_and(|t| t.ends_with(".Pooling"))) {
+            Some(m) => pooling_mode(&dir.file(&format!("{}/config.json", m["path"].as_str().unwrap_or("1_Pooling"))))?,
+            None => SentencePooling::Mean,
+        };
+        let max_seq_length = read_json(&dir.file("sentence_bert_config.json"))?
+            .and_then(|c| c["max_seq_length"].as_u64())
+            .map(|n| n as usize);
+        Ok(Self { pooling, normalize: has(".Normalize"), max_seq_length })
+    }
+
+    /// [batch, seq, hidden] → [batch, hidden].
+    pub fn apply(&self, hidden: &Tensor, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
+        let pooled = match self.pooling {
+            SentencePooling::Mean => mean_pool(hidden, attention_mask)?,
+            SentencePooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+        };
+        if !self.normalize {
+            return Ok(pooled);
+        }
+        // torch.nn.functional.normalize: x / max(‖x‖₂, 1e-12)
+        let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        pooled.broadcast_div(&norm)
+    }
+}
+
+fn pooling_mode(path: &Path) -> Result<SentencePooling> {
+    let config = read_json(path)?.unwrap_or(serde_json::json!({"pooling_mode_mean_tokens": true}));
+    let on = |key: &str| config[key].as_bool().unwrap_or(false);
+    match (on("pooling_mode_mean_tokens"), on("pooling_mode_cls_token")) {
+        (true, false) => Ok(SentencePooling::Mean),
+        (false, true) => Ok(SentencePooling::Cls),
+        _ => Err(Error::Model(format!("{}: only mean or CLS pooling is supported", path.display()))),
+    }
+}
+
+fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+}
+
+/// An encoder with its tokenizer and sentence-transformers pipeline.
+pub struct Embedder {
+    bert: Bert,
+    tokenizer: StanceTokenizer,
+    pipeline: SentencePipeline,
+    device: Device,
+}
+
+impl Embedder {
+    pub fn load(dir: &ModelDir, device: &Device, max_length: Option<usize>) -> Result<Self> {
+        let config = BertConfig::load(&dir.config())?;
+        let params = ParamStore::from_safetensors(&dir.weights(), device, 0)?;
+        let bert =
+            Bert::load(params.strict().pp("bert"), &config, &DropoutRng::new(0)).map_err(crate::model::model_error)?;
+        let pipeline = SentencePipeline::from_dir(dir)?;
+        let limit = max_length.or(pipeline.max_seq_length).unwrap_or(config.max_position_embeddings);
+        let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), limit.min(config.max_position_embeddings))?;
+        Ok(Self { bert, tokenizer, pipeline, device: device.clone() })
+    }
+
+    /// One embedding per sentence, in input order.
+    pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let encoded = self.tokenizer.encode_texts(texts)?;
+        super::run_sorted(&encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch: &Batch| {
+            let hidden = self.bert.forward_t(batch, false)?;
+            Ok(self.pipeline.apply(&hidden, &batch.attention_mask)?)
+        })
+    }
+}
+
+/// Runs `stancekit embed`; returns the number of sentences embedded.
+pub fn run(config: &EmbedConfig) -> Result<usize> {
+    let items = super::read_texts(&config.input)?;
+    let dir = resolve::resolve(&config.model)?;
+    let embedder = Embedder::load(&dir, &crate::device::select(&config.device)?, config.max_length)?;
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    let vectors = embedder.embed(&texts, config.batch_size)?;
+    write_output(&config.output, &items, &vectors)?;
+    Ok(items.len())
+}
+
+fn write_output(path: &Path, items: &[super::TextItem], vectors: &[Vec<f32>]) -> Result<()> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        id: &'a str,
+        text: &'a str,
+        embedding: &'a [f32],
+    }
+    let rows = items.iter().zip(vectors).map(|(i, v)| Row { id: &i.id, text: &i.text, embedding: v });
+    if path.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        return crate::io::write_jsonl(&mut out, rows).map_err(|e| Error::io("stdout", e));
+    }
+    let is_npy = path.extension().is_some_and(|e| e == "npy");
+    crate::io::write_atomic(path, |w| {
+        if is_npy {
+            let dim = vectors.first().map_or(0, Vec::len);
+            let matrix = ndarray::Array2::from_shape_vec((vectors.len(), dim), vectors.concat())
+                .map_err(|e| Error::Other(e.to_string()))?;
+            ndarray_npy::WriteNpyExt::write_npy(&matrix, w)
+                .map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+        } else {
+            crate::io::write_jsonl(w, rows).map_err(|e| Error::io(path, e))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeddings_are_unit_length_and_batch_independent() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_model(dir.path(), 3).unwrap();
+        std::fs::write(
+            dir.path().join("modules.json"),
+            r#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+                {"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"},
+                {"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]"#,
+        )
+        .unwrap();
+        let model = resolve::resolve(dir.path().to_str().unwrap()).unwrap();
+        let embedder = Embedder::load(&model, &Device::Cpu, None).unwrap();
+        assert_eq!(
+            embedder.pipeline,
+            SentencePipeline { pooling: SentencePooling::Mean, normalize: true, max_seq_length: None }
+        );
+        let texts = ["the war must end", "peace", "europe must pay more for defence and it will"];
+        let together = embedder.embed(&texts, 3).unwrap();
+        for (i, text) in texts.iter().enumerate() {
+            let alone = &embedder.embed(&[text], 1).unwrap()[0];
+            let diff = alone.iter().zip(&together[i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-5, "padding changed sentence {i} by {diff}");
+            let norm = alone.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5);
+        }
+    }
+}

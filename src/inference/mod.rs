@@ -1,0 +1,51 @@
+//! Running a model over many inputs: length-sorted batches, results in input order.
+
+pub mod embed;
+mod input;
+
+pub use input::{read_texts, TextItem};
+
+use candle_core::{Device, Tensor};
+
+use crate::tokenization::{Batch, Encoded};
+use crate::Result;
+
+/// Runs `forward` over `encoded` in batches of similar length (padding is the
+/// main waste at these sizes), and returns one output row per input, in input order.
+pub fn run_sorted(
+    encoded: &[Encoded],
+    batch_size: usize,
+    pad_id: u32,
+    device: &Device,
+    mut forward: impl FnMut(&Batch) -> Result<Tensor>,
+) -> Result<Vec<Vec<f32>>> {
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|&i| encoded[i].len());
+    let mut rows: Vec<Vec<f32>> = vec![Vec::new(); encoded.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        let batch = Batch::from_encoded(chunk.iter().map(|&i| &encoded[i]), pad_id, device)?;
+        let out = forward(&batch)?.to_device(&Device::Cpu)?.to_dtype(candle_core::DType::F32)?;
+        for (&i, row) in chunk.iter().zip(out.to_vec2::<f32>()?) {
+            rows[i] = row;
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_come_back_in_input_order() {
+        let encoded: Vec<Encoded> =
+            [5usize, 2, 4, 1, 3].iter().map(|&n| Encoded { ids: vec![n as u32; n], type_ids: vec![0; n] }).collect();
+        // Each row reports the example's unpadded length, which identifies it.
+        let rows = run_sorted(&encoded, 2, 0, &Device::Cpu, |b| {
+            Ok(b.attention_mask.to_dtype(candle_core::DType::F32)?.sum_keepdim(1)?)
+        })
+        .unwrap();
+        let lengths: Vec<f32> = rows.iter().map(|r| r[0]).collect();
+        assert_eq!(lengths, vec![5.0, 2.0, 4.0, 1.0, 3.0]);
+    }
+}

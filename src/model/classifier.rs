@@ -1,0 +1,172 @@
+//! A stance classifier as one unit: encoder + head + tokenizer + label set +
+//! target descriptions. Saved as a folder that transformers loads as
+//! `BertForSequenceClassification` (`config.json` with `id2label`, weights under
+//! `bert.*`/`classifier.*`, the base model's tokenizer files), with stancekit's
+//! own settings in a `stancekit` section of `config.json`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{Device, D};
+use serde::{Deserialize, Serialize};
+
+use super::{BertConfig, ParamStore, Pooling, StanceModel};
+use crate::resolve::ModelDir;
+use crate::tokenization::StanceTokenizer;
+use crate::{Error, Result};
+
+/// Tokenizer files transformers' `AutoTokenizer` reads, copied from the base model.
+const TOKENIZER_FILES: [&str; 4] = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
+
+/// What stancekit needs beyond a BERT config: the `stancekit` section of `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StanceSpec {
+    /// Label names in logit order.
+    pub labels: Vec<String>,
+    /// Target id → the description the model reads as the pair's first text.
+    pub targets: BTreeMap<String, String>,
+    pub pooling: Pooling,
+    pub max_length: usize,
+}
+
+pub struct Classifier {
+    pub model: StanceModel,
+    pub tokenizer: StanceTokenizer,
+    pub spec: StanceSpec,
+    pub config: BertConfig,
+    pub device: Device,
+}
+
+impl Classifier {
+    /// A new head on a base encoder (the start of fine-tuning); `seed` draws the head.
+    pub fn from_base(dir: &ModelDir, spec: StanceSpec, device: &Device, seed: u64) -> Result<Self> {
+        let config = BertConfig::load(&dir.config())?;
+        let params = ParamStore::from_safetensors(&dir.weights(), device, seed)?;
+        Self::build(dir, config, params, spec, device, seed)
+    }
+
+    /// A classifier saved by [`Classifier::save`].
+    pub fn load(dir: &ModelDir, device: &Device) -> Result<Self> {
+        let config = BertConfig::load(&dir.config())?;
+        let spec: StanceSpec = match config.extra.get("stancekit") {
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| Error::Model(format!("{}: bad `stancekit` section: {e}", dir.config().display())))?,
+            None => {
+                return Err(Error::Model(format!(
+                    "{}: not a stancekit model (no `stancekit` section); train one with `stancekit train`",
+                    dir.path().display()
+                )))
+            }
+        };
+        let params = ParamStore::from_safetensors(&dir.weights(), device, 0)?;
+        // Every tensor, the head included, must come from the file: a trained model is never re-drawn.
+        let classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;
+        if let Some(missing) = params.initialised().first() {
+            return Err(Error::Model(format!("{}: missing tensor `{missing}`", dir.weights().display())));
+        }
+        Ok(classifier)
+    }
+
+    fn build(
+        dir: &ModelDir,
+        config: BertConfig,
+        params: ParamStore,
+        spec: StanceSpec,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
+        let model = StanceModel::new(&config, &params, spec.pooling, spec.labels.len(), seed)?;
+        let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), spec.max_length)?;
+        Ok(Self { model, tokenizer, spec, config, device: device.clone() })
+    }
+
+    pub fn description(&self, target: &str) -> Option<&str> {
+        self.spec.targets.get(target).map(String::as_str)
+    }
+
+    /// Label probabilities for (target description, sentence) pairs, in input order.
+    pub fn predict_proba(&self, pairs: &[(&str, &str)], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let encoded = self.tokenizer.encode_pairs(pairs)?;
+        crate::inference::run_sorted(&encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch| {
+            Ok(candle_nn::ops::softmax(&self.model.forward_t(batch, false)?, D::Minus1)?)
+        })
+    }
+
+    /// Writes the classifier into `out` (which must exist), copying tokenizer files from `base`.
+    pub fn save(&self, out: &Path, base: &Path) -> Result<()> {
+        self.model.params.save(&out.join("model.safetensors"))?;
+        let config = serde_json::to_string_pretty(&self.hf_config()).map_err(|e| Error::Other(e.to_string()))?;
+        crate::io::write_atomic(&out.join("config.json"), |w| {
+            std::io::Write::write_all(w, config.as_bytes()).map_err(|e| Error::io(out.join("config.json"), e))
+        })?;
+        for name in TOKENIZER_FILES {
+            let (from, to) = (base.join(name), out.join(name));
+            if from.is_file() && from != to {
+                std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `config.json` as transformers' `BertForSequenceClassification` reads it.
+    fn hf_config(&self) -> BertConfig {
+        let mut config = self.config.clone();
+        let labels = &self.spec.labels;
+        let id2label: serde_json::Map<String, serde_json::Value> =
+            labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone().into())).collect();
+        let label2id: serde_json::Map<String, serde_json::Value> =
+            labels.iter().enumerate().map(|(i, l)| (l.clone(), i.into())).collect();
+        let extra = &mut config.extra;
+        extra.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
+        extra.insert("id2label".into(), id2label.into());
+        extra.insert("label2id".into(), label2id.into());
+        extra.insert("problem_type".into(), "single_label_classification".into());
+        extra.insert("stancekit".into(), serde_json::to_value(&self.spec).expect("the spec serialises"));
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::resolve;
+
+    fn spec(pooling: Pooling) -> StanceSpec {
+        StanceSpec {
+            labels: ["favor", "against", "none"].map(String::from).to_vec(),
+            targets: [("nato".to_string(), "ukraine joining nato".to_string())].into(),
+            pooling,
+            max_length: 32,
+        }
+    }
+
+    #[test]
+    fn saved_classifier_reloads_with_identical_probabilities() {
+        let base = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_model(base.path(), 1).unwrap();
+        let base_dir = resolve(base.path().to_str().unwrap()).unwrap();
+        let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
+        for pooling in [Pooling::Cls, Pooling::Mean] {
+            let c = Classifier::from_base(&base_dir, spec(pooling), &Device::Cpu, 4).unwrap();
+            let before = c.predict_proba(&pairs, 2).unwrap();
+            let out = tempfile::tempdir().unwrap();
+            c.save(out.path(), base.path()).unwrap();
+            let reloaded = Classifier::load(&resolve(out.path().to_str().unwrap()).unwrap(), &Device::Cpu).unwrap();
+            assert_eq!(reloaded.spec, spec(pooling));
+            assert_eq!(reloaded.predict_proba(&pairs, 1).unwrap(), before);
+            let config: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap()).unwrap();
+            assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+            assert_eq!(config["id2label"]["1"], "against");
+            assert_eq!(config["label2id"]["none"], 2);
+        }
+    }
+
+    #[test]
+    fn a_base_model_is_not_a_classifier() {
+        let base = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_model(base.path(), 1).unwrap();
+        let err = Classifier::load(&resolve(base.path().to_str().unwrap()).unwrap(), &Device::Cpu).err().unwrap();
+        assert!(err.to_string().contains("not a stancekit model"), "{err}");
+    }
+}

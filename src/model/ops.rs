@@ -1,0 +1,108 @@
+//! Differentiable building blocks that candle-nn lacks or gets wrong for training.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The random stream behind every dropout mask of one model. candle's CPU RNG
+/// cannot be seeded, so masks are drawn here and uploaded.
+#[derive(Clone)]
+pub struct DropoutRng(Arc<Mutex<ChaCha8Rng>>);
+
+impl DropoutRng {
+    pub fn new(seed: u64) -> Self {
+        Self(Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))))
+    }
+
+    /// The full generator state, for checkpoints.
+    pub fn state(&self) -> ChaCha8Rng {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn restore(&self, state: ChaCha8Rng) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    fn keep_mask(&self, n: usize, p: f64) -> Vec<f32> {
+        let scale = (1.0 / (1.0 - p)) as f32;
+        let threshold = (p * u32::MAX as f64) as u32;
+        let mut rng = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (0..n).map(|_| if rng.random::<u32>() >= threshold { scale } else { 0.0 }).collect()
+    }
+}
+
+/// Inverted dropout, as `torch.nn.Dropout`: zero with probability `p`, scale the rest.
+#[derive(Clone)]
+pub struct Dropout {
+    p: f64,
+    rng: DropoutRng,
+}
+
+impl Dropout {
+    pub fn new(p: f64, rng: &DropoutRng) -> Self {
+        Self { p, rng: rng.clone() }
+    }
+
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.p == 0.0 {
+            return Ok(xs.clone());
+        }
+        let mask = self.rng.keep_mask(xs.elem_count(), self.p);
+        let mask = Tensor::from_vec(mask, xs.shape(), &candle_core::Device::Cpu)?
+            .to_device(xs.device())?
+            .to_dtype(xs.dtype())?;
+        xs * mask
+    }
+}
+
+/// Layer norm built from differentiable ops. candle-nn's `LayerNorm` takes a fused
+/// path that records no gradient (candle #3011), which silently freezes the encoder.
+#[derive(Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn load(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self { weight: vb.get(size, "weight")?, bias: vb.get(size, "bias")?, eps })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, self.eps as f32)
+    }
+}
+
+/// Softmax over the last dimension, composed of differentiable ops.
+pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(xs, D::Minus1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn dropout_is_seeded_scaled_and_off_in_eval() {
+        let x = Tensor::ones((64, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let run = |seed| {
+            let d = Dropout::new(0.25, &DropoutRng::new(seed));
+            d.forward_t(&x, true).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let a = run(3);
+        assert_eq!(a, run(3));
+        assert_ne!(a, run(4));
+        let zeros = a.iter().filter(|v| **v == 0.0).count() as f64 / a.len() as f64;
+        assert!((zeros - 0.25).abs() < 0.03, "dropped fraction {zeros}");
+        assert!(a.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
+        let d = Dropout::new(0.25, &DropoutRng::new(3));
+        assert_eq!(d.forward_t(&x, false).unwrap().to_vec2::<f32>().unwrap(), x.to_vec2::<f32>().unwrap());
+    }
+}

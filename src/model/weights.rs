@@ -1,0 +1,243 @@
+//! Trainable parameters kept under transformers' `BertForSequenceClassification`
+//! names (`bert.*`, `classifier.*`), filled from a checkpoint where it has them.
+//!
+//! candle-nn's `VarMap::load` fails as soon as the model holds a tensor the file
+//! lacks (a new head), and a plain `VarBuilder` over a file gives constants, not
+//! `Var`s. This store gives both: checkpoint tensors become `Var`s, and only the
+//! tensors a scope allows are initialised, from a seeded RNG and by name as
+//! transformers' `_init_weights` does (candle's init hints are ignored).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use candle_core::{DType, Device, Shape, Tensor, Var};
+use candle_nn::{Init, VarBuilder};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{Error, Result};
+
+struct Inner {
+    checkpoint: HashMap<String, Tensor>,
+    source: String,
+    vars: BTreeMap<String, Var>,
+    /// Names of the variables drawn fresh rather than read from the checkpoint.
+    initialised: Vec<String>,
+    rng: ChaCha8Rng,
+}
+
+/// Shared parameter store; cheap to clone.
+#[derive(Clone)]
+pub struct ParamStore {
+    inner: Arc<Mutex<Inner>>,
+    device: Device,
+}
+
+impl ParamStore {
+    /// A store with no checkpoint: every tensor is initialised (tests, new heads).
+    pub fn random(device: &Device, seed: u64) -> Self {
+        Self::with_checkpoint(HashMap::new(), "(random initialisation)".into(), device, seed)
+    }
+
+    /// Reads a safetensors checkpoint; `seed` drives the initialisation of what it lacks.
+    pub fn from_safetensors(path: &Path, device: &Device, seed: u64) -> Result<Self> {
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| Error::Model(format!("{}: cannot read safetensors: {e}", path.display())))?;
+        let checkpoint = tensors.into_iter().map(|(name, t)| (canonical_name(&name), t)).collect();
+        Ok(Self::with_checkpoint(checkpoint, path.display().to_string(), device, seed))
+    }
+
+    fn with_checkpoint(checkpoint: HashMap<String, Tensor>, source: String, device: &Device, seed: u64) -> Self {
+        let inner = Inner {
+            checkpoint,
+            source,
+            vars: BTreeMap::new(),
+            initialised: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        };
+        Self { inner: Arc::new(Mutex::new(inner)), device: device.clone() }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A builder whose tensors must all come from the checkpoint.
+    pub fn strict(&self) -> VarBuilder<'static> {
+        self.builder(None)
+    }
+
+    /// A builder that initialises what the checkpoint lacks (a new classification
+    /// head): weights from normal(0, `init_range`), biases 0, LayerNorm weights 1.
+    pub fn lenient(&self, init_range: f64) -> VarBuilder<'static> {
+        self.builder(Some(init_range))
+    }
+
+    fn builder(&self, init_range: Option<f64>) -> VarBuilder<'static> {
+        let backend = Backend { store: self.clone(), init_range };
+        VarBuilder::from_backend(Box::new(backend), DType::F32, self.device.clone())
+    }
+
+    /// Every parameter created so far, sorted by name.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        self.lock().vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The parameters that were initialised because the checkpoint lacked them.
+    pub fn initialised(&self) -> Vec<String> {
+        self.lock().initialised.clone()
+    }
+
+    /// Writes every parameter as safetensors under its transformers name.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: HashMap<String, Tensor> =
+            self.vars().into_iter().map(|(name, var)| (name, var.as_tensor().clone())).collect();
+        crate::io::replace_file(path, |tmp| {
+            candle_core::safetensors::save(&tensors, tmp).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked mid-update; the map is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, shape: &Shape, name: &str, init_range: Option<f64>) -> candle_core::Result<Tensor> {
+        let mut inner = self.lock();
+        if let Some(var) = inner.vars.get(name) {
+            return check_shape(var.as_tensor(), shape, name, "the model").map(|_| var.as_tensor().clone());
+        }
+        let value = match lookup(&inner.checkpoint, name) {
+            Some(t) => {
+                check_shape(t, shape, name, &inner.source)?;
+                t.to_dtype(DType::F32)?.to_device(&self.device)?
+            }
+            None => match init_range {
+                Some(range) => {
+                    inner.initialised.push(name.to_string());
+                    initial_value(&mut inner.rng, shape, name, range)?.to_device(&self.device)?
+                }
+                None => candle_core::bail!("{}: missing tensor `{name}`", inner.source),
+            },
+        };
+        let var = Var::from_tensor(&value)?;
+        inner.vars.insert(name.to_string(), var.clone());
+        Ok(var.as_tensor().clone())
+    }
+}
+
+/// Old checkpoints call LayerNorm parameters gamma/beta.
+fn canonical_name(name: &str) -> String {
+    if let Some(stem) = name.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = name.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Base encoders are saved without the `bert.` prefix that a classifier checkpoint has.
+fn lookup<'a>(checkpoint: &'a HashMap<String, Tensor>, name: &str) -> Option<&'a Tensor> {
+    checkpoint.get(name).or_else(|| name.strip_prefix("bert.").and_then(|bare| checkpoint.get(bare)))
+}
+
+fn check_shape(t: &Tensor, shape: &Shape, name: &str, source: &str) -> candle_core::Result<()> {
+    if t.shape() != shape {
+        candle_core::bail!("{source}: tensor `{name}` has shape {:?}, the config needs {:?}", t.dims(), shape.dims());
+    }
+    Ok(())
+}
+
+/// transformers' `BertPreTrainedModel._init_weights`, decided by the tensor's name.
+fn initial_value(rng: &mut ChaCha8Rng, shape: &Shape, name: &str, range: f64) -> candle_core::Result<Tensor> {
+    let n = shape.elem_count();
+    let values: Vec<f32> = if name.ends_with("LayerNorm.weight") {
+        vec![1.0; n]
+    } else if name.ends_with("bias") {
+        vec![0.0; n]
+    } else {
+        (0..n).map(|_| (range * normal(rng)) as f32).collect()
+    };
+    Tensor::from_vec(values, shape, &Device::Cpu)
+}
+
+/// A standard normal draw (Box–Muller), so initial weights depend on the seed alone.
+pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+struct Backend {
+    store: ParamStore,
+    /// `Some(range)` where missing tensors may be initialised.
+    init_range: Option<f64>,
+}
+
+impl candle_nn::var_builder::SimpleBackend for Backend {
+    fn get(&self, s: Shape, name: &str, _: Init, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        self.store.get(&s, name, self.init_range)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        let inner = self.store.lock();
+        match inner.vars.get(name) {
+            Some(v) => Ok(v.as_tensor().clone()),
+            None => candle_core::bail!("{}: missing tensor `{name}`", inner.source),
+        }
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        let inner = self.store.lock();
+        inner.vars.contains_key(name) || lookup(&inner.checkpoint, name).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_layer_norm_names_are_renamed() {
+        assert_eq!(canonical_name("bert.embeddings.LayerNorm.gamma"), "bert.embeddings.LayerNorm.weight");
+        assert_eq!(canonical_name("encoder.layer.0.output.LayerNorm.beta"), "encoder.layer.0.output.LayerNorm.bias");
+        assert_eq!(canonical_name("classifier.weight"), "classifier.weight");
+    }
+
+    #[test]
+    fn strict_scope_names_the_missing_tensor() {
+        let store = ParamStore::random(&Device::Cpu, 0);
+        let err = store.strict().pp("bert").get((2, 2), "x").unwrap_err().to_string();
+        assert!(err.contains("missing tensor `bert.x`"), "{err}");
+    }
+
+    #[test]
+    fn initialisation_depends_on_the_seed_alone() {
+        let draw = |seed| {
+            let store = ParamStore::random(&Device::Cpu, seed);
+            let t = store.lenient(0.02).get((30, 40), "w").unwrap();
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+        let v = draw(7);
+        let std = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
+        assert!(std > 0.005 && std < 0.05, "std {std}");
+    }
+
+    #[test]
+    fn save_and_reload_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let store = ParamStore::random(&Device::Cpu, 1);
+        let a = store.lenient(1.0).pp("bert").get((2, 3), "w").unwrap();
+        store.save(&path).unwrap();
+        let reloaded = ParamStore::from_safetensors(&path, &Device::Cpu, 9).unwrap();
+        let b = reloaded.strict().pp("bert").get((2, 3), "w").unwrap();
+        assert_eq!(a.to_vec2::<f32>().unwrap(), b.to_vec2::<f32>().unwrap());
+        let err = reloaded.strict().pp("bert").get((3, 2), "w").unwrap_err().to_string();
+        assert!(err.contains("`bert.w` has shape [2, 3]"), "{err}");
+    }
+}

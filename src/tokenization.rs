@@ -1,0 +1,169 @@
+//! Turns (target description, sentence) pairs into padded id tensors.
+//!
+//! The shipped `tokenizer.json` of the default model pads every batch to 128 and
+//! truncates both members of a pair; both settings are replaced here: no padding
+//! inside the tokenizer (batches are padded to their longest member) and
+//! truncation of the sentence only, never of the target.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::{Error, Result};
+
+/// One tokenised example, unpadded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+}
+
+impl Encoded {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// A padded batch as the encoder reads it; every tensor is [batch, seq] of u32.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub input_ids: Tensor,
+    pub token_type_ids: Tensor,
+    pub attention_mask: Tensor,
+}
+
+impl Batch {
+    /// Pads to the longest example of the batch.
+    pub fn from_encoded<'a>(
+        items: impl IntoIterator<Item = &'a Encoded>,
+        pad_id: u32,
+        device: &Device,
+    ) -> Result<Self> {
+        let items: Vec<&Encoded> = items.into_iter().collect();
+        let len = items.iter().map(|e| e.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(items.len() * len);
+        let mut types = Vec::with_capacity(items.len() * len);
+        let mut mask = Vec::with_capacity(items.len() * len);
+        for e in &items {
+            let pad = len - e.len();
+            ids.extend(e.ids.iter().copied().chain(std::iter::repeat_n(pad_id, pad)));
+            types.extend(e.type_ids.iter().copied().chain(std::iter::repeat_n(0, pad)));
+            mask.extend(std::iter::repeat_n(1u32, e.len()).chain(std::iter::repeat_n(0, pad)));
+        }
+        let shape = (items.len(), len);
+        Ok(Self {
+            input_ids: Tensor::from_vec(ids, shape, device)?,
+            token_type_ids: Tensor::from_vec(types, shape, device)?,
+            attention_mask: Tensor::from_vec(mask, shape, device)?,
+        })
+    }
+}
+
+/// A `tokenizer.json` configured for stance pairs and for single sentences.
+#[derive(Clone)]
+pub struct StanceTokenizer {
+    pairs: Tokenizer,
+    singles: Tokenizer,
+    max_length: usize,
+    pad_id: u32,
+}
+
+impl StanceTokenizer {
+    pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
+        let base = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        Self::new(base, max_length)
+    }
+
+    pub fn new(mut base: Tokenizer, max_length: usize) -> Result<Self> {
+        let pad_id = base.get_padding().map(|p| p.pad_id).or_else(|| base.token_to_id("[PAD]")).unwrap_or(0);
+        base.with_padding(None);
+        let pairs = with_truncation(base.clone(), max_length, TruncationStrategy::OnlySecond)?;
+        let singles = with_truncation(base, max_length, TruncationStrategy::LongestFirst)?;
+        Ok(Self { pairs, singles, max_length, pad_id })
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// Encodes (target description, sentence) pairs; only the sentence is truncated.
+    pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<Encoded>> {
+        let inputs: Vec<tokenizers::EncodeInput> = pairs.iter().map(|&(a, b)| (a, b).into()).collect();
+        let out = self.pairs.encode_batch(inputs, true).map_err(|e| {
+            let longest = pairs.iter().map(|p| p.0).max_by_key(|t| t.len()).unwrap_or_default();
+            Error::Tokenizer(format!(
+                "cannot fit pairs into {} tokens (is the target description {longest:?} too long?): {e}",
+                self.max_length
+            ))
+        })?;
+        Ok(out.iter().map(to_encoded).collect())
+    }
+
+    /// Encodes single sentences (embeddings), truncated to the maximum length.
+    pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
+        let inputs: Vec<tokenizers::EncodeInput> = texts.iter().map(|&t| t.into()).collect();
+        let out = self.singles.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(out.iter().map(to_encoded).collect())
+    }
+
+    /// The tokenizer as it was loaded, less padding: what a run folder saves.
+    pub fn to_json(&self) -> Result<String> {
+        let mut t = self.singles.clone();
+        t.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        t.to_string(true).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+}
+
+fn with_truncation(mut t: Tokenizer, max_length: usize, strategy: TruncationStrategy) -> Result<Tokenizer> {
+    let params = TruncationParams { max_length, strategy, stride: 0, direction: TruncationDirection::Right };
+    t.with_truncation(Some(params)).map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(t)
+}
+
+fn to_encoded(e: &tokenizers::Encoding) -> Encoded {
+    Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::tiny_tokenizer;
+
+    #[test]
+    fn pairs_truncate_only_the_sentence() {
+        let tok = StanceTokenizer::new(tiny_tokenizer(), 10).unwrap();
+        let long = "the war must end and the war must end and the war must end";
+        let enc = &tok.encode_pairs(&[("ukraine joining nato", long)]).unwrap()[0];
+        assert_eq!(enc.len(), 10);
+        // [CLS] ukraine joining nato [SEP] → five type-0 tokens survive whole.
+        assert_eq!(enc.type_ids.iter().filter(|t| **t == 0).count(), 5);
+        assert_eq!(*enc.ids.last().unwrap(), tok.pairs.token_to_id("[SEP]").unwrap());
+    }
+
+    #[test]
+    fn a_target_longer_than_the_limit_is_a_clear_error() {
+        let tok = StanceTokenizer::new(tiny_tokenizer(), 6).unwrap();
+        let err = tok.encode_pairs(&[("ukraine joining nato and the war", "the war")]).unwrap_err();
+        assert!(err.to_string().contains("target description"), "{err}");
+    }
+
+    #[test]
+    fn batches_pad_to_the_longest_member() {
+        let tok = StanceTokenizer::new(tiny_tokenizer(), 32).unwrap();
+        let enc = tok.encode_texts(&["the war", "the war must end"]).unwrap();
+        let batch = Batch::from_encoded(&enc, tok.pad_id(), &Device::Cpu).unwrap();
+        assert_eq!(batch.input_ids.dims(), &[2, 6]);
+        let mask = batch.attention_mask.to_vec2::<u32>().unwrap();
+        assert_eq!(mask, vec![vec![1, 1, 1, 1, 0, 0], vec![1; 6]]);
+        assert_eq!(batch.input_ids.to_vec2::<u32>().unwrap()[0][5], tok.pad_id());
+    }
+}
