@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod io;
 pub mod logging;
 
 pub use error::{Error, Problem, Problems, Result};
