@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{kfold_grouped, load, split_grouped, Counts, Dataset, Format, Record, Schema};
+use super::{kfold_grouped, load, split_grouped, Counts, Format, Record, Schema};
 use crate::error::{Error, Result};
 
 /// How TweetEval inputs may be narrowed; shared by the commands' help.
@@ -104,7 +104,10 @@ pub fn split(config: &SplitConfig) -> Result<SplitReport> {
     let schema = Schema::load(&config.targets)?;
     let data = load(&config.files, config.format, &schema)?;
     let warnings = data.warnings();
-    let records = Dataset::into_records(data);
+    let records = data.into_records();
+    if records.is_empty() {
+        return Err(Error::Other("no records to split".into()));
+    }
     let (plan, stale) = plan(config, &records)?;
     refuse_to_clobber(
         config.overwrite,

@@ -27,17 +27,18 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], delimiter: u8, sink: &mut Sink
         .from_reader(bytes);
     let mut row = ByteRecord::new();
     let mut columns = None;
+    let mut lines = LineCounter { bytes, offset: 0, line: 1 };
     loop {
         match reader.read_byte_record(&mut row) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
+                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
                 sink.problems.push(Pos { file: file.clone(), line }.problem("row", e.to_string()));
                 continue;
             }
         }
-        let line = row.position().map_or(0, |p| p.line() as usize);
+        let line = row.position().map_or(0, |p| lines.line_at(p.byte()));
         let at = Pos { file: file.clone(), line };
         let Some(fields) = decode(&row, &at, sink) else { continue };
         match &columns {
@@ -50,6 +51,27 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], delimiter: u8, sink: &mut Sink
     }
     if columns.is_none() {
         sink.problems.push(Pos { file: file.clone(), line: 1 }.problem("header", "empty file: no header row"));
+    }
+}
+
+/// Physical line numbers. The csv crate counts neither the blank lines it skips
+/// nor (in a record's byte offset) leaves them out, so count them here.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl LineCounter<'_> {
+    /// The 1-based line where the record starting at `byte` has its first content;
+    /// offsets must not decrease between calls.
+    fn line_at(&mut self, byte: u64) -> usize {
+        let start = usize::try_from(byte).unwrap_or(usize::MAX).clamp(self.offset, self.bytes.len());
+        let blank = self.bytes[start..].iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
+        let end = start + blank;
+        self.line += self.bytes[self.offset..end].iter().filter(|&&b| b == b'\n').count();
+        self.offset = end;
+        self.line
     }
 }
 
@@ -95,13 +117,13 @@ mod tests {
     #[test]
     fn reads_csv_with_quotes_extra_columns_and_any_column_order() {
         let dir = tempfile::tempdir().unwrap();
-        let body = "label,note,text,target,id\nfavor,x,\"Join, now\nplease.\",nato,s1\nnone,,plain,climate,\n";
+        let body = "label,note,text,target,id\nfavor,x,\"Join, now\nplease.\",nato,s1\n\nnone,,plain,climate,\n";
         let file = write(dir.path(), "a.csv", body);
         let data = load(&[file], None, &schema()).unwrap();
         let entries = &data.files[0].entries;
         assert_eq!(entries[0].record.text, "Join, now\nplease.");
         assert_eq!(entries[0].record.id.as_deref(), Some("s1"));
-        assert_eq!((entries[1].record.id.clone(), entries[1].text_at.line), (None, 4));
+        assert_eq!((entries[1].record.id.clone(), entries[1].text_at.line), (None, 5));
     }
 
     #[test]
@@ -132,8 +154,8 @@ mod tests {
     #[test]
     fn invalid_utf8_names_the_row_line() {
         let dir = tempfile::tempdir().unwrap();
-        let file = write(dir.path(), "a.csv", b"text,target,label\nok,nato,none\ncaf\xe9,nato,none\n");
+        let file = write(dir.path(), "a.csv", b"\ntext,target,label\r\n\r\nok,nato,none\ncaf\xe9,nato,none\n");
         let got = problems(&[&file], None);
-        assert!(got[0].starts_with(&format!("{file}:3: encoding: invalid UTF-8")), "{got:?}");
+        assert!(got[0].starts_with(&format!("{file}:5: encoding: invalid UTF-8")), "{got:?}");
     }
 }
