@@ -40,7 +40,13 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], delimiter: u8, sink: &mut Sink
         }
         let line = row.position().map_or(0, |p| lines.line_at(p.byte()));
         let at = Pos { file: file.clone(), line };
-        let Some(fields) = decode(&row, &at, sink) else { continue };
+        let Some(fields) = decode(&row, &at, sink) else {
+            // Without a readable header no row can be read.
+            if columns.is_none() {
+                return;
+            }
+            continue;
+        };
         match &columns {
             None => match header(&fields, &at) {
                 Ok(found) => columns = Some(found),
@@ -54,8 +60,9 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], delimiter: u8, sink: &mut Sink
     }
 }
 
-/// Physical line numbers. The csv crate counts neither the blank lines it skips
-/// nor (in a record's byte offset) leaves them out, so count them here.
+/// Physical line numbers. The csv crate's line count leaves out the blank lines it
+/// skips, and a record's byte offset points at the blank lines before it, so lines
+/// are counted here from the offsets.
 struct LineCounter<'a> {
     bytes: &'a [u8],
     offset: usize,
@@ -82,7 +89,8 @@ fn decode(row: &ByteRecord, at: &Pos, sink: &mut Sink) -> Option<Vec<String>> {
 }
 
 fn header(fields: &[String], at: &Pos) -> Result<Columns, crate::Problem> {
-    let find = |name: &str| fields.iter().position(|f| f.trim().eq_ignore_ascii_case(name));
+    let find =
+        |name: &str| fields.iter().position(|f| f.trim_start_matches('\u{feff}').trim().eq_ignore_ascii_case(name));
     let missing: Vec<&str> = REQUIRED.into_iter().filter(|name| find(name).is_none()).collect();
     match (find("text"), find("target"), find("label")) {
         (Some(text), Some(target), Some(label)) => Ok(Columns { id: find("id"), text, target, label }),
@@ -132,6 +140,8 @@ mod tests {
         let file = write(dir.path(), "a.tsv", "text\ttarget\tlabel\n\"Quoted\" words\tnato\tagainst\n");
         let data = load(&[file], None, &schema()).unwrap();
         assert_eq!(data.files[0].entries[0].record.text, "\"Quoted\" words");
+        let bom = write(dir.path(), "bom.csv", "\u{feff}text,target,label\nx,nato,none\n");
+        assert_eq!(load(&[bom], None, &schema()).unwrap().records().count(), 1);
     }
 
     #[test]

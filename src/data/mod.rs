@@ -207,7 +207,7 @@ fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut
         None if input.path.is_dir() => Format::Tweeteval,
         None => match detect(&input.path) {
             Ok(format) => format,
-            Err(message) => return sink.problems.push(whole_file(&input.path, message)),
+            Err(message) => return sink.problems.push(whole_file(&input.path, "file", message)),
         },
     };
     match format {
@@ -224,16 +224,17 @@ fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut
 fn read_file(input: &Input, sink: &mut Sink, reader: impl FnOnce(&Arc<str>, &[u8], &mut Sink)) {
     if !input.splits.is_empty() {
         let message = "a split suffix (:train, :val, :test) only applies to TweetEval folders";
-        return sink.problems.push(whole_file(&input.path, message.into()));
+        return sink.problems.push(whole_file(&input.path, "file", message.into()));
     }
     match std::fs::read(&input.path) {
         Ok(bytes) => reader(&input.path.display().to_string().into(), &bytes, sink),
-        Err(e) => sink.problems.push(whole_file(&input.path, format!("cannot read: {e}"))),
+        Err(e) => sink.problems.push(whole_file(&input.path, "file", format!("cannot read: {e}"))),
     }
 }
 
-fn whole_file(path: &Path, message: String) -> Problem {
-    Problem { file: path.display().to_string(), line: 0, field: "file".into(), message }
+/// A problem with a whole file or folder (line 0).
+pub(crate) fn whole_file(path: &Path, field: &str, message: String) -> Problem {
+    Problem { file: path.display().to_string(), line: 0, field: field.into(), message }
 }
 
 /// The format a file name implies; `.tsv` and `.txt` files are told apart by their header.

@@ -29,6 +29,7 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], schema: &Schema, sink: &mut Si
         let at = Pos { file: file.clone(), line };
         let text = match lines::decode(file, line, raw) {
             Ok(text) => text,
+            Err(problem) if columns.is_none() => return sink.problems.push(problem),
             Err(problem) => {
                 sink.problems.push(problem);
                 continue;

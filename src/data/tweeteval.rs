@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{lines, Entry, Pos, Record, Schema, Sink, SplitName};
+use super::{lines, whole_file, Entry, Pos, Record, Schema, Sink, SplitName};
 use crate::error::Problem;
 
 const MAPPING: &str = "mapping.txt";
@@ -25,7 +25,7 @@ pub(crate) fn read(path: &Path, splits: &[SplitName], schema: &Schema, sink: &mu
 
 /// The mapping file and the target folders an input names.
 fn layout(path: &Path, sink: &mut Sink) -> Option<(PathBuf, Vec<PathBuf>)> {
-    let problem = |message: String| whole(path, "file", message);
+    let problem = |message: String| whole_file(path, "file", message);
     if !path.is_dir() {
         sink.problems.push(problem("a TweetEval input must be a folder".into()));
         return None;
@@ -66,8 +66,9 @@ fn split_files(folder: &Path, split: SplitName) -> (PathBuf, PathBuf) {
 
 /// Label integer → label name.
 fn read_mapping(path: &Path, sink: &mut Sink) -> Option<BTreeMap<i64, String>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| sink.problems.push(whole(path, "file", format!("cannot read: {e}")))).ok()?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| sink.problems.push(whole_file(path, "file", format!("cannot read: {e}"))))
+        .ok()?;
     let file: Arc<str> = path.display().to_string().into();
     let before = sink.problems.len();
     let mut mapping = BTreeMap::new();
@@ -91,7 +92,7 @@ fn read_mapping(path: &Path, sink: &mut Sink) -> Option<BTreeMap<i64, String>> {
         }
     }
     if mapping.is_empty() && sink.problems.len() == before {
-        sink.problems.push(whole(path, "mapping", "empty mapping file".into()));
+        sink.problems.push(whole_file(path, "mapping", "empty mapping file".into()));
     }
     (sink.problems.len() == before).then_some(mapping)
 }
@@ -110,7 +111,7 @@ fn read_target(
             "unknown target '{target}' (the folder name); known: {}; add it to the targets file",
             schema.target_list()
         );
-        return sink.problems.push(whole(folder, "target", message));
+        return sink.problems.push(whole_file(folder, "target", message));
     }
     let mut found = false;
     for &split in splits {
@@ -120,13 +121,13 @@ fn read_target(
             (false, false) if !explicit => continue,
             _ => {
                 let missing = [text, labels].into_iter().filter(|p| !p.is_file());
-                sink.problems.extend(missing.map(|p| whole(&p, "file", "missing".into())));
+                sink.problems.extend(missing.map(|p| whole_file(&p, "file", "missing".into())));
             }
         }
         found = true;
     }
     if !found {
-        sink.problems.push(whole(folder, "file", "no {train,val,test}_text.txt files here".into()));
+        sink.problems.push(whole_file(folder, "file", "no {train,val,test}_text.txt files here".into()));
     }
 }
 
@@ -160,7 +161,7 @@ fn read_split(
 }
 
 fn read_bytes(path: &Path, sink: &mut Sink) -> Option<Vec<u8>> {
-    std::fs::read(path).map_err(|e| sink.problems.push(whole(path, "file", format!("cannot read: {e}")))).ok()
+    std::fs::read(path).map_err(|e| sink.problems.push(whole_file(path, "file", format!("cannot read: {e}")))).ok()
 }
 
 /// One problem for a length mismatch, at the first line that has no partner.
@@ -179,10 +180,6 @@ fn map_label(raw: &str, at: &Pos, mapping: &BTreeMap<i64, String>) -> Result<Str
     let known = || mapping.iter().map(|(n, l)| format!("{n}={l}")).collect::<Vec<_>>().join(", ");
     let n: i64 = raw.trim().parse().map_err(|_| at.problem("label", format!("expected an integer, found '{raw}'")))?;
     mapping.get(&n).cloned().ok_or_else(|| at.problem("label", format!("{n} is not in {MAPPING} ({})", known())))
-}
-
-fn whole(path: &Path, field: &str, message: String) -> Problem {
-    Problem { file: path.display().to_string(), line: 0, field: field.into(), message }
 }
 
 #[cfg(test)]
