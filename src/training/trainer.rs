@@ -332,7 +332,7 @@ fn best_value(metric: BestMetric, log: &EvalLog) -> f64 {
 /// AdamW over the trainable parameters in four groups: encoder and head, each
 /// with and without weight decay (biases and LayerNorm weights never decay,
 /// as transformers' Trainer has it).
-fn build_optimizer(config: &TrainConfig, classifier: &Classifier) -> Result<AdamW> {
+pub fn build_optimizer(config: &TrainConfig, classifier: &Classifier) -> Result<AdamW> {
     let groups = vec![
         Group { lr: config.learning_rate, weight_decay: config.weight_decay },
         Group { lr: config.learning_rate, weight_decay: 0.0 },
