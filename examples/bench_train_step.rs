@@ -104,6 +104,15 @@ fn fixed_batch(classifier: &Classifier, device: &Device) -> Result<(Batch, Vec<u
     Ok((batch, labels, json))
 }
 
+/// CPU time of the whole process (all threads), in ms: a steadier measure than
+/// wall time on a machine shared with other work.
+fn cpu_ms() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
@@ -135,19 +144,24 @@ fn main() -> Result<()> {
     let model = &classifier.model;
 
     let (mut fwd, mut bwd, mut opt, mut step, mut losses) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut cpu_fwd, mut cpu_bwd, mut cpu_opt, mut cpu_step) = (vec![], vec![], vec![], vec![]);
     for i in 0..args.warmup + args.steps {
+        let c0 = cpu_ms();
         let t0 = Instant::now();
         let logits = model.forward_t(&batch, true)?;
         let loss = cross_entropy(&logits, &labels, None, 0.0)?;
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let t1 = Instant::now();
+        let c1 = cpu_ms();
         let store = loss.backward()?;
         let mut grads = collect_grads(&store, optimizer.vars())?;
         drop(store);
         let t2 = Instant::now();
+        let c2 = cpu_ms();
         clip_grad_norm(&mut grads, config.max_grad_norm)?;
         optimizer.step(&grads, 1.0)?;
         let t3 = Instant::now();
+        let c3 = cpu_ms();
         drop(grads);
         if i >= args.warmup {
             let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
@@ -155,6 +169,10 @@ fn main() -> Result<()> {
             bwd.push(ms(t1, t2));
             opt.push(ms(t2, t3));
             step.push(ms(t0, t3));
+            cpu_fwd.push(c1 - c0);
+            cpu_bwd.push(c2 - c1);
+            cpu_opt.push(c3 - c2);
+            cpu_step.push(c3 - c0);
         }
         losses.push(value);
     }
@@ -168,6 +186,10 @@ fn main() -> Result<()> {
         "forward_ms": median(fwd),
         "backward_ms": median(bwd),
         "optimizer_ms": median(opt),
+        "cpu_step_ms": median(cpu_step),
+        "cpu_forward_ms": median(cpu_fwd),
+        "cpu_backward_ms": median(cpu_bwd),
+        "cpu_optimizer_ms": median(cpu_opt),
         "first_loss": losses[0],
         "last_loss": losses[losses.len() - 1],
     });

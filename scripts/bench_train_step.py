@@ -4,8 +4,9 @@ BertForSequenceClassification on the same batch (16 pairs padded to 64 tokens,
 written by the Rust bench with --save-batch), dropout on, AdamW lr 2e-5 with
 weight decay 0.01 on all but biases and LayerNorm weights (transformers'
 Trainer groups), gradient clipping at 1.0. Forward (with the loss), backward and
-the optimizer (clipping + step + zero_grad) are timed separately; prints one
-JSON line with the medians of --steps steps after --warmup steps.
+the optimizer (clipping + step + zero_grad) are timed separately, in wall time
+and in process CPU time; prints one JSON line with the medians of --steps
+steps after --warmup steps.
 
 Usage: bench_train_step.py --batch BATCH.json [--model DIR] [--steps 20] [--warmup 3] [--threads 2]
 """
@@ -45,23 +46,30 @@ def main():
     )
 
     fwd, bwd, step_opt, step, losses = [], [], [], [], []
+    cpu = {"forward": [], "backward": [], "optimizer": [], "step": []}
     for i in range(args.warmup + args.steps):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         out = model(**batch, labels=labels)
         loss = out.loss
         value = loss.item()
         t1 = time.perf_counter()
+        c1 = time.process_time()
         loss.backward()
         t2 = time.perf_counter()
+        c2 = time.process_time()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         t3 = time.perf_counter()
+        c3 = time.process_time()
         if i >= args.warmup:
             fwd.append((t1 - t0) * 1e3)
             bwd.append((t2 - t1) * 1e3)
             step_opt.append((t3 - t2) * 1e3)
             step.append((t3 - t0) * 1e3)
+            for key, a, b in (("forward", c0, c1), ("backward", c1, c2), ("optimizer", c2, c3), ("step", c0, c3)):
+                cpu[key].append((b - a) * 1e3)
         losses.append(value)
 
     print(json.dumps({
@@ -74,6 +82,7 @@ def main():
         "forward_ms": statistics.median(fwd),
         "backward_ms": statistics.median(bwd),
         "optimizer_ms": statistics.median(step_opt),
+        **{f"cpu_{k}_ms": statistics.median(v) for k, v in cpu.items()},
         "first_loss": losses[0],
         "last_loss": losses[-1],
     }))
