@@ -6,7 +6,8 @@ use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
 use super::config::BertConfig;
-use super::ops::{softmax_last_dim, Dropout, DropoutRng, LayerNorm};
+use super::fused::attention_softmax;
+use super::ops::{Dropout, DropoutRng, LayerNorm};
 use crate::tokenization::Batch;
 
 const UPSTREAM: &str = "https://github.com/huggingface/transformers/blob/6eedfa6dd15dc1e22a55ae036f681914e5a0d9a1/src/transformers/models/bert/modeling_bert.py";
@@ -88,8 +89,9 @@ impl Attention {
         let q = self.split_heads(&self.query.forward(xs)?)?;
         let k = self.split_heads(&self.key.forward(xs)?)?;
         let v = self.split_heads(&self.value.forward(xs)?)?;
-        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?.broadcast_add(mask_bias)?;
-        let probs = self.probs_dropout.forward_t(&softmax_last_dim(&scores)?, train)?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = attention_softmax(&scores, mask_bias, 1.0 / (self.head_dim as f64).sqrt())?;
+        let probs = self.probs_dropout.forward_t(&probs, train)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.flatten_from(D::Minus2)?;
         let projected = self.output_dropout.forward_t(&self.output.forward(&context)?, train)?;
         self.layer_norm.forward(&(projected + xs)?)

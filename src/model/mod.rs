@@ -4,8 +4,10 @@
 mod bert;
 mod classifier;
 mod config;
+pub mod fused;
 mod head;
 pub mod ops;
+pub(crate) mod simd;
 mod weights;
 
 pub use bert::{mean_pool, Bert};

@@ -58,8 +58,10 @@ impl Dropout {
     }
 }
 
-/// Layer norm built from differentiable ops. candle-nn's `LayerNorm` takes a fused
-/// path that records no gradient (candle #3011), which silently freezes the encoder.
+/// Layer norm with a backward pass. candle-nn's `LayerNorm` takes a fused path
+/// that records no gradient (candle #3011), which silently freezes the encoder;
+/// this one is fused with a hand-written backward on CPU and composed of
+/// differentiable ops elsewhere (see [`super::fused::layer_norm`]).
 #[derive(Clone)]
 pub struct LayerNorm {
     weight: Tensor,
@@ -75,7 +77,7 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, self.eps as f32)
+        super::fused::layer_norm(xs, &self.weight, &self.bias, self.eps)
     }
 }
 

@@ -1,0 +1,452 @@
+//! Fused CPU kernels with hand-written backward passes: layer norm and the
+//! attention softmax (scale, padding mask and softmax in one op).
+//!
+//! The composite versions (`candle_nn::ops::layer_norm_slow`, `softmax`) are
+//! differentiable but cost a dozen tensor ops each, and every one of them costs
+//! again in the backward pass (candle's autograd allocates a zero gradient,
+//! adds, reduces broadcasts, and even differentiates with respect to the
+//! constant mask). Here each is one pass forward and one pass backward over f32
+//! slices. Other devices and dtypes take the composite path, so CUDA is
+//! unaffected. The maths is the composite's; the tests below check values and
+//! gradients against it, and the gradients against finite differences.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use super::simd::{self, multiversion};
+
+/// Rows of one parallel task in the row-wise kernels: enough work per task to
+/// amortise scheduling, and a fixed split so results do not depend on the
+/// number of threads.
+const ROWS_PER_TASK: usize = 32;
+
+fn fused_ok(ts: &[&Tensor]) -> bool {
+    ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let all = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&all[a..b]),
+        None => candle_core::bail!("{what}: the input must be contiguous"),
+    }
+}
+
+// ---------------------------------------------------------------- layer norm
+
+/// `(x − mean) / sqrt(var + eps) · weight + bias` over the last dimension, as
+/// `torch.nn.LayerNorm` (biased variance), with gradients for all three inputs.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if !fused_ok(&[x, weight, bias]) {
+        return candle_nn::ops::layer_norm_slow(x, weight, bias, eps as f32);
+    }
+    let h = x.dim(D::Minus1)?;
+    if weight.dims1()? != h || bias.dims1()? != h {
+        candle_core::bail!(
+            "layer norm: weight {:?} and bias {:?} do not fit {:?}",
+            weight.shape(),
+            bias.shape(),
+            x.shape()
+        );
+    }
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LayerNormOp { eps: eps as f32 })
+}
+
+struct LayerNormOp {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "stancekit-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let h = w.len();
+        let mut y = vec![0f32; x.len()];
+        let eps = self.eps;
+        y.par_chunks_mut(h * ROWS_PER_TASK)
+            .zip(x.par_chunks(h * ROWS_PER_TASK))
+            .for_each(|(y, x)| layer_norm_rows(x, w, b, eps, y));
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let h = weight.elem_count();
+        let n = x.elem_count();
+        // One kernel computes all three gradients, packed as [dx | dweight | dbias].
+        let packed = x.apply_op3_no_bwd(weight, &grad.contiguous()?, &LayerNormBwd { eps: self.eps })?;
+        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, n, h)?;
+        let db = packed.narrow(0, n + h, h)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+multiversion! {
+    fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
+        let h = w.len();
+        for (x, y) in x.chunks_exact(h).zip(y.chunks_exact_mut(h)) {
+            let mean = simd::sum(x) / h as f32;
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = x - mean;
+            }
+            let var = simd::dot(y, y) / h as f32;
+            let std = (var + eps).sqrt();
+            for ((y, &w), &b) in y.iter_mut().zip(w).zip(b) {
+                *y = *y / std * w + b;
+            }
+        }
+    }
+}
+
+/// The backward pass: `dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))` with
+/// `ĝ = g ⊙ weight`, `dweight = Σ g ⊙ x̂`, `dbias = Σ g` over the rows.
+struct LayerNormBwd {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormBwd {
+    fn name(&self) -> &'static str {
+        "stancekit-layer-norm-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (h, n) = (w.len(), x.len());
+        let mut out = vec![0f32; n + 2 * h];
+        let (dx, dwb) = out.split_at_mut(n);
+        let eps = self.eps;
+        let partials: Vec<Vec<f32>> = dx
+            .par_chunks_mut(h * ROWS_PER_TASK)
+            .zip(x.par_chunks(h * ROWS_PER_TASK).zip(g.par_chunks(h * ROWS_PER_TASK)))
+            .map(|(dx, (x, g))| {
+                let mut dwb = vec![0f32; 2 * h];
+                layer_norm_bwd_rows(x, w, g, eps, dx, &mut dwb);
+                dwb
+            })
+            .collect();
+        for p in &partials {
+            for (acc, v) in dwb.iter_mut().zip(p) {
+                *acc += v;
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from(n + 2 * h)))
+    }
+}
+
+multiversion! {
+    fn layer_norm_bwd_rows(x: &[f32], w: &[f32], g: &[f32], eps: f32, dx: &mut [f32], dwb: &mut [f32]) {
+        let h = w.len();
+        let (dw, db) = dwb.split_at_mut(h);
+        for ((x, g), dx) in x.chunks_exact(h).zip(g.chunks_exact(h)).zip(dx.chunks_exact_mut(h)) {
+            let mean = simd::sum(x) / h as f32;
+            // dx first holds x̂, then the gradient.
+            for (d, &x) in dx.iter_mut().zip(x) {
+                *d = x - mean;
+            }
+            let var = simd::dot(dx, dx) / h as f32;
+            let rstd = 1.0 / (var + eps).sqrt();
+            let (mut sum_gw, mut sum_gwx) = (0f32, 0f32);
+            for (((d, &g), &w), (dw, db)) in dx.iter_mut().zip(g).zip(w).zip(dw.iter_mut().zip(db.iter_mut())) {
+                let xhat = *d * rstd;
+                *d = xhat;
+                *dw += g * xhat;
+                *db += g;
+                sum_gw += g * w;
+                sum_gwx += g * w * xhat;
+            }
+            let (a, c) = (sum_gw / h as f32, sum_gwx / h as f32);
+            for ((d, &g), &w) in dx.iter_mut().zip(g).zip(w) {
+                *d = rstd * (g * w - a - *d * c);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------- attention softmax
+
+/// `softmax(scores · scale + mask_bias)` over the last dimension, for
+/// attention scores [batch, heads, queries, keys] and an additive mask
+/// [batch, 1, 1, keys]. The mask is a constant: it gets no gradient.
+pub fn attention_softmax(scores: &Tensor, mask_bias: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, _, _, k) = scores.dims4()?;
+    if !fused_ok(&[scores, mask_bias]) || mask_bias.dims4()? != (b, 1, 1, k) {
+        return candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(mask_bias)?, D::Minus1);
+    }
+    scores.contiguous()?.apply_op2(&mask_bias.contiguous()?, AttentionSoftmax { scale: scale as f32 })
+}
+
+struct AttentionSoftmax {
+    scale: f32,
+}
+
+impl CustomOp2 for AttentionSoftmax {
+    fn name(&self) -> &'static str {
+        "stancekit-attention-softmax"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (scores, mask) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let (_, h, q, k) = l1.shape().dims4()?;
+        let per_batch = h * q * k;
+        let mut y = vec![0f32; scores.len()];
+        let scale = self.scale;
+        y.par_chunks_mut(k * ROWS_PER_TASK).zip(scores.par_chunks(k * ROWS_PER_TASK)).enumerate().for_each(
+            |(task, (y, s))| {
+                let first = task * ROWS_PER_TASK * k;
+                softmax_rows(s, mask, k, first, per_batch, scale, y)
+            },
+        );
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _scores: &Tensor,
+        _mask: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBwd { scale: self.scale })?;
+        Ok((Some(dx), None))
+    }
+}
+
+multiversion! {
+    /// Rows of length `k` of `s`, the first at flat element `first`; each takes the
+    /// mask row of its batch item (`per_batch` elements per item).
+    fn softmax_rows(s: &[f32], mask: &[f32], k: usize, first: usize, per_batch: usize, scale: f32, y: &mut [f32]) {
+        for (r, (s, y)) in s.chunks_exact(k).zip(y.chunks_exact_mut(k)).enumerate() {
+            let item = (first + r * k) / per_batch;
+            let mask = &mask[item * k..(item + 1) * k];
+            for ((y, &s), &m) in y.iter_mut().zip(s).zip(mask) {
+                *y = s * scale + m;
+            }
+            let max = simd::max(y);
+            for y in y.iter_mut() {
+                *y = simd::exp(*y - max);
+            }
+            let sum = simd::sum(y);
+            for y in y.iter_mut() {
+                *y /= sum;
+            }
+        }
+    }
+}
+
+/// `dx = scale · y ⊙ (g − Σ g ⊙ y)`, row by row.
+struct SoftmaxBwd {
+    scale: f32,
+}
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "stancekit-softmax-bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let k = l1.dims()[l1.dims().len() - 1];
+        let mut dx = vec![0f32; y.len()];
+        let scale = self.scale;
+        dx.par_chunks_mut(k * ROWS_PER_TASK)
+            .zip(y.par_chunks(k * ROWS_PER_TASK).zip(g.par_chunks(k * ROWS_PER_TASK)))
+            .for_each(|(dx, (y, g))| softmax_bwd_rows(y, g, k, scale, dx));
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+multiversion! {
+    fn softmax_bwd_rows(y: &[f32], g: &[f32], k: usize, scale: f32, dx: &mut [f32]) {
+        for ((y, g), dx) in y.chunks_exact(k).zip(g.chunks_exact(k)).zip(dx.chunks_exact_mut(k)) {
+            let s = simd::dot(g, y);
+            for ((d, &y), &g) in dx.iter_mut().zip(y).zip(g) {
+                *d = y * (g - s) * scale;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::{Rng, SeedableRng};
+
+    fn random(shape: &[usize], seed: u64, scale: f32, offset: f32) -> Tensor {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| offset + scale * (rng.random::<f32>() * 2.0 - 1.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    fn assert_close(what: &str, got: &Tensor, want: &Tensor, tolerance: f32) {
+        let (got, want) = (values(got), values(want));
+        assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().fold(1f32, |m, w| m.max(w.abs()));
+        let diff = got.iter().zip(&want).fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+        assert!(diff <= tolerance * scale, "{what}: max difference {diff} (scale {scale})");
+    }
+
+    /// Σ y ⊙ r for a fixed random r: a loss whose gradient reaches every output.
+    fn weighted_sum(y: &Tensor, seed: u64) -> Tensor {
+        (y * random(y.dims(), seed, 1.0, 0.0)).unwrap().sum_all().unwrap()
+    }
+
+    type LnFn = fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>;
+
+    fn fused_ln(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        layer_norm(x, w, b, 1e-12)
+    }
+
+    fn composite_ln(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::layer_norm_slow(x, w, b, 1e-12)
+    }
+
+    /// Output and gradients (x, weight, bias) of `f` on the given inputs.
+    fn ln_run(f: LnFn, x: &Tensor, w: &Tensor, b: &Tensor) -> (Tensor, [Tensor; 3]) {
+        let (x, w, b) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap(), Var::from_tensor(b).unwrap());
+        let y = f(&x, &w, &b).unwrap();
+        let grads = weighted_sum(&y, 99).backward().unwrap();
+        let g = |v: &Var| grads.get(v.as_tensor()).unwrap().clone();
+        (y, [g(&x), g(&w), g(&b)])
+    }
+
+    #[test]
+    fn layer_norm_matches_the_composite_values_and_gradients() {
+        // 24: not a multiple of the vector width; 384 × 70 rows: several parallel tasks.
+        for (shape, h) in [(vec![3, 5, 24], 24), (vec![2, 35, 384], 384), (vec![1, 7], 7)] {
+            let x = random(&shape, 1, 2.0, 0.3);
+            let (w, b) = (random(&[h], 2, 0.5, 1.0), random(&[h], 3, 0.5, 0.0));
+            let (y, grads) = ln_run(fused_ln, &x, &w, &b);
+            let (want, want_grads) = ln_run(composite_ln, &x, &w, &b);
+            assert_close("y", &y, &want, 1e-5);
+            for (name, (g, w)) in ["dx", "dweight", "dbias"].iter().zip(grads.iter().zip(&want_grads)) {
+                assert_close(name, g, w, 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_gradients_agree_with_finite_differences() {
+        let x = random(&[4, 6, 24], 4, 1.5, -0.2);
+        let (w, b) = (random(&[24], 5, 0.5, 1.0), random(&[24], 6, 0.5, 0.0));
+        let (_, grads) = ln_run(fused_ln, &x, &w, &b);
+        let loss = |x: &Tensor, w: &Tensor, b: &Tensor| {
+            weighted_sum(&fused_ln(x, w, b).unwrap(), 99).to_scalar::<f32>().unwrap() as f64
+        };
+        let bump = |t: &Tensor, i: usize, d: f32| {
+            let mut v = values(t);
+            v[i] += d;
+            Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap()
+        };
+        let eps = 1e-2;
+        for (arg, i) in [(0, 0), (0, 77), (0, 575), (1, 3), (1, 23), (2, 0), (2, 11)] {
+            let up = |d| match arg {
+                0 => loss(&bump(&x, i, d), &w, &b),
+                1 => loss(&x, &bump(&w, i, d), &b),
+                _ => loss(&x, &w, &bump(&b, i, d)),
+            };
+            let numeric = (up(eps) - up(-eps)) / (2.0 * eps as f64);
+            let analytic = values(&grads[arg])[i] as f64;
+            assert!(
+                (numeric - analytic).abs() < 2e-3 + 1e-2 * analytic.abs(),
+                "input {arg}[{i}]: autograd {analytic}, finite difference {numeric}"
+            );
+        }
+    }
+
+    #[test]
+    fn layer_norm_takes_strided_inputs_and_falls_back_for_other_dtypes() {
+        let x = random(&[6, 24], 7, 1.0, 0.0).t().unwrap();
+        let (w, b) = (random(&[6], 8, 0.5, 1.0), random(&[6], 9, 0.5, 0.0));
+        assert_close("strided", &fused_ln(&x, &w, &b).unwrap(), &composite_ln(&x, &w, &b).unwrap(), 1e-5);
+        let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let y = fused_ln(&f64s(&x), &f64s(&w), &f64s(&b)).unwrap();
+        assert_eq!(y.dtype(), DType::F64);
+        assert_close("f64", &y.to_dtype(DType::F32).unwrap(), &composite_ln(&x, &w, &b).unwrap(), 1e-5);
+    }
+
+    fn mask(batch: usize, keys: usize) -> Tensor {
+        // Item i keeps its first keys − i positions, as right padding does.
+        let v: Vec<f32> =
+            (0..batch).flat_map(|i| (0..keys).map(move |k| if k + i < keys { 0.0 } else { -10_000.0 })).collect();
+        Tensor::from_vec(v, (batch, 1, 1, keys), &Device::Cpu).unwrap()
+    }
+
+    fn composite_softmax(s: &Tensor, m: &Tensor, scale: f64) -> Result<Tensor> {
+        candle_nn::ops::softmax(&(s * scale)?.broadcast_add(m)?, D::Minus1)
+    }
+
+    fn softmax_run(fused: bool, s: &Tensor, m: &Tensor, scale: f64) -> (Tensor, Tensor) {
+        let s = Var::from_tensor(s).unwrap();
+        let y = if fused { attention_softmax(&s, m, scale) } else { composite_softmax(&s, m, scale) }.unwrap();
+        let grads = weighted_sum(&y, 42).backward().unwrap();
+        (y, grads.get(s.as_tensor()).unwrap().clone())
+    }
+
+    #[test]
+    fn attention_softmax_matches_the_composite_values_and_gradients() {
+        for (b, h, q, k) in [(3, 2, 5, 5), (2, 3, 40, 64), (1, 1, 1, 19)] {
+            let s = random(&[b, h, q, k], 10, 6.0, 0.0);
+            let m = mask(b, k);
+            let (y, g) = softmax_run(true, &s, &m, 0.125);
+            let (want, want_g) = softmax_run(false, &s, &m, 0.125);
+            assert_close("probabilities", &y, &want, 1e-6);
+            assert_close("gradient", &g, &want_g, 1e-5);
+            let masked = values(&y)
+                .iter()
+                .zip(values(&m.broadcast_as(y.shape()).unwrap().contiguous().unwrap()))
+                .all(|(p, m)| m == 0.0 || *p == 0.0);
+            assert!(masked, "masked positions must get exactly 0");
+        }
+    }
+
+    #[test]
+    fn attention_softmax_gradients_agree_with_finite_differences() {
+        let s = random(&[2, 2, 3, 8], 11, 3.0, 0.0);
+        let m = mask(2, 8);
+        let (_, g) = softmax_run(true, &s, &m, 0.5);
+        let loss = |s: &Tensor| weighted_sum(&attention_softmax(s, &m, 0.5).unwrap(), 42).to_scalar::<f32>().unwrap();
+        let eps = 1e-2f32;
+        for i in [0, 5, 17, 40, 95] {
+            let mut v = values(&s);
+            v[i] += eps;
+            let up = loss(&Tensor::from_vec(v.clone(), s.dims(), &Device::Cpu).unwrap());
+            v[i] -= 2.0 * eps;
+            let down = loss(&Tensor::from_vec(v, s.dims(), &Device::Cpu).unwrap());
+            let numeric = (up - down) / (2.0 * eps);
+            let analytic = values(&g)[i];
+            assert!((numeric - analytic).abs() < 1e-3 + 1e-2 * analytic.abs(), "[{i}]: {analytic} vs {numeric}");
+        }
+    }
+}
