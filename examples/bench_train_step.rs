@@ -113,6 +113,15 @@ fn cpu_ms() -> f64 {
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
+/// Minor page faults of the process so far: each is a fresh page the kernel had
+/// to map and zero, the cost of allocating large buffers anew.
+fn minor_faults() -> f64 {
+    // SAFETY: getrusage fills one rusage struct, which `usage` is.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_minflt as f64
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
@@ -125,6 +134,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
+    if std::env::var_os("STANCEKIT_DEFAULT_MALLOC").is_none() {
+        stancekit::malloc::tune_for_tensors();
+    }
     let device = Device::Cpu;
     let dir = stancekit::resolve::resolve(args.model.to_str().context("model path")?)?;
     let spec = StanceSpec {
@@ -145,7 +157,9 @@ fn main() -> Result<()> {
 
     let (mut fwd, mut bwd, mut opt, mut step, mut losses) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut cpu_fwd, mut cpu_bwd, mut cpu_opt, mut cpu_step) = (vec![], vec![], vec![], vec![]);
+    let mut faults = vec![];
     for i in 0..args.warmup + args.steps {
+        let f0 = minor_faults();
         let c0 = cpu_ms();
         let t0 = Instant::now();
         let logits = model.forward_t(&batch, true)?;
@@ -173,6 +187,7 @@ fn main() -> Result<()> {
             cpu_bwd.push(c2 - c1);
             cpu_opt.push(c3 - c2);
             cpu_step.push(c3 - c0);
+            faults.push(minor_faults() - f0);
         }
         losses.push(value);
     }
@@ -190,6 +205,7 @@ fn main() -> Result<()> {
         "cpu_forward_ms": median(cpu_fwd),
         "cpu_backward_ms": median(cpu_bwd),
         "cpu_optimizer_ms": median(cpu_opt),
+        "page_faults_per_step": median(faults),
         "first_loss": losses[0],
         "last_loss": losses[losses.len() - 1],
     });

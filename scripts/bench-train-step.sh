@@ -46,6 +46,7 @@ for key, name in [("forward_ms", "forward + loss"), ("backward_ms", "backward"),
                   ("optimizer_ms", "clip + AdamW"), ("step_ms", "step")]:
     print(f"| {name} | {c[key]:.1f} | {t[key]:.1f} | {c[key] / t[key]:.2f}x |")
 print(f"| CPU time per step, all threads | {c['cpu_step_ms']:.1f} | {t['cpu_step_ms']:.1f} | {c['cpu_step_ms'] / t['cpu_step_ms']:.2f}x |")
+print(f"| minor page faults per step | {c['page_faults_per_step']:.0f} | {t['page_faults_per_step']:.0f} | |")
 print(f"| step min-max | {c['step_min_ms']:.0f}-{c['step_max_ms']:.0f} | {t['step_min_ms']:.0f}-{t['step_max_ms']:.0f} | |")
 print(f"| loss first -> last | {c['first_loss']:.4f} -> {c['last_loss']:.4f} | {t['first_loss']:.4f} -> {t['last_loss']:.4f} | |")
 PY

@@ -12,6 +12,7 @@ Usage: bench_train_step.py --batch BATCH.json [--model DIR] [--steps 20] [--warm
 """
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -47,7 +48,9 @@ def main():
 
     fwd, bwd, step_opt, step, losses = [], [], [], [], []
     cpu = {"forward": [], "backward": [], "optimizer": [], "step": []}
+    faults = []
     for i in range(args.warmup + args.steps):
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         c0 = time.process_time()
         t0 = time.perf_counter()
         out = model(**batch, labels=labels)
@@ -68,6 +71,7 @@ def main():
             bwd.append((t2 - t1) * 1e3)
             step_opt.append((t3 - t2) * 1e3)
             step.append((t3 - t0) * 1e3)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
             for key, a, b in (("forward", c0, c1), ("backward", c1, c2), ("optimizer", c2, c3), ("step", c0, c3)):
                 cpu[key].append((b - a) * 1e3)
         losses.append(value)
@@ -83,6 +87,7 @@ def main():
         "backward_ms": statistics.median(bwd),
         "optimizer_ms": statistics.median(step_opt),
         **{f"cpu_{k}_ms": statistics.median(v) for k, v in cpu.items()},
+        "page_faults_per_step": statistics.median(faults),
         "first_loss": losses[0],
         "last_loss": losses[-1],
     }))
