@@ -20,7 +20,7 @@ use candle_core::{DType, Device, Tensor};
 use stancekit::model::{Classifier, Pooling, StanceSpec};
 use stancekit::tokenization::Batch;
 use stancekit::training::loss::cross_entropy;
-use stancekit::training::optim::{clip_grad_norm, collect_grads};
+use stancekit::training::optim::{clip_coefficient, collect_grads, grad_norm};
 use stancekit::training::{trainer, TrainConfig};
 
 const BATCH: usize = 16;
@@ -168,12 +168,13 @@ fn main() -> Result<()> {
         let t1 = Instant::now();
         let c1 = cpu_ms();
         let store = loss.backward()?;
-        let mut grads = collect_grads(&store, optimizer.vars())?;
+        let grads = collect_grads(&store, optimizer.vars())?;
         drop(store);
         let t2 = Instant::now();
         let c2 = cpu_ms();
-        clip_grad_norm(&mut grads, config.max_grad_norm)?;
-        optimizer.step(&grads, 1.0)?;
+        // As the trainer does it: clipping folded into the update.
+        let clip = clip_coefficient(grad_norm(&grads)?, config.max_grad_norm);
+        optimizer.step_scaled(&grads, 1.0, clip)?;
         let t3 = Instant::now();
         let c3 = cpu_ms();
         drop(grads);

@@ -42,6 +42,13 @@ pub fn has_avx2() -> bool {
 
 const LANES: usize = 16;
 
+multiversion! {
+    /// Σ x², vectorised.
+    pub fn sum_squares(xs: &[f32]) -> f32 {
+        dot(xs, xs)
+    }
+}
+
 #[inline(always)]
 pub fn sum(xs: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
