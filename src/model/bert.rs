@@ -3,10 +3,10 @@
 //! (permalinks below are to commit 6eedfa6 of that file).
 
 use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::BertConfig;
-use super::fused::attention_softmax;
+use super::fused::{attention_softmax, linear, Linear};
 use super::ops::{Dropout, DropoutRng, LayerNorm};
 use crate::tokenization::Batch;
 

@@ -1,5 +1,5 @@
-//! Fused CPU kernels with hand-written backward passes: layer norm and the
-//! attention softmax (scale, padding mask and softmax in one op).
+//! Fused CPU kernels with hand-written backward passes: linear layers, layer
+//! norm and the attention softmax (scale, padding mask and softmax in one op).
 //!
 //! The composite versions (`candle_nn::ops::layer_norm_slow`, `softmax`) are
 //! differentiable but cost a dozen tensor ops each, and every one of them costs
@@ -10,7 +10,8 @@
 //! unaffected. The maths is the composite's; the tests below check values and
 //! gradients against it, and the gradients against finite differences.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor, D};
+use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::simd::{self, multiversion};
@@ -29,6 +30,143 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&all[a..b]),
         None => candle_core::bail!("{what}: the input must be contiguous"),
+    }
+}
+
+// -------------------------------------------------------------------- linear
+
+/// `C = A·B` (or `C += A·B` with `accumulate`) for row-major-described f32
+/// matrices given as pointers with row and column strides, on gemm (the
+/// crate candle's CPU matmul runs on).
+///
+/// # Safety
+/// Every pointer must be valid for the m×k, k×n and m×n elements its strides
+/// reach, and `dst` must not overlap the inputs.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, usize, usize),
+    accumulate: bool,
+    lhs: (*const f32, usize, usize),
+    rhs: (*const f32, usize, usize),
+    parallel: bool,
+) {
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.0,
+        dst.2 as isize,
+        dst.1 as isize,
+        accumulate,
+        lhs.0,
+        lhs.2 as isize,
+        lhs.1 as isize,
+        rhs.0,
+        rhs.2 as isize,
+        rhs.1 as isize,
+        if accumulate { 1.0 } else { 0.0 },
+        1.0,
+        false,
+        false,
+        false,
+        parallelism,
+    )
+}
+
+/// `torch.nn.Linear`: `y = x·Wᵀ + b` over the last dimension. On CPU in f32
+/// one op: the bias is the gemm's starting value, and the backward pass
+/// gives dx = g·W, dW = gᵀ·x (one matmul each, no transposed copies) and
+/// db = Σ g over the rows. Elsewhere candle-nn's `Linear`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+/// As `candle_nn::linear`: weight [out, in] and bias [out] under `vb`.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+    let bound = 1. / (in_dim as f64).sqrt();
+    let bias = vb.get_with_hints(out_dim, "bias", candle_nn::Init::Uniform { lo: -bound, up: bound })?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.bias {
+            Some(b) if fused_ok(&[x, &self.weight, b]) && x.rank() >= 2 => {
+                let (out, inp) = self.weight.dims2()?;
+                if x.dim(D::Minus1)? != inp || b.dims1()? != out {
+                    candle_core::bail!("linear: input {:?} does not fit weight {:?}", x.shape(), self.weight.shape());
+                }
+                x.contiguous()?.apply_op3(&self.weight.contiguous()?, &b.contiguous()?, LinearOp)
+            }
+            _ => candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x),
+        }
+    }
+}
+
+struct LinearOp;
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "stancekit-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (out, inp) = l2.shape().dims2()?;
+        let rows = x.len() / inp;
+        let mut y = Vec::with_capacity(rows * out);
+        for _ in 0..rows {
+            y.extend_from_slice(b);
+        }
+        // SAFETY: y is rows×out, x rows×inp and w out×inp, all row-major; wᵀ is read through strides.
+        unsafe {
+            sgemm((rows, out, inp), (y.as_mut_ptr(), out, 1), true, (x.as_ptr(), inp, 1), (w.as_ptr(), 1, inp), true)
+        };
+        let mut dims = l1.dims().to_vec();
+        *dims.last_mut().expect("rank >= 2") = out;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (out, inp) = w.dims2()?;
+        let rows = x.elem_count() / inp;
+        let (x2, w) = (x.detach().reshape((rows, inp))?, w.detach());
+        let g = grad.contiguous()?.reshape((rows, out))?;
+        let dx = g.matmul(&w)?.reshape(x.shape())?;
+        let dw = g.t()?.matmul(&x2)?;
+        let db = Tensor::ones((1, rows), DType::F32, x.device())?.matmul(&g)?.reshape(out)?;
+        Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
@@ -320,6 +458,67 @@ mod tests {
     /// Σ y ⊙ r for a fixed random r: a loss whose gradient reaches every output.
     fn weighted_sum(y: &Tensor, seed: u64) -> Tensor {
         (y * random(y.dims(), seed, 1.0, 0.0)).unwrap().sum_all().unwrap()
+    }
+
+    /// Output and gradients (x, weight, bias) of a linear layer, fused or candle-nn's.
+    fn linear_run(fused: bool, x: &Tensor, w: &Tensor, b: &Tensor) -> (Tensor, [Tensor; 3]) {
+        let (x, w, b) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap(), Var::from_tensor(b).unwrap());
+        let (wt, bt) = (w.as_tensor().clone(), Some(b.as_tensor().clone()));
+        let y = if fused {
+            Linear::new(wt, bt).forward(&x).unwrap()
+        } else {
+            candle_nn::Linear::new(wt, bt).forward(&x).unwrap()
+        };
+        let grads = weighted_sum(&y, 7).backward().unwrap();
+        let g = |v: &Var| grads.get(v.as_tensor()).unwrap().clone();
+        (y, [g(&x), g(&w), g(&b)])
+    }
+
+    #[test]
+    fn linear_matches_candle_nn_values_and_gradients() {
+        for (x_shape, out) in [(vec![3, 5, 24], 17), (vec![2, 64, 384], 384), (vec![4, 7], 3)] {
+            let inp = *x_shape.last().unwrap();
+            let x = random(&x_shape, 21, 1.0, 0.1);
+            let (w, b) = (random(&[out, inp], 22, 0.3, 0.0), random(&[out], 23, 0.5, 0.0));
+            let (y, grads) = linear_run(true, &x, &w, &b);
+            let (want, want_grads) = linear_run(false, &x, &w, &b);
+            assert_eq!(y.dims(), want.dims());
+            assert_close("y", &y, &want, 1e-5);
+            for (name, (g, w)) in ["dx", "dweight", "dbias"].iter().zip(grads.iter().zip(&want_grads)) {
+                assert_eq!(g.dims(), w.dims(), "{name}");
+                assert_close(name, g, w, 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn linear_gradients_agree_with_finite_differences() {
+        let x = random(&[2, 3, 10], 24, 1.0, 0.0);
+        let (w, b) = (random(&[6, 10], 25, 0.5, 0.0), random(&[6], 26, 0.5, 0.0));
+        let (_, grads) = linear_run(true, &x, &w, &b);
+        let loss = |x: &Tensor, w: &Tensor, b: &Tensor| {
+            let y = Linear::new(w.clone(), Some(b.clone())).forward(x).unwrap();
+            weighted_sum(&y, 7).to_scalar::<f32>().unwrap() as f64
+        };
+        let bump = |t: &Tensor, i: usize, d: f32| {
+            let mut v = values(t);
+            v[i] += d;
+            Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap()
+        };
+        let eps = 1e-2;
+        for (arg, i) in [(0, 0), (0, 41), (1, 0), (1, 59), (2, 5)] {
+            let up = |d| match arg {
+                0 => loss(&bump(&x, i, d), &w, &b),
+                1 => loss(&x, &bump(&w, i, d), &b),
+                _ => loss(&x, &w, &bump(&b, i, d)),
+            };
+            let numeric = (up(eps) - up(-eps)) / (2.0 * eps as f64);
+            let analytic = values(&grads[arg])[i] as f64;
+            assert!(
+                (numeric - analytic).abs() < 1e-3 + 1e-2 * analytic.abs(),
+                "input {arg}[{i}]: {analytic} vs {numeric}"
+            );
+        }
     }
 
     type LnFn = fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>;
