@@ -14,6 +14,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Resul
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::ops::Dropout;
 use super::simd::{self, multiversion};
 
 /// Rows of one parallel task in the row-wise kernels: enough work per task to
@@ -381,19 +382,25 @@ multiversion! {
     fn softmax_rows(s: &[f32], mask: &[f32], k: usize, first: usize, per_batch: usize, scale: f32, y: &mut [f32]) {
         for (r, (s, y)) in s.chunks_exact(k).zip(y.chunks_exact_mut(k)).enumerate() {
             let item = (first + r * k) / per_batch;
-            let mask = &mask[item * k..(item + 1) * k];
-            for ((y, &s), &m) in y.iter_mut().zip(s).zip(mask) {
-                *y = s * scale + m;
-            }
-            let max = simd::max(y);
-            for y in y.iter_mut() {
-                *y = simd::exp(*y - max);
-            }
-            let sum = simd::sum(y);
-            for y in y.iter_mut() {
-                *y /= sum;
-            }
+            y.copy_from_slice(s);
+            softmax_row(y, &mask[item * k..(item + 1) * k], scale);
         }
+    }
+}
+
+/// In place: `y ← softmax(y · scale + mask)`.
+#[inline(always)]
+fn softmax_row(y: &mut [f32], mask: &[f32], scale: f32) {
+    for (y, &m) in y.iter_mut().zip(mask) {
+        *y = *y * scale + m;
+    }
+    let max = simd::max(y);
+    for y in y.iter_mut() {
+        *y = simd::exp(*y - max);
+    }
+    let sum = simd::sum(y);
+    for y in y.iter_mut() {
+        *y /= sum;
     }
 }
 
@@ -427,6 +434,267 @@ multiversion! {
                 *d = y * (g - s) * scale;
             }
         }
+    }
+}
+
+// ------------------------------------------------------------ attention core
+
+/// Multi-head scaled dot-product attention on the projections q, k, v
+/// [batch, seq, hidden] with an additive mask [batch, 1, 1, seq]:
+/// `dropout(softmax(q·kᵀ · scale + mask)) · v` per head, returned as
+/// [batch, seq, hidden] (heads side by side, as `BertSelfAttention` returns
+/// them). On CPU in f32 one op that reads each head through strides, so there
+/// are no head transposes or copies, forward or backward; the backward pass
+/// recomputes the probabilities (cheaper than keeping them) and gives q, k, v
+/// their gradients with four small matmuls per head. The dropout mask is drawn
+/// from `dropout` exactly as the composite path draws it. Elsewhere: the
+/// composite ops.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask_bias: &Tensor,
+    heads: usize,
+    dropout: &Dropout,
+    train: bool,
+) -> Result<Tensor> {
+    let (b, l, hidden) = q.dims3()?;
+    if hidden % heads != 0 {
+        candle_core::bail!("attention: hidden size {hidden} is not a multiple of {heads} heads");
+    }
+    let scale = 1.0 / ((hidden / heads) as f64).sqrt();
+    let fits = k.dims3()? == (b, l, hidden) && v.dims3()? == (b, l, hidden) && mask_bias.dims4()? == (b, 1, 1, l);
+    if !fused_ok(&[q, k, v, mask_bias]) || !fits {
+        return attention_composite(q, k, v, mask_bias, heads, scale, dropout, train);
+    }
+    let op = AttentionOp {
+        heads,
+        scale: scale as f32,
+        mask: mask_bias.flatten_all()?.to_vec1::<f32>()?,
+        dropout: dropout.draw_mask(b * heads * l * l, train),
+    };
+    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention_composite(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask_bias: &Tensor,
+    heads: usize,
+    scale: f64,
+    dropout: &Dropout,
+    train: bool,
+) -> Result<Tensor> {
+    let split = |x: &Tensor| -> Result<Tensor> {
+        let (b, l, hidden) = x.dims3()?;
+        x.reshape((b, l, heads, hidden / heads))?.transpose(1, 2)?.contiguous()
+    };
+    let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+    let probs = attention_softmax(&q.matmul(&k.t()?)?, mask_bias, scale)?;
+    let probs = dropout.forward_t(&probs, train)?;
+    probs.matmul(&v)?.transpose(1, 2)?.flatten_from(D::Minus2)
+}
+
+struct AttentionOp {
+    heads: usize,
+    scale: f32,
+    /// The additive mask, [batch, seq].
+    mask: Vec<f32>,
+    /// Keep-and-scale factors [batch, heads, seq, seq], when dropout is on.
+    dropout: Option<Vec<f32>>,
+}
+
+/// A raw pointer that rayon tasks may share: each task writes its own disjoint
+/// part of the buffer.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: only used for disjoint writes from parallel tasks (see the call sites).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the buffer the pointer came from.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+impl AttentionOp {
+    /// The probabilities of head `bh` (batch-major) into `p`, and with dropout
+    /// applied into `pd` when there is dropout.
+    ///
+    /// # Safety
+    /// `q` and `k` hold [batch, seq, hidden] and `p`, `pd` are seq×seq.
+    unsafe fn probabilities(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        dims: (usize, usize),
+        bh: usize,
+        p: &mut [f32],
+        pd: &mut [f32],
+    ) {
+        let (l, hidden) = dims;
+        let hd = hidden / self.heads;
+        let (bi, hi) = (bh / self.heads, bh % self.heads);
+        let base = bi * l * hidden + hi * hd;
+        sgemm(
+            (l, l, hd),
+            (p.as_mut_ptr(), l, 1),
+            false,
+            (q[base..].as_ptr(), hidden, 1),
+            (k[base..].as_ptr(), 1, hidden),
+            false,
+        );
+        softmax_block(p, &self.mask[bi * l..(bi + 1) * l], self.scale);
+        if let Some(d) = &self.dropout {
+            for ((pd, &p), &d) in pd.iter_mut().zip(p.iter()).zip(&d[bh * l * l..(bh + 1) * l * l]) {
+                *pd = p * d;
+            }
+        }
+    }
+}
+
+multiversion! {
+    fn softmax_block(p: &mut [f32], mask: &[f32], scale: f32) {
+        for row in p.chunks_exact_mut(mask.len()) {
+            softmax_row(row, mask, scale);
+        }
+    }
+}
+
+multiversion! {
+    /// `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))` in place of dP.
+    fn softmax_block_bwd(p: &[f32], dp: &mut [f32], l: usize, scale: f32) {
+        for (p, dp) in p.chunks_exact(l).zip(dp.chunks_exact_mut(l)) {
+            let s = simd::dot(p, dp);
+            for (d, &p) in dp.iter_mut().zip(p) {
+                *d = p * (*d - s) * scale;
+            }
+        }
+    }
+}
+
+fn host_f32<'a>(storage: &'a candle_core::Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("{what}: expected a contiguous f32 CPU tensor"),
+    }
+}
+
+impl CustomOp3 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "stancekit-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (b, l, hidden) = l1.shape().dims3()?;
+        let hd = hidden / self.heads;
+        let mut out = vec![0f32; q.len()];
+        let dst = SharedMut(out.as_mut_ptr());
+        (0..b * self.heads).into_par_iter().for_each_init(
+            || (vec![0f32; l * l], vec![0f32; if self.dropout.is_some() { l * l } else { 0 }]),
+            |(p, pd), bh| {
+                let base = (bh / self.heads) * l * hidden + (bh % self.heads) * hd;
+                // SAFETY: q, k, v, out are [b, l, hidden]; head bh reads and writes the
+                // columns base..base+hd of its item's rows only, so tasks write disjoint elements.
+                unsafe {
+                    self.probabilities(q, k, (l, hidden), bh, p, pd);
+                    let probs = if self.dropout.is_some() { &pd[..] } else { &p[..] };
+                    sgemm(
+                        (l, hd, l),
+                        (dst.at(base), hidden, 1),
+                        false,
+                        (probs.as_ptr(), l, 1),
+                        (v[base..].as_ptr(), hidden, 1),
+                        false,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, l, hidden) = q.dims3()?;
+        let hd = hidden / self.heads;
+        let grad = grad.contiguous()?;
+        let (sq, lq) = q.storage_and_layout();
+        let (sk, lk) = k.storage_and_layout();
+        let (sv, lv) = v.storage_and_layout();
+        let (sg, lg) = grad.storage_and_layout();
+        let name = self.name();
+        let (q_, k_, v_, g_) =
+            (host_f32(&sq, lq, name)?, host_f32(&sk, lk, name)?, host_f32(&sv, lv, name)?, host_f32(&sg, lg, name)?);
+        let n = q_.len();
+        let (mut dq, mut dk, mut dv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        let (dq_, dk_, dv_) = (SharedMut(dq.as_mut_ptr()), SharedMut(dk.as_mut_ptr()), SharedMut(dv.as_mut_ptr()));
+        (0..b * self.heads).into_par_iter().for_each_init(
+            || (vec![0f32; l * l], vec![0f32; if self.dropout.is_some() { l * l } else { 0 }], vec![0f32; l * l]),
+            |(p, pd, dp), bh| {
+                let base = (bh / self.heads) * l * hidden + (bh % self.heads) * hd;
+                // SAFETY: as in the forward pass; each head writes only its own columns of dq, dk, dv.
+                unsafe {
+                    self.probabilities(q_, k_, (l, hidden), bh, p, pd);
+                    let probs = if self.dropout.is_some() { &pd[..] } else { &p[..] };
+                    let g = g_[base..].as_ptr();
+                    // dV = P'ᵀ·dO
+                    sgemm((l, hd, l), (dv_.at(base), hidden, 1), false, (probs.as_ptr(), 1, l), (g, hidden, 1), false);
+                    // dP' = dO·Vᵀ, then through the dropout and the softmax
+                    sgemm(
+                        (l, l, hd),
+                        (dp.as_mut_ptr(), l, 1),
+                        false,
+                        (g, hidden, 1),
+                        (v_[base..].as_ptr(), 1, hidden),
+                        false,
+                    );
+                    if let Some(d) = &self.dropout {
+                        for (dp, &d) in dp.iter_mut().zip(&d[bh * l * l..(bh + 1) * l * l]) {
+                            *dp *= d;
+                        }
+                    }
+                    softmax_block_bwd(p, dp, l, self.scale);
+                    // dQ = dS·K, dK = dSᵀ·Q
+                    sgemm(
+                        (l, hd, l),
+                        (dq_.at(base), hidden, 1),
+                        false,
+                        (dp.as_ptr(), l, 1),
+                        (k_[base..].as_ptr(), hidden, 1),
+                        false,
+                    );
+                    sgemm(
+                        (l, hd, l),
+                        (dk_.at(base), hidden, 1),
+                        false,
+                        (dp.as_ptr(), 1, l),
+                        (q_[base..].as_ptr(), hidden, 1),
+                        false,
+                    );
+                }
+            },
+        );
+        let t = |x: Vec<f32>| Tensor::from_vec(x, (b, l, hidden), q.device());
+        Ok((Some(t(dq)?), Some(t(dk)?), Some(t(dv)?)))
     }
 }
 
@@ -646,6 +914,67 @@ mod tests {
             let numeric = (up - down) / (2.0 * eps);
             let analytic = values(&g)[i];
             assert!((numeric - analytic).abs() < 1e-3 + 1e-2 * analytic.abs(), "[{i}]: {analytic} vs {numeric}");
+        }
+    }
+
+    /// Output and gradients (q, k, v) of multi-head attention, fused or composite,
+    /// with dropout drawn from a generator seeded `seed` when `p` > 0.
+    fn attention_run(fused: bool, qkv: &[Tensor; 3], mask: &Tensor, heads: usize, p: f64) -> (Tensor, Vec<Tensor>) {
+        let vars: Vec<Var> = qkv.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+        let (q, k, v) = (vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
+        let dropout = Dropout::new(p, &super::super::ops::DropoutRng::new(5));
+        let train = p > 0.0;
+        let y = if fused {
+            attention(q, k, v, mask, heads, &dropout, train).unwrap()
+        } else {
+            let scale = 1.0 / ((q.dim(2).unwrap() / heads) as f64).sqrt();
+            attention_composite(q, k, v, mask, heads, scale, &dropout, train).unwrap()
+        };
+        let grads = weighted_sum(&y, 3).backward().unwrap();
+        (y, vars.iter().map(|v| grads.get(v.as_tensor()).unwrap().clone()).collect())
+    }
+
+    #[test]
+    fn attention_matches_the_composite_values_and_gradients() {
+        for ((b, l, hidden, heads), p) in [((2, 5, 12, 3), 0.0), ((3, 64, 384, 12), 0.0), ((2, 9, 16, 2), 0.3)] {
+            let qkv = [0, 1, 2].map(|i| random(&[b, l, hidden], 30 + i, 1.5, 0.0));
+            let m = mask(b, l);
+            let (y, grads) = attention_run(true, &qkv, &m, heads, p);
+            let (want, want_grads) = attention_run(false, &qkv, &m, heads, p);
+            assert_eq!(y.dims(), want.dims());
+            assert_close("context", &y, &want, 1e-5);
+            for (name, (g, w)) in ["dq", "dk", "dv"].iter().zip(grads.iter().zip(&want_grads)) {
+                assert_close(name, g, w, 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn attention_gradients_agree_with_finite_differences() {
+        let qkv = [0, 1, 2].map(|i| random(&[2, 4, 6], 40 + i, 1.0, 0.0));
+        let m = mask(2, 4);
+        let (_, grads) = attention_run(true, &qkv, &m, 2, 0.0);
+        let dropout = Dropout::new(0.0, &super::super::ops::DropoutRng::new(5));
+        let loss = |t: &[Tensor; 3]| {
+            let y = attention(&t[0], &t[1], &t[2], &m, 2, &dropout, false).unwrap();
+            weighted_sum(&y, 3).to_scalar::<f32>().unwrap()
+        };
+        let eps = 1e-2f32;
+        for (arg, i) in [(0, 0), (0, 13), (1, 7), (1, 40), (2, 3), (2, 47)] {
+            let mut t = qkv.clone();
+            let mut vals = values(&t[arg]);
+            vals[i] += eps;
+            t[arg] = Tensor::from_vec(vals.clone(), (2, 4, 6), &Device::Cpu).unwrap();
+            let up = loss(&t);
+            vals[i] -= 2.0 * eps;
+            t[arg] = Tensor::from_vec(vals, (2, 4, 6), &Device::Cpu).unwrap();
+            let down = loss(&t);
+            let numeric = (up - down) / (2.0 * eps);
+            let analytic = values(&grads[arg])[i];
+            assert!(
+                (numeric - analytic).abs() < 1e-3 + 1e-2 * analytic.abs(),
+                "input {arg}[{i}]: {analytic} vs {numeric}"
+            );
         }
     }
 }

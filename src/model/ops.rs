@@ -46,11 +46,16 @@ impl Dropout {
         Self { p, rng: rng.clone() }
     }
 
+    /// The keep-and-scale factors for `n` elements, drawn as [`Dropout::forward_t`]
+    /// draws them; `None` when dropout is off (eval, or p = 0).
+    pub(crate) fn draw_mask(&self, n: usize, train: bool) -> Option<Vec<f32>> {
+        (train && self.p != 0.0).then(|| self.rng.keep_mask(n, self.p))
+    }
+
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        if !train || self.p == 0.0 {
+        let Some(mask) = self.draw_mask(xs.elem_count(), train) else {
             return Ok(xs.clone());
-        }
-        let mask = self.rng.keep_mask(xs.elem_count(), self.p);
+        };
         let mask = Tensor::from_vec(mask, xs.shape(), &candle_core::Device::Cpu)?
             .to_device(xs.device())?
             .to_dtype(xs.dtype())?;
