@@ -134,8 +134,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
+    stancekit::runtime::pin_thread_count();
     if std::env::var_os("STANCEKIT_DEFAULT_MALLOC").is_none() {
-        stancekit::malloc::tune_for_tensors();
+        stancekit::runtime::tune_malloc();
     }
     let device = Device::Cpu;
     let dir = stancekit::resolve::resolve(args.model.to_str().context("model path")?)?;

@@ -52,8 +52,9 @@ unsafe fn sgemm(
     rhs: (*const f32, usize, usize),
     parallel: bool,
 ) {
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // Asked only when wanted: without RAYON_NUM_THREADS set, candle re-derives it each time.
+    let threads = if parallel { candle_core::utils::get_num_threads() } else { 1 };
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     gemm::gemm(
         m,
         n,
