@@ -10,7 +10,7 @@
 //! unaffected. The maths is the composite's; the tests below check values and
 //! gradients against it, and the gradients against finite differences.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
@@ -435,6 +435,50 @@ multiversion! {
                 *d = y * (g - s) * scale;
             }
         }
+    }
+}
+
+// ------------------------------------------------------------------- dropout
+
+/// `x ⊙ factors` for a constant factor per element (a dropout mask), on a
+/// contiguous CPU f32 tensor. As one op its backward is only `g ⊙ factors`:
+/// candle's product of two tensors would also differentiate with respect to
+/// the constant mask (a multiply, a zero tensor and an add, all discarded).
+pub fn scale_by(x: &Tensor, factors: Vec<f32>) -> Result<Tensor> {
+    if factors.len() != x.elem_count() {
+        candle_core::bail!("scale_by: {} factors for {} elements", factors.len(), x.elem_count());
+    }
+    x.contiguous()?.apply_op1(ScaleBy(factors))
+}
+
+struct ScaleBy(Vec<f32>);
+
+impl ScaleBy {
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14).zip(self.0.par_chunks(1 << 14))).for_each(|(y, (x, f))| {
+            for ((y, &x), &f) in y.iter_mut().zip(x).zip(f) {
+                *y = x * f;
+            }
+        });
+        y
+    }
+}
+
+impl CustomOp1 for ScaleBy {
+    fn name(&self) -> &'static str {
+        "stancekit-scale-by"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((CpuStorage::F32(self.apply(slice(s, l, self.name())?)), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        let (storage, layout) = grad.storage_and_layout();
+        let g = self.apply(host_f32(&storage, layout, self.name())?);
+        Ok(Some(Tensor::from_vec(g, grad.shape(), grad.device())?))
     }
 }
 
@@ -977,5 +1021,18 @@ mod tests {
                 "input {arg}[{i}]: {analytic} vs {numeric}"
             );
         }
+    }
+
+    #[test]
+    fn scale_by_multiplies_and_passes_the_gradient_through_the_factors() {
+        let x = Var::from_tensor(&random(&[3, 7, 5], 50, 1.0, 0.0)).unwrap();
+        let factors: Vec<f32> = (0..105).map(|i| if i % 3 == 0 { 0.0 } else { 1.25 }).collect();
+        let y = scale_by(&x, factors.clone()).unwrap();
+        let f = Tensor::from_vec(factors, (3, 7, 5), &Device::Cpu).unwrap();
+        let want = (x.as_tensor() * &f).unwrap();
+        assert_eq!(values(&y), values(&want));
+        let g = weighted_sum(&y, 8).backward().unwrap().get(x.as_tensor()).unwrap().clone();
+        let want_g = weighted_sum(&want, 8).backward().unwrap().get(x.as_tensor()).unwrap().clone();
+        assert_eq!(values(&g), values(&want_g));
     }
 }

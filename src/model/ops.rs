@@ -56,6 +56,9 @@ impl Dropout {
         let Some(mask) = self.draw_mask(xs.elem_count(), train) else {
             return Ok(xs.clone());
         };
+        if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
+            return super::fused::scale_by(xs, mask);
+        }
         let mask = Tensor::from_vec(mask, xs.shape(), &candle_core::Device::Cpu)?
             .to_device(xs.device())?
             .to_dtype(xs.dtype())?;
