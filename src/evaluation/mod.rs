@@ -1,5 +1,14 @@
-//! Scoring predictions against gold labels.
+//! Scoring predictions against gold labels: metrics with bootstrap intervals,
+//! calibration, and the baselines every report shows.
 
+pub mod bootstrap;
+pub mod calibration;
+pub mod logistic;
 pub mod metrics;
+pub mod predictions;
+pub mod tfidf;
 
 pub use metrics::{Confusion, LabelScores, Scores};
+
+#[cfg(test)]
+mod sklearn_tests;
