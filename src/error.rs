@@ -43,7 +43,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid input:\n{0}")]
+    #[error("invalid input ({count} problem(s)):\n{0}", count = .0 .0.len())]
     Invalid(Problems),
     #[error("model: {0}")]
     Model(String),

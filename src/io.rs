@@ -1,9 +1,12 @@
-//! Files that matter are written to a temporary name and renamed into place, so
-//! a crash mid-write leaves the previous version intact.
+//! Files that matter are written to a temporary name in the same folder and
+//! renamed into place, so a reader or a crashed run never sees a half-written
+//! file and the previous version survives a failure.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use crate::{Error, Result};
 
@@ -29,23 +32,25 @@ pub fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
         File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(()) => sync_dir(path),
+        // The temporary file is garbage whatever went wrong; the original error matters more.
+        Err(_) => drop(std::fs::remove_file(&tmp)),
     }
     result
 }
 
-/// A sibling name, so the rename stays on one file system.
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+/// One JSON object per line into `path`, atomically.
+pub fn write_jsonl<'a, T, I>(path: &Path, items: I) -> Result<()>
+where
+    T: Serialize + 'a,
+    I: IntoIterator<Item = &'a T>,
+{
+    write_atomic(path, |w| write_json_lines(w, items).map_err(|e| Error::io(path, e)))
 }
 
-/// Writes one JSON value per line.
-pub fn write_jsonl<T: serde::Serialize>(
-    out: &mut impl Write,
-    items: impl IntoIterator<Item = T>,
-) -> std::io::Result<()> {
+/// One JSON value per line into a writer.
+pub fn write_json_lines<T: Serialize>(out: &mut impl Write, items: impl IntoIterator<Item = T>) -> std::io::Result<()> {
     for item in items {
         serde_json::to_writer(&mut *out, &item)?;
         out.write_all(b"\n")?;
@@ -53,9 +58,35 @@ pub fn write_jsonl<T: serde::Serialize>(
     Ok(())
 }
 
+/// A sibling name, so the rename stays on one file system; the pid keeps two
+/// processes writing the same file from sharing a temporary.
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Makes the rename itself durable. Best effort: not every platform can open a directory.
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        write_jsonl(&path, &[serde_json::json!({"a": 1}), serde_json::json!({"a": 2})]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"a\":2}\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out.jsonl")]);
+    }
 
     #[test]
     fn failed_write_keeps_the_old_file() {

@@ -1,1 +1,366 @@
 //! Labelled records: reading, validating and splitting them.
+//!
+//! Every reader turns its format into [`Entry`] values (a [`Record`] plus the lines it
+//! came from); [`validate`] then checks them against the [`Schema`] all at once, so a
+//! user sees every problem of every file in one run.
+
+mod commands;
+mod delimited;
+mod jsonl;
+mod lines;
+mod record;
+mod schema;
+mod semeval;
+mod split;
+mod stats;
+mod tweeteval;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use commands::{check, split, CheckConfig, CheckReport, SplitConfig, SplitReport};
+pub use record::Record;
+pub use schema::Schema;
+pub use split::{kfold_grouped, pick, split_grouped, Fold, Parts};
+pub use stats::Counts;
+pub use validate::Duplicate;
+
+use crate::error::{Error, Problem, Problems, Result};
+
+/// A place in an input file: the file as named to the user and a 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pos {
+    pub file: Arc<str>,
+    pub line: usize,
+}
+
+impl Pos {
+    pub fn problem(&self, field: &str, message: impl Into<String>) -> Problem {
+        Problem { file: self.file.to_string(), line: self.line, field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A record and where it came from. Text and label sit on different lines of
+/// different files in TweetEval, so each has its own position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub record: Record,
+    pub text_at: Pos,
+    pub label_at: Pos,
+}
+
+/// An input format. Without one, the format follows from the path: a folder is
+/// TweetEval, `.jsonl` JSONL, `.csv` CSV, and `.tsv`/`.txt` SemEval when the header is
+/// SemEval's, else (`.tsv` only) TSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One JSON object per line with text, target, label and optional id.
+    Jsonl,
+    /// A header naming text, target, label (id optional; other columns ignored).
+    Csv,
+    /// Like csv, tab-separated and without quoting.
+    Tsv,
+    /// SemEval-2016 Task 6: ID, Target (a description), Tweet, Stance.
+    Semeval,
+    /// A TweetEval stance folder (root or one target), optionally with a `:train,val,test` suffix.
+    Tweeteval,
+}
+
+/// A TweetEval split, named as in its file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SplitName {
+    Train,
+    Val,
+    Test,
+}
+
+impl SplitName {
+    pub const ALL: [SplitName; 3] = [SplitName::Train, SplitName::Val, SplitName::Test];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitName::Train => "train",
+            SplitName::Val => "val",
+            SplitName::Test => "test",
+        }
+    }
+
+    fn parse(name: &str) -> Option<SplitName> {
+        SplitName::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// An input argument: a path, for TweetEval optionally narrowed by a split
+/// suffix (`PATH:train`, `PATH:train,val`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub path: PathBuf,
+    /// The splits to read; empty means all.
+    pub splits: Vec<SplitName>,
+}
+
+impl Input {
+    /// An existing path is taken whole, so a file name with a colon still works.
+    pub fn parse(arg: &str) -> Input {
+        let whole = Input { path: PathBuf::from(arg), splits: Vec::new() };
+        if Path::new(arg).exists() {
+            return whole;
+        }
+        let Some((path, suffix)) = arg.rsplit_once(':') else { return whole };
+        let splits: Option<Vec<SplitName>> = suffix.split(',').map(|s| SplitName::parse(s.trim())).collect();
+        match splits {
+            Some(splits) if !path.is_empty() => Input { path: PathBuf::from(path), splits },
+            _ => whole,
+        }
+    }
+}
+
+/// The entries read from one input argument.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The argument as given.
+    pub name: String,
+    pub entries: Vec<Entry>,
+}
+
+/// Every input of one command, validated together.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub files: Vec<Loaded>,
+    /// Exact repeats (same text, target and label): not errors, but worth a warning.
+    pub duplicates: Vec<Duplicate>,
+}
+
+impl Dataset {
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.files.iter().flat_map(|f| f.entries.iter().map(|e| &e.record))
+    }
+
+    pub fn into_records(self) -> Vec<Record> {
+        self.files.into_iter().flat_map(|f| f.entries.into_iter().map(|e| e.record)).collect()
+    }
+
+    /// Human-readable warnings, one per line; empty when there are none.
+    pub fn warnings(&self) -> Vec<String> {
+        const SHOWN: usize = 10;
+        if self.duplicates.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![format!(
+            "{} exact duplicate record(s) (same text, target and label), kept as they are",
+            self.duplicates.len()
+        )];
+        out.extend(self.duplicates.iter().take(SHOWN).map(|d| format!("  {}: duplicate of {}", d.at, d.first)));
+        if self.duplicates.len() > SHOWN {
+            out.push(format!("  ... and {} more", self.duplicates.len() - SHOWN));
+        }
+        out
+    }
+}
+
+/// Reads and validates every input; any problem in any of them rejects the lot,
+/// with all problems listed.
+pub fn load<S: AsRef<str>>(inputs: &[S], format: Option<Format>, schema: &Schema) -> Result<Dataset> {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for arg in inputs.iter().map(AsRef::as_ref) {
+        let mut sink = Sink::default();
+        read_input(&Input::parse(arg), format, schema, &mut sink);
+        problems.append(&mut sink.problems);
+        files.push(Loaded { name: arg.to_string(), entries: sink.entries });
+    }
+    let (mut invalid, duplicates) = validate::validate(files.iter().flat_map(|f| &f.entries), schema);
+    problems.append(&mut invalid);
+    if problems.is_empty() {
+        Ok(Dataset { files, duplicates })
+    } else {
+        Err(Error::Invalid(Problems(in_file_order(problems))))
+    }
+}
+
+/// Loads inputs and returns just their records, for commands that train or evaluate.
+pub fn load_records<S: AsRef<str>>(inputs: &[S], format: Option<Format>, schema: &Schema) -> Result<Vec<Record>> {
+    load(inputs, format, schema).map(Dataset::into_records)
+}
+
+/// Where readers put what they find.
+#[derive(Debug, Default)]
+pub(crate) struct Sink {
+    pub entries: Vec<Entry>,
+    pub problems: Vec<Problem>,
+}
+
+fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut Sink) {
+    let format = match format {
+        Some(format) => format,
+        None if input.path.is_dir() => Format::Tweeteval,
+        None => match detect(&input.path) {
+            Ok(format) => format,
+            Err(message) => return sink.problems.push(whole_file(&input.path, "file", message)),
+        },
+    };
+    match format {
+        Format::Tweeteval => tweeteval::read(&input.path, &input.splits, schema, sink),
+        Format::Jsonl => read_file(input, sink, jsonl::read),
+        Format::Csv => read_file(input, sink, |file, bytes, sink| delimited::read(file, bytes, b',', sink)),
+        Format::Tsv => read_file(input, sink, |file, bytes, sink| delimited::read(file, bytes, b'\t', sink)),
+        Format::Semeval => read_file(input, sink, |file, bytes, sink| semeval::read(file, bytes, schema, sink)),
+    }
+}
+
+/// Reads a single-file input whole (files are read as bytes so that encoding
+/// problems can be reported per line) and hands it to a reader.
+fn read_file(input: &Input, sink: &mut Sink, reader: impl FnOnce(&Arc<str>, &[u8], &mut Sink)) {
+    if !input.splits.is_empty() {
+        let message = "a split suffix (:train, :val, :test) only applies to TweetEval folders";
+        return sink.problems.push(whole_file(&input.path, "file", message.into()));
+    }
+    match std::fs::read(&input.path) {
+        Ok(bytes) => reader(&input.path.display().to_string().into(), &bytes, sink),
+        Err(e) => sink.problems.push(whole_file(&input.path, "file", format!("cannot read: {e}"))),
+    }
+}
+
+/// A problem with a whole file or folder (line 0).
+pub(crate) fn whole_file(path: &Path, field: &str, message: String) -> Problem {
+    Problem { file: path.display().to_string(), line: 0, field: field.into(), message }
+}
+
+/// The format a file name implies; `.tsv` and `.txt` files are told apart by their header.
+fn detect(path: &Path) -> std::result::Result<Format, String> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let semeval = || semeval::has_header(path);
+    match ext.as_str() {
+        "jsonl" | "ndjson" => Ok(Format::Jsonl),
+        "csv" => Ok(Format::Csv),
+        "tsv" | "txt" if semeval() => Ok(Format::Semeval),
+        "tsv" => Ok(Format::Tsv),
+        _ => Err(format!("cannot tell the format from the name '{}'; pass --format", path.display())),
+    }
+}
+
+/// Groups problems by file (in the order files first show up) and sorts each file's by line.
+fn in_file_order(mut problems: Vec<Problem>) -> Vec<Problem> {
+    let mut order: Vec<String> = Vec::new();
+    for p in &problems {
+        if !order.contains(&p.file) {
+            order.push(p.file.clone());
+        }
+    }
+    problems.sort_by_key(|p| (order.iter().position(|f| *f == p.file), p.line));
+    problems
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    pub(crate) fn schema() -> Schema {
+        let targets = [("nato", "Ukraine joining NATO"), ("climate", "Climate Change is a Real Concern")];
+        Schema {
+            labels: ["favor", "against", "none"].map(String::from).to_vec(),
+            targets: targets.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    pub(crate) fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> String {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+
+    /// The problems of a rejected load, as displayed.
+    pub(crate) fn problems<S: AsRef<str>>(inputs: &[S], format: Option<Format>) -> Vec<String> {
+        match load(inputs, format, &schema()) {
+            Err(Error::Invalid(Problems(ps))) => ps.iter().map(ToString::to_string).collect(),
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn input_suffix_parsing() {
+        assert_eq!(Input::parse("root:train").splits, vec![SplitName::Train]);
+        let both = Input::parse("root/abortion:train,val");
+        assert_eq!((both.path, both.splits), (PathBuf::from("root/abortion"), vec![SplitName::Train, SplitName::Val]));
+        assert_eq!(Input::parse("root:other").path, PathBuf::from("root:other"));
+        assert!(Input::parse("C:train").splits.len() == 1);
+        assert!(Input::parse(":train").splits.is_empty());
+    }
+
+    #[test]
+    fn existing_path_with_colon_is_taken_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = write(dir.path(), "odd:test", "x");
+        assert_eq!(Input::parse(&name), Input { path: PathBuf::from(&name), splits: vec![] });
+    }
+
+    #[test]
+    fn detects_format_from_name_and_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let tsv = write(dir.path(), "a.tsv", "text\ttarget\tlabel\n");
+        let semeval = write(dir.path(), "a.txt", "ID\tTarget\tTweet\tStance\r\n");
+        let other = write(dir.path(), "b.txt", "hello\n");
+        assert_eq!(detect(Path::new("a.jsonl")), Ok(Format::Jsonl));
+        assert_eq!(detect(Path::new("a.CSV")), Ok(Format::Csv));
+        assert_eq!(detect(Path::new(&tsv)), Ok(Format::Tsv));
+        assert_eq!(detect(Path::new(&semeval)), Ok(Format::Semeval));
+        assert!(detect(Path::new(&other)).is_err());
+    }
+
+    #[test]
+    fn problems_from_all_files_are_listed_together_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a.jsonl", "{\"text\":\"x\",\"target\":\"nato\",\"label\":\"pro\"}\nnot json\n");
+        let b = write(dir.path(), "b.jsonl", "{\"text\":\" \",\"target\":\"nato\",\"label\":\"none\"}\n");
+        let got = problems(&[&a, &b], None);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with(&format!("{a}:1: label:")), "{got:?}");
+        assert!(got[1].starts_with(&format!("{a}:2: json:")), "{got:?}");
+        assert!(got[2].starts_with(&format!("{b}:1: text:")), "{got:?}");
+    }
+
+    #[test]
+    fn unreadable_and_unknown_files_are_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = write(dir.path(), "a.xml", "<x/>");
+        let missing = dir.path().join("missing.jsonl").display().to_string();
+        let got = problems(&[&odd, &missing], None);
+        assert!(got[0].starts_with(&format!("{odd}:0: file: cannot tell the format")), "{got:?}");
+        assert!(got[1].starts_with(&format!("{missing}:0: file: cannot read")), "{got:?}");
+    }
+
+    #[test]
+    fn split_suffix_on_a_file_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a.jsonl", "");
+        let got = problems(&[format!("{a}:train")], None);
+        assert!(got[0].contains("only applies to TweetEval"), "{got:?}");
+    }
+
+    #[test]
+    fn warns_about_exact_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = "{\"text\":\"x\",\"target\":\"nato\",\"label\":\"none\"}\n";
+        let a = write(dir.path(), "a.jsonl", line.repeat(2));
+        let data = load(&[&a], None, &schema()).unwrap();
+        assert_eq!(data.records().count(), 2);
+        let warnings = data.warnings();
+        assert!(warnings[0].starts_with("1 exact duplicate"), "{warnings:?}");
+        assert_eq!(warnings[1], format!("  {a}:2: duplicate of {a}:1"));
+    }
+}

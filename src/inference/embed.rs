@@ -151,7 +151,7 @@ fn write_output(path: &Path, items: &[super::TextItem], vectors: &[Vec<f32>]) ->
     let rows = items.iter().zip(vectors).map(|(i, v)| Row { id: &i.id, text: &i.text, embedding: v });
     if path.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
-        return crate::io::write_jsonl(&mut out, rows).map_err(|e| Error::io("stdout", e));
+        return crate::io::write_json_lines(&mut out, rows).map_err(|e| Error::io("stdout", e));
     }
     let is_npy = path.extension().is_some_and(|e| e == "npy");
     crate::io::write_atomic(path, |w| {
@@ -162,7 +162,7 @@ fn write_output(path: &Path, items: &[super::TextItem], vectors: &[Vec<f32>]) ->
             ndarray_npy::WriteNpyExt::write_npy(&matrix, w)
                 .map_err(|e| Error::Other(format!("{}: {e}", path.display())))
         } else {
-            crate::io::write_jsonl(w, rows).map_err(|e| Error::io(path, e))
+            crate::io::write_json_lines(w, rows).map_err(|e| Error::io(path, e))
         }
     })
 }

@@ -1,0 +1,243 @@
+//! `stancekit data check` and `stancekit data split`: their options and their work.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{kfold_grouped, load, split_grouped, Counts, Format, Record, Schema};
+use crate::error::{Error, Result};
+
+/// How TweetEval inputs may be narrowed; shared by the commands' help.
+const INPUT_HELP: &str = "Input files or folders. A TweetEval stance folder (the root with mapping.txt, \
+    or one target folder) may end in a split suffix: PATH:train, PATH:val, PATH:test, or a comma list \
+    such as PATH:train,val; without one, every split loads";
+
+/// Validate labelled files against the targets file and count their records.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct CheckConfig {
+    #[arg(required = true, value_name = "FILE", help = INPUT_HELP)]
+    pub files: Vec<String>,
+    /// Targets file: the allowed labels and the target ids with their descriptions.
+    #[arg(long, value_name = "FILE", default_value = "datasets/targets.json")]
+    pub targets: PathBuf,
+    /// Input format; by default it follows from each path (folder: tweeteval; .jsonl, .csv;
+    /// .tsv/.txt: semeval if the header is ID, Target, Tweet, Stance, else tsv).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Split labelled files into train/dev/test (or k folds), keeping each sentence's
+/// records together and the label mix even.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct SplitConfig {
+    #[arg(required = true, value_name = "FILE", help = INPUT_HELP)]
+    pub files: Vec<String>,
+    /// Output folder, created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Fraction of sentences for dev.jsonl.
+    #[arg(long, default_value_t = 0.15)]
+    pub dev: f64,
+    /// Fraction of sentences for test.jsonl (0 writes none).
+    #[arg(long, default_value_t = 0.0)]
+    pub test: f64,
+    /// Write K cross-validation folds (fold-1/ .. fold-K/, each with train.jsonl and test.jsonl)
+    /// instead of one split.
+    #[arg(long, value_name = "K", conflicts_with_all = ["dev", "test"])]
+    pub folds: Option<usize>,
+    /// Seed of the shuffle; the same inputs and seed give the same split on every platform.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Targets file: the allowed labels and the target ids with their descriptions.
+    #[arg(long, value_name = "FILE", default_value = "datasets/targets.json")]
+    pub targets: PathBuf,
+    /// Input format; by default it follows from each path.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Replace existing output files.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// Counts per input and in total, and any warnings.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub files: Vec<(String, Counts)>,
+    pub total: Counts,
+    pub warnings: Vec<String>,
+}
+
+/// Validates every input; fails with every problem of every input.
+pub fn check(config: &CheckConfig) -> Result<CheckReport> {
+    let schema = Schema::load(&config.targets)?;
+    let data = load(&config.files, config.format, &schema)?;
+    let files = data
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), Counts::new(&schema.labels, f.entries.iter().map(|e| &e.record))))
+        .collect();
+    Ok(CheckReport { files, total: Counts::new(&schema.labels, data.records()), warnings: data.warnings() })
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, counts) in &self.files {
+            writeln!(f, "== {name}\n{counts}")?;
+        }
+        if self.files.len() > 1 {
+            writeln!(f, "== all {} inputs\n{}", self.files.len(), self.total)?;
+        }
+        write!(f, "{} records, {} distinct sentences", self.total.records(), self.total.sentences())
+    }
+}
+
+/// The files written, with their counts, and any warnings.
+#[derive(Debug, Clone)]
+pub struct SplitReport {
+    pub written: Vec<(PathBuf, Counts)>,
+    pub warnings: Vec<String>,
+}
+
+/// Loads, splits and writes; refuses to replace files unless told to.
+pub fn split(config: &SplitConfig) -> Result<SplitReport> {
+    let schema = Schema::load(&config.targets)?;
+    let data = load(&config.files, config.format, &schema)?;
+    let warnings = data.warnings();
+    let records = data.into_records();
+    if records.is_empty() {
+        return Err(Error::Other("no records to split".into()));
+    }
+    let (plan, stale) = plan(config, &records)?;
+    refuse_to_clobber(
+        config.overwrite,
+        plan.iter().map(|(p, _)| p.as_path()).chain(stale.iter().map(PathBuf::as_path)),
+    )?;
+    for path in &stale {
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+    }
+    let mut written = Vec::new();
+    for (path, indices) in plan {
+        let part: Vec<&Record> = indices.iter().filter_map(|&i| records.get(i)).collect();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        crate::io::write_jsonl(&path, part.iter().copied())?;
+        written.push((path, Counts::new(&schema.labels, part)));
+    }
+    Ok(SplitReport { written, warnings })
+}
+
+type Plan = Vec<(PathBuf, Vec<usize>)>;
+
+/// The files to write with the record indices of each, and existing part files
+/// this run would leave behind (a stale test.jsonl from an earlier run would mislead).
+fn plan(config: &SplitConfig, records: &[Record]) -> Result<(Plan, Vec<PathBuf>)> {
+    let out = &config.out;
+    if let Some(k) = config.folds {
+        let folds = kfold_grouped(records, k, config.seed)?;
+        let plan = folds
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, fold)| {
+                let dir = out.join(format!("fold-{}", i + 1));
+                [(dir.join("train.jsonl"), fold.train), (dir.join("test.jsonl"), fold.test)]
+            })
+            .collect();
+        return Ok((plan, Vec::new()));
+    }
+    let parts = split_grouped(records, config.dev, config.test, config.seed)?;
+    let (plan, empty): (Plan, Plan) = [("train", parts.train), ("dev", parts.dev), ("test", parts.test)]
+        .into_iter()
+        .map(|(name, indices)| (out.join(format!("{name}.jsonl")), indices))
+        .partition(|(_, indices)| !indices.is_empty());
+    Ok((plan, empty.into_iter().map(|(path, _)| path).filter(|p| p.exists()).collect()))
+}
+
+fn refuse_to_clobber<'a>(overwrite: bool, paths: impl Iterator<Item = &'a Path>) -> Result<()> {
+    let existing: Vec<String> = paths.filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
+    if overwrite || existing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Other(format!("not replacing existing {} (pass --overwrite to replace)", existing.join(", "))))
+}
+
+impl fmt::Display for SplitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (path, counts)) in self.written.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "== {}\n{counts}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::tests::write;
+
+    fn config(dir: &Path) -> SplitConfig {
+        let targets = write(dir, "targets.json", r#"{"targets": {"nato": "Ukraine joining NATO"}}"#);
+        let body: String = (0..40)
+            .map(|i| format!("{{\"text\":\"s{i}\",\"target\":\"nato\",\"label\":\"{}\"}}\n", ["favor", "none"][i % 2]))
+            .collect();
+        let input = write(dir, "in.jsonl", body);
+        SplitConfig {
+            files: vec![input],
+            out: dir.join("out"),
+            dev: 0.25,
+            test: 0.25,
+            folds: None,
+            seed: 42,
+            targets: targets.into(),
+            format: None,
+            overwrite: false,
+        }
+    }
+
+    #[test]
+    fn writes_parts_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        let report = split(&config).unwrap();
+        let sizes: Vec<usize> = report.written.iter().map(|(_, c)| c.records()).collect();
+        assert_eq!(sizes, [20, 10, 10]);
+        let err = split(&config).unwrap_err().to_string();
+        assert!(err.contains("not replacing existing") && err.contains("--overwrite"), "{err}");
+        config.overwrite = true;
+        config.test = 0.0;
+        split(&config).unwrap();
+        assert!(!config.out.join("test.jsonl").exists(), "a stale test.jsonl is removed");
+    }
+
+    #[test]
+    fn writes_folds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        config.folds = Some(4);
+        let report = split(&config).unwrap();
+        assert_eq!(report.written.len(), 8);
+        let test = std::fs::read_to_string(config.out.join("fold-4/test.jsonl")).unwrap();
+        assert_eq!(test.lines().count(), 10);
+    }
+
+    #[test]
+    fn split_output_reads_back_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        split(&config).unwrap();
+        let schema = Schema::load(&config.targets).unwrap();
+        let parts: Vec<String> = ["train", "dev", "test"]
+            .iter()
+            .map(|p| config.out.join(format!("{p}.jsonl")).display().to_string())
+            .collect();
+        let mut back = crate::data::load_records(&parts, None, &schema).unwrap();
+        let mut original = crate::data::load_records(&config.files, None, &schema).unwrap();
+        back.sort_by(|a, b| a.text.cmp(&b.text));
+        original.sort_by(|a, b| a.text.cmp(&b.text));
+        assert_eq!(back, original);
+    }
+}

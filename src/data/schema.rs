@@ -1,0 +1,159 @@
+//! The task definition: which labels exist and which targets may be labelled.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Problem, Problems, Result};
+
+/// Labels and targets, loaded from a targets file such as `datasets/targets.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schema {
+    #[serde(default = "default_labels")]
+    pub labels: Vec<String>,
+    /// Target id (as used in data files) → description (the text a model may be given).
+    pub targets: BTreeMap<String, String>,
+}
+
+fn default_labels() -> Vec<String> {
+    ["favor", "against", "none"].map(String::from).to_vec()
+}
+
+impl Schema {
+    /// Reads and checks a targets file.
+    pub fn load(path: &Path) -> Result<Schema> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let file = path.display().to_string();
+        let schema: Schema = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Invalid(Problems(vec![Problem {
+                file: file.clone(),
+                line: e.line(),
+                field: "json".into(),
+                message: e.to_string(),
+            }]))
+        })?;
+        let problems: Vec<Problem> = schema
+            .problems()
+            .into_iter()
+            .map(|(field, message)| Problem { file: file.clone(), line: 0, field: field.into(), message })
+            .collect();
+        if problems.is_empty() {
+            Ok(schema)
+        } else {
+            Err(Error::Invalid(Problems(problems)))
+        }
+    }
+
+    /// The description of a target id.
+    pub fn description(&self, id: &str) -> Option<&str> {
+        self.targets.get(id).map(String::as_str)
+    }
+
+    /// The target id whose description this is (SemEval files name targets by description).
+    /// Case and surrounding whitespace are ignored.
+    pub fn target_for_description(&self, description: &str) -> Option<&str> {
+        let wanted = description.trim();
+        self.targets.iter().find(|(_, d)| d.trim().eq_ignore_ascii_case(wanted)).map(|(id, _)| id.as_str())
+    }
+
+    /// The position of a label, which is its class index in models.
+    pub fn label_index(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+
+    /// The known target ids, comma-separated, for messages.
+    pub fn target_list(&self) -> String {
+        self.targets.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The allowed labels, comma-separated, for messages.
+    pub fn label_list(&self) -> String {
+        self.labels.join(", ")
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.labels.is_empty() {
+            out.push(("labels", "no labels; leave the field out for favor, against, none".to_string()));
+        }
+        if let Some(dup) = first_duplicate(self.labels.iter()) {
+            out.push(("labels", format!("label '{dup}' is listed twice")));
+        }
+        if self.labels.iter().any(|l| l.trim().is_empty()) {
+            out.push(("labels", "empty label".to_string()));
+        }
+        if self.targets.is_empty() {
+            out.push(("targets", "no targets".to_string()));
+        }
+        for (id, description) in &self.targets {
+            if id.trim().is_empty() || id.contains(char::is_whitespace) {
+                out.push(("targets", format!("target id '{id}' is empty or contains whitespace")));
+            }
+            if description.trim().is_empty() {
+                out.push(("targets", format!("target '{id}' has an empty description")));
+            }
+        }
+        // Descriptions map back to ids, so they must be unique too.
+        if let Some(dup) = first_duplicate(self.targets.values().map(|d| d.trim().to_lowercase())) {
+            out.push(("targets", format!("description '{dup}' is used by two targets")));
+        }
+        out
+    }
+}
+
+fn first_duplicate<T: Ord + Clone, I: IntoIterator<Item = T>>(items: I) -> Option<T> {
+    let mut seen = BTreeSet::new();
+    items.into_iter().find(|item| !seen.insert(item.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+        let path = dir.path().join("targets.json");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn loads_with_default_labels_and_maps_descriptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, r#"{"targets": {"atheism": "Atheism", "climate": "Climate Change is a Real Concern"}}"#);
+        let schema = Schema::load(&path).unwrap();
+        assert_eq!(schema.labels, ["favor", "against", "none"]);
+        assert_eq!(schema.description("atheism"), Some("Atheism"));
+        assert_eq!(schema.target_for_description(" climate change is a real concern"), Some("climate"));
+        assert_eq!(schema.target_for_description("Atheism?"), None);
+        assert_eq!(schema.label_index("none"), Some(2));
+        assert_eq!(schema.label_index("NONE"), None);
+    }
+
+    #[test]
+    fn rejects_bad_json_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "{\n  \"targets\": {\n    \"a\": \"A\",\n  }\n}");
+        let err = Schema::load(&path).unwrap_err().to_string();
+        assert!(err.contains("targets.json:4: json:"), "{err}");
+    }
+
+    #[test]
+    fn rejects_duplicate_descriptions_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, r#"{"labels": ["pro", "pro"], "targets": {"a": "Same", "b": "same"}}"#);
+        let err = Schema::load(&path).unwrap_err().to_string();
+        assert!(err.contains("label 'pro' is listed twice"), "{err}");
+        assert!(err.contains("description 'same' is used by two targets"), "{err}");
+    }
+
+    #[test]
+    fn project_targets_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/targets.json");
+        let schema = Schema::load(&path).unwrap();
+        for id in ["nato_accession", "territorial_concessions", "european_burden_sharing", "hillary"] {
+            assert!(schema.description(id).is_some(), "{id}");
+        }
+    }
+}

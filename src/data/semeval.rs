@@ -1,0 +1,125 @@
+//! SemEval-2016 Task 6 files: tab-separated `ID, Target, Tweet, Stance` (later
+//! releases add columns, which are ignored). Targets are given by description
+//! and stances in capitals; both are mapped to the project's ids and labels.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{lines, Entry, Pos, Record, Schema, Sink};
+
+const COLUMNS: [&str; 4] = ["id", "target", "tweet", "stance"];
+
+/// Whether a file starts with the SemEval header.
+pub(crate) fn has_header(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    let mut first = Vec::new();
+    if std::io::BufReader::new(file).read_until(b'\n', &mut first).is_err() {
+        return false;
+    }
+    let first = String::from_utf8_lossy(&first);
+    let names: Vec<String> =
+        first.trim_start_matches('\u{feff}').split('\t').map(|c| c.trim().to_lowercase()).collect();
+    names.len() >= COLUMNS.len() && names[..COLUMNS.len()] == COLUMNS
+}
+
+pub(crate) fn read(file: &Arc<str>, bytes: &[u8], schema: &Schema, sink: &mut Sink) {
+    let mut columns: Option<[usize; 4]> = None;
+    for (line, raw) in lines::split(bytes) {
+        let at = Pos { file: file.clone(), line };
+        let text = match lines::decode(file, line, raw) {
+            Ok(text) => text,
+            Err(problem) if columns.is_none() => return sink.problems.push(problem),
+            Err(problem) => {
+                sink.problems.push(problem);
+                continue;
+            }
+        };
+        let fields: Vec<&str> = text.split('\t').collect();
+        match columns {
+            None => match header(&fields) {
+                Some(found) => columns = Some(found),
+                None => return sink.problems.push(at.problem("header", "expected ID, Target, Tweet, Stance")),
+            },
+            Some(_) if text.trim().is_empty() => {}
+            Some(columns) => entry(columns, &fields, at, schema, sink),
+        }
+    }
+    if columns.is_none() {
+        sink.problems.push(Pos { file: file.clone(), line: 1 }.problem("header", "empty file: no header row"));
+    }
+}
+
+fn header(fields: &[&str]) -> Option<[usize; 4]> {
+    let find = |name: &str| fields.iter().position(|f| f.trim().eq_ignore_ascii_case(name));
+    Some([find("id")?, find("target")?, find("tweet")?, find("stance")?])
+}
+
+fn entry(columns: [usize; 4], fields: &[&str], at: Pos, schema: &Schema, sink: &mut Sink) {
+    let mut get = |index: usize, name: &str| {
+        let value = fields.get(index).copied();
+        if value.is_none() {
+            sink.problems.push(at.problem(name, "missing field (the line has too few tab-separated columns)"));
+        }
+        value
+    };
+    let [id, target, tweet, stance] = columns;
+    let (id, target, tweet, stance) =
+        (get(id, "ID"), get(target, "Target"), get(tweet, "Tweet"), get(stance, "Stance"));
+    let (Some(id), Some(target), Some(tweet), Some(stance)) = (id, target, tweet, stance) else { return };
+    let Some(target) = schema.target_for_description(target).or_else(|| schema.description(target).map(|_| target))
+    else {
+        let message = format!(
+            "unknown target description '{target}'; add a target with this description to the targets file \
+             (known: {})",
+            schema.targets.values().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ")
+        );
+        return sink.problems.push(at.problem("Target", message));
+    };
+    let record = Record {
+        id: Some(id.trim().to_string()).filter(|id| !id.is_empty()),
+        text: lines::strip_semst(tweet).to_string(),
+        target: target.to_string(),
+        label: stance.trim().to_lowercase(),
+    };
+    sink.entries.push(Entry { record, text_at: at.clone(), label_at: at });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{problems, schema, write};
+    use super::super::{load, Format};
+
+    const HEADER: &str = "ID\tTarget\tTweet\tStance\tOpinion Towards\tSentiment\r\n";
+
+    #[test]
+    fn maps_descriptions_and_labels_and_strips_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!("{HEADER}10001\tClimate Change is a Real Concern\tIt is hot #SemST \tFAVOR\t1\tpos\r\n");
+        let file = write(dir.path(), "train.txt", body);
+        let data = load(&[file], None, &schema()).unwrap();
+        let r = &data.files[0].entries[0].record;
+        assert_eq!(
+            (r.id.as_deref(), r.text.as_str(), r.target.as_str(), r.label.as_str()),
+            (Some("10001"), "It is hot", "climate", "favor")
+        );
+    }
+
+    #[test]
+    fn unknown_description_and_label_and_latin1() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = [
+            HEADER.as_bytes(),
+            b"1\tLegalization of Abortion\tx\tAGAINST\n",
+            b"2\tAtheism\tcaf\xe9\tNONE\n",
+            b"3\tUkraine joining NATO\ty\tMAYBE\n",
+        ]
+        .concat();
+        let file = write(dir.path(), "test.tsv", body);
+        let got = problems(&[&file], Some(Format::Semeval));
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with(&format!("{file}:2: Target: unknown target description 'Legalization")), "{got:?}");
+        assert!(got[1].starts_with(&format!("{file}:3: encoding: invalid UTF-8 at byte 14")), "{got:?}");
+        assert!(got[2].starts_with(&format!("{file}:4: label: unknown label 'maybe'")), "{got:?}");
+    }
+}

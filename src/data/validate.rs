@@ -1,0 +1,143 @@
+//! Checks that hold across formats: labels, targets, text, and consistency
+//! between records of the same (text, target).
+
+use std::collections::HashMap;
+
+use super::{Entry, Pos, Schema};
+use crate::error::Problem;
+
+/// A record that repeats an earlier one exactly (same text, target and label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    pub at: Pos,
+    pub first: Pos,
+}
+
+/// Every problem of the entries, plus the exact duplicates among them (which are not problems).
+pub(crate) fn validate<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    schema: &Schema,
+) -> (Vec<Problem>, Vec<Duplicate>) {
+    let mut problems = Vec::new();
+    let mut duplicates = Vec::new();
+    let mut seen: HashMap<(&str, &str), &Entry> = HashMap::new();
+    for entry in entries {
+        check_fields(entry, schema, &mut problems);
+        let r = &entry.record;
+        if r.sentence().is_empty() {
+            continue;
+        }
+        let Some(first) = seen.get(&(r.sentence(), r.target.as_str())) else {
+            seen.insert((r.sentence(), &r.target), entry);
+            continue;
+        };
+        if first.record.label == r.label {
+            duplicates.push(Duplicate { at: entry.text_at.clone(), first: first.text_at.clone() });
+        } else {
+            let message = format!(
+                "'{}' here but '{}' at {} for the same text and target",
+                r.label, first.record.label, first.text_at
+            );
+            problems.push(entry.text_at.problem("label", message));
+        }
+    }
+    (problems, duplicates)
+}
+
+fn check_fields(entry: &Entry, schema: &Schema, problems: &mut Vec<Problem>) {
+    let r = &entry.record;
+    if r.sentence().is_empty() {
+        problems.push(entry.text_at.problem("text", "empty or whitespace-only text"));
+    }
+    if schema.description(&r.target).is_none() {
+        let message = format!(
+            "unknown target '{}'; known: {}; add new targets to the targets file",
+            r.target,
+            schema.target_list()
+        );
+        problems.push(entry.text_at.problem("target", message));
+    }
+    if schema.label_index(&r.label).is_none() {
+        let message = format!("unknown label '{}'; allowed: {}", r.label, schema.label_list());
+        problems.push(entry.label_at.problem("label", message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load;
+    use super::super::tests::{problems, schema, write};
+
+    fn jsonl(lines: &[(&str, &str, &str)]) -> String {
+        lines
+            .iter()
+            .map(|(text, target, label)| {
+                serde_json::json!({"text": text, "target": target, "label": label}).to_string() + "\n"
+            })
+            .collect()
+    }
+
+    fn check(lines: &[(&str, &str, &str)]) -> (String, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "a.jsonl", jsonl(lines));
+        let got = problems(&[&file], None);
+        (file, got)
+    }
+
+    #[test]
+    fn unknown_label_lists_allowed_ones() {
+        let (file, got) = check(&[("a", "nato", "none"), ("b", "nato", "neutral")]);
+        assert_eq!(got, vec![format!("{file}:2: label: unknown label 'neutral'; allowed: favor, against, none")]);
+    }
+
+    #[test]
+    fn unknown_target_lists_known_ones() {
+        let (file, got) = check(&[("a", "natoo", "none")]);
+        assert_eq!(
+            got,
+            vec![format!(
+                "{file}:1: target: unknown target 'natoo'; known: climate, nato; add new targets to the targets file"
+            )]
+        );
+    }
+
+    #[test]
+    fn empty_and_whitespace_text() {
+        let (file, got) = check(&[("", "nato", "none"), (" \t", "nato", "none")]);
+        assert_eq!(
+            got,
+            vec![
+                format!("{file}:1: text: empty or whitespace-only text"),
+                format!("{file}:2: text: empty or whitespace-only text"),
+            ]
+        );
+    }
+
+    #[test]
+    fn conflicting_labels_name_both_lines() {
+        let (file, got) = check(&[("Same.", "nato", "favor"), ("x", "nato", "none"), ("Same. ", "nato", "against")]);
+        assert_eq!(
+            got,
+            vec![format!("{file}:3: label: 'against' here but 'favor' at {file}:1 for the same text and target")]
+        );
+    }
+
+    #[test]
+    fn same_text_other_target_and_exact_repeat_are_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = jsonl(&[("Same.", "nato", "favor"), ("Same.", "climate", "none"), ("Same.", "nato", "favor")]);
+        let file = write(dir.path(), "a.jsonl", body);
+        let data = load(&[file], None, &schema()).unwrap();
+        assert_eq!(data.duplicates.len(), 1);
+        assert_eq!((data.duplicates[0].at.line, data.duplicates[0].first.line), (3, 1));
+    }
+
+    #[test]
+    fn conflicts_are_found_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a.jsonl", jsonl(&[("Same.", "nato", "favor")]));
+        let b = write(dir.path(), "b.jsonl", jsonl(&[("Same.", "nato", "none")]));
+        let got = problems(&[&a, &b], None);
+        assert_eq!(got, vec![format!("{b}:1: label: 'none' here but 'favor' at {a}:1 for the same text and target")]);
+    }
+}
