@@ -7,7 +7,7 @@
 mod commands;
 mod delimited;
 mod jsonl;
-mod lines;
+pub(crate) mod lines;
 mod record;
 mod schema;
 mod semeval;

@@ -122,17 +122,17 @@ fn output(gold: &Gold, file: &PredictionsFile, rows: &[usize]) -> Result<Output>
 
 #[cfg(test)]
 mod tests {
-    use super::super::gold::tests::labels;
+    use super::super::gold::tests::{labels, records};
     use super::super::predictions::{Prediction, Probs};
     use super::*;
 
     fn gold() -> Gold {
-        let records = [
+        let rows = [
             (Some("s1"), "nato now", "nato", "favor"),
             (Some("s1"), "nato now", "land", "none"),
             (Some("s2"), "never", "land", "against"),
         ];
-        Gold::new(&labels(), records).unwrap()
+        Gold::new(&labels(), &records(&rows)).unwrap()
     }
 
     fn pred(id: Option<&str>, text: &str, target: &str, label: &str) -> Prediction {

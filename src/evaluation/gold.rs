@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::data::Record;
 use crate::{Error, Result};
 
 /// One gold record, with its target and label as indices into [`Gold`]'s lists.
@@ -21,7 +22,9 @@ pub struct Gold {
     /// The target ids that occur, sorted.
     pub targets: Vec<String>,
     pub items: Vec<GoldItem>,
-    /// Item indices of each sentence: the unit the bootstrap resamples.
+    /// Item indices of each sentence: the unit the bootstrap resamples. A
+    /// sentence is its trimmed text, as the data layer's splits have it (ids do
+    /// not survive across formats).
     pub sentences: Vec<Vec<usize>>,
 }
 
@@ -33,28 +36,23 @@ pub struct Output {
     pub probs: Option<Vec<Vec<f64>>>,
 }
 
-/// A record as the data layer hands it over: (id, text, target, label).
-pub type RecordRef<'a> = (Option<&'a str>, &'a str, &'a str, &'a str);
-
 impl Gold {
     /// Indexes records; a label outside `labels` is an error (the data layer
     /// has already checked records against the schema, so this is a bug guard).
-    pub fn new<'a>(labels: &[String], records: impl IntoIterator<Item = RecordRef<'a>>) -> Result<Self> {
-        let records: Vec<RecordRef> = records.into_iter().collect();
+    pub fn new(labels: &[String], records: &[Record]) -> Result<Self> {
         let targets: Vec<String> =
-            records.iter().map(|r| r.2.to_string()).collect::<BTreeSet<_>>().into_iter().collect();
+            records.iter().map(|r| r.target.clone()).collect::<BTreeSet<_>>().into_iter().collect();
         let items = records
             .iter()
-            .map(|&(id, text, target, label)| {
-                let label = labels
-                    .iter()
-                    .position(|l| l == label)
-                    .ok_or_else(|| Error::Other(format!("gold label '{label}' is not one of {}", labels.join(", "))))?;
-                let target = targets.binary_search_by(|t| t.as_str().cmp(target)).expect("targets come from records");
-                Ok(GoldItem { id: id.map(String::from), text: text.to_string(), target, label })
+            .map(|r| {
+                let label = labels.iter().position(|l| *l == r.label).ok_or_else(|| {
+                    Error::Other(format!("gold label '{}' is not one of {}", r.label, labels.join(", ")))
+                })?;
+                let target = targets.binary_search(&r.target).expect("targets come from records");
+                Ok(GoldItem { id: r.id.clone(), text: r.text.clone(), target, label })
             })
             .collect::<Result<Vec<_>>>()?;
-        let sentences = super::bootstrap::group_by(items.iter().map(sentence_key));
+        let sentences = super::bootstrap::group_by(records.iter().map(Record::sentence));
         Ok(Self { labels: labels.to_vec(), targets, items, sentences })
     }
 
@@ -68,14 +66,6 @@ impl Gold {
     }
 }
 
-/// A sentence is named by its id where it has one, else by its trimmed text.
-fn sentence_key(item: &GoldItem) -> (bool, &str) {
-    match &item.id {
-        Some(id) => (true, id.as_str()),
-        None => (false, item.text.trim()),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -84,16 +74,27 @@ pub(crate) mod tests {
         ["favor", "against", "none"].map(String::from).to_vec()
     }
 
+    pub(crate) fn records(rows: &[(Option<&str>, &str, &str, &str)]) -> Vec<Record> {
+        rows.iter()
+            .map(|&(id, text, target, label)| Record {
+                id: id.map(String::from),
+                text: text.into(),
+                target: target.into(),
+                label: label.into(),
+            })
+            .collect()
+    }
+
     #[test]
-    fn sentences_group_by_id_else_text() {
-        let records = [
+    fn sentences_group_by_trimmed_text() {
+        let rows = [
             (Some("s1"), "a", "nato", "favor"),
             (Some("s1"), "a", "land", "none"),
             (None, " b ", "nato", "against"),
             (None, "b", "land", "against"),
-            (Some("b"), "b", "burden", "none"),
+            (Some("x"), "c", "burden", "none"),
         ];
-        let gold = Gold::new(&labels(), records).unwrap();
+        let gold = Gold::new(&labels(), &records(&rows)).unwrap();
         assert_eq!(gold.targets, vec!["burden", "land", "nato"]);
         assert_eq!(gold.sentences, vec![vec![0, 1], vec![2, 3], vec![4]]);
         assert_eq!(gold.items[2].target, 2);
@@ -103,7 +104,7 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_gold_label_is_an_error() {
-        let err = Gold::new(&labels(), [(None, "a", "t", "pro")]).unwrap_err().to_string();
+        let err = Gold::new(&labels(), &records(&[(None, "a", "t", "pro")])).unwrap_err().to_string();
         assert!(err.contains("'pro'"), "{err}");
     }
 }

@@ -125,21 +125,24 @@ pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut file = PredictionsFile { name: name.clone(), rows: Vec::new(), lines: Vec::new() };
     let mut problems = Vec::new();
-    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let at =
-            |field: &str, message: String| Problem { file: name.clone(), line: i + 1, field: field.into(), message };
-        let Ok(line) = std::str::from_utf8(line) else {
-            problems.push(at("text", "invalid UTF-8".into()));
-            continue;
+    for (number, raw) in crate::data::lines::split(&bytes) {
+        let line = match crate::data::lines::decode(&name, number, raw) {
+            Ok(line) => line,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
         };
         if line.trim().is_empty() {
             continue;
         }
+        let at =
+            |field: &str, message: String| Problem { file: name.clone(), line: number, field: field.into(), message };
         match serde_json::from_str::<Prediction>(line) {
             Ok(p) => {
                 problems.extend(check(&p, labels).into_iter().map(|(f, m)| at(f, m)));
                 file.rows.push(p);
-                file.lines.push(i + 1);
+                file.lines.push(number);
             }
             Err(e) => problems.push(at("json", e.to_string())),
         }
@@ -178,11 +181,6 @@ fn check(p: &Prediction, labels: &[String]) -> Vec<(&'static str, String)> {
         out.push(("probs", format!("probabilities sum to {sum:.4}, not 1")));
     }
     out
-}
-
-/// Writes rows as JSONL: predictions, or predictions flattened into a wider row.
-pub fn write<T: Serialize>(path: &Path, rows: impl IntoIterator<Item = T>) -> Result<()> {
-    crate::io::write_atomic(path, |w| crate::io::write_jsonl(w, rows).map_err(|e| Error::io(path, e)))
 }
 
 #[cfg(test)]

@@ -330,7 +330,7 @@ pub fn stance_labels(labels: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::gold::tests::labels;
+    use super::super::gold::tests::{labels, records};
     use super::*;
 
     fn gold() -> Gold {
@@ -345,7 +345,7 @@ mod tests {
             ("s4", "a", "favor"),
             ("s4", "b", "against"),
         ];
-        Gold::new(&labels(), rows.map(|(id, t, l)| (Some(id), "text", t, l))).unwrap()
+        Gold::new(&labels(), &records(&rows.map(|(id, t, l)| (Some(id), id, t, l)))).unwrap()
     }
 
     fn settings() -> ScoreSettings {
