@@ -2,6 +2,7 @@
 //! calibration, and the baselines every report shows.
 
 pub mod align;
+pub mod baselines;
 pub mod bootstrap;
 pub mod calibration;
 pub mod gold;
