@@ -1,9 +1,15 @@
 //! Command-line front end. Each subcommand's config struct lives in the module
 //! that does the work; this file only routes to it.
 
-use clap::{Parser, Subcommand};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::data;
+use crate::training::{self, TrainArgs, TrainConfig};
 
 #[derive(Debug, Parser)]
 #[command(name = "stancekit", version, about = "Where does a sentence stand on a target?")]
@@ -19,6 +25,8 @@ pub enum Command {
     Data(DataCommand),
     /// Sentence embeddings, as sentence-transformers' encode() gives them.
     Embed(crate::inference::embed::EmbedConfig),
+    /// Fine-tune a BERT encoder and a classification head on labelled pairs.
+    Train(Box<TrainArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,8 +35,15 @@ pub enum DataCommand {
     Split(data::SplitConfig),
 }
 
-/// Runs one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Parses the process's arguments and runs the command.
+pub fn run_from_env() -> anyhow::Result<()> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    run(cli, &matches)
+}
+
+/// Runs one parsed command line; `matches` tells flags given from defaults.
+pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     match cli.command {
         Command::Data(DataCommand::Check(config)) => {
             let report = data::check(&config)?;
@@ -44,8 +59,55 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let n = crate::inference::embed::run(&config)?;
             tracing::info!("embedded {n} sentences");
         }
+        Command::Train(args) => {
+            let sub = matches.subcommand_matches("train").context("train arguments")?;
+            let (config, resume) = train_settings(*args, sub)?;
+            train(config, resume)?;
+        }
     }
     Ok(())
+}
+
+fn train(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    // A second Ctrl-C while the checkpoint is written is ignored: the save finishes first.
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    let summary = training::train(config, resume, &|_| interrupted.load(Ordering::SeqCst))?;
+    let dir = summary.run_dir.display();
+    match summary.outcome {
+        training::Outcome::Interrupted => {
+            anyhow::bail!("interrupted; the checkpoint is saved: continue with `stancekit train --resume {dir}`")
+        }
+        training::Outcome::EarlyStopped => eprintln!("stopped early; the best model is in {dir}"),
+        training::Outcome::Finished => eprintln!("done; the best model is in {dir}"),
+    }
+    Ok(())
+}
+
+/// The settings of a training run: a resumed run's saved ones, or the TOML of
+/// `--config` under the flags given on the command line, or the flags alone.
+fn train_settings(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<(TrainConfig, bool)> {
+    let flags = args.settings;
+    if let Some(dir) = args.resume {
+        let mut config = TrainConfig::from_json(&dir.join("train_config.json"))?;
+        config.out = dir;
+        config.quiet = flags.quiet;
+        return Ok((config, true));
+    }
+    let Some(file) = args.config else { return Ok((flags, false)) };
+    let mut merged = serde_json::to_value(TrainConfig::from_toml(&file)?)?;
+    if let serde_json::Value::Object(given) = serde_json::to_value(&flags)? {
+        for (key, value) in given {
+            if matches.value_source(&key) == Some(ValueSource::CommandLine) {
+                merged[key] = value;
+            }
+        }
+    }
+    let mut config: TrainConfig = serde_json::from_value(merged)?;
+    config.overwrite = flags.overwrite;
+    config.quiet = flags.quiet;
+    Ok((config, false))
 }
 
 fn warn(warnings: &[String]) {

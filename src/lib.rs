@@ -15,5 +15,6 @@ pub mod model;
 pub mod resolve;
 pub mod testing;
 pub mod tokenization;
+pub mod training;
 
 pub use error::{Error, Problem, Problems, Result};

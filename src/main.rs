@@ -1,10 +1,8 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     stancekit::logging::init();
-    match stancekit::cli::run(stancekit::cli::Cli::parse()) {
+    match stancekit::cli::run_from_env() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -1,0 +1,207 @@
+//! `stancekit train`'s configuration: the clap flags, the TOML of `--config`, and
+//! the `train_config.json` saved in the run folder are one struct. Names follow
+//! transformers' `TrainingArguments` where one exists.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::schedule::SchedulerType;
+use crate::model::Pooling;
+use crate::{Error, Result};
+
+/// What decides the best checkpoint and early stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BestMetric {
+    /// Mean F1 of the stance labels (SemEval's F_avg).
+    FAvg,
+    MacroF1,
+    Accuracy,
+    /// Dev loss (lower is better).
+    Loss,
+}
+
+/// When to evaluate on the dev set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalStrategy {
+    Epoch,
+    /// Every `--eval-steps` optimizer steps.
+    Steps,
+}
+
+/// Configuration of `stancekit train`.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Base model: a folder or a Hugging Face hub id.
+    #[arg(long, default_value = crate::resolve::DEFAULT_MODEL)]
+    pub model: String,
+    /// Training data (any format `stancekit data check` reads; TweetEval folders take a `:train` suffix).
+    #[arg(long, num_args = 1.., default_value = "datasets/train.jsonl")]
+    pub train: Vec<String>,
+    /// Dev data for evaluation and model selection.
+    #[arg(long, num_args = 1.., default_value = "datasets/dev.jsonl", conflicts_with = "dev_split")]
+    pub dev: Vec<String>,
+    /// Hold out this share of the training sentences as dev data instead of `--dev`.
+    #[arg(long)]
+    pub dev_split: Option<f64>,
+    /// Label set and target descriptions.
+    #[arg(long, default_value = "datasets/targets.json")]
+    pub targets: PathBuf,
+    /// The run folder to write.
+    #[arg(long, default_value = "runs/default")]
+    pub out: PathBuf,
+    /// Peak learning rate of the encoder.
+    #[arg(long, default_value_t = 5e-5)]
+    pub learning_rate: f64,
+    /// Peak learning rate of the head (pooler and classifier); default: `--learning-rate`.
+    #[arg(long)]
+    pub head_learning_rate: Option<f64>,
+    #[arg(long, default_value_t = 5)]
+    pub num_train_epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    pub per_device_train_batch_size: usize,
+    #[arg(long, default_value_t = 64)]
+    pub per_device_eval_batch_size: usize,
+    /// Micro-batches whose gradients are summed before one optimizer step.
+    #[arg(long, default_value_t = 1)]
+    pub gradient_accumulation_steps: usize,
+    /// Share of the optimizer steps spent warming the learning rate up from 0.
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_ratio: f64,
+    /// Decoupled weight decay, applied to weight matrices only (not biases or layer norms).
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this (0 turns clipping off).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    #[arg(long, value_enum, default_value_t = SchedulerType::Linear)]
+    pub lr_scheduler_type: SchedulerType,
+    #[arg(long, default_value_t = 0.9)]
+    pub adam_beta1: f64,
+    #[arg(long, default_value_t = 0.999)]
+    pub adam_beta2: f64,
+    #[arg(long, default_value_t = 1e-8)]
+    pub adam_epsilon: f64,
+    /// Seeds the head's initialisation, the data order and dropout.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Train the head alone on a frozen encoder (fast, for few examples).
+    #[arg(long)]
+    pub freeze_encoder: bool,
+    /// `balanced` (n / (k · count)), or one weight per label in label order, comma-separated.
+    #[arg(long)]
+    pub class_weights: Option<String>,
+    /// Label smoothing ε of the cross-entropy.
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing_factor: f64,
+    #[arg(long, value_enum, default_value_t = EvalStrategy::Epoch)]
+    pub eval_strategy: EvalStrategy,
+    /// Optimizer steps between evaluations with `--eval-strategy steps`.
+    #[arg(long, default_value_t = 100)]
+    pub eval_steps: usize,
+    #[arg(long, value_enum, default_value_t = BestMetric::FAvg)]
+    pub metric_for_best_model: BestMetric,
+    /// Stop after this many evaluations without improvement.
+    #[arg(long)]
+    pub early_stopping_patience: Option<usize>,
+    /// Token limit of a (target, sentence) pair; only the sentence is truncated.
+    #[arg(long, default_value_t = 128)]
+    pub max_length: usize,
+    #[arg(long, value_enum, default_value_t = Pooling::Cls)]
+    pub pooling: Pooling,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Replace an existing run folder.
+    #[arg(long)]
+    #[serde(skip)]
+    pub overwrite: bool,
+    /// No progress bars or summary table on stderr.
+    #[arg(long)]
+    #[serde(skip)]
+    pub quiet: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: TrainConfig,
+        }
+        Wrapper::parse_from(["stancekit"]).config
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML file whose keys are the flag names with underscores.
+    pub fn from_toml(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+    }
+
+    /// Reads a saved `train_config.json`.
+    pub fn from_json(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+    }
+
+    pub fn head_lr(&self) -> f64 {
+        self.head_learning_rate.unwrap_or(self.learning_rate)
+    }
+
+    /// Checks what clap cannot: values that would make training meaningless.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Other(msg));
+        if self.per_device_train_batch_size == 0 || self.gradient_accumulation_steps == 0 {
+            return bad("batch size and gradient accumulation steps must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.warmup_ratio) {
+            return bad(format!("--warmup-ratio {} must be in [0, 1)", self.warmup_ratio));
+        }
+        if let Some(share) = self.dev_split {
+            if !(share > 0.0 && share < 1.0) {
+                return bad(format!("--dev-split {share} must be in (0, 1)"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing_factor) {
+            return bad(format!("--label-smoothing-factor {} must be in [0, 1)", self.label_smoothing_factor));
+        }
+        if self.learning_rate <= 0.0 || self.head_lr() <= 0.0 {
+            return bad("learning rates must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_between_clap_and_serde() {
+        let from_toml: TrainConfig = toml::from_str("").unwrap();
+        assert_eq!(from_toml, TrainConfig::default());
+        assert_eq!(from_toml.learning_rate, 5e-5);
+        assert_eq!(from_toml.train, vec!["datasets/train.jsonl".to_string()]);
+    }
+
+    #[test]
+    fn toml_sets_fields_and_rejects_typos() {
+        let c: TrainConfig = toml::from_str("learning_rate = 3e-5\nnum_train_epochs = 2\npooling = \"mean\"").unwrap();
+        assert_eq!((c.learning_rate, c.num_train_epochs, c.pooling), (3e-5, 2, Pooling::Mean));
+        let err = toml::from_str::<TrainConfig>("learning_rat = 1.0").unwrap_err().to_string();
+        assert!(err.contains("learning_rat"), "{err}");
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let c = TrainConfig { seed: 7, class_weights: Some("balanced".into()), ..Default::default() };
+        let back: TrainConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+}

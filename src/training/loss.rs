@@ -1,0 +1,96 @@
+//! Cross-entropy with class weights and label smoothing, defined as
+//! `torch.nn.CrossEntropyLoss(weight=w, label_smoothing=ε)` with mean reduction:
+//!
+//! loss = [(1 − ε) Σᵢ w[yᵢ]·(−log pᵢ[yᵢ]) + (ε / C) Σᵢ Σ_c w[c]·(−log pᵢ[c])] / Σᵢ w[yᵢ]
+
+use candle_core::{DType, Result, Tensor, D};
+
+/// Mean cross-entropy of `logits` [batch, classes] against `labels` [batch] (u32).
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor, weights: Option<&Tensor>, smoothing: f64) -> Result<Tensor> {
+    let classes = logits.dim(1)?;
+    let neg_log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?.neg()?;
+    let weights = match weights {
+        Some(w) => w.to_dtype(logits.dtype())?,
+        None => Tensor::ones(classes, logits.dtype(), logits.device())?,
+    };
+    let picked = neg_log_p.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let label_weights = weights.gather(labels, 0)?;
+    let denominator = label_weights.sum_all()?;
+    let nll = (picked * &label_weights)?.sum_all()?;
+    let total = if smoothing > 0.0 {
+        let smooth = neg_log_p.broadcast_mul(&weights.unsqueeze(0)?)?.sum_all()?;
+        ((nll * (1.0 - smoothing))? + (smooth * (smoothing / classes as f64))?)?
+    } else {
+        nll
+    };
+    total.broadcast_div(&denominator)
+}
+
+/// scikit-learn's `class_weight="balanced"`: n_samples / (n_classes · count(c)).
+/// A class absent from the data gets weight 1, so that it cannot divide by zero.
+pub fn balanced_weights(labels: &[u32], classes: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; classes];
+    for &l in labels {
+        counts[l as usize] += 1;
+    }
+    counts.iter().map(|&c| if c == 0 { 1.0 } else { labels.len() as f32 / (classes * c) as f32 }).collect()
+}
+
+/// Class weights as a tensor on the logits' device.
+pub fn weights_tensor(weights: &[f32], like: &Tensor) -> Result<Tensor> {
+    Tensor::new(weights, like.device())?.to_dtype(DType::F32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn setup() -> (Tensor, Tensor) {
+        let logits = Tensor::new(&[[2.0f32, 0.5, -1.0], [0.1, 0.2, 0.3]], &Device::Cpu).unwrap();
+        let labels = Tensor::new(&[0u32, 2], &Device::Cpu).unwrap();
+        (logits, labels)
+    }
+
+    fn log_softmax(row: &[f64]) -> Vec<f64> {
+        let lse = row.iter().map(|x| x.exp()).sum::<f64>().ln();
+        row.iter().map(|x| x - lse).collect()
+    }
+
+    /// The same formula in plain f64 arithmetic.
+    fn by_hand(weights: [f64; 3], eps: f64) -> f64 {
+        let rows = [[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]];
+        let labels = [0usize, 2];
+        let (mut num, mut den) = (0.0, 0.0);
+        for (row, &y) in rows.iter().zip(&labels) {
+            let lp = log_softmax(row);
+            num += (1.0 - eps) * weights[y] * -lp[y];
+            num += eps / 3.0 * (0..3).map(|c| weights[c] * -lp[c]).sum::<f64>();
+            den += weights[y];
+        }
+        num / den
+    }
+
+    #[test]
+    fn matches_the_pytorch_definition() {
+        let (logits, labels) = setup();
+        for (weights, eps) in
+            [([1.0, 1.0, 1.0], 0.0), ([0.5, 1.0, 3.0], 0.0), ([1.0, 1.0, 1.0], 0.1), ([0.5, 1.0, 3.0], 0.2)]
+        {
+            let w: Vec<f32> = weights.iter().map(|&x| x as f32).collect();
+            let w = weights_tensor(&w, &logits).unwrap();
+            let got = cross_entropy(&logits, &labels, Some(&w), eps).unwrap().to_scalar::<f32>().unwrap();
+            assert!((got as f64 - by_hand(weights, eps)).abs() < 1e-6, "{weights:?} {eps}: {got}");
+        }
+        let plain = cross_entropy(&logits, &labels, None, 0.0).unwrap().to_scalar::<f32>().unwrap();
+        let candle = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().to_scalar::<f32>().unwrap();
+        assert!((plain - candle).abs() < 1e-6);
+    }
+
+    #[test]
+    fn balanced_weights_follow_scikit_learn() {
+        // sklearn: compute_class_weight("balanced", classes=[0,1,2], y=[0,0,0,1]) → [0.444, 1.333, 1]
+        let w = balanced_weights(&[0, 0, 0, 1], 3);
+        assert!((w[0] - 4.0 / 9.0).abs() < 1e-6 && (w[1] - 4.0 / 3.0).abs() < 1e-6 && w[2] == 1.0);
+    }
+}

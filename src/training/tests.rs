@@ -1,0 +1,203 @@
+//! Training end to end on a tiny random BERT: it learns, it is deterministic,
+//! and a resumed run ends where an uninterrupted one does.
+
+use std::path::Path;
+
+use super::*;
+use crate::testing::write_tiny_model;
+
+const WORDS: [&str; 8] = ["the war", "peace talks", "europe", "land", "nato", "defence spending", "borders", "it"];
+
+/// 32 pairs whose label follows from one word: `for` → favor, `against` → against, `not` → none.
+fn write_data(dir: &Path, name: &str, offset: usize) {
+    let mut lines = Vec::new();
+    for i in 0..16 {
+        let topic = WORDS[(i + offset) % WORDS.len()];
+        let (text, label) = match i % 3 {
+            0 => (format!("it is for {topic}"), "favor"),
+            1 => (format!("it is against {topic}"), "against"),
+            _ => (format!("it is not {topic}"), "none"),
+        };
+        for target in ["nato", "europe"] {
+            let text = format!("{text} {}", if target == "nato" { "now" } else { "" }).trim().to_string();
+            lines.push(
+                serde_json::json!({"id": format!("{name}{i}"), "text": text, "target": target, "label": label})
+                    .to_string(),
+            );
+        }
+    }
+    std::fs::write(dir.join(name), lines.join("\n")).unwrap();
+}
+
+fn setup(dir: &Path) -> TrainConfig {
+    write_tiny_model(&dir.join("base"), 11).unwrap();
+    write_data(dir, "train.jsonl", 0);
+    write_data(dir, "dev.jsonl", 2);
+    std::fs::write(
+        dir.join("targets.json"),
+        r#"{"labels": ["favor", "against", "none"], "targets": {"nato": "ukraine joining nato", "europe": "europe pay more"}}"#,
+    )
+    .unwrap();
+    let s = |p: &str| dir.join(p).to_str().unwrap().to_string();
+    TrainConfig {
+        model: s("base"),
+        train: vec![s("train.jsonl")],
+        dev: vec![s("dev.jsonl")],
+        targets: dir.join("targets.json"),
+        out: dir.join("run"),
+        learning_rate: 3e-3,
+        num_train_epochs: 12,
+        per_device_train_batch_size: 8,
+        warmup_ratio: 0.1,
+        device: "cpu".into(),
+        quiet: true,
+        ..TrainConfig::default()
+    }
+}
+
+fn never(_: usize) -> bool {
+    false
+}
+
+fn metrics(run: &Path) -> String {
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap()
+}
+
+#[test]
+fn a_tiny_model_learns_its_training_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.dev = config.train.clone();
+    config.num_train_epochs = 30;
+    config.learning_rate = 1e-2;
+    // On a 16-wide random encoder, [CLS] through a tanh pooler learns two of the
+    // three classes within this budget and then plateaus; mean pooling learns all.
+    config.pooling = crate::model::Pooling::Mean;
+    let summary = train(config.clone(), false, &never).unwrap();
+    assert_eq!(summary.outcome, Outcome::Finished);
+    let history: Vec<EvalLog> = metrics(&config.out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(history.len(), 30);
+    assert!(history.last().unwrap().train_loss < history[0].train_loss / 4.0, "loss did not fall: {history:?}");
+    assert_eq!(summary.best.unwrap().eval_accuracy, 1.0, "the 32 training pairs are not all learnt");
+    // The run folder reloads as a classifier that reproduces the selected scores.
+    let reloaded =
+        Classifier::load(&crate::resolve::resolve(config.out.to_str().unwrap()).unwrap(), &candle_core::Device::Cpu)
+            .unwrap();
+    let schema = Schema::load(&config.targets).unwrap();
+    let records = crate::data::load_records(&config.train, None, &schema).unwrap();
+    let (_, scores) = trainer::evaluate(&reloaded, &encode(&reloaded, &schema, &records).unwrap(), 7).unwrap();
+    assert_eq!(scores.accuracy, 1.0);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 3;
+    train(config.clone(), false, &never).unwrap();
+    let first = metrics(&config.out);
+    config.overwrite = true;
+    train(config.clone(), false, &never).unwrap();
+    assert_eq!(metrics(&config.out), first);
+    config.seed += 1;
+    train(config.clone(), false, &never).unwrap();
+    assert_ne!(metrics(&config.out), first, "the seed must matter");
+}
+
+#[test]
+fn a_resumed_run_ends_like_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 3;
+    config.gradient_accumulation_steps = 2;
+    train(config.clone(), false, &never).unwrap();
+    let uninterrupted = metrics(&config.out);
+    let weights = std::fs::read(config.out.join("model.safetensors")).unwrap();
+
+    config.overwrite = true;
+    // Interrupted mid-epoch (2 optimizer steps per epoch), then resumed twice.
+    let summary = train(config.clone(), false, &|step| step == 1).unwrap();
+    assert_eq!(summary.outcome, Outcome::Interrupted);
+    let summary = train(config.clone(), true, &|step| step == 4).unwrap();
+    assert_eq!(summary.outcome, Outcome::Interrupted);
+    let summary = train(config.clone(), true, &never).unwrap();
+    assert_eq!(summary.outcome, Outcome::Finished);
+    assert_eq!(metrics(&config.out), uninterrupted);
+    assert_eq!(std::fs::read(config.out.join("model.safetensors")).unwrap(), weights);
+    let again = train(config, true, &never).unwrap_err().to_string();
+    assert!(again.contains("already finished"), "{again}");
+}
+
+#[test]
+fn an_existing_run_is_not_overwritten_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 1;
+    train(config.clone(), false, &never).unwrap();
+    let err = train(config, false, &never).unwrap_err().to_string();
+    assert!(err.contains("--overwrite"), "{err}");
+}
+
+#[test]
+fn a_diverging_loss_stops_with_the_last_checkpoint_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 2;
+    config.max_grad_norm = 0.0;
+    config.warmup_ratio = 0.0;
+    config.learning_rate = 1e30;
+    let err = train(config.clone(), false, &never).unwrap_err().to_string();
+    assert!(err.contains("training loss became"), "{err}");
+    assert!(err.contains("last good checkpoint"), "{err}");
+}
+
+#[test]
+fn a_frozen_encoder_trains_the_head_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 2;
+    config.freeze_encoder = true;
+    train(config.clone(), false, &never).unwrap();
+    let before =
+        candle_core::safetensors::load(dir.path().join("base/model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let after =
+        candle_core::safetensors::load(config.out.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let same = |a: &candle_core::Tensor, b: &candle_core::Tensor| {
+        a.flatten_all().unwrap().to_vec1::<f32>().unwrap() == b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let key = "encoder.layer.0.attention.self.query.weight";
+    assert!(same(&before[key], &after[&format!("bert.{key}")]), "the encoder moved");
+    let initial = Classifier::from_base(
+        &crate::resolve::resolve(dir.path().join("base").to_str().unwrap()).unwrap(),
+        crate::model::StanceSpec {
+            labels: vec!["favor".into(), "against".into(), "none".into()],
+            targets: Default::default(),
+            pooling: config.pooling,
+            max_length: config.max_length,
+        },
+        &candle_core::Device::Cpu,
+        config.seed,
+    )
+    .unwrap();
+    let head = initial.model.params.vars().into_iter().find(|(n, _)| n == "classifier.weight").unwrap().1;
+    assert!(!same(head.as_tensor(), &after["classifier.weight"]), "the head did not move");
+}
+
+#[test]
+fn weight_decay_and_head_groups() {
+    assert!(trainer::decays("bert.encoder.layer.0.attention.self.query.weight"));
+    assert!(!trainer::decays("bert.encoder.layer.0.attention.self.query.bias"));
+    assert!(!trainer::decays("bert.embeddings.LayerNorm.weight"));
+    assert!(trainer::is_head("classifier.weight") && trainer::is_head("bert.pooler.dense.bias"));
+    assert!(!trainer::is_head("bert.encoder.layer.5.output.dense.weight"));
+}
+
+#[test]
+fn class_weights_parse() {
+    let ex = |l| Example { encoded: crate::tokenization::Encoded { ids: vec![], type_ids: vec![] }, label: l };
+    let train = vec![ex(0), ex(0), ex(1)];
+    assert_eq!(class_weights(Some("1,2,0.5"), &train, 3).unwrap(), Some(vec![1.0, 2.0, 0.5]));
+    assert!(class_weights(Some("1,2"), &train, 3).is_err());
+    let balanced = class_weights(Some("balanced"), &train, 3).unwrap().unwrap();
+    assert!((balanced[0] - 0.5).abs() < 1e-6 && (balanced[1] - 1.0).abs() < 1e-6);
+}

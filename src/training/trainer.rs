@@ -1,0 +1,382 @@
+//! The fine-tuning loop: shuffled batches, AdamW with a schedule, evaluation,
+//! best-model selection, early stopping and resumable checkpoints.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Tensor, D};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::config::{BestMetric, EvalStrategy, TrainConfig};
+use super::loss::cross_entropy;
+use super::optim::{clip_grad_norm, collect_grads, AdamW, AdamWConfig, Group};
+use super::schedule::{lr_factor, warmup_steps};
+use super::state::{EvalLog, TrainerState};
+use crate::evaluation::{Confusion, Scores};
+use crate::model::Classifier;
+use crate::tokenization::{Batch, Encoded};
+use crate::{Error, Result};
+
+/// A tokenised (target, sentence) pair with its label index.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub encoded: Encoded,
+    pub label: u32,
+}
+
+/// The folder layout of a run.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    pub fn checkpoint(&self) -> PathBuf {
+        self.0.join("checkpoint-last")
+    }
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+/// How training ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Finished,
+    EarlyStopped,
+    /// Stopped on request (Ctrl-C); a checkpoint was saved.
+    Interrupted,
+}
+
+pub struct Trainer {
+    config: TrainConfig,
+    classifier: Classifier,
+    base: PathBuf,
+    run: RunDir,
+    train: Vec<Example>,
+    dev: Vec<Example>,
+    class_weights: Option<Tensor>,
+    optimizer: AdamW,
+    pub state: TrainerState,
+    head_only: bool,
+}
+
+impl Trainer {
+    pub fn new(
+        config: TrainConfig,
+        classifier: Classifier,
+        base: &Path,
+        train: Vec<Example>,
+        dev: Vec<Example>,
+        class_weights: Option<Vec<f32>>,
+    ) -> Result<Self> {
+        let optimizer = build_optimizer(&config, &classifier)?;
+        let steps_per_epoch =
+            train.len().div_ceil(config.per_device_train_batch_size).div_ceil(config.gradient_accumulation_steps);
+        let class_weights = class_weights.map(|w| Tensor::new(w, &classifier.device)).transpose()?;
+        let state = TrainerState {
+            global_step: 0,
+            total_steps: steps_per_epoch * config.num_train_epochs,
+            epoch: 0,
+            batch_in_epoch: 0,
+            best_metric: None,
+            best_step: None,
+            evals_without_improvement: 0,
+            log_history: Vec::new(),
+            loss_sum: 0.0,
+            loss_count: 0,
+            dropout_rng: classifier.model.dropout_rng.state(),
+            finished: false,
+        };
+        let run = RunDir(config.out.clone());
+        let head_only = config.freeze_encoder;
+        Ok(Self {
+            config,
+            classifier,
+            base: base.to_path_buf(),
+            run,
+            train,
+            dev,
+            class_weights,
+            optimizer,
+            state,
+            head_only,
+        })
+    }
+
+    /// Continues from `checkpoint-last`: optimizer moments, schedule position, RNG, counters.
+    pub fn restore(&mut self) -> Result<()> {
+        let dir = self.run.checkpoint();
+        self.state = TrainerState::load(&dir.join("trainer_state.json"))?;
+        let moments = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &self.classifier.device)?;
+        self.optimizer.restore(&moments, self.state.global_step)?;
+        self.classifier.model.dropout_rng.restore(self.state.dropout_rng.clone());
+        Ok(())
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    /// Trains to the end, to early stopping, or until `stop(step)` asks to stop.
+    pub fn run(&mut self, stop: &dyn Fn(usize) -> bool, progress: &super::progress::Progress) -> Result<Outcome> {
+        let batch = self.config.per_device_train_batch_size;
+        while self.state.epoch < self.config.num_train_epochs {
+            let order = self.epoch_order(self.state.epoch);
+            let chunks: Vec<&[usize]> = order.chunks(batch).collect();
+            let bar = progress.epoch_bar(self.state.epoch, self.config.num_train_epochs, chunks.len());
+            bar.set_position(self.state.batch_in_epoch as u64);
+            while self.state.batch_in_epoch < chunks.len() {
+                let group_end = (self.state.batch_in_epoch + self.config.gradient_accumulation_steps).min(chunks.len());
+                let group = &chunks[self.state.batch_in_epoch..group_end];
+                self.optimizer_step(group)?;
+                self.state.batch_in_epoch = group_end;
+                bar.set_position(group_end as u64);
+                progress.describe_step(
+                    &bar,
+                    self.state.loss_sum / self.state.loss_count.max(1) as f64,
+                    self.current_lr(),
+                );
+                let epoch_done = group_end == chunks.len();
+                if epoch_done {
+                    self.state.epoch += 1;
+                    self.state.batch_in_epoch = 0;
+                }
+                let due = match self.config.eval_strategy {
+                    EvalStrategy::Epoch => epoch_done,
+                    EvalStrategy::Steps => self.state.global_step % self.config.eval_steps.max(1) == 0,
+                };
+                if due {
+                    if self.evaluate_and_select(progress)? {
+                        self.state.finished = true;
+                        self.checkpoint()?;
+                        bar.finish_and_clear();
+                        return Ok(Outcome::EarlyStopped);
+                    }
+                    self.checkpoint()?;
+                }
+                if stop(self.state.global_step) {
+                    self.checkpoint()?;
+                    bar.abandon();
+                    return Ok(Outcome::Interrupted);
+                }
+                if epoch_done {
+                    break;
+                }
+            }
+            bar.finish_and_clear();
+        }
+        if self.dev.is_empty() {
+            self.save_best()?;
+        }
+        self.state.finished = true;
+        self.checkpoint()?;
+        Ok(Outcome::Finished)
+    }
+
+    /// The same permutation for the same seed and epoch, whatever happened before.
+    fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
+        rng.set_stream(epoch as u64 + 1);
+        let mut order: Vec<usize> = (0..self.train.len()).collect();
+        order.shuffle(&mut rng);
+        order
+    }
+
+    fn current_lr(&self) -> f64 {
+        let warmup = warmup_steps(self.config.warmup_ratio, self.state.total_steps);
+        self.config.learning_rate
+            * lr_factor(self.config.lr_scheduler_type, self.state.global_step, warmup, self.state.total_steps)
+    }
+
+    /// Forward and backward over each micro-batch of `group`, then one update.
+    fn optimizer_step(&mut self, group: &[&[usize]]) -> Result<()> {
+        let mut summed: Option<Vec<Tensor>> = None;
+        let examples: usize = group.iter().map(|c| c.len()).sum();
+        for chunk in group {
+            let (loss, grads) = self.micro_batch(chunk, examples)?;
+            self.state.loss_sum += loss;
+            self.state.loss_count += 1;
+            summed = Some(match summed {
+                None => grads,
+                Some(acc) => acc.iter().zip(&grads).map(|(a, g)| a + g).collect::<candle_core::Result<_>>()?,
+            });
+        }
+        let mut grads = summed.expect("an optimizer step has at least one micro-batch");
+        if self.config.max_grad_norm > 0.0 {
+            clip_grad_norm(&mut grads, self.config.max_grad_norm)?;
+        }
+        let warmup = warmup_steps(self.config.warmup_ratio, self.state.total_steps);
+        let factor = lr_factor(self.config.lr_scheduler_type, self.state.global_step, warmup, self.state.total_steps);
+        self.optimizer.step(&grads, factor)?;
+        self.state.global_step += 1;
+        Ok(())
+    }
+
+    /// The loss of one micro-batch (as an average over it) and its gradients,
+    /// scaled so that the micro-batches of a step sum to the step's mean loss.
+    fn micro_batch(&self, chunk: &[usize], step_examples: usize) -> Result<(f64, Vec<Tensor>)> {
+        let device = &self.classifier.device;
+        let batch = Batch::from_encoded(chunk.iter().map(|&i| &self.train[i].encoded), self.pad_id(), device)?;
+        let labels: Vec<u32> = chunk.iter().map(|&i| self.train[i].label).collect();
+        let labels = Tensor::new(labels, device)?;
+        let logits = self.logits(&batch, true)?;
+        let loss = cross_entropy(&logits, &labels, self.class_weights.as_ref(), self.config.label_smoothing_factor)?;
+        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            return Err(Error::Other(format!(
+                "the training loss became {value} at step {} (epoch {}); stopped, and {} keeps the last good checkpoint. \
+                 Try a lower --learning-rate or --max-grad-norm.",
+                self.state.global_step + 1,
+                self.state.epoch + 1,
+                self.run.checkpoint().display()
+            )));
+        }
+        let share = chunk.len() as f64 / step_examples as f64;
+        let grads = (loss * share)?.backward()?;
+        Ok((value, collect_grads(&grads, self.optimizer.vars())?))
+    }
+
+    fn logits(&self, batch: &Batch, train: bool) -> Result<Tensor> {
+        let model = &self.classifier.model;
+        if !self.head_only {
+            return model.forward_t(batch, train);
+        }
+        // A frozen encoder runs without dropout and without a backward pass.
+        let hidden = model.bert.forward_t(batch, false)?.detach();
+        Ok(model.head.forward_t(&hidden, &batch.attention_mask, train)?)
+    }
+
+    fn pad_id(&self) -> u32 {
+        self.classifier.tokenizer.pad_id()
+    }
+
+    /// Scores the dev set; returns whether early stopping says to stop.
+    fn evaluate_and_select(&mut self, progress: &super::progress::Progress) -> Result<bool> {
+        if self.dev.is_empty() {
+            return Ok(false);
+        }
+        let (eval_loss, scores) = evaluate(&self.classifier, &self.dev, self.config.per_device_eval_batch_size)?;
+        let steps_per_epoch = self.state.total_steps as f64 / self.config.num_train_epochs.max(1) as f64;
+        let log = EvalLog {
+            epoch: round4(self.state.global_step as f64 / steps_per_epoch.max(1.0)),
+            step: self.state.global_step,
+            learning_rate: self.current_lr(),
+            train_loss: self.state.loss_sum / self.state.loss_count.max(1) as f64,
+            eval_loss,
+            eval_accuracy: scores.accuracy,
+            eval_macro_f1: scores.macro_f1,
+            eval_f_avg: scores.f_avg,
+        };
+        self.state.loss_sum = 0.0;
+        self.state.loss_count = 0;
+        progress.evaluation(&log);
+        let value = best_value(self.config.metric_for_best_model, &log);
+        if self.state.best_metric.is_none_or(|best| value > best) {
+            self.state.best_metric = Some(value);
+            self.state.best_step = Some(log.step);
+            self.state.evals_without_improvement = 0;
+            self.state.log_history.push(log);
+            self.save_best()?;
+        } else {
+            self.state.evals_without_improvement += 1;
+            self.state.log_history.push(log);
+        }
+        Ok(self.config.early_stopping_patience.is_some_and(|p| self.state.evals_without_improvement >= p))
+    }
+
+    /// The best model so far goes to the top of the run folder.
+    fn save_best(&self) -> Result<()> {
+        self.classifier.save(&self.run.0, &self.base)
+    }
+
+    /// Writes `checkpoint-last` whole under a temporary name, then swaps it in,
+    /// so a crash mid-save leaves the previous checkpoint intact.
+    fn checkpoint(&mut self) -> Result<()> {
+        self.state.dropout_rng = self.classifier.model.dropout_rng.state();
+        let final_dir = self.run.checkpoint();
+        let tmp = self.run.file(".checkpoint-last.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        self.classifier.save(&tmp, &self.base)?;
+        candle_core::safetensors::save(&self.optimizer.state(), tmp.join("optimizer.safetensors"))?;
+        self.state.save(&tmp.join("trainer_state.json"))?;
+        let old = self.run.file(".checkpoint-last.old");
+        let _ = std::fs::remove_dir_all(&old);
+        if final_dir.exists() {
+            std::fs::rename(&final_dir, &old).map_err(|e| Error::io(&final_dir, e))?;
+        }
+        std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+        self.state.save(&self.run.file("trainer_state.json"))?;
+        self.state.save_metrics(&self.run.file("metrics.jsonl"))
+    }
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// Higher is better for every metric: the loss is negated.
+fn best_value(metric: BestMetric, log: &EvalLog) -> f64 {
+    match metric {
+        BestMetric::FAvg => log.eval_f_avg,
+        BestMetric::MacroF1 => log.eval_macro_f1,
+        BestMetric::Accuracy => log.eval_accuracy,
+        BestMetric::Loss => -log.eval_loss,
+    }
+}
+
+/// AdamW over the trainable parameters in four groups: encoder and head, each
+/// with and without weight decay (biases and LayerNorm weights never decay,
+/// as transformers' Trainer has it).
+fn build_optimizer(config: &TrainConfig, classifier: &Classifier) -> Result<AdamW> {
+    let groups = vec![
+        Group { lr: config.learning_rate, weight_decay: config.weight_decay },
+        Group { lr: config.learning_rate, weight_decay: 0.0 },
+        Group { lr: config.head_lr(), weight_decay: config.weight_decay },
+        Group { lr: config.head_lr(), weight_decay: 0.0 },
+    ];
+    let params = classifier
+        .model
+        .params
+        .vars()
+        .into_iter()
+        .filter(|(name, _)| !config.freeze_encoder || is_head(name))
+        .map(|(name, var)| {
+            let group = 2 * usize::from(is_head(&name)) + usize::from(!decays(&name));
+            (name, var, group)
+        })
+        .collect();
+    let adam = AdamWConfig { beta1: config.adam_beta1, beta2: config.adam_beta2, eps: config.adam_epsilon };
+    Ok(AdamW::new(params, groups, adam)?)
+}
+
+/// The head: what `BertForSequenceClassification` adds on top of the encoder's layers.
+pub fn is_head(name: &str) -> bool {
+    name.starts_with("classifier.") || name.starts_with("bert.pooler.")
+}
+
+/// Weight decay applies to weight matrices, not to biases or LayerNorm parameters.
+pub fn decays(name: &str) -> bool {
+    !(name.ends_with(".bias") || name.contains("LayerNorm"))
+}
+
+/// Dev loss (unweighted mean cross-entropy) and scores of `classifier` on `examples`.
+pub fn evaluate(classifier: &Classifier, examples: &[Example], batch_size: usize) -> Result<(f64, Scores)> {
+    let encoded: Vec<Encoded> = examples.iter().map(|e| e.encoded.clone()).collect();
+    let pad = classifier.tokenizer.pad_id();
+    let log_probs = crate::inference::run_sorted(&encoded, batch_size, pad, &classifier.device, |b| {
+        Ok(candle_nn::ops::log_softmax(&classifier.model.forward_t(b, false)?, D::Minus1)?)
+    })?;
+    let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
+    let pred: Vec<usize> = log_probs.iter().map(|row| argmax(row)).collect();
+    let loss = log_probs.iter().zip(&gold).map(|(row, &g)| -(row[g] as f64)).sum::<f64>() / gold.len().max(1) as f64;
+    Ok((loss, Confusion::new(&classifier.spec.labels, &gold, &pred).scores()))
+}
+
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
+}
