@@ -27,6 +27,8 @@ pub enum Command {
     Embed(crate::inference::embed::EmbedConfig),
     /// Fine-tune a BERT encoder and a classification head on labelled pairs.
     Train(Box<TrainArgs>),
+    /// Score models or predictions files against gold labels, beside baselines; write a report.
+    Eval(Box<crate::evaluation::command::EvalConfig>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +66,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             let (config, resume) = train_settings(*args, sub)?;
             train(config, resume)?;
         }
+        Command::Eval(config) => eval(&config)?,
     }
     Ok(())
 }
@@ -81,6 +84,17 @@ fn train(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
         }
         training::Outcome::EarlyStopped => eprintln!("stopped early; the best model is in {dir}"),
         training::Outcome::Finished => eprintln!("done; the best model is in {dir}"),
+    }
+    Ok(())
+}
+
+fn eval(config: &crate::evaluation::command::EvalConfig) -> anyhow::Result<()> {
+    use crate::evaluation::command;
+    let evaluation = command::run(config)?;
+    print!("{}", crate::reporting::table::render(&evaluation.report()));
+    if let Some(dir) = &config.report {
+        command::write(&evaluation, config, dir)?;
+        eprintln!("report: {}", dir.join("report.html").display());
     }
     Ok(())
 }

@@ -13,7 +13,8 @@ use super::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKin
 use super::{align, baselines};
 use crate::data::{self, Format, Record, Schema};
 use crate::model::Classifier;
-use crate::reporting::{self, Curves, Report};
+use crate::reporting::{self, Report};
+use crate::training::{EvalLog, TrainConfig};
 use crate::{Error, Result};
 
 /// Where `eval` looks for training data for the baselines when nothing names it.
@@ -157,8 +158,14 @@ pub struct Evaluation {
     /// The answers of each system of `metrics.systems`, in that order.
     pub outputs: Vec<Output>,
     /// Training curves of the systems that are runs with a `metrics.jsonl`.
-    pub curves: Vec<(String, Curves)>,
+    pub curves: Vec<(String, Vec<EvalLog>)>,
     pub descriptions: BTreeMap<String, String>,
+}
+
+impl Evaluation {
+    pub fn report(&self) -> Report<'_> {
+        Report { metrics: &self.metrics, curves: &self.curves, descriptions: &self.descriptions }
+    }
 }
 
 /// Loads the gold data and every system, runs models, trains the baselines, and scores all.
@@ -180,13 +187,16 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
                 (SystemKind::Predictions, file, align::align(&gold, &predictions::read(file, &gold.labels)?)?)
             }
         };
-        if let (Source::Model(dir), Some(c)) = (source, reporting::curves::read(&dir.join("metrics.jsonl"))?) {
-            curves.push((name.clone(), c));
+        if let Source::Model(dir) = source {
+            if let Some(logs) = reporting::read_curves(&dir.join("metrics.jsonl"))? {
+                curves.push((name.clone(), logs));
+            }
         }
         answered.push((SystemInfo { name: name.clone(), kind, source: path.display().to_string() }, output));
     }
     let mut notes = Vec::new();
-    let runs: Vec<&Path> = sources.iter().filter_map(|(_, s)| if let Source::Model(d) = s { Some(d.as_path()) } else { None }).collect();
+    let runs: Vec<&Path> =
+        sources.iter().filter_map(|(_, s)| if let Source::Model(d) = s { Some(d.as_path()) } else { None }).collect();
     match training_data(config, &runs, &schema)? {
         Some((train, source)) => {
             notes.extend(overlap_note(&train, &records, &source));
@@ -199,7 +209,8 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
         )),
     }
     let settings = config.settings();
-    let scored: Vec<Scored> = answered.iter().map(|(info, out)| results::score(&gold, out, info.clone(), &settings)).collect();
+    let scored: Vec<Scored> =
+        answered.iter().map(|(info, out)| results::score(&gold, out, info.clone(), &settings)).collect();
     let metrics = Metrics {
         schema: results::SCHEMA.to_string(),
         labels: gold.labels.clone(),
@@ -266,31 +277,29 @@ fn run_model(run: &Path, gold: &Gold, config: &EvalConfig) -> Result<Output> {
 }
 
 /// The baselines' training records and where they came from: `--train`, else
-/// the first run's training files, else [`DEFAULT_TRAIN`] if it exists.
+/// the records the first run trained on (its `train_config.json`, dev split
+/// applied), else [`DEFAULT_TRAIN`] if it exists.
 fn training_data(config: &EvalConfig, runs: &[&Path], schema: &Schema) -> Result<Option<(Vec<Record>, String)>> {
-    let files = if !config.train.is_empty() {
-        config.train.clone()
-    } else if let Some(files) = runs.first().and_then(|r| run_training_files(r)) {
-        files
-    } else if Path::new(DEFAULT_TRAIN).is_file() {
-        vec![DEFAULT_TRAIN.to_string()]
-    } else {
-        return Ok(None);
-    };
-    let records = data::load_records(&files, None, schema)?;
-    Ok(Some((records, files.join(", "))))
-}
-
-/// The training files a run's `train_config.json` names (`train`: a path or a list).
-fn run_training_files(run: &Path) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(run.join("train_config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let files: Vec<String> = match &config["train"] {
-        serde_json::Value::String(s) => vec![s.clone()],
-        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
-        _ => return None,
-    };
-    (!files.is_empty() && files.iter().all(|f| data::Input::parse(f).path.exists())).then_some(files)
+    if !config.train.is_empty() {
+        return Ok(Some((data::load_records(&config.train, None, schema)?, config.train.join(", "))));
+    }
+    if let Some(run) = runs.first() {
+        let saved = run.join("train_config.json");
+        if saved.is_file() {
+            let train = TrainConfig::from_json(&saved)?;
+            if train.train.iter().all(|f| data::Input::parse(f).path.exists()) {
+                let (records, _dev) = crate::training::load_data(&train, schema)?;
+                return Ok(Some((
+                    records,
+                    format!("{} (as the run {} trained on)", train.train.join(", "), run.display()),
+                )));
+            }
+        }
+    }
+    if Path::new(DEFAULT_TRAIN).is_file() {
+        return Ok(Some((data::load_records(&[DEFAULT_TRAIN], None, schema)?, DEFAULT_TRAIN.to_string())));
+    }
+    Ok(None)
 }
 
 /// Gold records that also sit in the training data make every score optimistic.
@@ -317,19 +326,22 @@ struct ScoredRow<'a> {
 /// Writes metrics.json, the config, each evaluated system's predictions and the reports into `dir`.
 pub fn write(evaluation: &Evaluation, config: &EvalConfig, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write_json(&dir.join("metrics.json"), &evaluation.metrics)?;
-    write_json(&dir.join("eval_config.json"), config)?;
+    crate::training::state::write_json(&dir.join("metrics.json"), &evaluation.metrics)?;
+    crate::training::state::write_json(&dir.join("eval_config.json"), config)?;
     let mut first = true;
     for (result, output) in evaluation.metrics.systems.iter().zip(&evaluation.outputs) {
         if result.info.kind == SystemKind::Baseline {
             continue;
         }
-        let name = if first { "predictions.jsonl".to_string() } else { format!("predictions-{}.jsonl", file_safe(&result.info.name)) };
+        let name = if first {
+            "predictions.jsonl".to_string()
+        } else {
+            format!("predictions-{}.jsonl", file_safe(&result.info.name))
+        };
         first = false;
         crate::io::write_jsonl(&dir.join(name), &scored_rows(&evaluation.gold, output))?;
     }
-    let report = Report { metrics: &evaluation.metrics, curves: &evaluation.curves, descriptions: &evaluation.descriptions };
-    reporting::write(&report, dir)
+    reporting::write(&evaluation.report(), dir)
 }
 
 fn scored_rows<'a>(gold: &'a Gold, output: &Output) -> Vec<ScoredRow<'a>> {
@@ -347,11 +359,6 @@ fn scored_rows<'a>(gold: &'a Gold, output: &Output) -> Vec<ScoredRow<'a>> {
             gold: &gold.labels[item.label],
         })
         .collect()
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    crate::io::write_atomic(path, |w| std::io::Write::write_all(w, text.as_bytes()).map_err(|e| Error::io(path, e)))
 }
 
 /// A system name as part of a file name.
@@ -381,8 +388,15 @@ mod tests {
         std::fs::create_dir(&run).unwrap();
         let run = run.to_str().unwrap();
         let config = parse(&[
-            "--data", "gold.jsonl", "--compare", run, "other=theirs.jsonl",
-            "--model", run, "--predictions", "out/theirs.jsonl",
+            "--data",
+            "gold.jsonl",
+            "--compare",
+            run,
+            "other=theirs.jsonl",
+            "--model",
+            run,
+            "--predictions",
+            "out/theirs.jsonl",
         ]);
         let got: Vec<(String, Source)> = sources(&config);
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
@@ -399,7 +413,12 @@ mod tests {
 
     #[test]
     fn overlap_with_training_data_is_noted() {
-        let r = |text: &str, target: &str| Record { id: None, text: text.into(), target: target.into(), label: "none".into() };
+        let r = |text: &str, target: &str| Record {
+            id: None,
+            text: text.into(),
+            target: target.into(),
+            label: "none".into(),
+        };
         let note = overlap_note(&[r("a ", "t"), r("b", "t")], &[r("a", "t"), r("a", "u"), r("c", "t")], "train.jsonl");
         assert!(note.unwrap().starts_with("1 of 3 gold records"));
         assert_eq!(overlap_note(&[r("x", "t")], &[r("a", "t")], "f"), None);

@@ -5,6 +5,7 @@ pub mod align;
 pub mod baselines;
 pub mod bootstrap;
 pub mod calibration;
+pub mod command;
 pub mod gold;
 pub mod logistic;
 pub mod metrics;
