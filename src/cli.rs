@@ -29,6 +29,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Score models or predictions files against gold labels, beside baselines; write a report.
     Eval(Box<crate::evaluation::command::EvalConfig>),
+    /// K-fold cross-validation by sentence: train as `train` does on K−1 folds, evaluate on the rest.
+    Cv(Box<crate::evaluation::cv::CvConfig>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,15 +69,22 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             train(config, resume)?;
         }
         Command::Eval(config) => eval(&config)?,
+        Command::Cv(config) => cv(&config)?,
     }
     Ok(())
 }
 
-fn train(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
+/// A flag that Ctrl-C sets; training stops at the next step and saves a checkpoint.
+fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     // A second Ctrl-C while the checkpoint is written is ignored: the save finishes first.
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    Ok(interrupted)
+}
+
+fn train(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
+    let interrupted = interrupt_flag()?;
     let summary = training::train(config, resume, &|_| interrupted.load(Ordering::SeqCst))?;
     let dir = summary.run_dir.display();
     match summary.outcome {
@@ -96,6 +105,14 @@ fn eval(config: &crate::evaluation::command::EvalConfig) -> anyhow::Result<()> {
         command::write(&evaluation, config, dir)?;
         eprintln!("report: {}", dir.join("report.html").display());
     }
+    Ok(())
+}
+
+fn cv(config: &crate::evaluation::cv::CvConfig) -> anyhow::Result<()> {
+    let interrupted = interrupt_flag()?;
+    let results = crate::evaluation::cv::run(config, &|_| interrupted.load(Ordering::SeqCst))?;
+    print!("{}", crate::reporting::cv::table(&results));
+    eprintln!("cross-validation: {}", config.training.out.join("cv.md").display());
     Ok(())
 }
 

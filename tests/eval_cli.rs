@@ -253,3 +253,57 @@ fn evaluates_a_model_that_train_made() {
     let html = std::fs::read_to_string(dir.path().join("r/report.html")).unwrap();
     assert!(html.contains("Dev scores (%)"), "training curves from metrics.jsonl");
 }
+
+#[test]
+fn cross_validation_trains_and_evaluates_every_fold() {
+    let dir = setup();
+    stancekit::testing::write_tiny_model(&dir.path().join("base"), 5).unwrap();
+    let out = stancekit(
+        dir.path(),
+        &[
+            "cv",
+            "--folds",
+            "3",
+            "--bootstrap",
+            "50",
+            "--model",
+            "base",
+            "--train",
+            "train.jsonl",
+            "--dev-split",
+            "0.2",
+            "--targets",
+            "targets.json",
+            "--out",
+            "cv",
+            "--num-train-epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Training prints a JSON line per dev evaluation first.
+    assert!(stdout.contains("\n3-fold cross-validation on train.jsonl (60 records, 30 sentences"), "{stdout}");
+    assert!(stdout.contains("fold  test records  model F_avg  majority F_avg  tfidf-lr F_avg"), "{stdout}");
+    let cv = read_json(&dir.path().join("cv/cv.json"));
+    assert_eq!(cv["schema"], "stancekit.cv/1");
+    let names: Vec<&str> = cv["summary"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["model", "majority", "tfidf-lr"]);
+    let folds = cv["per_fold"].as_array().unwrap();
+    assert_eq!(folds.len(), 3);
+    let tested: u64 = folds.iter().map(|f| f["test_records"].as_u64().unwrap()).sum();
+    assert_eq!(tested, 60, "every record is tested exactly once");
+    for k in 1..=3 {
+        let fold = dir.path().join(format!("cv/fold-{k}"));
+        assert!(fold.join("eval/report.html").is_file() && fold.join("model/metrics.jsonl").is_file());
+    }
+    assert!(std::fs::read_to_string(dir.path().join("cv/cv.md")).unwrap().starts_with("# Cross-validation"));
+    let again = stancekit(
+        dir.path(),
+        &["cv", "--model", "base", "--train", "train.jsonl", "--targets", "targets.json", "--out", "cv"],
+    );
+    assert!(text(&again.stderr).contains("pass --overwrite"), "{}", text(&again.stderr));
+}

@@ -6,6 +6,7 @@ pub mod baselines;
 pub mod bootstrap;
 pub mod calibration;
 pub mod command;
+pub mod cv;
 pub mod gold;
 pub mod logistic;
 pub mod metrics;

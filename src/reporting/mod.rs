@@ -2,6 +2,7 @@
 //! HTML file with SVG charts. Each renders the same [`Report`]; none computes a
 //! number of its own beyond formatting.
 
+pub mod cv;
 pub mod html;
 pub mod markdown;
 mod svg;
