@@ -252,6 +252,10 @@ fn evaluates_a_model_that_train_made() {
     assert!((total - 1.0).abs() < 1e-5);
     let html = std::fs::read_to_string(dir.path().join("r/report.html")).unwrap();
     assert!(html.contains("Dev scores (%)"), "training curves from metrics.jsonl");
+    // gold_rows repeats texts across files: the report must say the run has seen them.
+    let notes: Vec<&str> = metrics["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert!(notes.iter().any(|n| n.contains("also in the training data of run")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("also in the dev data that selected the model of run")), "{notes:?}");
 }
 
 #[test]

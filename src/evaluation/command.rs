@@ -13,8 +13,8 @@ use super::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKin
 use super::{align, baselines};
 use crate::data::{self, Format, Record, Schema};
 use crate::model::Classifier;
-use crate::reporting::{self, Report};
-use crate::training::{EvalLog, TrainConfig};
+use crate::reporting::{self, Report, Training};
+use crate::training::TrainConfig;
 use crate::{Error, Result};
 
 /// Where `eval` looks for training data for the baselines when nothing names it.
@@ -157,14 +157,14 @@ pub struct Evaluation {
     pub gold: Gold,
     /// The answers of each system of `metrics.systems`, in that order.
     pub outputs: Vec<Output>,
-    /// Training curves of the systems that are runs with a `metrics.jsonl`.
-    pub curves: Vec<(String, Vec<EvalLog>)>,
+    /// The training logs of the systems that are runs.
+    pub training: Vec<Training>,
     pub descriptions: BTreeMap<String, String>,
 }
 
 impl Evaluation {
     pub fn report(&self) -> Report<'_> {
-        Report { metrics: &self.metrics, curves: &self.curves, descriptions: &self.descriptions }
+        Report { metrics: &self.metrics, training: &self.training, descriptions: &self.descriptions }
     }
 }
 
@@ -179,7 +179,7 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     let gold = Gold::new(&schema.labels, &records)?;
     let sources = sources(config);
     let mut answered = Vec::new();
-    let mut curves = Vec::new();
+    let mut training = Vec::new();
     for (name, source) in &sources {
         let (kind, path, output) = match source {
             Source::Model(dir) => (SystemKind::Model, dir, run_model(dir, &gold, config)?),
@@ -188,18 +188,27 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
             }
         };
         if let Source::Model(dir) = source {
-            if let Some(logs) = reporting::read_curves(&dir.join("metrics.jsonl"))? {
-                curves.push((name.clone(), logs));
-            }
+            training.extend(Training::read(name, dir)?);
         }
         answered.push((SystemInfo { name: name.clone(), kind, source: path.display().to_string() }, output));
     }
     let mut notes = Vec::new();
-    let runs: Vec<&Path> =
-        sources.iter().filter_map(|(_, s)| if let Source::Model(d) = s { Some(d.as_path()) } else { None }).collect();
-    match training_data(config, &runs, &schema)? {
-        Some((train, source)) => {
-            notes.extend(overlap_note(&train, &records, &source));
+    let mut runs = Vec::new();
+    for (name, source) in &sources {
+        if let Source::Model(dir) = source {
+            if let Some(data) = RunData::read(dir, &schema)? {
+                notes.extend(overlap_note(&data.train, &records, &format!("the training data of {name}")));
+                let dev = format!("the dev data that selected the model of {name}");
+                notes.extend(overlap_note(&data.dev, &records, &dev));
+                runs.push((dir.as_path(), data));
+            }
+        }
+    }
+    match training_data(config, runs.first(), &schema)? {
+        Some((train, source, from_run)) => {
+            if !from_run {
+                notes.extend(overlap_note(&train, &records, &format!("the baselines' training data ({source})")));
+            }
             let (systems, baseline_notes) = baselines::run(&train, &source, &gold);
             answered.extend(systems);
             notes.extend(baseline_notes);
@@ -222,7 +231,7 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
         notes,
     };
     let outputs = answered.into_iter().map(|(_, o)| o).collect();
-    Ok(Evaluation { metrics, gold, outputs, curves, descriptions: schema.targets.clone() })
+    Ok(Evaluation { metrics, gold, outputs, training, descriptions: schema.targets.clone() })
 }
 
 /// Every pair of evaluated systems, then each of them against each baseline.
@@ -276,40 +285,60 @@ fn run_model(run: &Path, gold: &Gold, config: &EvalConfig) -> Result<Output> {
     Ok(Output { pred: probs.iter().map(|p| baselines::argmax(p)).collect(), probs: Some(probs) })
 }
 
-/// The baselines' training records and where they came from: `--train`, else
-/// the records the first run trained on (its `train_config.json`, dev split
-/// applied), else [`DEFAULT_TRAIN`] if it exists.
-fn training_data(config: &EvalConfig, runs: &[&Path], schema: &Schema) -> Result<Option<(Vec<Record>, String)>> {
-    if !config.train.is_empty() {
-        return Ok(Some((data::load_records(&config.train, None, schema)?, config.train.join(", "))));
-    }
-    if let Some(run) = runs.first() {
+/// What a run trained on, read back through its `train_config.json`.
+struct RunData {
+    config: TrainConfig,
+    train: Vec<Record>,
+    /// The records that selected the model (its `--dev` files or `--dev-split` share).
+    dev: Vec<Record>,
+}
+
+impl RunData {
+    /// `None` when the run has no `train_config.json` or its data files are gone.
+    fn read(run: &Path, schema: &Schema) -> Result<Option<Self>> {
         let saved = run.join("train_config.json");
-        if saved.is_file() {
-            let train = TrainConfig::from_json(&saved)?;
-            if train.train.iter().all(|f| data::Input::parse(f).path.exists()) {
-                let (records, _dev) = crate::training::load_data(&train, schema)?;
-                return Ok(Some((
-                    records,
-                    format!("{} (as the run {} trained on)", train.train.join(", "), run.display()),
-                )));
-            }
+        if !saved.is_file() {
+            return Ok(None);
         }
+        let config = TrainConfig::from_json(&saved)?;
+        let files = config.train.iter().chain(if config.dev_split.is_some() { &[][..] } else { &config.dev[..] });
+        if !files.into_iter().all(|f| data::Input::parse(f).path.exists()) {
+            return Ok(None);
+        }
+        let (train, dev) = crate::training::load_data(&config, schema)?;
+        Ok(Some(Self { config, train, dev }))
+    }
+}
+
+/// The baselines' training records, where they came from, and whether they are
+/// a run's: `--train`, else what the first run trained on (dev split applied),
+/// else [`DEFAULT_TRAIN`] if it exists.
+fn training_data(
+    config: &EvalConfig,
+    run: Option<&(&Path, RunData)>,
+    schema: &Schema,
+) -> Result<Option<(Vec<Record>, String, bool)>> {
+    if !config.train.is_empty() {
+        return Ok(Some((data::load_records(&config.train, None, schema)?, config.train.join(", "), false)));
+    }
+    if let Some((dir, data)) = run {
+        let source = format!("{} (as the run {} trained on)", data.config.train.join(", "), dir.display());
+        return Ok(Some((data.train.clone(), source, true)));
     }
     if Path::new(DEFAULT_TRAIN).is_file() {
-        return Ok(Some((data::load_records(&[DEFAULT_TRAIN], None, schema)?, DEFAULT_TRAIN.to_string())));
+        return Ok(Some((data::load_records(&[DEFAULT_TRAIN], None, schema)?, DEFAULT_TRAIN.to_string(), false)));
     }
     Ok(None)
 }
 
-/// Gold records that also sit in the training data make every score optimistic.
-fn overlap_note(train: &[Record], gold: &[Record], source: &str) -> Option<String> {
-    let seen: HashSet<(&str, &str)> = train.iter().map(|r| (r.sentence(), r.target.as_str())).collect();
+/// Gold records that a system has seen in training or model selection make its scores optimistic.
+fn overlap_note(seen: &[Record], gold: &[Record], what: &str) -> Option<String> {
+    let seen: HashSet<(&str, &str)> = seen.iter().map(|r| (r.sentence(), r.target.as_str())).collect();
     let shared = gold.iter().filter(|r| seen.contains(&(r.sentence(), r.target.as_str()))).count();
     (shared > 0).then(|| {
         format!(
-            "{shared} of {} gold records (same text and target) are also in the training data ({source}); \
-             scores on them overstate what a model does on new text.",
+            "{shared} of {} gold records (same text and target) are also in {what}; \
+             scores on them overstate how it does on new text.",
             gold.len()
         )
     })
@@ -419,8 +448,12 @@ mod tests {
             target: target.into(),
             label: "none".into(),
         };
-        let note = overlap_note(&[r("a ", "t"), r("b", "t")], &[r("a", "t"), r("a", "u"), r("c", "t")], "train.jsonl");
-        assert!(note.unwrap().starts_with("1 of 3 gold records"));
+        let note = overlap_note(&[r("a ", "t"), r("b", "t")], &[r("a", "t"), r("a", "u"), r("c", "t")], "x.jsonl");
+        assert_eq!(
+            note.unwrap(),
+            "1 of 3 gold records (same text and target) are also in x.jsonl; scores on them overstate how it does \
+             on new text."
+        );
         assert_eq!(overlap_note(&[r("x", "t")], &[r("a", "t")], "f"), None);
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::svg::{self, esc, Bar, Group, Series};
-use super::{interval, pct, points, Report, DEFINITIONS};
+use super::{interval, pct, points, Report, Training, DEFINITIONS};
 use crate::evaluation::results::{Block, SystemKind, SystemResult};
 use crate::training::EvalLog;
 
@@ -154,10 +154,11 @@ fn headline(out: &mut String, report: &Report) {
         .map(|c| {
             let d = &c.differences[0];
             format!(
-                "<b>{}</b> points over <b>{}</b> ({}; {}, {})",
+                "<b>{}</b> points against <b>{}</b> ({}; difference {} {}, {})",
                 esc(&points(d.difference)),
                 esc(&c.b),
                 pct(d.b),
+                esc(&report.ci_percent()),
                 esc(&interval(&d.ci)),
                 esc(&report.p_inline(d.p_value))
             )
@@ -168,8 +169,9 @@ fn headline(out: &mut String, report: &Report) {
     } else {
         let _ = writeln!(
             out,
-            "<p class=\"lead\">Pooled F_avg of <b>{}</b>: {}.</p>",
+            "<p class=\"lead\">Pooled F_avg of <b>{}</b>, {}: {}.</p>",
             esc(&s.info.name),
+            pct(s.pooled.scores.f_avg),
             against_baselines.join("; ")
         );
     }
@@ -264,36 +266,45 @@ fn kind(s: &SystemResult) -> String {
     format!("<span title=\"{}\">{kind}</span>", esc(&s.info.source))
 }
 
+/// One row per pair of systems; each metric's difference with its interval and p-value.
 fn comparisons(out: &mut String, report: &Report) {
     let m = report.metrics;
-    if m.comparisons.is_empty() {
-        return;
-    }
+    let Some(first) = m.comparisons.first() else { return };
     let _ = write!(
         out,
-        "<section><h2>Differences</h2><p class=\"caption\">Paired bootstrap: both systems scored on the same {} \
-         resamples of sentences. Positive differences favour the first system.</p><table><thead><tr><th>systems</th>\
-         <th>metric</th><th class=\"num\">first</th><th class=\"num\">second</th><th class=\"num\">difference (points)\
-         </th><th class=\"num\">interval</th><th class=\"num\">p</th></tr></thead><tbody>",
+        "<section><h2>Differences</h2><p class=\"caption\">First system minus second, in points, with {} \
+         intervals and p-values from a paired bootstrap: both systems scored on the same {} resamples of \
+         sentences.</p><table><thead><tr><th>first</th><th>second</th>",
+        esc(&report.ci_percent()),
         m.bootstrap.resamples
     );
+    for d in &first.differences {
+        let _ = write!(out, "<th class=\"num\">{}</th><th class=\"num\">p</th>", esc(metric_name(&d.metric)));
+    }
+    out.push_str("</tr></thead><tbody>");
     for c in &m.comparisons {
+        let _ = write!(out, "<tr><td>{}</td><td>{}</td>", esc(&c.a), esc(&c.b));
         for d in &c.differences {
             let _ = write!(
                 out,
-                "<tr><td>{} − {}</td><td>{}</td>{}{}{}{}{}</tr>",
-                esc(&c.a),
-                esc(&c.b),
-                esc(&d.metric),
-                num(&pct(d.a)),
-                num(&pct(d.b)),
-                num(&points(d.difference)),
-                num(&esc(&interval(&d.ci))),
+                "{}{}",
+                num(&format!("{} <span class=\"ci\">{}</span>", points(d.difference), esc(&interval(&d.ci)))),
                 num(&esc(&report.p_value(d.p_value)))
             );
         }
+        out.push_str("</tr>");
     }
     out.push_str("</tbody></table></section>\n");
+}
+
+/// A metric path of `metrics.json` as a column title.
+pub fn metric_name(metric: &str) -> &str {
+    match metric {
+        "pooled.f_avg" => "Δ F_avg pooled",
+        "pooled.macro_f1" => "Δ macro-F1 pooled",
+        "mean_over_targets.f_avg" => "Δ F_avg mean of targets",
+        other => other,
+    }
 }
 
 fn targets(out: &mut String, report: &Report) {
@@ -384,8 +395,8 @@ fn details(out: &mut String, report: &Report, s: &SystemResult, colour: &str) {
     }
     per_label(out, &s.pooled);
     out.push_str("</div>");
-    if let Some((_, logs)) = report.curves.iter().find(|(name, _)| *name == s.info.name) {
-        curves(out, logs, colour);
+    if let Some(training) = report.training_of(&s.info.name) {
+        curves(out, training, colour);
     }
     errors(out, report, s);
     out.push_str("</section>\n");
@@ -424,8 +435,8 @@ fn per_label(out: &mut String, block: &Block) {
     out.push_str("</tbody></table></figure>");
 }
 
-fn curves(out: &mut String, logs: &[EvalLog], colour: &str) {
-    let best = logs.iter().max_by(|a, b| a.eval_f_avg.total_cmp(&b.eval_f_avg)).map(|l| l.epoch);
+fn curves(out: &mut String, training: &Training, colour: &str) {
+    let (logs, best) = (&training.logs, training.best_epoch());
     let series = |name: &'static str, colour: &'static str, dashed: bool, f: fn(&EvalLog) -> f64| Series {
         name,
         colour,
@@ -444,8 +455,8 @@ fn curves(out: &mut String, logs: &[EvalLog], colour: &str) {
     let _ = write!(
         out,
         "<h3>Training</h3><div class=\"pair\"><figure>{}</figure><figure>{}</figure></div><p class=\"caption\">\
-         From the run's <code>metrics.jsonl</code>: one point per dev evaluation. The marker is the evaluation with \
-         the best dev F_avg.</p>",
+         From the run's <code>metrics.jsonl</code>: one point per dev evaluation. The marker is the evaluation \
+         whose model the run kept (<code>trainer_state.json</code>).</p>",
         svg::lines("Training and dev loss", "epoch", &loss, None, best),
         svg::lines("Dev scores (%)", "epoch", &scores, Some((0.0, 100.0)), best)
     );

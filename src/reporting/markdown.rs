@@ -86,28 +86,34 @@ fn headline(out: &mut String, report: &Report) {
 
 fn comparisons(out: &mut String, report: &Report) {
     let m = report.metrics;
-    if m.comparisons.is_empty() {
-        return;
-    }
-    out.push_str("## Differences (paired bootstrap)\n\n");
+    let Some(first) = m.comparisons.first() else { return };
+    let _ = writeln!(
+        out,
+        "## Differences\n\nFirst system minus second, in points, with {} intervals and p-values from a paired \
+         bootstrap (the same {} resamples for both).\n",
+        report.ci_percent(),
+        m.bootstrap.resamples
+    );
+    let titles: Vec<String> = first
+        .differences
+        .iter()
+        .flat_map(|d| [super::html::metric_name(&d.metric).to_string(), "p".to_string()])
+        .collect();
+    let mut header = vec!["first", "second"];
+    header.extend(titles.iter().map(String::as_str));
     let rows: Vec<Vec<String>> = m
         .comparisons
         .iter()
-        .flat_map(|c| {
-            c.differences.iter().map(move |d| {
-                vec![
-                    format!("{} − {}", cell(&c.a), cell(&c.b)),
-                    d.metric.clone(),
-                    pct(d.a),
-                    pct(d.b),
-                    points(d.difference),
-                    interval(&d.ci),
-                    report.p_value(d.p_value),
-                ]
-            })
+        .map(|c| {
+            let mut row = vec![cell(&c.a), cell(&c.b)];
+            for d in &c.differences {
+                row.push(format!("{} {}", points(d.difference), interval(&d.ci)));
+                row.push(report.p_value(d.p_value));
+            }
+            row
         })
         .collect();
-    table(out, &["systems", "metric", "a", "b", "a − b (points)", "interval", "p"], &rows);
+    table(out, &header, &rows);
 }
 
 fn per_target(out: &mut String, report: &Report) {
@@ -178,14 +184,16 @@ fn details(out: &mut String, report: &Report, s: &SystemResult) {
             .collect();
         table(out, &["confidence bin", "records", "mean confidence", "accuracy"], &rows);
     }
-    if let Some((_, logs)) = report.curves.iter().find(|(name, _)| *name == s.info.name) {
+    if let Some(training) = report.training_of(&s.info.name) {
         out.push_str("### Training (dev evaluations from metrics.jsonl)\n\n");
-        let rows: Vec<Vec<String>> = logs
+        let rows: Vec<Vec<String>> = training
+            .logs
             .iter()
             .map(|l| {
+                let selected = if Some(l.step) == training.best_step { " (selected)" } else { "" };
                 vec![
                     format!("{:.2}", l.epoch),
-                    l.step.to_string(),
+                    format!("{}{selected}", l.step),
                     format!("{:.4}", l.train_loss),
                     format!("{:.4}", l.eval_loss),
                     pct(l.eval_f_avg),

@@ -20,13 +20,44 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct Report<'a> {
     pub metrics: &'a Metrics,
-    /// The dev evaluations of each system that is a training run, by system name.
-    pub curves: &'a [(String, Vec<EvalLog>)],
+    /// The training logs of the systems that are training runs.
+    pub training: &'a [Training],
     /// Target id → description.
     pub descriptions: &'a BTreeMap<String, String>,
 }
 
+/// What a training run logged: its dev evaluations and the one it selected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Training {
+    /// The system (run) name.
+    pub system: String,
+    pub logs: Vec<EvalLog>,
+    /// The step of the model in the run folder, from `trainer_state.json`.
+    pub best_step: Option<usize>,
+}
+
+impl Training {
+    /// Reads `metrics.jsonl` and `trainer_state.json` of a run folder; `None` without dev evaluations.
+    pub fn read(system: &str, run: &Path) -> Result<Option<Self>> {
+        let Some(logs) = read_curves(&run.join("metrics.jsonl"))? else { return Ok(None) };
+        let state = run.join("trainer_state.json");
+        let best_step =
+            if state.is_file() { crate::training::state::TrainerState::load(&state)?.best_step } else { None };
+        Ok(Some(Self { system: system.to_string(), logs, best_step }))
+    }
+
+    /// The epoch of the selected evaluation.
+    pub fn best_epoch(&self) -> Option<f64> {
+        self.logs.iter().find(|l| Some(l.step) == self.best_step).map(|l| l.epoch)
+    }
+}
+
 impl Report<'_> {
+    /// The training logs of a system, if it is a run that has them.
+    pub fn training_of(&self, system: &str) -> Option<&Training> {
+        self.training.iter().find(|t| t.system == system)
+    }
+
     /// The systems under evaluation, baselines left out.
     pub fn evaluated(&self) -> impl Iterator<Item = &SystemResult> {
         self.metrics.systems.iter().filter(|s| s.info.kind != SystemKind::Baseline)
@@ -102,7 +133,7 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
 }
 
 /// The dev evaluations a training run logged in its `metrics.jsonl`; `None` when there is none.
-pub fn read_curves(path: &Path) -> Result<Option<Vec<EvalLog>>> {
+fn read_curves(path: &Path) -> Result<Option<Vec<EvalLog>>> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
     let logs = text
         .lines()

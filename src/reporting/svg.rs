@@ -194,11 +194,14 @@ fn legend(svg: &mut Svg, x0: f64, bars: &[Bar]) {
 pub fn heatmap(name: &str, detail: &str, labels: &[String], counts: &[Vec<u64>]) -> String {
     let (cell, left, top) = (46.0, 64.0, 58.0);
     let k = labels.len() as f64;
-    let width = (left + cell * k + 8.0).max(8.6 * name.chars().count() as f64 + 12.0);
     let centre = left + cell * k / 2.0;
+    // A long target name is centred where it fits, and widens the chart if it must.
+    let half = 4.4 * name.chars().count() as f64 + 4.0;
+    let title_x = centre.max(half);
+    let width = (left + cell * k + 8.0).max(title_x + half);
     let mut svg = Svg::new(width, top + cell * k + 8.0);
-    svg.text(centre.max(width / 2.0), 13.0, "middle", "heading", name);
-    svg.text(centre.max(width / 2.0), 28.0, "middle", "tick", detail);
+    svg.text(title_x, 13.0, "middle", "heading", name);
+    svg.text(title_x, 28.0, "middle", "tick", detail);
     svg.text(centre, 44.0, "middle", "axis", "predicted →");
     for (j, l) in labels.iter().enumerate() {
         svg.text(left + cell * (j as f64 + 0.5) - 1.0, top - 4.0, "middle", "tick", l);
@@ -286,15 +289,17 @@ pub fn lines(
         let (lo, hi) = span(all().map(|p| p.1));
         (lo.min(0.0), hi * 1.05)
     });
+    let y_max = y_max.max(y_min + 1e-9);
+    let y_step = nice_step(y_max - y_min);
+    // The y range widens to whole ticks, so that the top gridline is labelled.
+    let (y_min, y_max) = ((y_min / y_step).floor() * y_step, (y_max / y_step).ceil() * y_step);
     let x = |v: f64| left + w * (v - x_min) / (x_max - x_min).max(1e-12);
     let y = |v: f64| top + h * (1.0 - (v - y_min) / (y_max - y_min).max(1e-12));
-    for i in 0..=4 {
-        let v = y_min + (y_max - y_min) * i as f64 / 4.0;
+    for v in ticks(y_min, y_max, y_step) {
         svg.line(left, y(v), left + w, y(v), "#e2e8f0", "");
         svg.text(left - 6.0, y(v) + 4.0, "end", "tick", &short(v));
     }
-    for i in 0..=4 {
-        let v = x_min + (x_max - x_min) * i as f64 / 4.0;
+    for v in ticks(x_min, x_max, nice_step(x_max - x_min)) {
         svg.text(x(v), top + h + 16.0, "middle", "tick", &short(v));
     }
     svg.text(left + w / 2.0, top + h + 34.0, "middle", "axis", x_label);
@@ -331,14 +336,29 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
+/// A round step that cuts `range` into about four to eight parts: 1, 2, 2.5 or 5 times a power of ten.
+fn nice_step(range: f64) -> f64 {
+    let raw = range.abs().max(1e-12) / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().map(|m| m * magnitude).find(|&s| s >= raw);
+    step.unwrap_or(10.0 * magnitude)
+}
+
+/// Multiples of `step` from `lo` to `hi`.
+fn ticks(lo: f64, hi: f64, step: f64) -> Vec<f64> {
+    let first = (lo / step - 1e-9).ceil() as i64;
+    let last = (hi / step + 1e-9).floor() as i64;
+    (first..=last).map(|i| i as f64 * step).collect()
+}
+
 /// A tick label: few digits.
 fn short(v: f64) -> String {
-    if v.abs() >= 100.0 || v == v.round() {
-        format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.1}")
+    let text = format!("{v:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".to_string()
     } else {
-        format!("{v:.2}")
+        text.to_string()
     }
 }
 
@@ -371,6 +391,15 @@ mod tests {
     fn heat_runs_from_white_to_blue() {
         assert_eq!(blue(0.0), "#f7fafc");
         assert_eq!(blue(1.0), "#2b6cb0");
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(nice_step(6.0), 2.0);
+        assert_eq!(nice_step(100.0), 20.0);
+        assert_eq!(nice_step(1.1), 0.25);
+        assert_eq!(ticks(0.23, 6.0, 1.0), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(ticks(0.0, 1.0, 0.25), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
     }
 
     #[test]

@@ -11,13 +11,13 @@ use crate::evaluation::results::{self, ScoreSettings, SystemInfo, SystemKind};
 /// What a report renders, made the way `eval` makes it, small enough to read in a test.
 pub(crate) struct Sample {
     metrics: Metrics,
-    curves: Vec<(String, Vec<EvalLog>)>,
+    training: Vec<Training>,
     descriptions: BTreeMap<String, String>,
 }
 
 impl Sample {
     fn report(&self) -> Report<'_> {
-        Report { metrics: &self.metrics, curves: &self.curves, descriptions: &self.descriptions }
+        Report { metrics: &self.metrics, training: &self.training, descriptions: &self.descriptions }
     }
 }
 
@@ -80,9 +80,10 @@ pub(crate) fn sample() -> Sample {
         eval_macro_f1: f - 0.05,
         eval_f_avg: f - 0.02,
     };
-    let curves = vec![("run-a".to_string(), vec![log(1.0, 0.5), log(2.0, 0.7), log(3.0, 0.65)])];
+    let logs = vec![log(1.0, 0.5), log(2.0, 0.7), log(3.0, 0.65)];
+    let training = vec![Training { system: "run-a".into(), logs, best_step: Some(20) }];
     let descriptions = [("nato".to_string(), "Ukraine joining NATO".to_string())].into();
-    Sample { metrics, curves, descriptions }
+    Sample { metrics, training, descriptions }
 }
 
 fn onehot(label: usize) -> Vec<f64> {
@@ -127,6 +128,7 @@ fn markdown_has_every_section_and_escapes_pipes() {
         assert!(md.contains(heading), "{heading} missing");
     }
     assert!(md.contains("never \\| again"), "pipes in text must be escaped");
+    assert!(md.contains("| 20 (selected) |"), "the run's kept model is marked");
     assert!(!md.contains("## majority"), "baselines get no detail section");
 }
 
@@ -163,7 +165,7 @@ fn curves_are_read_from_metrics_jsonl() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.jsonl");
     assert_eq!(read_curves(&path).unwrap(), None);
-    let logs = &sample().curves[0].1;
+    let logs = &sample().training[0].logs;
     crate::io::write_jsonl(&path, logs).unwrap();
     assert_eq!(&read_curves(&path).unwrap().unwrap(), logs);
     std::fs::write(&path, "{}\n").unwrap();
