@@ -56,7 +56,10 @@ figure.narrow { max-width: 360px; }
 table.errors td.text { max-width: 520px; }
 table.errors td { font-size: 13px; }
 .pill { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px; color: #fff; }
-ul.notes li { margin: 4px 0; }
+section.notes { margin: 12px 0 0; padding: 10px 14px; border-radius: 8px; background: #fffaf0;
+  border: 1px solid #f6d58e; font-size: 14px; }
+section.notes ul { margin: 4px 0 0; padding-left: 20px; }
+section.notes li { margin: 3px 0; }
 dl.defs dt { font-weight: 600; margin-top: 8px; }
 dl.defs dd { margin: 2px 0 6px 0; color: #2d3748; max-width: 820px; }
 @media print {
@@ -81,13 +84,14 @@ pub fn render(report: &Report) -> String {
     );
     header(&mut out, report);
     headline(&mut out, report);
+    notes(&mut out, report);
     systems(&mut out, report);
     comparisons(&mut out, report);
     targets(&mut out, report);
     for (i, system) in report.evaluated().enumerate() {
         details(&mut out, report, system, svg::system_colour(i, false));
     }
-    notes(&mut out, report);
+    definitions(&mut out);
     let _ = writeln!(
         out,
         "<footer><p>Made by stancekit {} · numbers from <code>metrics.json</code> (schema <code>{}</code>)</p></footer>\
@@ -465,13 +469,21 @@ fn curves(out: &mut String, training: &Training, colour: &str) {
 fn errors(out: &mut String, report: &Report, s: &SystemResult) {
     let e = &s.errors;
     let labels = &report.metrics.labels;
+    let key: Vec<String> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            format!("<span class=\"swatch\" style=\"background:{}\"></span>{}", svg::label_colour(l, i), esc(l))
+        })
+        .collect();
     let _ = write!(
         out,
-        "<h3>Errors</h3><p class=\"caption\">{} of {} records are misclassified; {} shown{}.</p>",
+        "<h3>Errors</h3><p class=\"caption\">{} of {} records are misclassified; {} shown{}. Probability bars: {}.</p>",
         e.count,
         s.pooled.scores.n,
         e.top.len(),
-        if s.calibration.is_some() { ", most confident first" } else { "" }
+        if s.calibration.is_some() { ", most confident first" } else { "" },
+        key.join(" ")
     );
     if e.top.is_empty() {
         return;
@@ -506,14 +518,19 @@ fn errors(out: &mut String, report: &Report, s: &SystemResult) {
     out.push_str("</tbody></table>");
 }
 
+/// What a reader must know before trusting the numbers, right under them.
 fn notes(out: &mut String, report: &Report) {
-    if !report.metrics.notes.is_empty() {
-        out.push_str("<section><h2>Notes</h2><ul class=\"notes\">");
-        for note in &report.metrics.notes {
-            let _ = write!(out, "<li>{}</li>", esc(note));
-        }
-        out.push_str("</ul></section>\n");
+    if report.metrics.notes.is_empty() {
+        return;
     }
+    out.push_str("<section class=\"notes\"><b>Read with care</b><ul>");
+    for note in &report.metrics.notes {
+        let _ = write!(out, "<li>{}</li>", esc(note));
+    }
+    out.push_str("</ul></section>\n");
+}
+
+fn definitions(out: &mut String) {
     out.push_str("<section><h2>How to read this report</h2><dl class=\"defs\">");
     for (term, meaning) in DEFINITIONS {
         let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(term), esc(meaning));

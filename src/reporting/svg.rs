@@ -293,13 +293,16 @@ pub fn lines(
     let y_step = nice_step(y_max - y_min);
     // The y range widens to whole ticks, so that the top gridline is labelled.
     let (y_min, y_max) = ((y_min / y_step).floor() * y_step, (y_max / y_step).ceil() * y_step);
+    // The x axis starts at 0 (an epoch or step count) and ends on a whole tick.
+    let x_step = nice_step(x_max - x_min.min(0.0));
+    let (x_min, x_max) = (x_min.min(0.0), (x_max / x_step).ceil() * x_step);
     let x = |v: f64| left + w * (v - x_min) / (x_max - x_min).max(1e-12);
     let y = |v: f64| top + h * (1.0 - (v - y_min) / (y_max - y_min).max(1e-12));
     for v in ticks(y_min, y_max, y_step) {
         svg.line(left, y(v), left + w, y(v), "#e2e8f0", "");
         svg.text(left - 6.0, y(v) + 4.0, "end", "tick", &short(v));
     }
-    for v in ticks(x_min, x_max, nice_step(x_max - x_min)) {
+    for v in ticks(x_min, x_max, x_step) {
         svg.text(x(v), top + h + 16.0, "middle", "tick", &short(v));
     }
     svg.text(left + w / 2.0, top + h + 34.0, "middle", "axis", x_label);
