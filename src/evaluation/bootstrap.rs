@@ -71,7 +71,11 @@ pub fn samples(
 
 /// The percentile interval of column `column` of `samples`.
 pub fn interval(samples: &[Vec<f64>], column: usize, confidence: f64) -> Interval {
-    let mut values: Vec<f64> = samples.iter().map(|row| row[column]).collect();
+    interval_of(samples.iter().map(|row| row[column]).collect(), confidence)
+}
+
+/// The central percentile interval of `values` covering `confidence`.
+pub fn interval_of(mut values: Vec<f64>, confidence: f64) -> Interval {
     values.sort_by(f64::total_cmp);
     let tail = (1.0 - confidence) / 2.0;
     Interval { low: percentile(&values, tail), high: percentile(&values, 1.0 - tail) }

@@ -292,15 +292,14 @@ pub fn compare(a: &Scored, b: &Scored, confidence: f64) -> Comparison {
     let differences = metrics
         .into_iter()
         .map(|(metric, col, va, vb)| {
-            let diffs: Vec<Vec<f64>> = a.samples.iter().zip(&b.samples).map(|(x, y)| vec![x[col] - y[col]]).collect();
-            let flat: Vec<f64> = diffs.iter().map(|d| d[0]).collect();
+            let diffs: Vec<f64> = a.samples.iter().zip(&b.samples).map(|(x, y)| x[col] - y[col]).collect();
             Difference {
                 metric: metric.to_string(),
                 a: va,
                 b: vb,
                 difference: va - vb,
-                ci: bootstrap::interval(&diffs, 0, confidence),
-                p_value: bootstrap::flip_p_value(va - vb, &flat),
+                ci: bootstrap::interval_of(diffs.clone(), confidence),
+                p_value: bootstrap::flip_p_value(va - vb, &diffs),
             }
         })
         .collect();

@@ -1,8 +1,6 @@
 //! The summary of a cross-validation: mean ± standard deviation over folds,
 //! then every fold's numbers, as a terminal table and as Markdown.
 
-use std::fmt::Write;
-
 use super::{pct, table::grid};
 use crate::evaluation::cv::{CvResults, FoldScores, MeanStd};
 
@@ -67,13 +65,7 @@ pub fn table(r: &CvResults) -> String {
 pub fn markdown(r: &CvResults) -> String {
     let mut out = format!("# Cross-validation\n\n{}\n\n", intro(r));
     for (header, rows) in [summary_rows(r), fold_rows(r)] {
-        let _ = writeln!(out, "| {} |", header.join(" | "));
-        let rule: Vec<&str> = (0..header.len()).map(|i| if i == 0 { "---" } else { "---:" }).collect();
-        let _ = writeln!(out, "|{}|", rule.join("|"));
-        for row in rows {
-            let _ = writeln!(out, "| {} |", row.join(" | "));
-        }
-        out.push('\n');
+        super::markdown::table(&mut out, &header, &rows);
     }
     out.push_str("Each fold's full report is in `fold-K/eval/report.html`.\n");
     out

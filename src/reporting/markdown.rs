@@ -11,7 +11,9 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+/// A Markdown table: the first column left-aligned, the others (numbers) right-aligned.
+pub(super) fn table<S: AsRef<str>>(out: &mut String, header: &[S], rows: &[Vec<String>]) {
+    let header: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let rule: Vec<&str> = header.iter().enumerate().map(|(i, _)| if i == 0 { "---" } else { "---:" }).collect();
     let _ = writeln!(out, "|{}|", rule.join("|"));
