@@ -139,16 +139,13 @@ fn named_arg(arg: &str, source: impl Fn(&str) -> Source) -> (Option<String>, Sou
     }
 }
 
+/// A run is named by its folder, a predictions file by its stem.
 fn default_name(source: &Source) -> String {
-    let path = match source {
-        Source::Model(p) => p.as_path(),
-        Source::Predictions(p) => p.as_path(),
+    let (path, name) = match source {
+        Source::Model(p) => (p, p.file_name()),
+        Source::Predictions(p) => (p, p.file_stem()),
     };
-    let stem = match source {
-        Source::Model(_) => path.file_name(),
-        Source::Predictions(_) => path.file_stem(),
-    };
-    stem.map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+    name.map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
 /// What `eval` computed, ready to be written or shown.
@@ -172,7 +169,10 @@ impl Evaluation {
 pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     config.check()?;
     let schema = Schema::load(&config.targets)?;
-    let records = data::load_records(&config.data, config.format, &schema)?;
+    let dataset = data::load(&config.data, config.format, &schema)?;
+    // The warnings' first line summarises them; the report is no place for the full list.
+    let mut notes: Vec<String> = dataset.warnings().into_iter().take(1).map(|w| format!("Gold data: {w}.")).collect();
+    let records = dataset.into_records();
     if records.is_empty() {
         return Err(Error::Other("the gold data holds no records".into()));
     }
@@ -192,7 +192,6 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
         }
         answered.push((SystemInfo { name: name.clone(), kind, source: path.display().to_string() }, output));
     }
-    let mut notes = Vec::new();
     let mut runs = Vec::new();
     for (name, source) in &sources {
         if let Source::Model(dir) = source {
@@ -250,6 +249,10 @@ fn comparisons(scored: &[Scored], confidence: f64) -> Vec<results::Comparison> {
 
 /// Runs a trained classifier over the gold records.
 fn run_model(run: &Path, gold: &Gold, config: &EvalConfig) -> Result<Output> {
+    // A run is a local folder; a missing one must not be looked up on the Hugging Face hub.
+    if !run.is_dir() {
+        return Err(Error::Other(format!("{}: no such run folder", run.display())));
+    }
     let dir = crate::resolve::resolve(&run.display().to_string())?;
     let classifier = Classifier::load(&dir, &crate::device::select(&config.device)?)?;
     let spec = &classifier.spec;
