@@ -13,7 +13,8 @@
 //!   records of one sentence share it.
 //! - `label` is the predicted label.
 //! - `probs` is optional. When present it holds every label of the task, each in
-//!   [0, 1], summing to 1 (± 0.01); calibration needs it.
+//!   [0, 1], summing to 1 (± 0.01); calibration needs it. `probabilities` is
+//!   read as another name for it.
 //! - Other fields (such as the `gold` that `eval` adds) are ignored on reading.
 
 use std::path::Path;
@@ -89,7 +90,7 @@ pub struct Prediction {
     pub text: String,
     pub target: String,
     pub label: String,
-    #[serde(default, skip_serializing_if = "Probs::is_empty")]
+    #[serde(default, alias = "probabilities", skip_serializing_if = "Probs::is_empty")]
     pub probs: Probs,
 }
 
