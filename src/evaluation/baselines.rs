@@ -21,6 +21,9 @@ use super::results::{SystemInfo, SystemKind};
 use super::tfidf::Tfidf;
 use crate::data::Record;
 
+/// The baselines' system names, in the order [`run`] returns them.
+pub const NAMES: [&str; 2] = ["majority", "tfidf-lr"];
+
 /// The penalty of the logistic regression: scikit-learn's default.
 pub const C: f64 = 1.0;
 
@@ -130,9 +133,9 @@ pub fn run(train: &[Record], source: &str, gold: &Gold) -> (Vec<(SystemInfo, Out
         source: format!("{what}, trained on {source}"),
     };
     let systems = vec![
-        (info("majority", "most frequent training label per target"), majority(&priors, gold)),
+        (info(NAMES[0], "most frequent training label per target"), majority(&priors, gold)),
         (
-            info("tfidf-lr", "TF-IDF word 1-2-grams + logistic regression (C = 1), one per target"),
+            info(NAMES[1], "TF-IDF word 1-2-grams + logistic regression (C = 1), one per target"),
             TfidfLr::fit(train, &gold.labels).predict(gold),
         ),
     ];

@@ -114,7 +114,8 @@ pub fn sources(config: &EvalConfig) -> Vec<(String, Source)> {
     let named = config.compare.iter().map(|a| named_arg(a, as_source));
     let models = config.model.iter().map(|p| (None, Source::Model(p.clone())));
     let files = config.predictions.iter().map(|a| named_arg(a, |p| Source::Predictions(PathBuf::from(p))));
-    let mut taken = HashSet::new();
+    // Names are unique, and the baselines' names are taken.
+    let mut taken: HashSet<String> = baselines::NAMES.iter().map(|n| n.to_string()).collect();
     for (name, source) in named.chain(models).chain(files) {
         let base = name.unwrap_or_else(|| default_name(&source));
         let mut name = base.clone();
@@ -429,10 +430,12 @@ mod tests {
             run,
             "--predictions",
             "out/theirs.jsonl",
+            "--predictions",
+            "majority=m.jsonl",
         ]);
         let got: Vec<(String, Source)> = sources(&config);
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, vec!["run-7", "other", "run-7-2", "theirs"]);
+        assert_eq!(names, vec!["run-7", "other", "run-7-2", "theirs", "majority-2"]);
         assert_eq!(got[1].1, Source::Predictions("theirs.jsonl".into()));
         assert!(matches!(got[0].1, Source::Model(_)));
     }

@@ -169,7 +169,7 @@ fn headline(out: &mut String, report: &Report) {
         })
         .collect();
     if against_baselines.is_empty() {
-        out.push_str("<p class=\"lead\">No baselines: see the notes at the end.</p>\n");
+        out.push_str("<p class=\"lead\">No baselines: see the note below.</p>\n");
     } else {
         let _ = writeln!(
             out,
