@@ -178,6 +178,7 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
         return Err(Error::Other("the gold data holds no records".into()));
     }
     let gold = Gold::new(&schema.labels, &records)?;
+    notes.extend(missing_stance_notes(&gold));
     let sources = sources(config);
     let mut answered = Vec::new();
     let mut training = Vec::new();
@@ -232,6 +233,34 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     };
     let outputs = answered.into_iter().map(|(_, o)| o).collect();
     Ok(Evaluation { metrics, gold, outputs, training, descriptions: schema.targets.clone() })
+}
+
+/// A target without gold records of a stance label scores F1 = 0 on it (as
+/// scikit-learn's `zero_division=0`), which caps its F_avg; say so.
+fn missing_stance_notes(gold: &Gold) -> Vec<String> {
+    let summary = results::data_summary(gold, &[]);
+    let stance = results::stance_labels(&gold.labels);
+    summary
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let missing: Vec<&str> = gold
+                .labels
+                .iter()
+                .zip(&t.label_counts)
+                .filter(|(l, &n)| n == 0 && stance.contains(l))
+                .map(|(l, _)| l.as_str())
+                .collect();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "Target {} has no gold records labelled {}; F1 there counts as 0, so its F_avg is at most {:.0}.",
+                    t.target,
+                    missing.join(" or "),
+                    100.0 * (stance.len() - missing.len()) as f64 / stance.len() as f64
+                )
+            })
+        })
+        .collect()
 }
 
 /// Every pair of evaluated systems, then each of them against each baseline.
@@ -444,6 +473,22 @@ mod tests {
     fn nothing_to_evaluate_is_an_error() {
         let err = run(&parse(&["--data", "gold.jsonl"])).err().unwrap().to_string();
         assert!(err.contains("pass --model, --predictions or --compare"), "{err}");
+    }
+
+    #[test]
+    fn targets_without_a_stance_label_are_noted() {
+        let r = |target: &str, label: &str| Record {
+            id: None,
+            text: "t".into(),
+            target: target.into(),
+            label: label.into(),
+        };
+        let labels: Vec<String> = ["favor", "against", "none"].map(String::from).to_vec();
+        let gold = Gold::new(&labels, &[r("a", "favor"), r("a", "none"), r("b", "favor"), r("b", "against")]).unwrap();
+        assert_eq!(
+            missing_stance_notes(&gold),
+            vec!["Target a has no gold records labelled against; F1 there counts as 0, so its F_avg is at most 50."]
+        );
     }
 
     #[test]

@@ -146,7 +146,13 @@ fn read_curves(path: &Path) -> Result<Option<Vec<EvalLog>>> {
 
 /// A score in [0, 1] as a percentage with one decimal, as SemEval tables print F_avg.
 pub fn pct(x: f64) -> String {
-    format!("{:.1}", 100.0 * x)
+    // Bootstrap percentiles can land a hair below zero; "-0.0" would read as a sign.
+    let text = format!("{:.1}", 100.0 * x);
+    if text == "-0.0" {
+        "0.0".into()
+    } else {
+        text
+    }
 }
 
 /// An interval as percentages.
@@ -166,3 +172,13 @@ fn trim_float(x: f64) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod format_tests {
+    #[test]
+    fn no_negative_zero() {
+        assert_eq!(super::pct(-1e-12), "0.0");
+        assert_eq!(super::pct(0.4567), "45.7");
+        assert_eq!(super::points(0.1), "+10.0");
+    }
+}
