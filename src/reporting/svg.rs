@@ -308,7 +308,9 @@ pub fn lines(
     svg.text(left + w / 2.0, top + h + 34.0, "middle", "axis", x_label);
     if let Some(m) = mark_x {
         svg.line(x(m), top, x(m), top + h, "#718096", r#"stroke-dasharray="2 3""#);
-        svg.text(x(m) + 4.0, top + 10.0, "start", "tick", "selected");
+        // Near the right edge the label goes on the marker's left, inside the chart.
+        let (dx, anchor) = if x(m) > left + 0.85 * w { (-4.0, "end") } else { (4.0, "start") };
+        svg.text(x(m) + dx, top + 10.0, anchor, "tick", "selected");
     }
     let mut legend_x = left;
     for s in series {
