@@ -14,6 +14,8 @@ pub struct Cli {
 pub enum Command {
     /// Sentence embeddings, as sentence-transformers' encode() gives them.
     Embed(crate::inference::embed::EmbedConfig),
+    /// Stance of every (sentence, target) pair of the input, streamed.
+    Predict(crate::inference::predict::PredictConfig),
 }
 
 /// Runs one parsed command line.
@@ -22,6 +24,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(config) => {
             let n = crate::inference::embed::run(&config)?;
             tracing::info!("embedded {n} sentences");
+        }
+        Command::Predict(config) => {
+            let summary = crate::inference::predict::run(&config)?;
+            // A closed output pipe is the reader's choice (`| head`): no noise then.
+            if !summary.output_closed {
+                eprintln!("{summary}");
+            }
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 
 pub mod embed;
 mod input;
+pub mod predict;
 pub mod segment;
 
 pub use input::{open_records, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BertConfig, ParamStore, Pooling, StanceModel};
 use crate::resolve::ModelDir;
-use crate::tokenization::StanceTokenizer;
+use crate::tokenization::{Encoded, StanceTokenizer};
 use crate::{Error, Result};
 
 /// Tokenizer files transformers' `AutoTokenizer` reads, copied from the base model.
@@ -86,8 +86,13 @@ impl Classifier {
 
     /// Label probabilities for (target description, sentence) pairs, in input order.
     pub fn predict_proba(&self, pairs: &[(&str, &str)], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        let encoded = self.tokenizer.encode_pairs(pairs)?;
-        crate::inference::run_sorted(&encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch| {
+        self.proba_encoded(&self.tokenizer.encode_pairs(pairs)?, batch_size)
+    }
+
+    /// [`Classifier::predict_proba`] for pairs already tokenised with `self.tokenizer`
+    /// (so that tokenising can run on another thread).
+    pub fn proba_encoded(&self, encoded: &[Encoded], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        crate::inference::run_sorted(encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch| {
             Ok(candle_nn::ops::softmax(&self.model.forward_t(batch, false)?, D::Minus1)?)
         })
     }
