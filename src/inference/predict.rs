@@ -536,7 +536,7 @@ pub fn run(config: &PredictConfig) -> Result<Summary> {
     let bytes_read = Arc::new(AtomicU64::new(0));
     let (records, spans) = open_inputs(config, &bytes_read)?;
     let dir = resolve::resolve(&config.model)?;
-    let classifier = Classifier::load(&dir, &crate::device::select(&config.device)?)?;
+    let classifier = Classifier::load_frozen(&dir, &crate::device::select(&config.device)?)?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
     targets.check_fit(&classifier.tokenizer)?;
     let format = config.format.unwrap_or(if config.output.extension().is_some_and(|e| e == "csv") {
@@ -631,7 +631,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         crate::testing::write_tiny_classifier(dir.path(), 7).unwrap();
         let model = resolve::resolve(dir.path().to_str().unwrap()).unwrap();
-        let classifier = Classifier::load(&model, &Device::Cpu).unwrap();
+        let classifier = Classifier::load_frozen(&model, &Device::Cpu).unwrap();
         (dir, classifier)
     }
 
