@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("embedded {n} sentences");
         }
         Command::Predict(config) => {
+            crate::inference::predict::prepare_process();
             let summary = crate::inference::predict::run(&config)?;
             // A closed output pipe is the reader's choice (`| head`): no noise then.
             if !summary.output_closed {

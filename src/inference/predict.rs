@@ -531,8 +531,26 @@ impl fmt::Display for Summary {
     }
 }
 
+/// Process-wide settings that suit a long batch run. Call it first, while the
+/// process has one thread: it sets an environment variable. Settings already in
+/// the environment stand.
+pub fn prepare_process() {
+    // candle's elementwise workers spin 25,000 rounds before they park, taking
+    // time from the matmul threads on a machine with few cores: 0 measured
+    // +55 % on a loaded 2-core machine here, +6 % idle (shared notes/perf-baseline.md).
+    // candle reads it once, when its worker pool starts on the first large op.
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "0");
+    }
+}
+
 /// Runs `stancekit predict`.
 pub fn run(config: &PredictConfig) -> Result<Summary> {
+    // Tokenising has its own thread beside the model; tokenizers' rayon jobs would
+    // queue in the pool the matmuls use (serial measured +15 % sentences/s).
+    if !tokenizers::utils::parallelism::is_parallelism_configured() {
+        tokenizers::utils::parallelism::set_parallelism(false);
+    }
     let bytes_read = Arc::new(AtomicU64::new(0));
     let (records, spans) = open_inputs(config, &bytes_read)?;
     let dir = resolve::resolve(&config.model)?;
