@@ -726,6 +726,36 @@ mod tests {
     }
 
     #[test]
+    fn the_reader_stays_a_bounded_distance_ahead_of_the_writer() {
+        use std::sync::atomic::AtomicUsize;
+        struct Watch<'a> {
+            pulled: &'a AtomicUsize,
+            written: usize,
+            ahead: usize,
+        }
+        impl Sink for Watch<'_> {
+            fn prediction(&mut self, _: &Prediction) -> Result<()> {
+                self.written += 1;
+                self.ahead = self.ahead.max(self.pulled.load(Ordering::SeqCst) - self.written);
+                Ok(())
+            }
+        }
+        let (_dir, c) = classifier();
+        let targets = TargetSet::new(&c.spec.targets, &["nato".into()], &[]).unwrap();
+        let pulled = AtomicUsize::new(0);
+        let records = (0..3000).map(|i| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+            Ok(record(&i.to_string(), "the war must end", None))
+        });
+        let options = StreamOptions { batch_size: 4, window: 2, skip_invalid: false };
+        let mut watch = Watch { pulled: &pulled, written: 0, ahead: 0 };
+        let counts = predict_stream(&c, &targets, records, &options, None, &mut watch).unwrap();
+        assert_eq!(counts.rows, 3000);
+        // Queued windows, plus the one being filled, the one being sent and the one being written.
+        assert!(watch.ahead <= (WINDOWS_IN_FLIGHT + 3) * 8, "the reader ran {} records ahead", watch.ahead);
+    }
+
+    #[test]
     fn targets_default_to_the_models_and_new_ones_need_a_description() {
         let model: BTreeMap<String, String> =
             [("a", "alpha"), ("b", "beta")].map(|(k, v)| (k.to_string(), v.to_string())).into();
