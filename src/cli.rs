@@ -31,6 +31,8 @@ pub enum Command {
     Eval(Box<crate::evaluation::command::EvalConfig>),
     /// K-fold cross-validation by sentence: train as `train` does on K−1 folds, evaluate on the rest.
     Cv(Box<crate::evaluation::cv::CvConfig>),
+    /// Stance of every (sentence, target) pair of the input, streamed.
+    Predict(crate::inference::predict::PredictConfig),
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +72,14 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         }
         Command::Eval(config) => eval(&config)?,
         Command::Cv(config) => cv(&config)?,
+        Command::Predict(config) => {
+            crate::inference::predict::prepare_process();
+            let summary = crate::inference::predict::run(&config)?;
+            // A closed output pipe is the reader's choice (`| head`): no noise then.
+            if !summary.output_closed {
+                eprintln!("{summary}");
+            }
+        }
     }
     Ok(())
 }

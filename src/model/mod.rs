@@ -4,6 +4,7 @@
 mod bert;
 mod classifier;
 mod config;
+mod fast_ops;
 mod head;
 pub mod ops;
 mod weights;

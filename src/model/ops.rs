@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -58,7 +58,8 @@ impl Dropout {
     }
 }
 
-/// Layer norm built from differentiable ops. candle-nn's `LayerNorm` takes a fused
+/// Layer norm built from differentiable ops (unless nothing needs a gradient, see
+/// `fast_ops::layer_norm`). candle-nn's `LayerNorm` always takes a fused
 /// path that records no gradient (candle #3011), which silently freezes the encoder.
 #[derive(Clone)]
 pub struct LayerNorm {
@@ -75,13 +76,13 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, self.eps as f32)
+        super::fast_ops::layer_norm(xs, &self.weight, &self.bias, self.eps as f32)
     }
 }
 
-/// Softmax over the last dimension, composed of differentiable ops.
+/// Softmax over the last dimension: differentiable ops, or a fused kernel when nothing needs a gradient.
 pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::softmax(xs, D::Minus1)
+    super::fast_ops::softmax_last_dim(xs)
 }
 
 #[cfg(test)]
