@@ -46,7 +46,7 @@ fn jsonl_from_stdin_to_stdout_in_input_order() {
         rows.iter().map(|r| (r["id"].as_str().unwrap(), r["target"].as_str().unwrap())).collect();
     assert_eq!(keys, [("a", "defence"), ("a", "nato"), ("b", "defence"), ("3", "defence"), ("3", "nato")]);
     for row in &rows {
-        let p = row["probabilities"].as_object().unwrap();
+        let p = row["probs"].as_object().unwrap();
         assert_eq!(p.keys().collect::<Vec<_>>(), ["favor", "against", "none"]);
         let sum: f64 = p.values().map(|v| v.as_f64().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-5);

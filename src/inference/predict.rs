@@ -371,7 +371,8 @@ struct JsonRow<'a> {
     text: &'a str,
     target: &'a str,
     label: &'a str,
-    probabilities: Probabilities<'a>,
+    /// The same key as `stancekit eval`'s predictions files, so either reads the other.
+    probs: Probabilities<'a>,
 }
 
 /// `{"label": probability, …}` in label order.
@@ -443,7 +444,7 @@ impl<W: Write> Sink for RowWriter<W> {
                     text: &r.text,
                     target: p.target,
                     label: &label,
-                    probabilities: Probabilities(&self.labels, p.probabilities),
+                    probs: Probabilities(&self.labels, p.probabilities),
                 };
                 serde_json::to_writer(&mut *w, &row).map_err(std::io::Error::from).and_then(|()| w.write_all(b"\n"))
             }
