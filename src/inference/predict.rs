@@ -837,7 +837,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(w.finish().unwrap()).unwrap(),
             "{\"id\":\"7\",\"doc\":\"a.txt\",\"sentence\":2,\"start\":10,\"end\":21,\"text\":\"Hi, \\\"there\\\"\",\
-             \"target\":\"nato\",\"label\":\"against\",\"probabilities\":{\"favor\":0.25,\"against\":0.75}}\n"
+             \"target\":\"nato\",\"label\":\"against\",\"probs\":{\"favor\":0.25,\"against\":0.75}}\n"
         );
         let mut w = RowWriter::new(Vec::new(), OutputFormat::Csv, &labels, true, "out").unwrap();
         w.prediction(&p).unwrap();
