@@ -11,6 +11,7 @@ pub mod evaluation;
 pub mod inference;
 pub mod io;
 pub mod logging;
+pub mod malloc;
 pub mod model;
 pub mod reporting;
 pub mod resolve;

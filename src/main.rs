@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    stancekit::malloc::tune_for_tensors();
     stancekit::logging::init();
     match stancekit::cli::run_from_env() {
         Ok(()) => ExitCode::SUCCESS,

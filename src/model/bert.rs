@@ -2,11 +2,12 @@
 //! reaches every layer. Parameter names follow transformers' `modeling_bert.py`
 //! (permalinks below are to commit 6eedfa6 of that file).
 
-use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::BertConfig;
-use super::ops::{softmax_last_dim, Dropout, DropoutRng, LayerNorm};
+use super::fused::{attention, linear, Linear};
+use super::ops::{Dropout, DropoutRng, LayerNorm};
 use crate::tokenization::Batch;
 
 const UPSTREAM: &str = "https://github.com/huggingface/transformers/blob/6eedfa6dd15dc1e22a55ae036f681914e5a0d9a1/src/transformers/models/bert/modeling_bert.py";
@@ -57,7 +58,6 @@ struct Attention {
     probs_dropout: Dropout,
     output_dropout: Dropout,
     heads: usize,
-    head_dim: usize,
 }
 
 impl Attention {
@@ -74,23 +74,12 @@ impl Attention {
             probs_dropout: Dropout::new(c.attention_probs_dropout_prob, rng),
             output_dropout: Dropout::new(c.hidden_dropout_prob, rng),
             heads: c.num_attention_heads,
-            head_dim: c.head_dim(),
         })
     }
 
-    /// [batch, seq, hidden] → [batch, heads, seq, head_dim]
-    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, l, _) = xs.dims3()?;
-        xs.reshape((b, l, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
-    }
-
     fn forward_t(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
-        let q = self.split_heads(&self.query.forward(xs)?)?;
-        let k = self.split_heads(&self.key.forward(xs)?)?;
-        let v = self.split_heads(&self.value.forward(xs)?)?;
-        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?.broadcast_add(mask_bias)?;
-        let probs = self.probs_dropout.forward_t(&softmax_last_dim(&scores)?, train)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.flatten_from(D::Minus2)?;
+        let (q, k, v) = (self.query.forward(xs)?, self.key.forward(xs)?, self.value.forward(xs)?);
+        let context = attention(&q, &k, &v, mask_bias, self.heads, &self.probs_dropout, train)?;
         let projected = self.output_dropout.forward_t(&self.output.forward(&context)?, train)?;
         self.layer_norm.forward(&(projected + xs)?)
     }

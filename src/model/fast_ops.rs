@@ -3,12 +3,11 @@
 //! - [`gelu_erf`]: candle's CPU `gelu_erf` calls scalar libm `erff` per element
 //!   (about a fifth of inference time in shared notes/perf-baseline.md). Here it
 //!   is a vectorisable polynomial, with a backward pass, so training uses it too.
-//! - [`layer_norm`] and [`softmax_last_dim`]: candle-nn's fused kernels record no
-//!   gradient (candle #3011), so they are taken only when no input is tracked
-//!   for backprop (a frozen model, see `ParamStore::frozen`): then no gradient
-//!   could flow anyway. Otherwise the differentiable composites run.
+//!
+//! Layer norm and the attention softmax have fused kernels with hand-written
+//! backward passes in `fused.rs`.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 
 /// GELU with the exact (erf) form, 0.5·x·(1 + erf(x/√2)).
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
@@ -16,24 +15,6 @@ pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
         xs.contiguous()?.apply_op1(GeluErf)
     } else {
         xs.gelu_erf()
-    }
-}
-
-/// Layer norm over the last dimension.
-pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor> {
-    if xs.track_op() || weight.track_op() || bias.track_op() {
-        candle_nn::ops::layer_norm_slow(xs, weight, bias, eps)
-    } else {
-        candle_nn::ops::layer_norm(&xs.contiguous()?, weight, bias, eps)
-    }
-}
-
-/// Softmax over the last dimension.
-pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
-    if xs.track_op() {
-        candle_nn::ops::softmax(xs, D::Minus1)
-    } else {
-        candle_nn::ops::softmax_last_dim(&xs.contiguous()?)
     }
 }
 
@@ -170,22 +151,5 @@ mod tests {
         let exact = grad(x.as_tensor().gelu_erf().unwrap());
         let worst = fast.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst < 1e-5, "max |gradient difference| {worst}");
-    }
-
-    #[test]
-    fn fused_kernels_only_without_a_graph_and_with_the_same_values() {
-        let x = Tensor::arange(0f32, 24.0, &Device::Cpu).unwrap().reshape((2, 3, 4)).unwrap().sin().unwrap();
-        let w = Tensor::new(&[1.0f32, 0.5, -1.0, 2.0], &Device::Cpu).unwrap();
-        let b = Tensor::new(&[0.1f32, 0.0, -0.2, 0.3], &Device::Cpu).unwrap();
-        let tracked = Var::from_tensor(&x).unwrap();
-        let pairs = [
-            (layer_norm(&x, &w, &b, 1e-12).unwrap(), layer_norm(tracked.as_tensor(), &w, &b, 1e-12).unwrap()),
-            (softmax_last_dim(&x).unwrap(), softmax_last_dim(tracked.as_tensor()).unwrap()),
-        ];
-        for (fused, composite) in pairs {
-            assert!(!fused.track_op() && composite.track_op(), "the composite keeps the gradient");
-            let diff = (fused - composite).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 1e-6, "fused and composite differ by {diff}");
-        }
     }
 }

@@ -5,8 +5,10 @@ mod bert;
 mod classifier;
 mod config;
 mod fast_ops;
+pub mod fused;
 mod head;
 pub mod ops;
+pub(crate) mod simd;
 mod weights;
 
 pub use bert::{mean_pool, Bert};

@@ -46,11 +46,16 @@ impl Dropout {
         Self { p, rng: rng.clone() }
     }
 
+    /// The keep-and-scale factors for `n` elements, drawn as [`Dropout::forward_t`]
+    /// draws them; `None` when dropout is off (eval, or p = 0).
+    pub(crate) fn draw_mask(&self, n: usize, train: bool) -> Option<Vec<f32>> {
+        (train && self.p != 0.0).then(|| self.rng.keep_mask(n, self.p))
+    }
+
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        if !train || self.p == 0.0 {
+        let Some(mask) = self.draw_mask(xs.elem_count(), train) else {
             return Ok(xs.clone());
-        }
-        let mask = self.rng.keep_mask(xs.elem_count(), self.p);
+        };
         let mask = Tensor::from_vec(mask, xs.shape(), &candle_core::Device::Cpu)?
             .to_device(xs.device())?
             .to_dtype(xs.dtype())?;
@@ -58,9 +63,10 @@ impl Dropout {
     }
 }
 
-/// Layer norm built from differentiable ops (unless nothing needs a gradient, see
-/// `fast_ops::layer_norm`). candle-nn's `LayerNorm` always takes a fused
-/// path that records no gradient (candle #3011), which silently freezes the encoder.
+/// Layer norm with a backward pass. candle-nn's `LayerNorm` takes a fused path
+/// that records no gradient (candle #3011), which silently freezes the encoder;
+/// this one is fused with a hand-written backward on CPU and composed of
+/// differentiable ops elsewhere (see [`super::fused::layer_norm`]).
 #[derive(Clone)]
 pub struct LayerNorm {
     weight: Tensor,
@@ -76,13 +82,8 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        super::fast_ops::layer_norm(xs, &self.weight, &self.bias, self.eps as f32)
+        super::fused::layer_norm(xs, &self.weight, &self.bias, self.eps)
     }
-}
-
-/// Softmax over the last dimension: differentiable ops, or a fused kernel when nothing needs a gradient.
-pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
-    super::fast_ops::softmax_last_dim(xs)
 }
 
 #[cfg(test)]

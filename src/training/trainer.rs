@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::{BestMetric, EvalStrategy, TrainConfig};
 use super::loss::cross_entropy;
-use super::optim::{clip_grad_norm, collect_grads, AdamW, AdamWConfig, Group};
+use super::optim::{clip_coefficient, collect_grads, grad_norm, AdamW, AdamWConfig, Group};
 use super::schedule::{lr_factor, warmup_steps};
 use super::state::{EvalLog, TrainerState};
 use crate::evaluation::{Confusion, Scores};
@@ -204,13 +204,15 @@ impl Trainer {
                 Some(acc) => acc.iter().zip(&grads).map(|(a, g)| a + g).collect::<candle_core::Result<_>>()?,
             });
         }
-        let mut grads = summed.expect("an optimizer step has at least one micro-batch");
-        if self.config.max_grad_norm > 0.0 {
-            clip_grad_norm(&mut grads, self.config.max_grad_norm)?;
-        }
+        let grads = summed.expect("an optimizer step has at least one micro-batch");
+        // Clipping scales the gradients inside the update rather than rewriting them.
+        let clip = match self.config.max_grad_norm {
+            max if max > 0.0 => clip_coefficient(grad_norm(&grads)?, max),
+            _ => 1.0,
+        };
         let warmup = warmup_steps(self.config.warmup_ratio, self.state.total_steps);
         let factor = lr_factor(self.config.lr_scheduler_type, self.state.global_step, warmup, self.state.total_steps);
-        self.optimizer.step(&grads, factor)?;
+        self.optimizer.step_scaled(&grads, factor, clip)?;
         self.state.global_step += 1;
         Ok(())
     }
@@ -332,7 +334,7 @@ fn best_value(metric: BestMetric, log: &EvalLog) -> f64 {
 /// AdamW over the trainable parameters in four groups: encoder and head, each
 /// with and without weight decay (biases and LayerNorm weights never decay,
 /// as transformers' Trainer has it).
-fn build_optimizer(config: &TrainConfig, classifier: &Classifier) -> Result<AdamW> {
+pub fn build_optimizer(config: &TrainConfig, classifier: &Classifier) -> Result<AdamW> {
     let groups = vec![
         Group { lr: config.learning_rate, weight_decay: config.weight_decay },
         Group { lr: config.learning_rate, weight_decay: 0.0 },

@@ -1,0 +1,980 @@
+//! Fused CPU kernels with hand-written backward passes: linear layers, layer
+//! norm and the attention softmax (scale, padding mask and softmax in one op).
+//!
+//! The composite versions (`candle_nn::ops::layer_norm_slow`, `softmax`) are
+//! differentiable but cost a dozen tensor ops each, and every one of them costs
+//! again in the backward pass (candle's autograd allocates a zero gradient,
+//! adds, reduces broadcasts, and even differentiates with respect to the
+//! constant mask). Here each is one pass forward and one pass backward over f32
+//! slices. Other devices and dtypes take the composite path, so CUDA is
+//! unaffected. The maths is the composite's; the tests below check values and
+//! gradients against it, and the gradients against finite differences.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor, D};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+use super::ops::Dropout;
+use super::simd::{self, multiversion};
+
+/// Rows of one parallel task in the row-wise kernels: enough work per task to
+/// amortise scheduling, and a fixed split so results do not depend on the
+/// number of threads.
+const ROWS_PER_TASK: usize = 32;
+
+fn fused_ok(ts: &[&Tensor]) -> bool {
+    ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let all = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&all[a..b]),
+        None => candle_core::bail!("{what}: the input must be contiguous"),
+    }
+}
+
+// -------------------------------------------------------------------- linear
+
+/// `C = A·B` (or `C += A·B` with `accumulate`) for row-major-described f32
+/// matrices given as pointers with row and column strides, on gemm (the
+/// crate candle's CPU matmul runs on).
+///
+/// # Safety
+/// Every pointer must be valid for the m×k, k×n and m×n elements its strides
+/// reach, and `dst` must not overlap the inputs.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, usize, usize),
+    accumulate: bool,
+    lhs: (*const f32, usize, usize),
+    rhs: (*const f32, usize, usize),
+    parallel: bool,
+) {
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.0,
+        dst.2 as isize,
+        dst.1 as isize,
+        accumulate,
+        lhs.0,
+        lhs.2 as isize,
+        lhs.1 as isize,
+        rhs.0,
+        rhs.2 as isize,
+        rhs.1 as isize,
+        if accumulate { 1.0 } else { 0.0 },
+        1.0,
+        false,
+        false,
+        false,
+        parallelism,
+    )
+}
+
+/// `torch.nn.Linear`: `y = x·Wᵀ + b` over the last dimension. On CPU in f32
+/// one op: the bias is the gemm's starting value, and the backward pass
+/// gives dx = g·W, dW = gᵀ·x (one matmul each, no transposed copies) and
+/// db = Σ g over the rows. Elsewhere candle-nn's `Linear`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+/// As `candle_nn::linear`: weight [out, in] and bias [out] under `vb`.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+    let bound = 1. / (in_dim as f64).sqrt();
+    let bias = vb.get_with_hints(out_dim, "bias", candle_nn::Init::Uniform { lo: -bound, up: bound })?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.bias {
+            Some(b) if fused_ok(&[x, &self.weight, b]) && x.rank() >= 2 => {
+                let (out, inp) = self.weight.dims2()?;
+                if x.dim(D::Minus1)? != inp || b.dims1()? != out {
+                    candle_core::bail!("linear: input {:?} does not fit weight {:?}", x.shape(), self.weight.shape());
+                }
+                x.contiguous()?.apply_op3(&self.weight.contiguous()?, &b.contiguous()?, LinearOp)
+            }
+            _ => candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x),
+        }
+    }
+}
+
+struct LinearOp;
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "stancekit-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (out, inp) = l2.shape().dims2()?;
+        let rows = x.len() / inp;
+        let mut y = Vec::with_capacity(rows * out);
+        for _ in 0..rows {
+            y.extend_from_slice(b);
+        }
+        // SAFETY: y is rows×out, x rows×inp and w out×inp, all row-major; wᵀ is read through strides.
+        unsafe {
+            sgemm((rows, out, inp), (y.as_mut_ptr(), out, 1), true, (x.as_ptr(), inp, 1), (w.as_ptr(), 1, inp), true)
+        };
+        let mut dims = l1.dims().to_vec();
+        *dims.last_mut().expect("rank >= 2") = out;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (out, inp) = w.dims2()?;
+        let rows = x.elem_count() / inp;
+        let (x2, w) = (x.detach().reshape((rows, inp))?, w.detach());
+        let g = grad.contiguous()?.reshape((rows, out))?;
+        let dx = g.matmul(&w)?.reshape(x.shape())?;
+        let dw = g.t()?.matmul(&x2)?;
+        let db = Tensor::ones((1, rows), DType::F32, x.device())?.matmul(&g)?.reshape(out)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+// ---------------------------------------------------------------- layer norm
+
+/// `(x − mean) / sqrt(var + eps) · weight + bias` over the last dimension, as
+/// `torch.nn.LayerNorm` (biased variance), with gradients for all three inputs.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if !fused_ok(&[x, weight, bias]) {
+        return candle_nn::ops::layer_norm_slow(x, weight, bias, eps as f32);
+    }
+    let h = x.dim(D::Minus1)?;
+    if weight.dims1()? != h || bias.dims1()? != h {
+        candle_core::bail!(
+            "layer norm: weight {:?} and bias {:?} do not fit {:?}",
+            weight.shape(),
+            bias.shape(),
+            x.shape()
+        );
+    }
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LayerNormOp { eps: eps as f32 })
+}
+
+struct LayerNormOp {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "stancekit-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let h = w.len();
+        let mut y = vec![0f32; x.len()];
+        let eps = self.eps;
+        y.par_chunks_mut(h * ROWS_PER_TASK)
+            .zip(x.par_chunks(h * ROWS_PER_TASK))
+            .for_each(|(y, x)| layer_norm_rows(x, w, b, eps, y));
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let h = weight.elem_count();
+        let n = x.elem_count();
+        // One kernel computes all three gradients, packed as [dx | dweight | dbias].
+        let packed = x.apply_op3_no_bwd(weight, &grad.contiguous()?, &LayerNormBwd { eps: self.eps })?;
+        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, n, h)?;
+        let db = packed.narrow(0, n + h, h)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+multiversion! {
+    fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
+        let h = w.len();
+        for (x, y) in x.chunks_exact(h).zip(y.chunks_exact_mut(h)) {
+            let mean = simd::sum(x) / h as f32;
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = x - mean;
+            }
+            let var = simd::dot(y, y) / h as f32;
+            let std = (var + eps).sqrt();
+            for ((y, &w), &b) in y.iter_mut().zip(w).zip(b) {
+                *y = *y / std * w + b;
+            }
+        }
+    }
+}
+
+/// The backward pass: `dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))` with
+/// `ĝ = g ⊙ weight`, `dweight = Σ g ⊙ x̂`, `dbias = Σ g` over the rows.
+struct LayerNormBwd {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormBwd {
+    fn name(&self) -> &'static str {
+        "stancekit-layer-norm-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (h, n) = (w.len(), x.len());
+        let mut out = vec![0f32; n + 2 * h];
+        let (dx, dwb) = out.split_at_mut(n);
+        let eps = self.eps;
+        let partials: Vec<Vec<f32>> = dx
+            .par_chunks_mut(h * ROWS_PER_TASK)
+            .zip(x.par_chunks(h * ROWS_PER_TASK).zip(g.par_chunks(h * ROWS_PER_TASK)))
+            .map(|(dx, (x, g))| {
+                let mut dwb = vec![0f32; 2 * h];
+                layer_norm_bwd_rows(x, w, g, eps, dx, &mut dwb);
+                dwb
+            })
+            .collect();
+        for p in &partials {
+            for (acc, v) in dwb.iter_mut().zip(p) {
+                *acc += v;
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from(n + 2 * h)))
+    }
+}
+
+multiversion! {
+    fn layer_norm_bwd_rows(x: &[f32], w: &[f32], g: &[f32], eps: f32, dx: &mut [f32], dwb: &mut [f32]) {
+        let h = w.len();
+        let (dw, db) = dwb.split_at_mut(h);
+        for ((x, g), dx) in x.chunks_exact(h).zip(g.chunks_exact(h)).zip(dx.chunks_exact_mut(h)) {
+            let mean = simd::sum(x) / h as f32;
+            // dx first holds x̂, then the gradient.
+            for (d, &x) in dx.iter_mut().zip(x) {
+                *d = x - mean;
+            }
+            let var = simd::dot(dx, dx) / h as f32;
+            let rstd = 1.0 / (var + eps).sqrt();
+            let (mut sum_gw, mut sum_gwx) = (0f32, 0f32);
+            for (((d, &g), &w), (dw, db)) in dx.iter_mut().zip(g).zip(w).zip(dw.iter_mut().zip(db.iter_mut())) {
+                let xhat = *d * rstd;
+                *d = xhat;
+                *dw += g * xhat;
+                *db += g;
+                sum_gw += g * w;
+                sum_gwx += g * w * xhat;
+            }
+            let (a, c) = (sum_gw / h as f32, sum_gwx / h as f32);
+            for ((d, &g), &w) in dx.iter_mut().zip(g).zip(w) {
+                *d = rstd * (g * w - a - *d * c);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------- attention softmax
+
+/// `softmax(scores · scale + mask_bias)` over the last dimension, for
+/// attention scores [batch, heads, queries, keys] and an additive mask
+/// [batch, 1, 1, keys]. The mask is a constant: it gets no gradient.
+pub fn attention_softmax(scores: &Tensor, mask_bias: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, _, _, k) = scores.dims4()?;
+    if !fused_ok(&[scores, mask_bias]) || mask_bias.dims4()? != (b, 1, 1, k) {
+        return candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(mask_bias)?, D::Minus1);
+    }
+    scores.contiguous()?.apply_op2(&mask_bias.contiguous()?, AttentionSoftmax { scale: scale as f32 })
+}
+
+struct AttentionSoftmax {
+    scale: f32,
+}
+
+impl CustomOp2 for AttentionSoftmax {
+    fn name(&self) -> &'static str {
+        "stancekit-attention-softmax"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (scores, mask) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let (_, h, q, k) = l1.shape().dims4()?;
+        let per_batch = h * q * k;
+        let mut y = vec![0f32; scores.len()];
+        let scale = self.scale;
+        y.par_chunks_mut(k * ROWS_PER_TASK).zip(scores.par_chunks(k * ROWS_PER_TASK)).enumerate().for_each(
+            |(task, (y, s))| {
+                let first = task * ROWS_PER_TASK * k;
+                softmax_rows(s, mask, k, first, per_batch, scale, y)
+            },
+        );
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _scores: &Tensor,
+        _mask: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBwd { scale: self.scale })?;
+        Ok((Some(dx), None))
+    }
+}
+
+multiversion! {
+    /// Rows of length `k` of `s`, the first at flat element `first`; each takes the
+    /// mask row of its batch item (`per_batch` elements per item).
+    fn softmax_rows(s: &[f32], mask: &[f32], k: usize, first: usize, per_batch: usize, scale: f32, y: &mut [f32]) {
+        for (r, (s, y)) in s.chunks_exact(k).zip(y.chunks_exact_mut(k)).enumerate() {
+            let item = (first + r * k) / per_batch;
+            y.copy_from_slice(s);
+            softmax_row(y, &mask[item * k..(item + 1) * k], scale);
+        }
+    }
+}
+
+/// In place: `y ← softmax(y · scale + mask)`.
+#[inline(always)]
+fn softmax_row(y: &mut [f32], mask: &[f32], scale: f32) {
+    for (y, &m) in y.iter_mut().zip(mask) {
+        *y = *y * scale + m;
+    }
+    let max = simd::max(y);
+    for y in y.iter_mut() {
+        *y = simd::exp(*y - max);
+    }
+    let sum = simd::sum(y);
+    for y in y.iter_mut() {
+        *y /= sum;
+    }
+}
+
+/// `dx = scale · y ⊙ (g − Σ g ⊙ y)`, row by row.
+struct SoftmaxBwd {
+    scale: f32,
+}
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "stancekit-softmax-bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let k = l1.dims()[l1.dims().len() - 1];
+        let mut dx = vec![0f32; y.len()];
+        let scale = self.scale;
+        dx.par_chunks_mut(k * ROWS_PER_TASK)
+            .zip(y.par_chunks(k * ROWS_PER_TASK).zip(g.par_chunks(k * ROWS_PER_TASK)))
+            .for_each(|(dx, (y, g))| softmax_bwd_rows(y, g, k, scale, dx));
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+multiversion! {
+    fn softmax_bwd_rows(y: &[f32], g: &[f32], k: usize, scale: f32, dx: &mut [f32]) {
+        for ((y, g), dx) in y.chunks_exact(k).zip(g.chunks_exact(k)).zip(dx.chunks_exact_mut(k)) {
+            let s = simd::dot(g, y);
+            for ((d, &y), &g) in dx.iter_mut().zip(y).zip(g) {
+                *d = y * (g - s) * scale;
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ attention core
+
+/// Multi-head scaled dot-product attention on the projections q, k, v
+/// [batch, seq, hidden] with an additive mask [batch, 1, 1, seq]:
+/// `dropout(softmax(q·kᵀ · scale + mask)) · v` per head, returned as
+/// [batch, seq, hidden] (heads side by side, as `BertSelfAttention` returns
+/// them). On CPU in f32 one op that reads each head through strides, so there
+/// are no head transposes or copies, forward or backward; the backward pass
+/// recomputes the probabilities (cheaper than keeping them) and gives q, k, v
+/// their gradients with four small matmuls per head. The dropout mask is drawn
+/// from `dropout` exactly as the composite path draws it. Elsewhere: the
+/// composite ops.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask_bias: &Tensor,
+    heads: usize,
+    dropout: &Dropout,
+    train: bool,
+) -> Result<Tensor> {
+    let (b, l, hidden) = q.dims3()?;
+    if hidden % heads != 0 {
+        candle_core::bail!("attention: hidden size {hidden} is not a multiple of {heads} heads");
+    }
+    let scale = 1.0 / ((hidden / heads) as f64).sqrt();
+    let fits = k.dims3()? == (b, l, hidden) && v.dims3()? == (b, l, hidden) && mask_bias.dims4()? == (b, 1, 1, l);
+    if !fused_ok(&[q, k, v, mask_bias]) || !fits {
+        return attention_composite(q, k, v, mask_bias, heads, scale, dropout, train);
+    }
+    let op = AttentionOp {
+        heads,
+        scale: scale as f32,
+        mask: mask_bias.flatten_all()?.to_vec1::<f32>()?,
+        dropout: dropout.draw_mask(b * heads * l * l, train),
+    };
+    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention_composite(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask_bias: &Tensor,
+    heads: usize,
+    scale: f64,
+    dropout: &Dropout,
+    train: bool,
+) -> Result<Tensor> {
+    let split = |x: &Tensor| -> Result<Tensor> {
+        let (b, l, hidden) = x.dims3()?;
+        x.reshape((b, l, heads, hidden / heads))?.transpose(1, 2)?.contiguous()
+    };
+    let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+    let probs = attention_softmax(&q.matmul(&k.t()?)?, mask_bias, scale)?;
+    let probs = dropout.forward_t(&probs, train)?;
+    probs.matmul(&v)?.transpose(1, 2)?.flatten_from(D::Minus2)
+}
+
+struct AttentionOp {
+    heads: usize,
+    scale: f32,
+    /// The additive mask, [batch, seq].
+    mask: Vec<f32>,
+    /// Keep-and-scale factors [batch, heads, seq, seq], when dropout is on.
+    dropout: Option<Vec<f32>>,
+}
+
+/// A raw pointer that rayon tasks may share: each task writes its own disjoint
+/// part of the buffer.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: only used for disjoint writes from parallel tasks (see the call sites).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the buffer the pointer came from.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+impl AttentionOp {
+    /// The probabilities of head `bh` (batch-major) into `p`, and with dropout
+    /// applied into `pd` when there is dropout.
+    ///
+    /// # Safety
+    /// `q` and `k` hold [batch, seq, hidden] and `p`, `pd` are seq×seq.
+    unsafe fn probabilities(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        dims: (usize, usize),
+        bh: usize,
+        p: &mut [f32],
+        pd: &mut [f32],
+    ) {
+        let (l, hidden) = dims;
+        let hd = hidden / self.heads;
+        let (bi, hi) = (bh / self.heads, bh % self.heads);
+        let base = bi * l * hidden + hi * hd;
+        sgemm(
+            (l, l, hd),
+            (p.as_mut_ptr(), l, 1),
+            false,
+            (q[base..].as_ptr(), hidden, 1),
+            (k[base..].as_ptr(), 1, hidden),
+            false,
+        );
+        softmax_block(p, &self.mask[bi * l..(bi + 1) * l], self.scale);
+        if let Some(d) = &self.dropout {
+            for ((pd, &p), &d) in pd.iter_mut().zip(p.iter()).zip(&d[bh * l * l..(bh + 1) * l * l]) {
+                *pd = p * d;
+            }
+        }
+    }
+}
+
+multiversion! {
+    fn softmax_block(p: &mut [f32], mask: &[f32], scale: f32) {
+        for row in p.chunks_exact_mut(mask.len()) {
+            softmax_row(row, mask, scale);
+        }
+    }
+}
+
+multiversion! {
+    /// `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))` in place of dP.
+    fn softmax_block_bwd(p: &[f32], dp: &mut [f32], l: usize, scale: f32) {
+        for (p, dp) in p.chunks_exact(l).zip(dp.chunks_exact_mut(l)) {
+            let s = simd::dot(p, dp);
+            for (d, &p) in dp.iter_mut().zip(p) {
+                *d = p * (*d - s) * scale;
+            }
+        }
+    }
+}
+
+fn host_f32<'a>(storage: &'a candle_core::Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("{what}: expected a contiguous f32 CPU tensor"),
+    }
+}
+
+impl CustomOp3 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "stancekit-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (b, l, hidden) = l1.shape().dims3()?;
+        let hd = hidden / self.heads;
+        let mut out = vec![0f32; q.len()];
+        let dst = SharedMut(out.as_mut_ptr());
+        (0..b * self.heads).into_par_iter().for_each_init(
+            || (vec![0f32; l * l], vec![0f32; if self.dropout.is_some() { l * l } else { 0 }]),
+            |(p, pd), bh| {
+                let base = (bh / self.heads) * l * hidden + (bh % self.heads) * hd;
+                // SAFETY: q, k, v, out are [b, l, hidden]; head bh reads and writes the
+                // columns base..base+hd of its item's rows only, so tasks write disjoint elements.
+                unsafe {
+                    self.probabilities(q, k, (l, hidden), bh, p, pd);
+                    let probs = if self.dropout.is_some() { &pd[..] } else { &p[..] };
+                    sgemm(
+                        (l, hd, l),
+                        (dst.at(base), hidden, 1),
+                        false,
+                        (probs.as_ptr(), l, 1),
+                        (v[base..].as_ptr(), hidden, 1),
+                        false,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, l, hidden) = q.dims3()?;
+        let hd = hidden / self.heads;
+        let grad = grad.contiguous()?;
+        let (sq, lq) = q.storage_and_layout();
+        let (sk, lk) = k.storage_and_layout();
+        let (sv, lv) = v.storage_and_layout();
+        let (sg, lg) = grad.storage_and_layout();
+        let name = self.name();
+        let (q_, k_, v_, g_) =
+            (host_f32(&sq, lq, name)?, host_f32(&sk, lk, name)?, host_f32(&sv, lv, name)?, host_f32(&sg, lg, name)?);
+        let n = q_.len();
+        let (mut dq, mut dk, mut dv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        let (dq_, dk_, dv_) = (SharedMut(dq.as_mut_ptr()), SharedMut(dk.as_mut_ptr()), SharedMut(dv.as_mut_ptr()));
+        (0..b * self.heads).into_par_iter().for_each_init(
+            || (vec![0f32; l * l], vec![0f32; if self.dropout.is_some() { l * l } else { 0 }], vec![0f32; l * l]),
+            |(p, pd, dp), bh| {
+                let base = (bh / self.heads) * l * hidden + (bh % self.heads) * hd;
+                // SAFETY: as in the forward pass; each head writes only its own columns of dq, dk, dv.
+                unsafe {
+                    self.probabilities(q_, k_, (l, hidden), bh, p, pd);
+                    let probs = if self.dropout.is_some() { &pd[..] } else { &p[..] };
+                    let g = g_[base..].as_ptr();
+                    // dV = P'ᵀ·dO
+                    sgemm((l, hd, l), (dv_.at(base), hidden, 1), false, (probs.as_ptr(), 1, l), (g, hidden, 1), false);
+                    // dP' = dO·Vᵀ, then through the dropout and the softmax
+                    sgemm(
+                        (l, l, hd),
+                        (dp.as_mut_ptr(), l, 1),
+                        false,
+                        (g, hidden, 1),
+                        (v_[base..].as_ptr(), 1, hidden),
+                        false,
+                    );
+                    if let Some(d) = &self.dropout {
+                        for (dp, &d) in dp.iter_mut().zip(&d[bh * l * l..(bh + 1) * l * l]) {
+                            *dp *= d;
+                        }
+                    }
+                    softmax_block_bwd(p, dp, l, self.scale);
+                    // dQ = dS·K, dK = dSᵀ·Q
+                    sgemm(
+                        (l, hd, l),
+                        (dq_.at(base), hidden, 1),
+                        false,
+                        (dp.as_ptr(), l, 1),
+                        (k_[base..].as_ptr(), hidden, 1),
+                        false,
+                    );
+                    sgemm(
+                        (l, hd, l),
+                        (dk_.at(base), hidden, 1),
+                        false,
+                        (dp.as_ptr(), 1, l),
+                        (q_[base..].as_ptr(), hidden, 1),
+                        false,
+                    );
+                }
+            },
+        );
+        let t = |x: Vec<f32>| Tensor::from_vec(x, (b, l, hidden), q.device());
+        Ok((Some(t(dq)?), Some(t(dk)?), Some(t(dv)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::{Rng, SeedableRng};
+
+    fn random(shape: &[usize], seed: u64, scale: f32, offset: f32) -> Tensor {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| offset + scale * (rng.random::<f32>() * 2.0 - 1.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    fn assert_close(what: &str, got: &Tensor, want: &Tensor, tolerance: f32) {
+        let (got, want) = (values(got), values(want));
+        assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().fold(1f32, |m, w| m.max(w.abs()));
+        let diff = got.iter().zip(&want).fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+        assert!(diff <= tolerance * scale, "{what}: max difference {diff} (scale {scale})");
+    }
+
+    /// Σ y ⊙ r for a fixed random r: a loss whose gradient reaches every output.
+    fn weighted_sum(y: &Tensor, seed: u64) -> Tensor {
+        (y * random(y.dims(), seed, 1.0, 0.0)).unwrap().sum_all().unwrap()
+    }
+
+    /// Output and gradients (x, weight, bias) of a linear layer, fused or candle-nn's.
+    fn linear_run(fused: bool, x: &Tensor, w: &Tensor, b: &Tensor) -> (Tensor, [Tensor; 3]) {
+        let (x, w, b) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap(), Var::from_tensor(b).unwrap());
+        let (wt, bt) = (w.as_tensor().clone(), Some(b.as_tensor().clone()));
+        let y = if fused {
+            Linear::new(wt, bt).forward(&x).unwrap()
+        } else {
+            candle_nn::Linear::new(wt, bt).forward(&x).unwrap()
+        };
+        let grads = weighted_sum(&y, 7).backward().unwrap();
+        let g = |v: &Var| grads.get(v.as_tensor()).unwrap().clone();
+        (y, [g(&x), g(&w), g(&b)])
+    }
+
+    #[test]
+    fn linear_matches_candle_nn_values_and_gradients() {
+        for (x_shape, out) in [(vec![3, 5, 24], 17), (vec![2, 64, 384], 384), (vec![4, 7], 3)] {
+            let inp = *x_shape.last().unwrap();
+            let x = random(&x_shape, 21, 1.0, 0.1);
+            let (w, b) = (random(&[out, inp], 22, 0.3, 0.0), random(&[out], 23, 0.5, 0.0));
+            let (y, grads) = linear_run(true, &x, &w, &b);
+            let (want, want_grads) = linear_run(false, &x, &w, &b);
+            assert_eq!(y.dims(), want.dims());
+            assert_close("y", &y, &want, 1e-5);
+            for (name, (g, w)) in ["dx", "dweight", "dbias"].iter().zip(grads.iter().zip(&want_grads)) {
+                assert_eq!(g.dims(), w.dims(), "{name}");
+                assert_close(name, g, w, 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn linear_gradients_agree_with_finite_differences() {
+        let x = random(&[2, 3, 10], 24, 1.0, 0.0);
+        let (w, b) = (random(&[6, 10], 25, 0.5, 0.0), random(&[6], 26, 0.5, 0.0));
+        let (_, grads) = linear_run(true, &x, &w, &b);
+        let loss = |x: &Tensor, w: &Tensor, b: &Tensor| {
+            let y = Linear::new(w.clone(), Some(b.clone())).forward(x).unwrap();
+            weighted_sum(&y, 7).to_scalar::<f32>().unwrap() as f64
+        };
+        let bump = |t: &Tensor, i: usize, d: f32| {
+            let mut v = values(t);
+            v[i] += d;
+            Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap()
+        };
+        let eps = 1e-2;
+        for (arg, i) in [(0, 0), (0, 41), (1, 0), (1, 59), (2, 5)] {
+            let up = |d| match arg {
+                0 => loss(&bump(&x, i, d), &w, &b),
+                1 => loss(&x, &bump(&w, i, d), &b),
+                _ => loss(&x, &w, &bump(&b, i, d)),
+            };
+            let numeric = (up(eps) - up(-eps)) / (2.0 * eps as f64);
+            let analytic = values(&grads[arg])[i] as f64;
+            assert!(
+                (numeric - analytic).abs() < 1e-3 + 1e-2 * analytic.abs(),
+                "input {arg}[{i}]: {analytic} vs {numeric}"
+            );
+        }
+    }
+
+    type LnFn = fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>;
+
+    fn fused_ln(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        layer_norm(x, w, b, 1e-12)
+    }
+
+    fn composite_ln(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::layer_norm_slow(x, w, b, 1e-12)
+    }
+
+    /// Output and gradients (x, weight, bias) of `f` on the given inputs.
+    fn ln_run(f: LnFn, x: &Tensor, w: &Tensor, b: &Tensor) -> (Tensor, [Tensor; 3]) {
+        let (x, w, b) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap(), Var::from_tensor(b).unwrap());
+        let y = f(&x, &w, &b).unwrap();
+        let grads = weighted_sum(&y, 99).backward().unwrap();
+        let g = |v: &Var| grads.get(v.as_tensor()).unwrap().clone();
+        (y, [g(&x), g(&w), g(&b)])
+    }
+
+    #[test]
+    fn layer_norm_matches_the_composite_values_and_gradients() {
+        // 24: not a multiple of the vector width; 384 × 70 rows: several parallel tasks.
+        for (shape, h) in [(vec![3, 5, 24], 24), (vec![2, 35, 384], 384), (vec![1, 7], 7)] {
+            let x = random(&shape, 1, 2.0, 0.3);
+            let (w, b) = (random(&[h], 2, 0.5, 1.0), random(&[h], 3, 0.5, 0.0));
+            let (y, grads) = ln_run(fused_ln, &x, &w, &b);
+            let (want, want_grads) = ln_run(composite_ln, &x, &w, &b);
+            assert_close("y", &y, &want, 1e-5);
+            for (name, (g, w)) in ["dx", "dweight", "dbias"].iter().zip(grads.iter().zip(&want_grads)) {
+                assert_close(name, g, w, 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_gradients_agree_with_finite_differences() {
+        let x = random(&[4, 6, 24], 4, 1.5, -0.2);
+        let (w, b) = (random(&[24], 5, 0.5, 1.0), random(&[24], 6, 0.5, 0.0));
+        let (_, grads) = ln_run(fused_ln, &x, &w, &b);
+        let loss = |x: &Tensor, w: &Tensor, b: &Tensor| {
+            weighted_sum(&fused_ln(x, w, b).unwrap(), 99).to_scalar::<f32>().unwrap() as f64
+        };
+        let bump = |t: &Tensor, i: usize, d: f32| {
+            let mut v = values(t);
+            v[i] += d;
+            Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap()
+        };
+        let eps = 1e-2;
+        for (arg, i) in [(0, 0), (0, 77), (0, 575), (1, 3), (1, 23), (2, 0), (2, 11)] {
+            let up = |d| match arg {
+                0 => loss(&bump(&x, i, d), &w, &b),
+                1 => loss(&x, &bump(&w, i, d), &b),
+                _ => loss(&x, &w, &bump(&b, i, d)),
+            };
+            let numeric = (up(eps) - up(-eps)) / (2.0 * eps as f64);
+            let analytic = values(&grads[arg])[i] as f64;
+            assert!(
+                (numeric - analytic).abs() < 2e-3 + 1e-2 * analytic.abs(),
+                "input {arg}[{i}]: autograd {analytic}, finite difference {numeric}"
+            );
+        }
+    }
+
+    #[test]
+    fn layer_norm_takes_strided_inputs_and_falls_back_for_other_dtypes() {
+        let x = random(&[6, 24], 7, 1.0, 0.0).t().unwrap();
+        let (w, b) = (random(&[6], 8, 0.5, 1.0), random(&[6], 9, 0.5, 0.0));
+        assert_close("strided", &fused_ln(&x, &w, &b).unwrap(), &composite_ln(&x, &w, &b).unwrap(), 1e-5);
+        let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let y = fused_ln(&f64s(&x), &f64s(&w), &f64s(&b)).unwrap();
+        assert_eq!(y.dtype(), DType::F64);
+        assert_close("f64", &y.to_dtype(DType::F32).unwrap(), &composite_ln(&x, &w, &b).unwrap(), 1e-5);
+    }
+
+    fn mask(batch: usize, keys: usize) -> Tensor {
+        // Item i keeps its first keys − i positions, as right padding does.
+        let v: Vec<f32> =
+            (0..batch).flat_map(|i| (0..keys).map(move |k| if k + i < keys { 0.0 } else { -10_000.0 })).collect();
+        Tensor::from_vec(v, (batch, 1, 1, keys), &Device::Cpu).unwrap()
+    }
+
+    fn composite_softmax(s: &Tensor, m: &Tensor, scale: f64) -> Result<Tensor> {
+        candle_nn::ops::softmax(&(s * scale)?.broadcast_add(m)?, D::Minus1)
+    }
+
+    fn softmax_run(fused: bool, s: &Tensor, m: &Tensor, scale: f64) -> (Tensor, Tensor) {
+        let s = Var::from_tensor(s).unwrap();
+        let y = if fused { attention_softmax(&s, m, scale) } else { composite_softmax(&s, m, scale) }.unwrap();
+        let grads = weighted_sum(&y, 42).backward().unwrap();
+        (y, grads.get(s.as_tensor()).unwrap().clone())
+    }
+
+    #[test]
+    fn attention_softmax_matches_the_composite_values_and_gradients() {
+        for (b, h, q, k) in [(3, 2, 5, 5), (2, 3, 40, 64), (1, 1, 1, 19)] {
+            let s = random(&[b, h, q, k], 10, 6.0, 0.0);
+            let m = mask(b, k);
+            let (y, g) = softmax_run(true, &s, &m, 0.125);
+            let (want, want_g) = softmax_run(false, &s, &m, 0.125);
+            assert_close("probabilities", &y, &want, 1e-6);
+            assert_close("gradient", &g, &want_g, 1e-5);
+            let masked = values(&y)
+                .iter()
+                .zip(values(&m.broadcast_as(y.shape()).unwrap().contiguous().unwrap()))
+                .all(|(p, m)| m == 0.0 || *p == 0.0);
+            assert!(masked, "masked positions must get exactly 0");
+        }
+    }
+
+    #[test]
+    fn attention_softmax_gradients_agree_with_finite_differences() {
+        let s = random(&[2, 2, 3, 8], 11, 3.0, 0.0);
+        let m = mask(2, 8);
+        let (_, g) = softmax_run(true, &s, &m, 0.5);
+        let loss = |s: &Tensor| weighted_sum(&attention_softmax(s, &m, 0.5).unwrap(), 42).to_scalar::<f32>().unwrap();
+        let eps = 1e-2f32;
+        for i in [0, 5, 17, 40, 95] {
+            let mut v = values(&s);
+            v[i] += eps;
+            let up = loss(&Tensor::from_vec(v.clone(), s.dims(), &Device::Cpu).unwrap());
+            v[i] -= 2.0 * eps;
+            let down = loss(&Tensor::from_vec(v, s.dims(), &Device::Cpu).unwrap());
+            let numeric = (up - down) / (2.0 * eps);
+            let analytic = values(&g)[i];
+            assert!((numeric - analytic).abs() < 1e-3 + 1e-2 * analytic.abs(), "[{i}]: {analytic} vs {numeric}");
+        }
+    }
+
+    /// Output and gradients (q, k, v) of multi-head attention, fused or composite,
+    /// with dropout drawn from a generator seeded `seed` when `p` > 0.
+    fn attention_run(fused: bool, qkv: &[Tensor; 3], mask: &Tensor, heads: usize, p: f64) -> (Tensor, Vec<Tensor>) {
+        let vars: Vec<Var> = qkv.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+        let (q, k, v) = (vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
+        let dropout = Dropout::new(p, &super::super::ops::DropoutRng::new(5));
+        let train = p > 0.0;
+        let y = if fused {
+            attention(q, k, v, mask, heads, &dropout, train).unwrap()
+        } else {
+            let scale = 1.0 / ((q.dim(2).unwrap() / heads) as f64).sqrt();
+            attention_composite(q, k, v, mask, heads, scale, &dropout, train).unwrap()
+        };
+        let grads = weighted_sum(&y, 3).backward().unwrap();
+        (y, vars.iter().map(|v| grads.get(v.as_tensor()).unwrap().clone()).collect())
+    }
+
+    #[test]
+    fn attention_matches_the_composite_values_and_gradients() {
+        for ((b, l, hidden, heads), p) in [((2, 5, 12, 3), 0.0), ((3, 64, 384, 12), 0.0), ((2, 9, 16, 2), 0.3)] {
+            let qkv = [0, 1, 2].map(|i| random(&[b, l, hidden], 30 + i, 1.5, 0.0));
+            let m = mask(b, l);
+            let (y, grads) = attention_run(true, &qkv, &m, heads, p);
+            let (want, want_grads) = attention_run(false, &qkv, &m, heads, p);
+            assert_eq!(y.dims(), want.dims());
+            assert_close("context", &y, &want, 1e-5);
+            for (name, (g, w)) in ["dq", "dk", "dv"].iter().zip(grads.iter().zip(&want_grads)) {
+                assert_close(name, g, w, 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn attention_gradients_agree_with_finite_differences() {
+        let qkv = [0, 1, 2].map(|i| random(&[2, 4, 6], 40 + i, 1.0, 0.0));
+        let m = mask(2, 4);
+        let (_, grads) = attention_run(true, &qkv, &m, 2, 0.0);
+        let dropout = Dropout::new(0.0, &super::super::ops::DropoutRng::new(5));
+        let loss = |t: &[Tensor; 3]| {
+            let y = attention(&t[0], &t[1], &t[2], &m, 2, &dropout, false).unwrap();
+            weighted_sum(&y, 3).to_scalar::<f32>().unwrap()
+        };
+        let eps = 1e-2f32;
+        for (arg, i) in [(0, 0), (0, 13), (1, 7), (1, 40), (2, 3), (2, 47)] {
+            let mut t = qkv.clone();
+            let mut vals = values(&t[arg]);
+            vals[i] += eps;
+            t[arg] = Tensor::from_vec(vals.clone(), (2, 4, 6), &Device::Cpu).unwrap();
+            let up = loss(&t);
+            vals[i] -= 2.0 * eps;
+            t[arg] = Tensor::from_vec(vals, (2, 4, 6), &Device::Cpu).unwrap();
+            let down = loss(&t);
+            let numeric = (up - down) / (2.0 * eps);
+            let analytic = values(&grads[arg])[i];
+            assert!(
+                (numeric - analytic).abs() < 1e-3 + 1e-2 * analytic.abs(),
+                "input {arg}[{i}]: {analytic} vs {numeric}"
+            );
+        }
+    }
+}
