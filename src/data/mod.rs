@@ -201,6 +201,13 @@ pub(crate) struct Sink {
     pub problems: Vec<Problem>,
 }
 
+impl Sink {
+    /// A record whose fields all sit on one line of one file.
+    fn push_one_line(&mut self, record: Record, at: Pos) {
+        self.entries.push(Entry { record, text_at: at.clone(), label_at: at });
+    }
+}
+
 fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut Sink) {
     let format = match format {
         Some(format) => format,
