@@ -27,6 +27,12 @@ pub enum Command {
     Embed(crate::inference::embed::EmbedConfig),
     /// Fine-tune a BERT encoder and a classification head on labelled pairs.
     Train(Box<TrainArgs>),
+    /// Score models or predictions files against gold labels, beside baselines; write a report.
+    Eval(Box<crate::evaluation::command::EvalConfig>),
+    /// K-fold cross-validation by sentence: train as `train` does on K−1 folds, evaluate on the rest.
+    Cv(Box<crate::evaluation::cv::CvConfig>),
+    /// Stance of every (sentence, target) pair of the input, streamed.
+    Predict(crate::inference::predict::PredictConfig),
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,15 +70,31 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             let (config, resume) = train_settings(*args, sub)?;
             train(config, resume)?;
         }
+        Command::Eval(config) => eval(&config)?,
+        Command::Cv(config) => cv(&config)?,
+        Command::Predict(config) => {
+            crate::inference::predict::prepare_process();
+            let summary = crate::inference::predict::run(&config)?;
+            // A closed output pipe is the reader's choice (`| head`): no noise then.
+            if !summary.output_closed {
+                eprintln!("{summary}");
+            }
+        }
     }
     Ok(())
 }
 
-fn train(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
+/// A flag that Ctrl-C sets; training stops at the next step and saves a checkpoint.
+fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     // A second Ctrl-C while the checkpoint is written is ignored: the save finishes first.
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    Ok(interrupted)
+}
+
+fn train(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
+    let interrupted = interrupt_flag()?;
     let summary = training::train(config, resume, &|_| interrupted.load(Ordering::SeqCst))?;
     let dir = summary.run_dir.display();
     match summary.outcome {
@@ -82,6 +104,25 @@ fn train(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
         training::Outcome::EarlyStopped => eprintln!("stopped early; the best model is in {dir}"),
         training::Outcome::Finished => eprintln!("done; the best model is in {dir}"),
     }
+    Ok(())
+}
+
+fn eval(config: &crate::evaluation::command::EvalConfig) -> anyhow::Result<()> {
+    use crate::evaluation::command;
+    let evaluation = command::run(config)?;
+    print!("{}", crate::reporting::table::render(&evaluation.report()));
+    if let Some(dir) = &config.report {
+        command::write(&evaluation, config, dir)?;
+        eprintln!("report: {}", dir.join("report.html").display());
+    }
+    Ok(())
+}
+
+fn cv(config: &crate::evaluation::cv::CvConfig) -> anyhow::Result<()> {
+    let interrupted = interrupt_flag()?;
+    let results = crate::evaluation::cv::run(config, &|_| interrupted.load(Ordering::SeqCst))?;
+    print!("{}", crate::reporting::cv::table(&results));
+    eprintln!("cross-validation: {}", config.training.out.join("cv.md").display());
     Ok(())
 }
 

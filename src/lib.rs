@@ -12,6 +12,7 @@ pub mod inference;
 pub mod io;
 pub mod logging;
 pub mod model;
+pub mod reporting;
 pub mod resolve;
 pub mod runtime;
 pub mod testing;

@@ -100,6 +100,25 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> Result<()> {
     write("tokenizer.json", tiny_tokenizer_json())
 }
 
+/// Writes a trained-format classifier folder (as `stancekit train` saves one)
+/// with a random tiny encoder and head: labels favor/against/none, targets
+/// `nato` and `defence`. Its base model is written to `dir/base`.
+pub fn write_tiny_classifier(dir: &Path, seed: u64) -> Result<()> {
+    use crate::model::{Classifier, Pooling, StanceSpec};
+    let base = dir.join("base");
+    write_tiny_model(&base, seed)?;
+    let spec = StanceSpec {
+        labels: ["favor", "against", "none"].map(String::from).to_vec(),
+        targets: [("nato", "ukraine joining nato"), ("defence", "europe pay more for defence")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+        pooling: Pooling::Cls,
+        max_length: 32,
+    };
+    let base_dir = crate::resolve::resolve(&base.to_string_lossy())?;
+    Classifier::from_base(&base_dir, spec, &Device::Cpu, seed)?.save(dir, &base)
+}
+
 /// A parameter store holding a random tiny encoder under `bert.*`, so that
 /// [`crate::model::StanceModel::new`] finds it as it would a checkpoint.
 pub fn tiny_params(seed: u64) -> ParamStore {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use super::{lines, Entry, Pos, Record, Sink};
+use super::{lines, Pos, Record, Sink};
 
 const REQUIRED: [&str; 3] = ["text", "target", "label"];
 
@@ -113,7 +113,7 @@ fn entry(columns: &Columns, fields: &[String], at: Pos, sink: &mut Sink) {
     let id = columns.id.and_then(|i| fields.get(i)).filter(|id| !id.trim().is_empty()).cloned();
     if let (Some(text), Some(target), Some(label)) = (text, target, label) {
         let record = Record { id, text, target, label };
-        sink.entries.push(Entry { record, text_at: at.clone(), label_at: at });
+        sink.push_one_line(record, at);
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{lines, Entry, Pos, Record, Sink};
+use super::{lines, Pos, Record, Sink};
 
 pub(crate) fn read(file: &Arc<str>, bytes: &[u8], sink: &mut Sink) {
     for (line, raw) in lines::split(bytes) {
@@ -52,7 +52,7 @@ fn entry(object: &Map<String, Value>, at: Pos, sink: &mut Sink) {
     };
     if let (Some(text), Some(target), Some(label)) = (text, target, label) {
         let record = Record { id, text, target, label };
-        sink.entries.push(Entry { record, text_at: at.clone(), label_at: at });
+        sink.push_one_line(record, at);
     }
 }
 

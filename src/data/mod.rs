@@ -7,7 +7,7 @@
 mod commands;
 mod delimited;
 mod jsonl;
-mod lines;
+pub(crate) mod lines;
 mod record;
 mod schema;
 mod semeval;
@@ -199,6 +199,13 @@ pub fn load_records<S: AsRef<str>>(inputs: &[S], format: Option<Format>, schema:
 pub(crate) struct Sink {
     pub entries: Vec<Entry>,
     pub problems: Vec<Problem>,
+}
+
+impl Sink {
+    /// A record whose fields all sit on one line of one file.
+    fn push_one_line(&mut self, record: Record, at: Pos) {
+        self.entries.push(Entry { record, text_at: at.clone(), label_at: at });
+    }
 }
 
 fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut Sink) {

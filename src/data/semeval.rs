@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{lines, Entry, Pos, Record, Schema, Sink};
+use super::{lines, Pos, Record, Schema, Sink};
 
 const COLUMNS: [&str; 4] = ["id", "target", "tweet", "stance"];
 
@@ -82,7 +82,7 @@ fn entry(columns: [usize; 4], fields: &[&str], at: Pos, schema: &Schema, sink: &
         target: target.to_string(),
         label: stance.trim().to_lowercase(),
     };
-    sink.entries.push(Entry { record, text_at: at.clone(), label_at: at });
+    sink.push_one_line(record, at);
 }
 
 #[cfg(test)]

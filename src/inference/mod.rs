@@ -2,8 +2,10 @@
 
 pub mod embed;
 mod input;
+pub mod predict;
+pub mod segment;
 
-pub use input::{read_texts, TextItem};
+pub use input::{open_records, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem};
 
 use candle_core::{Device, Tensor};
 

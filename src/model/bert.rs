@@ -107,7 +107,7 @@ impl Layer {
 
     fn forward_t(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
         let attended = self.attention.forward_t(xs, mask_bias, train)?;
-        let hidden = self.intermediate.forward(&attended)?.gelu_erf()?;
+        let hidden = super::fast_ops::gelu_erf(&self.intermediate.forward(&attended)?)?;
         let out = self.dropout.forward_t(&self.output.forward(&hidden)?, train)?;
         self.layer_norm.forward(&(out + attended)?)
     }

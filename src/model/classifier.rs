@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BertConfig, ParamStore, Pooling, StanceModel};
 use crate::resolve::ModelDir;
-use crate::tokenization::StanceTokenizer;
+use crate::tokenization::{Encoded, StanceTokenizer};
 use crate::{Error, Result};
 
 /// Tokenizer files transformers' `AutoTokenizer` reads, copied from the base model.
@@ -47,6 +47,17 @@ impl Classifier {
 
     /// A classifier saved by [`Classifier::save`].
     pub fn load(dir: &ModelDir, device: &Device) -> Result<Self> {
+        Self::load_params(dir, device, false)
+    }
+
+    /// [`Classifier::load`] for inference only: the parameters are constants
+    /// ([`ParamStore::frozen`]), so a forward pass holds one layer's activations
+    /// at a time instead of the whole graph. Gradients cannot flow through it.
+    pub fn load_frozen(dir: &ModelDir, device: &Device) -> Result<Self> {
+        Self::load_params(dir, device, true)
+    }
+
+    fn load_params(dir: &ModelDir, device: &Device, frozen: bool) -> Result<Self> {
         let config = BertConfig::load(&dir.config())?;
         let spec: StanceSpec = match config.extra.get("stancekit") {
             Some(v) => serde_json::from_value(v.clone())
@@ -59,10 +70,14 @@ impl Classifier {
             }
         };
         let params = ParamStore::from_safetensors(&dir.weights(), device, 0)?;
+        let params = if frozen { params.frozen() } else { params };
         // Every tensor, the head included, must come from the file: a trained model is never re-drawn.
         let classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;
         if let Some(missing) = params.initialised().first() {
             return Err(Error::Model(format!("{}: missing tensor `{missing}`", dir.weights().display())));
+        }
+        if frozen {
+            params.release_checkpoint();
         }
         Ok(classifier)
     }
@@ -86,8 +101,13 @@ impl Classifier {
 
     /// Label probabilities for (target description, sentence) pairs, in input order.
     pub fn predict_proba(&self, pairs: &[(&str, &str)], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        let encoded = self.tokenizer.encode_pairs(pairs)?;
-        crate::inference::run_sorted(&encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch| {
+        self.proba_encoded(&self.tokenizer.encode_pairs(pairs)?, batch_size)
+    }
+
+    /// [`Classifier::predict_proba`] for pairs already tokenised with `self.tokenizer`
+    /// (so that tokenising can run on another thread).
+    pub fn proba_encoded(&self, encoded: &[Encoded], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        crate::inference::run_sorted(encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch| {
             Ok(candle_nn::ops::softmax(&self.model.forward_t(batch, false)?, D::Minus1)?)
         })
     }
@@ -160,6 +180,32 @@ mod tests {
             assert_eq!(config["id2label"]["1"], "against");
             assert_eq!(config["label2id"]["none"], 2);
         }
+    }
+
+    #[test]
+    fn a_frozen_classifier_predicts_the_same_without_a_graph() {
+        let base = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_model(base.path(), 1).unwrap();
+        let c = Classifier::from_base(
+            &resolve(base.path().to_str().unwrap()).unwrap(),
+            spec(Pooling::Cls),
+            &Device::Cpu,
+            4,
+        )
+        .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        c.save(out.path(), base.path()).unwrap();
+        let dir = resolve(out.path().to_str().unwrap()).unwrap();
+        let (trainable, frozen) =
+            (Classifier::load(&dir, &Device::Cpu).unwrap(), Classifier::load_frozen(&dir, &Device::Cpu).unwrap());
+        let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
+        assert_eq!(frozen.predict_proba(&pairs, 2).unwrap(), trainable.predict_proba(&pairs, 2).unwrap());
+        let tok = &frozen.tokenizer;
+        let batch =
+            crate::tokenization::Batch::from_encoded(&tok.encode_pairs(&pairs).unwrap(), tok.pad_id(), &Device::Cpu)
+                .unwrap();
+        assert!(!frozen.model.forward_t(&batch, false).unwrap().track_op());
+        assert!(trainable.model.forward_t(&batch, false).unwrap().track_op());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod bert;
 mod classifier;
 mod config;
+mod fast_ops;
 pub mod fused;
 mod head;
 pub mod ops;

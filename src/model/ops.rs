@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -87,11 +87,6 @@ impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         super::fused::layer_norm(xs, &self.weight, &self.bias, self.eps)
     }
-}
-
-/// Softmax over the last dimension, composed of differentiable ops.
-pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::softmax(xs, D::Minus1)
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ struct Inner {
 pub struct ParamStore {
     inner: Arc<Mutex<Inner>>,
     device: Device,
+    /// Hand out detached tensors (see [`ParamStore::frozen`]).
+    frozen: bool,
 }
 
 impl ParamStore {
@@ -56,7 +58,28 @@ impl ParamStore {
             initialised: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
         };
-        Self { inner: Arc::new(Mutex::new(inner)), device: device.clone() }
+        Self { inner: Arc::new(Mutex::new(inner)), device: device.clone(), frozen: false }
+    }
+
+    /// The same store for inference: models built from it hold constants, not
+    /// `Var`s. An op over a `Var` records its inputs for backprop, so a forward
+    /// pass over `Var`s keeps every intermediate alive until its output is
+    /// dropped; over constants each activation is freed as soon as it is used.
+    pub fn frozen(&self) -> Self {
+        Self { frozen: true, ..self.clone() }
+    }
+
+    /// Frees the checkpoint's copy of the tensors once the model is built.
+    pub fn release_checkpoint(&self) {
+        self.lock().checkpoint = HashMap::new();
+    }
+
+    fn hand_out(&self, var: &Var) -> Tensor {
+        if self.frozen {
+            var.as_tensor().detach()
+        } else {
+            var.as_tensor().clone()
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -106,7 +129,7 @@ impl ParamStore {
     fn get(&self, shape: &Shape, name: &str, init_range: Option<f64>) -> candle_core::Result<Tensor> {
         let mut inner = self.lock();
         if let Some(var) = inner.vars.get(name) {
-            return check_shape(var.as_tensor(), shape, name, "the model").map(|_| var.as_tensor().clone());
+            return check_shape(var.as_tensor(), shape, name, "the model").map(|_| self.hand_out(var));
         }
         let value = match lookup(&inner.checkpoint, name) {
             Some(t) => {
@@ -123,7 +146,7 @@ impl ParamStore {
         };
         let var = Var::from_tensor(&value)?;
         inner.vars.insert(name.to_string(), var.clone());
-        Ok(var.as_tensor().clone())
+        Ok(self.hand_out(&var))
     }
 }
 

@@ -119,7 +119,7 @@ fn prepare_run_dir(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
 }
 
-fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, Vec<Record>)> {
+pub(crate) fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, Vec<Record>)> {
     let train = crate::data::load_records(&config.train, None, schema)?;
     match config.dev_split {
         Some(share) => {

@@ -1,0 +1,142 @@
+"""PyTorch side of scripts/bench-predict.sh, and its helpers.
+
+    make-model BASE OUT       a stancekit classifier folder: BASE's encoder + a seeded random head
+    data SENTENCES N OUT      SENTENCES repeated to N lines of JSONL ({"id", "text"})
+    torch MODEL INPUT OUTPUT  transformers' predictions, as `stancekit predict` writes them
+    compare A B               max |difference| of the probabilities of two prediction files
+
+The PyTorch run gets its best honest settings: torch.inference_mode(), pairs
+sorted by token length and padded per batch (as stancekit does), the fast
+tokenizer on whole batches, one untimed warm-up batch.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+TARGET_ID = "nato"
+TARGET = "Ukraine joining NATO"
+LABELS = ["favor", "against", "none"]
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"]
+
+
+def make_model(base: Path, out: Path) -> None:
+    import torch
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(
+        base,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    model.save_pretrained(out)
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text())
+    config["stancekit"] = {"labels": LABELS, "targets": {TARGET_ID: TARGET}, "pooling": "cls", "max_length": 128}
+    config_path.write_text(json.dumps(config, indent=2))
+    for name in TOKENIZER_FILES:
+        if (base / name).is_file():
+            shutil.copy(base / name, out / name)
+
+
+def make_data(sentences: Path, n: int, out: Path) -> None:
+    lines = [line.strip() for line in sentences.read_text().splitlines() if line.strip()]
+    with out.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": str(i), "text": lines[i % len(lines)]}) + "\n")
+
+
+def run_torch(model_dir: Path, input_path: Path, output: Path, batch_size: int, threads: int) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    def forward(batch):
+        """Pads a batch of encodings to its longest member and runs the model."""
+        width = max(len(e["input_ids"]) for e in batch)
+        pad = lambda key, value: torch.tensor([e[key] + [value] * (width - len(e[key])) for e in batch])
+        with torch.inference_mode():
+            logits = model(input_ids=pad("input_ids", tokenizer.pad_token_id),
+                           token_type_ids=pad("token_type_ids", 0),
+                           attention_mask=pad("attention_mask", 0)).logits
+            return torch.softmax(logits, dim=-1).tolist()
+
+    def encode(texts):
+        enc = tokenizer([TARGET] * len(texts), texts, truncation="only_second", max_length=128)
+        return [{key: enc[key][i] for key in ("input_ids", "token_type_ids", "attention_mask")}
+                for i in range(len(texts))]
+
+    records = [json.loads(line) for line in input_path.open()]
+    forward(encode([r["text"] for r in records[:batch_size]]))  # warm-up, untimed
+
+    start = time.perf_counter()
+    encoded = encode([r["text"] for r in records])
+    order = sorted(range(len(records)), key=lambda i: len(encoded[i]["input_ids"]))
+    probabilities = [None] * len(records)
+    for b in range(0, len(order), batch_size):
+        chunk = order[b:b + batch_size]
+        for i, p in zip(chunk, forward([encoded[i] for i in chunk])):
+            probabilities[i] = p
+    with output.open("w") as f:
+        for r, p in zip(records, probabilities):
+            row = {"id": r["id"], "text": r["text"], "target": TARGET_ID,
+                   "label": labels[max(range(len(p)), key=p.__getitem__)],
+                   "probabilities": dict(zip(labels, p))}
+            f.write(json.dumps(row) + "\n")
+    seconds = time.perf_counter() - start
+    print(json.dumps({"sentences": len(records), "seconds": seconds, "sentences_per_s": len(records) / seconds}))
+
+
+def compare(a: Path, b: Path) -> None:
+    worst = 0.0
+    rows = 0
+    for la, lb in zip(a.open(), b.open()):
+        ra, rb = json.loads(la), json.loads(lb)
+        assert (ra["id"], ra["target"]) == (rb["id"], rb["target"]), (ra["id"], rb["id"])
+        for label, p in ra["probabilities"].items():
+            worst = max(worst, abs(p - rb["probabilities"][label]))
+        rows += 1
+    print(json.dumps({"rows": rows, "max_abs_diff": worst}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("make-model")
+    p.add_argument("base", type=Path)
+    p.add_argument("out", type=Path)
+    p = sub.add_parser("data")
+    p.add_argument("sentences", type=Path)
+    p.add_argument("n", type=int)
+    p.add_argument("out", type=Path)
+    p = sub.add_parser("torch")
+    p.add_argument("model", type=Path)
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("compare")
+    p.add_argument("a", type=Path)
+    p.add_argument("b", type=Path)
+    args = parser.parse_args()
+    if args.command == "make-model":
+        make_model(args.base, args.out)
+    elif args.command == "data":
+        make_data(args.sentences, args.n, args.out)
+    elif args.command == "torch":
+        run_torch(args.model, args.input, args.output, args.batch_size, args.threads)
+    else:
+        compare(args.a, args.b)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

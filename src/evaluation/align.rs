@@ -1,0 +1,207 @@
+//! Pairing a predictions file with the gold records.
+//!
+//! A prediction answers the gold record with the same key: (id, target) when
+//! every gold record and every prediction has an id, otherwise (text with
+//! surrounding whitespace trimmed, target). Keys may repeat (a data set may hold
+//! a record twice); repeats pair up in file order. Every gold record needs
+//! exactly one prediction and every prediction one gold record; anything else is
+//! an error that lists each mismatch.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::gold::{Gold, Output};
+use super::predictions::PredictionsFile;
+use crate::{Error, Problem, Problems, Result};
+
+/// At most this many mismatches are listed; a last line counts the rest.
+const LISTED: usize = 50;
+
+/// The system's answers in gold order.
+pub fn align(gold: &Gold, file: &PredictionsFile) -> Result<Output> {
+    let by_id = gold.items.iter().all(|i| i.id.is_some()) && file.rows.iter().all(|p| p.id.is_some());
+    let gold_key = |i: usize| {
+        let item = &gold.items[i];
+        let name = if by_id { item.id.as_deref().unwrap_or_default() } else { item.text.trim() };
+        (name.to_string(), gold.targets[item.target].clone())
+    };
+    let mut open: HashMap<(String, String), VecDeque<usize>> = HashMap::new();
+    for i in 0..gold.items.len() {
+        open.entry(gold_key(i)).or_default().push_back(i);
+    }
+    let mut answer: Vec<Option<usize>> = vec![None; gold.items.len()];
+    let mut problems = Vec::new();
+    for (row, p) in file.rows.iter().enumerate() {
+        let name = if by_id { p.id.clone().unwrap_or_default() } else { p.text.trim().to_string() };
+        match open.get_mut(&(name.clone(), p.target.clone())).and_then(VecDeque::pop_front) {
+            Some(i) => {
+                if by_id && gold.items[i].text.trim() != p.text.trim() {
+                    problems.push(file.problem(row, "text", format!("differs from the gold text of id '{name}'")));
+                }
+                answer[i] = Some(row);
+            }
+            None => problems.push(unmatched(gold, file, row, by_id, &name)),
+        }
+    }
+    for (i, a) in answer.iter().enumerate() {
+        if a.is_none() {
+            problems.push(missing(gold, file, i, by_id));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid(Problems(capped(problems, &file.name))));
+    }
+    let rows: Vec<usize> = answer.into_iter().map(|a| a.expect("every gold item is answered")).collect();
+    output(gold, file, &rows)
+}
+
+/// A prediction without a gold record: say whether the sentence is unknown or just the target.
+fn unmatched(gold: &Gold, file: &PredictionsFile, row: usize, by_id: bool, name: &str) -> Problem {
+    let p = &file.rows[row];
+    let what = if by_id { format!("id '{name}'") } else { "this text".to_string() };
+    let targets: Vec<&str> = gold
+        .items
+        .iter()
+        .filter(|i| if by_id { i.id.as_deref() == Some(name) } else { i.text.trim() == name })
+        .map(|i| gold.targets[i.target].as_str())
+        .collect();
+    let message = if targets.is_empty() {
+        format!("no gold record has {what}")
+    } else if targets.contains(&p.target.as_str()) {
+        format!("a second prediction for {what} and target '{}'", p.target)
+    } else {
+        format!("gold has {what} for target(s) {}, not '{}'", targets.join(", "), p.target)
+    };
+    file.problem(row, if by_id { "id" } else { "text" }, message)
+}
+
+fn missing(gold: &Gold, file: &PredictionsFile, i: usize, by_id: bool) -> Problem {
+    let item = &gold.items[i];
+    let who = match (&item.id, by_id) {
+        (Some(id), true) => format!("id '{id}'"),
+        _ => format!("text \"{}\"", shorten(item.text.trim(), 60)),
+    };
+    let message = format!("no prediction for gold record {who}, target '{}'", gold.targets[item.target]);
+    Problem { file: file.name.clone(), line: 0, field: "missing".into(), message }
+}
+
+fn capped(mut problems: Vec<Problem>, file: &str) -> Vec<Problem> {
+    if problems.len() > LISTED {
+        let rest = problems.len() - LISTED;
+        problems.truncate(LISTED);
+        let message = format!("... and {rest} more mismatches with the gold data");
+        problems.push(Problem { file: file.to_string(), line: 0, field: "align".into(), message });
+    }
+    problems
+}
+
+fn shorten(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Labels and probabilities of the aligned rows; probabilities on some lines but not others is an error.
+fn output(gold: &Gold, file: &PredictionsFile, rows: &[usize]) -> Result<Output> {
+    let index = |label: &str| gold.labels.iter().position(|l| l == label).expect("labels were checked on reading");
+    let pred = rows.iter().map(|&r| index(&file.rows[r].label)).collect();
+    let with_probs = file.rows.iter().filter(|p| !p.probs.is_empty()).count();
+    if with_probs == 0 {
+        return Ok(Output { pred, probs: None });
+    }
+    if with_probs < file.rows.len() {
+        let problems = (0..file.rows.len())
+            .filter(|&r| file.rows[r].probs.is_empty())
+            .map(|r| file.problem(r, "probs", "missing, while other lines have them (give them on every line or none)"))
+            .collect();
+        return Err(Error::Invalid(Problems(capped(problems, &file.name))));
+    }
+    let probs = rows.iter().map(|&r| file.rows[r].probs.in_order(&gold.labels).expect("probs were checked")).collect();
+    Ok(Output { pred, probs: Some(probs) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gold::tests::{labels, records};
+    use super::super::predictions::{Prediction, Probs};
+    use super::*;
+
+    fn gold() -> Gold {
+        let rows = [
+            (Some("s1"), "nato now", "nato", "favor"),
+            (Some("s1"), "nato now", "land", "none"),
+            (Some("s2"), "never", "land", "against"),
+        ];
+        Gold::new(&labels(), &records(&rows)).unwrap()
+    }
+
+    fn pred(id: Option<&str>, text: &str, target: &str, label: &str) -> Prediction {
+        Prediction {
+            id: id.map(String::from),
+            text: text.into(),
+            target: target.into(),
+            label: label.into(),
+            probs: Probs::default(),
+        }
+    }
+
+    fn file(rows: Vec<Prediction>) -> PredictionsFile {
+        let lines = (1..=rows.len()).collect();
+        PredictionsFile { name: "p.jsonl".into(), rows, lines }
+    }
+
+    #[test]
+    fn aligns_by_id_in_any_order_and_by_text_without_ids() {
+        let rows = vec![
+            pred(Some("s2"), "never", "land", "against"),
+            pred(Some("s1"), "nato now", "land", "favor"),
+            pred(Some("s1"), "nato now", "nato", "none"),
+        ];
+        assert_eq!(align(&gold(), &file(rows)).unwrap(), Output { pred: vec![2, 0, 1], probs: None });
+        let rows = vec![
+            pred(None, "never ", "land", "against"),
+            pred(None, "nato now", "nato", "favor"),
+            pred(Some("x"), "nato now", "land", "none"),
+        ];
+        assert_eq!(align(&gold(), &file(rows)).unwrap().pred, vec![0, 2, 1]);
+    }
+
+    #[test]
+    fn every_mismatch_is_listed() {
+        let rows = vec![
+            pred(Some("s1"), "nato now", "nato", "favor"),
+            pred(Some("s1"), "nato now", "nato", "favor"),
+            pred(Some("s2"), "never", "nato", "none"),
+            pred(Some("s9"), "what", "land", "none"),
+            pred(Some("s1"), "other text", "land", "none"),
+        ];
+        let err = align(&gold(), &file(rows)).unwrap_err().to_string();
+        for expected in [
+            "p.jsonl:2: id: a second prediction for id 's1' and target 'nato'",
+            "p.jsonl:3: id: gold has id 's2' for target(s) land, not 'nato'",
+            "p.jsonl:4: id: no gold record has id 's9'",
+            "p.jsonl:5: text: differs from the gold text of id 's1'",
+            "p.jsonl:0: missing: no prediction for gold record id 's2', target 'land'",
+        ] {
+            assert!(err.contains(expected), "{expected} not in\n{err}");
+        }
+    }
+
+    #[test]
+    fn probabilities_come_in_label_order_on_every_line_or_none() {
+        let mut rows = vec![
+            pred(Some("s1"), "nato now", "nato", "favor"),
+            pred(Some("s1"), "nato now", "land", "none"),
+            pred(Some("s2"), "never", "land", "against"),
+        ];
+        let order: Vec<String> = ["none", "against", "favor"].map(String::from).to_vec();
+        for r in &mut rows {
+            r.probs = Probs::from_values(&order, &[0.2, 0.3, 0.5]);
+        }
+        let out = align(&gold(), &file(rows.clone())).unwrap();
+        assert_eq!(out.probs.unwrap()[0], vec![0.5, 0.3, 0.2]);
+        rows[1].probs = Probs::default();
+        let err = align(&gold(), &file(rows)).unwrap_err().to_string();
+        assert!(err.contains("p.jsonl:2: probs: missing, while other lines have them"), "{err}");
+    }
+}

@@ -1,0 +1,510 @@
+//! `stancekit eval`: score one or more systems on gold data, beside the
+//! baselines, and write the results and the report.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::bootstrap::BootstrapSettings;
+use super::gold::{Gold, Output};
+use super::predictions::{self, Prediction, Probs};
+use super::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKind};
+use super::{align, baselines};
+use crate::data::{self, Format, Record, Schema};
+use crate::model::Classifier;
+use crate::reporting::{self, Report, Training};
+use crate::training::TrainConfig;
+use crate::{Error, Result};
+
+/// Where `eval` looks for training data for the baselines when nothing names it.
+pub const DEFAULT_TRAIN: &str = "datasets/train.jsonl";
+
+/// Score stance predictions against gold labels, with confidence intervals,
+/// calibration, the errors, and baselines; write metrics.json and reports.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct EvalConfig {
+    /// A trained model (run folder) to evaluate; may be repeated.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub model: Vec<PathBuf>,
+    /// A predictions file from stancekit or any other system (JSONL: id, text, target, label,
+    /// optional probs); may be repeated. NAME=FILE names the system in the report.
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Vec<String>,
+    /// Two systems side by side with a paired-bootstrap p-value; each a run folder or a predictions file.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    pub compare: Vec<String>,
+    /// Gold data: files or folders in any format `stancekit data check` reads.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+    pub data: Vec<String>,
+    /// Training data for the baselines (default: the run's training files, else datasets/train.jsonl).
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub train: Vec<String>,
+    /// Folder for metrics.json, predictions.jsonl, report.md and report.html (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Targets file: the allowed labels and the target ids with their descriptions.
+    #[arg(long, value_name = "FILE", default_value = "datasets/targets.json")]
+    pub targets: PathBuf,
+    /// Format of the gold data; by default it follows from each path.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Bootstrap resamples (of sentences) for confidence intervals and p-values.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Coverage of the confidence intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Seed of the bootstrap resampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Confidence bins of the reliability diagram and ECE.
+    #[arg(long, default_value_t = 10)]
+    pub bins: usize,
+    /// Misclassified records listed per system, most confident first.
+    #[arg(long, default_value_t = 25)]
+    pub errors: usize,
+    /// Pairs per forward pass when running a model.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+impl EvalConfig {
+    fn check(&self) -> Result<()> {
+        if self.model.is_empty() && self.predictions.is_empty() && self.compare.is_empty() {
+            return Err(Error::Other("nothing to evaluate: pass --model, --predictions or --compare".into()));
+        }
+        if self.bootstrap == 0 || !(self.confidence > 0.0 && self.confidence < 1.0) || self.bins == 0 {
+            return Err(Error::Other("--bootstrap and --bins must be positive and --confidence in (0, 1)".into()));
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> ScoreSettings {
+        ScoreSettings {
+            bootstrap: BootstrapSettings { resamples: self.bootstrap, seed: self.seed, confidence: self.confidence },
+            calibration_bins: self.bins,
+            errors: self.errors,
+        }
+    }
+}
+
+/// A system to score, before it has answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A run folder holding a trained classifier.
+    Model(PathBuf),
+    Predictions(PathBuf),
+}
+
+/// The systems of a command line, named: `--compare` first, then `--model`, then `--predictions`.
+pub fn sources(config: &EvalConfig) -> Vec<(String, Source)> {
+    let mut out: Vec<(String, Source)> = Vec::new();
+    let as_source = |arg: &str| {
+        let path = PathBuf::from(arg);
+        if path.is_dir() {
+            Source::Model(path)
+        } else {
+            Source::Predictions(path)
+        }
+    };
+    let named = config.compare.iter().map(|a| named_arg(a, as_source));
+    let models = config.model.iter().map(|p| (None, Source::Model(p.clone())));
+    let files = config.predictions.iter().map(|a| named_arg(a, |p| Source::Predictions(PathBuf::from(p))));
+    // Names are unique, and the baselines' names are taken.
+    let mut taken: HashSet<String> = baselines::NAMES.iter().map(|n| n.to_string()).collect();
+    for (name, source) in named.chain(models).chain(files) {
+        let base = name.unwrap_or_else(|| default_name(&source));
+        let mut name = base.clone();
+        for n in 2.. {
+            if taken.insert(name.clone()) {
+                break;
+            }
+            name = format!("{base}-{n}");
+        }
+        out.push((name, source));
+    }
+    out
+}
+
+/// `NAME=PATH` names a system, unless the whole argument is an existing path.
+fn named_arg(arg: &str, source: impl Fn(&str) -> Source) -> (Option<String>, Source) {
+    match arg.split_once('=') {
+        Some((name, path)) if !Path::new(arg).exists() && !name.is_empty() && !name.contains('/') => {
+            (Some(name.to_string()), source(path))
+        }
+        _ => (None, source(arg)),
+    }
+}
+
+/// A run is named by its folder, a predictions file by its stem.
+fn default_name(source: &Source) -> String {
+    let (path, name) = match source {
+        Source::Model(p) => (p, p.file_name()),
+        Source::Predictions(p) => (p, p.file_stem()),
+    };
+    name.map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+}
+
+/// What `eval` computed, ready to be written or shown.
+pub struct Evaluation {
+    pub metrics: Metrics,
+    pub gold: Gold,
+    /// The answers of each system of `metrics.systems`, in that order.
+    pub outputs: Vec<Output>,
+    /// The training logs of the systems that are runs.
+    pub training: Vec<Training>,
+    pub descriptions: BTreeMap<String, String>,
+}
+
+impl Evaluation {
+    pub fn report(&self) -> Report<'_> {
+        Report { metrics: &self.metrics, training: &self.training, descriptions: &self.descriptions }
+    }
+}
+
+/// Loads the gold data and every system, runs models, trains the baselines, and scores all.
+pub fn run(config: &EvalConfig) -> Result<Evaluation> {
+    config.check()?;
+    let schema = Schema::load(&config.targets)?;
+    let dataset = data::load(&config.data, config.format, &schema)?;
+    // The warnings' first line summarises them; the report is no place for the full list.
+    let mut notes: Vec<String> = dataset.warnings().into_iter().take(1).map(|w| format!("Gold data: {w}.")).collect();
+    let records = dataset.into_records();
+    if records.is_empty() {
+        return Err(Error::Other("the gold data holds no records".into()));
+    }
+    let gold = Gold::new(&schema.labels, &records)?;
+    notes.extend(missing_stance_notes(&gold));
+    let sources = sources(config);
+    let mut answered = Vec::new();
+    let mut training = Vec::new();
+    for (name, source) in &sources {
+        let (kind, path, output) = match source {
+            Source::Model(dir) => (SystemKind::Model, dir, run_model(dir, &gold, config)?),
+            Source::Predictions(file) => {
+                (SystemKind::Predictions, file, align::align(&gold, &predictions::read(file, &gold.labels)?)?)
+            }
+        };
+        if let Source::Model(dir) = source {
+            training.extend(Training::read(name, dir)?);
+        }
+        answered.push((SystemInfo { name: name.clone(), kind, source: path.display().to_string() }, output));
+    }
+    let mut runs = Vec::new();
+    for (name, source) in &sources {
+        if let Source::Model(dir) = source {
+            if let Some(data) = RunData::read(dir, &schema)? {
+                notes.extend(overlap_note(&data.train, &records, &format!("the training data of {name}")));
+                let dev = format!("the dev data that selected the model of {name}");
+                notes.extend(overlap_note(&data.dev, &records, &dev));
+                runs.push((dir.as_path(), data));
+            }
+        }
+    }
+    match training_data(config, runs.first(), &schema)? {
+        Some((train, source, from_run)) => {
+            if !from_run {
+                notes.extend(overlap_note(&train, &records, &format!("the baselines' training data ({source})")));
+            }
+            let (systems, baseline_notes) = baselines::run(&train, &source, &gold);
+            answered.extend(systems);
+            notes.extend(baseline_notes);
+        }
+        None => notes.push(format!(
+            "Baselines not shown: no training data. Pass --train FILE (by default {DEFAULT_TRAIN}, which does not exist)."
+        )),
+    }
+    let settings = config.settings();
+    let scored: Vec<Scored> =
+        answered.iter().map(|(info, out)| results::score(&gold, out, info.clone(), &settings)).collect();
+    let metrics = Metrics {
+        schema: results::SCHEMA.to_string(),
+        labels: gold.labels.clone(),
+        stance_labels: results::stance_labels(&gold.labels),
+        data: results::data_summary(&gold, &config.data),
+        bootstrap: settings.bootstrap,
+        comparisons: comparisons(&scored, config.confidence),
+        systems: scored.into_iter().map(|s| s.result).collect(),
+        notes,
+    };
+    let outputs = answered.into_iter().map(|(_, o)| o).collect();
+    Ok(Evaluation { metrics, gold, outputs, training, descriptions: schema.targets.clone() })
+}
+
+/// A target without gold records of a stance label scores F1 = 0 on it (as
+/// scikit-learn's `zero_division=0`), which caps its F_avg; say so.
+fn missing_stance_notes(gold: &Gold) -> Vec<String> {
+    let summary = results::data_summary(gold, &[]);
+    let stance = results::stance_labels(&gold.labels);
+    summary
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let missing: Vec<&str> = gold
+                .labels
+                .iter()
+                .zip(&t.label_counts)
+                .filter(|(l, &n)| n == 0 && stance.contains(l))
+                .map(|(l, _)| l.as_str())
+                .collect();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "Target {} has no gold records labelled {}; F1 there counts as 0, so its F_avg is at most {:.0}.",
+                    t.target,
+                    missing.join(" or "),
+                    100.0 * (stance.len() - missing.len()) as f64 / stance.len() as f64
+                )
+            })
+        })
+        .collect()
+}
+
+/// Every pair of evaluated systems, then each of them against each baseline.
+fn comparisons(scored: &[Scored], confidence: f64) -> Vec<results::Comparison> {
+    let (systems, baselines): (Vec<&Scored>, Vec<&Scored>) =
+        scored.iter().partition(|s| s.result.info.kind != SystemKind::Baseline);
+    let mut out = Vec::new();
+    for (i, a) in systems.iter().enumerate() {
+        out.extend(systems[i + 1..].iter().map(|b| results::compare(a, b, confidence)));
+    }
+    for a in &systems {
+        out.extend(baselines.iter().map(|b| results::compare(a, b, confidence)));
+    }
+    out
+}
+
+/// Runs a trained classifier over the gold records.
+fn run_model(run: &Path, gold: &Gold, config: &EvalConfig) -> Result<Output> {
+    // A run is a local folder; a missing one must not be looked up on the Hugging Face hub.
+    if !run.is_dir() {
+        return Err(Error::Other(format!("{}: no such run folder", run.display())));
+    }
+    let dir = crate::resolve::resolve(&run.display().to_string())?;
+    let classifier = Classifier::load(&dir, &crate::device::select(&config.device)?)?;
+    let spec = &classifier.spec;
+    let unknown: Vec<&str> =
+        gold.targets.iter().filter(|t| !spec.targets.contains_key(*t)).map(String::as_str).collect();
+    if !unknown.is_empty() {
+        return Err(Error::Model(format!(
+            "{}: the model does not know target(s) {} (it was trained on {})",
+            run.display(),
+            unknown.join(", "),
+            spec.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    // The model's label order may differ from the targets file's.
+    let column: Vec<usize> = gold
+        .labels
+        .iter()
+        .map(|l| spec.labels.iter().position(|m| m == l))
+        .collect::<Option<_>>()
+        .filter(|_| spec.labels.len() == gold.labels.len())
+        .ok_or_else(|| {
+            Error::Model(format!(
+                "{}: the model's labels ({}) are not the task's ({})",
+                run.display(),
+                spec.labels.join(", "),
+                gold.labels.join(", ")
+            ))
+        })?;
+    let pairs: Vec<(&str, &str)> =
+        gold.items.iter().map(|i| (spec.targets[&gold.targets[i.target]].as_str(), i.text.as_str())).collect();
+    let raw = classifier.predict_proba(&pairs, config.batch_size)?;
+    let probs: Vec<Vec<f64>> = raw.iter().map(|row| column.iter().map(|&c| f64::from(row[c])).collect()).collect();
+    Ok(Output { pred: probs.iter().map(|p| baselines::argmax(p)).collect(), probs: Some(probs) })
+}
+
+/// What a run trained on, read back through its `train_config.json`.
+struct RunData {
+    config: TrainConfig,
+    train: Vec<Record>,
+    /// The records that selected the model (its `--dev` files or `--dev-split` share).
+    dev: Vec<Record>,
+}
+
+impl RunData {
+    /// `None` when the run has no `train_config.json` or its data files are gone.
+    fn read(run: &Path, schema: &Schema) -> Result<Option<Self>> {
+        let saved = run.join("train_config.json");
+        if !saved.is_file() {
+            return Ok(None);
+        }
+        let config = TrainConfig::from_json(&saved)?;
+        let files = config.train.iter().chain(if config.dev_split.is_some() { &[][..] } else { &config.dev[..] });
+        if !files.into_iter().all(|f| data::Input::parse(f).path.exists()) {
+            return Ok(None);
+        }
+        let (train, dev) = crate::training::load_data(&config, schema)?;
+        Ok(Some(Self { config, train, dev }))
+    }
+}
+
+/// The baselines' training records, where they came from, and whether they are
+/// a run's: `--train`, else what the first run trained on (dev split applied),
+/// else [`DEFAULT_TRAIN`] if it exists.
+fn training_data(
+    config: &EvalConfig,
+    run: Option<&(&Path, RunData)>,
+    schema: &Schema,
+) -> Result<Option<(Vec<Record>, String, bool)>> {
+    if !config.train.is_empty() {
+        return Ok(Some((data::load_records(&config.train, None, schema)?, config.train.join(", "), false)));
+    }
+    if let Some((dir, data)) = run {
+        let source = format!("{} (as the run {} trained on)", data.config.train.join(", "), dir.display());
+        return Ok(Some((data.train.clone(), source, true)));
+    }
+    if Path::new(DEFAULT_TRAIN).is_file() {
+        return Ok(Some((data::load_records(&[DEFAULT_TRAIN], None, schema)?, DEFAULT_TRAIN.to_string(), false)));
+    }
+    Ok(None)
+}
+
+/// Gold records that a system has seen in training or model selection make its scores optimistic.
+fn overlap_note(seen: &[Record], gold: &[Record], what: &str) -> Option<String> {
+    let seen: HashSet<(&str, &str)> = seen.iter().map(|r| (r.sentence(), r.target.as_str())).collect();
+    let shared = gold.iter().filter(|r| seen.contains(&(r.sentence(), r.target.as_str()))).count();
+    (shared > 0).then(|| {
+        format!(
+            "{shared} of {} gold records (same text and target) are also in {what}; \
+             scores on them overstate how it does on new text.",
+            gold.len()
+        )
+    })
+}
+
+/// One line of the `predictions.jsonl` that `eval` writes: the prediction and the gold label.
+#[derive(Debug, Serialize)]
+struct ScoredRow<'a> {
+    #[serde(flatten)]
+    prediction: Prediction,
+    gold: &'a str,
+}
+
+/// Writes metrics.json, the config, each evaluated system's predictions and the reports into `dir`.
+pub fn write(evaluation: &Evaluation, config: &EvalConfig, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::training::state::write_json(&dir.join("metrics.json"), &evaluation.metrics)?;
+    crate::training::state::write_json(&dir.join("eval_config.json"), config)?;
+    let mut first = true;
+    for (result, output) in evaluation.metrics.systems.iter().zip(&evaluation.outputs) {
+        if result.info.kind == SystemKind::Baseline {
+            continue;
+        }
+        let name = if first {
+            "predictions.jsonl".to_string()
+        } else {
+            format!("predictions-{}.jsonl", file_safe(&result.info.name))
+        };
+        first = false;
+        crate::io::write_jsonl(&dir.join(name), &scored_rows(&evaluation.gold, output))?;
+    }
+    reporting::write(&evaluation.report(), dir)
+}
+
+fn scored_rows<'a>(gold: &'a Gold, output: &Output) -> Vec<ScoredRow<'a>> {
+    gold.items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| ScoredRow {
+            prediction: Prediction {
+                id: item.id.clone(),
+                text: item.text.clone(),
+                target: gold.targets[item.target].clone(),
+                label: gold.labels[output.pred[i]].clone(),
+                probs: output.probs.as_ref().map(|p| Probs::from_values(&gold.labels, &p[i])).unwrap_or_default(),
+            },
+            gold: &gold.labels[item.label],
+        })
+        .collect()
+}
+
+/// A system name as part of a file name.
+fn file_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: EvalConfig,
+    }
+
+    fn parse(args: &[&str]) -> EvalConfig {
+        Cli::parse_from(std::iter::once("eval").chain(args.iter().copied())).config
+    }
+
+    #[test]
+    fn systems_are_named_and_ordered() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run-7");
+        std::fs::create_dir(&run).unwrap();
+        let run = run.to_str().unwrap();
+        let config = parse(&[
+            "--data",
+            "gold.jsonl",
+            "--compare",
+            run,
+            "other=theirs.jsonl",
+            "--model",
+            run,
+            "--predictions",
+            "out/theirs.jsonl",
+            "--predictions",
+            "majority=m.jsonl",
+        ]);
+        let got: Vec<(String, Source)> = sources(&config);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["run-7", "other", "run-7-2", "theirs", "majority-2"]);
+        assert_eq!(got[1].1, Source::Predictions("theirs.jsonl".into()));
+        assert!(matches!(got[0].1, Source::Model(_)));
+    }
+
+    #[test]
+    fn nothing_to_evaluate_is_an_error() {
+        let err = run(&parse(&["--data", "gold.jsonl"])).err().unwrap().to_string();
+        assert!(err.contains("pass --model, --predictions or --compare"), "{err}");
+    }
+
+    #[test]
+    fn targets_without_a_stance_label_are_noted() {
+        let r = |target: &str, label: &str| Record {
+            id: None,
+            text: "t".into(),
+            target: target.into(),
+            label: label.into(),
+        };
+        let labels: Vec<String> = ["favor", "against", "none"].map(String::from).to_vec();
+        let gold = Gold::new(&labels, &[r("a", "favor"), r("a", "none"), r("b", "favor"), r("b", "against")]).unwrap();
+        assert_eq!(
+            missing_stance_notes(&gold),
+            vec!["Target a has no gold records labelled against; F1 there counts as 0, so its F_avg is at most 50."]
+        );
+    }
+
+    #[test]
+    fn overlap_with_training_data_is_noted() {
+        let r = |text: &str, target: &str| Record {
+            id: None,
+            text: text.into(),
+            target: target.into(),
+            label: "none".into(),
+        };
+        let note = overlap_note(&[r("a ", "t"), r("b", "t")], &[r("a", "t"), r("a", "u"), r("c", "t")], "x.jsonl");
+        assert_eq!(
+            note.unwrap(),
+            "1 of 3 gold records (same text and target) are also in x.jsonl; scores on them overstate how it does \
+             on new text."
+        );
+        assert_eq!(overlap_note(&[r("x", "t")], &[r("a", "t")], "f"), None);
+    }
+}

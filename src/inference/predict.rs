@@ -1,0 +1,850 @@
+//! `stancekit predict`: stance of every (sentence, target) pair of the input,
+//! streamed in bounded memory.
+//!
+//! One thread reads and tokenises the input a window at a time (a window is
+//! `--window` batches); the calling thread runs the model over each window in
+//! length-sorted batches ([`super::run_sorted`]) and writes its rows in input
+//! order. At most [`WINDOWS_IN_FLIGHT`] windows wait between the two.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::input::{open_records, InputFormat, ReadOptions, Record};
+use crate::model::Classifier;
+use crate::tokenization::{Encoded, StanceTokenizer};
+use crate::{resolve, Error, Result};
+
+/// Tokenised windows waiting for the model: enough to keep it busy, few enough to bound memory.
+const WINDOWS_IN_FLIGHT: usize = 2;
+
+/// Invalid lines shown one by one under `--skip-invalid`; the rest are only counted.
+const SHOWN_PROBLEMS: usize = 20;
+
+/// Configuration of `stancekit predict`.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct PredictConfig {
+    /// Trained model folder (as `stancekit train` writes it) or Hugging Face hub id.
+    #[arg(long)]
+    pub model: String,
+    /// Input files, read in order; `-` reads stdin.
+    #[arg(long, required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// Targets to score, comma-separated ids (default: every target the model was trained on).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// A target and the description the model reads for it, `ID=DESCRIPTION`: a target
+    /// the model was not trained on (zero-shot), or new wording for a known one.
+    /// Repeatable; each is scored as if listed in --targets.
+    #[arg(long = "target", value_name = "ID=DESCRIPTION")]
+    #[serde(default)]
+    pub target: Vec<String>,
+    /// Where to write predictions; `-` is stdout. A file is replaced only when the run succeeds.
+    #[arg(long, default_value = "-")]
+    pub output: PathBuf,
+    /// Output format (default: csv for a `.csv` output, else jsonl).
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+    /// Input layout (auto: by extension; stdin and others are sniffed as JSONL or lines).
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+    #[serde(default)]
+    pub input_format: InputFormat,
+    /// Plain text with one sentence per line (the same as --input-format lines).
+    #[arg(long, conflicts_with = "input_format")]
+    #[serde(default)]
+    pub lines: bool,
+    /// Split each text into sentences (article text, `.txt` by default, always is).
+    #[arg(long)]
+    #[serde(default)]
+    pub split_sentences: bool,
+    /// Pairs per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Batches per sorting window: pairs are sorted by length within a window to cut padding.
+    #[arg(long, default_value_t = 16)]
+    pub window: usize,
+    /// Skip invalid input lines (and count them) instead of stopping at the first.
+    #[arg(long)]
+    #[serde(default)]
+    pub skip_invalid: bool,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Jsonl,
+    Csv,
+}
+
+/// The targets of a run: the model's own and those given with a description.
+#[derive(Debug, Clone)]
+pub struct TargetSet {
+    ids: Vec<String>,
+    descriptions: Vec<String>,
+    /// What a record without its own `target` is scored on, in output order.
+    selected: Vec<usize>,
+}
+
+impl TargetSet {
+    /// `model`: the trained targets; `names`: --targets; `described`: --target `ID=DESCRIPTION` (or `ID`).
+    pub fn new(model: &BTreeMap<String, String>, names: &[String], described: &[String]) -> Result<Self> {
+        let mut set = Self {
+            ids: model.keys().cloned().collect(),
+            descriptions: model.values().cloned().collect(),
+            selected: Vec::new(),
+        };
+        let mut wanted: Vec<&str> = names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).collect();
+        for spec in described {
+            let (id, description) = match spec.split_once('=') {
+                Some((id, d)) => (id.trim(), Some(d.trim())),
+                None => (spec.trim(), None),
+            };
+            if id.is_empty() || description == Some("") {
+                return Err(Error::Other(format!("--target {spec:?}: expected ID=DESCRIPTION")));
+            }
+            if let Some(description) = description {
+                set.define(id, description);
+            }
+            wanted.push(id);
+        }
+        if wanted.is_empty() {
+            set.selected = (0..set.ids.len()).collect();
+        }
+        for id in wanted {
+            let i = set.index(id).ok_or_else(|| set.unknown(id))?;
+            if !set.selected.contains(&i) {
+                set.selected.push(i);
+            }
+        }
+        if set.selected.is_empty() {
+            return Err(Error::Other("no targets: the model has none; name some with --target ID=DESCRIPTION".into()));
+        }
+        Ok(set)
+    }
+
+    fn define(&mut self, id: &str, description: &str) {
+        match self.index(id) {
+            Some(i) => self.descriptions[i] = description.to_string(),
+            None => {
+                self.ids.push(id.to_string());
+                self.descriptions.push(description.to_string());
+            }
+        }
+    }
+
+    fn index(&self, id: &str) -> Option<usize> {
+        self.ids.iter().position(|t| t == id)
+    }
+
+    fn unknown(&self, id: &str) -> Error {
+        Error::Other(format!(
+            "unknown target `{id}` (the model knows: {}); give a new target with its description: \
+             --target '{id}=DESCRIPTION'",
+            self.ids.join(", ")
+        ))
+    }
+
+    pub fn id(&self, i: usize) -> &str {
+        &self.ids[i]
+    }
+
+    pub fn description(&self, i: usize) -> &str {
+        &self.descriptions[i]
+    }
+
+    /// Targets scored by default, in output order.
+    pub fn selected(&self) -> &[usize] {
+        &self.selected
+    }
+
+    /// The targets a record is scored on: its own, or the selected ones.
+    fn for_record(&self, record: &Record) -> Result<Vec<usize>> {
+        match &record.target {
+            None => Ok(self.selected.clone()),
+            Some(id) => match self.index(id) {
+                Some(i) => Ok(vec![i]),
+                None => Err(Error::Invalid(crate::Problems(vec![crate::Problem {
+                    file: record.file.to_string(),
+                    line: record.line,
+                    field: "target".into(),
+                    message: format!("unknown target `{id}` (known: {})", self.ids.join(", ")),
+                }]))),
+            },
+        }
+    }
+
+    /// Fails now, rather than mid-stream, when a description leaves no room for a sentence.
+    pub fn check_fit(&self, tokenizer: &StanceTokenizer) -> Result<()> {
+        let pairs: Vec<(&str, &str)> = self.descriptions.iter().map(|d| (d.as_str(), "x")).collect();
+        tokenizer.encode_pairs(&pairs).map(|_| ())
+    }
+}
+
+/// How the stream is cut and what happens to invalid records.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions {
+    pub batch_size: usize,
+    /// Batches per sorting window.
+    pub window: usize,
+    pub skip_invalid: bool,
+}
+
+/// One prediction, as the sink receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Prediction<'a> {
+    pub record: &'a Record,
+    pub target: &'a str,
+    /// One probability per label, in the model's label order.
+    pub probabilities: &'a [f32],
+}
+
+/// Running totals of a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Records (sentences) scored.
+    pub sentences: usize,
+    /// Predictions written: one per (sentence, target).
+    pub rows: usize,
+    /// Invalid records skipped.
+    pub skipped: usize,
+    /// Input bytes read when the last finished window was complete.
+    pub bytes: u64,
+}
+
+/// Receives predictions in input order.
+pub trait Sink {
+    fn prediction(&mut self, prediction: &Prediction) -> Result<()>;
+    /// After each window: the place to flush and to report progress.
+    fn window_done(&mut self, _counts: &Counts) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Records and their tokenised (description, sentence) pairs.
+#[derive(Default)]
+struct Window {
+    records: Vec<Record>,
+    /// (record index in the window, target index) per pair.
+    pairs: Vec<(usize, usize)>,
+    encoded: Vec<Encoded>,
+    skipped: usize,
+    bytes: u64,
+}
+
+/// Scores `records` on `targets` and hands each prediction to `sink`, in input order.
+/// `bytes_read` (if any) is the input reader's byte counter, for progress.
+pub fn predict_stream(
+    classifier: &Classifier,
+    targets: &TargetSet,
+    records: impl Iterator<Item = Result<Record>> + Send,
+    options: &StreamOptions,
+    bytes_read: Option<&AtomicU64>,
+    sink: &mut dyn Sink,
+) -> Result<Counts> {
+    let (tx, rx) = sync_channel(WINDOWS_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let producer = Producer { tokenizer: &classifier.tokenizer, targets, options, bytes_read, tx, skipped: 0 };
+            producer.run(records);
+        });
+        consume(classifier, targets, rx, options.batch_size, sink)
+    })
+}
+
+/// Reads, validates and tokenises on its own thread.
+struct Producer<'a> {
+    tokenizer: &'a StanceTokenizer,
+    targets: &'a TargetSet,
+    options: &'a StreamOptions,
+    bytes_read: Option<&'a AtomicU64>,
+    tx: SyncSender<Result<Window>>,
+    skipped: usize,
+}
+
+impl Producer<'_> {
+    fn run(mut self, records: impl Iterator<Item = Result<Record>>) {
+        let window_pairs = self.options.batch_size.max(1) * self.options.window.max(1);
+        let mut window = Window::default();
+        for record in records {
+            match record.and_then(|r| Ok((self.targets.for_record(&r)?, r))) {
+                Ok((targets, record)) => {
+                    window.pairs.extend(targets.into_iter().map(|t| (window.records.len(), t)));
+                    window.records.push(record);
+                    if window.pairs.len() >= window_pairs && !self.send(std::mem::take(&mut window)) {
+                        return;
+                    }
+                }
+                Err(Error::Invalid(problems)) if self.options.skip_invalid => self.skip(&problems),
+                Err(e) => {
+                    let _ = self.tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if !window.records.is_empty() || self.skipped > 0 {
+            self.send(window);
+        }
+    }
+
+    fn skip(&mut self, problems: &crate::Problems) {
+        for problem in &problems.0 {
+            self.skipped += 1;
+            if self.skipped <= SHOWN_PROBLEMS {
+                tracing::warn!("skipped {problem}");
+            } else if self.skipped == SHOWN_PROBLEMS + 1 {
+                tracing::warn!("more invalid lines: counted, not shown");
+            }
+        }
+    }
+
+    /// Tokenises and sends a window; false once the consumer has gone.
+    fn send(&mut self, mut window: Window) -> bool {
+        window.skipped = std::mem::take(&mut self.skipped);
+        window.bytes = self.bytes_read.map_or(0, |b| b.load(Ordering::Relaxed));
+        let pairs: Vec<(&str, &str)> =
+            window.pairs.iter().map(|&(r, t)| (self.targets.description(t), window.records[r].text.as_str())).collect();
+        let encoded = self.tokenizer.encode_pairs(&pairs);
+        let message = encoded.map(|encoded| Window { encoded, ..window });
+        self.tx.send(message).is_ok()
+    }
+}
+
+/// Runs the model over each window and writes its rows; dropping `rx` on
+/// return stops the producer.
+fn consume(
+    classifier: &Classifier,
+    targets: &TargetSet,
+    rx: Receiver<Result<Window>>,
+    batch_size: usize,
+    sink: &mut dyn Sink,
+) -> Result<Counts> {
+    let mut counts = Counts::default();
+    for window in rx {
+        let window = window?;
+        let probabilities = classifier.proba_encoded(&window.encoded, batch_size)?;
+        for (&(r, t), p) in window.pairs.iter().zip(&probabilities) {
+            sink.prediction(&Prediction { record: &window.records[r], target: targets.id(t), probabilities: p })?;
+        }
+        counts.sentences += window.records.len();
+        counts.rows += window.pairs.len();
+        counts.skipped += window.skipped;
+        counts.bytes = window.bytes;
+        sink.window_done(&counts)?;
+    }
+    Ok(counts)
+}
+
+/// Writes predictions as JSONL or CSV rows.
+pub struct RowWriter<W: Write> {
+    out: Rows<W>,
+    labels: Vec<String>,
+    /// CSV has the span columns.
+    spans: bool,
+    /// Output name for error messages.
+    name: String,
+    /// Flush after each window (a pipe's reader sees rows as they come).
+    flush: bool,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+enum Rows<W: Write> {
+    Jsonl(W),
+    Csv(Box<csv::Writer<W>>),
+}
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    id: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    span: Option<&'a super::Span>,
+    text: &'a str,
+    target: &'a str,
+    label: &'a str,
+    /// The same key as `stancekit eval`'s predictions files, so either reads the other.
+    probs: Probabilities<'a>,
+}
+
+/// `{"label": probability, …}` in label order.
+struct Probabilities<'a>(&'a [String], &'a [f32]);
+
+impl Serialize for Probabilities<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().zip(self.1))
+    }
+}
+
+impl<W: Write> RowWriter<W> {
+    /// `spans`: add the document, sentence index and offsets columns to CSV
+    /// (JSONL rows carry them whenever a record has them).
+    pub fn new(out: W, format: OutputFormat, labels: &[String], spans: bool, name: &str) -> Result<Self> {
+        let out = match format {
+            OutputFormat::Jsonl => Rows::Jsonl(out),
+            OutputFormat::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                let mut header: Vec<String> = vec!["id".into()];
+                if spans {
+                    header.extend(["doc", "sentence", "start", "end"].map(String::from));
+                }
+                header.extend(["text", "target", "label"].map(String::from));
+                header.extend(labels.iter().map(|l| format!("p_{l}")));
+                w.write_record(&header).map_err(|e| csv_write_error(name, e))?;
+                Rows::Csv(Box::new(w))
+            }
+        };
+        Ok(Self { out, labels: labels.to_vec(), spans, name: name.to_string(), flush: false, progress: None })
+    }
+
+    pub fn flush_each_window(mut self, yes: bool) -> Self {
+        self.flush = yes;
+        self
+    }
+
+    pub fn with_progress(mut self, bar: Option<indicatif::ProgressBar>) -> Self {
+        self.progress = bar;
+        self
+    }
+
+    /// Flushes and gives the writer back.
+    pub fn finish(self) -> Result<W> {
+        if let Some(bar) = &self.progress {
+            bar.finish_and_clear();
+        }
+        match self.out {
+            Rows::Jsonl(mut w) => w.flush().map(|()| w).map_err(|e| Error::io(&self.name, e)),
+            Rows::Csv(w) => w.into_inner().map_err(|e| Error::io(&self.name, e.into_error())),
+        }
+    }
+
+    fn label(&self, probabilities: &[f32]) -> &str {
+        let best = probabilities.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+        self.labels.get(best).map_or("", String::as_str)
+    }
+}
+
+impl<W: Write> Sink for RowWriter<W> {
+    fn prediction(&mut self, p: &Prediction) -> Result<()> {
+        let label = self.label(p.probabilities).to_string();
+        let r = p.record;
+        match &mut self.out {
+            Rows::Jsonl(w) => {
+                let row = JsonRow {
+                    id: &r.id,
+                    span: r.span.as_ref(),
+                    text: &r.text,
+                    target: p.target,
+                    label: &label,
+                    probs: Probabilities(&self.labels, p.probabilities),
+                };
+                serde_json::to_writer(&mut *w, &row).map_err(std::io::Error::from).and_then(|()| w.write_all(b"\n"))
+            }
+            Rows::Csv(w) => {
+                let mut fields: Vec<String> = vec![r.id.clone()];
+                match &r.span {
+                    Some(s) if self.spans => {
+                        fields.extend([s.doc.clone(), s.sentence.to_string(), s.start.to_string(), s.end.to_string()])
+                    }
+                    _ if self.spans => fields.extend(std::iter::repeat_n(String::new(), 4)),
+                    _ => {}
+                }
+                fields.extend([r.text.clone(), p.target.to_string(), label]);
+                fields.extend(p.probabilities.iter().map(f32::to_string));
+                w.write_record(&fields).map_err(|e| {
+                    let message = e.to_string();
+                    match e.into_kind() {
+                        csv::ErrorKind::Io(io) => io,
+                        _ => std::io::Error::other(message),
+                    }
+                })
+            }
+        }
+        .map_err(|e| Error::io(&self.name, e))
+    }
+
+    fn window_done(&mut self, counts: &Counts) -> Result<()> {
+        if let Some(bar) = &self.progress {
+            bar.set_position(counts.bytes);
+            bar.set_message(format!("{} sentences", counts.sentences));
+        }
+        if !self.flush {
+            return Ok(());
+        }
+        match &mut self.out {
+            Rows::Jsonl(w) => w.flush(),
+            Rows::Csv(w) => w.flush(),
+        }
+        .map_err(|e| Error::io(&self.name, e))
+    }
+}
+
+fn csv_write_error(name: &str, e: csv::Error) -> Error {
+    let message = e.to_string();
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(name, io),
+        _ => Error::Other(format!("{name}: {message}")),
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub counts: Counts,
+    pub targets: usize,
+    /// From the first input byte to the last output row (model loading excluded).
+    pub seconds: f64,
+    /// The reader of stdout went away (a closed pipe): the run stopped early, quietly.
+    pub output_closed: bool,
+}
+
+impl Summary {
+    pub fn sentences_per_second(&self) -> f64 {
+        self.counts.sentences as f64 / self.seconds.max(1e-9)
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        write!(
+            f,
+            "predicted {} sentences × {} target{} = {} rows in {:.2} s ({:.1} sentences/s)",
+            c.sentences,
+            self.targets,
+            if self.targets == 1 { "" } else { "s" },
+            c.rows,
+            self.seconds,
+            self.sentences_per_second()
+        )?;
+        if c.skipped > 0 {
+            write!(f, "; skipped {} invalid line{}", c.skipped, if c.skipped == 1 { "" } else { "s" })?;
+        }
+        Ok(())
+    }
+}
+
+/// Process-wide settings that suit a long batch run. Call it first, while the
+/// process has one thread: it sets an environment variable. Settings already in
+/// the environment stand.
+pub fn prepare_process() {
+    // candle's elementwise workers spin 25,000 rounds before they park, taking
+    // time from the matmul threads on a machine with few cores: 0 measured
+    // +55 % on a loaded 2-core machine here, +6 % idle (shared notes/perf-baseline.md).
+    // candle reads it once, when its worker pool starts on the first large op.
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "0");
+    }
+    keep_freed_memory();
+}
+
+/// Every op allocates its output, and glibc serves large blocks with fresh
+/// `mmap`s and hands freed heap back to the kernel, so each batch pays page
+/// faults and zeroing for memory it just freed (~5 % of samples in a profile;
+/// keeping it measured +12 % sentences/s on one thread, peak RSS unchanged,
+/// since a batch reuses what the previous one freed).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    // glibc's <malloc.h>: M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
+    const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+    const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+    // Only when the user has not tuned malloc through the environment.
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() && std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only changes allocator parameters; glibc allows it at
+        // any time. 32 MiB is glibc's ceiling for the mmap threshold on 64-bit,
+        // above any activation of a batch of 32 at these lengths.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, 512 << 20);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
+/// Runs `stancekit predict`.
+pub fn run(config: &PredictConfig) -> Result<Summary> {
+    // Tokenising has its own thread beside the model; tokenizers' rayon jobs would
+    // queue in the pool the matmuls use (serial measured +15 % sentences/s).
+    if !tokenizers::utils::parallelism::is_parallelism_configured() {
+        tokenizers::utils::parallelism::set_parallelism(false);
+    }
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let (records, spans) = open_inputs(config, &bytes_read)?;
+    let dir = resolve::resolve(&config.model)?;
+    let classifier = Classifier::load_frozen(&dir, &crate::device::select(&config.device)?)?;
+    let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
+    targets.check_fit(&classifier.tokenizer)?;
+    let format = config.format.unwrap_or(if config.output.extension().is_some_and(|e| e == "csv") {
+        OutputFormat::Csv
+    } else {
+        OutputFormat::Jsonl
+    });
+    let options =
+        StreamOptions { batch_size: config.batch_size, window: config.window, skip_invalid: config.skip_invalid };
+    let progress = progress_bar(&config.input);
+    let started = Instant::now();
+    let labels = &classifier.spec.labels;
+    let stream =
+        |sink: &mut dyn Sink| predict_stream(&classifier, &targets, records, &options, Some(&bytes_read), sink);
+    let counts = if config.output.as_os_str() == "-" {
+        let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let mut writer =
+            RowWriter::new(stdout, format, labels, spans, "stdout")?.flush_each_window(true).with_progress(progress);
+        stream(&mut writer).and_then(|counts| writer.finish().map(|_| counts))
+    } else {
+        let mut counts = Counts::default();
+        crate::io::write_atomic(&config.output, |w| {
+            let name = config.output.display().to_string();
+            let mut writer = RowWriter::new(w, format, labels, spans, &name)?.with_progress(progress);
+            counts = stream(&mut writer)?;
+            writer.finish().map(|_| ())
+        })
+        .map(|()| counts)
+    };
+    let targets = targets.selected().len();
+    match counts {
+        Ok(counts) => Ok(Summary { counts, targets, seconds: started.elapsed().as_secs_f64(), output_closed: false }),
+        Err(e) if is_broken_pipe(&e) => Ok(Summary {
+            counts: Counts::default(),
+            targets,
+            seconds: started.elapsed().as_secs_f64(),
+            output_closed: true,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens every input now (a missing file fails before the model loads) and
+/// chains them; also says whether records may carry spans.
+fn open_inputs(config: &PredictConfig, bytes_read: &Arc<AtomicU64>) -> Result<(super::Records, bool)> {
+    if config.input.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        return Err(Error::Other("--input: stdin (`-`) can be read only once".into()));
+    }
+    let format = if config.lines { InputFormat::Lines } else { config.input_format };
+    let options = ReadOptions { format, split_sentences: config.split_sentences, bytes_read: Some(bytes_read.clone()) };
+    let mut chained: super::Records = Box::new(std::iter::empty());
+    let mut spans = config.split_sentences;
+    for path in &config.input {
+        let (format, records) = open_records(path, &options)?;
+        spans |= format == InputFormat::Text;
+        chained = Box::new(chained.chain(records));
+    }
+    Ok((chained, spans))
+}
+
+/// A byte-based bar when every input is a file and stderr a terminal; else none.
+fn progress_bar(inputs: &[PathBuf]) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total: Option<u64> = inputs.iter().map(|p| file_size(p)).sum();
+    let target = indicatif::ProgressDrawTarget::stderr();
+    let bar = match total {
+        Some(total) => indicatif::ProgressBar::with_draw_target(Some(total), target).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} [{elapsed_precise}, eta {eta}]")
+                .expect("the template parses"),
+        ),
+        None => indicatif::ProgressBar::with_draw_target(None, target),
+    };
+    Some(bar)
+}
+
+fn file_size(path: &Path) -> Option<u64> {
+    (path.as_os_str() != "-").then(|| std::fs::metadata(path).ok().map(|m| m.len())).flatten()
+}
+
+fn is_broken_pipe(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn classifier() -> (tempfile::TempDir, Classifier) {
+        let dir = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_classifier(dir.path(), 7).unwrap();
+        let model = resolve::resolve(dir.path().to_str().unwrap()).unwrap();
+        let classifier = Classifier::load_frozen(&model, &Device::Cpu).unwrap();
+        (dir, classifier)
+    }
+
+    fn record(id: &str, text: &str, target: Option<&str>) -> Record {
+        Record {
+            id: id.into(),
+            text: text.into(),
+            target: target.map(String::from),
+            span: None,
+            file: "in.jsonl".into(),
+            line: id.parse().unwrap_or(0),
+        }
+    }
+
+    /// Sentences whose lengths zigzag, so that sorting reorders them inside a window.
+    fn records() -> Vec<Record> {
+        let words = "the war must end and europe will never give up its borders for peace talks";
+        let words: Vec<&str> = words.split(' ').collect();
+        (0..40).map(|i| record(&i.to_string(), &words[..1 + (i * 7) % words.len()].join(" "), None)).collect()
+    }
+
+    #[derive(Default)]
+    struct Collect(Vec<(String, String, Vec<f32>)>, usize);
+
+    impl Sink for Collect {
+        fn prediction(&mut self, p: &Prediction) -> Result<()> {
+            self.0.push((p.record.id.clone(), p.target.to_string(), p.probabilities.to_vec()));
+            Ok(())
+        }
+        fn window_done(&mut self, _: &Counts) -> Result<()> {
+            self.1 += 1;
+            Ok(())
+        }
+    }
+
+    fn run_stream(
+        c: &Classifier,
+        targets: &TargetSet,
+        records: Vec<Record>,
+        batch_size: usize,
+        window: usize,
+    ) -> (Counts, Collect) {
+        let options = StreamOptions { batch_size, window, skip_invalid: false };
+        let mut sink = Collect::default();
+        let counts = predict_stream(c, targets, records.into_iter().map(Ok), &options, None, &mut sink).unwrap();
+        (counts, sink)
+    }
+
+    #[test]
+    fn rows_come_back_in_input_order_whatever_the_batching() {
+        let (_dir, c) = classifier();
+        let targets = TargetSet::new(&c.spec.targets, &[], &[]).unwrap();
+        let records = records();
+        // Reference: every pair alone, no padding, no sorting.
+        let mut expected = Vec::new();
+        for r in &records {
+            for &t in targets.selected() {
+                let p = c.predict_proba(&[(targets.description(t), r.text.as_str())], 1).unwrap().remove(0);
+                expected.push((r.id.clone(), targets.id(t).to_string(), p));
+            }
+        }
+        for (batch_size, window) in [(1, 1), (3, 2), (4, 16), (32, 1), (64, 4)] {
+            let (counts, got) = run_stream(&c, &targets, records.clone(), batch_size, window);
+            assert_eq!((counts.sentences, counts.rows), (40, 80));
+            // A record's pairs (two targets) never straddle windows.
+            let per_window = (batch_size * window).div_ceil(2);
+            assert_eq!(got.1, 40usize.div_ceil(per_window), "windows at bs {batch_size}, window {window}");
+            for (g, e) in got.0.iter().zip(&expected) {
+                assert_eq!((&g.0, &g.1), (&e.0, &e.1), "order at bs {batch_size}, window {window}");
+                let diff = g.2.iter().zip(&e.2).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(diff < 1e-5, "{} {} differs by {diff} at bs {batch_size}", g.0, g.1);
+            }
+        }
+    }
+
+    #[test]
+    fn the_reader_stays_a_bounded_distance_ahead_of_the_writer() {
+        use std::sync::atomic::AtomicUsize;
+        struct Watch<'a> {
+            pulled: &'a AtomicUsize,
+            written: usize,
+            ahead: usize,
+        }
+        impl Sink for Watch<'_> {
+            fn prediction(&mut self, _: &Prediction) -> Result<()> {
+                self.written += 1;
+                self.ahead = self.ahead.max(self.pulled.load(Ordering::SeqCst) - self.written);
+                Ok(())
+            }
+        }
+        let (_dir, c) = classifier();
+        let targets = TargetSet::new(&c.spec.targets, &["nato".into()], &[]).unwrap();
+        let pulled = AtomicUsize::new(0);
+        let records = (0..3000).map(|i| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+            Ok(record(&i.to_string(), "the war must end", None))
+        });
+        let options = StreamOptions { batch_size: 4, window: 2, skip_invalid: false };
+        let mut watch = Watch { pulled: &pulled, written: 0, ahead: 0 };
+        let counts = predict_stream(&c, &targets, records, &options, None, &mut watch).unwrap();
+        assert_eq!(counts.rows, 3000);
+        // Queued windows, plus the one being filled, the one being sent and the one being written.
+        assert!(watch.ahead <= (WINDOWS_IN_FLIGHT + 3) * 8, "the reader ran {} records ahead", watch.ahead);
+    }
+
+    #[test]
+    fn targets_default_to_the_models_and_new_ones_need_a_description() {
+        let model: BTreeMap<String, String> =
+            [("a", "alpha"), ("b", "beta")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let all = TargetSet::new(&model, &[], &[]).unwrap();
+        assert_eq!(all.selected().iter().map(|&i| all.id(i)).collect::<Vec<_>>(), ["a", "b"]);
+        let some =
+            TargetSet::new(&model, &["b".into()], &["eu=Ukraine joining the EU".into(), "a=new".into()]).unwrap();
+        let picked: Vec<(&str, &str)> = some.selected().iter().map(|&i| (some.id(i), some.description(i))).collect();
+        assert_eq!(picked, [("b", "beta"), ("eu", "Ukraine joining the EU"), ("a", "new")]);
+        let err = TargetSet::new(&model, &["eu".into()], &[]).unwrap_err().to_string();
+        assert!(err.contains("unknown target `eu`") && err.contains("--target 'eu=DESCRIPTION'"), "{err}");
+        assert!(TargetSet::new(&model, &[], &["x=".into()]).is_err());
+        let err = some.for_record(&record("3", "text", Some("zz"))).unwrap_err().to_string();
+        assert!(err.contains("in.jsonl:3: target: unknown target `zz`"), "{err}");
+    }
+
+    #[test]
+    fn a_records_own_target_replaces_the_selection_and_invalid_records_can_be_skipped() {
+        let (_dir, c) = classifier();
+        let targets = TargetSet::new(&c.spec.targets, &[], &[]).unwrap();
+        let records = || {
+            vec![
+                Ok(record("1", "peace talks", Some("defence"))),
+                Err(Error::Invalid(crate::Problems(vec![]))),
+                Ok(record("3", "the war must end", Some("nope"))),
+                Ok(record("4", "never", None)),
+            ]
+        };
+        let mut options = StreamOptions { batch_size: 2, window: 1, skip_invalid: true };
+        let mut sink = Collect::default();
+        let counts = predict_stream(&c, &targets, records().into_iter(), &options, None, &mut sink).unwrap();
+        let rows: Vec<(&str, &str)> = sink.0.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+        assert_eq!(rows, [("1", "defence"), ("4", "defence"), ("4", "nato")]);
+        assert_eq!((counts.sentences, counts.rows, counts.skipped), (2, 3, 1));
+        options.skip_invalid = false;
+        let records = records().into_iter().filter(|r| r.is_ok());
+        let err = predict_stream(&c, &targets, records, &options, None, &mut Collect::default()).unwrap_err();
+        assert!(err.to_string().contains("in.jsonl:3: target"), "{err}");
+    }
+
+    #[test]
+    fn rows_as_jsonl_and_csv() {
+        let labels = ["favor", "against"].map(String::from);
+        let mut r = record("7", "Hi, \"there\"", None);
+        r.span = Some(super::super::Span { doc: "a.txt".into(), sentence: 2, start: 10, end: 21 });
+        let p = Prediction { record: &r, target: "nato", probabilities: &[0.25, 0.75] };
+        let mut w = RowWriter::new(Vec::new(), OutputFormat::Jsonl, &labels, true, "out").unwrap();
+        w.prediction(&p).unwrap();
+        assert_eq!(
+            String::from_utf8(w.finish().unwrap()).unwrap(),
+            "{\"id\":\"7\",\"doc\":\"a.txt\",\"sentence\":2,\"start\":10,\"end\":21,\"text\":\"Hi, \\\"there\\\"\",\
+             \"target\":\"nato\",\"label\":\"against\",\"probs\":{\"favor\":0.25,\"against\":0.75}}\n"
+        );
+        let mut w = RowWriter::new(Vec::new(), OutputFormat::Csv, &labels, true, "out").unwrap();
+        w.prediction(&p).unwrap();
+        assert_eq!(
+            String::from_utf8(w.finish().unwrap()).unwrap(),
+            "id,doc,sentence,start,end,text,target,label,p_favor,p_against\n\
+             7,a.txt,2,10,21,\"Hi, \"\"there\"\"\",nato,against,0.25,0.75\n"
+        );
+    }
+}

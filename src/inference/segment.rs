@@ -1,0 +1,410 @@
+//! Sentence segmentation of raw article text (news prose, English).
+//!
+//! Rules, not a model: a sentence ends at `.`, `!`, `?` or `…` (runs such as
+//! `?!` or `...` count once), followed by closing quotes or brackets, then
+//! whitespace, then a word that does not start in lower case. A period after an
+//! abbreviation ("Mr.", "U.S.", "Feb.", "J.") ends a sentence only when the next
+//! word is one that typically opens one ("The", "He", …). A blank line always
+//! ends a sentence (headlines carry no full stop). Decimals, URLs and the like
+//! never split because the period is not followed by whitespace.
+//!
+//! [`SentenceStream`] segments text fed a line at a time with bounded memory;
+//! [`split_sentences`] is the same for a string in memory.
+
+/// Titles before a name: the period never ends a sentence.
+const TITLES: &[&str] = &[
+    "mr", "mrs", "ms", "messrs", "dr", "prof", "sen", "rep", "gov", "gen", "col", "capt", "cmdr", "lt", "sgt", "maj",
+    "adm", "st", "rev", "hon", "pres", "mt", "supt", "insp", "det", "amb", "atty",
+];
+
+/// Abbreviations before a number ("No. 10", "Fig. 3"): no sentence end when a digit follows.
+const NUMBER_PREFIXES: &[&str] = &["no", "nos", "fig", "figs", "vol", "art", "sec", "ch", "p", "pp", "op", "ca"];
+
+/// Abbreviations that may also end a sentence ("… of Apple Inc. The shares …").
+const ABBREVIATIONS: &[&str] = &[
+    "inc", "ltd", "co", "corp", "plc", "llc", "bros", "jr", "sr", "etc", "vs", "v", "approx", "est", "dept", "univ",
+    "assn", "govt", "ave", "blvd", "rd", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
+    "dec", "mon", "tue", "tues", "wed", "thu", "thurs", "fri", "sat", "sun", "al", "cf", "min", "max", "mln", "bln",
+];
+
+/// Words that open sentences far more often than they follow an abbreviation.
+const SENTENCE_STARTERS: &[&str] = &[
+    "A",
+    "After",
+    "Although",
+    "An",
+    "And",
+    "As",
+    "At",
+    "Because",
+    "Before",
+    "But",
+    "By",
+    "Despite",
+    "During",
+    "For",
+    "From",
+    "He",
+    "Her",
+    "Here",
+    "His",
+    "How",
+    "However",
+    "I",
+    "If",
+    "In",
+    "It",
+    "Its",
+    "Last",
+    "Meanwhile",
+    "More",
+    "Most",
+    "My",
+    "No",
+    "Now",
+    "On",
+    "Once",
+    "One",
+    "Only",
+    "Our",
+    "Over",
+    "She",
+    "Since",
+    "So",
+    "Some",
+    "Still",
+    "That",
+    "The",
+    "Their",
+    "Then",
+    "There",
+    "These",
+    "They",
+    "This",
+    "Those",
+    "Though",
+    "Under",
+    "Until",
+    "We",
+    "What",
+    "When",
+    "Where",
+    "Whether",
+    "Which",
+    "While",
+    "Who",
+    "Why",
+    "With",
+    "Yet",
+    "You",
+    "Your",
+];
+
+/// Text inside a sentence longer than this is cut, so that a file without any
+/// punctuation still streams in bounded memory. The model truncates far sooner.
+const MAX_SENTENCE_BYTES: usize = 64 * 1024;
+
+/// How much unsegmented text may pile up before a segmentation pass.
+const SCAN_EVERY_BYTES: usize = 8 * 1024;
+
+fn is_terminator(c: char) -> bool {
+    matches!(c, '.' | '!' | '?' | '…')
+}
+
+fn is_closer(c: char) -> bool {
+    matches!(c, '"' | '\'' | '”' | '’' | ')' | ']' | '}' | '»')
+}
+
+/// What may stand before the first word of a sentence: opening quotes,
+/// brackets and dashes (a quoted or dashed line of dialogue).
+fn is_opener(c: char) -> bool {
+    matches!(c, '"' | '\'' | '“' | '‘' | '(' | '[' | '{' | '«' | '-' | '–' | '—')
+}
+
+/// Byte ranges of the sentences of one paragraph, trimmed of whitespace.
+fn segment(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if !is_terminator(c) {
+            continue;
+        }
+        let mut end = i + c.len_utf8();
+        while let Some(&(j, d)) = chars.peek() {
+            if !(is_terminator(d) || is_closer(d)) {
+                break;
+            }
+            end = j + d.len_utf8();
+            chars.next();
+        }
+        let followed_by_space = text[end..].chars().next().is_none_or(char::is_whitespace);
+        if followed_by_space && ends_sentence(&text[..i], &text[i..end], &text[end..]) {
+            push_trimmed(&mut spans, text, start..end);
+            start = end;
+        }
+    }
+    push_trimmed(&mut spans, text, start..text.len());
+    spans
+}
+
+fn push_trimmed(spans: &mut Vec<std::ops::Range<usize>>, text: &str, range: std::ops::Range<usize>) {
+    let slice = &text[range.clone()];
+    let lead = slice.len() - slice.trim_start().len();
+    let trail = slice.len() - slice.trim_end().len();
+    if lead < slice.len() {
+        spans.push(range.start + lead..range.end - trail);
+    }
+}
+
+/// Whether the terminator run `mark` (with its closers) between `before` and `after` ends a sentence.
+fn ends_sentence(before: &str, mark: &str, after: &str) -> bool {
+    let next = after.trim_start_matches(|c: char| c.is_whitespace() || is_opener(c));
+    let Some(first) = next.chars().next() else { return true };
+    if first.is_lowercase() {
+        return false;
+    }
+    // `!`, `?` and ellipses carry no abbreviation.
+    if !mark.starts_with('.') || mark.starts_with("..") {
+        return true;
+    }
+    let word = before.rsplit(char::is_whitespace).next().unwrap_or("").trim_start_matches(is_opener);
+    if word.is_empty() {
+        return true;
+    }
+    let lower = word.to_lowercase();
+    if TITLES.contains(&lower.as_str()) {
+        return false;
+    }
+    if NUMBER_PREFIXES.contains(&lower.as_str()) {
+        return !first.is_ascii_digit();
+    }
+    if ABBREVIATIONS.contains(&lower.as_str()) || is_initial(word) || is_initialism(word) {
+        return starts_sentence(next);
+    }
+    true
+}
+
+/// "J" in "John J. Smith".
+fn is_initial(word: &str) -> bool {
+    let mut chars = word.chars();
+    matches!((chars.next(), chars.next()), (Some(c), None) if c.is_uppercase())
+}
+
+/// "U.S", "e.g", "a.m", "Ph.D": short letter groups joined by periods.
+fn is_initialism(word: &str) -> bool {
+    word.contains('.')
+        && word.split('.').all(|part| (1..=2).contains(&part.chars().count()) && part.chars().all(char::is_alphabetic))
+}
+
+fn starts_sentence(next: &str) -> bool {
+    let word: String = next.chars().take_while(|c| c.is_alphabetic()).collect();
+    SENTENCE_STARTERS.contains(&word.as_str())
+}
+
+/// One sentence of a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentence {
+    /// 0-based position in the document.
+    pub index: usize,
+    /// Character (Unicode scalar value) offsets into the document, end exclusive.
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+/// Splits a document read a line at a time. Memory holds about one paragraph
+/// (at most one long sentence plus a few KiB), whatever the document's size.
+#[derive(Debug, Default)]
+pub struct SentenceStream {
+    /// Text not yet emitted; starts at document character `offset`.
+    pending: String,
+    offset: usize,
+    /// Length of `pending` at the last segmentation pass.
+    scanned: usize,
+    next_index: usize,
+}
+
+impl SentenceStream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one line, with its line ending; finished sentences go to `out`.
+    pub fn push_line(&mut self, line: &str, out: &mut Vec<Sentence>) {
+        if line.trim().is_empty() {
+            // A blank line ends the paragraph: everything pending is final.
+            self.emit(true, out);
+            self.offset += line.chars().count();
+            return;
+        }
+        self.pending.push_str(line);
+        if self.pending.len() >= self.scanned + SCAN_EVERY_BYTES {
+            self.emit(false, out);
+        }
+    }
+
+    /// Ends the document.
+    pub fn finish(&mut self, out: &mut Vec<Sentence>) {
+        self.emit(true, out);
+    }
+
+    /// Emits every finished sentence; the last one of the paragraph may still
+    /// grow unless `all` (or it has grown past [`MAX_SENTENCE_BYTES`]).
+    fn emit(&mut self, all: bool, out: &mut Vec<Sentence>) {
+        let spans = segment(&self.pending);
+        let keep_last = !all && spans.last().is_some_and(|s| s.len() < MAX_SENTENCE_BYTES);
+        let done = if keep_last { spans.len() - 1 } else { spans.len() };
+        let consumed = if keep_last { spans[done].start } else { self.pending.len() };
+        let mut chars_before = 0;
+        let mut last_byte = 0;
+        for span in &spans[..done] {
+            chars_before += self.pending[last_byte..span.start].chars().count();
+            let length = self.pending[span.clone()].chars().count();
+            out.push(Sentence {
+                index: self.next_index,
+                start: self.offset + chars_before,
+                end: self.offset + chars_before + length,
+                text: self.pending[span.clone()].to_string(),
+            });
+            self.next_index += 1;
+            chars_before += length;
+            last_byte = span.end;
+        }
+        self.offset += chars_before + self.pending[last_byte..consumed].chars().count();
+        self.pending.drain(..consumed);
+        self.scanned = self.pending.len();
+    }
+}
+
+/// Splits a whole document into sentences.
+pub fn split_sentences(text: &str) -> Vec<Sentence> {
+    let mut stream = SentenceStream::new();
+    let mut out = Vec::new();
+    for line in text.split_inclusive('\n') {
+        stream.push_line(line, &mut out);
+    }
+    stream.finish(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(text: &str) -> Vec<String> {
+        split_sentences(text).into_iter().map(|s| s.text).collect()
+    }
+
+    #[test]
+    fn abbreviations_initials_and_decimals_do_not_split() {
+        let text = "Mr. Smith met Dr. Jones in the U.S. Senate on Feb. 3 at 9 a.m. local time. \
+                    Growth was 3.5 per cent, said John F. Kennedy Jr. of Acme Inc. in Washington, D.C. on Tuesday. \
+                    See No. 10 and example.com, e.g. the EU.";
+        assert_eq!(
+            texts(text),
+            [
+                "Mr. Smith met Dr. Jones in the U.S. Senate on Feb. 3 at 9 a.m. local time.",
+                "Growth was 3.5 per cent, said John F. Kennedy Jr. of Acme Inc. in Washington, D.C. on Tuesday.",
+                "See No. 10 and example.com, e.g. the EU.",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_abbreviation_can_end_a_sentence() {
+        assert_eq!(
+            texts("Troops left the U.S. The talks resume in Feb. It will be hard. Shares of Acme Inc. They fell."),
+            [
+                "Troops left the U.S.",
+                "The talks resume in Feb.",
+                "It will be hard.",
+                "Shares of Acme Inc.",
+                "They fell."
+            ]
+        );
+        assert_eq!(texts("The answer was no. We left."), ["The answer was no.", "We left."]);
+    }
+
+    #[test]
+    fn quotes_and_brackets_stay_with_their_sentence() {
+        let text = "\"We will never give up.\" He left. \"Why?\" she asked. (The vote was close.) \
+                    'Enough!' Then silence.";
+        assert_eq!(
+            texts(text),
+            [
+                "\"We will never give up.\"",
+                "He left.",
+                "\"Why?\" she asked.",
+                "(The vote was close.)",
+                "'Enough!'",
+                "Then silence."
+            ]
+        );
+    }
+
+    #[test]
+    fn dashes_ellipses_and_runs_of_marks() {
+        let text = "The vote — held on Feb. 3 — passed. — Critics disagreed. Really?! Yes... and no… Maybe. \
+                    The end... Then more.";
+        assert_eq!(
+            texts(text),
+            [
+                "The vote — held on Feb. 3 — passed.",
+                "— Critics disagreed.",
+                "Really?!",
+                "Yes... and no…",
+                "Maybe.",
+                "The end...",
+                "Then more."
+            ]
+        );
+    }
+
+    #[test]
+    fn blank_lines_end_headlines_and_single_newlines_do_not() {
+        let text = "War in Europe\n\nThe army moved\nwest on Monday. Talks failed.\n  \nNew paragraph";
+        assert_eq!(texts(text), ["War in Europe", "The army moved\nwest on Monday.", "Talks failed.", "New paragraph"]);
+    }
+
+    #[test]
+    fn offsets_are_characters_into_the_document() {
+        let text = "Übersee – café. Ça va?\n\n  Naïve «test» here.";
+        let chars: Vec<char> = text.chars().collect();
+        let sentences = split_sentences(text);
+        assert_eq!(sentences.len(), 3);
+        for (i, s) in sentences.iter().enumerate() {
+            assert_eq!(s.index, i);
+            assert_eq!(chars[s.start..s.end].iter().collect::<String>(), s.text);
+        }
+        assert_eq!((sentences[2].start, sentences[2].end), (26, 44));
+    }
+
+    #[test]
+    fn streaming_a_long_paragraph_matches_whole_text_segmentation() {
+        let unit = "Mr. Smith said the U.S. Army moved on Feb. 3, and it was 2.5 km. The end came! ";
+        let text: String = std::iter::repeat_n(unit, 1000).collect::<Vec<_>>().join("\n");
+        let whole = segment(&text);
+        let streamed = split_sentences(&text);
+        assert!(text.len() > 4 * SCAN_EVERY_BYTES);
+        assert_eq!(streamed.len(), whole.len());
+        for (s, w) in streamed.iter().zip(&whole) {
+            assert_eq!(s.text, &text[w.clone()]);
+            assert_eq!(s.start, text[..w.start].chars().count());
+        }
+    }
+
+    #[test]
+    fn a_text_without_punctuation_is_cut_into_bounded_pieces() {
+        let line = "word ".repeat(1000) + "\n";
+        let mut stream = SentenceStream::new();
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            stream.push_line(&line, &mut out);
+            assert!(stream.pending.len() < MAX_SENTENCE_BYTES + 2 * SCAN_EVERY_BYTES);
+        }
+        stream.finish(&mut out);
+        assert!(out.len() > 1);
+        assert_eq!(out.iter().map(|s| s.text.split_whitespace().count()).sum::<usize>(), 100_000);
+    }
+}

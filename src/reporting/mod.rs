@@ -1,0 +1,184 @@
+//! Reports of an evaluation: a terminal table, Markdown, and one self-contained
+//! HTML file with SVG charts. Each renders the same [`Report`]; none computes a
+//! number of its own beyond formatting.
+
+pub mod cv;
+pub mod html;
+pub mod markdown;
+mod svg;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::evaluation::bootstrap::Interval;
+use crate::evaluation::results::{Metrics, SystemKind, SystemResult};
+use crate::training::EvalLog;
+use crate::{Error, Result};
+
+/// What a report shows.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    pub metrics: &'a Metrics,
+    /// The training logs of the systems that are training runs.
+    pub training: &'a [Training],
+    /// Target id → description.
+    pub descriptions: &'a BTreeMap<String, String>,
+}
+
+/// What a training run logged: its dev evaluations and the one it selected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Training {
+    /// The system (run) name.
+    pub system: String,
+    pub logs: Vec<EvalLog>,
+    /// The step of the model in the run folder, from `trainer_state.json`.
+    pub best_step: Option<usize>,
+}
+
+impl Training {
+    /// Reads `metrics.jsonl` and `trainer_state.json` of a run folder; `None` without dev evaluations.
+    pub fn read(system: &str, run: &Path) -> Result<Option<Self>> {
+        let Some(logs) = read_curves(&run.join("metrics.jsonl"))? else { return Ok(None) };
+        let state = run.join("trainer_state.json");
+        let best_step =
+            if state.is_file() { crate::training::state::TrainerState::load(&state)?.best_step } else { None };
+        Ok(Some(Self { system: system.to_string(), logs, best_step }))
+    }
+
+    /// The epoch of the selected evaluation.
+    pub fn best_epoch(&self) -> Option<f64> {
+        self.logs.iter().find(|l| Some(l.step) == self.best_step).map(|l| l.epoch)
+    }
+}
+
+impl Report<'_> {
+    /// The training logs of a system, if it is a run that has them.
+    pub fn training_of(&self, system: &str) -> Option<&Training> {
+        self.training.iter().find(|t| t.system == system)
+    }
+
+    /// The systems under evaluation, baselines left out.
+    pub fn evaluated(&self) -> impl Iterator<Item = &SystemResult> {
+        self.metrics.systems.iter().filter(|s| s.info.kind != SystemKind::Baseline)
+    }
+
+    /// A p-value as text: one that no resample reached is below 1 / resamples.
+    pub fn p_value(&self, p: f64) -> String {
+        let floor = 1.0 / self.metrics.bootstrap.resamples as f64;
+        if p < floor {
+            format!("< {}", trim_float(floor))
+        } else {
+            format!("{p:.3}")
+        }
+    }
+
+    /// "p = 0.012" or "p < 0.001".
+    pub fn p_inline(&self, p: f64) -> String {
+        let text = self.p_value(p);
+        if text.starts_with('<') {
+            format!("p {text}")
+        } else {
+            format!("p = {text}")
+        }
+    }
+
+    pub fn ci_percent(&self) -> String {
+        format!("{} %", trim_float(self.metrics.bootstrap.confidence * 100.0))
+    }
+}
+
+/// What the report's terms mean; both the Markdown and the HTML report end with these.
+pub const DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "F_avg",
+        "the mean of the F1 scores of the stance labels (favor and against), leaving none out: the official \
+         SemEval-2016 Task 6 metric. Pooled: computed once over the records of all targets together, as the \
+         official script and TweetEval do. Mean of targets: computed per target, then averaged; it weighs a \
+         small target as much as a large one.",
+    ),
+    ("macro-F1", "the unweighted mean of the F1 scores of all labels, none included."),
+    (
+        "Interval",
+        "a percentile bootstrap interval: sentences are drawn with replacement (all records of a sentence \
+         together, since they share its wording) and every score is recomputed on each resample.",
+    ),
+    (
+        "p",
+        "two-sided paired-bootstrap p-value of a difference between two systems: twice the share of resamples \
+         (the same resamples for both) in which the difference does not have the observed sign.",
+    ),
+    (
+        "ECE",
+        "expected calibration error: records are binned by confidence (the probability of the predicted \
+         label); ECE is the record-weighted mean gap between a bin's accuracy and its mean confidence. \
+         0 is perfect. Brier: the mean squared distance between the probabilities and the one-hot gold label.",
+    ),
+    (
+        "Baselines",
+        "majority: each target's most frequent training label. tfidf-lr: per target, TF-IDF over word \
+         1- and 2-grams with logistic regression (C = 1), trained on the same training data.",
+    ),
+];
+
+/// Writes `report.md` and `report.html` into `dir`.
+pub fn write(report: &Report, dir: &Path) -> Result<()> {
+    for (name, text) in [("report.md", markdown::render(report)), ("report.html", html::render(report))] {
+        let path = dir.join(name);
+        crate::io::write_atomic(&path, |w| {
+            std::io::Write::write_all(w, text.as_bytes()).map_err(|e| Error::io(&path, e))
+        })?;
+    }
+    Ok(())
+}
+
+/// The dev evaluations a training run logged in its `metrics.jsonl`; `None` when there is none.
+fn read_curves(path: &Path) -> Result<Option<Vec<EvalLog>>> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+    let logs = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Other(format!("{}:{}: {e}", path.display(), i + 1))))
+        .collect::<Result<Vec<EvalLog>>>()?;
+    Ok((!logs.is_empty()).then_some(logs))
+}
+
+/// A score in [0, 1] as a percentage with one decimal, as SemEval tables print F_avg.
+pub fn pct(x: f64) -> String {
+    // Bootstrap percentiles can land a hair below zero; "-0.0" would read as a sign.
+    let text = format!("{:.1}", 100.0 * x);
+    if text == "-0.0" {
+        "0.0".into()
+    } else {
+        text
+    }
+}
+
+/// An interval as percentages.
+pub fn interval(ci: &Interval) -> String {
+    format!("[{}, {}]", pct(ci.low), pct(ci.high))
+}
+
+/// A signed difference of scores in percentage points.
+pub fn points(x: f64) -> String {
+    format!("{:+.1}", 100.0 * x)
+}
+
+fn trim_float(x: f64) -> String {
+    let s = format!("{x:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+#[cfg(test)]
+mod format_tests {
+    #[test]
+    fn no_negative_zero() {
+        assert_eq!(super::pct(-1e-12), "0.0");
+        assert_eq!(super::pct(0.4567), "45.7");
+        assert_eq!(super::points(0.1), "+10.0");
+    }
+}

@@ -1,0 +1,95 @@
+//! The terminal summary: headline numbers per system, F_avg per target, the
+//! comparisons and the notes, as plain aligned text.
+
+use super::{interval, pct, points, Report};
+
+/// Columns of text; the first is left-aligned, the others right-aligned.
+pub fn grid(header: &[String], rows: &[Vec<String>]) -> String {
+    let width = |c: usize| rows.iter().chain([&header.to_vec()]).map(|r| r[c].chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header.to_vec()).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, &w))| {
+                let pad = " ".repeat(w - cell.chars().count());
+                if c == 0 {
+                    format!("{cell}{pad}")
+                } else {
+                    format!("{pad}{cell}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+pub fn render(report: &Report) -> String {
+    let m = report.metrics;
+    let mut out = format!(
+        "{} records, {} sentences, {} targets; {} bootstrap resamples of sentences, {} intervals\n\n",
+        m.data.records,
+        m.data.sentences,
+        m.data.targets.len(),
+        m.bootstrap.resamples,
+        report.ci_percent()
+    );
+    let header = strings(&["system", "F_avg (pooled)", "macro-F1", "F_avg (target mean)", "accuracy", "ECE"]);
+    let rows: Vec<Vec<String>> = m
+        .systems
+        .iter()
+        .map(|s| {
+            let p = &s.pooled;
+            vec![
+                s.info.name.clone(),
+                format!("{} {}", pct(p.scores.f_avg), interval(&p.ci.f_avg)),
+                format!("{} {}", pct(p.scores.macro_f1), interval(&p.ci.macro_f1)),
+                pct(s.mean_over_targets.f_avg),
+                pct(p.scores.accuracy),
+                s.calibration.as_ref().map_or("–".into(), |c| format!("{:.3}", c.ece)),
+            ]
+        })
+        .collect();
+    out.push_str(&grid(&header, &rows));
+    out.push('\n');
+    let mut header = vec!["F_avg per target".to_string()];
+    header.extend(m.systems.iter().map(|s| s.info.name.clone()));
+    let rows: Vec<Vec<String>> = m
+        .data
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(t, summary)| {
+            let mut row = vec![format!("{} (n={})", summary.target, summary.records)];
+            row.extend(m.systems.iter().map(|s| pct(s.targets[t].block.scores.f_avg)));
+            row
+        })
+        .collect();
+    out.push_str(&grid(&header, &rows));
+    for c in &m.comparisons {
+        let d = &c.differences[0];
+        out.push_str(&format!(
+            "\n{} vs {}: pooled F_avg {} points {}, {}",
+            c.a,
+            c.b,
+            points(d.difference),
+            interval(&d.ci),
+            report.p_inline(d.p_value)
+        ));
+    }
+    if !m.comparisons.is_empty() {
+        out.push('\n');
+    }
+    for note in &m.notes {
+        out.push_str(&format!("\nnote: {note}"));
+    }
+    out.trim_end().to_string() + "\n"
+}

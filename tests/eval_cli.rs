@@ -1,0 +1,313 @@
+//! End-to-end: `stancekit eval` as a user runs it, on predictions files and on
+//! a model that `stancekit train` made.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+const TARGETS: &str = r#"{"targets": {"nato": "ukraine joining nato", "europe": "europe pay more"}}"#;
+const LABELS: [&str; 3] = ["favor", "against", "none"];
+
+fn stancekit(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stancekit")).current_dir(dir).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write_lines(path: &Path, rows: &[Value]) {
+    let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, body).unwrap();
+}
+
+/// `n` sentences labelled for both targets; the label follows a word of the sentence.
+fn gold_rows(n: usize, prefix: &str) -> Vec<Value> {
+    let words = ["for", "against", "not"];
+    let topics = ["the war", "peace talks", "land", "borders", "defence spending", "europe"];
+    (0..n)
+        .flat_map(|i| {
+            let label = LABELS[i % 3];
+            let text = format!("it is {} {} {}", words[i % 3], topics[i % topics.len()], i / 3);
+            let id = format!("{prefix}{i}");
+            ["nato", "europe"].map(|t| json!({"id": id, "text": text, "target": t, "label": label}))
+        })
+        .collect()
+}
+
+/// Predictions that get every `every`-th record wrong (predicting the next label), with probabilities.
+fn predictions(gold: &[Value], every: usize) -> Vec<Value> {
+    gold.iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let gold_index = LABELS.iter().position(|l| *l == g["label"]).unwrap();
+            let pred = if i % every == 0 { (gold_index + 1) % 3 } else { gold_index };
+            let mut probs = serde_json::Map::new();
+            for (j, l) in LABELS.iter().enumerate() {
+                probs.insert(l.to_string(), json!(if j == pred { 0.8 } else { 0.1 }));
+            }
+            json!({"id": g["id"], "text": g["text"], "target": g["target"], "label": LABELS[pred], "probs": probs})
+        })
+        .collect()
+}
+
+/// targets.json, train.jsonl and gold.jsonl in a temp folder.
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("targets.json"), TARGETS).unwrap();
+    write_lines(&dir.path().join("train.jsonl"), &gold_rows(30, "t"));
+    write_lines(&dir.path().join("gold.jsonl"), &gold_rows(12, "g"));
+    dir
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+#[test]
+fn scores_a_predictions_file_and_writes_the_report() {
+    let dir = setup();
+    let gold: Vec<Value> = gold_rows(12, "g");
+    write_lines(&dir.path().join("theirs.jsonl"), &predictions(&gold, 4));
+    let out = stancekit(
+        dir.path(),
+        &[
+            "eval",
+            "--predictions",
+            "other=theirs.jsonl",
+            "--data",
+            "gold.jsonl",
+            "--train",
+            "train.jsonl",
+            "--targets",
+            "targets.json",
+            "--bootstrap",
+            "200",
+            "--report",
+            "report",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.starts_with("24 records, 12 sentences, 2 targets; 200 bootstrap resamples"), "{stdout}");
+    for name in ["other", "majority", "tfidf-lr"] {
+        assert!(stdout.lines().any(|l| l.starts_with(name)), "{name} missing from\n{stdout}");
+    }
+    let report = dir.path().join("report");
+    let metrics = read_json(&report.join("metrics.json"));
+    // The documented schema (docs/metrics-json.md): a change here is a change there.
+    assert_eq!(metrics["schema"], "stancekit.metrics/1");
+    assert_eq!(
+        keys(&metrics),
+        ["schema", "labels", "stance_labels", "data", "bootstrap", "systems", "comparisons", "notes"]
+    );
+    let system = &metrics["systems"][0];
+    assert_eq!(
+        keys(system),
+        ["name", "kind", "source", "pooled", "mean_over_targets", "targets", "calibration", "errors"]
+    );
+    assert_eq!(keys(&system["pooled"]), ["n", "accuracy", "macro_f1", "f_avg", "per_label", "confusion", "ci"]);
+    assert_eq!((system["name"].as_str(), system["kind"].as_str()), (Some("other"), Some("predictions")));
+    // Records 0, 4, 8, …, 20 are wrong: 6 of 24.
+    assert_eq!(system["errors"]["count"], 6);
+    assert_eq!(system["pooled"]["accuracy"], 0.75);
+    assert_eq!(system["targets"].as_array().unwrap().len(), 2);
+    assert_eq!(metrics["systems"][1]["kind"], "baseline");
+    let comparison = &metrics["comparisons"][0];
+    assert_eq!((comparison["a"].as_str(), comparison["b"].as_str()), (Some("other"), Some("majority")));
+    assert!(comparison["differences"][0]["p_value"].is_number());
+    let lines = std::fs::read_to_string(report.join("predictions.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 24);
+    let first: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!((first["label"].as_str(), first["gold"].as_str()), (Some("against"), Some("favor")));
+    assert_eq!(first["probs"]["against"], 0.8);
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("Pooled F_avg of <b>other</b>") && html.contains("<svg"));
+    assert!(std::fs::read_to_string(report.join("report.md")).unwrap().contains("# Stance evaluation"));
+    assert_eq!(read_json(&report.join("eval_config.json"))["bootstrap"], 200);
+}
+
+#[test]
+fn predictions_that_do_not_match_the_gold_are_listed() {
+    let dir = setup();
+    let mut rows = predictions(&gold_rows(12, "g"), 3);
+    rows[1]["target"] = json!("climate");
+    rows[2]["id"] = json!("g99");
+    rows.truncate(20);
+    write_lines(&dir.path().join("bad.jsonl"), &rows);
+    let out = stancekit(
+        dir.path(),
+        &["eval", "--predictions", "bad.jsonl", "--data", "gold.jsonl", "--targets", "targets.json"],
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    for expected in [
+        "bad.jsonl:2: id: gold has id 'g0' for target(s) nato, europe, not 'climate'",
+        "bad.jsonl:3: id: no gold record has id 'g99'",
+        "no prediction for gold record id 'g0', target 'europe'",
+        "no prediction for gold record id 'g11', target 'europe'",
+    ] {
+        assert!(stderr.contains(expected), "{expected} not in\n{stderr}");
+    }
+}
+
+#[test]
+fn compare_shows_two_systems_with_a_paired_p_value_and_notes_missing_baselines() {
+    let dir = setup();
+    std::fs::remove_file(dir.path().join("train.jsonl")).unwrap();
+    let gold = gold_rows(12, "g");
+    write_lines(&dir.path().join("a.jsonl"), &predictions(&gold, 8));
+    write_lines(&dir.path().join("b.jsonl"), &predictions(&gold, 2));
+    let out = stancekit(
+        dir.path(),
+        &[
+            "eval",
+            "--compare",
+            "a.jsonl",
+            "b.jsonl",
+            "--data",
+            "gold.jsonl",
+            "--targets",
+            "targets.json",
+            "--report",
+            "r",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("a vs b: pooled F_avg +"), "{}", text(&out.stdout));
+    let metrics = read_json(&dir.path().join("r/metrics.json"));
+    assert_eq!(metrics["systems"].as_array().unwrap().len(), 2);
+    let d = &metrics["comparisons"][0]["differences"][0];
+    assert_eq!(d["metric"], "pooled.f_avg");
+    assert!(d["difference"].as_f64().unwrap() > 0.0);
+    assert!(metrics["notes"][0].as_str().unwrap().starts_with("Baselines not shown: no training data"));
+    assert!(dir.path().join("r/predictions-b.jsonl").is_file());
+}
+
+#[test]
+fn evaluates_a_model_that_train_made() {
+    let dir = setup();
+    let base = dir.path().join("base");
+    stancekit::testing::write_tiny_model(&base, 5).unwrap();
+    write_lines(&dir.path().join("dev.jsonl"), &gold_rows(6, "d"));
+    let train = stancekit(
+        dir.path(),
+        &[
+            "train",
+            "--model",
+            "base",
+            "--train",
+            "train.jsonl",
+            "--dev",
+            "dev.jsonl",
+            "--targets",
+            "targets.json",
+            "--out",
+            "run",
+            "--num-train-epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    );
+    assert!(train.status.success(), "{}", text(&train.stderr));
+    let out = stancekit(
+        dir.path(),
+        &[
+            "eval",
+            "--model",
+            "run",
+            "--data",
+            "gold.jsonl",
+            "--targets",
+            "targets.json",
+            "--bootstrap",
+            "100",
+            "--report",
+            "r",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let metrics = read_json(&dir.path().join("r/metrics.json"));
+    let system = &metrics["systems"][0];
+    assert_eq!((system["name"].as_str(), system["kind"].as_str()), (Some("run"), Some("model")));
+    assert!(system["calibration"]["ece"].is_number());
+    // The baselines trained on what the run trained on, as its train_config.json says.
+    assert!(
+        metrics["systems"][2]["source"].as_str().unwrap().contains("train.jsonl (as the run"),
+        "{}",
+        metrics["systems"][2]
+    );
+    let first: Value = serde_json::from_str(
+        std::fs::read_to_string(dir.path().join("r/predictions.jsonl")).unwrap().lines().next().unwrap(),
+    )
+    .unwrap();
+    let total: f64 = LABELS.iter().map(|l| first["probs"][l].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-5);
+    let html = std::fs::read_to_string(dir.path().join("r/report.html")).unwrap();
+    assert!(html.contains("Dev scores (%)"), "training curves from metrics.jsonl");
+    // gold_rows repeats texts across files: the report must say the run has seen them.
+    let notes: Vec<&str> = metrics["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert!(notes.iter().any(|n| n.contains("also in the training data of run")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("also in the dev data that selected the model of run")), "{notes:?}");
+}
+
+#[test]
+fn cross_validation_trains_and_evaluates_every_fold() {
+    let dir = setup();
+    stancekit::testing::write_tiny_model(&dir.path().join("base"), 5).unwrap();
+    let out = stancekit(
+        dir.path(),
+        &[
+            "cv",
+            "--folds",
+            "3",
+            "--bootstrap",
+            "50",
+            "--model",
+            "base",
+            "--train",
+            "train.jsonl",
+            "--dev-split",
+            "0.2",
+            "--targets",
+            "targets.json",
+            "--out",
+            "cv",
+            "--num-train-epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Training prints a JSON line per dev evaluation first.
+    assert!(stdout.contains("\n3-fold cross-validation on train.jsonl (60 records, 30 sentences"), "{stdout}");
+    assert!(stdout.contains("fold  test records  model F_avg  majority F_avg  tfidf-lr F_avg"), "{stdout}");
+    let cv = read_json(&dir.path().join("cv/cv.json"));
+    assert_eq!(cv["schema"], "stancekit.cv/1");
+    let names: Vec<&str> = cv["summary"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["model", "majority", "tfidf-lr"]);
+    let folds = cv["per_fold"].as_array().unwrap();
+    assert_eq!(folds.len(), 3);
+    let tested: u64 = folds.iter().map(|f| f["test_records"].as_u64().unwrap()).sum();
+    assert_eq!(tested, 60, "every record is tested exactly once");
+    for k in 1..=3 {
+        let fold = dir.path().join(format!("cv/fold-{k}"));
+        assert!(fold.join("eval/report.html").is_file() && fold.join("model/metrics.jsonl").is_file());
+    }
+    assert!(std::fs::read_to_string(dir.path().join("cv/cv.md")).unwrap().starts_with("# Cross-validation"));
+    let again = stancekit(
+        dir.path(),
+        &["cv", "--model", "base", "--train", "train.jsonl", "--targets", "targets.json", "--out", "cv"],
+    );
+    assert!(text(&again.stderr).contains("pass --overwrite"), "{}", text(&again.stderr));
+}

@@ -1,0 +1,162 @@
+//! `stancekit predict` end to end, through the binary, on a tiny random classifier.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn tiny_classifier() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    stancekit::testing::write_tiny_classifier(dir.path(), 11).unwrap();
+    dir
+}
+
+fn predict(model: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"))
+        .arg("predict")
+        .arg("--model")
+        .arg(model)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let text = stdin.to_string();
+    let writer = std::thread::spawn(move || input.write_all(text.as_bytes()));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    output
+}
+
+fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8(bytes.to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn jsonl_from_stdin_to_stdout_in_input_order() {
+    let model = tiny_classifier();
+    let input = "{\"id\": \"a\", \"text\": \"the war must end\"}\n\
+                 {\"id\": \"b\", \"text\": \"europe will never pay more for defence\", \"target\": \"defence\"}\n\
+                 {\"text\": \"peace\"}\n";
+    let out = predict(model.path(), &["--input", "-", "--batch-size", "2"], input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = json_lines(&out.stdout);
+    let keys: Vec<(&str, &str)> =
+        rows.iter().map(|r| (r["id"].as_str().unwrap(), r["target"].as_str().unwrap())).collect();
+    assert_eq!(keys, [("a", "defence"), ("a", "nato"), ("b", "defence"), ("3", "defence"), ("3", "nato")]);
+    for row in &rows {
+        let p = row["probs"].as_object().unwrap();
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["favor", "against", "none"]);
+        let sum: f64 = p.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-5);
+        let best = p.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap().0;
+        assert_eq!(row["label"].as_str().unwrap(), best);
+    }
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("predicted 3 sentences × 2 targets = 5 rows in"), "{stderr}");
+    assert!(stderr.contains("sentences/s"), "{stderr}");
+}
+
+#[test]
+fn plain_lines_and_articles_to_csv_with_a_zero_shot_target() {
+    let model = tiny_classifier();
+    let dir = tempfile::tempdir().unwrap();
+    let article = dir.path().join("news.txt");
+    std::fs::write(&article, "Talks failed on Feb. 3 in the U.S. Senate. Peace is far.\n\nWar goes on.\n").unwrap();
+    let out_path = dir.path().join("out.csv");
+    let out = predict(
+        model.path(),
+        &[
+            "--input",
+            "-",
+            article.to_str().unwrap(),
+            "--target",
+            "eu=ukraine joining the eu",
+            "--output",
+            out_path.to_str().unwrap(),
+        ],
+        "the war must end\n\nnever give up\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let mut csv = csv::Reader::from_path(&out_path).unwrap();
+    let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        ["id", "doc", "sentence", "start", "end", "text", "target", "label", "p_favor", "p_against", "p_none"]
+    );
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let cells = |i: usize| -> Vec<&str> { rows[i].iter().take(7).collect() };
+    assert_eq!(rows.len(), 5);
+    assert_eq!(cells(0), ["1", "", "", "", "", "the war must end", "eu"]);
+    assert_eq!(cells(1)[0], "3");
+    let doc = article.to_str().unwrap();
+    let first = format!("{doc}:0");
+    assert_eq!(cells(2), [first.as_str(), doc, "0", "0", "42", "Talks failed on Feb. 3 in the U.S. Senate.", "eu"]);
+    assert_eq!(&cells(3)[3..6], ["43", "56", "Peace is far."]);
+    assert_eq!(&cells(4)[2..6], ["2", "58", "70", "War goes on."]);
+}
+
+#[test]
+fn an_invalid_line_stops_the_run_and_keeps_the_old_output() {
+    let model = tiny_classifier();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.jsonl");
+    std::fs::write(&out_path, "old\n").unwrap();
+    let input = "{\"text\": \"peace\"}\n{\"id\": 2}\nnot json\n{\"text\": \"war\", \"target\": \"mars\"}\n";
+    let args = ["--input", "-", "--output", out_path.to_str().unwrap()];
+    let out = predict(model.path(), &args, input);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("-:2: text: missing"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "old\n");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a temporary file was left behind");
+
+    let out = predict(model.path(), &[&args[..], &["--skip-invalid"]].concat(), input);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("-:3: json:") && stderr.contains("-:4: target: unknown target `mars`"), "{stderr}");
+    assert!(stderr.contains("skipped 3 invalid lines"), "{stderr}");
+    assert_eq!(json_lines(std::fs::read_to_string(&out_path).unwrap().as_bytes()).len(), 2);
+}
+
+#[test]
+fn unknown_target_is_an_error_naming_the_fix() {
+    let model = tiny_classifier();
+    let out = predict(model.path(), &["--input", "-", "--targets", "nato,eu"], "peace\n");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("unknown target `eu`") && stderr.contains("--target 'eu=DESCRIPTION'"), "{stderr}");
+}
+
+#[test]
+fn a_closed_pipe_ends_the_run_quietly() {
+    let model = tiny_classifier();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"))
+        .args(["predict", "--input", "-", "--window", "1", "--model"])
+        .arg(model.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    // Fed as it is read, so that the run is still going when its reader leaves.
+    let writer = std::thread::spawn(move || {
+        for i in 0..20_000 {
+            if writeln!(input, "the war must end number {i}").is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("{\"id\":\"1\""), "{first}");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "status {:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
