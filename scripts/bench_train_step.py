@@ -88,6 +88,7 @@ def main():
         "optimizer_ms": statistics.median(step_opt),
         **{f"cpu_{k}_ms": statistics.median(v) for k, v in cpu.items()},
         "page_faults_per_step": statistics.median(faults),
+        "samples": {"step_ms": step, "forward_ms": fwd, "backward_ms": bwd, "optimizer_ms": step_opt},
         "first_loss": losses[0],
         "last_loss": losses[-1],
     }))
