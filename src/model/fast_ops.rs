@@ -8,6 +8,7 @@
 //! backward passes in `fused.rs`.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 /// GELU with the exact (erf) form, 0.5·x·(1 + erf(x/√2)).
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
@@ -31,16 +32,65 @@ impl CustomOp1 for GeluErf {
         };
         let src = &src[start..end];
         let mut dst = vec![0f32; src.len()];
-        gelu_slice(src, &mut dst);
+        dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| gelu_slice(s, d));
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 
-    /// d/dx = 0.5·(1 + erf(x/√2)) + x·φ(x), as candle's own `gelu_erf` backward.
+    /// d/dx = 0.5·(1 + erf(x/√2)) + x·φ(x), as candle's own `gelu_erf` backward;
+    /// on CPU in f32 one vectorised pass with the same erf and exp as the forward.
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        if arg.dtype() == DType::F32 && arg.device().is_cpu() {
+            let grad = grad_res.contiguous()?;
+            let (xs, xl) = arg.storage_and_layout();
+            let (gs, gl) = grad.storage_and_layout();
+            if let (
+                candle_core::Storage::Cpu(CpuStorage::F32(x)),
+                candle_core::Storage::Cpu(CpuStorage::F32(g)),
+                Some((x0, x1)),
+                Some((g0, g1)),
+            ) = (&*xs, &*gs, xl.contiguous_offsets(), gl.contiguous_offsets())
+            {
+                let (x, g) = (&x[x0..x1], &g[g0..g1]);
+                let mut dx = vec![0f32; x.len()];
+                dx.par_chunks_mut(CHUNK)
+                    .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+                    .for_each(|(dx, (x, g))| gelu_grad_slice(x, g, dx));
+                return Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?));
+            }
+        }
         let cdf = (((arg / std::f64::consts::SQRT_2)?.erf()? + 1.0)? * 0.5)?;
         let pdf = ((arg.sqr()? * -0.5)?.exp()? * (0.5 * std::f64::consts::FRAC_2_SQRT_PI / std::f64::consts::SQRT_2))?;
         let derivative = (cdf + (arg * pdf)?)?;
         Ok(Some(grad_res.mul(&derivative)?))
+    }
+}
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 14;
+
+fn gelu_grad_slice(x: &[f32], g: &[f32], dx: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { gelu_grad_slice_avx2(x, g, dx) };
+    }
+    gelu_grad_loop(x, g, dx)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_grad_slice_avx2(x: &[f32], g: &[f32], dx: &mut [f32]) {
+    gelu_grad_loop(x, g, dx)
+}
+
+#[inline(always)]
+fn gelu_grad_loop(x: &[f32], g: &[f32], dx: &mut [f32]) {
+    // 1/√(2π)
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    for ((d, &x), &g) in dx.iter_mut().zip(x).zip(g) {
+        let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+        let pdf = exp_neg(-0.5 * x * x) * INV_SQRT_2PI;
+        *d = g * (cdf + x * pdf);
     }
 }
 
