@@ -135,6 +135,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 fn main() -> Result<()> {
     let args = parse_args()?;
     stancekit::runtime::pin_thread_count();
+    stancekit::runtime::park_idle_workers();
     if std::env::var_os("STANCEKIT_DEFAULT_MALLOC").is_none() {
         stancekit::runtime::tune_malloc();
     }
