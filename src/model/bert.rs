@@ -80,7 +80,7 @@ impl Attention {
     fn forward_t(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
         let (q, k, v) = (self.query.forward(xs)?, self.key.forward(xs)?, self.value.forward(xs)?);
         let context = attention(&q, &k, &v, mask_bias, self.heads, &self.probs_dropout, train)?;
-        let projected = self.output_dropout.forward_t(&self.output.forward(&context)?, train)?;
+        let projected = self.output.forward_dropout(&context, &self.output_dropout, train)?;
         self.layer_norm.forward(&(projected + xs)?)
     }
 }
@@ -107,8 +107,8 @@ impl Layer {
 
     fn forward_t(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
         let attended = self.attention.forward_t(xs, mask_bias, train)?;
-        let hidden = super::fast_ops::gelu_erf(&self.intermediate.forward(&attended)?)?;
-        let out = self.dropout.forward_t(&self.output.forward(&hidden)?, train)?;
+        let hidden = self.intermediate.forward_gelu(&attended)?;
+        let out = self.output.forward_dropout(&hidden, &self.dropout, train)?;
         self.layer_norm.forward(&(out + attended)?)
     }
 }

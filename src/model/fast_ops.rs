@@ -68,7 +68,8 @@ impl CustomOp1 for GeluErf {
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
-fn gelu_grad_slice(x: &[f32], g: &[f32], dx: &mut [f32]) {
+/// `dx = g ⊙ gelu′(x)` (also used by the fused linear layer's GELU epilogue).
+pub(crate) fn gelu_grad_slice(x: &[f32], g: &[f32], dx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
@@ -94,7 +95,8 @@ fn gelu_grad_loop(x: &[f32], g: &[f32], dx: &mut [f32]) {
     }
 }
 
-fn gelu_slice(src: &[f32], dst: &mut [f32]) {
+/// `dst = gelu(src)` (also used by the fused linear layer's GELU epilogue).
+pub(crate) fn gelu_slice(src: &[f32], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.

@@ -108,20 +108,61 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, Epilogue::None)
+    }
+}
+
+impl Linear {
+    /// `dropout(x·Wᵀ + b)` with the dropout in the same op on CPU: its backward
+    /// scales the gradient once instead of a separate node doing so and
+    /// allocating a zero gradient and an add. Draws the mask as `dropout` would.
+    pub fn forward_dropout(&self, x: &Tensor, dropout: &Dropout, train: bool) -> Result<Tensor> {
+        if !self.fuses(x) {
+            return dropout.forward_t(&self.forward(x)?, train);
+        }
+        let out = self.weight.dim(0)?;
+        match dropout.draw_mask(x.elem_count() / x.dim(D::Minus1)? * out, train) {
+            Some(mask) => self.forward_with(x, Epilogue::Scale(mask)),
+            None => self.forward(x),
+        }
+    }
+
+    /// `gelu_erf(x·Wᵀ + b)` (the exact, erf form) with the GELU in the same op on CPU.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        if !self.fuses(x) {
+            return super::fast_ops::gelu_erf(&self.forward(x)?);
+        }
+        self.forward_with(x, Epilogue::Gelu(std::sync::Mutex::new(Vec::new())))
+    }
+
+    fn fuses(&self, x: &Tensor) -> bool {
+        matches!(&self.bias, Some(b) if fused_ok(&[x, &self.weight, b]) && x.rank() >= 2)
+    }
+
+    fn forward_with(&self, x: &Tensor, epilogue: Epilogue) -> Result<Tensor> {
         match &self.bias {
-            Some(b) if fused_ok(&[x, &self.weight, b]) && x.rank() >= 2 => {
+            Some(b) if self.fuses(x) => {
                 let (out, inp) = self.weight.dims2()?;
                 if x.dim(D::Minus1)? != inp || b.dims1()? != out {
                     candle_core::bail!("linear: input {:?} does not fit weight {:?}", x.shape(), self.weight.shape());
                 }
-                x.contiguous()?.apply_op3(&self.weight.contiguous()?, &b.contiguous()?, LinearOp)
+                x.contiguous()?.apply_op3(&self.weight.contiguous()?, &b.contiguous()?, LinearOp(epilogue))
             }
             _ => candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x),
         }
     }
 }
 
-struct LinearOp;
+/// What the linear op applies to `x·Wᵀ + b` before returning it.
+enum Epilogue {
+    None,
+    /// Multiply by constant factors (a dropout mask), one per output element.
+    Scale(Vec<f32>),
+    /// GELU (erf); the pre-activation is kept here for the backward pass.
+    Gelu(std::sync::Mutex<Vec<f32>>),
+}
+
+struct LinearOp(Epilogue);
 
 impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
@@ -148,6 +189,22 @@ impl CustomOp3 for LinearOp {
         unsafe {
             sgemm((rows, out, inp), (y.as_mut_ptr(), out, 1), true, (x.as_ptr(), inp, 1), (w.as_ptr(), 1, inp), true)
         };
+        let y = match &self.0 {
+            Epilogue::None => y,
+            Epilogue::Scale(factors) => {
+                if factors.len() != y.len() {
+                    candle_core::bail!("linear: {} dropout factors for {} outputs", factors.len(), y.len());
+                }
+                scale_in_place(&mut y, factors);
+                y
+            }
+            Epilogue::Gelu(keep) => {
+                let mut act = vec![0f32; y.len()];
+                act.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).for_each(|(a, h)| super::fast_ops::gelu_slice(h, a));
+                *keep.lock().unwrap_or_else(|e| e.into_inner()) = y;
+                act
+            }
+        };
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().expect("rank >= 2") = out;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -164,7 +221,31 @@ impl CustomOp3 for LinearOp {
         let (out, inp) = w.dims2()?;
         let rows = x.elem_count() / inp;
         let (x2, w) = (x.detach().reshape((rows, inp))?, w.detach());
-        let g = grad.contiguous()?.reshape((rows, out))?;
+        let grad = grad.contiguous()?;
+        // The gradient with respect to x·Wᵀ + b: through the epilogue first.
+        let pre = match &self.0 {
+            Epilogue::None => None,
+            Epilogue::Scale(factors) => {
+                let (storage, layout) = grad.storage_and_layout();
+                let mut g = host_f32(&storage, layout, self.name())?.to_vec();
+                scale_in_place(&mut g, factors);
+                Some(g)
+            }
+            Epilogue::Gelu(keep) => {
+                let h = keep.lock().unwrap_or_else(|e| e.into_inner());
+                let (storage, layout) = grad.storage_and_layout();
+                let g = host_f32(&storage, layout, self.name())?;
+                let mut dh = vec![0f32; g.len()];
+                dh.par_chunks_mut(CHUNK)
+                    .zip(h.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+                    .for_each(|(d, (h, g))| super::fast_ops::gelu_grad_slice(h, g, d));
+                Some(dh)
+            }
+        };
+        let g = match pre {
+            Some(g) => Tensor::from_vec(g, (rows, out), x.device())?,
+            None => grad.reshape((rows, out))?,
+        };
         let dx = g.matmul(&w)?.reshape(x.shape())?;
         let dw = g.t()?.matmul(&x2)?;
         let db = Tensor::ones((1, rows), DType::F32, x.device())?.matmul(&g)?.reshape(out)?;
@@ -455,14 +536,22 @@ struct ScaleBy(Vec<f32>);
 
 impl ScaleBy {
     fn apply(&self, x: &[f32]) -> Vec<f32> {
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14).zip(self.0.par_chunks(1 << 14))).for_each(|(y, (x, f))| {
-            for ((y, &x), &f) in y.iter_mut().zip(x).zip(f) {
-                *y = x * f;
-            }
-        });
+        let mut y = x.to_vec();
+        scale_in_place(&mut y, &self.0);
         y
     }
+}
+
+/// Elements per parallel task of the elementwise kernels.
+const CHUNK: usize = 1 << 14;
+
+/// `y ← y ⊙ factors`, in parallel chunks.
+fn scale_in_place(y: &mut [f32], factors: &[f32]) {
+    y.par_chunks_mut(CHUNK).zip(factors.par_chunks(CHUNK)).for_each(|(y, f)| {
+        for (y, &f) in y.iter_mut().zip(f) {
+            *y *= f;
+        }
+    });
 }
 
 impl CustomOp1 for ScaleBy {
@@ -802,6 +891,41 @@ mod tests {
                 assert_close(name, g, w, 1e-5);
             }
         }
+    }
+
+    /// Output and gradients of a linear layer followed by dropout or GELU: fused
+    /// epilogue against the separate ops (dropout masks from equal seeds).
+    fn epilogue_run(fused: bool, gelu: bool, x: &Tensor, w: &Tensor, b: &Tensor) -> (Tensor, [Tensor; 3]) {
+        let (x, w, b) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap(), Var::from_tensor(b).unwrap());
+        let layer = Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone()));
+        let dropout = Dropout::new(0.25, &super::super::ops::DropoutRng::new(9));
+        let y = match (fused, gelu) {
+            (true, true) => layer.forward_gelu(&x).unwrap(),
+            (true, false) => layer.forward_dropout(&x, &dropout, true).unwrap(),
+            (false, true) => super::super::fast_ops::gelu_erf(&layer.forward(&x).unwrap()).unwrap(),
+            (false, false) => dropout.forward_t(&layer.forward(&x).unwrap(), true).unwrap(),
+        };
+        let grads = weighted_sum(&y, 7).backward().unwrap();
+        let g = |v: &Var| grads.get(v.as_tensor()).unwrap().clone();
+        (y, [g(&x), g(&w), g(&b)])
+    }
+
+    #[test]
+    fn linear_epilogues_match_the_separate_ops() {
+        let x = random(&[2, 9, 24], 27, 1.5, 0.1);
+        let (w, b) = (random(&[40, 24], 28, 0.4, 0.0), random(&[40], 29, 0.5, 0.0));
+        for gelu in [false, true] {
+            let (y, grads) = epilogue_run(true, gelu, &x, &w, &b);
+            let (want, want_grads) = epilogue_run(false, gelu, &x, &w, &b);
+            assert_close(if gelu { "gelu" } else { "dropout" }, &y, &want, 1e-6);
+            for (name, (g, w)) in ["dx", "dweight", "dbias"].iter().zip(grads.iter().zip(&want_grads)) {
+                assert_close(name, g, w, 1e-5);
+            }
+        }
+        // In eval mode the dropout epilogue is the identity.
+        let layer = Linear::new(w.clone(), Some(b.clone()));
+        let dropout = Dropout::new(0.25, &super::super::ops::DropoutRng::new(9));
+        assert_eq!(values(&layer.forward_dropout(&x, &dropout, false).unwrap()), values(&layer.forward(&x).unwrap()));
     }
 
     #[test]
