@@ -1159,4 +1159,42 @@ mod tests {
         let want_g = weighted_sum(&want, 8).backward().unwrap().get(x.as_tensor()).unwrap().clone();
         assert_eq!(values(&g), values(&want_g));
     }
+
+    /// Other devices and dtypes take the composite paths (what CUDA runs): with
+    /// f64 inputs every op here must give the fused f32 result and gradients.
+    #[test]
+    fn composite_fallbacks_match_the_fused_ops() {
+        let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let f32s = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let (b, l, h, heads) = (2, 5, 12, 3);
+        let x = random(&[b, l, h], 60, 1.0, 0.0);
+        let (w, bias) = (random(&[h, h], 61, 0.4, 0.0), random(&[h], 62, 0.3, 0.0));
+        let m = mask(b, l);
+        // The whole chain of fused ops, as one encoder layer strings them together.
+        let run = |dtype: DType| {
+            let cast = |t: &Tensor| if dtype == DType::F64 { f64s(t) } else { t.clone() };
+            let xv = Var::from_tensor(&cast(&x)).unwrap();
+            let wv = Var::from_tensor(&cast(&w)).unwrap();
+            let bv = Var::from_tensor(&cast(&bias)).unwrap();
+            let layer = Linear::new(wv.as_tensor().clone(), Some(bv.as_tensor().clone()));
+            let dropout = Dropout::new(0.2, &super::super::ops::DropoutRng::new(3));
+            let q = layer.forward(&xv).unwrap();
+            let k = layer.forward_gelu(&xv).unwrap();
+            let v = layer.forward_dropout(&xv, &dropout, true).unwrap();
+            let ctx = attention(&q, &k, &v, &cast(&m), heads, &dropout, true).unwrap();
+            let y = layer_norm(&(ctx + xv.as_tensor()).unwrap(), wv.as_tensor().get(0).unwrap().as_ref(), &bv, 1e-12)
+                .unwrap();
+            let y = dropout.forward_t(&y, true).unwrap();
+            let loss = (f32s(&y) * random(&[b, l, h], 63, 1.0, 0.0)).unwrap().sum_all().unwrap();
+            let grads = loss.backward().unwrap();
+            let g = |v: &Var| f32s(grads.get(v.as_tensor()).unwrap());
+            (f32s(&y), [g(&xv), g(&wv), g(&bv)])
+        };
+        let (y, grads) = run(DType::F32);
+        let (want, want_grads) = run(DType::F64);
+        assert_close("y", &y, &want, 1e-5);
+        for (name, (g, w)) in ["dx", "dweight", "dbias"].iter().zip(grads.iter().zip(&want_grads)) {
+            assert_close(name, g, w, 1e-4);
+        }
+    }
 }
