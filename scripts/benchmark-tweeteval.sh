@@ -22,6 +22,7 @@ if [ -z "${BIN:-}" ]; then
     BIN=target/release/stancekit
 fi
 [ -f "$TWEETEVAL/mapping.txt" ] || { echo "no TweetEval stance folder at $TWEETEVAL (set TWEETEVAL)" >&2; exit 1; }
+mkdir -p "$OUT"
 
 for seed in "${SEEDS[@]}"; do
     run="$OUT/seed-$seed"
