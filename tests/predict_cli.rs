@@ -54,7 +54,7 @@ fn jsonl_from_stdin_to_stdout_in_input_order() {
         assert_eq!(row["label"].as_str().unwrap(), best);
     }
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("predicted 3 sentences × 2 targets = 5 rows in"), "{stderr}");
+    assert!(stderr.contains("predicted 5 rows (3 sentences, 2 targets) in"), "{stderr}");
     assert!(stderr.contains("sentences/s"), "{stderr}");
 }
 

@@ -517,11 +517,12 @@ impl fmt::Display for Summary {
         let c = &self.counts;
         write!(
             f,
-            "predicted {} sentences × {} target{} = {} rows in {:.2} s ({:.1} sentences/s)",
+            // Not "sentences × targets": an input record may name its one target.
+            "predicted {} rows ({} sentences, {} target{}) in {:.2} s ({:.1} sentences/s)",
+            c.rows,
             c.sentences,
             self.targets,
             if self.targets == 1 { "" } else { "s" },
-            c.rows,
             self.seconds,
             self.sentences_per_second()
         )?;
