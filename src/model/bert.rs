@@ -77,10 +77,6 @@ impl Attention {
         })
     }
 
-    fn linears(&mut self) -> [&mut Linear; 4] {
-        [&mut self.query, &mut self.key, &mut self.value, &mut self.output]
-    }
-
     fn forward_t(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
         let (q, k, v) = (self.query.forward(xs)?, self.key.forward(xs)?, self.value.forward(xs)?);
         let context = attention(&q, &k, &v, mask_bias, self.heads, &self.probs_dropout, train)?;
@@ -109,14 +105,6 @@ impl Layer {
         })
     }
 
-    fn pack_for_inference(&mut self) -> Result<()> {
-        let [q, k, v, o] = self.attention.linears();
-        for linear in [q, k, v, o, &mut self.intermediate, &mut self.output] {
-            linear.pack_for_inference()?;
-        }
-        Ok(())
-    }
-
     fn forward_t(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
         let attended = self.attention.forward_t(xs, mask_bias, train)?;
         let hidden = self.intermediate.forward_gelu(&attended)?;
@@ -139,11 +127,6 @@ impl Bert {
             .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), config, rng))
             .collect::<Result<_>>()?;
         Ok(Self { embeddings: Embeddings::load(vb.pp("embeddings"), config, rng)?, layers, config: config.clone() })
-    }
-
-    /// See [`Linear::pack_for_inference`].
-    pub fn pack_for_inference(&mut self) -> Result<()> {
-        self.layers.iter_mut().try_for_each(Layer::pack_for_inference)
     }
 
     pub fn config(&self) -> &BertConfig {

@@ -72,13 +72,12 @@ impl Classifier {
         let params = ParamStore::from_safetensors(&dir.weights(), device, 0)?;
         let params = if frozen { params.frozen() } else { params };
         // Every tensor, the head included, must come from the file: a trained model is never re-drawn.
-        let mut classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;
+        let classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;
         if let Some(missing) = params.initialised().first() {
             return Err(Error::Model(format!("{}: missing tensor `{missing}`", dir.weights().display())));
         }
         if frozen {
             params.release_checkpoint();
-            classifier.model.pack_for_inference()?;
         }
         Ok(classifier)
     }
@@ -200,11 +199,7 @@ mod tests {
         let (trainable, frozen) =
             (Classifier::load(&dir, &Device::Cpu).unwrap(), Classifier::load_frozen(&dir, &Device::Cpu).unwrap());
         let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
-        // The frozen model runs the packed inference kernel: the same sums, in another order.
-        let (a, b) = (frozen.predict_proba(&pairs, 2).unwrap(), trainable.predict_proba(&pairs, 2).unwrap());
-        for (a, b) in a.iter().flatten().zip(b.iter().flatten()) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
-        }
+        assert_eq!(frozen.predict_proba(&pairs, 2).unwrap(), trainable.predict_proba(&pairs, 2).unwrap());
         let tok = &frozen.tokenizer;
         let batch =
             crate::tokenization::Batch::from_encoded(&tok.encode_pairs(&pairs).unwrap(), tok.pad_id(), &Device::Cpu)

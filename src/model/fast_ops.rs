@@ -71,7 +71,7 @@ const CHUNK: usize = 1 << 14;
 /// `dx = g ⊙ gelu′(x)` (also used by the fused linear layer's GELU epilogue).
 pub(crate) fn gelu_grad_slice(x: &[f32], g: &[f32], dx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::has_avx2() {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
         return unsafe { gelu_grad_slice_avx2(x, g, dx) };
     }
@@ -98,7 +98,7 @@ fn gelu_grad_loop(x: &[f32], g: &[f32], dx: &mut [f32]) {
 /// `dst = gelu(src)` (also used by the fused linear layer's GELU epilogue).
 pub(crate) fn gelu_slice(src: &[f32], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::has_avx2() {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
         return unsafe { gelu_slice_avx2(src, dst) };
     }
@@ -121,7 +121,7 @@ fn gelu_loop(src: &[f32], dst: &mut [f32]) {
 
 /// Branch-free, so that the loop above vectorises.
 #[inline(always)]
-pub(crate) fn gelu(x: f32) -> f32 {
+fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 

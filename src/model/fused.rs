@@ -14,10 +14,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Mo
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use std::sync::Arc;
-
 use super::ops::Dropout;
-use super::packed::PackedLinear;
 use super::simd::{self, multiversion};
 
 /// Rows of one parallel task in the row-wise kernels: enough work per task to
@@ -89,28 +86,11 @@ unsafe fn sgemm(
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
-    /// The weights in the inference kernel's order (see [`Linear::pack_for_inference`]).
-    packed: Option<Arc<PackedLinear>>,
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias, packed: None }
-    }
-
-    /// Copies constant CPU f32 weights into [`PackedLinear`]'s order, so that
-    /// forward passes that need no gradient run on its kernel. A no-op for
-    /// trainable weights (the copy would go stale), other devices, and CPUs
-    /// without AVX2 + FMA.
-    pub fn pack_for_inference(&mut self) -> Result<()> {
-        let Some(bias) = &self.bias else { return Ok(()) };
-        if !fused_ok(&[&self.weight, bias]) || self.weight.is_variable() || bias.is_variable() {
-            return Ok(());
-        }
-        let (out, inp) = self.weight.dims2()?;
-        let w = self.weight.flatten_all()?.to_vec1::<f32>()?;
-        self.packed = PackedLinear::new(&w, &bias.to_vec1::<f32>()?, out, inp).map(Arc::new);
-        Ok(())
+        Self { weight, bias }
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -160,14 +140,6 @@ impl Linear {
     }
 
     fn forward_with(&self, x: &Tensor, epilogue: Epilogue) -> Result<Tensor> {
-        if let Some(packed) = &self.packed {
-            // Only where no gradient is wanted: the packed op records none.
-            let inference = !x.track_op() && !matches!(epilogue, Epilogue::Scale(_));
-            if inference && fused_ok(&[x]) && x.rank() >= 2 && x.dim(D::Minus1)? == packed.in_dim() {
-                let gelu = matches!(epilogue, Epilogue::Gelu(_));
-                return x.contiguous()?.apply_op1_no_bwd(&PackedOp { packed, gelu });
-            }
-        }
         match &self.bias {
             Some(b) if self.fuses(x) => {
                 let (out, inp) = self.weight.dims2()?;
@@ -178,25 +150,6 @@ impl Linear {
             }
             _ => candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x),
         }
-    }
-}
-
-/// [`PackedLinear::forward`] as a (gradient-less) tensor op.
-struct PackedOp<'a> {
-    packed: &'a PackedLinear,
-    gelu: bool,
-}
-
-impl CustomOp1 for PackedOp<'_> {
-    fn name(&self) -> &'static str {
-        "stancekit-packed-linear"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let y = self.packed.forward(slice(s, l, self.name())?, self.gelu);
-        let mut dims = l.dims().to_vec();
-        *dims.last_mut().expect("rank >= 2") = self.packed.out_dim();
-        Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 }
 

@@ -8,7 +8,6 @@ mod fast_ops;
 pub mod fused;
 mod head;
 pub mod ops;
-mod packed;
 pub(crate) mod simd;
 mod weights;
 
@@ -44,12 +43,6 @@ impl StanceModel {
         let head = Head::load(params.lenient(config.initializer_range), pooling, config.hidden_size, labels, dropout)
             .map_err(model_error)?;
         Ok(Self { bert, head, params: params.clone(), dropout_rng })
-    }
-
-    /// Moves the encoder's linear layers onto the packed inference kernel
-    /// ([`fused::Linear::pack_for_inference`]); for models of constants.
-    pub fn pack_for_inference(&mut self) -> Result<()> {
-        self.bert.pack_for_inference().map_err(model_error)
     }
 
     /// Logits over the labels, [batch, labels].

@@ -27,16 +27,9 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
-/// Whether to run the AVX2 + FMA kernels: the CPU has them, and
-/// `STANCEKIT_SIMD=baseline` does not ask for the portable fallbacks (the path
-/// of CPUs without them, kept runnable here for checking it). Read once.
+/// Whether this CPU runs AVX2 + FMA code (checked once, then cached by std).
 #[inline]
 pub fn has_avx2() -> bool {
-    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX2.get_or_init(|| cpu_has_avx2() && std::env::var("STANCEKIT_SIMD").map_or(true, |v| v != "baseline"))
-}
-
-fn cpu_has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
