@@ -90,10 +90,16 @@ def run_torch(model_dir: Path, input_path: Path, output: Path, batch_size: int, 
         for r, p in zip(records, probabilities):
             row = {"id": r["id"], "text": r["text"], "target": TARGET_ID,
                    "label": labels[max(range(len(p)), key=p.__getitem__)],
-                   "probabilities": dict(zip(labels, p))}
+                   "probs": dict(zip(labels, p))}
             f.write(json.dumps(row) + "\n")
     seconds = time.perf_counter() - start
     print(json.dumps({"sentences": len(records), "seconds": seconds, "sentences_per_s": len(records) / seconds}))
+
+
+def probabilities(row: dict) -> dict:
+    """A row's label probabilities: `probs` as stancekit (and now this script) writes
+    them, or `probabilities` as older versions of this script did."""
+    return row["probs"] if "probs" in row else row["probabilities"]
 
 
 def compare(a: Path, b: Path) -> None:
@@ -102,8 +108,10 @@ def compare(a: Path, b: Path) -> None:
     for la, lb in zip(a.open(), b.open()):
         ra, rb = json.loads(la), json.loads(lb)
         assert (ra["id"], ra["target"]) == (rb["id"], rb["target"]), (ra["id"], rb["id"])
-        for label, p in ra["probabilities"].items():
-            worst = max(worst, abs(p - rb["probabilities"][label]))
+        pa, pb = probabilities(ra), probabilities(rb)
+        assert pa.keys() == pb.keys(), (pa.keys(), pb.keys())
+        for label, p in pa.items():
+            worst = max(worst, abs(p - pb[label]))
         rows += 1
     print(json.dumps({"rows": rows, "max_abs_diff": worst}))
 

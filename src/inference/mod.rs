@@ -8,26 +8,38 @@ pub mod segment;
 pub use input::{open_records, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem};
 
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 
 use crate::tokenization::{Batch, Encoded};
 use crate::Result;
 
 /// Runs `forward` over `encoded` in batches of similar length (padding is the
 /// main waste at these sizes), and returns one output row per input, in input order.
+/// On CPU the batches run side by side on rayon's threads: one batch's ops are
+/// too small to scale well across cores, whole batches do.
 pub fn run_sorted(
     encoded: &[Encoded],
     batch_size: usize,
     pad_id: u32,
     device: &Device,
-    mut forward: impl FnMut(&Batch) -> Result<Tensor>,
+    forward: impl Fn(&Batch) -> Result<Tensor> + Sync,
 ) -> Result<Vec<Vec<f32>>> {
     let mut order: Vec<usize> = (0..encoded.len()).collect();
     order.sort_by_key(|&i| encoded[i].len());
-    let mut rows: Vec<Vec<f32>> = vec![Vec::new(); encoded.len()];
-    for chunk in order.chunks(batch_size.max(1)) {
+    let chunks: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+    let run = |chunk: &&[usize]| -> Result<Vec<Vec<f32>>> {
         let batch = Batch::from_encoded(chunk.iter().map(|&i| &encoded[i]), pad_id, device)?;
         let out = forward(&batch)?.to_device(&Device::Cpu)?.to_dtype(candle_core::DType::F32)?;
-        for (&i, row) in chunk.iter().zip(out.to_vec2::<f32>()?) {
+        Ok(out.to_vec2::<f32>()?)
+    };
+    let outputs: Vec<Vec<Vec<f32>>> = if device.is_cpu() {
+        chunks.par_iter().map(run).collect::<Result<_>>()?
+    } else {
+        chunks.iter().map(run).collect::<Result<_>>()?
+    };
+    let mut rows: Vec<Vec<f32>> = vec![Vec::new(); encoded.len()];
+    for (chunk, out) in chunks.iter().zip(outputs) {
+        for (&i, row) in chunk.iter().zip(out) {
             rows[i] = row;
         }
     }
