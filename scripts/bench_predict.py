@@ -96,19 +96,13 @@ def run_torch(model_dir: Path, input_path: Path, output: Path, batch_size: int, 
     print(json.dumps({"sentences": len(records), "seconds": seconds, "sentences_per_s": len(records) / seconds}))
 
 
-def probabilities(row: dict) -> dict:
-    """A row's label probabilities: `probs` as stancekit (and now this script) writes
-    them, or `probabilities` as older versions of this script did."""
-    return row["probs"] if "probs" in row else row["probabilities"]
-
-
 def compare(a: Path, b: Path) -> None:
     worst = 0.0
     rows = 0
     for la, lb in zip(a.open(), b.open()):
         ra, rb = json.loads(la), json.loads(lb)
         assert (ra["id"], ra["target"]) == (rb["id"], rb["target"]), (ra["id"], rb["id"])
-        pa, pb = probabilities(ra), probabilities(rb)
+        pa, pb = ra["probs"], rb["probs"]
         assert pa.keys() == pb.keys(), (pa.keys(), pb.keys())
         for label, p in pa.items():
             worst = max(worst, abs(p - pb[label]))

@@ -10,6 +10,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::simd::multiversion;
+
 /// GELU with the exact (erf) form, 0.5·x·(1 + erf(x/√2)).
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
     if xs.dtype() == DType::F32 && xs.device().is_cpu() {
@@ -68,54 +70,25 @@ impl CustomOp1 for GeluErf {
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
-/// `dx = g ⊙ gelu′(x)` (also used by the fused linear layer's GELU epilogue).
-pub(crate) fn gelu_grad_slice(x: &[f32], g: &[f32], dx: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { gelu_grad_slice_avx2(x, g, dx) };
-    }
-    gelu_grad_loop(x, g, dx)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_grad_slice_avx2(x: &[f32], g: &[f32], dx: &mut [f32]) {
-    gelu_grad_loop(x, g, dx)
-}
-
-#[inline(always)]
-fn gelu_grad_loop(x: &[f32], g: &[f32], dx: &mut [f32]) {
-    // 1/√(2π)
-    const INV_SQRT_2PI: f32 = 0.398_942_3;
-    for ((d, &x), &g) in dx.iter_mut().zip(x).zip(g) {
-        let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-        let pdf = exp_neg(-0.5 * x * x) * INV_SQRT_2PI;
-        *d = g * (cdf + x * pdf);
+multiversion! {
+    /// `dx = g ⊙ gelu′(x)` (also used by the fused linear layer's GELU epilogue).
+    pub(crate) fn gelu_grad_slice(x: &[f32], g: &[f32], dx: &mut [f32]) {
+        // 1/√(2π)
+        const INV_SQRT_2PI: f32 = 0.398_942_3;
+        for ((d, &x), &g) in dx.iter_mut().zip(x).zip(g) {
+            let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+            let pdf = exp_neg(-0.5 * x * x) * INV_SQRT_2PI;
+            *d = g * (cdf + x * pdf);
+        }
     }
 }
 
-/// `dst = gelu(src)` (also used by the fused linear layer's GELU epilogue).
-pub(crate) fn gelu_slice(src: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { gelu_slice_avx2(src, dst) };
-    }
-    gelu_loop(src, dst)
-}
-
-/// The same loop, compiled for AVX2 + FMA: eight lanes instead of four.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_slice_avx2(src: &[f32], dst: &mut [f32]) {
-    gelu_loop(src, dst)
-}
-
-#[inline(always)]
-fn gelu_loop(src: &[f32], dst: &mut [f32]) {
-    for (d, &x) in dst.iter_mut().zip(src) {
-        *d = gelu(x);
+multiversion! {
+    /// `dst = gelu(src)` (also used by the fused linear layer's GELU epilogue).
+    pub(crate) fn gelu_slice(src: &[f32], dst: &mut [f32]) {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = gelu(x);
+        }
     }
 }
 
@@ -177,8 +150,7 @@ mod tests {
         let worst = fast.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst < 2e-6, "max |difference| {worst}");
         // The plain loop (no AVX2) agrees with the dispatched one.
-        let mut plain = vec![0f32; fast.len()];
-        gelu_loop(&x.to_vec1::<f32>().unwrap(), &mut plain);
+        let plain: Vec<f32> = sweep().into_iter().map(gelu).collect();
         assert_eq!(plain.iter().zip(&fast).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max), 0.0);
     }
 
