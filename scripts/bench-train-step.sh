@@ -10,6 +10,9 @@
 #                the steps: on a machine shared with other work, load that
 #                comes and goes then hits both sides alike
 #   CARGO_FLAGS  extra flags for the cargo build; SKIP_BUILD=1 uses the binary already built
+# PyTorch runs twice per round: as it comes, and with glibc's malloc set as
+# stancekit sets its own (src/runtime.rs: no mmap, no trimming), which spares
+# PyTorch the same page faults; the table gives the ratio to each.
 # CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 
@@ -30,22 +33,29 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release --quiet --example bench_train_step ${CARGO_FLAGS:-}
 fi
 target="${CARGO_TARGET_DIR:-$root/target}"
+# What src/runtime.rs's tune_malloc sets, as glibc tunables.
+malloc_tunables="glibc.malloc.mmap_threshold=33554432:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=67108864"
 
 for round in $(seq "$rounds"); do
     echo "round $round/$rounds, stancekit: $steps steps after $warmup warm-up steps (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     RAYON_NUM_THREADS="$threads" "$target/release/examples/bench_train_step" \
         --model "$model" --steps "$steps" --warmup "$warmup" --save-batch "$tmp/batch.json" --json \
         >"$tmp/candle-$round.json"
-    echo "round $round/$rounds, PyTorch: $steps steps after $warmup warm-up steps (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-    "$python" "$root/scripts/bench_train_step.py" --batch "$tmp/batch.json" --model "$model" \
-        --steps "$steps" --warmup "$warmup" --threads "$threads" >"$tmp/torch-$round.json" 2>"$tmp/torch.log" \
-        || { cat "$tmp/torch.log" >&2; exit 1; }
+    for side in torch torch-malloc; do
+        tunables=""
+        [ "$side" = torch-malloc ] && tunables="$malloc_tunables"
+        echo "round $round/$rounds, $side: $steps steps after $warmup warm-up steps (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        GLIBC_TUNABLES="$tunables" "$python" "$root/scripts/bench_train_step.py" --batch "$tmp/batch.json" \
+            --model "$model" --steps "$steps" --warmup "$warmup" --threads "$threads" \
+            >"$tmp/$side-$round.json" 2>"$tmp/torch.log" || { cat "$tmp/torch.log" >&2; exit 1; }
+    done
 done
 
 "$python" - "$tmp" "$rounds" <<'PY'
 import json, statistics, sys
 tmp, rounds = sys.argv[1], int(sys.argv[2])
-runs = {side: [json.load(open(f"{tmp}/{side}-{r}.json")) for r in range(1, rounds + 1)] for side in ("candle", "torch")}
+runs = {side: [json.load(open(f"{tmp}/{side}-{r}.json")) for r in range(1, rounds + 1)]
+        for side in ("candle", "torch", "torch-malloc")}
 c, t = runs["candle"][0], runs["torch"][0]
 def pooled(side, key):
     return [x for run in runs[side] for x in run["samples"][key]]
@@ -53,20 +63,22 @@ def med(side, key):
     return statistics.median(pooled(side, key))
 def mean_of(side, key):
     return statistics.mean(run[key] for run in runs[side])
+def row(name, f, fmt="{:.1f}"):
+    a, b, m = f("candle"), f("torch"), f("torch-malloc")
+    print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {a / b:.2f}x | {fmt.format(m)} | {a / m:.2f}x |")
 n = sum(len(run["samples"]["step_ms"]) for run in runs["candle"])
 print(f"Training step, batch 16 x 64 tokens, {c['threads']} threads, median of {n} steps"
       + (f" ({rounds} alternating rounds)" if rounds > 1 else "") + " (ms)")
 print()
-print(f"| phase | {c['system']} | {t['system']} | ratio |")
-print("|---|---:|---:|---:|")
+print(f"| phase | {c['system']} | {t['system']} | ratio | same, stancekit's malloc settings | ratio |")
+print("|---|---:|---:|---:|---:|---:|")
 for key, name in [("forward_ms", "forward + loss"), ("backward_ms", "backward"),
                   ("optimizer_ms", "clip + AdamW"), ("step_ms", "step")]:
-    a, b = med("candle", key), med("torch", key)
-    print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f}x |")
-a, b = min(pooled("candle", "step_ms")), min(pooled("torch", "step_ms"))
-print(f"| fastest step | {a:.1f} | {b:.1f} | {a / b:.2f}x |")
-a, b = mean_of("candle", "cpu_step_ms"), mean_of("torch", "cpu_step_ms")
-print(f"| CPU time per step, all threads | {a:.1f} | {b:.1f} | {a / b:.2f}x |")
-print(f"| minor page faults per step | {mean_of('candle', 'page_faults_per_step'):.0f} | {mean_of('torch', 'page_faults_per_step'):.0f} | |")
-print(f"| loss, first -> last step of round 1 | {c['first_loss']:.4f} -> {c['last_loss']:.4f} | {t['first_loss']:.4f} -> {t['last_loss']:.4f} | |")
+    row(name, lambda side: med(side, key))
+row("fastest step", lambda side: min(pooled(side, "step_ms")))
+row("CPU time per step, all threads", lambda side: mean_of(side, "cpu_step_ms"))
+faults = [f"{mean_of(side, 'page_faults_per_step'):.0f}" for side in ("candle", "torch", "torch-malloc")]
+print(f"| minor page faults per step | {faults[0]} | {faults[1]} | | {faults[2]} | |")
+print(f"| loss, first -> last step of round 1 | {c['first_loss']:.4f} -> {c['last_loss']:.4f} "
+      f"| {t['first_loss']:.4f} -> {t['last_loss']:.4f} | | | |")
 PY

@@ -73,7 +73,6 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Eval(config) => eval(&config)?,
         Command::Cv(config) => cv(&config)?,
         Command::Predict(config) => {
-            crate::inference::predict::prepare_process();
             let summary = crate::inference::predict::run(&config)?;
             // A closed output pipe is the reader's choice (`| head`): no noise then.
             if !summary.output_closed {

@@ -47,9 +47,10 @@ pub fn pin_thread_count() {
     }
 }
 
-/// Raises the mmap threshold to its maximum (32 MiB) and stops heap trimming,
-/// unless the user set malloc tunables in the environment. Process-wide.
-/// A no-op outside Linux/glibc.
+/// Serves every block from the heap (no `mmap`, whose threshold cannot go above
+/// 32 MiB while the word-embedding gradient alone is 45 MiB) and stops heap
+/// trimming, unless the user set malloc tunables in the environment.
+/// Process-wide. A no-op outside Linux/glibc.
 pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -62,6 +63,7 @@ pub fn tune_malloc() {
         // the heavy allocations and with values glibc accepts.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(libc::M_MMAP_MAX, 0);
             libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
             libc::mallopt(libc::M_TOP_PAD, 64 << 20);
         }

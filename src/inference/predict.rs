@@ -533,48 +533,6 @@ impl fmt::Display for Summary {
     }
 }
 
-/// Process-wide settings that suit a long batch run. Call it first, while the
-/// process has one thread: it sets an environment variable. Settings already in
-/// the environment stand.
-pub fn prepare_process() {
-    // candle's elementwise workers spin 25,000 rounds before they park, taking
-    // time from the matmul threads on a machine with few cores: 0 measured
-    // +55 % on a loaded 2-core machine here, +6 % idle (shared notes/perf-baseline.md).
-    // candle reads it once, when its worker pool starts on the first large op.
-    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
-        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "0");
-    }
-    keep_freed_memory();
-}
-
-/// Every op allocates its output, and glibc serves large blocks with fresh
-/// `mmap`s and hands freed heap back to the kernel, so each batch pays page
-/// faults and zeroing for memory it just freed (~5 % of samples in a profile;
-/// keeping it measured +12 % sentences/s on one thread, peak RSS unchanged,
-/// since a batch reuses what the previous one freed).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_freed_memory() {
-    extern "C" {
-        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-    }
-    // glibc's <malloc.h>: M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
-    const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
-    const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
-    // Only when the user has not tuned malloc through the environment.
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() && std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
-        // SAFETY: mallopt only changes allocator parameters; glibc allows it at
-        // any time. 32 MiB is glibc's ceiling for the mmap threshold on 64-bit,
-        // above any activation of a batch of 32 at these lengths.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, 32 << 20);
-            mallopt(M_TRIM_THRESHOLD, 512 << 20);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_freed_memory() {}
-
 /// Runs `stancekit predict`.
 pub fn run(config: &PredictConfig) -> Result<Summary> {
     // Tokenising has its own thread beside the model; tokenizers' rayon jobs would
