@@ -11,10 +11,12 @@
 #   BIN         the stancekit binary (default target/release/stancekit, built if missing)
 #   OUT         where runs go (default runs/tweeteval)
 #   TRAIN_FLAGS extra `stancekit train` flags, e.g. "--learning-rate 3e-5 --num-train-epochs 4"
+#   TARGETS     the targets file whose descriptions the model reads (default datasets/targets.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TWEETEVAL=${TWEETEVAL:-../shared/datasets/tweeteval-stance}
 OUT=${OUT:-runs/tweeteval}
+TARGETS=${TARGETS:-datasets/targets.json}
 SEEDS=("${@:-1 2 3}")
 read -r -a SEEDS <<< "${SEEDS[*]}"
 if [ -z "${BIN:-}" ]; then
@@ -29,10 +31,10 @@ for seed in "${SEEDS[@]}"; do
     start=$(date +%s)
     # shellcheck disable=SC2086
     "$BIN" train --quiet --overwrite --seed "$seed" --out "$run" \
-        --train "$TWEETEVAL:train" --dev "$TWEETEVAL:val" --targets datasets/targets.json \
+        --train "$TWEETEVAL:train" --dev "$TWEETEVAL:val" --targets "$TARGETS" \
         ${TRAIN_FLAGS:-} > "$run.log"
     end=$(date +%s)
-    "$BIN" eval --model "$run" --data "$TWEETEVAL:test" --targets datasets/targets.json \
+    "$BIN" eval --model "$run" --data "$TWEETEVAL:test" --targets "$TARGETS" \
         --train "$TWEETEVAL:train" --report "$run/report-test" > /dev/null
     echo "$((end - start))" > "$run/train_seconds"
 done
