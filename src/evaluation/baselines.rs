@@ -119,6 +119,15 @@ impl TfidfLr {
 pub fn run(train: &[Record], source: &str, gold: &Gold) -> (Vec<(SystemInfo, Output)>, Vec<String>) {
     let priors = Priors::fit(train, &gold.labels);
     let unseen: Vec<&str> = gold.targets.iter().filter(|t| !priors.knows(t)).map(String::as_str).collect();
+    if unseen.len() == gold.targets.len() {
+        // Trained on other targets only, both would answer one label everywhere:
+        // comparing a model with that says nothing.
+        let note = format!(
+            "Baselines not shown: their training data ({source}) has none of the evaluated targets; \
+             pass --train FILE with records for them."
+        );
+        return (Vec::new(), vec![note]);
+    }
     let mut notes = Vec::new();
     if !unseen.is_empty() {
         notes.push(format!(
@@ -197,5 +206,14 @@ mod tests {
         assert_eq!(tfidf.pred, vec![0, 1, 0, 0]);
         assert!(notes[0].contains("no records for target(s) burden"), "{notes:?}");
         assert_eq!(systems[0].0.name, "majority");
+    }
+
+    #[test]
+    fn no_baselines_when_training_data_has_none_of_the_targets() {
+        let train = records(&[(None, "join nato now", "nato", "favor"), (None, "nato never", "nato", "against")]);
+        let gold = Gold::new(&labels(), &records(&[(None, "give land", "land", "favor")])).unwrap();
+        let (systems, notes) = run(&train, "train.jsonl", &gold);
+        assert!(systems.is_empty());
+        assert!(notes[0].starts_with("Baselines not shown: their training data (train.jsonl) has none"), "{notes:?}");
     }
 }
