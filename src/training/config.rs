@@ -26,6 +26,9 @@ pub enum BestMetric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum EvalStrategy {
+    /// Never: no dev data is read and the model after the last step is kept
+    /// (a fixed number of epochs, as transformers' `eval_strategy="no"`).
+    No,
     Epoch,
     /// Every `--eval-steps` optimizer steps.
     Steps,
@@ -174,6 +177,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.label_smoothing_factor) {
             return bad(format!("--label-smoothing-factor {} must be in [0, 1)", self.label_smoothing_factor));
+        }
+        if self.eval_strategy == EvalStrategy::No && self.early_stopping_patience.is_some() {
+            return bad("--early-stopping-patience needs evaluations: not with --eval-strategy no".into());
         }
         if self.learning_rate <= 0.0 || self.head_lr() <= 0.0 {
             return bad("learning rates must be positive".into());

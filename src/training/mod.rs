@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub use config::TrainConfig;
+pub use config::{EvalStrategy, TrainConfig};
 pub use state::EvalLog;
 pub use trainer::{Example, Outcome, Trainer};
 
@@ -121,6 +121,9 @@ fn prepare_run_dir(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
 
 pub(crate) fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, Vec<Record>)> {
     let train = crate::data::load_records(&config.train, None, schema)?;
+    if config.eval_strategy == EvalStrategy::No {
+        return Ok((train, Vec::new()));
+    }
     match config.dev_split {
         Some(share) => {
             let parts = crate::data::split_grouped(&train, share, 0.0, config.seed)?;

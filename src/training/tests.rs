@@ -201,3 +201,22 @@ fn class_weights_parse() {
     let balanced = class_weights(Some("balanced"), &train, 3).unwrap().unwrap();
     assert!((balanced[0] - 0.5).abs() < 1e-6 && (balanced[1] - 1.0).abs() < 1e-6);
 }
+
+#[test]
+fn eval_strategy_no_reads_no_dev_data_and_keeps_the_last_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 2;
+    config.eval_strategy = config::EvalStrategy::No;
+    config.dev = vec![dir.path().join("absent.jsonl").to_str().unwrap().to_string()];
+    let summary = train(config.clone(), false, &never).unwrap();
+    assert_eq!(summary.outcome, Outcome::Finished);
+    assert!(summary.best.is_none());
+    assert_eq!(std::fs::read_to_string(config.out.join("metrics.jsonl")).unwrap_or_default(), "");
+    let kept = std::fs::read(config.out.join("model.safetensors")).unwrap();
+    assert_eq!(kept, std::fs::read(config.out.join("checkpoint-last/model.safetensors")).unwrap());
+
+    config.early_stopping_patience = Some(1);
+    let err = train(config, false, &never).unwrap_err().to_string();
+    assert!(err.contains("--early-stopping-patience needs evaluations"), "{err}");
+}

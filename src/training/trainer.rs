@@ -145,6 +145,7 @@ impl Trainer {
                     self.state.batch_in_epoch = 0;
                 }
                 let due = match self.config.eval_strategy {
+                    EvalStrategy::No => false,
                     EvalStrategy::Epoch => epoch_done,
                     EvalStrategy::Steps => self.state.global_step % self.config.eval_steps.max(1) == 0,
                 };
