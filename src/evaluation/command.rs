@@ -334,7 +334,7 @@ impl RunData {
             return Ok(None);
         }
         let config = TrainConfig::from_json(&saved)?;
-        let files = config.train.iter().chain(if config.dev_split.is_some() { &[][..] } else { &config.dev[..] });
+        let files = config.train.iter().chain(config.dev_files());
         if !files.into_iter().all(|f| data::Input::parse(f).path.exists()) {
             return Ok(None);
         }

@@ -157,6 +157,16 @@ impl TrainConfig {
         serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
     }
 
+    /// The `--dev` files that training reads: none with `--dev-split` or
+    /// `--eval-strategy no`.
+    pub fn dev_files(&self) -> &[String] {
+        if self.dev_split.is_some() || self.eval_strategy == EvalStrategy::No {
+            &[]
+        } else {
+            &self.dev
+        }
+    }
+
     pub fn head_lr(&self) -> f64 {
         self.head_learning_rate.unwrap_or(self.learning_rate)
     }

@@ -121,16 +121,13 @@ fn prepare_run_dir(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
 
 pub(crate) fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, Vec<Record>)> {
     let train = crate::data::load_records(&config.train, None, schema)?;
-    if config.eval_strategy == EvalStrategy::No {
-        return Ok((train, Vec::new()));
-    }
-    match config.dev_split {
+    match config.dev_split.filter(|_| config.eval_strategy != EvalStrategy::No) {
         Some(share) => {
             let parts = crate::data::split_grouped(&train, share, 0.0, config.seed)?;
             Ok((crate::data::pick(&train, &parts.train), crate::data::pick(&train, &parts.dev)))
         }
-        None if config.dev.is_empty() => Ok((train, Vec::new())),
-        None => Ok((train, crate::data::load_records(&config.dev, None, schema)?)),
+        None if config.dev_files().is_empty() => Ok((train, Vec::new())),
+        None => Ok((train, crate::data::load_records(config.dev_files(), None, schema)?)),
     }
 }
 
