@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Device check for a `--features cuda` build: one epoch of the default recipe on
+# the GPU against the same epoch on the CPU (same seed, data and binary), then
+# prediction speed on both. Prints what it compares; exits non-zero if the two
+# runs' dev probabilities differ by more than TOL.
+#
+#   scripts/check-cuda.sh BIN MODEL OUT_DIR [INPUT.jsonl]
+#
+# BIN is a stancekit built with `scripts/build-cuda.sh`; MODEL a base model
+# folder; INPUT (optional) sentences to time `predict` on (e.g. the benchmark's
+# 2,048 news sentences). Environment: TOL (default 1e-3), EPOCHS (default 1).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:?usage: $0 BIN MODEL OUT_DIR [INPUT.jsonl]}
+model=${2:?model folder}
+out=${3:?output folder}
+input=${4:-}
+tol=${TOL:-1e-3}
+mkdir -p "$out"
+
+now() { date +%s.%N; }
+seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+nvidia-smi -L || echo "nvidia-smi: not found"
+for dev in cpu cuda; do
+    t0=$(now)
+    "$bin" train --quiet --overwrite --model "$model" --seed 1 --num-train-epochs "${EPOCHS:-1}" \
+        --device "$dev" --out "$out/$dev" >"$out/train-$dev.log" 2>&1 || { cat "$out/train-$dev.log"; exit 1; }
+    t1=$(now)
+    "$bin" predict --model "$out/$dev" --input datasets/dev.jsonl --device "$dev" \
+        --output "$out/dev-$dev.jsonl" 2>"$out/predict-$dev.log" || { cat "$out/predict-$dev.log"; exit 1; }
+    echo "train $dev: $(seconds "$t0" "$t1") s wall for ${EPOCHS:-1} epoch(s)"
+    tail -n 1 "$out/$dev/metrics.jsonl"
+done
+
+python3 - "$out" "$tol" <<'EOF'
+import json, sys
+out, tol = sys.argv[1], float(sys.argv[2])
+def rows(dev):
+    return [json.loads(l) for l in open(f"{out}/dev-{dev}.jsonl")]
+def last(dev):
+    return json.loads(open(f"{out}/{dev}/metrics.jsonl").read().splitlines()[-1])
+cpu, gpu = rows("cpu"), rows("cuda")
+diff = max(abs(a - b) for r, s in zip(cpu, gpu) for a, b in zip(r["probs"].values(), s["probs"].values()))
+same = sum(r["label"] == s["label"] for r, s in zip(cpu, gpu))
+mc, mg = last("cpu"), last("cuda")
+for k in ("train_loss", "eval_loss", "eval_macro_f1", "eval_f_avg"):
+    print(f"{k:>14}: cpu {mc[k]:.6f}  cuda {mg[k]:.6f}  |diff| {abs(mc[k] - mg[k]):.2e}")
+print(f"dev predictions: {len(cpu)} rows, same label {same}, max |prob diff| {diff:.2e} (tolerance {tol:g})")
+sys.exit(0 if len(cpu) == len(gpu) and diff <= tol else 1)
+EOF
+status=$?
+
+if [ -n "$input" ]; then
+    for dev in cuda cpu; do
+        for batch in 32 256; do
+            "$bin" predict --model "$out/cuda" --input "$input" --device "$dev" --batch-size "$batch" \
+                --output "$out/speed-$dev-$batch.jsonl" 2>"$out/speed-$dev-$batch.log"
+            echo "predict $dev, batch $batch: $(grep -o '[0-9.]* sentences/s' "$out/speed-$dev-$batch.log" | tail -1)"
+        done
+    done
+fi
+exit $status
