@@ -77,11 +77,13 @@ impl Attention {
         })
     }
 
-    fn forward_t(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
-        let (q, k, v) = (self.query.forward(xs)?, self.key.forward(xs)?, self.value.forward(xs)?);
+    /// `queries` are the positions whose output is wanted, `xs` all positions
+    /// (the keys and values); in a full layer they are the same tensor.
+    fn forward_t(&self, queries: &Tensor, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
+        let (q, k, v) = (self.query.forward(queries)?, self.key.forward(xs)?, self.value.forward(xs)?);
         let context = attention(&q, &k, &v, mask_bias, self.heads, &self.probs_dropout, train)?;
         let projected = self.output.forward_dropout(&context, &self.output_dropout, train)?;
-        self.layer_norm.forward(&(projected + xs)?)
+        self.layer_norm.forward(&(projected + queries)?)
     }
 }
 
@@ -105,8 +107,8 @@ impl Layer {
         })
     }
 
-    fn forward_t(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
-        let attended = self.attention.forward_t(xs, mask_bias, train)?;
+    fn forward_t(&self, queries: &Tensor, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
+        let attended = self.attention.forward_t(queries, xs, mask_bias, train)?;
         let hidden = self.intermediate.forward_gelu(&attended)?;
         let out = self.output.forward_dropout(&hidden, &self.dropout, train)?;
         self.layer_norm.forward(&(out + attended)?)
@@ -135,10 +137,24 @@ impl Bert {
 
     /// The last hidden state, [batch, seq, hidden].
     pub fn forward_t(&self, batch: &Batch, train: bool) -> Result<Tensor> {
+        self.encode(batch, train, false)
+    }
+
+    /// The last hidden state at the first position only, [batch, 1, hidden]:
+    /// what a `[CLS]` head reads. The last layer then computes one row per
+    /// sequence instead of all (its keys and values still come from every
+    /// position), which saves ~5/6 of that layer's work, a seventh of the model's.
+    pub fn forward_first_t(&self, batch: &Batch, train: bool) -> Result<Tensor> {
+        self.encode(batch, train, true)
+    }
+
+    fn encode(&self, batch: &Batch, train: bool, first_only: bool) -> Result<Tensor> {
         let mut xs = self.embeddings.forward_t(&batch.input_ids, &batch.token_type_ids, train)?;
         let mask_bias = mask_bias(&batch.attention_mask, xs.dtype())?;
-        for layer in &self.layers {
-            xs = layer.forward_t(&xs, &mask_bias, train)?;
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let queries = if first_only && i == last { xs.narrow(1, 0, 1)? } else { xs.clone() };
+            xs = layer.forward_t(&queries, &xs, &mask_bias, train)?;
         }
         Ok(xs)
     }

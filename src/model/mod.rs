@@ -47,7 +47,12 @@ impl StanceModel {
 
     /// Logits over the labels, [batch, labels].
     pub fn forward_t(&self, batch: &Batch, train: bool) -> Result<Tensor> {
-        let hidden = self.bert.forward_t(batch, train)?;
+        // Training keeps the full last layer so that its dropout draws, and so
+        // runs, stay as they were; the logits are the same either way.
+        let hidden = match (self.head.pooling(), train) {
+            (Pooling::Cls, false) => self.bert.forward_first_t(batch, train)?,
+            _ => self.bert.forward_t(batch, train)?,
+        };
         Ok(self.head.forward_t(&hidden, &batch.attention_mask, train)?)
     }
 }
@@ -135,6 +140,17 @@ mod tests {
                 "{name}[{index}]: autograd {analytic}, finite difference {numeric}"
             );
         }
+    }
+
+    #[test]
+    fn the_first_row_alone_matches_the_full_last_layer() {
+        let model = tiny_model(Pooling::Cls);
+        let batch = batch();
+        let full = model.bert.forward_t(&batch, false).unwrap().narrow(1, 0, 1).unwrap();
+        let first = model.bert.forward_first_t(&batch, false).unwrap();
+        assert_eq!(first.dims(), full.dims());
+        let diff = (first - full).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-5, "max |diff| {diff}");
     }
 
     #[test]
