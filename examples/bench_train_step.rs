@@ -10,7 +10,11 @@
 //! ```text
 //! cargo run --release --example bench_train_step -- [--model DIR] [--steps 20] [--warmup 3]
 //!     [--save-batch FILE] [--json]
+//! cargo run --release --example bench_train_step -- --print-malloc-tunables
 //! ```
+//!
+//! The second form prints stancekit's malloc settings as a `GLIBC_TUNABLES`
+//! value, with which the script runs PyTorch a second time.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -72,6 +76,10 @@ fn parse_args() -> Result<Args> {
             "--warmup" => args.warmup = value()?.parse()?,
             "--save-batch" => args.save_batch = Some(value()?.into()),
             "--json" => args.json = true,
+            "--print-malloc-tunables" => {
+                println!("{}", stancekit::runtime::malloc_tunables());
+                std::process::exit(0);
+            }
             other => bail!("unknown argument {other}"),
         }
     }

@@ -34,7 +34,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 target="${CARGO_TARGET_DIR:-$root/target}"
 # What src/runtime.rs's tune_malloc sets, as glibc tunables.
-malloc_tunables="glibc.malloc.mmap_threshold=33554432:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=67108864"
+malloc_tunables="$("$target/release/examples/bench_train_step" --print-malloc-tunables)"
 
 for round in $(seq "$rounds"); do
     echo "round $round/$rounds, stancekit: $steps steps after $warmup warm-up steps (load $(cut -d' ' -f1 /proc/loadavg))" >&2

@@ -47,6 +47,15 @@ pub fn pin_thread_count() {
     }
 }
 
+/// What [`tune_malloc`] sets: (`mallopt` parameter, glibc tunable, value).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_SETTINGS: [(libc::c_int, &str, libc::c_int); 4] = [
+    (libc::M_MMAP_THRESHOLD, "mmap_threshold", 32 << 20),
+    (libc::M_MMAP_MAX, "mmap_max", 0),
+    (libc::M_TRIM_THRESHOLD, "trim_threshold", 1 << 30),
+    (libc::M_TOP_PAD, "top_pad", 64 << 20),
+];
+
 /// Serves every block from the heap (no `mmap`, whose threshold cannot go above
 /// 32 MiB while the word-embedding gradient alone is 45 MiB) and stops heap
 /// trimming, unless the user set malloc tunables in the environment.
@@ -59,13 +68,36 @@ pub fn tune_malloc() {
         if user_set {
             return;
         }
-        // SAFETY: mallopt only changes allocator parameters; it is called before
-        // the heavy allocations and with values glibc accepts.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-            libc::mallopt(libc::M_MMAP_MAX, 0);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-            libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+        for (param, _, value) in MALLOC_SETTINGS {
+            // SAFETY: mallopt only changes allocator parameters; it is called before
+            // the heavy allocations and with values glibc accepts.
+            unsafe { libc::mallopt(param, value) };
         }
+    }
+}
+
+/// [`tune_malloc`]'s settings as a `GLIBC_TUNABLES` value, so that another
+/// process (the PyTorch side of a benchmark) can run with the same allocator.
+/// Empty outside Linux/glibc.
+pub fn malloc_tunables() -> String {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    return MALLOC_SETTINGS
+        .iter()
+        .map(|(_, name, value)| format!("glibc.malloc.{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    String::new()
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    #[test]
+    fn tunables_spell_out_the_mallopt_settings() {
+        assert_eq!(
+            super::malloc_tunables(),
+            "glibc.malloc.mmap_threshold=33554432:glibc.malloc.mmap_max=0:\
+             glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=67108864"
+        );
     }
 }
