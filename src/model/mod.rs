@@ -48,7 +48,7 @@ impl StanceModel {
     /// Logits over the labels, [batch, labels].
     pub fn forward_t(&self, batch: &Batch, train: bool) -> Result<Tensor> {
         // Training keeps the full last layer so that its dropout draws, and so
-        // runs, stay as they were; the logits are the same either way.
+        // runs, stay as they were; the logits agree either way, to rounding.
         let hidden = match (self.head.pooling(), train) {
             (Pooling::Cls, false) => self.bert.forward_first_t(batch, train)?,
             _ => self.bert.forward_t(batch, train)?,
