@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use super::{lines, Pos, Record, Sink};
+use super::{lines, Pos, Sink};
 
 const REQUIRED: [&str; 3] = ["text", "target", "label"];
 
@@ -109,12 +109,9 @@ fn entry(columns: &Columns, fields: &[String], at: Pos, sink: &mut Sink) {
         }
         value
     };
-    let (text, target, label) = (get(columns.text, "text"), get(columns.target, "target"), get(columns.label, "label"));
+    let found = [get(columns.text, "text"), get(columns.target, "target"), get(columns.label, "label")];
     let id = columns.id.and_then(|i| fields.get(i)).filter(|id| !id.trim().is_empty()).cloned();
-    if let (Some(text), Some(target), Some(label)) = (text, target, label) {
-        let record = Record { id, text, target, label };
-        sink.push_one_line(record, at);
-    }
+    sink.push_found(id, found, at);
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{lines, Pos, Record, Sink};
+use super::{lines, Pos, Sink};
 
 pub(crate) fn read(file: &Arc<str>, bytes: &[u8], sink: &mut Sink) {
     for (line, raw) in lines::split(bytes) {
@@ -39,7 +39,7 @@ fn entry(object: &Map<String, Value>, at: Pos, sink: &mut Sink) {
             None
         }
     };
-    let (text, target, label) = (field("text"), field("target"), field("label"));
+    let fields = [field("text"), field("target"), field("label")];
     let id = match object.get("id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -50,10 +50,7 @@ fn entry(object: &Map<String, Value>, at: Pos, sink: &mut Sink) {
             return;
         }
     };
-    if let (Some(text), Some(target), Some(label)) = (text, target, label) {
-        let record = Record { id, text, target, label };
-        sink.push_one_line(record, at);
-    }
+    sink.push_found(id, fields, at);
 }
 
 #[cfg(test)]

@@ -206,6 +206,14 @@ impl Sink {
     fn push_one_line(&mut self, record: Record, at: Pos) {
         self.entries.push(Entry { record, text_at: at.clone(), label_at: at });
     }
+
+    /// The same, from fields looked up one by one (text, target, label): pushed
+    /// only when all three were found, since a missing one is already reported.
+    fn push_found(&mut self, id: Option<String>, fields: [Option<String>; 3], at: Pos) {
+        if let [Some(text), Some(target), Some(label)] = fields {
+            self.push_one_line(Record { id, text, target, label }, at);
+        }
+    }
 }
 
 fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut Sink) {
