@@ -10,18 +10,19 @@
 # folder; INPUT (optional) sentences to time `predict` on (e.g. the benchmark's
 # 2,048 news sentences). Environment: TOL (default 1e-3), EPOCHS (default 1).
 set -uo pipefail
+# Paths as given, then the repository root (for datasets/).
+bin=$(realpath -m "${1:?usage: $0 BIN MODEL OUT_DIR [INPUT.jsonl]}")
+model=$(realpath -m "${2:?model folder}")
+out=$(realpath -m "${3:?output folder}")
+input=${4:+$(realpath -m "$4")}
 cd "$(dirname "$0")/.."
-bin=${1:?usage: $0 BIN MODEL OUT_DIR [INPUT.jsonl]}
-model=${2:?model folder}
-out=${3:?output folder}
-input=${4:-}
 tol=${TOL:-1e-3}
 mkdir -p "$out"
 
 now() { date +%s.%N; }
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-nvidia-smi -L || echo "nvidia-smi: not found"
+nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not found"
 for dev in cpu cuda; do
     t0=$(now)
     "$bin" train --quiet --overwrite --model "$model" --seed 1 --num-train-epochs "${EPOCHS:-1}" \
