@@ -64,6 +64,11 @@ pub struct TrainConfig {
     /// Peak learning rate of the head (pooler and classifier); default: `--learning-rate`.
     #[arg(long)]
     pub head_learning_rate: Option<f64>,
+    /// Layer-wise learning-rate decay: the head keeps its rate, the top encoder
+    /// layer gets the encoder's rate × this, each layer below one factor more,
+    /// the embeddings the smallest (1 turns it off).
+    #[arg(long, default_value_t = 1.0)]
+    pub layer_lr_decay: f64,
     #[arg(long, default_value_t = 6)]
     pub num_train_epochs: usize,
     #[arg(long, default_value_t = 16)]
@@ -190,6 +195,9 @@ impl TrainConfig {
         }
         if self.eval_strategy == EvalStrategy::No && self.early_stopping_patience.is_some() {
             return bad("--early-stopping-patience needs evaluations: not with --eval-strategy no".into());
+        }
+        if !(self.layer_lr_decay > 0.0 && self.layer_lr_decay <= 1.0) {
+            return bad(format!("--layer-lr-decay {} must be in (0, 1]", self.layer_lr_decay));
         }
         if self.learning_rate <= 0.0 || self.head_lr() <= 0.0 {
             return bad("learning rates must be positive".into());

@@ -332,16 +332,12 @@ fn best_value(metric: BestMetric, log: &EvalLog) -> f64 {
     }
 }
 
-/// AdamW over the trainable parameters in four groups: encoder and head, each
-/// with and without weight decay (biases and LayerNorm weights never decay,
-/// as transformers' Trainer has it).
+/// AdamW over the trainable parameters, grouped by depth (embeddings, each
+/// encoder layer, head) and by weight decay (biases and LayerNorm weights never
+/// decay, as transformers' Trainer has it). With `--layer-lr-decay` 1 every
+/// encoder group has the same rate, as in Trainer.
 pub fn build_optimizer(config: &TrainConfig, classifier: &Classifier) -> Result<AdamW> {
-    let groups = vec![
-        Group { lr: config.learning_rate, weight_decay: config.weight_decay },
-        Group { lr: config.learning_rate, weight_decay: 0.0 },
-        Group { lr: config.head_lr(), weight_decay: config.weight_decay },
-        Group { lr: config.head_lr(), weight_decay: 0.0 },
-    ];
+    let layers = classifier.model.bert.config().num_hidden_layers;
     let params = classifier
         .model
         .params
@@ -349,12 +345,40 @@ pub fn build_optimizer(config: &TrainConfig, classifier: &Classifier) -> Result<
         .into_iter()
         .filter(|(name, _)| !config.freeze_encoder || is_head(name))
         .map(|(name, var)| {
-            let group = 2 * usize::from(is_head(&name)) + usize::from(!decays(&name));
-            (name, var, group)
+            let group = param_group(&name, layers)?;
+            Ok((name, var, group))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let adam = AdamWConfig { beta1: config.adam_beta1, beta2: config.adam_beta2, eps: config.adam_epsilon };
-    Ok(AdamW::new(params, groups, adam)?)
+    Ok(AdamW::new(params, param_groups(config, layers), adam)?)
+}
+
+/// Depth d (0 embeddings, 1..=layers the encoder layers, layers + 1 the head)
+/// gives groups 2d (decayed) and 2d + 1 (not decayed). The rates follow the
+/// layer-wise decay of ELECTRA and BEiT: encoder depth d gets
+/// lr × decay^(layers + 1 − d).
+fn param_groups(config: &TrainConfig, layers: usize) -> Vec<Group> {
+    (0..=layers + 1)
+        .flat_map(|depth| {
+            let lr = if depth == layers + 1 {
+                config.head_lr()
+            } else {
+                config.learning_rate * config.layer_lr_decay.powi((layers + 1 - depth) as i32)
+            };
+            [Group { lr, weight_decay: config.weight_decay }, Group { lr, weight_decay: 0.0 }]
+        })
+        .collect()
+}
+
+fn param_group(name: &str, layers: usize) -> Result<usize> {
+    let layer = name.strip_prefix("bert.encoder.layer.").and_then(|rest| rest.split('.').next()?.parse::<usize>().ok());
+    let depth = match layer {
+        _ if is_head(name) => layers + 1,
+        _ if name.starts_with("bert.embeddings.") => 0,
+        Some(i) if i < layers => i + 1,
+        _ => return Err(Error::Other(format!("no optimizer group for parameter {name}"))),
+    };
+    Ok(2 * depth + usize::from(!decays(name)))
 }
 
 /// The head: what `BertForSequenceClassification` adds on top of the encoder's layers.
@@ -382,4 +406,44 @@ pub fn evaluate(classifier: &Classifier, examples: &[Example], batch_size: usize
 
 pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+
+    fn group_of(groups: &[Group], name: &str) -> Group {
+        groups[param_group(name, 2).unwrap()]
+    }
+
+    #[test]
+    fn layer_decay_scales_each_depth_and_leaves_the_head() {
+        let config = TrainConfig {
+            learning_rate: 1e-4,
+            head_learning_rate: Some(3e-4),
+            layer_lr_decay: 0.5,
+            weight_decay: 0.01,
+            ..TrainConfig::default()
+        };
+        let groups = param_groups(&config, 2);
+        let lr = |name: &str| group_of(&groups, name).lr;
+        assert_eq!(lr("bert.embeddings.word_embeddings.weight"), 1e-4 * 0.125);
+        assert_eq!(lr("bert.encoder.layer.0.attention.self.query.weight"), 1e-4 * 0.25);
+        assert_eq!(lr("bert.encoder.layer.1.output.dense.bias"), 1e-4 * 0.5);
+        assert_eq!((lr("bert.pooler.dense.weight"), lr("classifier.bias")), (3e-4, 3e-4));
+        assert_eq!(group_of(&groups, "bert.encoder.layer.1.output.dense.bias").weight_decay, 0.0);
+        assert_eq!(group_of(&groups, "bert.encoder.layer.1.output.LayerNorm.weight").weight_decay, 0.0);
+        assert_eq!(group_of(&groups, "bert.encoder.layer.1.output.dense.weight").weight_decay, 0.01);
+        assert!(param_group("bert.encoder.layer.2.output.dense.weight", 2).is_err());
+    }
+
+    #[test]
+    fn without_decay_the_encoder_shares_one_rate() {
+        let config = TrainConfig::default();
+        let groups = param_groups(&config, 2);
+        assert!(groups[..6].iter().all(|g| g.lr == config.learning_rate));
+        for decay in [0.0, 1.5] {
+            assert!(TrainConfig { layer_lr_decay: decay, ..TrainConfig::default() }.validate().is_err());
+        }
+    }
 }
