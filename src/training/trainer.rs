@@ -371,12 +371,16 @@ fn param_groups(config: &TrainConfig, layers: usize) -> Vec<Group> {
 }
 
 fn param_group(name: &str, layers: usize) -> Result<usize> {
-    let layer = name.strip_prefix("bert.encoder.layer.").and_then(|rest| rest.split('.').next()?.parse::<usize>().ok());
-    let depth = match layer {
-        _ if is_head(name) => layers + 1,
-        _ if name.starts_with("bert.embeddings.") => 0,
-        Some(i) if i < layers => i + 1,
-        _ => return Err(Error::Other(format!("no optimizer group for parameter {name}"))),
+    let layer = || name.strip_prefix("bert.encoder.layer.")?.split('.').next()?.parse::<usize>().ok();
+    let depth = if is_head(name) {
+        layers + 1
+    } else if name.starts_with("bert.embeddings.") {
+        0
+    } else {
+        match layer() {
+            Some(i) if i < layers => i + 1,
+            _ => return Err(Error::Other(format!("no optimizer group for parameter {name}"))),
+        }
     };
     Ok(2 * depth + usize::from(!decays(name)))
 }
