@@ -25,10 +25,11 @@ TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 def make_model(base: Path, out: Path) -> None:
     import torch
-    from transformers import BertForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(0)
-    model = BertForSequenceClassification.from_pretrained(
+    # BertForSequenceClassification or MPNetForSequenceClassification, by the base's model_type.
+    model = AutoModelForSequenceClassification.from_pretrained(
         base,
         num_labels=len(LABELS),
         id2label=dict(enumerate(LABELS)),
@@ -59,21 +60,21 @@ def run_torch(model_dir: Path, input_path: Path, output: Path, batch_size: int, 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    # MPNet reads no token types: its tokenizer gives none and its forward takes none.
+    keys = ("input_ids", "attention_mask") + (("token_type_ids",) if model.config.model_type == "bert" else ())
 
     def forward(batch):
         """Pads a batch of encodings to its longest member and runs the model."""
         width = max(len(e["input_ids"]) for e in batch)
         pad = lambda key, value: torch.tensor([e[key] + [value] * (width - len(e[key])) for e in batch])
         with torch.inference_mode():
-            logits = model(input_ids=pad("input_ids", tokenizer.pad_token_id),
-                           token_type_ids=pad("token_type_ids", 0),
-                           attention_mask=pad("attention_mask", 0)).logits
+            padding = {"input_ids": tokenizer.pad_token_id, "token_type_ids": 0, "attention_mask": 0}
+            logits = model(**{key: pad(key, padding[key]) for key in keys}).logits
             return torch.softmax(logits, dim=-1).tolist()
 
     def encode(texts):
         enc = tokenizer([TARGET] * len(texts), texts, truncation="only_second", max_length=128)
-        return [{key: enc[key][i] for key in ("input_ids", "token_type_ids", "attention_mask")}
-                for i in range(len(texts))]
+        return [{key: enc[key][i] for key in keys} for i in range(len(texts))]
 
     records = [json.loads(line) for line in input_path.open()]
     forward(encode([r["text"] for r in records[:batch_size]]))  # warm-up, untimed

@@ -34,13 +34,16 @@ def main():
     torch.manual_seed(42)
     with open(args.batch) as f:
         b = json.load(f)
-    batch = {k: torch.tensor(b[k], dtype=torch.long) for k in ("input_ids", "token_type_ids", "attention_mask")}
     labels = torch.tensor(b["labels"], dtype=torch.long)
 
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=3)
     model.train()
-    decay = [p for n, p in model.named_parameters() if not (n.endswith(".bias") or "LayerNorm" in n)]
-    no_decay = [p for n, p in model.named_parameters() if n.endswith(".bias") or "LayerNorm" in n]
+    # MPNet has no token types: its forward takes no token_type_ids.
+    keys = ("input_ids", "attention_mask") + (("token_type_ids",) if model.config.model_type == "bert" else ())
+    batch = {k: torch.tensor(b[k], dtype=torch.long) for k in keys}
+    # The Trainer's groups (get_decay_parameter_names): no decay for any name with "bias" or LayerNorm.
+    decay = [p for n, p in model.named_parameters() if not ("bias" in n or "LayerNorm" in n)]
+    no_decay = [p for n, p in model.named_parameters() if "bias" in n or "LayerNorm" in n]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
         lr=2e-5, betas=(0.9, 0.999), eps=1e-8,

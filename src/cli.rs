@@ -96,6 +96,9 @@ fn train(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
     let interrupted = interrupt_flag()?;
     let summary = training::train(config, resume, &|_| interrupted.load(Ordering::SeqCst))?;
     let dir = summary.run_dir.display();
+    for warning in &summary.warnings {
+        eprintln!("warning: {warning}");
+    }
     match summary.outcome {
         training::Outcome::Interrupted => {
             anyhow::bail!("interrupted; the checkpoint is saved: continue with `stancekit train --resume {dir}`")

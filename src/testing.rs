@@ -8,20 +8,26 @@ use std::path::Path;
 use candle_core::Device;
 use tokenizers::Tokenizer;
 
-use crate::model::{Bert, BertConfig, DropoutRng, ParamStore};
+use crate::model::{DropoutRng, Encoder, EncoderConfig, ParamStore};
 use crate::Result;
 
+/// BERT's special tokens at ids 0–4; MPNet's (RoBERTa-style) take the same places.
 const SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+const MPNET_SPECIALS: [&str; 5] = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"];
 const WORDS: &str = "the war must end and ukraine joining nato europe pay more land never give up \
     borders peace talks defence spending against for not is a of to in will should it be";
 
 /// The word list of the tiny tokenizer: specials, words, then letters and
 /// `##`-continuations so that any lowercase ASCII word can be spelled.
 pub fn tiny_vocab() -> Vec<String> {
+    vocab_with(SPECIALS)
+}
+
+fn vocab_with(specials: [&str; 5]) -> Vec<String> {
     let letters = ('a'..='z').map(String::from);
     let pieces = ('a'..='z').map(|c| format!("##{c}"));
     let punct = [",", ".", "'", "?", "!", "-", "\"", ":", ";"].map(String::from);
-    SPECIALS
+    specials
         .iter()
         .map(|s| s.to_string())
         .chain(WORDS.split_whitespace().map(String::from))
@@ -34,11 +40,20 @@ pub fn tiny_vocab() -> Vec<String> {
 
 /// A `tokenizer.json` in the shape transformers writes for BERT (WordPiece, lower case).
 pub fn tiny_tokenizer_json() -> String {
+    tokenizer_json(SPECIALS, ("[CLS]", "[SEP]", false), "[UNK]")
+}
+
+/// The same for MPNet: `<s> A </s></s> B </s>`, every type id 0.
+pub fn tiny_mpnet_tokenizer_json() -> String {
+    tokenizer_json(MPNET_SPECIALS, ("<s>", "</s>", true), "<unk>")
+}
+
+fn tokenizer_json(specials: [&str; 5], (start, end, mpnet): (&str, &str, bool), unk: &str) -> String {
     let vocab: serde_json::Map<String, serde_json::Value> =
-        tiny_vocab().into_iter().enumerate().map(|(i, w)| (w, i.into())).collect();
+        vocab_with(specials).into_iter().enumerate().map(|(i, w)| (w, i.into())).collect();
     let special = |id: &str, type_id: u32| serde_json::json!({"SpecialToken": {"id": id, "type_id": type_id}});
     let seq = |id: &str, type_id: u32| serde_json::json!({"Sequence": {"id": id, "type_id": type_id}});
-    let added: Vec<_> = SPECIALS
+    let added: Vec<_> = specials
         .iter()
         .enumerate()
         .map(|(i, s)| {
@@ -46,6 +61,13 @@ pub fn tiny_tokenizer_json() -> String {
             "rstrip": false, "normalized": false, "special": true})
         })
         .collect();
+    let second = u32::from(!mpnet);
+    let mut pair = vec![special(start, 0), seq("A", 0), special(end, 0)];
+    if mpnet {
+        pair.push(special(end, 0));
+    }
+    pair.extend([seq("B", second), special(end, second)]);
+    let id_of = |t: &str| specials.iter().position(|s| *s == t).expect("a special token");
     serde_json::json!({
         "version": "1.0",
         "truncation": null,
@@ -55,14 +77,14 @@ pub fn tiny_tokenizer_json() -> String {
             "strip_accents": null, "lowercase": true},
         "pre_tokenizer": {"type": "BertPreTokenizer"},
         "post_processor": {"type": "TemplateProcessing",
-            "single": [special("[CLS]", 0), seq("A", 0), special("[SEP]", 0)],
-            "pair": [special("[CLS]", 0), seq("A", 0), special("[SEP]", 0), seq("B", 1), special("[SEP]", 1)],
+            "single": [special(start, 0), seq("A", 0), special(end, 0)],
+            "pair": pair,
             "special_tokens": {
-                "[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
-                "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}
+                start: {"id": start, "ids": [id_of(start)], "tokens": [start]},
+                end: {"id": end, "ids": [id_of(end)], "tokens": [end]}
             }},
         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
-        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+        "model": {"type": "WordPiece", "unk_token": unk, "continuing_subword_prefix": "##",
             "max_input_chars_per_word": 100, "vocab": vocab}
     })
     .to_string()
@@ -73,7 +95,7 @@ pub fn tiny_tokenizer() -> Tokenizer {
 }
 
 /// A 2-layer BERT of hidden size 16 over the tiny vocabulary.
-pub fn tiny_config() -> BertConfig {
+pub fn tiny_config() -> EncoderConfig {
     serde_json::from_value(serde_json::json!({
         "architectures": ["BertModel"], "model_type": "bert",
         "vocab_size": tiny_vocab().len(), "hidden_size": 16, "num_hidden_layers": 2,
@@ -84,29 +106,60 @@ pub fn tiny_config() -> BertConfig {
     .expect("the tiny config parses")
 }
 
+/// The tiny model's sizes as a 2-layer MPNet: pad id 1, positions from 2.
+pub fn tiny_mpnet_config() -> EncoderConfig {
+    serde_json::from_value(serde_json::json!({
+        "architectures": ["MPNetModel"], "model_type": "mpnet",
+        "vocab_size": tiny_vocab().len(), "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 66,
+        "relative_attention_num_buckets": 32, "hidden_act": "gelu", "layer_norm_eps": 1e-5,
+        "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02
+    }))
+    .expect("the tiny MPNet config parses")
+}
+
 /// Writes a base-model folder (config.json, model.safetensors under `BertModel`
 /// names, tokenizer.json) with weights drawn from `seed`.
 pub fn write_tiny_model(dir: &Path, seed: u64) -> Result<()> {
+    write_base_model(dir, &tiny_config(), tiny_tokenizer_json(), seed)
+}
+
+/// [`write_tiny_model`] for MPNet (`MPNetModel` names, no prefix, as all-mpnet-base-v2 ships).
+pub fn write_tiny_mpnet_model(dir: &Path, seed: u64) -> Result<()> {
+    write_base_model(dir, &tiny_mpnet_config(), tiny_mpnet_tokenizer_json(), seed)
+}
+
+fn write_base_model(dir: &Path, config: &EncoderConfig, tokenizer: String, seed: u64) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
-    let config = tiny_config();
     let params = ParamStore::random(&Device::Cpu, seed);
-    Bert::load(params.lenient(config.initializer_range), &config, &DropoutRng::new(seed))
+    // Names without the family's prefix, as a base checkpoint has them.
+    Encoder::load_scope(params.lenient(config.initializer_range), config, &DropoutRng::new(seed))
         .map_err(crate::model::model_error)?;
     params.save(&dir.join("model.safetensors"))?;
     let write = |name: &str, text: String| {
         std::fs::write(dir.join(name), text).map_err(|e| crate::Error::io(dir.join(name), e))
     };
-    write("config.json", serde_json::to_string_pretty(&config).expect("config serialises"))?;
-    write("tokenizer.json", tiny_tokenizer_json())
+    write("config.json", serde_json::to_string_pretty(config).expect("config serialises"))?;
+    write("tokenizer.json", tokenizer)
 }
 
 /// Writes a trained-format classifier folder (as `stancekit train` saves one)
 /// with a random tiny encoder and head: labels favor/against/none, targets
 /// `nato` and `defence`. Its base model is written to `dir/base`.
 pub fn write_tiny_classifier(dir: &Path, seed: u64) -> Result<()> {
+    write_classifier_on(dir, write_tiny_model, seed)
+}
+
+/// [`write_tiny_classifier`] on a tiny MPNet.
+pub fn write_tiny_mpnet_classifier(dir: &Path, seed: u64) -> Result<()> {
+    write_classifier_on(dir, write_tiny_mpnet_model, seed)
+}
+
+fn write_classifier_on(dir: &Path, write_base: fn(&Path, u64) -> Result<()>, seed: u64) -> Result<()> {
     use crate::model::{Classifier, Pooling, StanceSpec};
     let base = dir.join("base");
-    write_tiny_model(&base, seed)?;
+    write_base(&base, seed)?;
     let spec = StanceSpec {
         labels: ["favor", "against", "none"].map(String::from).to_vec(),
         targets: [("nato", "ukraine joining nato"), ("defence", "europe pay more for defence")]
@@ -122,9 +175,13 @@ pub fn write_tiny_classifier(dir: &Path, seed: u64) -> Result<()> {
 /// A parameter store holding a random tiny encoder under `bert.*`, so that
 /// [`crate::model::StanceModel::new`] finds it as it would a checkpoint.
 pub fn tiny_params(seed: u64) -> ParamStore {
-    let config = tiny_config();
+    params_for(&tiny_config(), seed)
+}
+
+/// [`tiny_params`] for `config`'s family (`mpnet.*` for MPNet).
+pub fn params_for(config: &EncoderConfig, seed: u64) -> ParamStore {
     let params = ParamStore::random(&Device::Cpu, seed);
-    Bert::load(params.lenient(config.initializer_range).pp("bert"), &config, &DropoutRng::new(seed))
+    Encoder::load(params.lenient(config.initializer_range), config, &DropoutRng::new(seed))
         .expect("the tiny encoder builds");
     params
 }

@@ -80,7 +80,12 @@ impl StanceTokenizer {
     }
 
     pub fn new(mut base: Tokenizer, max_length: usize) -> Result<Self> {
-        let pad_id = base.get_padding().map(|p| p.pad_id).or_else(|| base.token_to_id("[PAD]")).unwrap_or(0);
+        let pad_id = base
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| base.token_to_id("[PAD]"))
+            .or_else(|| base.token_to_id("<pad>"))
+            .unwrap_or(0);
         base.with_padding(None);
         let pairs = with_truncation(base.clone(), max_length, TruncationStrategy::OnlySecond)?;
         let singles = with_truncation(base, max_length, TruncationStrategy::LongestFirst)?;
@@ -93,6 +98,10 @@ impl StanceTokenizer {
 
     pub fn pad_id(&self) -> u32 {
         self.pad_id
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.pairs.token_to_id(token)
     }
 
     /// Encodes (target description, sentence) pairs; only the sentence is truncated.

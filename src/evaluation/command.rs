@@ -192,6 +192,11 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
         if let Source::Model(dir) = source {
             training.extend(Training::read(name, dir)?);
         }
+        if let Some(label) = super::single_answer(&output.pred) {
+            let warning = super::single_answer_warning(&format!("System {name}"), &gold.labels[label], "evaluated");
+            eprintln!("warning: {warning}");
+            notes.push(format!("{warning}."));
+        }
         answered.push((SystemInfo { name: name.clone(), kind, source: path.display().to_string() }, output));
     }
     let mut runs = Vec::new();

@@ -74,6 +74,20 @@ impl Confusion {
     }
 }
 
+/// The label of every prediction, when there are several and all are the same.
+pub fn single_answer(pred: &[usize]) -> Option<usize> {
+    let (&first, rest) = pred.split_first()?;
+    (!rest.is_empty() && rest.iter().all(|&p| p == first)).then_some(first)
+}
+
+/// Said in `train`'s summary and `eval`'s report, whatever recipe made the model.
+pub fn single_answer_warning(model: &str, label: &str, data: &str) -> String {
+    format!(
+        "{model} answers `{label}` for every {data} pair: it has learned nothing a majority vote would not; \
+         try more epochs, another learning rate, or --class-weights balanced"
+    )
+}
+
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
         a / b

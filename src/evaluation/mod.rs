@@ -14,7 +14,7 @@ pub mod predictions;
 pub mod results;
 pub mod tfidf;
 
-pub use metrics::{Confusion, LabelScores, Scores};
+pub use metrics::{single_answer, single_answer_warning, Confusion, LabelScores, Scores};
 
 #[cfg(test)]
 mod sklearn_tests;

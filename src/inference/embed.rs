@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{mean_pool, Bert, BertConfig, DropoutRng, ParamStore};
+use crate::model::{mean_pool, DropoutRng, Encoder, EncoderConfig, ParamStore};
 use crate::resolve::{self, ModelDir};
 use crate::tokenization::{Batch, StanceTokenizer};
 use crate::{Error, Result};
@@ -102,7 +102,7 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
 
 /// An encoder with its tokenizer and sentence-transformers pipeline.
 pub struct Embedder {
-    bert: Bert,
+    encoder: Encoder,
     tokenizer: StanceTokenizer,
     pipeline: SentencePipeline,
     device: Device,
@@ -110,21 +110,22 @@ pub struct Embedder {
 
 impl Embedder {
     pub fn load(dir: &ModelDir, device: &Device, max_length: Option<usize>) -> Result<Self> {
-        let config = BertConfig::load(&dir.config())?;
+        let config = EncoderConfig::load(&dir.config())?;
         let params = ParamStore::from_safetensors(&dir.weights(), device, 0)?;
-        let bert =
-            Bert::load(params.strict().pp("bert"), &config, &DropoutRng::new(0)).map_err(crate::model::model_error)?;
+        let encoder =
+            Encoder::load(params.strict(), &config, &DropoutRng::new(0)).map_err(crate::model::model_error)?;
         let pipeline = SentencePipeline::from_dir(dir)?;
-        let limit = max_length.or(pipeline.max_seq_length).unwrap_or(config.max_position_embeddings);
-        let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), limit.min(config.max_position_embeddings))?;
-        Ok(Self { bert, tokenizer, pipeline, device: device.clone() })
+        let limit = max_length.or(pipeline.max_seq_length).unwrap_or(config.max_tokens());
+        let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), limit.min(config.max_tokens()))?;
+        crate::model::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
+        Ok(Self { encoder, tokenizer, pipeline, device: device.clone() })
     }
 
     /// One embedding per sentence, in input order.
     pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
         let encoded = self.tokenizer.encode_texts(texts)?;
         super::run_sorted(&encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch: &Batch| {
-            let hidden = self.bert.forward_t(batch, false)?;
+            let hidden = self.encoder.forward_t(batch, false)?;
             Ok(self.pipeline.apply(&hidden, &batch.attention_mask)?)
         })
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::{Device, D};
 use serde::{Deserialize, Serialize};
 
-use super::{BertConfig, ParamStore, Pooling, StanceModel};
+use super::{EncoderConfig, ParamStore, Pooling, StanceModel};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Encoded, StanceTokenizer};
 use crate::{Error, Result};
@@ -33,14 +33,14 @@ pub struct Classifier {
     pub model: StanceModel,
     pub tokenizer: StanceTokenizer,
     pub spec: StanceSpec,
-    pub config: BertConfig,
+    pub config: EncoderConfig,
     pub device: Device,
 }
 
 impl Classifier {
     /// A new head on a base encoder (the start of fine-tuning); `seed` draws the head.
     pub fn from_base(dir: &ModelDir, spec: StanceSpec, device: &Device, seed: u64) -> Result<Self> {
-        let config = BertConfig::load(&dir.config())?;
+        let config = EncoderConfig::load(&dir.config())?;
         let params = ParamStore::from_safetensors(&dir.weights(), device, seed)?;
         Self::build(dir, config, params, spec, device, seed)
     }
@@ -58,7 +58,7 @@ impl Classifier {
     }
 
     fn load_params(dir: &ModelDir, device: &Device, frozen: bool) -> Result<Self> {
-        let config = BertConfig::load(&dir.config())?;
+        let config = EncoderConfig::load(&dir.config())?;
         let spec: StanceSpec = match config.extra.get("stancekit") {
             Some(v) => serde_json::from_value(v.clone())
                 .map_err(|e| Error::Model(format!("{}: bad `stancekit` section: {e}", dir.config().display())))?,
@@ -84,7 +84,7 @@ impl Classifier {
 
     fn build(
         dir: &ModelDir,
-        config: BertConfig,
+        config: EncoderConfig,
         params: ParamStore,
         spec: StanceSpec,
         device: &Device,
@@ -92,6 +92,7 @@ impl Classifier {
     ) -> Result<Self> {
         let model = StanceModel::new(&config, &params, spec.pooling, spec.labels.len(), seed)?;
         let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), spec.max_length)?;
+        super::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
         Ok(Self { model, tokenizer, spec, config, device: device.clone() })
     }
 
@@ -128,16 +129,17 @@ impl Classifier {
         Ok(())
     }
 
-    /// `config.json` as transformers' `BertForSequenceClassification` reads it.
-    fn hf_config(&self) -> BertConfig {
+    /// `config.json` as transformers' `BertForSequenceClassification` (`MPNetFor…`) reads it.
+    fn hf_config(&self) -> EncoderConfig {
         let mut config = self.config.clone();
         let labels = &self.spec.labels;
         let id2label: serde_json::Map<String, serde_json::Value> =
             labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone().into())).collect();
         let label2id: serde_json::Map<String, serde_json::Value> =
             labels.iter().enumerate().map(|(i, l)| (l.clone(), i.into())).collect();
+        let architecture = config.family().classifier_architecture();
         let extra = &mut config.extra;
-        extra.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
+        extra.insert("architectures".into(), serde_json::json!([architecture]));
         extra.insert("id2label".into(), id2label.into());
         extra.insert("label2id".into(), label2id.into());
         extra.insert("problem_type".into(), "single_label_classification".into());
@@ -160,26 +162,52 @@ mod tests {
         }
     }
 
+    type WriteBase = fn(&Path, u64) -> crate::Result<()>;
+    const FAMILIES: [(WriteBase, &str); 2] = [
+        (crate::testing::write_tiny_model, "BertForSequenceClassification"),
+        (crate::testing::write_tiny_mpnet_model, "MPNetForSequenceClassification"),
+    ];
+
     #[test]
     fn saved_classifier_reloads_with_identical_probabilities() {
-        let base = tempfile::tempdir().unwrap();
-        crate::testing::write_tiny_model(base.path(), 1).unwrap();
-        let base_dir = resolve(base.path().to_str().unwrap()).unwrap();
-        let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
-        for pooling in [Pooling::Cls, Pooling::Mean] {
-            let c = Classifier::from_base(&base_dir, spec(pooling), &Device::Cpu, 4).unwrap();
-            let before = c.predict_proba(&pairs, 2).unwrap();
-            let out = tempfile::tempdir().unwrap();
-            c.save(out.path(), base.path()).unwrap();
-            let reloaded = Classifier::load(&resolve(out.path().to_str().unwrap()).unwrap(), &Device::Cpu).unwrap();
-            assert_eq!(reloaded.spec, spec(pooling));
-            assert_eq!(reloaded.predict_proba(&pairs, 1).unwrap(), before);
-            let config: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap()).unwrap();
-            assert_eq!(config["architectures"][0], "BertForSequenceClassification");
-            assert_eq!(config["id2label"]["1"], "against");
-            assert_eq!(config["label2id"]["none"], 2);
+        for (write_base, architecture) in FAMILIES {
+            let base = tempfile::tempdir().unwrap();
+            write_base(base.path(), 1).unwrap();
+            let base_dir = resolve(base.path().to_str().unwrap()).unwrap();
+            let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
+            for pooling in [Pooling::Cls, Pooling::Mean] {
+                let c = Classifier::from_base(&base_dir, spec(pooling), &Device::Cpu, 4).unwrap();
+                let before = c.predict_proba(&pairs, 2).unwrap();
+                let out = tempfile::tempdir().unwrap();
+                c.save(out.path(), base.path()).unwrap();
+                let dir = resolve(out.path().to_str().unwrap()).unwrap();
+                let reloaded = Classifier::load(&dir, &Device::Cpu).unwrap();
+                assert_eq!(reloaded.spec, spec(pooling));
+                assert_eq!(reloaded.predict_proba(&pairs, 2).unwrap(), before);
+                // Unpadded, and through the fused attention (inference holds constants, so
+                // MPNet's position bias takes it there): the same to rounding.
+                let frozen = Classifier::load_frozen(&dir, &Device::Cpu).unwrap();
+                for other in [reloaded.predict_proba(&pairs, 1).unwrap(), frozen.predict_proba(&pairs, 2).unwrap()] {
+                    let diff = other.iter().flatten().zip(before.iter().flatten()).map(|(a, b)| (a - b).abs());
+                    assert!(diff.fold(0f32, f32::max) < 1e-6, "{architecture} {pooling:?}");
+                }
+                let config: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap()).unwrap();
+                assert_eq!(config["architectures"][0], architecture);
+                assert_eq!(config["id2label"]["1"], "against");
+                assert_eq!(config["label2id"]["none"], 2);
+            }
         }
+    }
+
+    #[test]
+    fn a_tokenizer_of_another_family_is_refused() {
+        let base = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_mpnet_model(base.path(), 1).unwrap();
+        std::fs::write(base.path().join("tokenizer.json"), crate::testing::tiny_tokenizer_json()).unwrap();
+        let dir = resolve(base.path().to_str().unwrap()).unwrap();
+        let err = Classifier::from_base(&dir, spec(Pooling::Mean), &Device::Cpu, 4).err().unwrap().to_string();
+        assert!(err.contains("tokenizer.json") && err.contains("<s>"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The encoder's hyper-parameters, read from a Hugging Face `config.json`.
+//! The encoder's hyper-parameters, read from a Hugging Face `config.json`;
+//! `model_type` names the family (BERT or MPNet).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// The fields of transformers' `BertConfig` that the encoder uses; unknown
-/// fields are kept in `extra` so a saved config round-trips.
+/// The fields of transformers' `BertConfig` / `MPNetConfig` that the encoder
+/// uses; unknown fields are kept in `extra` so a saved config round-trips.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BertConfig {
+pub struct EncoderConfig {
     #[serde(default = "default_model_type")]
     pub model_type: String,
     pub vocab_size: usize,
@@ -35,6 +36,9 @@ pub struct BertConfig {
     pub pad_token_id: usize,
     #[serde(default = "default_position_type")]
     pub position_embedding_type: String,
+    /// MPNet's relative-position buckets (transformers' default 32); absent for BERT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_attention_num_buckets: Option<usize>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
@@ -61,19 +65,59 @@ fn default_position_type() -> String {
     "absolute".into()
 }
 
-impl BertConfig {
+/// The encoder families stancekit implements, by `config.json`'s `model_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Bert,
+    MPNet,
+}
+
+impl Family {
+    pub const SUPPORTED: [(&'static str, Family); 2] = [("bert", Family::Bert), ("mpnet", Family::MPNet)];
+
+    fn from_model_type(model_type: &str) -> Option<Self> {
+        Self::SUPPORTED.iter().find(|(name, _)| *name == model_type).map(|(_, f)| *f)
+    }
+
+    /// The scope of the encoder's tensors in a classifier checkpoint (`bert.*`, `mpnet.*`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Family::Bert => "bert",
+            Family::MPNet => "mpnet",
+        }
+    }
+
+    /// The first special token of every encoded input: what the tokenizer must put there.
+    pub fn start_token(self) -> &'static str {
+        match self {
+            Family::Bert => "[CLS]",
+            Family::MPNet => "<s>",
+        }
+    }
+
+    /// transformers' class for a classifier of this family.
+    pub fn classifier_architecture(self) -> &'static str {
+        match self {
+            Family::Bert => "BertForSequenceClassification",
+            Family::MPNet => "MPNetForSequenceClassification",
+        }
+    }
+}
+
+impl EncoderConfig {
     /// Reads and checks a `config.json`; a model this encoder cannot serve is an error.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let config: Self = serde_json::from_str(&text)
-            .map_err(|e| Error::Model(format!("{}: not a BERT config: {e}", path.display())))?;
+            .map_err(|e| Error::Model(format!("{}: not an encoder config: {e}", path.display())))?;
         config.check().map_err(|msg| Error::Model(format!("{}: {msg}", path.display())))?;
         Ok(config)
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        if self.model_type != "bert" {
-            return Err(format!("model_type {:?} is not supported (stancekit's encoder is BERT)", self.model_type));
+        if Family::from_model_type(&self.model_type).is_none() {
+            let names: Vec<_> = Family::SUPPORTED.iter().map(|(name, _)| format!("{name:?}")).collect();
+            return Err(format!("model_type {:?} is not supported (supported: {})", self.model_type, names.join(", ")));
         }
         if self.hidden_act != "gelu" {
             return Err(format!("hidden_act {:?} is not supported (only \"gelu\")", self.hidden_act));
@@ -93,13 +137,32 @@ impl BertConfig {
         Ok(())
     }
 
+    /// The family, from `model_type` (checked when the config was loaded).
+    pub fn family(&self) -> Family {
+        Family::from_model_type(&self.model_type).unwrap_or(Family::Bert)
+    }
+
+    /// MPNet's bucket count; 32 where the config leaves it out, as transformers.
+    pub fn relative_buckets(&self) -> usize {
+        self.relative_attention_num_buckets.unwrap_or(32)
+    }
+
+    /// The longest input the position table covers: MPNet's positions start
+    /// after the pad id (RoBERTa-style), so 514 positions hold 512 tokens.
+    pub fn max_tokens(&self) -> usize {
+        match self.family() {
+            Family::Bert => self.max_position_embeddings,
+            Family::MPNet => self.max_position_embeddings.saturating_sub(self.pad_token_id + 1),
+        }
+    }
+
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }
 }
 
 #[cfg(test)]
-pub(crate) fn tiny() -> BertConfig {
+pub(crate) fn tiny() -> EncoderConfig {
     serde_json::from_value(serde_json::json!({
         "vocab_size": 40, "hidden_size": 8, "num_hidden_layers": 2,
         "num_attention_heads": 2, "intermediate_size": 16,
@@ -116,12 +179,15 @@ mod tests {
     fn rejects_other_model_types() {
         let mut c = tiny();
         c.model_type = "roberta".into();
-        assert!(c.check().unwrap_err().contains("roberta"));
+        let err = c.check().unwrap_err();
+        assert!(err.contains("roberta") && err.contains("\"bert\", \"mpnet\""), "{err}");
+        c.model_type = "mpnet".into();
+        assert_eq!((c.check(), c.family()), (Ok(()), Family::MPNet));
     }
 
     #[test]
     fn keeps_unknown_fields() {
-        let c: BertConfig = serde_json::from_value(serde_json::json!({
+        let c: EncoderConfig = serde_json::from_value(serde_json::json!({
             "vocab_size": 4, "hidden_size": 4, "num_hidden_layers": 1, "num_attention_heads": 1,
             "intermediate_size": 4, "max_position_embeddings": 8, "architectures": ["BertModel"]
         }))

@@ -574,20 +574,24 @@ impl CustomOp1 for ScaleBy {
 // ------------------------------------------------------------ attention core
 
 /// Multi-head scaled dot-product attention on the projections q, k, v
-/// [batch, seq, hidden] with an additive mask [batch, 1, 1, seq]:
-/// `dropout(softmax(q·kᵀ · scale + mask)) · v` per head, returned as
+/// [batch, seq, hidden] with an additive mask [batch, 1, 1, seq] and an
+/// optional additive position bias [heads, seq, seq] (MPNet's):
+/// `dropout(softmax(q·kᵀ · scale + position + mask)) · v` per head, returned as
 /// [batch, seq, hidden] (heads side by side, as `BertSelfAttention` returns
 /// them). On CPU in f32 one op that reads each head through strides, so there
 /// are no head transposes or copies, forward or backward; the backward pass
 /// recomputes the probabilities (cheaper than keeping them) and gives q, k, v
 /// their gradients with four small matmuls per head. The dropout mask is drawn
-/// from `dropout` exactly as the composite path draws it. Elsewhere: the
-/// composite ops.
+/// from `dropout` exactly as the composite path draws it. The fused op holds
+/// the position bias as a constant, so a bias that is being trained takes the
+/// composite ops, which give it its gradient. Elsewhere: the composite ops.
+#[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     mask_bias: &Tensor,
+    position: Option<&Tensor>,
     heads: usize,
     dropout: &Dropout,
     train: bool,
@@ -598,13 +602,18 @@ pub fn attention(
     }
     let scale = 1.0 / ((hidden / heads) as f64).sqrt();
     let fits = k.dims3()? == (b, l, hidden) && v.dims3()? == (b, l, hidden) && mask_bias.dims4()? == (b, 1, 1, l);
-    if !fused_ok(&[q, k, v, mask_bias]) || !fits {
-        return attention_composite(q, k, v, mask_bias, heads, scale, dropout, train);
+    let constant_position = match position {
+        Some(p) => fused_ok(&[p]) && !p.track_op() && p.dims3()? == (heads, l, l),
+        None => true,
+    };
+    if !fused_ok(&[q, k, v, mask_bias]) || !fits || !constant_position {
+        return attention_composite(q, k, v, (mask_bias, position), heads, scale, dropout, train);
     }
     let op = AttentionOp {
         heads,
         scale: scale as f32,
         mask: mask_bias.flatten_all()?.to_vec1::<f32>()?,
+        position: position.map(|p| p.flatten_all()?.to_vec1::<f32>()).transpose()?,
         dropout: dropout.draw_mask(b * heads * l * l, train),
     };
     q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
@@ -615,7 +624,7 @@ fn attention_composite(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    mask_bias: &Tensor,
+    (mask_bias, position): (&Tensor, Option<&Tensor>),
     heads: usize,
     scale: f64,
     dropout: &Dropout,
@@ -626,7 +635,11 @@ fn attention_composite(
         x.reshape((b, l, heads, hidden / heads))?.transpose(1, 2)?.contiguous()
     };
     let (q, k, v) = (split(q)?, split(k)?, split(v)?);
-    let probs = attention_softmax(&q.matmul(&k.t()?)?, mask_bias, scale)?;
+    let scores = q.matmul(&k.t()?)?;
+    let probs = match position {
+        Some(p) => attention_softmax(&(scores * scale)?.broadcast_add(p)?, mask_bias, 1.0)?,
+        None => attention_softmax(&scores, mask_bias, scale)?,
+    };
     let probs = dropout.forward_t(&probs, train)?;
     probs.matmul(&v)?.transpose(1, 2)?.flatten_from(D::Minus2)
 }
@@ -636,6 +649,8 @@ struct AttentionOp {
     scale: f32,
     /// The additive mask, [batch, seq].
     mask: Vec<f32>,
+    /// The additive position bias, [heads, seq, seq], a constant.
+    position: Option<Vec<f32>>,
     /// Keep-and-scale factors [batch, heads, seq, seq], when dropout is on.
     dropout: Option<Vec<f32>>,
 }
@@ -682,7 +697,8 @@ impl AttentionOp {
             (k[base..].as_ptr(), 1, hidden),
             false,
         );
-        softmax_block(p, &self.mask[bi * l..(bi + 1) * l], self.scale);
+        let position = self.position.as_ref().map(|p| &p[hi * l * l..(hi + 1) * l * l]);
+        softmax_block(p, &self.mask[bi * l..(bi + 1) * l], position, self.scale);
         if let Some(d) = &self.dropout {
             for ((pd, &p), &d) in pd.iter_mut().zip(p.iter()).zip(&d[bh * l * l..(bh + 1) * l * l]) {
                 *pd = p * d;
@@ -692,9 +708,20 @@ impl AttentionOp {
 }
 
 multiversion! {
-    fn softmax_block(p: &mut [f32], mask: &[f32], scale: f32) {
-        for row in p.chunks_exact_mut(mask.len()) {
-            softmax_row(row, mask, scale);
+    /// Every row of `p` through [`softmax_row`]; with a position bias, each row
+    /// first becomes `p · scale + position` (then scaled by 1, exactly).
+    fn softmax_block(p: &mut [f32], mask: &[f32], position: Option<&[f32]>, scale: f32) {
+        let l = mask.len();
+        for (r, row) in p.chunks_exact_mut(l).enumerate() {
+            match position {
+                Some(bias) => {
+                    for (y, &b) in row.iter_mut().zip(&bias[r * l..(r + 1) * l]) {
+                        *y = *y * scale + b;
+                    }
+                    softmax_row(row, mask, 1.0);
+                }
+                None => softmax_row(row, mask, scale),
+            }
         }
     }
 }
@@ -1088,16 +1115,22 @@ mod tests {
 
     /// Output and gradients (q, k, v) of multi-head attention, fused or composite,
     /// with dropout drawn from a generator seeded `seed` when `p` > 0.
-    fn attention_run(fused: bool, qkv: &[Tensor; 3], mask: &Tensor, heads: usize, p: f64) -> (Tensor, Vec<Tensor>) {
+    fn attention_run(
+        fused: bool,
+        qkv: &[Tensor; 3],
+        (mask, position): (&Tensor, Option<&Tensor>),
+        heads: usize,
+        p: f64,
+    ) -> (Tensor, Vec<Tensor>) {
         let vars: Vec<Var> = qkv.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
         let (q, k, v) = (vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
         let dropout = Dropout::new(p, &super::super::ops::DropoutRng::new(5));
         let train = p > 0.0;
         let y = if fused {
-            attention(q, k, v, mask, heads, &dropout, train).unwrap()
+            attention(q, k, v, mask, position, heads, &dropout, train).unwrap()
         } else {
             let scale = 1.0 / ((q.dim(2).unwrap() / heads) as f64).sqrt();
-            attention_composite(q, k, v, mask, heads, scale, &dropout, train).unwrap()
+            attention_composite(q, k, v, (mask, position), heads, scale, &dropout, train).unwrap()
         };
         let grads = weighted_sum(&y, 3).backward().unwrap();
         (y, vars.iter().map(|v| grads.get(v.as_tensor()).unwrap().clone()).collect())
@@ -1108,13 +1141,41 @@ mod tests {
         for ((b, l, hidden, heads), p) in [((2, 5, 12, 3), 0.0), ((3, 64, 384, 12), 0.0), ((2, 9, 16, 2), 0.3)] {
             let qkv = [0, 1, 2].map(|i| random(&[b, l, hidden], 30 + i, 1.5, 0.0));
             let m = mask(b, l);
-            let (y, grads) = attention_run(true, &qkv, &m, heads, p);
-            let (want, want_grads) = attention_run(false, &qkv, &m, heads, p);
-            assert_eq!(y.dims(), want.dims());
-            assert_close("context", &y, &want, 1e-5);
-            for (name, (g, w)) in ["dq", "dk", "dv"].iter().zip(grads.iter().zip(&want_grads)) {
-                assert_close(name, g, w, 1e-5);
+            // MPNet's relative-position bias, a constant here (the fused op's case).
+            let position = random(&[heads, l, l], 33, 2.0, 0.0);
+            for position in [None, Some(&position)] {
+                let (y, grads) = attention_run(true, &qkv, (&m, position), heads, p);
+                let (want, want_grads) = attention_run(false, &qkv, (&m, position), heads, p);
+                assert_eq!(y.dims(), want.dims());
+                assert_close("context", &y, &want, 1e-5);
+                for (name, (g, w)) in ["dq", "dk", "dv"].iter().zip(grads.iter().zip(&want_grads)) {
+                    assert_close(name, g, w, 1e-5);
+                }
             }
+        }
+    }
+
+    /// A position bias that is being trained takes the composite path, which gives it a gradient.
+    #[test]
+    fn a_trained_position_bias_gets_its_gradient() {
+        let qkv = [0, 1, 2].map(|i| random(&[2, 4, 6], 70 + i, 1.0, 0.0));
+        let (m, bias) = (mask(2, 4), Var::from_tensor(&random(&[2, 4, 4], 73, 1.0, 0.0)).unwrap());
+        let dropout = Dropout::new(0.0, &super::super::ops::DropoutRng::new(5));
+        let loss = |b: &Tensor| {
+            let y = attention(&qkv[0], &qkv[1], &qkv[2], &m, Some(b), 2, &dropout, false).unwrap();
+            weighted_sum(&y, 3)
+        };
+        let grad = loss(bias.as_tensor()).backward().unwrap().get(bias.as_tensor()).unwrap().clone();
+        let eps = 1e-2f32;
+        for i in [0, 5, 18, 31] {
+            let mut vals = values(bias.as_tensor());
+            vals[i] += eps;
+            let up =
+                loss(&Tensor::from_vec(vals.clone(), (2, 4, 4), &Device::Cpu).unwrap()).to_scalar::<f32>().unwrap();
+            vals[i] -= 2.0 * eps;
+            let down = loss(&Tensor::from_vec(vals, (2, 4, 4), &Device::Cpu).unwrap()).to_scalar::<f32>().unwrap();
+            let (numeric, analytic) = ((up - down) / (2.0 * eps), values(&grad)[i]);
+            assert!((numeric - analytic).abs() < 1e-3 + 1e-2 * analytic.abs(), "[{i}]: {analytic} vs {numeric}");
         }
     }
 
@@ -1122,10 +1183,10 @@ mod tests {
     fn attention_gradients_agree_with_finite_differences() {
         let qkv = [0, 1, 2].map(|i| random(&[2, 4, 6], 40 + i, 1.0, 0.0));
         let m = mask(2, 4);
-        let (_, grads) = attention_run(true, &qkv, &m, 2, 0.0);
+        let (_, grads) = attention_run(true, &qkv, (&m, None), 2, 0.0);
         let dropout = Dropout::new(0.0, &super::super::ops::DropoutRng::new(5));
         let loss = |t: &[Tensor; 3]| {
-            let y = attention(&t[0], &t[1], &t[2], &m, 2, &dropout, false).unwrap();
+            let y = attention(&t[0], &t[1], &t[2], &m, None, 2, &dropout, false).unwrap();
             weighted_sum(&y, 3).to_scalar::<f32>().unwrap()
         };
         let eps = 1e-2f32;
@@ -1181,7 +1242,7 @@ mod tests {
             let q = layer.forward(&xv).unwrap();
             let k = layer.forward_gelu(&xv).unwrap();
             let v = layer.forward_dropout(&xv, &dropout, true).unwrap();
-            let ctx = attention(&q, &k, &v, &cast(&m), heads, &dropout, true).unwrap();
+            let ctx = attention(&q, &k, &v, &cast(&m), None, heads, &dropout, true).unwrap();
             let y = layer_norm(&(ctx + xv.as_tensor()).unwrap(), wv.as_tensor().get(0).unwrap().as_ref(), &bv, 1e-12)
                 .unwrap();
             let y = dropout.forward_t(&y, true).unwrap();

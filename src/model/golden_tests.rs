@@ -5,7 +5,7 @@
 //!
 //! ```python
 //! torch.manual_seed(0)
-//! model = BertForSequenceClassification(BertConfig(vocab_size=64, hidden_size=16,
+//! model = BertForSequenceClassification(EncoderConfig(vocab_size=64, hidden_size=16,
 //!     num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
 //!     max_position_embeddings=32, num_labels=3))
 //! for name, p in model.named_parameters():   # N(0, 0.5); LayerNorm weights 1 + N(0, 0.5)
@@ -65,7 +65,7 @@ fn assert_close(name: &str, got: &Tensor, want: Vec<f32>, tolerance: f32) {
 }
 
 fn load(dir: &std::path::Path, pooling: Pooling) -> StanceModel {
-    let config = BertConfig::load(&dir.join("config.json")).unwrap();
+    let config = EncoderConfig::load(&dir.join("config.json")).unwrap();
     let params = ParamStore::from_safetensors(&dir.join("model.safetensors"), &Device::Cpu, 0).unwrap();
     StanceModel::new(&config, &params, pooling, 3, 0).unwrap()
 }
@@ -75,7 +75,7 @@ fn forward_matches_pytorch() {
     let (dir, e) = fixture();
     let model = load(&dir, Pooling::Cls);
     let batch = batch(&e);
-    let hidden = model.bert.forward_t(&batch, false).unwrap();
+    let hidden = model.encoder.forward_t(&batch, false).unwrap();
     // Row 2's last position is padding: PyTorch still computes it, and so do we.
     let want: Vec<f32> = e.last_hidden_state.iter().flatten().flatten().copied().collect();
     assert_close("last_hidden_state", &hidden, want, 1e-5);
@@ -124,7 +124,7 @@ fn legacy_names_and_bare_encoder_names_load_the_same_model() {
 #[test]
 fn bad_checkpoints_name_the_tensor() {
     let (dir, _) = fixture();
-    let config = BertConfig::load(&dir.join("config.json")).unwrap();
+    let config = EncoderConfig::load(&dir.join("config.json")).unwrap();
     let mut tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
     tensors.remove("bert.encoder.layer.1.attention.self.key.weight");
     let tmp = tempfile::tempdir().unwrap();

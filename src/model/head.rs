@@ -4,39 +4,57 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::bert::mean_pool;
+use super::config::Family;
 use super::ops::Dropout;
 
 /// How the sequence is reduced to one vector before the classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
-    /// transformers' `BertPooler`: dense + tanh on the [CLS] vector, so the head is
-    /// exactly `BertForSequenceClassification` and transformers loads it as such.
+    /// The first token's vector through dense + tanh, so that the head is exactly
+    /// transformers' `BertForSequenceClassification` (`BertPooler`) or
+    /// `MPNetForSequenceClassification` (`MPNetClassificationHead`) and
+    /// transformers loads it as such.
     #[default]
     Cls,
     /// Masked mean of the last hidden state, as sentence-transformers pools.
     Mean,
 }
 
-/// `BertPooler` (for [`Pooling::Cls`]) + dropout + `classifier`, as transformers'
-/// `BertForSequenceClassification`.
+/// The pooler (for [`Pooling::Cls`]) + dropout + classifier, as transformers'
+/// `BertForSequenceClassification` and `MPNetForSequenceClassification` have them.
 pub struct Head {
     pooling: Pooling,
     pooler: Option<Linear>,
+    /// `MPNetClassificationHead` also drops out the first token's vector before its dense layer.
+    dropout_before_pooler: bool,
     dropout: Dropout,
     classifier: Linear,
 }
 
 impl Head {
-    /// `vb` is the root scope: the pooler lives at `bert.pooler.dense`, the classifier at `classifier`.
-    pub fn load(vb: VarBuilder, pooling: Pooling, hidden: usize, labels: usize, dropout: Dropout) -> Result<Self> {
-        let pooler = match pooling {
-            Pooling::Cls => Some(linear(hidden, hidden, vb.pp("bert").pp("pooler").pp("dense"))?),
-            Pooling::Mean => None,
+    /// `vb` is the root scope. BERT: `bert.pooler.dense`, then `classifier`.
+    /// MPNet ([`Pooling::Cls`]): `classifier.dense`, then `classifier.out_proj`.
+    /// A mean-pooled head is `classifier` alone in both.
+    pub fn load(
+        vb: VarBuilder,
+        family: Family,
+        pooling: Pooling,
+        (hidden, labels): (usize, usize),
+        dropout: Dropout,
+    ) -> Result<Self> {
+        let head = vb.pp("classifier");
+        let (pooler, classifier) = match (pooling, family) {
+            (Pooling::Mean, _) => (None, linear(hidden, labels, head)?),
+            (Pooling::Cls, Family::Bert) => {
+                (Some(linear(hidden, hidden, vb.pp("bert.pooler.dense"))?), linear(hidden, labels, head)?)
+            }
+            (Pooling::Cls, Family::MPNet) => {
+                (Some(linear(hidden, hidden, head.pp("dense"))?), linear(hidden, labels, head.pp("out_proj"))?)
+            }
         };
-        let classifier = linear(hidden, labels, vb.pp("classifier"))?;
-        Ok(Self { pooling, pooler, dropout, classifier })
+        let dropout_before_pooler = family == Family::MPNet && pooling == Pooling::Cls;
+        Ok(Self { pooling, pooler, dropout_before_pooler, dropout, classifier })
     }
 
     pub fn pooling(&self) -> Pooling {
@@ -45,14 +63,25 @@ impl Head {
 
     /// The vector the classifier reads, [batch, hidden].
     pub fn pool(&self, hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
-        match &self.pooler {
-            Some(dense) => dense.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?)?.tanh(),
-            None => mean_pool(hidden, attention_mask),
-        }
+        self.pool_t(hidden, attention_mask, false)
+    }
+
+    fn pool_t(&self, hidden: &Tensor, attention_mask: &Tensor, train: bool) -> Result<Tensor> {
+        let Some(dense) = &self.pooler else { return mean_pool(hidden, attention_mask) };
+        let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        let first = if self.dropout_before_pooler { self.dropout.forward_t(&first, train)? } else { first };
+        dense.forward(&first)?.tanh()
     }
 
     pub fn forward_t(&self, hidden: &Tensor, attention_mask: &Tensor, train: bool) -> Result<Tensor> {
-        let pooled = self.dropout.forward_t(&self.pool(hidden, attention_mask)?, train)?;
+        let pooled = self.dropout.forward_t(&self.pool_t(hidden, attention_mask, train)?, train)?;
         self.classifier.forward(&pooled)
     }
+}
+
+/// Masked mean over the sequence: [batch, seq, hidden] → [batch, hidden].
+pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+    let mask = attention_mask.to_dtype(hidden.dtype())?.unsqueeze(2)?;
+    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+    summed.broadcast_div(&mask.sum(1)?.clamp(1e-9, f64::MAX)?)
 }

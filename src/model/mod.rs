@@ -1,20 +1,25 @@
-//! The stance model: a BERT encoder reading (target description, sentence) and a
-//! classification head over the label set.
+//! The stance model: an encoder (BERT or MPNet) reading (target description,
+//! sentence) and a classification head over the label set.
 
 mod bert;
 mod classifier;
 mod config;
+mod encoder;
 mod fast_ops;
 pub mod fused;
 mod head;
+mod layer;
+mod mpnet;
 pub mod ops;
 pub(crate) mod simd;
 mod weights;
 
-pub use bert::{mean_pool, Bert};
+pub use bert::Bert;
 pub use classifier::{Classifier, StanceSpec};
-pub use config::BertConfig;
-pub use head::{Head, Pooling};
+pub use config::{EncoderConfig, Family};
+pub use encoder::{check_tokenizer, Encoder};
+pub use head::{mean_pool, Head, Pooling};
+pub use mpnet::MPNet;
 pub use ops::DropoutRng;
 pub use weights::ParamStore;
 
@@ -25,7 +30,7 @@ use crate::{Error, Result};
 
 /// Encoder + head, with the store that owns their trainable parameters.
 pub struct StanceModel {
-    pub bert: Bert,
+    pub encoder: Encoder,
     pub head: Head,
     pub params: ParamStore,
     pub dropout_rng: DropoutRng,
@@ -34,15 +39,22 @@ pub struct StanceModel {
 impl StanceModel {
     /// Builds the model over `params`: encoder tensors must be in the checkpoint,
     /// head tensors are initialised when it lacks them (a base encoder).
-    pub fn new(config: &BertConfig, params: &ParamStore, pooling: Pooling, labels: usize, seed: u64) -> Result<Self> {
+    pub fn new(
+        config: &EncoderConfig,
+        params: &ParamStore,
+        pooling: Pooling,
+        labels: usize,
+        seed: u64,
+    ) -> Result<Self> {
         let dropout_rng = DropoutRng::new(seed);
-        let bert = Bert::load(params.strict().pp("bert"), config, &dropout_rng).map_err(model_error)?;
+        let encoder = Encoder::load(params.strict(), config, &dropout_rng).map_err(model_error)?;
         let classifier_dropout =
             config.extra.get("classifier_dropout").and_then(|v| v.as_f64()).unwrap_or(config.hidden_dropout_prob);
         let dropout = ops::Dropout::new(classifier_dropout, &dropout_rng);
-        let head = Head::load(params.lenient(config.initializer_range), pooling, config.hidden_size, labels, dropout)
+        let sizes = (config.hidden_size, labels);
+        let head = Head::load(params.lenient(config.initializer_range), config.family(), pooling, sizes, dropout)
             .map_err(model_error)?;
-        Ok(Self { bert, head, params: params.clone(), dropout_rng })
+        Ok(Self { encoder, head, params: params.clone(), dropout_rng })
     }
 
     /// Logits over the labels, [batch, labels].
@@ -50,8 +62,8 @@ impl StanceModel {
         // Training keeps the full last layer so that its dropout draws, and so
         // runs, stay as they were; the logits agree either way, to rounding.
         let hidden = match (self.head.pooling(), train) {
-            (Pooling::Cls, false) => self.bert.forward_first_t(batch, train)?,
-            _ => self.bert.forward_t(batch, train)?,
+            (Pooling::Cls, false) => self.encoder.forward_first_t(batch, train)?,
+            _ => self.encoder.forward_t(batch, train)?,
         };
         Ok(self.head.forward_t(&hidden, &batch.attention_mask, train)?)
     }
@@ -65,14 +77,26 @@ pub(crate) fn model_error(e: candle_core::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{tiny_config, tiny_params, tiny_tokenizer};
+    use crate::testing::{params_for, tiny_config, tiny_mpnet_config, tiny_mpnet_tokenizer_json, tiny_tokenizer};
     use crate::tokenization::StanceTokenizer;
     use candle_core::{Device, Var};
 
-    fn batch() -> Batch {
-        let tok = StanceTokenizer::new(tiny_tokenizer(), 32).unwrap();
+    fn tokenizer(family: Family) -> StanceTokenizer {
+        let base = match family {
+            Family::Bert => tiny_tokenizer(),
+            Family::MPNet => tiny_mpnet_tokenizer_json().parse().unwrap(),
+        };
+        StanceTokenizer::new(base, 32).unwrap()
+    }
+
+    fn batch_of(family: Family) -> Batch {
+        let tok = tokenizer(family);
         let pairs = [("ukraine joining nato", "nato is for peace"), ("europe pay more", "europe will never pay")];
         Batch::from_encoded(&tok.encode_pairs(&pairs).unwrap(), tok.pad_id(), &Device::Cpu).unwrap()
+    }
+
+    fn batch() -> Batch {
+        batch_of(Family::Bert)
     }
 
     fn loss(model: &StanceModel, batch: &Batch) -> Tensor {
@@ -81,27 +105,56 @@ mod tests {
         candle_nn::loss::cross_entropy(&logits, &labels).unwrap()
     }
 
-    fn tiny_model(pooling: Pooling) -> StanceModel {
+    fn config_of(family: Family) -> EncoderConfig {
+        match family {
+            Family::Bert => tiny_config(),
+            Family::MPNet => tiny_mpnet_config(),
+        }
+    }
+
+    fn tiny_model_of(family: Family, pooling: Pooling) -> StanceModel {
         // A larger init than BERT's 0.02 so that every path carries a visible signal.
-        let mut config = tiny_config();
+        let mut config = config_of(family);
         config.initializer_range = 0.5;
-        StanceModel::new(&config, &tiny_params(5), pooling, 3, 0).unwrap()
+        StanceModel::new(&config, &params_for(&config_of(family), 5), pooling, 3, 0).unwrap()
+    }
+
+    fn tiny_model(pooling: Pooling) -> StanceModel {
+        tiny_model_of(Family::Bert, pooling)
     }
 
     /// candle #3011: a fused layer norm silently leaves the encoder without gradient.
     #[test]
     fn every_parameter_gets_a_gradient() {
-        for pooling in [Pooling::Cls, Pooling::Mean] {
-            let model = tiny_model(pooling);
-            let grads = loss(&model, &batch()).backward().unwrap();
-            let vars = model.params.vars();
-            assert_eq!(vars.len(), 2 * 16 + 5 + 2 + if pooling == Pooling::Cls { 2 } else { 0 });
-            for (name, var) in vars {
-                let grad = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
-                let max = grad.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(max > 0.0, "{name}: zero gradient");
+        // Per layer 16 tensors in both; embeddings 5 (BERT) or 4 + the relative-position table (MPNet).
+        for (family, encoder) in [(Family::Bert, 2 * 16 + 5), (Family::MPNet, 2 * 16 + 4 + 1)] {
+            for pooling in [Pooling::Cls, Pooling::Mean] {
+                let model = tiny_model_of(family, pooling);
+                let grads = loss(&model, &batch_of(family)).backward().unwrap();
+                let vars = model.params.vars();
+                assert_eq!(vars.len(), encoder + 2 + if pooling == Pooling::Cls { 2 } else { 0 }, "{family:?}");
+                for (name, var) in vars {
+                    let grad = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
+                    let max = grad.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                    assert!(max > 0.0, "{name}: zero gradient");
+                }
             }
         }
+    }
+
+    #[test]
+    fn mpnet_autograd_agrees_with_finite_differences() {
+        let model = tiny_model_of(Family::MPNet, Pooling::Cls);
+        let probes = [
+            ("mpnet.encoder.relative_attention_bias.weight", 2 * 17 + 1),
+            ("mpnet.encoder.relative_attention_bias.weight", 2 * 3),
+            ("mpnet.embeddings.position_embeddings.weight", 16 * 3 + 4),
+            ("mpnet.encoder.layer.0.attention.attn.q.weight", 17),
+            ("mpnet.encoder.layer.1.attention.LayerNorm.bias", 2),
+            ("classifier.dense.bias", 5),
+            ("classifier.out_proj.weight", 20),
+        ];
+        finite_differences(&model, &batch_of(Family::MPNet), &probes);
     }
 
     fn bump(var: &Var, index: usize, delta: f32) {
@@ -112,10 +165,6 @@ mod tests {
 
     #[test]
     fn autograd_agrees_with_finite_differences() {
-        let model = tiny_model(Pooling::Cls);
-        let batch = batch();
-        let grads = loss(&model, &batch).backward().unwrap();
-        let vars: std::collections::BTreeMap<String, Var> = model.params.vars().into_iter().collect();
         let probes = [
             ("bert.embeddings.LayerNorm.weight", 3),
             ("bert.encoder.layer.0.attention.self.query.weight", 17),
@@ -124,14 +173,20 @@ mod tests {
             ("bert.pooler.dense.bias", 5),
             ("classifier.weight", 20),
         ];
+        finite_differences(&tiny_model(Pooling::Cls), &batch(), &probes);
+    }
+
+    fn finite_differences(model: &StanceModel, batch: &Batch, probes: &[(&str, usize)]) {
+        let grads = loss(model, batch).backward().unwrap();
+        let vars: std::collections::BTreeMap<String, Var> = model.params.vars().into_iter().collect();
         let eps = 1e-2;
-        for (name, index) in probes {
+        for &(name, index) in probes {
             let var = &vars[name];
             let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()[index];
             bump(var, index, eps);
-            let up = loss(&model, &batch).to_scalar::<f32>().unwrap();
+            let up = loss(model, batch).to_scalar::<f32>().unwrap();
             bump(var, index, -2.0 * eps);
-            let down = loss(&model, &batch).to_scalar::<f32>().unwrap();
+            let down = loss(model, batch).to_scalar::<f32>().unwrap();
             bump(var, index, eps);
             let numeric = (up - down) / (2.0 * eps);
             let tolerance = 2e-3 + 0.02 * analytic.abs();
@@ -144,13 +199,15 @@ mod tests {
 
     #[test]
     fn the_first_row_alone_matches_the_full_last_layer() {
-        let model = tiny_model(Pooling::Cls);
-        let batch = batch();
-        let full = model.bert.forward_t(&batch, false).unwrap().narrow(1, 0, 1).unwrap();
-        let first = model.bert.forward_first_t(&batch, false).unwrap();
-        assert_eq!(first.dims(), full.dims());
-        let diff = (first - full).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(diff < 1e-5, "max |diff| {diff}");
+        for family in [Family::Bert, Family::MPNet] {
+            let model = tiny_model_of(family, Pooling::Cls);
+            let batch = batch_of(family);
+            let full = model.encoder.forward_t(&batch, false).unwrap().narrow(1, 0, 1).unwrap();
+            let first = model.encoder.forward_first_t(&batch, false).unwrap();
+            assert_eq!(first.dims(), full.dims());
+            let diff = (first - full).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-5, "{family:?}: max |diff| {diff}");
+        }
     }
 
     #[test]
@@ -165,5 +222,7 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod golden_mpnet_tests;
 #[cfg(test)]
 mod golden_tests;

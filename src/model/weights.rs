@@ -16,6 +16,7 @@ use candle_nn::{Init, VarBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::config::Family;
 use crate::{Error, Result};
 
 struct Inner {
@@ -161,9 +162,13 @@ fn canonical_name(name: &str) -> String {
     }
 }
 
-/// Base encoders are saved without the `bert.` prefix that a classifier checkpoint has.
+/// Base encoders are saved without the `bert.` (`mpnet.`) prefix that a classifier checkpoint has.
 fn lookup<'a>(checkpoint: &'a HashMap<String, Tensor>, name: &str) -> Option<&'a Tensor> {
-    checkpoint.get(name).or_else(|| name.strip_prefix("bert.").and_then(|bare| checkpoint.get(bare)))
+    let bare = || {
+        let (prefix, bare) = name.split_once('.')?;
+        Family::SUPPORTED.iter().any(|(_, f)| f.prefix() == prefix).then_some(bare)
+    };
+    checkpoint.get(name).or_else(|| checkpoint.get(bare()?))
 }
 
 fn check_shape(t: &Tensor, shape: &Shape, name: &str, source: &str) -> candle_core::Result<()> {

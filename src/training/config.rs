@@ -98,9 +98,14 @@ pub struct TrainConfig {
     /// Seeds the head's initialisation, the data order and dropout.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Train the head alone on a frozen encoder (fast, for few examples).
+    /// Keep the encoder as it is and fit the classifier alone on its pooled
+    /// vectors, computed once: a multinomial logistic regression (seconds
+    /// after one encoding pass; learning-rate, epoch and batch flags do not apply).
     #[arg(long)]
     pub freeze_encoder: bool,
+    /// Inverse L2 strength of the frozen-encoder head (scikit-learn's `C`, on standardised vectors).
+    #[arg(long, default_value_t = 1.0)]
+    pub head_c: f64,
     /// `balanced` (n / (k · count)), or one weight per label in label order, comma-separated.
     #[arg(long)]
     pub class_weights: Option<String>,
@@ -198,6 +203,9 @@ impl TrainConfig {
         }
         if !(self.layer_lr_decay > 0.0 && self.layer_lr_decay <= 1.0) {
             return bad(format!("--layer-lr-decay {} must be in (0, 1]", self.layer_lr_decay));
+        }
+        if !(self.head_c > 0.0 && self.head_c.is_finite()) {
+            return bad(format!("--head-c {} must be a positive number", self.head_c));
         }
         if self.learning_rate <= 0.0 || self.head_lr() <= 0.0 {
             return bad("learning rates must be positive".into());

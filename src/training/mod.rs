@@ -7,6 +7,7 @@
 //! and `checkpoint-last/` (weights, optimizer moments, state) for `--resume`.
 
 pub mod config;
+pub mod head_fit;
 pub mod loss;
 pub mod optim;
 pub mod progress;
@@ -45,6 +46,8 @@ pub struct TrainSummary {
     pub run_dir: PathBuf,
     pub best: Option<EvalLog>,
     pub seconds: f64,
+    /// What the user must know about the model (printed after training).
+    pub warnings: Vec<String>,
 }
 
 /// Trains as `config` says; `resume` continues the run in `config.out`.
@@ -88,7 +91,12 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let rate = (state.global_step - steps_before) as f64 * batch as f64 / seconds.max(1e-9);
     progress.summary(&state.log_history, state.best_step, seconds, rate);
     let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
-    Ok(TrainSummary { outcome, run_dir: run.0, best, seconds })
+    let warnings = trainer
+        .best_single_answer
+        .iter()
+        .map(|label| crate::evaluation::single_answer_warning("the selected model", label, "dev"))
+        .collect();
+    Ok(TrainSummary { outcome, run_dir: run.0, best, seconds, warnings })
 }
 
 fn path_str(p: &Path) -> Result<String> {

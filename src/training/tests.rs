@@ -183,11 +183,75 @@ fn a_frozen_encoder_trains_the_head_alone() {
     assert!(!same(head.as_tensor(), &after["classifier.weight"]), "the head did not move");
 }
 
+/// The frozen recipe fits the head on cached vectors in one pass: one
+/// evaluation at epoch 1, step 1; on both families it separates the
+/// training set, which a frozen random encoder's mean vectors allow.
+#[test]
+fn the_frozen_recipe_fits_the_head_once_on_both_families() {
+    for mpnet in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = setup(dir.path());
+        if mpnet {
+            crate::testing::write_tiny_mpnet_model(&dir.path().join("base"), 11).unwrap();
+        }
+        config.dev = config.train.clone();
+        config.freeze_encoder = true;
+        config.head_c = 100.0;
+        let summary = train(config.clone(), false, &never).unwrap();
+        let history: Vec<EvalLog> = metrics(&config.out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(history.len(), 1);
+        assert_eq!((history[0].epoch, history[0].step), (1.0, 1));
+        assert!(summary.best.unwrap().eval_accuracy >= 0.9, "mpnet {mpnet}: {history:?}");
+        assert!(summary.warnings.is_empty());
+        let first = metrics(&config.out);
+        config.overwrite = true;
+        train(config.clone(), false, &never).unwrap();
+        assert_eq!(metrics(&config.out), first, "the same data must give the same fit");
+    }
+}
+
+#[test]
+fn the_frozen_recipe_refuses_a_random_pooler() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    crate::testing::write_tiny_mpnet_model(&dir.path().join("base"), 11).unwrap();
+    config.freeze_encoder = true;
+    config.pooling = crate::model::Pooling::Cls;
+    let err = train(config, false, &never).unwrap_err().to_string();
+    assert!(err.contains("classifier.dense") && err.contains("--pooling mean"), "{err}");
+}
+
+/// Fine-tuning MPNet: the composite attention carries the relative-position
+/// table's gradient; runs are deterministic and resume exactly.
+#[test]
+fn mpnet_fine_tunes_deterministically_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    crate::testing::write_tiny_mpnet_model(&dir.path().join("base"), 11).unwrap();
+    config.num_train_epochs = 3;
+    config.layer_lr_decay = 0.8;
+    train(config.clone(), false, &never).unwrap();
+    let uninterrupted = metrics(&config.out);
+    config.overwrite = true;
+    let summary = train(config.clone(), false, &|step| step == 5).unwrap();
+    assert_eq!(summary.outcome, Outcome::Interrupted);
+    train(config.clone(), true, &never).unwrap();
+    assert_eq!(metrics(&config.out), uninterrupted);
+    let saved =
+        candle_core::safetensors::load(config.out.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let base =
+        candle_core::safetensors::load(dir.path().join("base/model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let table = "encoder.relative_attention_bias.weight";
+    let values = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_ne!(values(&saved[&format!("mpnet.{table}")]), values(&base[table]), "the position table did not learn");
+}
+
 #[test]
 fn weight_decay_and_head_groups() {
     assert!(trainer::decays("bert.encoder.layer.0.attention.self.query.weight"));
     assert!(!trainer::decays("bert.encoder.layer.0.attention.self.query.bias"));
     assert!(!trainer::decays("bert.embeddings.LayerNorm.weight"));
+    assert!(!trainer::decays("mpnet.encoder.relative_attention_bias.weight"));
     assert!(trainer::is_head("classifier.weight") && trainer::is_head("bert.pooler.dense.bias"));
     assert!(!trainer::is_head("bert.encoder.layer.5.output.dense.weight"));
 }
@@ -219,4 +283,33 @@ fn eval_strategy_no_reads_no_dev_data_and_keeps_the_last_model() {
     config.early_stopping_patience = Some(1);
     let err = train(config, false, &never).unwrap_err().to_string();
     assert!(err.contains("--early-stopping-patience needs evaluations"), "{err}");
+}
+
+/// One AdamW step with the Trainer's two groups on the tiny MPNet, against
+/// `torch.optim.AdamW` (`scripts/make_golden_tiny_mpnet.py`: lr 1e-3, betas
+/// (0.9, 0.999), eps 1e-8, weight decay 0.01 except where [`trainer::decays`]
+/// says no, as `get_decay_parameter_names` does).
+#[test]
+fn one_adamw_step_on_mpnet_matches_pytorch() {
+    use crate::model::golden_mpnet_tests::{assert_close, batch, fixture, flat, load};
+    use optim::{collect_grads, AdamW, AdamWConfig, Group};
+    let (dir, e) = fixture();
+    let model = load(&dir, false);
+    let logits = model.forward_t(&batch(&e), false).unwrap();
+    let labels = candle_core::Tensor::new(e.labels.as_slice(), &candle_core::Device::Cpu).unwrap();
+    let grads = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().backward().unwrap();
+    let params: Vec<_> = model
+        .params
+        .vars()
+        .into_iter()
+        .map(|(name, var)| (name.clone(), var, usize::from(!trainer::decays(&name))))
+        .collect();
+    let groups = vec![Group { lr: 1e-3, weight_decay: 0.01 }, Group { lr: 1e-3, weight_decay: 0.0 }];
+    let mut adam = AdamW::new(params, groups, AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8 }).unwrap();
+    let grads = collect_grads(&grads, adam.vars()).unwrap();
+    adam.step(&grads, 1.0).unwrap();
+    let vars: std::collections::BTreeMap<_, _> = model.params.vars().into_iter().collect();
+    for (name, want) in &e.after_adamw_step {
+        assert_close(&format!("after one step: {name}"), vars[name].as_tensor(), flat(want), 1e-6);
+    }
 }

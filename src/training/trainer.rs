@@ -9,12 +9,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{BestMetric, EvalStrategy, TrainConfig};
+use super::head_fit;
 use super::loss::cross_entropy;
 use super::optim::{clip_coefficient, collect_grads, grad_norm, AdamW, AdamWConfig, Group};
 use super::schedule::{lr_factor, warmup_steps};
 use super::state::{EvalLog, TrainerState};
-use crate::evaluation::{Confusion, Scores};
-use crate::model::Classifier;
+use crate::evaluation::{single_answer, Confusion, Scores};
+use crate::model::{Classifier, Family};
 use crate::tokenization::{Batch, Encoded};
 use crate::{Error, Result};
 
@@ -57,6 +58,8 @@ pub struct Trainer {
     optimizer: AdamW,
     pub state: TrainerState,
     head_only: bool,
+    /// The label the selected model answers for every dev example, if only one (this process's evaluations).
+    pub best_single_answer: Option<String>,
 }
 
 impl Trainer {
@@ -99,6 +102,7 @@ impl Trainer {
             optimizer,
             state,
             head_only,
+            best_single_answer: None,
         })
     }
 
@@ -122,6 +126,9 @@ impl Trainer {
 
     /// Trains to the end, to early stopping, or until `stop(step)` asks to stop.
     pub fn run(&mut self, stop: &dyn Fn(usize) -> bool, progress: &super::progress::Progress) -> Result<Outcome> {
+        if self.head_only {
+            return self.fit_frozen_head(progress);
+        }
         let batch = self.config.per_device_train_batch_size;
         while self.state.epoch < self.config.num_train_epochs {
             let order = self.epoch_order(self.state.epoch);
@@ -243,13 +250,40 @@ impl Trainer {
     }
 
     fn logits(&self, batch: &Batch, train: bool) -> Result<Tensor> {
-        let model = &self.classifier.model;
-        if !self.head_only {
-            return model.forward_t(batch, train);
+        self.classifier.model.forward_t(batch, train)
+    }
+
+    /// `--freeze-encoder`: one pass of the encoder over the training data, then
+    /// the classifier fitted on the cached vectors ([`super::head_fit`]); the
+    /// run folder is written as after a one-step run.
+    fn fit_frozen_head(&mut self, progress: &super::progress::Progress) -> Result<Outcome> {
+        let head = ["classifier.weight", "classifier.bias"];
+        if let Some(name) = self.classifier.model.params.initialised().iter().find(|n| !head.contains(&n.as_str())) {
+            return Err(Error::Other(format!(
+                "--freeze-encoder fits the classifier alone, and `{name}` would keep its random start: \
+                 this base model has no pretrained pooler for --pooling cls; use --pooling mean"
+            )));
         }
-        // A frozen encoder runs without dropout and without a backward pass.
-        let hidden = model.bert.forward_t(batch, false)?.detach();
-        Ok(model.head.forward_t(&hidden, &batch.attention_mask, train)?)
+        let x = head_fit::head_inputs(&self.classifier, &self.train, self.config.per_device_eval_batch_size)?;
+        let y: Vec<usize> = self.train.iter().map(|e| e.label as usize).collect();
+        let weights = self.class_weights.as_ref().map(|w| w.to_vec1::<f32>()).transpose()?;
+        let labels = self.classifier.spec.labels.len();
+        let fit = head_fit::fit(&x, &y, labels, self.config.head_c, weights.as_deref());
+        fit.install(&self.classifier)?;
+        // One "step" that is one epoch, so the evaluation log reads epoch 1, step 1.
+        self.state.total_steps = self.config.num_train_epochs;
+        self.state.global_step = 1;
+        self.state.epoch = self.config.num_train_epochs;
+        self.state.loss_sum = fit.mean_loss(&x, &y);
+        self.state.loss_count = 1;
+        if self.dev.is_empty() {
+            self.save_best()?;
+        } else {
+            self.evaluate_and_select(progress)?;
+        }
+        self.state.finished = true;
+        self.checkpoint()?;
+        Ok(Outcome::Finished)
     }
 
     fn pad_id(&self) -> u32 {
@@ -261,7 +295,8 @@ impl Trainer {
         if self.dev.is_empty() {
             return Ok(false);
         }
-        let (eval_loss, scores) = evaluate(&self.classifier, &self.dev, self.config.per_device_eval_batch_size)?;
+        let (eval_loss, scores, single) =
+            evaluate_predictions(&self.classifier, &self.dev, self.config.per_device_eval_batch_size)?;
         let steps_per_epoch = self.state.total_steps as f64 / self.config.num_train_epochs.max(1) as f64;
         let log = EvalLog {
             epoch: round4(self.state.global_step as f64 / steps_per_epoch.max(1.0)),
@@ -282,6 +317,7 @@ impl Trainer {
             self.state.best_step = Some(log.step);
             self.state.evals_without_improvement = 0;
             self.state.log_history.push(log);
+            self.best_single_answer = single.map(|l| self.classifier.spec.labels[l].clone());
             self.save_best()?;
         } else {
             self.state.evals_without_improvement += 1;
@@ -337,7 +373,7 @@ fn best_value(metric: BestMetric, log: &EvalLog) -> f64 {
 /// decay, as transformers' Trainer has it). With `--layer-lr-decay` 1 every
 /// encoder group has the same rate, as in Trainer.
 pub fn build_optimizer(config: &TrainConfig, classifier: &Classifier) -> Result<AdamW> {
-    let layers = classifier.model.bert.config().num_hidden_layers;
+    let layers = classifier.config.num_hidden_layers;
     let params = classifier
         .model
         .params
@@ -370,11 +406,18 @@ fn param_groups(config: &TrainConfig, layers: usize) -> Vec<Group> {
         .collect()
 }
 
+/// A parameter's name inside the encoder (`bert.x` and `mpnet.x` → `x`).
+fn in_encoder(name: &str) -> Option<&str> {
+    Family::SUPPORTED.iter().find_map(|(_, family)| name.strip_prefix(family.prefix())?.strip_prefix('.'))
+}
+
 fn param_group(name: &str, layers: usize) -> Result<usize> {
-    let layer = || name.strip_prefix("bert.encoder.layer.")?.split('.').next()?.parse::<usize>().ok();
+    let inner = in_encoder(name).unwrap_or_default();
+    let layer = || inner.strip_prefix("encoder.layer.")?.split('.').next()?.parse::<usize>().ok();
+    // MPNet's relative-position table serves every layer; it sits with the embeddings, below them all.
     let depth = if is_head(name) {
         layers + 1
-    } else if name.starts_with("bert.embeddings.") {
+    } else if inner.starts_with("embeddings.") || inner.starts_with("encoder.relative_attention_bias.") {
         0
     } else {
         match layer() {
@@ -385,18 +428,31 @@ fn param_group(name: &str, layers: usize) -> Result<usize> {
     Ok(2 * depth + usize::from(!decays(name)))
 }
 
-/// The head: what `BertForSequenceClassification` adds on top of the encoder's layers.
+/// The head: what `BertForSequenceClassification` (or MPNet's) adds on top of the encoder's layers.
 pub fn is_head(name: &str) -> bool {
-    name.starts_with("classifier.") || name.starts_with("bert.pooler.")
+    name.starts_with("classifier.") || in_encoder(name).is_some_and(|inner| inner.starts_with("pooler."))
 }
 
-/// Weight decay applies to weight matrices, not to biases or LayerNorm parameters.
+/// Weight decay applies to weight matrices, not to biases or LayerNorm
+/// parameters: transformers' Trainer (`get_decay_parameter_names`) excludes
+/// every name containing "bias", so MPNet's `relative_attention_bias.weight`
+/// does not decay either.
 pub fn decays(name: &str) -> bool {
-    !(name.ends_with(".bias") || name.contains("LayerNorm"))
+    !(name.contains("bias") || name.contains("LayerNorm"))
 }
 
 /// Dev loss (unweighted mean cross-entropy) and scores of `classifier` on `examples`.
 pub fn evaluate(classifier: &Classifier, examples: &[Example], batch_size: usize) -> Result<(f64, Scores)> {
+    let (loss, scores, _) = evaluate_predictions(classifier, examples, batch_size)?;
+    Ok((loss, scores))
+}
+
+/// [`evaluate`], and the label the model answers for every example when it answers only one.
+fn evaluate_predictions(
+    classifier: &Classifier,
+    examples: &[Example],
+    batch_size: usize,
+) -> Result<(f64, Scores, Option<usize>)> {
     let encoded: Vec<Encoded> = examples.iter().map(|e| e.encoded.clone()).collect();
     let pad = classifier.tokenizer.pad_id();
     let log_probs = crate::inference::run_sorted(&encoded, batch_size, pad, &classifier.device, |b| {
@@ -405,7 +461,7 @@ pub fn evaluate(classifier: &Classifier, examples: &[Example], batch_size: usize
     let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
     let pred: Vec<usize> = log_probs.iter().map(|row| argmax(row)).collect();
     let loss = log_probs.iter().zip(&gold).map(|(row, &g)| -(row[g] as f64)).sum::<f64>() / gold.len().max(1) as f64;
-    Ok((loss, Confusion::new(&classifier.spec.labels, &gold, &pred).scores()))
+    Ok((loss, Confusion::new(&classifier.spec.labels, &gold, &pred).scores(), single_answer(&pred)))
 }
 
 pub fn argmax(row: &[f32]) -> usize {

@@ -1,9 +1,12 @@
-//! Parity with PyTorch on the real default model (all-MiniLM-L6-v2).
+//! Parity with PyTorch on the real encoders: all-MiniLM-L6-v2 (BERT, the
+//! default) and all-mpnet-base-v2 (MPNet).
 //!
-//! Reference numbers: `tests/fixtures/minilm-parity.json`, made by
-//! `scripts/make_parity_minilm.py` with sentence-transformers 6.2.0 and
-//! transformers 5.24.0. The model itself is not in git: fetch it with
-//! `scripts/fetch-model.sh`. Without it these tests print why and pass.
+//! Reference numbers: `tests/fixtures/minilm-parity.json` and
+//! `tests/fixtures/mpnet-parity.json`, made by `scripts/make_parity_minilm.py`
+//! and `scripts/make_parity_mpnet.py` with sentence-transformers 6.2.0 and
+//! transformers 5.24.0. The models are not in git: fetch them with
+//! `scripts/fetch-model.sh` and `scripts/fetch-model.sh all-mpnet-base-v2`
+//! (`.ci/run` does). Without a model its tests print why and pass.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,9 +14,21 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use stancekit::inference::embed::Embedder;
-use stancekit::model::{BertConfig, ParamStore, Pooling, StanceModel};
+use stancekit::model::{EncoderConfig, ParamStore, Pooling, StanceModel};
 use stancekit::resolve;
 use stancekit::tokenization::{Batch, StanceTokenizer};
+
+/// One real model and its fixture.
+struct Case {
+    model: &'static str,
+    fixture: &'static str,
+    head: &'static str,
+}
+
+const MINILM: Case =
+    Case { model: resolve::DEFAULT_MODEL, fixture: "minilm-parity.json", head: "minilm-head.safetensors" };
+const MPNET: Case =
+    Case { model: "models/all-mpnet-base-v2", fixture: "mpnet-parity.json", head: "mpnet-head.safetensors" };
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -24,7 +39,9 @@ struct Fixture {
     pair_sentence_index: Vec<usize>,
     pair_max_length: usize,
     pair_input_ids: Vec<Vec<u32>>,
-    pair_token_type_ids: Vec<Vec<u32>>,
+    /// BERT's; MPNet has no token types.
+    #[serde(default)]
+    pair_token_type_ids: Option<Vec<Vec<u32>>>,
     logits_cls: Vec<Vec<f32>>,
     logits_mean: Vec<Vec<f32>>,
 }
@@ -34,20 +51,20 @@ fn root() -> PathBuf {
 }
 
 /// The fetched model, or `None` after saying why the test is skipped.
-fn model_dir(test: &str) -> Option<resolve::ModelDir> {
-    let dir = root().join(resolve::DEFAULT_MODEL);
+fn model_dir(case: &Case, test: &str) -> Option<resolve::ModelDir> {
+    let dir = root().join(case.model);
     match resolve::resolve(dir.to_str()?) {
         Ok(m) => Some(m),
         Err(e) => {
             // Straight to stderr: libtest captures `eprintln!`, and a skip must be seen.
-            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test} ({}): {e}", case.model);
             None
         }
     }
 }
 
-fn fixture() -> Fixture {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/minilm-parity.json")).unwrap();
+fn fixture(case: &Case) -> Fixture {
+    let text = std::fs::read_to_string(root().join("tests/fixtures").join(case.fixture)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -56,21 +73,20 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
 }
 
-#[test]
-fn embeddings_match_sentence_transformers() {
-    let Some(dir) = model_dir("embeddings_match_sentence_transformers") else { return };
-    let f = fixture();
+fn embeddings_match(case: &Case) {
+    let Some(dir) = model_dir(case, "embeddings_match_sentence_transformers") else { return };
+    let f = fixture(case);
     let embedder = Embedder::load(&dir, &Device::Cpu, None).unwrap();
     let texts: Vec<&str> = f.sentences.iter().map(String::as_str).collect();
     for batch_size in [1, 3, 8] {
         let got = embedder.embed(&texts, batch_size).unwrap();
         for (i, (g, want)) in got.iter().zip(&f.embeddings).enumerate() {
             let d = max_diff(g, want);
-            assert!(d <= 1e-4, "sentence {i}, batch {batch_size}: max abs difference {d}");
+            assert!(d <= 1e-4, "{}: sentence {i}, batch {batch_size}: max abs difference {d}", case.model);
         }
     }
     // The long sentence (212 tokens) must not be cut at the tokenizer.json's 128.
-    let tok = StanceTokenizer::from_file(&dir.tokenizer(), 256).unwrap();
+    let tok = StanceTokenizer::from_file(&dir.tokenizer(), 384).unwrap();
     let ids: Vec<Vec<u32>> = tok.encode_texts(&texts).unwrap().into_iter().map(|e| e.ids).collect();
     assert_eq!(ids, f.token_ids);
 }
@@ -81,10 +97,9 @@ fn with_head(dir: &Path, head: &Path, out: &Path) {
     candle_core::safetensors::save(&tensors, out).unwrap();
 }
 
-#[test]
-fn pair_logits_match_transformers() {
-    let Some(dir) = model_dir("pair_logits_match_transformers") else { return };
-    let f = fixture();
+fn pair_logits_match(case: &Case) {
+    let Some(dir) = model_dir(case, "pair_logits_match_transformers") else { return };
+    let f = fixture(case);
     let tok = StanceTokenizer::from_file(&dir.tokenizer(), f.pair_max_length).unwrap();
     let pairs: Vec<(&str, &str)> = f
         .pair_targets
@@ -94,12 +109,14 @@ fn pair_logits_match_transformers() {
         .collect();
     let encoded = tok.encode_pairs(&pairs).unwrap();
     assert_eq!(encoded.iter().map(|e| e.ids.clone()).collect::<Vec<_>>(), f.pair_input_ids);
-    assert_eq!(encoded.iter().map(|e| e.type_ids.clone()).collect::<Vec<_>>(), f.pair_token_type_ids);
+    if let Some(types) = &f.pair_token_type_ids {
+        assert_eq!(&encoded.iter().map(|e| e.type_ids.clone()).collect::<Vec<_>>(), types);
+    }
 
     let tmp = tempfile::tempdir().unwrap();
     let weights = tmp.path().join("model.safetensors");
-    with_head(dir.path(), &root().join("tests/fixtures/minilm-head.safetensors"), &weights);
-    let config = BertConfig::load(&dir.config()).unwrap();
+    with_head(dir.path(), &root().join("tests/fixtures").join(case.head), &weights);
+    let config = EncoderConfig::load(&dir.config()).unwrap();
     let batch = Batch::from_encoded(&encoded, tok.pad_id(), &Device::Cpu).unwrap();
     // Trainable parameters take the differentiable ops; frozen ones the fused inference kernels.
     for frozen in [false, true] {
@@ -111,7 +128,27 @@ fn pair_logits_match_transformers() {
             assert_eq!(logits.track_op(), !frozen);
             let got = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let d = max_diff(&got, &want.concat());
-            assert!(d <= 1e-5, "{pooling:?}, frozen {frozen}: max abs difference {d}");
+            assert!(d <= 1e-5, "{}: {pooling:?}, frozen {frozen}: max abs difference {d}", case.model);
         }
     }
+}
+
+#[test]
+fn minilm_embeddings_match_sentence_transformers() {
+    embeddings_match(&MINILM);
+}
+
+#[test]
+fn minilm_pair_logits_match_transformers() {
+    pair_logits_match(&MINILM);
+}
+
+#[test]
+fn mpnet_embeddings_match_sentence_transformers() {
+    embeddings_match(&MPNET);
+}
+
+#[test]
+fn mpnet_pair_logits_match_transformers() {
+    pair_logits_match(&MPNET);
 }

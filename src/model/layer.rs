@@ -1,0 +1,145 @@
+//! The transformer layer that BERT and MPNet share: multi-head self-attention
+//! with its output projection, then the feed-forward block, each closed by a
+//! residual and a layer norm (post-norm). The families differ only in tensor
+//! names and in an optional additive attention bias (MPNet's relative
+//! positions), so one implementation serves both.
+//!
+//! BERT: `BertSelfAttention` / `BertSelfOutput` / `BertIntermediate` / `BertOutput`,
+//! <https://github.com/huggingface/transformers/blob/6eedfa6dd15dc1e22a55ae036f681914e5a0d9a1/src/transformers/models/bert/modeling_bert.py#L392>;
+//! MPNet: `MPNetAttention` / `MPNetLayer`, the same computation under other names.
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::config::EncoderConfig;
+use super::fused::{attention, linear, Linear};
+use super::ops::{Dropout, DropoutRng, LayerNorm};
+
+/// Added to attention scores at padding positions. Finite, so that half
+/// precision cannot turn `0 * -inf` into NaN; exp() of it is exactly 0 in f32.
+const MASKED_SCORE: f64 = -10_000.0;
+
+/// Where a family keeps the attention block's tensors, relative to `layer.N.attention`.
+pub(crate) struct AttentionNames {
+    pub query: &'static str,
+    pub key: &'static str,
+    pub value: &'static str,
+    pub output: &'static str,
+    pub layer_norm: &'static str,
+}
+
+// Self-attention and its output projection.
+struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    layer_norm: LayerNorm,
+    probs_dropout: Dropout,
+    output_dropout: Dropout,
+    heads: usize,
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, c: &EncoderConfig, names: &AttentionNames, rng: &DropoutRng) -> Result<Self> {
+        let h = c.hidden_size;
+        Ok(Self {
+            query: linear(h, h, vb.pp(names.query))?,
+            key: linear(h, h, vb.pp(names.key))?,
+            value: linear(h, h, vb.pp(names.value))?,
+            output: linear(h, h, vb.pp(names.output))?,
+            layer_norm: LayerNorm::load(h, c.layer_norm_eps, vb.pp(names.layer_norm))?,
+            probs_dropout: Dropout::new(c.attention_probs_dropout_prob, rng),
+            output_dropout: Dropout::new(c.hidden_dropout_prob, rng),
+            heads: c.num_attention_heads,
+        })
+    }
+
+    /// `queries` are the positions whose output is wanted, `xs` all positions
+    /// (the keys and values); in a full layer they are the same tensor.
+    fn forward_t(&self, queries: &Tensor, xs: &Tensor, bias: &AttentionBias, train: bool) -> Result<Tensor> {
+        let (q, k, v) = (self.query.forward(queries)?, self.key.forward(xs)?, self.value.forward(xs)?);
+        let position = bias.position.as_ref();
+        let context = attention(&q, &k, &v, &bias.mask, position, self.heads, &self.probs_dropout, train)?;
+        let projected = self.output.forward_dropout(&context, &self.output_dropout, train)?;
+        self.layer_norm.forward(&(projected + queries)?)
+    }
+}
+
+/// One encoder layer: attention, then the feed-forward block.
+pub(crate) struct Layer {
+    attention: Attention,
+    intermediate: Linear,
+    output: Linear,
+    layer_norm: LayerNorm,
+    dropout: Dropout,
+}
+
+impl Layer {
+    pub fn load(vb: VarBuilder, c: &EncoderConfig, names: &AttentionNames, rng: &DropoutRng) -> Result<Self> {
+        Ok(Self {
+            attention: Attention::load(vb.pp("attention"), c, names, rng)?,
+            intermediate: linear(c.hidden_size, c.intermediate_size, vb.pp("intermediate").pp("dense"))?,
+            output: linear(c.intermediate_size, c.hidden_size, vb.pp("output").pp("dense"))?,
+            layer_norm: LayerNorm::load(c.hidden_size, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
+            dropout: Dropout::new(c.hidden_dropout_prob, rng),
+        })
+    }
+
+    fn forward_t(&self, queries: &Tensor, xs: &Tensor, bias: &AttentionBias, train: bool) -> Result<Tensor> {
+        let attended = self.attention.forward_t(queries, xs, bias, train)?;
+        let hidden = self.intermediate.forward_gelu(&attended)?;
+        let out = self.output.forward_dropout(&hidden, &self.dropout, train)?;
+        self.layer_norm.forward(&(out + attended)?)
+    }
+}
+
+/// What every layer adds to its attention scores.
+pub(crate) struct AttentionBias {
+    /// [batch, 1, 1, seq]: 0 on tokens, a large negative number on padding.
+    pub mask: Tensor,
+    /// [heads, seq, seq], the same for every item of the batch (MPNet's relative positions).
+    pub position: Option<Tensor>,
+}
+
+impl AttentionBias {
+    pub fn new(attention_mask: &Tensor, position: Option<Tensor>, dtype: DType) -> Result<Self> {
+        Ok(Self { mask: mask_bias(attention_mask, dtype)?, position })
+    }
+
+    /// The bias of the first query row only (see [`run_layers`]).
+    fn first_row(&self) -> Result<Self> {
+        let position = self.position.as_ref().map(|p| p.narrow(1, 0, 1)).transpose()?;
+        Ok(Self { mask: self.mask.clone(), position })
+    }
+}
+
+/// Runs the stack over the embeddings `xs`. With `first_only`, the last layer
+/// computes the first position alone (its keys and values still come from
+/// every position): what a first-token head reads, for ~5/6 less work in that
+/// layer, a seventh of a six-layer model's.
+pub(crate) fn run_layers(
+    layers: &[Layer],
+    mut xs: Tensor,
+    bias: &AttentionBias,
+    first_only: bool,
+    train: bool,
+) -> Result<Tensor> {
+    let last = layers.len().saturating_sub(1);
+    for (i, layer) in layers.iter().enumerate() {
+        xs = if first_only && i == last {
+            layer.forward_t(&xs.narrow(1, 0, 1)?, &xs, &bias.first_row()?, train)?
+        } else {
+            layer.forward_t(&xs, &xs, bias, train)?
+        };
+    }
+    Ok(xs)
+}
+
+/// [batch, seq] 0/1 mask → [batch, 1, 1, seq] additive bias (BERT's
+/// `get_extended_attention_mask`, modeling_bert.py#L995 at the commit above).
+fn mask_bias(attention_mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (b, l) = attention_mask.dims2()?;
+    let keep = attention_mask.to_dtype(DType::F32)?;
+    ((keep - 1.0)? * -MASKED_SCORE)?.reshape((b, 1, 1, l))?.to_dtype(dtype)
+}
