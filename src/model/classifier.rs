@@ -96,6 +96,13 @@ impl Classifier {
         Ok(Self { model, tokenizer, spec, config, device: device.clone() })
     }
 
+    /// The same model over constants ([`ParamStore::frozen`]): what an
+    /// evaluation during training runs, without a graph, on the fused kernels.
+    pub fn inference_model(&self) -> Result<StanceModel> {
+        let params = self.model.params.frozen();
+        StanceModel::new(&self.config, &params, self.spec.pooling, self.spec.labels.len(), 0)
+    }
+
     pub fn description(&self, target: &str) -> Option<&str> {
         self.spec.targets.get(target).map(String::as_str)
     }

@@ -16,7 +16,7 @@
 use candle_core::{Tensor, Var};
 
 use super::trainer::Example;
-use crate::model::{Classifier, StanceModel};
+use crate::model::Classifier;
 use crate::{Error, Result};
 
 /// Stop when the largest gradient component of the (weight-normalised) objective is below this.
@@ -30,13 +30,7 @@ const ABSENT_LOGIT: f64 = -1e4;
 /// The vector the classifier reads for every example, from a frozen copy of the
 /// model (constants: no graph, and the fused kernels).
 pub fn head_inputs(classifier: &Classifier, examples: &[Example], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-    let frozen = StanceModel::new(
-        &classifier.config,
-        &classifier.model.params.frozen(),
-        classifier.spec.pooling,
-        classifier.spec.labels.len(),
-        0,
-    )?;
+    let frozen = classifier.inference_model()?;
     let encoded: Vec<_> = examples.iter().map(|e| e.encoded.clone()).collect();
     crate::inference::run_sorted(&encoded, batch_size, classifier.tokenizer.pad_id(), &classifier.device, |batch| {
         let hidden = frozen.encoder.forward_t(batch, false)?;

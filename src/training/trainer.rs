@@ -455,8 +455,10 @@ fn evaluate_predictions(
 ) -> Result<(f64, Scores, Option<usize>)> {
     let encoded: Vec<Encoded> = examples.iter().map(|e| e.encoded.clone()).collect();
     let pad = classifier.tokenizer.pad_id();
+    // Over constants: a forward pass over `Var`s would keep every activation of the batch alive.
+    let model = classifier.inference_model()?;
     let log_probs = crate::inference::run_sorted(&encoded, batch_size, pad, &classifier.device, |b| {
-        Ok(candle_nn::ops::log_softmax(&classifier.model.forward_t(b, false)?, D::Minus1)?)
+        Ok(candle_nn::ops::log_softmax(&model.forward_t(b, false)?, D::Minus1)?)
     })?;
     let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
     let pred: Vec<usize> = log_probs.iter().map(|row| argmax(row)).collect();
