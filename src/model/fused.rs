@@ -582,9 +582,10 @@ impl CustomOp1 for ScaleBy {
 /// are no head transposes or copies, forward or backward; the backward pass
 /// recomputes the probabilities (cheaper than keeping them) and gives q, k, v
 /// their gradients with four small matmuls per head. The dropout mask is drawn
-/// from `dropout` exactly as the composite path draws it. The fused op holds
-/// the position bias as a constant, so a bias that is being trained takes the
-/// composite ops, which give it its gradient. Elsewhere: the composite ops.
+/// from `dropout` exactly as the composite path draws it. The op reads the
+/// position bias as a constant; when the bias is being trained, its gradient
+/// (the score gradient summed over the batch, which the backward pass computes
+/// anyway) leaves through [`PositionTap`] on q. Elsewhere: the composite ops.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &Tensor,
@@ -602,21 +603,28 @@ pub fn attention(
     }
     let scale = 1.0 / ((hidden / heads) as f64).sqrt();
     let fits = k.dims3()? == (b, l, hidden) && v.dims3()? == (b, l, hidden) && mask_bias.dims4()? == (b, 1, 1, l);
-    let constant_position = match position {
-        Some(p) => fused_ok(&[p]) && !p.track_op() && p.dims3()? == (heads, l, l),
+    let position_fits = match position {
+        Some(p) => fused_ok(&[p]) && p.dims3()? == (heads, l, l),
         None => true,
     };
-    if !fused_ok(&[q, k, v, mask_bias]) || !fits || !constant_position {
+    if !fused_ok(&[q, k, v, mask_bias]) || !fits || !position_fits {
         return attention_composite(q, k, v, (mask_bias, position), heads, scale, dropout, train);
     }
+    let trained = position.filter(|p| p.track_op());
+    let position_grad = trained.map(|_| PositionGrad::default());
     let op = AttentionOp {
         heads,
         scale: scale as f32,
         mask: mask_bias.flatten_all()?.to_vec1::<f32>()?,
         position: position.map(|p| p.flatten_all()?.to_vec1::<f32>()).transpose()?,
         dropout: dropout.draw_mask(b * heads * l * l, train),
+        position_grad: position_grad.clone(),
     };
-    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    let q = match (trained, position_grad) {
+        (Some(p), Some(slot)) => q.contiguous()?.apply_op2(p, PositionTap(slot))?,
+        _ => q.contiguous()?,
+    };
+    q.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -653,6 +661,42 @@ struct AttentionOp {
     position: Option<Vec<f32>>,
     /// Keep-and-scale factors [batch, heads, seq, seq], when dropout is on.
     dropout: Option<Vec<f32>>,
+    /// Where the backward pass leaves the position bias's gradient, when it is trained.
+    position_grad: Option<PositionGrad>,
+}
+
+/// The gradient of a trained position bias, [heads, seq, seq]: written by
+/// [`AttentionOp`]'s backward pass, read by [`PositionTap`]'s, which candle
+/// runs after it (the tap's output is the attention's input).
+#[derive(Clone, Default)]
+struct PositionGrad(std::sync::Arc<std::sync::Mutex<Option<Vec<f32>>>>);
+
+/// `q` unchanged, with the position bias as a second input: the way the bias
+/// gets its gradient from the fused attention, whose three inputs are q, k, v.
+struct PositionTap(PositionGrad);
+
+impl CustomOp2 for PositionTap {
+    fn name(&self) -> &'static str {
+        "stancekit-position-tap"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, _s2: &CpuStorage, _l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((CpuStorage::F32(slice(s1, l1, self.name())?.to_vec()), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _q: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let taken = self.0 .0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(values) = taken else {
+            candle_core::bail!("{}: the attention's backward pass left no gradient", self.name())
+        };
+        Ok((Some(grad.clone()), Some(Tensor::from_vec(values, bias.shape(), bias.device())?)))
+    }
 }
 
 /// A raw pointer that rayon tasks may share: each task writes its own disjoint
@@ -808,6 +852,9 @@ impl CustomOp3 for AttentionOp {
         let n = q_.len();
         let (mut dq, mut dk, mut dv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
         let (dq_, dk_, dv_) = (SharedMut(dq.as_mut_ptr()), SharedMut(dk.as_mut_ptr()), SharedMut(dv.as_mut_ptr()));
+        // The score gradient of every head, kept when the position bias needs it.
+        let mut ds = vec![0f32; if self.position_grad.is_some() { b * self.heads * l * l } else { 0 }];
+        let ds_ = SharedMut(ds.as_mut_ptr());
         (0..b * self.heads).into_par_iter().for_each_init(
             || (vec![0f32; l * l], vec![0f32; if self.dropout.is_some() { l * l } else { 0 }], vec![0f32; l * l]),
             |(p, pd, dp), bh| {
@@ -834,6 +881,11 @@ impl CustomOp3 for AttentionOp {
                         }
                     }
                     softmax_block_bwd(p, dp, l, self.scale);
+                    if self.position_grad.is_some() {
+                        // dp is scale · ∂loss/∂(biased scores): the bias enters unscaled.
+                        let out = std::slice::from_raw_parts_mut(ds_.at(bh * l * l), l * l);
+                        out.iter_mut().zip(dp.iter()).for_each(|(o, &d)| *o = d / self.scale);
+                    }
                     // dQ = dS·K, dK = dSᵀ·Q
                     sgemm(
                         (l, hd, l),
@@ -854,6 +906,15 @@ impl CustomOp3 for AttentionOp {
                 }
             },
         );
+        if let Some(slot) = &self.position_grad {
+            // Summed over the batch in item order: the same sum whatever the threads did.
+            let per_head = self.heads * l * l;
+            let mut sum = ds[..per_head].to_vec();
+            for item in ds.chunks_exact(per_head).skip(1) {
+                sum.iter_mut().zip(item).for_each(|(s, &d)| *s += d);
+            }
+            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sum);
+        }
         let t = |x: Vec<f32>| Tensor::from_vec(x, (b, l, hidden), q.device());
         Ok((Some(t(dq)?), Some(t(dk)?), Some(t(dv)?)))
     }
@@ -1155,7 +1216,37 @@ mod tests {
         }
     }
 
-    /// A position bias that is being trained takes the composite path, which gives it a gradient.
+    /// A trained position bias gets the composite path's gradient from the fused op.
+    #[test]
+    fn a_trained_position_bias_gets_the_composite_gradient() {
+        for ((b, l, hidden, heads), p) in [((2, 5, 12, 3), 0.0), ((3, 17, 24, 2), 0.2)] {
+            let qkv = [0, 1, 2].map(|i| random(&[b, l, hidden], 80 + i, 1.5, 0.0));
+            let m = mask(b, l);
+            let run = |fused: bool| {
+                let bias = Var::from_tensor(&random(&[heads, l, l], 84, 2.0, 0.0)).unwrap();
+                let vars: Vec<Var> = qkv.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+                let dropout = Dropout::new(p, &super::super::ops::DropoutRng::new(5));
+                let (q, k, v) = (vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
+                let position = Some(bias.as_tensor());
+                let y = if fused {
+                    attention(q, k, v, &m, position, heads, &dropout, p > 0.0).unwrap()
+                } else {
+                    let scale = 1.0 / ((hidden / heads) as f64).sqrt();
+                    attention_composite(q, k, v, (&m, position), heads, scale, &dropout, p > 0.0).unwrap()
+                };
+                let grads = weighted_sum(&y, 3).backward().unwrap();
+                let mut out: Vec<Tensor> = vars.iter().map(|v| grads.get(v.as_tensor()).unwrap().clone()).collect();
+                out.push(grads.get(bias.as_tensor()).unwrap().clone());
+                (y, out)
+            };
+            let ((y, grads), (want, want_grads)) = (run(true), run(false));
+            assert_close("context", &y, &want, 1e-5);
+            for (name, (g, w)) in ["dq", "dk", "dv", "dposition"].iter().zip(grads.iter().zip(&want_grads)) {
+                assert_close(name, g, w, 1e-5);
+            }
+        }
+    }
+
     #[test]
     fn a_trained_position_bias_gets_its_gradient() {
         let qkv = [0, 1, 2].map(|i| random(&[2, 4, 6], 70 + i, 1.0, 0.0));

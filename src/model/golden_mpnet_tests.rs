@@ -91,7 +91,7 @@ fn positions_and_buckets_match_pytorch() {
 #[test]
 fn forward_matches_pytorch() {
     let (dir, e) = fixture();
-    // Trainable parameters take the composite attention, constants the fused one.
+    // Trainable parameters (the position table's gradient through the tap) and constants.
     for frozen in [false, true] {
         let model = load(&dir, frozen);
         let batch = batch(&e);

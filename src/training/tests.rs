@@ -221,8 +221,8 @@ fn the_frozen_recipe_refuses_a_random_pooler() {
     assert!(err.contains("classifier.dense") && err.contains("--pooling mean"), "{err}");
 }
 
-/// Fine-tuning MPNet: the composite attention carries the relative-position
-/// table's gradient; runs are deterministic and resume exactly.
+/// Fine-tuning MPNet: the relative-position table learns (its gradient leaves
+/// the fused attention through the tap on q); runs are deterministic and resume exactly.
 #[test]
 fn mpnet_fine_tunes_deterministically_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
