@@ -108,6 +108,7 @@ fn fixed_batch(classifier: &Classifier, device: &Device) -> Result<(Batch, Vec<u
         input_ids: Tensor::new(ids, device)?,
         token_type_ids: Tensor::new(types, device)?,
         attention_mask: Tensor::new(mask, device)?,
+        targets: None,
     };
     Ok((batch, labels, json))
 }
@@ -154,6 +155,7 @@ fn main() -> Result<()> {
         targets: Default::default(),
         pooling: Pooling::Cls,
         max_length: LENGTH,
+        head: Default::default(),
     };
     let config = TrainConfig { learning_rate: 2e-5, weight_decay: 0.01, max_grad_norm: 1.0, ..TrainConfig::default() };
     let classifier = Classifier::from_base(&dir, spec, &device, config.seed)?;

@@ -167,6 +167,7 @@ fn write_classifier_on(dir: &Path, write_base: fn(&Path, u64) -> Result<()>, see
             .into(),
         pooling: Pooling::Cls,
         max_length: 32,
+        head: Default::default(),
     };
     let base_dir = crate::resolve::resolve(&base.to_string_lossy())?;
     Classifier::from_base(&base_dir, spec, &Device::Cpu, seed)?.save(dir, &base)

@@ -17,6 +17,8 @@ use crate::{Error, Result};
 pub struct Encoded {
     pub ids: Vec<u32>,
     pub type_ids: Vec<u32>,
+    /// The index of the example's target, for a head with a classifier per target.
+    pub target: Option<u32>,
 }
 
 impl Encoded {
@@ -35,6 +37,8 @@ pub struct Batch {
     pub input_ids: Tensor,
     pub token_type_ids: Tensor,
     pub attention_mask: Tensor,
+    /// [batch] target indices, when every example has one.
+    pub targets: Option<Tensor>,
 }
 
 impl Batch {
@@ -56,10 +60,12 @@ impl Batch {
             mask.extend(std::iter::repeat_n(1u32, e.len()).chain(std::iter::repeat_n(0, pad)));
         }
         let shape = (items.len(), len);
+        let targets: Option<Vec<u32>> = items.iter().map(|e| e.target).collect();
         Ok(Self {
             input_ids: Tensor::from_vec(ids, shape, device)?,
             token_type_ids: Tensor::from_vec(types, shape, device)?,
             attention_mask: Tensor::from_vec(mask, shape, device)?,
+            targets: targets.map(|t| Tensor::new(t, device)).transpose()?,
         })
     }
 }
@@ -139,7 +145,7 @@ fn with_truncation(mut t: Tokenizer, max_length: usize, strategy: TruncationStra
 }
 
 fn to_encoded(e: &tokenizers::Encoding) -> Encoded {
-    Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() }
+    Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec(), target: None }
 }
 
 #[cfg(test)]

@@ -52,8 +52,10 @@ mod tests {
 
     #[test]
     fn outputs_come_back_in_input_order() {
-        let encoded: Vec<Encoded> =
-            [5usize, 2, 4, 1, 3].iter().map(|&n| Encoded { ids: vec![n as u32; n], type_ids: vec![0; n] }).collect();
+        let encoded: Vec<Encoded> = [5usize, 2, 4, 1, 3]
+            .iter()
+            .map(|&n| Encoded { ids: vec![n as u32; n], type_ids: vec![0; n], target: None })
+            .collect();
         // Each row reports the example's unpadded length, which identifies it.
         let rows = run_sorted(&encoded, 2, 0, &Device::Cpu, |b| {
             Ok(b.attention_mask.to_dtype(candle_core::DType::F32)?.sum_keepdim(1)?)

@@ -18,8 +18,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::input::{open_records, InputFormat, ReadOptions, Record};
-use crate::model::Classifier;
-use crate::tokenization::{Encoded, StanceTokenizer};
+use crate::model::{Classifier, PairEncoder};
+use crate::tokenization::Encoded;
 use crate::{resolve, Error, Result};
 
 /// Tokenised windows waiting for the model: enough to keep it busy, few enough to bound memory.
@@ -185,9 +185,9 @@ impl TargetSet {
     }
 
     /// Fails now, rather than mid-stream, when a description leaves no room for a sentence.
-    pub fn check_fit(&self, tokenizer: &StanceTokenizer) -> Result<()> {
+    pub fn check_fit(&self, encoder: &PairEncoder) -> Result<()> {
         let pairs: Vec<(&str, &str)> = self.descriptions.iter().map(|d| (d.as_str(), "x")).collect();
-        tokenizer.encode_pairs(&pairs).map(|_| ())
+        encoder.encode(&pairs).map(|_| ())
     }
 }
 
@@ -255,7 +255,8 @@ pub fn predict_stream(
     let (tx, rx) = sync_channel(WINDOWS_IN_FLIGHT);
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            let producer = Producer { tokenizer: &classifier.tokenizer, targets, options, bytes_read, tx, skipped: 0 };
+            let encoder = classifier.pair_encoder();
+            let producer = Producer { encoder: &encoder, targets, options, bytes_read, tx, skipped: 0 };
             producer.run(records);
         });
         consume(classifier, targets, rx, options.batch_size, sink)
@@ -264,7 +265,7 @@ pub fn predict_stream(
 
 /// Reads, validates and tokenises on its own thread.
 struct Producer<'a> {
-    tokenizer: &'a StanceTokenizer,
+    encoder: &'a PairEncoder,
     targets: &'a TargetSet,
     options: &'a StreamOptions,
     bytes_read: Option<&'a AtomicU64>,
@@ -314,7 +315,7 @@ impl Producer<'_> {
         window.bytes = self.bytes_read.map_or(0, |b| b.load(Ordering::Relaxed));
         let pairs: Vec<(&str, &str)> =
             window.pairs.iter().map(|&(r, t)| (self.targets.description(t), window.records[r].text.as_str())).collect();
-        let encoded = self.tokenizer.encode_pairs(&pairs);
+        let encoded = self.encoder.encode(&pairs);
         let message = encoded.map(|encoded| Window { encoded, ..window });
         self.tx.send(message).is_ok()
     }
@@ -545,7 +546,7 @@ pub fn run(config: &PredictConfig) -> Result<Summary> {
     let dir = resolve::resolve(&config.model)?;
     let classifier = Classifier::load_frozen(&dir, &crate::device::select(&config.device)?)?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
-    targets.check_fit(&classifier.tokenizer)?;
+    targets.check_fit(&classifier.pair_encoder())?;
     let format = config.format.unwrap_or(if config.output.extension().is_some_and(|e| e == "csv") {
         OutputFormat::Csv
     } else {

@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::{Device, D};
 use serde::{Deserialize, Serialize};
 
-use super::{EncoderConfig, ParamStore, Pooling, StanceModel};
+use super::{EncoderConfig, HeadKind, HeadShape, ParamStore, Pooling, StanceModel};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Encoded, StanceTokenizer};
 use crate::{Error, Result};
@@ -27,6 +27,43 @@ pub struct StanceSpec {
     pub targets: BTreeMap<String, String>,
     pub pooling: Pooling,
     pub max_length: usize,
+    /// One classifier over pairs (the default), or one per target over the sentence.
+    #[serde(default, skip_serializing_if = "HeadKind::is_joint")]
+    pub head: HeadKind,
+}
+
+impl StanceSpec {
+    /// The head this spec describes.
+    pub fn head_shape(&self) -> HeadShape {
+        HeadShape { pooling: self.pooling, kind: self.head, labels: self.labels.len(), targets: self.targets.len() }
+    }
+}
+
+/// Turns (target description, sentence) pairs into what the model reads: the
+/// pair, or for a per-target head the sentence alone marked with its target.
+/// Cheap to clone, so tokenising can run on another thread.
+#[derive(Clone)]
+pub struct PairEncoder {
+    tokenizer: StanceTokenizer,
+    /// The per-target head's targets, by description, in block order.
+    blocks: Option<Vec<String>>,
+}
+
+impl PairEncoder {
+    pub fn encode(&self, pairs: &[(&str, &str)]) -> Result<Vec<Encoded>> {
+        let Some(blocks) = &self.blocks else { return self.tokenizer.encode_pairs(pairs) };
+        let texts: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+        let mut encoded = self.tokenizer.encode_texts(&texts)?;
+        for (e, (description, _)) in encoded.iter_mut().zip(pairs) {
+            let block = blocks.iter().position(|b| b == description).ok_or_else(|| {
+                Error::Model(format!(
+                    "no classifier for the target described as {description:?} in this per-target model"
+                ))
+            })?;
+            e.target = Some(block as u32);
+        }
+        Ok(encoded)
+    }
 }
 
 pub struct Classifier {
@@ -90,7 +127,7 @@ impl Classifier {
         device: &Device,
         seed: u64,
     ) -> Result<Self> {
-        let model = StanceModel::new(&config, &params, spec.pooling, spec.labels.len(), seed)?;
+        let model = StanceModel::with_head(&config, &params, spec.head_shape(), seed)?;
         let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), spec.max_length)?;
         super::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
         Ok(Self { model, tokenizer, spec, config, device: device.clone() })
@@ -100,7 +137,18 @@ impl Classifier {
     /// evaluation during training runs, without a graph, on the fused kernels.
     pub fn inference_model(&self) -> Result<StanceModel> {
         let params = self.model.params.frozen();
-        StanceModel::new(&self.config, &params, self.spec.pooling, self.spec.labels.len(), 0)
+        StanceModel::with_head(&self.config, &params, self.spec.head_shape(), 0)
+    }
+
+    /// What turns pairs into the model's input ([`PairEncoder`]).
+    pub fn pair_encoder(&self) -> PairEncoder {
+        let blocks = (self.spec.head == HeadKind::PerTarget).then(|| self.spec.targets.values().cloned().collect());
+        PairEncoder { tokenizer: self.tokenizer.clone(), blocks }
+    }
+
+    /// (target description, sentence) pairs as the model reads them.
+    pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<Encoded>> {
+        self.pair_encoder().encode(pairs)
     }
 
     pub fn description(&self, target: &str) -> Option<&str> {
@@ -109,10 +157,10 @@ impl Classifier {
 
     /// Label probabilities for (target description, sentence) pairs, in input order.
     pub fn predict_proba(&self, pairs: &[(&str, &str)], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        self.proba_encoded(&self.tokenizer.encode_pairs(pairs)?, batch_size)
+        self.proba_encoded(&self.encode_pairs(pairs)?, batch_size)
     }
 
-    /// [`Classifier::predict_proba`] for pairs already tokenised with `self.tokenizer`
+    /// [`Classifier::predict_proba`] for pairs already encoded by [`Classifier::pair_encoder`]
     /// (so that tokenising can run on another thread).
     pub fn proba_encoded(&self, encoded: &[Encoded], batch_size: usize) -> Result<Vec<Vec<f32>>> {
         crate::inference::run_sorted(encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch| {
@@ -144,7 +192,11 @@ impl Classifier {
             labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone().into())).collect();
         let label2id: serde_json::Map<String, serde_json::Value> =
             labels.iter().enumerate().map(|(i, l)| (l.clone(), i.into())).collect();
-        let architecture = config.family().classifier_architecture();
+        // A per-target head is no transformers class: the folder loads as the encoder.
+        let architecture = match self.spec.head {
+            HeadKind::Joint => config.family().classifier_architecture(),
+            HeadKind::PerTarget => config.family().encoder_architecture(),
+        };
         let extra = &mut config.extra;
         extra.insert("architectures".into(), serde_json::json!([architecture]));
         extra.insert("id2label".into(), id2label.into());
@@ -166,6 +218,7 @@ mod tests {
             targets: [("nato".to_string(), "ukraine joining nato".to_string())].into(),
             pooling,
             max_length: 32,
+            head: Default::default(),
         }
     }
 

@@ -95,6 +95,14 @@ impl Family {
         }
     }
 
+    /// transformers' class for the encoder alone.
+    pub fn encoder_architecture(self) -> &'static str {
+        match self {
+            Family::Bert => "BertModel",
+            Family::MPNet => "MPNetModel",
+        }
+    }
+
     /// transformers' class for a classifier of this family.
     pub fn classifier_architecture(self) -> &'static str {
         match self {

@@ -53,7 +53,7 @@ pub(crate) fn fixture() -> (PathBuf, Expected) {
 pub(crate) fn batch(e: &Expected) -> Batch {
     let t = |rows: &Vec<Vec<u32>>| Tensor::new(rows.clone(), &Device::Cpu).unwrap();
     let types = t(&e.input_ids).zeros_like().unwrap();
-    Batch { input_ids: t(&e.input_ids), token_type_ids: types, attention_mask: t(&e.attention_mask) }
+    Batch { input_ids: t(&e.input_ids), token_type_ids: types, attention_mask: t(&e.attention_mask), targets: None }
 }
 
 pub(crate) fn flat(v: &serde_json::Value) -> Vec<f32> {

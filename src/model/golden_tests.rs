@@ -47,7 +47,12 @@ fn fixture() -> (PathBuf, Expected) {
 
 fn batch(e: &Expected) -> Batch {
     let t = |rows: &Vec<Vec<u32>>| Tensor::new(rows.clone(), &Device::Cpu).unwrap();
-    Batch { input_ids: t(&e.input_ids), token_type_ids: t(&e.token_type_ids), attention_mask: t(&e.attention_mask) }
+    Batch {
+        input_ids: t(&e.input_ids),
+        token_type_ids: t(&e.token_type_ids),
+        attention_mask: t(&e.attention_mask),
+        targets: None,
+    }
 }
 
 fn flat(v: &serde_json::Value) -> Vec<f32> {

@@ -1,4 +1,6 @@
-//! The classification head: pooled vector → dropout → linear → logits.
+//! The classification head: pooled vector → dropout → linear → logits; or,
+//! for the frozen-encoder recipe, one linear layer per target over the
+//! normalised sentence embedding.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
@@ -21,9 +23,30 @@ pub enum Pooling {
     Mean,
 }
 
+/// What the classifier reads and how many it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadKind {
+    /// One classifier over the pooled (target description, sentence) pair.
+    #[default]
+    Joint,
+    /// One classifier per target over the sentence alone, mean-pooled and L2-normalised
+    /// as sentence-transformers encodes it: `classifier.weight` holds the targets'
+    /// [labels, hidden] blocks one under the other, in the order of the spec's targets.
+    PerTarget,
+}
+
+impl HeadKind {
+    pub fn is_joint(&self) -> bool {
+        *self == HeadKind::Joint
+    }
+}
+
 /// The pooler (for [`Pooling::Cls`]) + dropout + classifier, as transformers'
 /// `BertForSequenceClassification` and `MPNetForSequenceClassification` have them.
 pub struct Head {
+    kind: HeadKind,
+    labels: usize,
     pooling: Pooling,
     pooler: Option<Linear>,
     /// `MPNetClassificationHead` also drops out the first token's vector before its dense layer.
@@ -36,16 +59,21 @@ impl Head {
     /// `vb` is the root scope. BERT: `bert.pooler.dense`, then `classifier`.
     /// MPNet ([`Pooling::Cls`]): `classifier.dense`, then `classifier.out_proj`.
     /// A mean-pooled head is `classifier` alone in both.
+    /// A [`HeadKind::PerTarget`] head has `blocks` classifiers (one per target).
     pub fn load(
         vb: VarBuilder,
-        family: Family,
+        (family, kind): (Family, HeadKind),
         pooling: Pooling,
-        (hidden, labels): (usize, usize),
+        (hidden, labels, blocks): (usize, usize, usize),
         dropout: Dropout,
     ) -> Result<Self> {
         let head = vb.pp("classifier");
+        if kind == HeadKind::PerTarget && pooling != Pooling::Mean {
+            candle_core::bail!("a per-target head reads the mean-pooled sentence: pooling must be mean");
+        }
+        let outputs = if kind == HeadKind::PerTarget { labels * blocks.max(1) } else { labels };
         let (pooler, classifier) = match (pooling, family) {
-            (Pooling::Mean, _) => (None, linear(hidden, labels, head)?),
+            (Pooling::Mean, _) => (None, linear(hidden, outputs, head)?),
             (Pooling::Cls, Family::Bert) => {
                 (Some(linear(hidden, hidden, vb.pp("bert.pooler.dense"))?), linear(hidden, labels, head)?)
             }
@@ -54,7 +82,7 @@ impl Head {
             }
         };
         let dropout_before_pooler = family == Family::MPNet && pooling == Pooling::Cls;
-        Ok(Self { pooling, pooler, dropout_before_pooler, dropout, classifier })
+        Ok(Self { kind, labels, pooling, pooler, dropout_before_pooler, dropout, classifier })
     }
 
     pub fn pooling(&self) -> Pooling {
@@ -67,15 +95,34 @@ impl Head {
     }
 
     fn pool_t(&self, hidden: &Tensor, attention_mask: &Tensor, train: bool) -> Result<Tensor> {
+        if self.kind == HeadKind::PerTarget {
+            let mean = mean_pool(hidden, attention_mask)?;
+            return mean.broadcast_div(&mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?);
+        }
         let Some(dense) = &self.pooler else { return mean_pool(hidden, attention_mask) };
         let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
         let first = if self.dropout_before_pooler { self.dropout.forward_t(&first, train)? } else { first };
         dense.forward(&first)?.tanh()
     }
 
-    pub fn forward_t(&self, hidden: &Tensor, attention_mask: &Tensor, train: bool) -> Result<Tensor> {
+    /// Logits [batch, labels]; a per-target head needs each example's target index.
+    pub fn forward_t(
+        &self,
+        hidden: &Tensor,
+        attention_mask: &Tensor,
+        targets: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
         let pooled = self.dropout.forward_t(&self.pool_t(hidden, attention_mask, train)?, train)?;
-        self.classifier.forward(&pooled)
+        let logits = self.classifier.forward(&pooled)?;
+        if self.kind == HeadKind::Joint {
+            return Ok(logits);
+        }
+        let Some(targets) = targets else { candle_core::bail!("a per-target head needs the targets of the batch") };
+        let b = logits.dim(0)?;
+        let blocks = logits.reshape((b, (), self.labels))?;
+        let index = targets.reshape((b, 1, 1))?.broadcast_as((b, 1, self.labels))?.contiguous()?;
+        blocks.gather(&index, 1)?.squeeze(1)
     }
 }
 

@@ -15,10 +15,10 @@ pub(crate) mod simd;
 mod weights;
 
 pub use bert::Bert;
-pub use classifier::{Classifier, StanceSpec};
+pub use classifier::{Classifier, PairEncoder, StanceSpec};
 pub use config::{EncoderConfig, Family};
 pub use encoder::{check_tokenizer, Encoder};
-pub use head::{mean_pool, Head, Pooling};
+pub use head::{mean_pool, Head, HeadKind, Pooling};
 pub use mpnet::MPNet;
 pub use ops::DropoutRng;
 pub use weights::ParamStore;
@@ -36,6 +36,16 @@ pub struct StanceModel {
     pub dropout_rng: DropoutRng,
 }
 
+/// The head of a model: how it pools, which kind, how many labels and targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadShape {
+    pub pooling: Pooling,
+    pub kind: HeadKind,
+    pub labels: usize,
+    /// Targets with a classifier of their own ([`HeadKind::PerTarget`]); 1 otherwise.
+    pub targets: usize,
+}
+
 impl StanceModel {
     /// Builds the model over `params`: encoder tensors must be in the checkpoint,
     /// head tensors are initialised when it lacks them (a base encoder).
@@ -46,14 +56,22 @@ impl StanceModel {
         labels: usize,
         seed: u64,
     ) -> Result<Self> {
+        let shape = HeadShape { pooling, kind: HeadKind::Joint, labels, targets: 1 };
+        Self::with_head(config, params, shape, seed)
+    }
+
+    /// [`StanceModel::new`] with any head.
+    pub fn with_head(config: &EncoderConfig, params: &ParamStore, shape: HeadShape, seed: u64) -> Result<Self> {
+        let HeadShape { pooling, kind, labels, targets } = shape;
         let dropout_rng = DropoutRng::new(seed);
         let encoder = Encoder::load(params.strict(), config, &dropout_rng).map_err(model_error)?;
         let classifier_dropout =
             config.extra.get("classifier_dropout").and_then(|v| v.as_f64()).unwrap_or(config.hidden_dropout_prob);
         let dropout = ops::Dropout::new(classifier_dropout, &dropout_rng);
-        let sizes = (config.hidden_size, labels);
-        let head = Head::load(params.lenient(config.initializer_range), config.family(), pooling, sizes, dropout)
-            .map_err(model_error)?;
+        let sizes = (config.hidden_size, labels, targets);
+        let head =
+            Head::load(params.lenient(config.initializer_range), (config.family(), kind), pooling, sizes, dropout)
+                .map_err(model_error)?;
         Ok(Self { encoder, head, params: params.clone(), dropout_rng })
     }
 
@@ -65,7 +83,7 @@ impl StanceModel {
             (Pooling::Cls, false) => self.encoder.forward_first_t(batch, train)?,
             _ => self.encoder.forward_t(batch, train)?,
         };
-        Ok(self.head.forward_t(&hidden, &batch.attention_mask, train)?)
+        Ok(self.head.forward_t(&hidden, &batch.attention_mask, batch.targets.as_ref(), train)?)
     }
 }
 

@@ -98,12 +98,14 @@ pub struct TrainConfig {
     /// Seeds the head's initialisation, the data order and dropout.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Keep the encoder as it is and fit the classifier alone on its pooled
-    /// vectors, computed once: a multinomial logistic regression (seconds
-    /// after one encoding pass; learning-rate, epoch and batch flags do not apply).
+    /// Keep the encoder as it is: it embeds each training sentence once (alone,
+    /// mean-pooled and normalised, as sentence-transformers does), and each target
+    /// gets a logistic-regression classifier over that embedding, fitted in
+    /// seconds (learning-rate, epoch and batch flags do not apply; class weights
+    /// default to balanced).
     #[arg(long)]
     pub freeze_encoder: bool,
-    /// Inverse L2 strength of the frozen-encoder head (scikit-learn's `C`, on standardised vectors).
+    /// Inverse L2 strength of the frozen-encoder classifiers (scikit-learn's `C`).
     #[arg(long, default_value_t = 1.0)]
     pub head_c: f64,
     /// `balanced` (n / (k · count)), or one weight per label in label order, comma-separated.
@@ -203,6 +205,9 @@ impl TrainConfig {
         }
         if !(self.layer_lr_decay > 0.0 && self.layer_lr_decay <= 1.0) {
             return bad(format!("--layer-lr-decay {} must be in (0, 1]", self.layer_lr_decay));
+        }
+        if self.freeze_encoder && self.pooling != Pooling::Mean {
+            return bad("--freeze-encoder reads the mean-pooled sentence embedding: not with --pooling cls".into());
         }
         if !(self.head_c > 0.0 && self.head_c.is_finite()) {
             return bad(format!("--head-c {} must be a positive number", self.head_c));

@@ -24,7 +24,7 @@ pub use state::EvalLog;
 pub use trainer::{Example, Outcome, Trainer};
 
 use crate::data::{Record, Schema};
-use crate::model::{Classifier, StanceSpec};
+use crate::model::{Classifier, HeadKind, StanceSpec};
 use crate::{Error, Result};
 
 /// The command line of `stancekit train`: the settings plus how to start.
@@ -65,6 +65,8 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
         targets: targets_of(&schema, train_records.iter().chain(&dev_records))?,
         pooling: config.pooling,
         max_length: config.max_length,
+        // The frozen recipe: a classifier per target over the sentence embedding (see head_fit).
+        head: if config.freeze_encoder { HeadKind::PerTarget } else { HeadKind::Joint },
     };
     let run = trainer::RunDir(config.out.clone());
     let classifier = if resume {
@@ -160,7 +162,7 @@ pub fn encode(classifier: &Classifier, schema: &Schema, records: &[Record]) -> R
         .map(|r| classifier.description(&r.target).or_else(|| schema.description(&r.target)).unwrap_or(&r.target))
         .collect();
     let pairs: Vec<(&str, &str)> = descriptions.iter().zip(records).map(|(d, r)| (*d, r.text.as_str())).collect();
-    let encoded = classifier.tokenizer.encode_pairs(&pairs)?;
+    let encoded = classifier.encode_pairs(&pairs)?;
     records
         .iter()
         .zip(encoded)

@@ -253,28 +253,27 @@ impl Trainer {
         self.classifier.model.forward_t(batch, train)
     }
 
-    /// `--freeze-encoder`: one pass of the encoder over the training data, then
-    /// the classifier fitted on the cached vectors ([`super::head_fit`]); the
-    /// run folder is written as after a one-step run.
+    /// `--freeze-encoder`: one pass of the encoder over the training sentences,
+    /// then a classifier per target fitted on the cached vectors
+    /// ([`super::head_fit`]); the run folder is written as after a one-step run.
     fn fit_frozen_head(&mut self, progress: &super::progress::Progress) -> Result<Outcome> {
-        let head = ["classifier.weight", "classifier.bias"];
-        if let Some(name) = self.classifier.model.params.initialised().iter().find(|n| !head.contains(&n.as_str())) {
-            return Err(Error::Other(format!(
-                "--freeze-encoder fits the classifier alone, and `{name}` would keep its random start: \
-                 this base model has no pretrained pooler for --pooling cls; use --pooling mean"
-            )));
-        }
         let x = head_fit::head_inputs(&self.classifier, &self.train, self.config.per_device_eval_batch_size)?;
         let y: Vec<usize> = self.train.iter().map(|e| e.label as usize).collect();
-        let weights = self.class_weights.as_ref().map(|w| w.to_vec1::<f32>()).transpose()?;
-        let labels = self.classifier.spec.labels.len();
-        let fit = head_fit::fit(&x, &y, labels, self.config.head_c, weights.as_deref());
+        let targets: Vec<usize> = self.train.iter().map(|e| e.encoded.target.unwrap_or(0) as usize).collect();
+        // Balanced unless --class-weights says otherwise: the setting that held on every data set measured.
+        let fixed = self.class_weights.as_ref().map(|w| w.to_vec1::<f32>()).transpose()?;
+        let weights = match (self.config.class_weights.as_deref(), &fixed) {
+            (Some(spec), Some(w)) if spec != "balanced" => head_fit::ClassWeights::Fixed(w),
+            _ => head_fit::ClassWeights::Balanced,
+        };
+        let shape = (self.classifier.spec.labels.len(), self.classifier.spec.targets.len());
+        let fit = head_fit::fit_per_target(&x, (&y, &targets), shape, self.config.head_c, weights);
         fit.install(&self.classifier)?;
         // One "step" that is one epoch, so the evaluation log reads epoch 1, step 1.
         self.state.total_steps = self.config.num_train_epochs;
         self.state.global_step = 1;
         self.state.epoch = self.config.num_train_epochs;
-        self.state.loss_sum = fit.mean_loss(&x, &y);
+        self.state.loss_sum = fit.mean_loss(&x, &y, &targets, shape.0);
         self.state.loss_count = 1;
         if self.dev.is_empty() {
             self.save_best()?;
