@@ -76,9 +76,9 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 diff=$("$python" "$helper" compare "$work/stancekit.jsonl" "$work/torch.jsonl")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
-flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -cE '^avx512f$' || true)
+flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
 
-echo "machine: $cpu, $(nproc) CPUs, AVX-512: $([ "$flags" = 1 ] && echo yes || echo no); load average at start $load_before, at end $load_after"
+echo "machine: $cpu, $(nproc) CPUs, flags: $flags; model: $(basename "$base"); load average at start $load_before, at end $load_after"
 "$python" - "$work/results.tsv" "$diff" "$n" "$threads" "$batch" "$rounds" <<'EOF'
 import json, statistics, sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines()]
