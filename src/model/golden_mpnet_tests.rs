@@ -56,19 +56,7 @@ pub(crate) fn batch(e: &Expected) -> Batch {
     Batch { input_ids: t(&e.input_ids), token_type_ids: types, attention_mask: t(&e.attention_mask), targets: None }
 }
 
-pub(crate) fn flat(v: &serde_json::Value) -> Vec<f32> {
-    match v {
-        serde_json::Value::Array(items) => items.iter().flat_map(flat).collect(),
-        other => vec![other.as_f64().unwrap() as f32],
-    }
-}
-
-pub(crate) fn assert_close(name: &str, got: &Tensor, want: Vec<f32>, tolerance: f32) {
-    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(got.len(), want.len(), "{name}: size");
-    let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(diff <= tolerance, "{name}: max abs difference {diff} > {tolerance}");
-}
+pub(crate) use super::golden_tests::{assert_close, flat};
 
 /// The fixture's classifier; `frozen` holds constants (inference), else `Var`s.
 pub(crate) fn load(dir: &std::path::Path, frozen: bool) -> StanceModel {
@@ -107,17 +95,7 @@ fn forward_matches_pytorch() {
 #[test]
 fn gradients_match_pytorch() {
     let (dir, e) = fixture();
-    let model = load(&dir, false);
-    let logits = model.forward_t(&batch(&e), false).unwrap();
-    let labels = Tensor::new(e.labels.as_slice(), &Device::Cpu).unwrap();
-    let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
-    assert!((loss.to_scalar::<f32>().unwrap() - e.loss).abs() < 1e-5);
-    let grads = loss.backward().unwrap();
-    let vars: BTreeMap<String, candle_core::Var> = model.params.vars().into_iter().collect();
-    for (name, want) in &e.grads {
-        let grad = grads.get(vars[name].as_tensor()).unwrap();
-        assert_close(&format!("grad {name}"), grad, flat(want), 1e-4);
-    }
+    super::golden_tests::assert_loss_and_gradients(&load(&dir, false), &batch(&e), &e.labels, e.loss, &e.grads);
 }
 
 #[test]

@@ -55,14 +55,14 @@ fn batch(e: &Expected) -> Batch {
     }
 }
 
-fn flat(v: &serde_json::Value) -> Vec<f32> {
+pub(crate) fn flat(v: &serde_json::Value) -> Vec<f32> {
     match v {
         serde_json::Value::Array(items) => items.iter().flat_map(flat).collect(),
         other => vec![other.as_f64().unwrap() as f32],
     }
 }
 
-fn assert_close(name: &str, got: &Tensor, want: Vec<f32>, tolerance: f32) {
+pub(crate) fn assert_close(name: &str, got: &Tensor, want: Vec<f32>, tolerance: f32) {
     let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(got.len(), want.len(), "{name}: size");
     let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
@@ -93,15 +93,25 @@ fn forward_matches_pytorch() {
 #[test]
 fn gradients_match_pytorch() {
     let (dir, e) = fixture();
-    let model = load(&dir, Pooling::Cls);
-    let logits = model.forward_t(&batch(&e), false).unwrap();
-    let labels = Tensor::new(e.labels.as_slice(), &Device::Cpu).unwrap();
-    let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
-    assert!((loss.to_scalar::<f32>().unwrap() - e.loss).abs() < 1e-5);
-    let grads = loss.backward().unwrap();
+    assert_loss_and_gradients(&load(&dir, Pooling::Cls), &batch(&e), &e.labels, e.loss, &e.grads);
+}
+
+/// The mean cross-entropy for `labels` and the gradients of the named parameters, against PyTorch's.
+pub(super) fn assert_loss_and_gradients(
+    model: &StanceModel,
+    batch: &Batch,
+    labels: &[u32],
+    loss: f32,
+    grads: &BTreeMap<String, serde_json::Value>,
+) {
+    let logits = model.forward_t(batch, false).unwrap();
+    let labels = Tensor::new(labels, &Device::Cpu).unwrap();
+    let got = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
+    assert!((got.to_scalar::<f32>().unwrap() - loss).abs() < 1e-5);
+    let computed = got.backward().unwrap();
     let vars: BTreeMap<String, candle_core::Var> = model.params.vars().into_iter().collect();
-    for (name, want) in &e.grads {
-        let grad = grads.get(vars[name].as_tensor()).unwrap();
+    for (name, want) in grads {
+        let grad = computed.get(vars[name].as_tensor()).unwrap();
         assert_close(&format!("grad {name}"), grad, flat(want), 1e-4);
     }
 }

@@ -243,4 +243,4 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod golden_mpnet_tests;
 #[cfg(test)]
-mod golden_tests;
+pub(crate) mod golden_tests;
