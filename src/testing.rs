@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::Device;
 use tokenizers::Tokenizer;
 
-use crate::model::{DropoutRng, Encoder, EncoderConfig, ParamStore};
+use crate::model::{DropoutRng, Encoder, EncoderConfig, HeadKind, ParamStore, Pooling};
 use crate::Result;
 
 /// BERT's special tokens at ids 0–4; MPNet's (RoBERTa-style) take the same places.
@@ -148,16 +148,23 @@ fn write_base_model(dir: &Path, config: &EncoderConfig, tokenizer: String, seed:
 /// with a random tiny encoder and head: labels favor/against/none, targets
 /// `nato` and `defence`. Its base model is written to `dir/base`.
 pub fn write_tiny_classifier(dir: &Path, seed: u64) -> Result<()> {
-    write_classifier_on(dir, write_tiny_model, seed)
+    write_classifier_on(dir, write_tiny_model, (Pooling::Cls, HeadKind::Joint), seed)
 }
 
-/// [`write_tiny_classifier`] on a tiny MPNet.
-pub fn write_tiny_mpnet_classifier(dir: &Path, seed: u64) -> Result<()> {
-    write_classifier_on(dir, write_tiny_mpnet_model, seed)
+/// [`write_tiny_classifier`] on a tiny MPNet: with a `<s>` head, or with the
+/// frozen recipe's classifier per target (random, as if fitted).
+pub fn write_tiny_mpnet_classifier(dir: &Path, per_target: bool, seed: u64) -> Result<()> {
+    let head = if per_target { (Pooling::Mean, HeadKind::PerTarget) } else { (Pooling::Cls, HeadKind::Joint) };
+    write_classifier_on(dir, write_tiny_mpnet_model, head, seed)
 }
 
-fn write_classifier_on(dir: &Path, write_base: fn(&Path, u64) -> Result<()>, seed: u64) -> Result<()> {
-    use crate::model::{Classifier, Pooling, StanceSpec};
+fn write_classifier_on(
+    dir: &Path,
+    write_base: fn(&Path, u64) -> Result<()>,
+    (pooling, head): (Pooling, HeadKind),
+    seed: u64,
+) -> Result<()> {
+    use crate::model::{Classifier, StanceSpec};
     let base = dir.join("base");
     write_base(&base, seed)?;
     let spec = StanceSpec {
@@ -165,9 +172,9 @@ fn write_classifier_on(dir: &Path, write_base: fn(&Path, u64) -> Result<()>, see
         targets: [("nato", "ukraine joining nato"), ("defence", "europe pay more for defence")]
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into(),
-        pooling: Pooling::Cls,
+        pooling,
         max_length: 32,
-        head: Default::default(),
+        head,
     };
     let base_dir = crate::resolve::resolve(&base.to_string_lossy())?;
     Classifier::from_base(&base_dir, spec, &Device::Cpu, seed)?.save(dir, &base)

@@ -160,3 +160,35 @@ fn a_closed_pipe_ends_the_run_quietly() {
     assert!(out.status.success(), "status {:?}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// MPNet classifiers, a `<s>` head and a per-target one (the frozen recipe's,
+/// which reads the sentence alone), predict through the binary what the
+/// library gives for the same (target description, sentence) pairs.
+#[test]
+fn mpnet_classifiers_predict_through_the_binary() {
+    use stancekit::model::Classifier;
+    for per_target in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        stancekit::testing::write_tiny_mpnet_classifier(dir.path(), per_target, 5).unwrap();
+        let input =
+            "{\"id\": \"a\", \"text\": \"the war must end\"}\n{\"id\": \"b\", \"text\": \"europe will never pay\"}\n";
+        let out = predict(dir.path(), &["--input", "-"], input);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rows = json_lines(&out.stdout);
+        assert_eq!(rows.len(), 4);
+        let resolved = stancekit::resolve::resolve(dir.path().to_str().unwrap()).unwrap();
+        let classifier = Classifier::load_frozen(&resolved, &candle_core::Device::Cpu).unwrap();
+        for row in &rows {
+            let description = classifier.description(row["target"].as_str().unwrap()).unwrap();
+            let want = classifier.predict_proba(&[(description, row["text"].as_str().unwrap())], 1).unwrap();
+            let got: Vec<f32> =
+                row["probs"].as_object().unwrap().values().map(|v| v.as_f64().unwrap() as f32).collect();
+            let diff = got.iter().zip(&want[0]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-6, "per_target {per_target}: {row} vs {want:?}");
+        }
+        // Per target, the same sentence gets each target's own classifier.
+        if per_target {
+            assert_ne!(rows[0]["probs"], rows[1]["probs"]);
+        }
+    }
+}
