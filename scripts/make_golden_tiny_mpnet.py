@@ -36,7 +36,11 @@ to the same float32). Runs on CPU, single-threaded, deterministic:
 
     /root/refvenv/bin/python scripts/make_golden_tiny_mpnet.py
 
-Needs torch, transformers and safetensors.
+Needs torch, transformers and safetensors. What it shares with
+scripts/make_golden_tiny.py (the config fields both tiny models
+have, the seed and re-initialisation, the save-and-check of
+model.safetensors, Trainer's decay groups and the AdamW step, the JSON
+layout) is in scripts/fixture_common.py.
 
 Upstream code mirrored by the Rust side (transformers 5.24.0,
 transformers/models/mpnet/modeling_mpnet.py; the script prints the line
@@ -65,21 +69,17 @@ numbers of the installed copy):
 from __future__ import annotations
 
 import inspect
-import json
-import platform
-from pathlib import Path
 
 import torch
 import transformers
-from safetensors import safe_open
 from transformers import MPNetConfig, MPNetForSequenceClassification
 from transformers.models.mpnet import modeling_mpnet
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-OUT_DIR = REPO_ROOT / "tests" / "fixtures" / "tiny-mpnet"
+import fixture_common as fc
+from fixture_common import LABELS, as_list
 
-SEED = 0
-INIT_STD = 0.5
+REPO_ROOT = fc.REPO_ROOT
+OUT_DIR = REPO_ROOT / "tests" / "fixtures" / "tiny-mpnet"
 
 BOS, PAD, EOS = 0, 1, 2
 # <s> A </s></s> B </s>: 1 + 9 + 2 + 11 + 1 = 24 tokens, and 1 + 5 + 2 + 6 + 1 = 15.
@@ -95,7 +95,6 @@ _ROWS = [pair_ids(*SEQ_A), pair_ids(*SEQ_B)]
 SEQ_LEN = max(len(r) for r in _ROWS)
 INPUT_IDS = [r + [PAD] * (SEQ_LEN - len(r)) for r in _ROWS]
 ATTENTION_MASK = [[1] * len(r) + [0] * (SEQ_LEN - len(r)) for r in _ROWS]
-LABELS = [0, 2]
 
 GRAD_NAMES = [
     "classifier.out_proj.weight",
@@ -107,7 +106,6 @@ GRAD_NAMES = [
     "mpnet.embeddings.word_embeddings.weight",
     "mpnet.embeddings.position_embeddings.weight",
 ]
-ADAMW = {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01}
 ADAMW_NAMES = [
     "classifier.out_proj.weight",
     "classifier.out_proj.bias",
@@ -139,119 +137,26 @@ def upstream_lines() -> dict[str, str]:
 
 def make_config() -> MPNetConfig:
     return MPNetConfig(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
+        **fc.TINY_CONFIG,
         max_position_embeddings=40,
         relative_attention_num_buckets=32,
-        hidden_act="gelu",
         layer_norm_eps=1e-5,
         pad_token_id=PAD,
         bos_token_id=BOS,
         eos_token_id=EOS,
-        num_labels=3,
-        hidden_dropout_prob=0.1,
-        attention_probs_dropout_prob=0.1,
     )
 
 
-def layer_norm_param_names(model: torch.nn.Module) -> set[str]:
-    names = set()
-    for mod_name, mod in model.named_modules():
-        if isinstance(mod, torch.nn.LayerNorm):
-            for p_name, _ in mod.named_parameters(recurse=False):
-                names.add(f"{mod_name}.{p_name}" if mod_name else p_name)
-    return names
-
-
-def build_model() -> MPNetForSequenceClassification:
-    torch.manual_seed(SEED)
-    model = MPNetForSequenceClassification(make_config())
-    ln_names = layer_norm_param_names(model)
-    with torch.no_grad():
-        # Draw in named_parameters() order, right after construction, with the
-        # same seeded generator: deterministic.
-        for name, p in model.named_parameters():
-            p.normal_(0.0, INIT_STD)
-            if name in ln_names and name.endswith(".weight"):
-                p.add_(1.0)
-    return model
-
-
-def decay_groups(model: torch.nn.Module) -> tuple[list[str], list[str]]:
-    """Split parameter names as transformers.Trainer does for weight decay.
-
-    Trainer decays every parameter except those of LayerNorm modules and those
-    whose name contains "bias" (which includes relative_attention_bias.weight).
-    """
-    ln_names = layer_norm_param_names(model)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if name in ln_names or "bias" in name:
-            no_decay.append(name)
-        else:
-            decay.append(name)
-    return decay, no_decay
-
-
-def check_decay_groups_against_transformers(model, decay: list[str]) -> None:
-    """Cross-check the split with transformers.Trainer's own helper."""
-    try:
-        from transformers import Trainer
-
-        hf_decay = Trainer.get_decay_parameter_names(None, model)  # does not use self
-    except (ImportError, AttributeError, TypeError):
-        from transformers.trainer_pt_utils import get_parameter_names
-
-        names = get_parameter_names(model, [torch.nn.LayerNorm])
-        hf_decay = [n for n in names if "bias" not in n]
-    assert sorted(hf_decay) == sorted(decay), (sorted(hf_decay), sorted(decay))
-
-
-def as_list(t: torch.Tensor):
-    assert t.dtype == torch.float32, t.dtype
-    return t.detach().cpu().tolist()
-
-
-def dump_json(obj: dict, path: Path) -> None:
-    """JSON with one top-level (and one second-level) key per line, arrays compact."""
-
-    def fmt(value, indent: int) -> str:
-        if isinstance(value, dict) and indent < 2:
-            pad = "  " * (indent + 1)
-            items = [f"{pad}{json.dumps(k)}: {fmt(v, indent + 1)}" for k, v in value.items()]
-            return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-    path.write_text(fmt(obj, 0) + "\n", encoding="utf-8")
-
-
 def main() -> None:
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    torch.set_default_dtype(torch.float32)
+    fc.set_deterministic()
 
-    model = build_model()
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(OUT_DIR, safe_serialization=True)
+    model = fc.build_random_model(MPNetForSequenceClassification, make_config())
+    saved = fc.save_model(model, OUT_DIR, ("mpnet.", "classifier.dense.", "classifier.out_proj."))
+    assert not any(n.startswith("mpnet.pooler.") for n in saved)
     # Eager attention: MPNet's own softmax(QK^T/sqrt(d) + bias + mask) V code
     # with a float additive mask (set after saving so that config.json stays
     # the plain MPNetConfig).
     model.config._attn_implementation = "eager"
-
-    st_path = OUT_DIR / "model.safetensors"
-    with safe_open(str(st_path), framework="pt") as f:
-        saved = set(f.keys())
-    expected_names = {n for n, _ in model.named_parameters()}
-    assert saved == expected_names, saved ^ expected_names
-    assert all(n.startswith(("mpnet.", "classifier.dense.", "classifier.out_proj.")) for n in saved)
-    assert not any(n.startswith("mpnet.pooler.") for n in saved)
-    size_kib = st_path.stat().st_size / 1024
-    assert size_kib < 64, f"model.safetensors unexpectedly large: {size_kib:.1f} KiB"
 
     model.eval()
     input_ids = torch.tensor(INPUT_IDS, dtype=torch.long)
@@ -279,8 +184,7 @@ def main() -> None:
     model.zero_grad(set_to_none=True)
     enc = model.mpnet(input_ids=input_ids, attention_mask=attention_mask)
     last_hidden = enc.last_hidden_state  # (2, 24, 16)
-    mask = attention_mask.unsqueeze(-1).to(last_hidden.dtype)
-    mean_pooled = (last_hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    mean_pooled = fc.masked_mean(last_hidden, attention_mask)
     logits = model.classifier(last_hidden)  # dropout is identity in eval
     loss = torch.nn.functional.cross_entropy(logits, labels)  # mean reduction
 
@@ -295,25 +199,8 @@ def main() -> None:
     assert torch.allclose(by_hand, logits.detach(), rtol=0, atol=1e-6)
 
     loss.backward()
-    params = dict(model.named_parameters())
-    grads = {name: as_list(params[name].grad) for name in GRAD_NAMES}
-
-    decay, no_decay = decay_groups(model)
-    check_decay_groups_against_transformers(model, decay)
+    grads, decay, no_decay, after = fc.grads_and_adamw_step(model, GRAD_NAMES, ADAMW_NAMES)
     assert "mpnet.encoder.relative_attention_bias.weight" in no_decay
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [params[n] for n in decay], "weight_decay": ADAMW["weight_decay"]},
-            {"params": [params[n] for n in no_decay], "weight_decay": 0.0},
-        ],
-        lr=ADAMW["lr"],
-        betas=tuple(ADAMW["betas"]),
-        eps=ADAMW["eps"],
-        amsgrad=False,
-        foreach=False,
-    )
-    optimizer.step()
-    after = {name: as_list(params[name]) for name in ADAMW_NAMES}
 
     lines = upstream_lines()
     expected = {
@@ -322,15 +209,7 @@ def main() -> None:
             "random N(0,0.5) init, seed 0), eval mode, float32; made by "
             "scripts/make_golden_tiny_mpnet.py"
         ),
-        "generator": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "python": platform.python_version(),
-            "seed": SEED,
-            "init_std": INIT_STD,
-            "attn_implementation": "eager",
-            "modeling_mpnet_lines": lines,
-        },
+        "generator": {**fc.golden_generator(), "modeling_mpnet_lines": lines},
         "input_ids": INPUT_IDS,
         "attention_mask": ATTENTION_MASK,
         "labels": LABELS,
@@ -341,17 +220,10 @@ def main() -> None:
         "logits": as_list(logits),
         "loss": float(loss.detach()),
         "grads": grads,
-        "adamw": {
-            "lr": ADAMW["lr"],
-            "betas": ADAMW["betas"],
-            "eps": ADAMW["eps"],
-            "weight_decay": ADAMW["weight_decay"],
-            "decay_params": decay,
-            "no_decay_params": no_decay,
-        },
+        "adamw": fc.adamw_record(decay, no_decay),
         "after_adamw_step": after,
     }
-    dump_json(expected, OUT_DIR / "expected.json")
+    fc.dump_json(expected, OUT_DIR / "expected.json", depth=2)
 
     print(f"transformers {transformers.__version__}: {modeling_mpnet.__file__}")
     for name, span in lines.items():
@@ -359,10 +231,7 @@ def main() -> None:
     print(f"position_ids = {position_ids.tolist()}")
     print(f"bucket row 0 (query 0, keys 0..{SEQ_LEN - 1}) = {buckets[0].tolist()}")
     print(f"bucket col 0 (queries 0..{SEQ_LEN - 1}, key 0) = {buckets[:, 0].tolist()}")
-    total = 0
-    for p in sorted(OUT_DIR.iterdir()):
-        total += p.stat().st_size
-        print(f"{p.relative_to(REPO_ROOT)}: {p.stat().st_size} bytes")
+    total = fc.print_files(OUT_DIR)
     assert total < 200 * 1024, f"fixture too large: {total} bytes"
     print(f"loss = {float(loss.detach()):.6f}; logits = {as_list(logits)}")
 
