@@ -89,8 +89,7 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let outcome = trainer.run(stop, &progress)?;
     let seconds = started.elapsed().as_secs_f64();
     let state = &trainer.state;
-    let batch = trainer.config().per_device_train_batch_size * trainer.config().gradient_accumulation_steps;
-    let rate = (state.global_step - steps_before) as f64 * batch as f64 / seconds.max(1e-9);
+    let rate = trainer.examples_since(steps_before) as f64 / seconds.max(1e-9);
     progress.summary(&state.log_history, state.best_step, seconds, rate);
     let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
     let warnings = trainer

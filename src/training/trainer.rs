@@ -124,6 +124,16 @@ impl Trainer {
         &self.classifier
     }
 
+    /// Training examples processed since optimizer step `steps_before` (the
+    /// frozen recipe reads each once).
+    pub fn examples_since(&self, steps_before: usize) -> usize {
+        if self.head_only {
+            return self.train.len();
+        }
+        let batch = self.config.per_device_train_batch_size * self.config.gradient_accumulation_steps;
+        (self.state.global_step - steps_before) * batch
+    }
+
     /// Trains to the end, to early stopping, or until `stop(step)` asks to stop.
     pub fn run(&mut self, stop: &dyn Fn(usize) -> bool, progress: &super::progress::Progress) -> Result<Outcome> {
         if self.head_only {
