@@ -22,8 +22,8 @@ use std::collections::HashMap;
 
 use candle_core::{Tensor, Var};
 
-use super::trainer::Example;
 use crate::model::Classifier;
+use crate::tokenization::Encoded;
 use crate::{Error, Result};
 
 /// Stop when the largest gradient component of the (weight-normalised) objective is below this.
@@ -37,15 +37,19 @@ const ABSENT_LOGIT: f64 = -1e4;
 /// The vector the classifier reads for every example, from a frozen copy of the
 /// model (constants: no graph, and the fused kernels). Each distinct input is
 /// encoded once: a sentence labelled for three targets costs one pass.
-pub fn head_inputs(classifier: &Classifier, examples: &[Example], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+pub fn head_inputs<'a>(
+    classifier: &Classifier,
+    examples: impl IntoIterator<Item = &'a Encoded>,
+    batch_size: usize,
+) -> Result<Vec<Vec<f32>>> {
     let frozen = classifier.inference_model()?;
     let mut index: HashMap<&[u32], usize> = HashMap::new();
     let mut unique = Vec::new();
     let slots: Vec<usize> = examples
-        .iter()
+        .into_iter()
         .map(|e| {
-            *index.entry(&e.encoded.ids).or_insert_with(|| {
-                unique.push(e.encoded.clone());
+            *index.entry(&e.ids).or_insert_with(|| {
+                unique.push(e.clone());
                 unique.len() - 1
             })
         })

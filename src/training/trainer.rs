@@ -267,7 +267,8 @@ impl Trainer {
     /// then a classifier per target fitted on the cached vectors
     /// ([`super::head_fit`]); the run folder is written as after a one-step run.
     fn fit_frozen_head(&mut self, progress: &super::progress::Progress) -> Result<Outcome> {
-        let x = head_fit::head_inputs(&self.classifier, &self.train, self.config.per_device_eval_batch_size)?;
+        let encoded = self.train.iter().map(|e| &e.encoded);
+        let x = head_fit::head_inputs(&self.classifier, encoded, self.config.per_device_eval_batch_size)?;
         let y: Vec<usize> = self.train.iter().map(|e| e.label as usize).collect();
         let targets: Vec<usize> = self.train.iter().map(|e| e.encoded.target.unwrap_or(0) as usize).collect();
         // Balanced unless --class-weights says otherwise: the setting that held on every data set measured.
