@@ -3,38 +3,60 @@
 probabilities with those of `stancekit predict` on the same pairs.
 
 Usage: python3 scripts/check_transformers_load.py RUN_DIR PREDICTIONS.jsonl
-(PREDICTIONS.jsonl from `stancekit predict --model RUN_DIR ...`; needs torch and transformers.)
+(PREDICTIONS.jsonl from `stancekit predict --model RUN_DIR ...`; needs torch,
+transformers and safetensors.)
 
-A `--pooling cls` run is transformers' own BertForSequenceClassification. A
-`--pooling mean` run (the default) loads the same way, but its head reads the
-masked mean of the last hidden state instead of the pooler, which
-transformers has no option for: `logits()` below shows the three lines that
-do it."""
+A `--pooling cls` run is transformers' own BertForSequenceClassification (or
+MPNetForSequenceClassification). A `--pooling mean` run (the fine-tuning
+default) loads the same way, but its head reads the masked mean of the last
+hidden state instead of the first token, which transformers has no option
+for: `logits()` below shows the three lines that do it. A frozen-recipe run
+(`"head": "per_target"`) loads as the encoder; its `classifier.weight` holds
+one [labels, hidden] block per target (in the order of the `targets` section),
+read over the normalised mean of the sentence alone."""
 import json, sys
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 folder = sys.argv[1]
 cfg = json.load(open(f"{folder}/config.json"))
-targets = cfg["stancekit"]["targets"]
+spec = cfg["stancekit"]
+targets = spec["targets"]
+labels = spec["labels"]
+per_target = spec.get("head") == "per_target"
 tok = AutoTokenizer.from_pretrained(folder)
-model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-pooling = cfg["stancekit"].get("pooling", "cls")
+if per_target:
+    model = AutoModel.from_pretrained(folder).eval()
+    head = load_file(f"{folder}/model.safetensors")
+    weight, bias = head["classifier.weight"], head["classifier.bias"]
+else:
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+pooling = spec.get("pooling", "cls")
 
 
-def logits(enc):
+def mean(hidden, enc):
+    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1)
+
+
+def logits(target, text):
+    if per_target:
+        enc = tok(text, truncation=True, max_length=spec["max_length"], return_tensors="pt")
+        x = torch.nn.functional.normalize(mean(model(**enc).last_hidden_state, enc), dim=-1)
+        block = list(targets).index(target) * len(labels)
+        return x @ weight[block:block + len(labels)].T + bias[block:block + len(labels)]
+    enc = tok(targets[target], text, truncation="only_second", max_length=spec["max_length"], return_tensors="pt")
     if pooling == "cls":
         return model(**enc).logits
-    hidden = model.bert(**enc).last_hidden_state
-    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-    return model.classifier((hidden * mask).sum(1) / mask.sum(1))
+    return model.classifier(mean(model.base_model(**enc).last_hidden_state, enc))
 
 
 worst = 0.0
 for line in open(sys.argv[2]):
     row = json.loads(line)
-    enc = tok(targets[row["target"]], row["text"], truncation="only_second", max_length=cfg["stancekit"]["max_length"], return_tensors="pt")
     with torch.no_grad():
-        p = torch.softmax(logits(enc), -1)[0]
-    ours = [row["probs"][model.config.id2label[i]] for i in range(len(p))]
+        p = torch.softmax(logits(row["target"], row["text"]), -1)[0]
+    ours = [row["probs"][label] for label in labels]
     worst = max(worst, max(abs(a - b) for a, b in zip(p.tolist(), ours)))
-print("pooling", pooling, "labels", model.config.id2label, "rows", sum(1 for _ in open(sys.argv[2])), "max abs prob diff", worst)
+print("pooling", pooling, "head", spec.get("head", "joint"), "labels", labels,
+      "rows", sum(1 for _ in open(sys.argv[2])), "max abs prob diff", worst)
