@@ -185,7 +185,7 @@ impl TargetSet {
     }
 
     /// Fails now, rather than mid-stream, when a description leaves no room for a sentence.
-    pub fn check_fit(&self, encoder: &PairEncoder) -> Result<()> {
+    pub fn check_fit(&self, encoder: &PairEncoder<'_>) -> Result<()> {
         let pairs: Vec<(&str, &str)> = self.descriptions.iter().map(|d| (d.as_str(), "x")).collect();
         encoder.encode(&pairs).map(|_| ())
     }
@@ -265,7 +265,7 @@ pub fn predict_stream(
 
 /// Reads, validates and tokenises on its own thread.
 struct Producer<'a> {
-    encoder: &'a PairEncoder,
+    encoder: &'a PairEncoder<'a>,
     targets: &'a TargetSet,
     options: &'a StreamOptions,
     bytes_read: Option<&'a AtomicU64>,

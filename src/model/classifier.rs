@@ -41,15 +41,16 @@ impl StanceSpec {
 
 /// Turns (target description, sentence) pairs into what the model reads: the
 /// pair, or for a per-target head the sentence alone marked with its target.
-/// Cheap to clone, so tokenising can run on another thread.
+/// It borrows the classifier's tokenizer, so tokenising can run on another
+/// (scoped) thread without a copy of the vocabulary.
 #[derive(Clone)]
-pub struct PairEncoder {
-    tokenizer: StanceTokenizer,
+pub struct PairEncoder<'a> {
+    tokenizer: &'a StanceTokenizer,
     /// The per-target head's targets, by description, in block order.
-    blocks: Option<Vec<String>>,
+    blocks: Option<Vec<&'a str>>,
 }
 
-impl PairEncoder {
+impl PairEncoder<'_> {
     pub fn encode(&self, pairs: &[(&str, &str)]) -> Result<Vec<Encoded>> {
         let Some(blocks) = &self.blocks else { return self.tokenizer.encode_pairs(pairs) };
         let texts: Vec<&str> = pairs.iter().map(|p| p.1).collect();
@@ -141,9 +142,10 @@ impl Classifier {
     }
 
     /// What turns pairs into the model's input ([`PairEncoder`]).
-    pub fn pair_encoder(&self) -> PairEncoder {
-        let blocks = (self.spec.head == HeadKind::PerTarget).then(|| self.spec.targets.values().cloned().collect());
-        PairEncoder { tokenizer: self.tokenizer.clone(), blocks }
+    pub fn pair_encoder(&self) -> PairEncoder<'_> {
+        let blocks =
+            (self.spec.head == HeadKind::PerTarget).then(|| self.spec.targets.values().map(String::as_str).collect());
+        PairEncoder { tokenizer: &self.tokenizer, blocks }
     }
 
     /// (target description, sentence) pairs as the model reads them.
