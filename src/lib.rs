@@ -10,6 +10,7 @@ pub mod error;
 pub mod evaluation;
 pub mod inference;
 pub mod io;
+pub mod kernels;
 pub mod logging;
 pub mod model;
 pub mod reporting;

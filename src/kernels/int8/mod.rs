@@ -1,0 +1,292 @@
+//! Int8 matrix multiplication for inference (`--precision int8`).
+//!
+//! `y = x·Wᵀ + b` as ONNX Runtime's and PyTorch's dynamic quantization do it:
+//! the weights are quantized once, symmetrically per output channel, to
+//! i8 in [-127, 127]; each input row is quantized when it arrives,
+//! asymmetrically to u8 with its own scale and zero point; products are summed
+//! exactly in i32, and the output step applies both scales, the zero-point
+//! correction, the bias and an optional activation (GELU) while the tile is
+//! still in cache.
+//!
+//! Every kernel computes the same i32 sums and the same f32 output step, so
+//! all of them give bit-identical results (the tests hold each one the CPU
+//! runs to a scalar reference):
+//!
+//! - `avx512-vnni`: `vpdpbusd` on 512-bit registers, 8 rows × 32 columns;
+//! - `avx-vnni`: the same instruction on 256-bit registers, 6 × 16;
+//! - `avx2`: no u8·i8 dot product without saturation (`vpmaddubsw` adds two
+//!   products into an i16 and saturates at 255·127·2), so both sides are
+//!   widened to i16 once (activations when quantized, weights when packed)
+//!   and `vpmaddwd` sums pairs exactly into i32, 4 × 16;
+//! - `scalar`: portable, for other architectures and as the reference.
+
+mod tiles;
+#[cfg(test)]
+mod tests;
+
+use rayon::prelude::*;
+
+use tiles::{Geometry, TileFn};
+
+/// Which instruction set runs the int8 products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Avx512Vnni,
+    AvxVnni,
+    Avx2,
+    Scalar,
+}
+
+/// Overrides the automatic choice (benchmarks, and measuring the AVX2 path on a VNNI machine).
+pub const KERNEL_ENV: &str = "STANCEKIT_INT8_KERNEL";
+
+impl Kernel {
+    pub const ALL: [Kernel; 4] = [Kernel::Avx512Vnni, Kernel::AvxVnni, Kernel::Avx2, Kernel::Scalar];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512Vnni => "avx512-vnni",
+            Kernel::AvxVnni => "avx-vnni",
+            Kernel::Avx2 => "avx2",
+            Kernel::Scalar => "scalar",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Kernel::Avx512Vnni => has!("avx512f") && has!("avx512bw") && has!("avx512vnni"),
+                Kernel::AvxVnni => has!("avx2") && has!("avxvnni"),
+                Kernel::Avx2 => has!("avx2"),
+                Kernel::Scalar => true,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Kernel::Scalar
+        }
+    }
+
+    /// The kernels this CPU runs, fastest first.
+    pub fn available() -> Vec<Kernel> {
+        Self::ALL.into_iter().filter(|k| k.supported()).collect()
+    }
+
+    /// The kernel to use: [`KERNEL_ENV`] when set, else the fastest this CPU
+    /// runs. On x86-64 without AVX2 this is an error rather than a scalar
+    /// crawl: f32 is faster there.
+    pub fn select() -> Result<Kernel, String> {
+        if let Ok(name) = std::env::var(KERNEL_ENV) {
+            let kernel = Kernel::parse(&name).ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
+                format!("{KERNEL_ENV}={name:?} is not one of {}", names.join(", "))
+            })?;
+            return if kernel.supported() {
+                Ok(kernel)
+            } else {
+                Err(format!("{KERNEL_ENV}={name}: this CPU lacks the instructions that kernel needs"))
+            };
+        }
+        match Self::available().first() {
+            Some(Kernel::Scalar) if cfg!(target_arch = "x86_64") => {
+                Err("--precision int8 needs a CPU with AVX2; this one has none, use --precision f32".into())
+            }
+            Some(&k) => Ok(k),
+            None => Err("no int8 kernel runs on this CPU".into()),
+        }
+    }
+
+    fn geometry(self) -> Geometry {
+        tiles::geometry(self)
+    }
+}
+
+/// A weight matrix [out, in] quantized per output channel and packed for one kernel.
+pub struct QuantizedWeights {
+    kernel: Kernel,
+    /// Output features (rows of the torch weight).
+    outputs: usize,
+    /// Input features.
+    inputs: usize,
+    /// Per output channel: the value of one step of its i8 grid.
+    scales: Vec<f32>,
+    /// Per output channel: Σ of its i8 weights, for the zero-point correction.
+    sums: Vec<i32>,
+    /// Column panels of `nr` outputs, in the kernel's layout (see [`tiles`]).
+    packed: Vec<u8>,
+}
+
+impl QuantizedWeights {
+    /// Quantizes a row-major [outputs, inputs] f32 matrix (a torch `Linear.weight`).
+    pub fn new(weight: &[f32], outputs: usize, inputs: usize, kernel: Kernel) -> Self {
+        assert_eq!(weight.len(), outputs * inputs, "weight is not {outputs}×{inputs}");
+        let (q, scales) = quantize_channels(weight, inputs);
+        let sums = q.chunks(inputs.max(1)).map(|row| row.iter().map(|&v| v as i32).sum()).collect();
+        let packed = tiles::pack(&q, outputs, inputs, kernel.geometry());
+        Self { kernel, outputs, inputs, scales, sums, packed }
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Bytes held: packed weights, scales and sums.
+    pub fn bytes(&self) -> usize {
+        self.packed.len() + 8 * self.outputs
+    }
+
+    /// `finish(x·Wᵀ + bias)` for `x` row-major [rows, inputs]; `finish` runs on
+    /// each output row's slice of a tile (an activation such as GELU), in place.
+    pub fn matmul(&self, x: &[f32], bias: Option<&[f32]>, finish: &(dyn Fn(&mut [f32]) + Sync)) -> Vec<f32> {
+        let rows = if self.inputs == 0 { 0 } else { x.len() / self.inputs };
+        assert_eq!(x.len(), rows * self.inputs, "input is not [rows, {}]", self.inputs);
+        let zeros;
+        let bias = match bias {
+            Some(b) => b,
+            None => {
+                zeros = vec![0f32; self.outputs];
+                &zeros
+            }
+        };
+        assert_eq!(bias.len(), self.outputs, "bias is not [{}]", self.outputs);
+        let geometry = self.kernel.geometry();
+        let acts = QuantizedRows::new(x, self.inputs, geometry);
+        let mut out = vec![0f32; rows * self.outputs];
+        let job = Job { acts: &acts, weights: self, bias, finish, out: OutPtr(out.as_mut_ptr()), rows, geometry };
+        let tile_fn: TileFn = tiles::tile_fn(self.kernel);
+        let tiles = job.row_tiles() * job.col_tiles();
+        // SAFETY: the kernel is supported (checked when the weights were made
+        // for it by `Kernel::select` or by the caller), and tiles write disjoint
+        // parts of `out`, which outlives the loop.
+        (0..tiles).into_par_iter().for_each(|t| unsafe { tile_fn(&job, t) });
+        out
+    }
+}
+
+/// Symmetric per-row quantization to [-127, 127]: (values, scale per row).
+fn quantize_channels(weight: &[f32], inputs: usize) -> (Vec<i8>, Vec<f32>) {
+    let rows: Vec<(Vec<i8>, f32)> = weight
+        .par_chunks(inputs.max(1))
+        .map(|row| {
+            let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let scale = max / 127.0;
+            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            (row.iter().map(|v| (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8).collect(), scale)
+        })
+        .collect();
+    let scales = rows.iter().map(|r| r.1).collect();
+    (rows.into_iter().flat_map(|r| r.0).collect(), scales)
+}
+
+/// Input rows quantized to u8 (u16 for the AVX2 kernel), zero-padded to the packed depth.
+struct QuantizedRows {
+    data: Vec<u8>,
+    /// Elements per row (the packed depth).
+    stride: usize,
+    scales: Vec<f32>,
+    zeros: Vec<i32>,
+}
+
+impl QuantizedRows {
+    fn new(x: &[f32], inputs: usize, g: Geometry) -> Self {
+        let stride = g.depth(inputs);
+        let rows = if inputs == 0 { 0 } else { x.len() / inputs };
+        let mut data = vec![0u8; rows * stride * g.a_bytes];
+        let mut params = vec![(0f32, 0i32); rows];
+        data.par_chunks_mut((stride * g.a_bytes).max(1))
+            .zip(x.par_chunks(inputs.max(1)))
+            .zip(params.par_iter_mut())
+            .for_each(|((dst, row), p)| *p = quantize_row(row, dst, g.a_bytes));
+        let (scales, zeros) = params.into_iter().unzip();
+        Self { data, stride, scales, zeros }
+    }
+}
+
+/// Asymmetric u8 quantization of one row (the range always holds 0, so that
+/// zero padding stays exact): writes the values as `a_bytes`-wide little-endian
+/// integers and returns (scale, zero point).
+fn quantize_row(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
+    let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+    let inv = 1.0 / scale;
+    let zero = (-lo * inv).round_ties_even().clamp(0.0, 255.0);
+    let q = |v: f32| ((v * inv).round_ties_even() + zero).clamp(0.0, 255.0) as u8;
+    if a_bytes == 1 {
+        dst.iter_mut().zip(row).for_each(|(d, &v)| *d = q(v));
+    } else {
+        dst.chunks_exact_mut(2).zip(row).for_each(|(d, &v)| d.copy_from_slice(&(q(v) as u16).to_le_bytes()));
+    }
+    (scale, zero as i32)
+}
+
+/// The output, written by tiles that never overlap.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: each tile writes only its own rows × columns of the buffer.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// One matrix product, split into tiles of rows × column panels.
+struct Job<'a> {
+    acts: &'a QuantizedRows,
+    weights: &'a QuantizedWeights,
+    bias: &'a [f32],
+    finish: &'a (dyn Fn(&mut [f32]) + Sync),
+    out: OutPtr,
+    rows: usize,
+    geometry: Geometry,
+}
+
+impl Job<'_> {
+    fn row_tiles(&self) -> usize {
+        self.rows.div_ceil(self.geometry.tile_rows())
+    }
+
+    fn col_tiles(&self) -> usize {
+        self.weights.outputs.div_ceil(self.geometry.tile_cols())
+    }
+
+    /// Writes the output step of one MR × NR block: scales, zero-point
+    /// correction and bias, for `rows` from `row0` and the panel at `col0`.
+    #[inline(always)]
+    fn store(&self, acc: &[i32], row0: usize, rows: usize, col0: usize) {
+        let g = self.geometry;
+        let cols = g.nr.min(self.weights.outputs - col0);
+        let w = self.weights;
+        let (sums, scales, bias) = (&w.sums[col0..col0 + cols], &w.scales[col0..col0 + cols], &self.bias[col0..col0 + cols]);
+        for r in 0..rows {
+            let row = row0 + r;
+            let (sa, zero) = (self.acts.scales[row], self.acts.zeros[row]);
+            // SAFETY: row < self.rows and col0 + cols ≤ outputs: inside `out`, in this tile's part.
+            let out = unsafe { std::slice::from_raw_parts_mut(self.out.0.add(row * w.outputs + col0), cols) };
+            let acc = &acc[r * g.nr..r * g.nr + cols];
+            for c in 0..cols {
+                out[c] = (acc[c] - zero * sums[c]) as f32 * (sa * scales[c]) + bias[c];
+            }
+        }
+    }
+
+    /// Runs `finish` over this tile's part of each of its rows.
+    fn finish(&self, row0: usize, rows: usize, col0: usize, cols: usize) {
+        for row in row0..row0 + rows {
+            // SAFETY: as in `store`.
+            let out = unsafe { std::slice::from_raw_parts_mut(self.out.0.add(row * self.weights.outputs + col0), cols) };
+            (self.finish)(out);
+        }
+    }
+}

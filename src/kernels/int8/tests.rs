@@ -1,0 +1,141 @@
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+fn normal_vec(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    // Sum of uniforms: close enough to normal, with occasional large values below.
+    (0..n).map(|_| (0..4).map(|_| rng.random::<f32>() - 0.5).sum::<f32>() * scale).collect()
+}
+
+/// The products the kernels must reproduce, written the plain way: the same
+/// quantization, then Σ over k in i32 and the same f32 output step.
+fn reference(x: &[f32], weight: &[f32], outputs: usize, inputs: usize, bias: &[f32]) -> Vec<f32> {
+    let (q, scales) = quantize_channels(weight, inputs);
+    let rows = x.len() / inputs;
+    let mut y = Vec::with_capacity(rows * outputs);
+    for row in x.chunks(inputs) {
+        let mut a = vec![0u8; inputs];
+        let (sa, zero) = quantize_row(row, &mut a, 1);
+        for c in 0..outputs {
+            let w = &q[c * inputs..(c + 1) * inputs];
+            let acc: i32 = a.iter().zip(w).map(|(&a, &w)| a as i32 * w as i32).sum();
+            let sum: i32 = w.iter().map(|&w| w as i32).sum();
+            y.push((acc - zero * sum) as f32 * (sa * scales[c]) + bias[c]);
+        }
+    }
+    y
+}
+
+fn f32_matmul(x: &[f32], weight: &[f32], outputs: usize, inputs: usize, bias: &[f32]) -> Vec<f32> {
+    x.chunks(inputs)
+        .flat_map(|row| {
+            (0..outputs).map(move |c| {
+                row.iter().zip(&weight[c * inputs..(c + 1) * inputs]).map(|(a, b)| a * b).sum::<f32>() + bias[c]
+            })
+        })
+        .collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Shapes with every kind of edge: fewer rows than MR, channels not a
+/// multiple of NR, depth not a multiple of 4, more than one tile each way.
+const SHAPES: [(usize, usize, usize); 6] = [(1, 1, 1), (3, 5, 7), (13, 37, 70), (70, 64, 384), (9, 300, 5), (130, 160, 64)];
+
+#[test]
+fn every_kernel_this_cpu_runs_matches_the_scalar_reference_exactly() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let available = Kernel::available();
+    assert!(available.contains(&Kernel::Scalar));
+    eprintln!("int8 kernels tested on this CPU: {:?}", available.iter().map(|k| k.name()).collect::<Vec<_>>());
+    for (rows, outputs, inputs) in SHAPES {
+        let x = normal_vec(&mut rng, rows * inputs, 2.0);
+        let w = normal_vec(&mut rng, outputs * inputs, 0.1);
+        let bias = normal_vec(&mut rng, outputs, 0.5);
+        let want = reference(&x, &w, outputs, inputs, &bias);
+        for &kernel in &available {
+            let got = QuantizedWeights::new(&w, outputs, inputs, kernel).matmul(&x, Some(&bias), &|_| {});
+            assert_eq!(bits(&got), bits(&want), "{} on {rows}×{inputs} · {inputs}×{outputs}", kernel.name());
+        }
+    }
+}
+
+/// Rounding x to steps of sa and w to steps of sw moves each product by at
+/// most |x|·sw/2 + |w|·sa/2 + sa·sw/4: a bound per output, from the scales.
+#[test]
+fn the_error_against_f32_stays_within_half_a_step_per_product() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let (rows, outputs, inputs) = (32, 96, 384);
+    // Activations with a few outliers, as transformer hidden states have.
+    let mut x = normal_vec(&mut rng, rows * inputs, 1.0);
+    for i in (0..x.len()).step_by(97) {
+        x[i] *= 8.0;
+    }
+    let w = normal_vec(&mut rng, outputs * inputs, 0.05);
+    let bias = normal_vec(&mut rng, outputs, 0.1);
+    let exact = f32_matmul(&x, &w, outputs, inputs, &bias);
+    let got = QuantizedWeights::new(&w, outputs, inputs, Kernel::available()[0]).matmul(&x, Some(&bias), &|_| {});
+    let (mut worst, mut total) = (0f32, 0f32);
+    for (r, row) in x.chunks(inputs).enumerate() {
+        let sa = (row.iter().fold(0f32, |m, &v| m.max(v)) - row.iter().fold(0f32, |m, &v| m.min(v))) / 255.0;
+        for c in 0..outputs {
+            let wc = &w[c * inputs..(c + 1) * inputs];
+            let sw = wc.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            let sum_x: f32 = row.iter().map(|v| v.abs()).sum();
+            let sum_w: f32 = wc.iter().map(|v| v.abs()).sum();
+            let bound = 0.5 * sw * sum_x + 0.5 * sa * sum_w + 0.25 * sa * sw * inputs as f32;
+            let err = (got[r * outputs + c] - exact[r * outputs + c]).abs();
+            assert!(err <= bound * 1.01 + 1e-5, "[{r}, {c}]: |Δ| {err} over the bound {bound}");
+            worst = worst.max(err / bound);
+            total += err;
+        }
+    }
+    // Rounding errors mostly cancel: the typical error is far below the worst case.
+    let spread = exact.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let mean = total / got.len() as f32;
+    assert!(mean < 0.01 * spread, "mean |Δ| {mean} for outputs up to {spread} (worst {worst:.2} of the bound)");
+}
+
+#[test]
+fn finish_runs_on_every_output_once_and_no_bias_means_zero() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (rows, outputs, inputs) = (50, 150, 40);
+    let x = normal_vec(&mut rng, rows * inputs, 1.0);
+    let w = normal_vec(&mut rng, outputs * inputs, 0.2);
+    let want: Vec<f32> = reference(&x, &w, outputs, inputs, &vec![0.0; outputs]).iter().map(|v| v.max(0.0) + 1.0).collect();
+    for kernel in Kernel::available() {
+        let got = QuantizedWeights::new(&w, outputs, inputs, kernel).matmul(&x, None, &|s| {
+            s.iter_mut().for_each(|v| *v = v.max(0.0) + 1.0)
+        });
+        assert_eq!(bits(&got), bits(&want), "{}", kernel.name());
+    }
+}
+
+#[test]
+fn zero_weights_and_constant_rows_are_exact() {
+    let (rows, outputs, inputs) = (5, 20, 12);
+    let mut x = vec![0.0; rows * inputs];
+    x[inputs..2 * inputs].fill(-3.0); // a constant negative row: its zero point is 255
+    x[2 * inputs..3 * inputs].fill(2.5);
+    // Channel 0 is all zero; the others take values on their own i8 grid (±127 steps of 3/127).
+    let w: Vec<f32> = (0..outputs * inputs).map(|i| if i < inputs { 0.0 } else { [-3.0, 0.0, 3.0][i % 3] }).collect();
+    let bias: Vec<f32> = (0..outputs).map(|c| c as f32).collect();
+    let exact = f32_matmul(&x, &w, outputs, inputs, &bias);
+    for kernel in Kernel::available() {
+        let got = QuantizedWeights::new(&w, outputs, inputs, kernel).matmul(&x, Some(&bias), &|_| {});
+        for (i, (g, e)) in got.iter().zip(&exact).enumerate() {
+            assert!((g - e).abs() <= 1e-4 * e.abs().max(1.0), "{} [{i}]: {g} vs {e}", kernel.name());
+        }
+    }
+}
+
+#[test]
+fn kernel_names_round_trip() {
+    for k in Kernel::ALL {
+        assert_eq!(Kernel::parse(k.name()), Some(k));
+    }
+    assert_eq!(Kernel::parse("amx"), None);
+}
