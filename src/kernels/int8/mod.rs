@@ -219,13 +219,32 @@ impl QuantizedRows {
 
 /// Asymmetric u8 quantization of one row (the range always holds 0, so that
 /// zero padding stays exact): writes the values as `a_bytes`-wide little-endian
-/// integers and returns (scale, zero point).
+/// integers and returns (scale, zero point). Compiled for AVX2 too, where
+/// rounding is one instruction instead of a libm call.
 fn quantize_row(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
+            quantize_row_with(row, dst, a_bytes)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features `avx2` is compiled for.
+            return unsafe { avx2(row, dst, a_bytes) };
+        }
+    }
+    quantize_row_with(row, dst, a_bytes)
+}
+
+#[inline(always)]
+fn quantize_row_with(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
     let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
     let inv = 1.0 / scale;
     let zero = (-lo * inv).round_ties_even().clamp(0.0, 255.0);
-    let q = |v: f32| ((v * inv).round_ties_even() + zero).clamp(0.0, 255.0) as u8;
+    // max/min (not clamp) also send NaN into range, so the unchecked conversion is sound.
+    // SAFETY: the value is in [0, 255].
+    let q = |v: f32| unsafe { ((v * inv).round_ties_even() + zero).max(0.0).min(255.0).to_int_unchecked::<i32>() as u8 };
     if a_bytes == 1 {
         dst.iter_mut().zip(row).for_each(|(d, &v)| *d = q(v));
     } else {
