@@ -6,6 +6,14 @@ use crate::{Error, Result};
 
 /// Picks the device a command runs on. `auto` takes the first GPU when the
 /// binary was built with the `cuda` feature and a GPU answers, else the CPU.
+/// [`select`] for inference at `precision`: int8 runs on the CPU, so `auto` means the CPU there.
+pub fn select_for(spec: &str, precision: crate::model::Precision) -> Result<Device> {
+    if precision == crate::model::Precision::Int8 && spec == "auto" {
+        return Ok(Device::Cpu);
+    }
+    select(spec)
+}
+
 pub fn select(spec: &str) -> Result<Device> {
     match spec {
         "cpu" => Ok(Device::Cpu),

@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::{Device, D};
 use serde::{Deserialize, Serialize};
 
-use super::{EncoderConfig, HeadKind, HeadShape, ParamStore, Pooling, StanceModel};
+use super::{EncoderConfig, HeadKind, HeadShape, ParamStore, Pooling, Precision, StanceModel};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Encoded, StanceTokenizer};
 use crate::{Error, Result};
@@ -93,6 +93,22 @@ impl Classifier {
     /// at a time instead of the whole graph. Gradients cannot flow through it.
     pub fn load_frozen(dir: &ModelDir, device: &Device) -> Result<Self> {
         Self::load_params(dir, device, true)
+    }
+
+    /// [`Classifier::load_frozen`] at a precision: with int8, the encoder's
+    /// linear layers are quantized now ([`Classifier::quantize`]).
+    pub fn load_inference(dir: &ModelDir, device: &Device, precision: Precision) -> Result<Self> {
+        let mut classifier = Self::load_frozen(dir, device)?;
+        if precision == Precision::Int8 {
+            classifier.quantize()?;
+        }
+        Ok(classifier)
+    }
+
+    /// Runs the encoder's linear layers in int8 from now on (inference only).
+    pub fn quantize(&mut self) -> Result<()> {
+        let kernel = super::int8::kernel_for(&self.device)?;
+        self.model.encoder.quantize(kernel).map_err(super::model_error)
     }
 
     fn load_params(dir: &ModelDir, device: &Device, frozen: bool) -> Result<Self> {

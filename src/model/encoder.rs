@@ -9,6 +9,7 @@ use super::bert::Bert;
 use super::config::{EncoderConfig, Family};
 use super::mpnet::MPNet;
 use super::ops::DropoutRng;
+use crate::kernels::int8::Kernel;
 use crate::tokenization::{Batch, StanceTokenizer};
 
 pub enum Encoder {
@@ -41,6 +42,16 @@ impl Encoder {
     /// sequence instead of all (its keys and values still come from every position).
     pub fn forward_first_t(&self, batch: &Batch, train: bool) -> Result<Tensor> {
         self.encode(batch, train, true)
+    }
+
+    /// Runs every layer's linear layers in int8 from now on (inference only;
+    /// embeddings, layer norms and attention stay f32).
+    pub fn quantize(&mut self, kernel: Kernel) -> Result<()> {
+        let layers = match self {
+            Self::Bert(m) => m.layers_mut(),
+            Self::MPNet(m) => m.layers_mut(),
+        };
+        layers.iter_mut().try_for_each(|l| l.quantize(kernel))
     }
 
     fn encode(&self, batch: &Batch, train: bool, first_only: bool) -> Result<Tensor> {

@@ -14,6 +14,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Mo
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::int8::Int8Linear;
 use super::ops::Dropout;
 use super::simd::{self, multiversion};
 
@@ -86,11 +87,23 @@ unsafe fn sgemm(
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// Set by [`Linear::quantize`]: then this runs every forward pass.
+    int8: Option<Int8Linear>,
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self { weight, bias, int8: None }
+    }
+
+    /// Runs in int8 from now on (inference only). The f32 weight is replaced
+    /// by a stand-in of its shape that holds no memory, so that it can be freed.
+    pub fn quantize(&mut self, kernel: crate::kernels::int8::Kernel) -> Result<()> {
+        let int8 = Int8Linear::new(&self.weight, self.bias.as_ref(), kernel)?;
+        let zero = Tensor::zeros((), DType::F32, self.weight.device())?;
+        self.weight = zero.broadcast_as(self.weight.shape())?;
+        self.int8 = Some(int8);
+        Ok(())
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -140,6 +153,13 @@ impl Linear {
     }
 
     fn forward_with(&self, x: &Tensor, epilogue: Epilogue) -> Result<Tensor> {
+        if let Some(int8) = &self.int8 {
+            return match epilogue {
+                Epilogue::None => int8.forward(x, false),
+                Epilogue::Gelu(_) => int8.forward(x, true),
+                Epilogue::Scale(_) => candle_core::bail!("linear: an int8 layer runs inference only, without dropout"),
+            };
+        }
         match &self.bias {
             Some(b) if self.fuses(x) => {
                 let (out, inp) = self.weight.dims2()?;

@@ -12,6 +12,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::EncoderConfig;
+use crate::kernels::int8::Kernel;
 use super::fused::{attention, linear, Linear};
 use super::ops::{Dropout, DropoutRng, LayerNorm};
 
@@ -84,6 +85,17 @@ impl Layer {
             layer_norm: LayerNorm::load(c.hidden_size, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             dropout: Dropout::new(c.hidden_dropout_prob, rng),
         })
+    }
+
+    /// Every linear layer, for [`Layer::quantize`].
+    fn linears_mut(&mut self) -> [&mut Linear; 6] {
+        let a = &mut self.attention;
+        [&mut a.query, &mut a.key, &mut a.value, &mut a.output, &mut self.intermediate, &mut self.output]
+    }
+
+    /// Runs the layer's linear layers in int8 (see [`Linear::quantize`]).
+    pub fn quantize(&mut self, kernel: Kernel) -> Result<()> {
+        self.linears_mut().into_iter().try_for_each(|l| l.quantize(kernel))
     }
 
     fn forward_t(&self, queries: &Tensor, xs: &Tensor, bias: &AttentionBias, train: bool) -> Result<Tensor> {

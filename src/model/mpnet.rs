@@ -107,6 +107,10 @@ impl MPNet {
         Ok(Self { embeddings: Embeddings::load(vb.pp("embeddings"), config, rng)?, layers, relative_bias, buckets })
     }
 
+    pub(crate) fn layers_mut(&mut self) -> &mut [Layer] {
+        &mut self.layers
+    }
+
     /// The last hidden state, [batch, seq, hidden], or its first position alone
     /// with `first_only` ([batch, 1, hidden]; see [`run_layers`]).
     pub fn encode(&self, batch: &Batch, train: bool, first_only: bool) -> Result<Tensor> {

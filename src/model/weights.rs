@@ -45,8 +45,7 @@ impl ParamStore {
 
     /// Reads a safetensors checkpoint; `seed` drives the initialisation of what it lacks.
     pub fn from_safetensors(path: &Path, device: &Device, seed: u64) -> Result<Self> {
-        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| Error::Model(format!("{}: cannot read safetensors: {e}", path.display())))?;
+        let tensors = read_safetensors(path)?;
         let checkpoint = tensors.into_iter().map(|(name, t)| (canonical_name(&name), t)).collect();
         Ok(Self::with_checkpoint(checkpoint, path.display().to_string(), device, seed))
     }
@@ -145,10 +144,73 @@ impl ParamStore {
                 None => candle_core::bail!("{}: missing tensor `{name}`", inner.source),
             },
         };
+        if self.frozen {
+            // Constants never train: hand out the checkpoint's own tensor (a
+            // `Var` would copy it, doubling the memory a loaded model takes).
+            return Ok(value);
+        }
         let var = Var::from_tensor(&value)?;
         inner.vars.insert(name.to_string(), var.clone());
         Ok(self.hand_out(&var))
     }
+}
+
+/// Reads every tensor of a safetensors file, one at a time: the memory it
+/// takes is the tensors plus the largest one's bytes, where reading the whole
+/// file first (as `candle_core::safetensors::load` does) takes twice the file.
+fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    use std::os::unix::fs::FileExt;
+    let bad = |what: String| Error::Model(format!("{}: {what}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut head = [0u8; 8];
+    file.read_exact_at(&mut head, 0).map_err(|_| bad("not a safetensors file (shorter than its header)".into()))?;
+    let header_len = u64::from_le_bytes(head);
+    if header_len > len.saturating_sub(8) || header_len > 100 << 20 {
+        return Err(bad(format!("not a safetensors file (header of {header_len} bytes)")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact_at(&mut header, 8).map_err(|e| Error::io(path, e))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("bad safetensors header: {e}")))?;
+    let data_start = 8 + header_len;
+    let mut tensors = HashMap::new();
+    for (name, info) in header.iter().filter(|(name, _)| *name != "__metadata__") {
+        let entry: TensorEntry =
+            serde_json::from_value(info.clone()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        let dtype = safetensors_dtype(&entry.dtype).ok_or_else(|| bad(format!("tensor `{name}`: dtype {}", entry.dtype)))?;
+        let [begin, end] = entry.data_offsets;
+        let bytes = entry.shape.iter().product::<usize>() * dtype.size_in_bytes();
+        if end < begin || (end - begin) as usize != bytes || data_start + end > len {
+            return Err(bad(format!("tensor `{name}`: offsets {begin}..{end} do not hold shape {:?}", entry.shape)));
+        }
+        let mut data = vec![0u8; bytes];
+        file.read_exact_at(&mut data, data_start + begin).map_err(|e| Error::io(path, e))?;
+        let tensor = Tensor::from_raw_buffer(&data, dtype, &entry.shape, &Device::Cpu)
+            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        tensors.insert(name.clone(), tensor);
+    }
+    Ok(tensors)
+}
+
+#[derive(serde::Deserialize)]
+struct TensorEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: [u64; 2],
+}
+
+fn safetensors_dtype(name: &str) -> Option<DType> {
+    Some(match name {
+        "F32" => DType::F32,
+        "F16" => DType::F16,
+        "BF16" => DType::BF16,
+        "F64" => DType::F64,
+        "U8" => DType::U8,
+        "U32" => DType::U32,
+        "I64" => DType::I64,
+        _ => return None,
+    })
 }
 
 /// Old checkpoints call LayerNorm parameters gamma/beta.

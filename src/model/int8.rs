@@ -1,0 +1,173 @@
+//! `--precision int8`: the encoder's linear layers on [`crate::kernels::int8`]
+//! (weights quantized per output channel when the model loads, activations per
+//! row as they arrive). Embeddings, layer norms, attention and the
+//! classification head stay f32. Inference only: there is no backward pass.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::kernels::int8::{Kernel, QuantizedWeights};
+
+/// The arithmetic of inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats throughout.
+    #[default]
+    F32,
+    /// The encoder's linear layers in 8-bit integers (CPU with AVX2 or better).
+    Int8,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+/// A linear layer's quantized weights and its f32 bias.
+#[derive(Clone)]
+pub(crate) struct Int8Linear {
+    weights: Arc<QuantizedWeights>,
+    bias: Arc<Vec<f32>>,
+}
+
+impl std::fmt::Debug for Int8Linear {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w = &self.weights;
+        write!(f, "Int8Linear({}×{}, {})", w.outputs(), w.inputs(), w.kernel().name())
+    }
+}
+
+impl Int8Linear {
+    /// Quantizes a torch-layout weight [out, in] (and keeps the bias [out] in f32).
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>, kernel: Kernel) -> Result<Self> {
+        let (outputs, inputs) = weight.dims2()?;
+        let w = weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let bias = match bias {
+            Some(b) => b.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+            None => vec![0.0; outputs],
+        };
+        if bias.len() != outputs {
+            candle_core::bail!("int8 linear: bias of {} for {outputs} outputs", bias.len());
+        }
+        Ok(Self { weights: Arc::new(QuantizedWeights::new(&w, outputs, inputs, kernel)), bias: Arc::new(bias) })
+    }
+
+    /// `x·Wᵀ + b` over the last dimension, then GELU (erf) with `gelu`.
+    pub fn forward(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
+        x.contiguous()?.apply_op1_no_bwd(&Int8Op { linear: self, gelu })
+    }
+}
+
+struct Int8Op<'a> {
+    linear: &'a Int8Linear,
+    gelu: bool,
+}
+
+impl CustomOp1 for Int8Op<'_> {
+    fn name(&self) -> &'static str {
+        "stancekit-int8-linear"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(all), Some((start, end))) = (storage, layout.contiguous_offsets()) else {
+            candle_core::bail!("{}: needs a contiguous f32 CPU tensor", self.name());
+        };
+        let w = &self.linear.weights;
+        let mut dims = layout.dims().to_vec();
+        match dims.last_mut() {
+            Some(last) if *last == w.inputs() => *last = w.outputs(),
+            _ => candle_core::bail!("{}: input {:?} does not fit {} inputs", self.name(), layout.dims(), w.inputs()),
+        }
+        let gelu = |s: &mut [f32]| {
+            // Tiles hand over at most a few hundred columns of a row.
+            let mut pre = [0f32; 512];
+            for chunk in s.chunks_mut(pre.len()) {
+                pre[..chunk.len()].copy_from_slice(chunk);
+                super::fast_ops::gelu_slice(&pre[..chunk.len()], chunk);
+            }
+        };
+        let finish: &(dyn Fn(&mut [f32]) + Sync) = if self.gelu { &gelu } else { &|_| {} };
+        let y = w.matmul(&all[start..end], Some(&self.linear.bias), finish);
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+}
+
+/// The int8 kernel for a model on `device`: the CPU only, with AVX2 or better
+/// (or what [`crate::kernels::int8::KERNEL_ENV`] names).
+pub(crate) fn kernel_for(device: &candle_core::Device) -> crate::Result<Kernel> {
+    if !device.is_cpu() {
+        return Err(crate::Error::Model(
+            "--precision int8 runs on the CPU: add --device cpu, or use --precision f32 on a GPU".into(),
+        ));
+    }
+    Kernel::select().map_err(crate::Error::Model)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+    use crate::model::Classifier;
+    use crate::resolve::resolve;
+
+    const PAIRS: [(&str, &str); 4] = [
+        ("ukraine joining nato", "nato is for peace"),
+        ("ukraine joining nato", "never"),
+        ("europe pay more for defence", "europe must pay for its own defence now"),
+        ("europe pay more for defence", "peace"),
+    ];
+
+    fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+        a.iter().flatten().zip(b.iter().flatten()).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+    }
+
+    /// Both families: int8 stays within a bound of f32, really differs from it
+    /// (the layers did switch), and every kernel this CPU runs gives the same
+    /// probabilities to the bit, as the kernels' own tests promise.
+    #[test]
+    fn int8_models_stay_near_f32_and_agree_across_kernels() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bert, mpnet) = (dir.path().join("bert"), dir.path().join("mpnet"));
+        crate::testing::write_tiny_classifier(&bert, 3).unwrap();
+        crate::testing::write_tiny_mpnet_classifier(&mpnet, false, 4).unwrap();
+        for path in [bert, mpnet] {
+            let model = resolve(path.to_str().unwrap()).unwrap();
+            let f32 = Classifier::load_inference(&model, &Device::Cpu, Precision::F32).unwrap();
+            let want = f32.predict_proba(&PAIRS, 2).unwrap();
+            let mut first: Option<Vec<Vec<f32>>> = None;
+            for kernel in Kernel::available() {
+                let mut c = Classifier::load_frozen(&model, &Device::Cpu).unwrap();
+                c.model.encoder.quantize(kernel).unwrap();
+                let got = c.predict_proba(&PAIRS, 2).unwrap();
+                let diff = max_diff(&got, &want);
+                assert!(diff > 0.0 && diff < 0.02, "{} {}: |Δp| {diff}", path.display(), kernel.name());
+                match &first {
+                    Some(p) => assert_eq!(p, &got, "{} differs from {}", kernel.name(), Kernel::available()[0].name()),
+                    None => first = Some(got),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_int8_layer_refuses_to_train() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_classifier(dir.path(), 3).unwrap();
+        let model = resolve(dir.path().to_str().unwrap()).unwrap();
+        let c = Classifier::load_inference(&model, &Device::Cpu, Precision::Int8).unwrap();
+        let batch = crate::inference::run_sorted(&c.encode_pairs(&PAIRS).unwrap(), 4, 0, &Device::Cpu, |b| {
+            let err = c.model.forward_t(b, true).unwrap_err().to_string();
+            assert!(err.contains("int8") && err.contains("inference only"), "{err}");
+            Ok(candle_core::Tensor::zeros((b.input_ids.dim(0)?, 1), DType::F32, &Device::Cpu)?)
+        });
+        assert!(batch.is_ok());
+    }
+}
