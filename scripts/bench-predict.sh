@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: `stancekit predict` against PyTorch transformers on the same model
-# and the same 2,048 news-style sentences, 2 threads each, batch 32.
+# Benchmark: `stancekit predict` (f32 and --precision int8) against PyTorch
+# transformers (f32, bf16 autocast, dynamic int8) on the same model and the
+# same 2,048 news-style sentences, 2 threads each, batch 32, in one run.
 #
 #   scripts/bench-predict.sh [WORK_DIR]
 #
@@ -15,6 +16,7 @@
 # output row (stancekit's summary line; the Python timer): model loading and
 # interpreter start-up are left out of it but are in the wall time column.
 # Peak RSS is GNU time's "Maximum resident set size" of the whole process.
+# STANCEKIT_INT8_KERNEL=avx2 (avx-vnni, avx512-vnni) forces stancekit's int8 kernel.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -55,47 +57,60 @@ timed() {
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$work/results.tsv"
 for round in $(seq 1 "$rounds"); do
-    read -r wall rss < <(RAYON_NUM_THREADS="$threads" timed stancekit "$stancekit" predict --model "$work/model" \
-        --input "$work/input.jsonl" --output "$work/stancekit.jsonl" --batch-size "$batch" --device cpu)
-    rate=$(grep -o '([0-9.]* sentences/s)' "$work/stancekit.stderr" | tr -d '(' | cut -d' ' -f1)
-    printf 'stancekit\t%s\t%s\t%s\n' "$rate" "$rss" "$wall" >>"$work/results.tsv"
-
-    # PyTorch twice: OpenMP's default (spinning) wait policy, and PASSIVE, its
-    # counterpart of candle's spin limit 0; the faster one is its best setting.
-    for policy in default PASSIVE; do
-        wait_policy=$([ "$policy" = PASSIVE ] && echo OMP_WAIT_POLICY=PASSIVE || echo OMP_UNUSED=1)
-        read -r wall rss < <(OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" timed torch env "$wait_policy" \
-            "$python" "$helper" torch "$work/model" "$work/input.jsonl" "$work/torch.jsonl" \
-            --batch-size "$batch" --threads "$threads")
-        rate=$("$python" -c 'import json, sys; print(round(json.load(sys.stdin)["sentences_per_s"], 1))' <"$work/torch.stdout")
-        printf 'pytorch-%s\t%s\t%s\t%s\n' "$policy" "$rate" "$rss" "$wall" >>"$work/results.tsv"
+    for precision in f32 int8; do
+        read -r wall rss < <(RAYON_NUM_THREADS="$threads" timed "stancekit-$precision" "$stancekit" predict \
+            --model "$work/model" --input "$work/input.jsonl" --output "$work/stancekit-$precision.jsonl" \
+            --batch-size "$batch" --device cpu --precision "$precision")
+        rate=$(grep -o '([0-9.]* sentences/s)' "$work/stancekit-$precision.stderr" | tr -d '(' | cut -d' ' -f1)
+        printf 'stancekit-%s\t%s\t%s\t%s\n' "$precision" "$rate" "$rss" "$wall" >>"$work/results.tsv"
     done
-    echo "round $round: $(tail -3 "$work/results.tsv" | tr '\t\n' ' ')" >&2
+    # PyTorch under OpenMP's default (spinning) wait policy, the faster of the
+    # two measured before (PASSIVE, candle's counterpart, was 15 % slower).
+    for mode in f32 bf16 int8; do
+        read -r wall rss < <(OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" timed "torch-$mode" \
+            "$python" "$helper" torch "$work/model" "$work/input.jsonl" "$work/torch-$mode.jsonl" \
+            --batch-size "$batch" --threads "$threads" --mode "$mode")
+        rate=$("$python" -c 'import json, sys; print(round(json.load(sys.stdin)["sentences_per_s"], 1))' <"$work/torch-$mode.stdout")
+        printf 'torch-%s\t%s\t%s\t%s\n' "$mode" "$rate" "$rss" "$wall" >>"$work/results.tsv"
+    done
+    echo "round $round: $(tail -5 "$work/results.tsv" | cut -f1,2 | tr '\t\n' ' ')" >&2
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-diff=$("$python" "$helper" compare "$work/stancekit.jsonl" "$work/torch.jsonl")
+: >"$work/diffs.tsv"
+for side in torch-bf16 torch-int8 stancekit-f32 stancekit-int8; do
+    printf '%s\t%s\n' "$side" "$("$python" "$helper" compare "$work/$side.jsonl" "$work/torch-f32.jsonl")" >>"$work/diffs.tsv"
+done
+printf '%s\t%s\n' "stancekit-int8-vs-f32" "$("$python" "$helper" compare "$work/stancekit-int8.jsonl" "$work/stancekit-f32.jsonl")" >>"$work/diffs.tsv"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
+kernel=$(grep -o 'int8 (kernel [a-z0-9-]*' "$work/stancekit-int8.stderr" | head -1 | sed 's/.*kernel //')
 
-echo "machine: $cpu, $(nproc) CPUs, flags: $flags; model: $(basename "$base"); load average at start $load_before, at end $load_after"
-"$python" - "$work/results.tsv" "$diff" "$n" "$threads" "$batch" "$rounds" <<'EOF'
+echo "machine: $cpu, $(nproc) CPUs, flags: $flags; model: $(basename "$base"); stancekit int8 kernel: ${kernel:-?}; load average at start $load_before, at end $load_after"
+"$python" - "$work/results.tsv" "$work/diffs.tsv" "$n" "$threads" "$batch" "$rounds" <<'EOF'
 import json, statistics, sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines()]
+diffs = {k: json.loads(v) for k, v in (line.split("\t") for line in open(sys.argv[2]).read().splitlines())}
+sides = ["torch-f32", "torch-bf16", "torch-int8", "stancekit-f32", "stancekit-int8"]
+names = ["PyTorch f32", "PyTorch bf16 autocast", "PyTorch dynamic int8", "stancekit f32", "stancekit int8"]
 def median(side, col):
     return statistics.median(float(r[col]) for r in rows if r[0] == side)
 def peak(side):
     return max(float(r[2]) for r in rows if r[0] == side) / 1024
-s = "stancekit"
-t = max(["pytorch-default", "pytorch-PASSIVE"], key=lambda side: median(side, 1))
-diff = json.loads(sys.argv[2])
 print(f"{sys.argv[3]} sentences x 1 target, {sys.argv[4]} threads, batch {sys.argv[5]}, "
-      f"median of {sys.argv[6]} alternating runs; PyTorch column: the faster of its OpenMP wait policies ({t[8:]})\n")
-print(f"| | PyTorch, OMP default | PyTorch, OMP_WAIT_POLICY=PASSIVE | stancekit | stancekit / best PyTorch |")
-print("|---|---|---|---|---|")
-row = lambda name, f, fmt: print(f"| {name} | {fmt(f('pytorch-default'))} | {fmt(f('pytorch-PASSIVE'))} | {fmt(f(s))} | {f(s) / f(t):.2f}x |")
-row("sentences/s (in-process, input to output)", lambda side: median(side, 1), lambda v: f"{v:.1f}")
-row("peak RSS (MiB, max of runs)", peak, lambda v: f"{v:.0f}")
-row("wall time, whole process (s)", lambda side: median(side, 3), lambda v: f"{v:.2f}")
-print(f"\nmax |probability difference|, stancekit vs PyTorch, over {diff['rows']} rows: {diff['max_abs_diff']:.2e}")
+      f"median of {sys.argv[6]} alternating runs\n")
+print("| | " + " | ".join(names) + " |")
+print("|---|" + "---|" * len(sides))
+line = lambda name, values: print(f"| {name} | " + " | ".join(values) + " |")
+line("sentences/s (in-process, input to output)", [f"{median(s, 1):.1f}" for s in sides])
+line("peak RSS (MiB, max of runs)", [f"{peak(s):.0f}" for s in sides])
+line("wall time, whole process (s)", [f"{median(s, 3):.2f}" for s in sides])
+line("max abs probability difference vs PyTorch f32", ["—"] + [f"{diffs[s]['max_abs_diff']:.2e}" for s in sides[1:]])
+rate = lambda s: median(s, 1)
+fastest = max(sides[:3], key=rate)
+print(f"\nstancekit int8 / fastest PyTorch ({names[sides.index(fastest)]}): {rate('stancekit-int8') / rate(fastest):.2f}x; "
+      f"stancekit f32 / PyTorch f32: {rate('stancekit-f32') / rate('torch-f32'):.2f}x; "
+      f"stancekit int8 / stancekit f32: {rate('stancekit-int8') / rate('stancekit-f32'):.2f}x")
+print(f"peak RSS, stancekit int8 / stancekit f32: {peak('stancekit-int8') / peak('stancekit-f32'):.2f}x; "
+      f"max abs probability difference, stancekit int8 vs stancekit f32: {diffs['stancekit-int8-vs-f32']['max_abs_diff']:.2e}")
 EOF

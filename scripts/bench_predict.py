@@ -2,7 +2,11 @@
 
     make-model BASE OUT       a stancekit classifier folder: BASE's encoder + a seeded random head
     data SENTENCES N OUT      SENTENCES repeated to N lines of JSONL ({"id", "text"})
-    torch MODEL INPUT OUTPUT  transformers' predictions, as `stancekit predict` writes them
+    torch MODEL INPUT OUTPUT [--mode f32|bf16|int8]
+                              transformers' predictions, as `stancekit predict` writes them:
+                              f32; bf16 under torch.autocast("cpu") (oneDNN, AMX where the CPU
+                              has it); int8 by torch.ao.quantization.quantize_dynamic on every
+                              nn.Linear (fbgemm/x86 engine, the PyTorch docs' recipe for BERT)
     compare A B               max |difference| of the probabilities of two prediction files
 
 The PyTorch run gets its best honest settings: torch.inference_mode(), pairs
@@ -52,13 +56,17 @@ def make_data(sentences: Path, n: int, out: Path) -> None:
             f.write(json.dumps({"id": str(i), "text": lines[i % len(lines)]}) + "\n")
 
 
-def run_torch(model_dir: Path, input_path: Path, output: Path, batch_size: int, threads: int) -> None:
+def run_torch(model_dir: Path, input_path: Path, output: Path, batch_size: int, threads: int, mode: str) -> None:
+    import contextlib
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    if mode == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if mode == "bf16" else contextlib.nullcontext
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     # MPNet reads no token types: its tokenizer gives none and its forward takes none.
     keys = ("input_ids", "attention_mask") + (("token_type_ids",) if model.config.model_type == "bert" else ())
@@ -67,10 +75,10 @@ def run_torch(model_dir: Path, input_path: Path, output: Path, batch_size: int, 
         """Pads a batch of encodings to its longest member and runs the model."""
         width = max(len(e["input_ids"]) for e in batch)
         pad = lambda key, value: torch.tensor([e[key] + [value] * (width - len(e[key])) for e in batch])
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             padding = {"input_ids": tokenizer.pad_token_id, "token_type_ids": 0, "attention_mask": 0}
             logits = model(**{key: pad(key, padding[key]) for key in keys}).logits
-            return torch.softmax(logits, dim=-1).tolist()
+            return torch.softmax(logits.float(), dim=-1).tolist()
 
     def encode(texts):
         enc = tokenizer([TARGET] * len(texts), texts, truncation="only_second", max_length=128)
@@ -127,6 +135,7 @@ def main() -> None:
     p.add_argument("output", type=Path)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--mode", choices=["f32", "bf16", "int8"], default="f32")
     p = sub.add_parser("compare")
     p.add_argument("a", type=Path)
     p.add_argument("b", type=Path)
@@ -136,7 +145,7 @@ def main() -> None:
     elif args.command == "data":
         make_data(args.sentences, args.n, args.out)
     elif args.command == "torch":
-        run_torch(args.model, args.input, args.output, args.batch_size, args.threads)
+        run_torch(args.model, args.input, args.output, args.batch_size, args.threads, args.mode)
     else:
         compare(args.a, args.b)
 

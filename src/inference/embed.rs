@@ -124,6 +124,7 @@ impl Embedder {
         if precision == Precision::Int8 {
             let kernel = crate::model::int8_kernel(device)?;
             encoder.quantize(kernel).map_err(crate::model::model_error)?;
+            tracing::info!("precision int8: the encoder's linear layers run on the int8 kernel {}", kernel.name());
         }
         let pipeline = SentencePipeline::from_dir(dir)?;
         let limit = max_length.or(pipeline.max_seq_length).unwrap_or(config.max_tokens());

@@ -18,6 +18,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::input::{open_records, InputFormat, ReadOptions, Record};
+use crate::kernels::int8::Kernel;
 use crate::model::{Classifier, PairEncoder, Precision};
 use crate::tokenization::Encoded;
 use crate::{resolve, Error, Result};
@@ -510,6 +511,8 @@ pub struct Summary {
     pub seconds: f64,
     /// The reader of stdout went away (a closed pipe): the run stopped early, quietly.
     pub output_closed: bool,
+    /// The int8 kernel that ran the linear layers, if `--precision int8`.
+    pub int8_kernel: Option<Kernel>,
 }
 
 impl Summary {
@@ -532,6 +535,9 @@ impl fmt::Display for Summary {
             self.seconds,
             self.sentences_per_second()
         )?;
+        if let Some(kernel) = self.int8_kernel {
+            write!(f, ", int8 (kernel {})", kernel.name())?;
+        }
         if c.skipped > 0 {
             write!(f, "; skipped {} invalid line{}", c.skipped, if c.skipped == 1 { "" } else { "s" })?;
         }
@@ -581,14 +587,12 @@ pub fn run(config: &PredictConfig) -> Result<Summary> {
         .map(|()| counts)
     };
     let targets = targets.selected().len();
+    let (seconds, int8_kernel) = (started.elapsed().as_secs_f64(), classifier.int8_kernel);
     match counts {
-        Ok(counts) => Ok(Summary { counts, targets, seconds: started.elapsed().as_secs_f64(), output_closed: false }),
-        Err(e) if is_broken_pipe(&e) => Ok(Summary {
-            counts: Counts::default(),
-            targets,
-            seconds: started.elapsed().as_secs_f64(),
-            output_closed: true,
-        }),
+        Ok(counts) => Ok(Summary { counts, targets, seconds, output_closed: false, int8_kernel }),
+        Err(e) if is_broken_pipe(&e) => {
+            Ok(Summary { counts: Counts::default(), targets, seconds, output_closed: true, int8_kernel })
+        }
         Err(e) => Err(e),
     }
 }

@@ -73,6 +73,8 @@ pub struct Classifier {
     pub spec: StanceSpec,
     pub config: EncoderConfig,
     pub device: Device,
+    /// The kernel of the int8 linear layers, once [`Classifier::quantize`] ran.
+    pub int8_kernel: Option<crate::kernels::int8::Kernel>,
 }
 
 impl Classifier {
@@ -105,10 +107,13 @@ impl Classifier {
         Ok(classifier)
     }
 
-    /// Runs the encoder's linear layers in int8 from now on (inference only).
-    pub fn quantize(&mut self) -> Result<()> {
+    /// Runs the encoder's linear layers in int8 from now on (inference only);
+    /// returns the kernel chosen for this CPU.
+    pub fn quantize(&mut self) -> Result<crate::kernels::int8::Kernel> {
         let kernel = super::int8::kernel_for(&self.device)?;
-        self.model.encoder.quantize(kernel).map_err(super::model_error)
+        self.model.encoder.quantize(kernel).map_err(super::model_error)?;
+        self.int8_kernel = Some(kernel);
+        Ok(kernel)
     }
 
     fn load_params(dir: &ModelDir, device: &Device, frozen: bool) -> Result<Self> {
@@ -147,7 +152,7 @@ impl Classifier {
         let model = StanceModel::with_head(&config, &params, spec.head_shape(), seed)?;
         let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), spec.max_length)?;
         super::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
-        Ok(Self { model, tokenizer, spec, config, device: device.clone() })
+        Ok(Self { model, tokenizer, spec, config, device: device.clone(), int8_kernel: None })
     }
 
     /// The same model over constants ([`ParamStore::frozen`]): what an
