@@ -117,13 +117,16 @@ impl Embedder {
     pub fn load(dir: &ModelDir, device: &Device, max_length: Option<usize>, precision: Precision) -> Result<Self> {
         let config = EncoderConfig::load(&dir.config())?;
         // Constants, not trainable variables: no graph, and no copy of the weights.
-        let params = ParamStore::from_safetensors(&dir.weights(), device, 0)?.frozen();
+        let int8 = (precision == Precision::Int8).then(|| crate::model::int8_kernel(device)).transpose()?;
+        let params = match int8 {
+            Some(kernel) => ParamStore::from_safetensors_int8(&dir.weights(), kernel)?,
+            None => ParamStore::from_safetensors(&dir.weights(), device, 0)?.frozen(),
+        };
         let mut encoder =
             Encoder::load(params.strict(), &config, &DropoutRng::new(0)).map_err(crate::model::model_error)?;
         params.release_checkpoint();
-        if precision == Precision::Int8 {
-            let kernel = crate::model::int8_kernel(device)?;
-            encoder.quantize(kernel).map_err(crate::model::model_error)?;
+        if let Some(kernel) = int8 {
+            encoder.quantize(kernel, &params).map_err(crate::model::model_error)?;
             tracing::info!("precision int8: the encoder's linear layers run on the int8 kernel {}", kernel.name());
         }
         let pipeline = SentencePipeline::from_dir(dir)?;

@@ -87,36 +87,34 @@ impl Classifier {
 
     /// A classifier saved by [`Classifier::save`].
     pub fn load(dir: &ModelDir, device: &Device) -> Result<Self> {
-        Self::load_params(dir, device, false)
+        Self::load_params(dir, device, None)
     }
 
     /// [`Classifier::load`] for inference only: the parameters are constants
     /// ([`ParamStore::frozen`]), so a forward pass holds one layer's activations
     /// at a time instead of the whole graph. Gradients cannot flow through it.
     pub fn load_frozen(dir: &ModelDir, device: &Device) -> Result<Self> {
-        Self::load_params(dir, device, true)
+        Self::load_params(dir, device, Some(Precision::F32))
     }
 
-    /// [`Classifier::load_frozen`] at a precision: with int8, the encoder's
-    /// linear layers are quantized now ([`Classifier::quantize`]).
+    /// [`Classifier::load_frozen`] at a precision. With int8, the encoder's
+    /// linear layers are quantized as the weights are read, for the kernel
+    /// this CPU runs best, and run in int8 from then on.
     pub fn load_inference(dir: &ModelDir, device: &Device, precision: Precision) -> Result<Self> {
-        let mut classifier = Self::load_frozen(dir, device)?;
-        if precision == Precision::Int8 {
-            classifier.quantize()?;
-        }
-        Ok(classifier)
+        Self::load_params(dir, device, Some(precision))
     }
 
     /// Runs the encoder's linear layers in int8 from now on (inference only);
     /// returns the kernel chosen for this CPU.
     pub fn quantize(&mut self) -> Result<crate::kernels::int8::Kernel> {
         let kernel = super::int8::kernel_for(&self.device)?;
-        self.model.encoder.quantize(kernel).map_err(super::model_error)?;
+        self.model.encoder.quantize(kernel, &self.model.params).map_err(super::model_error)?;
         self.int8_kernel = Some(kernel);
         Ok(kernel)
     }
 
-    fn load_params(dir: &ModelDir, device: &Device, frozen: bool) -> Result<Self> {
+    /// `frozen`: `None` for a trainable model, else the precision of a frozen one.
+    fn load_params(dir: &ModelDir, device: &Device, frozen: Option<Precision>) -> Result<Self> {
         let config = EncoderConfig::load(&dir.config())?;
         let spec: StanceSpec = match config.extra.get("stancekit") {
             Some(v) => serde_json::from_value(v.clone())
@@ -128,15 +126,21 @@ impl Classifier {
                 )))
             }
         };
-        let params = ParamStore::from_safetensors(&dir.weights(), device, 0)?;
-        let params = if frozen { params.frozen() } else { params };
+        let params = match frozen {
+            None => ParamStore::from_safetensors(&dir.weights(), device, 0)?,
+            Some(Precision::F32) => ParamStore::from_safetensors(&dir.weights(), device, 0)?.frozen(),
+            Some(Precision::Int8) => ParamStore::from_safetensors_int8(&dir.weights(), super::int8::kernel_for(device)?)?,
+        };
         // Every tensor, the head included, must come from the file: a trained model is never re-drawn.
-        let classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;
+        let mut classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;
         if let Some(missing) = params.initialised().first() {
             return Err(Error::Model(format!("{}: missing tensor `{missing}`", dir.weights().display())));
         }
-        if frozen {
+        if frozen.is_some() {
             params.release_checkpoint();
+        }
+        if frozen == Some(Precision::Int8) {
+            classifier.quantize().map_err(|e| Error::Model(format!("{}: {e}", dir.weights().display())))?;
         }
         Ok(classifier)
     }
@@ -158,6 +162,9 @@ impl Classifier {
     /// The same model over constants ([`ParamStore::frozen`]): what an
     /// evaluation during training runs, without a graph, on the fused kernels.
     pub fn inference_model(&self) -> Result<StanceModel> {
+        if self.int8_kernel.is_some() {
+            return Err(Error::Model("an int8 classifier runs as it is; it cannot be rebuilt in f32".into()));
+        }
         let params = self.model.params.frozen();
         StanceModel::with_head(&self.config, &params, self.spec.head_shape(), 0)
     }

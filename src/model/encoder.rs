@@ -9,6 +9,7 @@ use super::bert::Bert;
 use super::config::{EncoderConfig, Family};
 use super::mpnet::MPNet;
 use super::ops::DropoutRng;
+use super::weights::ParamStore;
 use crate::kernels::int8::Kernel;
 use crate::tokenization::{Batch, StanceTokenizer};
 
@@ -45,13 +46,18 @@ impl Encoder {
     }
 
     /// Runs every layer's linear layers in int8 from now on (inference only;
-    /// embeddings, layer norms and attention stay f32).
-    pub fn quantize(&mut self, kernel: Kernel) -> Result<()> {
+    /// embeddings, layer norms and attention stay f32), on the weights `store`
+    /// quantized at load where it has them (see [`ParamStore::take_quantized`]).
+    pub fn quantize(&mut self, kernel: Kernel, store: &ParamStore) -> Result<()> {
         let layers = match self {
             Self::Bert(m) => m.layers_mut(),
             Self::MPNet(m) => m.layers_mut(),
         };
-        layers.iter_mut().try_for_each(|l| l.quantize(kernel))
+        layers.iter_mut().try_for_each(|l| l.quantize(kernel, store))?;
+        match store.untaken_quantized().first() {
+            Some(name) => candle_core::bail!("tensor `{name}` was quantized at load, but no layer of the model reads it"),
+            None => Ok(()),
+        }
     }
 
     fn encode(&self, batch: &Batch, train: bool, first_only: bool) -> Result<Tensor> {

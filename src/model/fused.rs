@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::int8::Int8Linear;
 use super::ops::Dropout;
-use super::simd::{self, multiversion};
+use crate::kernels::simd::{self, multiversion};
 
 /// Rows of one parallel task in the row-wise kernels: enough work per task to
 /// amortise scheduling, and a fixed split so results do not depend on the
@@ -89,20 +89,31 @@ pub struct Linear {
     bias: Option<Tensor>,
     /// Set by [`Linear::quantize`]: then this runs every forward pass.
     int8: Option<Int8Linear>,
+    /// The weight's name in the parameter store (empty for a layer made by [`Linear::new`]).
+    name: String,
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias, int8: None }
+        Self { weight, bias, int8: None, name: String::new() }
     }
 
-    /// Runs in int8 from now on (inference only). The f32 weight is replaced
-    /// by a stand-in of its shape that holds no memory, so that it can be freed.
-    pub fn quantize(&mut self, kernel: crate::kernels::int8::Kernel) -> Result<()> {
-        let int8 = Int8Linear::new(&self.weight, self.bias.as_ref(), kernel)?;
-        let zero = Tensor::zeros((), DType::F32, self.weight.device())?;
-        self.weight = zero.broadcast_as(self.weight.shape())?;
-        self.int8 = Some(int8);
+    /// Runs in int8 from now on (inference only), on the weights `store`
+    /// quantized at load when it has them, else on this layer's f32 weight
+    /// quantized now. The f32 weight is replaced, here and in `store`, by a
+    /// stand-in of its shape that holds no memory, so that it is freed.
+    pub fn quantize(&mut self, kernel: crate::kernels::int8::Kernel, store: &super::ParamStore) -> Result<()> {
+        let weights = match store.take_quantized(&self.name) {
+            Some(q) => q,
+            None => std::sync::Arc::new(super::int8::quantize_tensor(&self.weight, kernel)?),
+        };
+        if (weights.outputs(), weights.inputs()) != self.weight.dims2()? || weights.kernel() != kernel {
+            candle_core::bail!("`{}`: quantized as {}×{} for {}, the layer is {:?}", self.name, weights.outputs(),
+                weights.inputs(), weights.kernel().name(), self.weight.dims());
+        }
+        self.int8 = Some(Int8Linear::new(weights, self.bias.as_ref())?);
+        self.weight = super::int8::stand_in(self.weight.shape())?;
+        store.replace_constant(&self.name, self.weight.clone());
         Ok(())
     }
 
@@ -116,7 +127,7 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let weight = vb.get_with_hints((out_dim, in_dim), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
     let bound = 1. / (in_dim as f64).sqrt();
     let bias = vb.get_with_hints(out_dim, "bias", candle_nn::Init::Uniform { lo: -bound, up: bound })?;
-    Ok(Linear::new(weight, Some(bias)))
+    Ok(Linear { name: format!("{}.weight", vb.prefix()), ..Linear::new(weight, Some(bias)) })
 }
 
 impl Module for Linear {

@@ -45,10 +45,9 @@ impl std::fmt::Debug for Int8Linear {
 }
 
 impl Int8Linear {
-    /// Quantizes a torch-layout weight [out, in] (and keeps the bias [out] in f32).
-    pub fn new(weight: &Tensor, bias: Option<&Tensor>, kernel: Kernel) -> Result<Self> {
-        let (outputs, inputs) = weight.dims2()?;
-        let w = weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    /// Quantized weights [out, in] with the layer's bias [out] (kept in f32).
+    pub fn new(weights: Arc<QuantizedWeights>, bias: Option<&Tensor>) -> Result<Self> {
+        let outputs = weights.outputs();
         let bias = match bias {
             Some(b) => b.to_dtype(DType::F32)?.to_vec1::<f32>()?,
             None => vec![0.0; outputs],
@@ -56,7 +55,7 @@ impl Int8Linear {
         if bias.len() != outputs {
             candle_core::bail!("int8 linear: bias of {} for {outputs} outputs", bias.len());
         }
-        Ok(Self { weights: Arc::new(QuantizedWeights::new(&w, outputs, inputs, kernel)), bias: Arc::new(bias) })
+        Ok(Self { weights, bias: Arc::new(bias) })
     }
 
     /// `x·Wᵀ + b` over the last dimension, then GELU (erf) with `gelu`.
@@ -97,6 +96,25 @@ impl CustomOp1 for Int8Op<'_> {
         let y = w.matmul(&all[start..end], Some(&self.linear.bias), finish);
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
+}
+
+/// Quantizes a torch-layout weight [out, in] per output channel for `kernel`.
+pub(crate) fn quantize_tensor(weight: &Tensor, kernel: Kernel) -> Result<QuantizedWeights> {
+    let (outputs, inputs) = weight.dims2()?;
+    let weight = weight.to_dtype(DType::F32)?.to_device(&candle_core::Device::Cpu)?.contiguous()?;
+    let (storage, layout) = weight.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => {
+            Ok(QuantizedWeights::new(&v[a..b], outputs, inputs, kernel))
+        }
+        _ => candle_core::bail!("int8: the weight must be an f32 CPU tensor"),
+    }
+}
+
+/// What stands where an f32 weight was once it runs in int8: its shape, and
+/// one f32 of memory (a zero broadcast).
+pub(crate) fn stand_in(shape: &Shape) -> Result<Tensor> {
+    Tensor::zeros((), DType::F32, &candle_core::Device::Cpu)?.broadcast_as(shape)
 }
 
 /// The int8 kernel for a model on `device`: the CPU only, with AVX2 or better
@@ -145,7 +163,7 @@ mod tests {
             let mut first: Option<Vec<Vec<f32>>> = None;
             for kernel in Kernel::available() {
                 let mut c = Classifier::load_frozen(&model, &Device::Cpu).unwrap();
-                c.model.encoder.quantize(kernel).unwrap();
+                c.model.encoder.quantize(kernel, &c.model.params).unwrap();
                 let got = c.predict_proba(&PAIRS, 2).unwrap();
                 let diff = max_diff(&got, &want);
                 assert!(diff > 0.0 && diff < 0.02, "{} {}: |Δp| {diff}", path.display(), kernel.name());
@@ -154,6 +172,11 @@ mod tests {
                     None => first = Some(got),
                 }
             }
+            // Quantized as the file is read, never holding the f32 weights: the same model.
+            let streamed = Classifier::load_inference(&model, &Device::Cpu, Precision::Int8).unwrap();
+            assert_eq!(streamed.int8_kernel, Some(Kernel::available()[0]));
+            assert_eq!(Some(streamed.predict_proba(&PAIRS, 2).unwrap()), first);
+            assert!(streamed.inference_model().is_err(), "an int8 model has no f32 weights to rebuild from");
         }
     }
 

@@ -12,6 +12,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::EncoderConfig;
+use super::weights::ParamStore;
 use crate::kernels::int8::Kernel;
 use super::fused::{attention, linear, Linear};
 use super::ops::{Dropout, DropoutRng, LayerNorm};
@@ -94,8 +95,8 @@ impl Layer {
     }
 
     /// Runs the layer's linear layers in int8 (see [`Linear::quantize`]).
-    pub fn quantize(&mut self, kernel: Kernel) -> Result<()> {
-        self.linears_mut().into_iter().try_for_each(|l| l.quantize(kernel))
+    pub fn quantize(&mut self, kernel: Kernel, store: &ParamStore) -> Result<()> {
+        self.linears_mut().into_iter().try_for_each(|l| l.quantize(kernel, store))
     }
 
     fn forward_t(&self, queries: &Tensor, xs: &Tensor, bias: &AttentionBias, train: bool) -> Result<Tensor> {

@@ -12,7 +12,6 @@ mod int8;
 mod layer;
 mod mpnet;
 pub mod ops;
-pub(crate) mod simd;
 mod weights;
 
 pub use bert::Bert;

@@ -17,12 +17,18 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::Family;
+use crate::kernels::int8::{Kernel, QuantizedWeights};
 use crate::{Error, Result};
 
 struct Inner {
     checkpoint: HashMap<String, Tensor>,
     source: String,
     vars: BTreeMap<String, Var>,
+    /// What a frozen store handed out, by name: a model rebuilt from it reads the same tensors.
+    constants: HashMap<String, Tensor>,
+    /// Linear weights quantized as the file was read ([`ParamStore::from_safetensors_int8`]),
+    /// until their layer takes them.
+    quantized: HashMap<String, Arc<QuantizedWeights>>,
     /// Names of the variables drawn fresh rather than read from the checkpoint.
     initialised: Vec<String>,
     rng: ChaCha8Rng,
@@ -45,9 +51,43 @@ impl ParamStore {
 
     /// Reads a safetensors checkpoint; `seed` drives the initialisation of what it lacks.
     pub fn from_safetensors(path: &Path, device: &Device, seed: u64) -> Result<Self> {
-        let tensors = read_safetensors(path)?;
+        let (tensors, _) = read_safetensors(path, None)?;
         let checkpoint = tensors.into_iter().map(|(name, t)| (canonical_name(&name), t)).collect();
         Ok(Self::with_checkpoint(checkpoint, path.display().to_string(), device, seed))
+    }
+
+    /// A frozen store for an int8 model: the encoder layers' linear weights are
+    /// quantized for `kernel` as the file is read, one at a time, and their f32
+    /// values never held all at once (the model takes them with
+    /// [`ParamStore::take_quantized`]); what the model reads in their place
+    /// is a stand-in of their shape that holds no memory.
+    pub fn from_safetensors_int8(path: &Path, kernel: Kernel) -> Result<Self> {
+        let (tensors, quantized) = read_safetensors(path, Some(kernel))?;
+        let checkpoint = tensors.into_iter().map(|(name, t)| (canonical_name(&name), t)).collect();
+        let store = Self::with_checkpoint(checkpoint, path.display().to_string(), &Device::Cpu, 0).frozen();
+        store.lock().quantized = quantized.into_iter().map(|(name, q)| (canonical_name(&name), Arc::new(q))).collect();
+        Ok(store)
+    }
+
+    /// The weights quantized at load for `name` (the model's name for them), once.
+    pub(crate) fn take_quantized(&self, name: &str) -> Option<Arc<QuantizedWeights>> {
+        let mut inner = self.lock();
+        let key = if inner.quantized.contains_key(name) { name.to_string() } else { bare(name)?.to_string() };
+        inner.quantized.remove(&key)
+    }
+
+    /// Quantized weights that no layer took: a checkpoint whose names the model does not use.
+    pub(crate) fn untaken_quantized(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.lock().quantized.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Replaces what a frozen store keeps for `name` (a weight now held in int8) by `value`.
+    pub(crate) fn replace_constant(&self, name: &str, value: Tensor) {
+        if let Some(t) = self.lock().constants.get_mut(name) {
+            *t = value;
+        }
     }
 
     fn with_checkpoint(checkpoint: HashMap<String, Tensor>, source: String, device: &Device, seed: u64) -> Self {
@@ -55,6 +95,8 @@ impl ParamStore {
             checkpoint,
             source,
             vars: BTreeMap::new(),
+            constants: HashMap::new(),
+            quantized: HashMap::new(),
             initialised: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
         };
@@ -131,6 +173,9 @@ impl ParamStore {
         if let Some(var) = inner.vars.get(name) {
             return check_shape(var.as_tensor(), shape, name, "the model").map(|_| self.hand_out(var));
         }
+        if let Some(t) = inner.constants.get(name) {
+            return check_shape(t, shape, name, "the model").map(|_| t.clone());
+        }
         let value = match lookup(&inner.checkpoint, name) {
             Some(t) => {
                 check_shape(t, shape, name, &inner.source)?;
@@ -147,6 +192,7 @@ impl ParamStore {
         if self.frozen {
             // Constants never train: hand out the checkpoint's own tensor (a
             // `Var` would copy it, doubling the memory a loaded model takes).
+            inner.constants.insert(name.to_string(), value.clone());
             return Ok(value);
         }
         let var = Var::from_tensor(&value)?;
@@ -158,7 +204,9 @@ impl ParamStore {
 /// Reads every tensor of a safetensors file, one at a time: the memory it
 /// takes is the tensors plus the largest one's bytes, where reading the whole
 /// file first (as `candle_core::safetensors::load` does) takes twice the file.
-fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+/// With `int8`, the tensors [`quantized_at_load`] picks are quantized as they
+/// are read and come back as zero-size stand-ins of their shape.
+fn read_safetensors(path: &Path, int8: Option<Kernel>) -> Result<(HashMap<String, Tensor>, HashMap<String, QuantizedWeights>)> {
     use std::os::unix::fs::FileExt;
     let bad = |what: String| Error::Model(format!("{}: {what}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -174,7 +222,7 @@ fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&header).map_err(|e| bad(format!("bad safetensors header: {e}")))?;
     let data_start = 8 + header_len;
-    let mut tensors = HashMap::new();
+    let (mut tensors, mut quantized) = (HashMap::new(), HashMap::new());
     for (name, info) in header.iter().filter(|(name, _)| *name != "__metadata__") {
         let entry: TensorEntry =
             serde_json::from_value(info.clone()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
@@ -188,9 +236,18 @@ fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
         file.read_exact_at(&mut data, data_start + begin).map_err(|e| Error::io(path, e))?;
         let tensor = Tensor::from_raw_buffer(&data, dtype, &entry.shape, &Device::Cpu)
             .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        drop(data);
+        let tensor = match int8 {
+            Some(kernel) if quantized_at_load(name, &entry.shape) => {
+                let q = super::int8::quantize_tensor(&tensor, kernel).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+                quantized.insert(name.clone(), q);
+                super::int8::stand_in(tensor.shape()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
+            }
+            _ => tensor,
+        };
         tensors.insert(name.clone(), tensor);
     }
-    Ok(tensors)
+    Ok((tensors, quantized))
 }
 
 #[derive(serde::Deserialize)]
@@ -225,12 +282,19 @@ fn canonical_name(name: &str) -> String {
 }
 
 /// Base encoders are saved without the `bert.` (`mpnet.`) prefix that a classifier checkpoint has.
-fn lookup<'a>(checkpoint: &'a HashMap<String, Tensor>, name: &str) -> Option<&'a Tensor> {
-    let bare = || {
-        let (prefix, bare) = name.split_once('.')?;
-        Family::SUPPORTED.iter().any(|(_, f)| f.prefix() == prefix).then_some(bare)
-    };
-    checkpoint.get(name).or_else(|| checkpoint.get(bare()?))
+fn lookup<'a, V>(checkpoint: &'a HashMap<String, V>, name: &str) -> Option<&'a V> {
+    checkpoint.get(name).or_else(|| checkpoint.get(bare(name)?))
+}
+
+/// `name` without its family prefix, if it has one.
+fn bare(name: &str) -> Option<&str> {
+    let (prefix, bare) = name.split_once('.')?;
+    Family::SUPPORTED.iter().any(|(_, f)| f.prefix() == prefix).then_some(bare)
+}
+
+/// The tensors an int8 model runs in int8: the encoder layers' linear weights.
+fn quantized_at_load(name: &str, shape: &[usize]) -> bool {
+    shape.len() == 2 && name.ends_with(".weight") && (name.starts_with("encoder.layer.") || name.contains(".encoder.layer."))
 }
 
 fn check_shape(t: &Tensor, shape: &Shape, name: &str, source: &str) -> candle_core::Result<()> {

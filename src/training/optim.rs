@@ -254,7 +254,7 @@ impl InplaceOp2 for InPlaceUpdate<'_> {
     }
 }
 
-crate::model::simd::multiversion! {
+crate::kernels::simd::multiversion! {
     fn adamw_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: Constants) {
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = g * k.grad_scale;
@@ -282,7 +282,7 @@ pub fn grad_norm(grads: &[Tensor]) -> Result<f64> {
         // Blocks summed in f32, blocks added in f64: fast and accurate enough for clipping.
         let host = with_host_slice(g, |x| {
             x.par_chunks(CHUNK)
-                .map(|c| crate::model::simd::sum_squares(c) as f64)
+                .map(|c| crate::kernels::simd::sum_squares(c) as f64)
                 .collect::<Vec<f64>>()
                 .iter()
                 .sum::<f64>()

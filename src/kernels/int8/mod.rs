@@ -26,6 +26,7 @@ mod tests;
 
 use rayon::prelude::*;
 
+use super::simd::multiversion;
 use tiles::{Geometry, TileFn};
 
 /// Which instruction set runs the int8 products.
@@ -180,17 +181,27 @@ impl QuantizedWeights {
 
 /// Symmetric per-row quantization to [-127, 127]: (values, scale per row).
 fn quantize_channels(weight: &[f32], inputs: usize) -> (Vec<i8>, Vec<f32>) {
-    let rows: Vec<(Vec<i8>, f32)> = weight
-        .par_chunks(inputs.max(1))
-        .map(|row| {
-            let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let scale = max / 127.0;
-            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            (row.iter().map(|v| (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8).collect(), scale)
-        })
-        .collect();
-    let scales = rows.iter().map(|r| r.1).collect();
-    (rows.into_iter().flat_map(|r| r.0).collect(), scales)
+    let mut q = vec![0i8; weight.len()];
+    let mut scales = vec![0f32; weight.len() / inputs.max(1)];
+    q.par_chunks_mut(inputs.max(1))
+        .zip(weight.par_chunks(inputs.max(1)))
+        .zip(scales.par_iter_mut())
+        .for_each(|((q, row), scale)| *scale = quantize_channel(row, q));
+    (q, scales)
+}
+
+multiversion! {
+    /// One channel of [`quantize_channels`]; returns its scale.
+    fn quantize_channel(row: &[f32], q: &mut [i8]) -> f32 {
+        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = max / 127.0;
+        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        for (q, &v) in q.iter_mut().zip(row) {
+            // SAFETY: max/min bring every value, NaN included, into [-127, 127].
+            *q = unsafe { (v * inv).round_ties_even().max(-127.0).min(127.0).to_int_unchecked::<i32>() as i8 };
+        }
+        scale
+    }
 }
 
 /// Input rows quantized to u8 (u16 for the AVX2 kernel), zero-padded to the packed depth.
@@ -217,40 +228,25 @@ impl QuantizedRows {
     }
 }
 
-/// Asymmetric u8 quantization of one row (the range always holds 0, so that
-/// zero padding stays exact): writes the values as `a_bytes`-wide little-endian
-/// integers and returns (scale, zero point). Compiled for AVX2 too, where
-/// rounding is one instruction instead of a libm call.
-fn quantize_row(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
-            quantize_row_with(row, dst, a_bytes)
+multiversion! {
+    /// Asymmetric u8 quantization of one row (the range always holds 0, so that
+    /// zero padding stays exact): writes the values as `a_bytes`-wide
+    /// little-endian integers and returns (scale, zero point).
+    fn quantize_row(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
+        let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+        let inv = 1.0 / scale;
+        let zero = (-lo * inv).round_ties_even().clamp(0.0, 255.0);
+        // max/min (not clamp) also send NaN into range, so the unchecked conversion is sound.
+        // SAFETY: the value is in [0, 255].
+        let q = |v: f32| unsafe { ((v * inv).round_ties_even() + zero).max(0.0).min(255.0).to_int_unchecked::<i32>() as u8 };
+        if a_bytes == 1 {
+            dst.iter_mut().zip(row).for_each(|(d, &v)| *d = q(v));
+        } else {
+            dst.chunks_exact_mut(2).zip(row).for_each(|(d, &v)| d.copy_from_slice(&(q(v) as u16).to_le_bytes()));
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features `avx2` is compiled for.
-            return unsafe { avx2(row, dst, a_bytes) };
-        }
+        (scale, zero as i32)
     }
-    quantize_row_with(row, dst, a_bytes)
-}
-
-#[inline(always)]
-fn quantize_row_with(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
-    let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-    let inv = 1.0 / scale;
-    let zero = (-lo * inv).round_ties_even().clamp(0.0, 255.0);
-    // max/min (not clamp) also send NaN into range, so the unchecked conversion is sound.
-    // SAFETY: the value is in [0, 255].
-    let q = |v: f32| unsafe { ((v * inv).round_ties_even() + zero).max(0.0).min(255.0).to_int_unchecked::<i32>() as u8 };
-    if a_bytes == 1 {
-        dst.iter_mut().zip(row).for_each(|(d, &v)| *d = q(v));
-    } else {
-        dst.chunks_exact_mut(2).zip(row).for_each(|(d, &v)| d.copy_from_slice(&(q(v) as u16).to_le_bytes()));
-    }
-    (scale, zero as i32)
 }
 
 /// The output, written by tiles that never overlap.

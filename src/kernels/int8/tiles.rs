@@ -58,23 +58,30 @@ pub(super) fn geometry(kernel: Kernel) -> Geometry {
 
 /// Packs row-major [outputs, inputs] i8 weights (see the module docs).
 pub(super) fn pack(q: &[i8], outputs: usize, inputs: usize, g: Geometry) -> Vec<u8> {
-    let depth = g.depth(inputs);
-    let groups = depth / g.group;
-    let panel_bytes = depth * g.nr * g.b_bytes;
+    let panel_bytes = g.depth(inputs) * g.nr * g.b_bytes;
     let mut out = vec![0u8; outputs.div_ceil(g.nr) * panel_bytes];
-    out.par_chunks_mut(panel_bytes.max(1)).enumerate().for_each(|(p, panel)| {
-        for gi in 0..groups {
-            for c in 0..g.nr {
-                for e in 0..g.group {
-                    let (row, col) = (p * g.nr + c, gi * g.group + e);
-                    let v = if row < outputs && col < inputs { q[row * inputs + col] } else { 0 };
-                    let at = ((gi * g.nr + c) * g.group + e) * g.b_bytes;
-                    panel[at..at + g.b_bytes].copy_from_slice(&(v as i16).to_le_bytes()[..g.b_bytes]);
-                }
+    let panel = match (g.group, g.b_bytes) {
+        (4, 1) => pack_panel::<4, 1>,
+        (2, 2) => pack_panel::<2, 2>,
+        other => unreachable!("no kernel packs groups of {other:?}"),
+    };
+    out.par_chunks_mut(panel_bytes.max(1)).enumerate().for_each(|(p, dst)| panel(q, (outputs, inputs), g.nr, p, dst));
+    out
+}
+
+/// One panel, written in order: G values (B bytes each) of each of its NR channels, group after group.
+fn pack_panel<const G: usize, const B: usize>(q: &[i8], (outputs, inputs): (usize, usize), nr: usize, p: usize, dst: &mut [u8]) {
+    let groups = dst.len() / (nr * G * B);
+    let mut at = dst.chunks_exact_mut(B);
+    for gi in 0..groups {
+        for row in p * nr..(p + 1) * nr {
+            for col in gi * G..(gi + 1) * G {
+                let v = if row < outputs && col < inputs { q[row * inputs + col] } else { 0 };
+                let bytes = (v as i16).to_le_bytes();
+                at.next().expect("the panel holds depth × NR values").copy_from_slice(&bytes[..B]);
             }
         }
-    });
-    out
+    }
 }
 
 /// Computes tile `t` of a job.

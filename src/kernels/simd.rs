@@ -16,7 +16,7 @@ macro_rules! multiversion {
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     inner($($arg),*)
                 }
-                if $crate::model::simd::has_avx2() {
+                if $crate::kernels::simd::has_avx2() {
                     // SAFETY: the CPU supports the features `avx2` was compiled for.
                     return unsafe { avx2($($arg),*) };
                 }
