@@ -8,12 +8,13 @@
 # DATA is anything `eval --data` takes (a JSONL file, or FOLDER:SPLIT for
 # TweetEval, e.g. ../shared/datasets/tweeteval-stance:test). Environment:
 # STANCEKIT (default: the release binary, built if missing), WORK (default: a
-# temporary folder), STANCEKIT_INT8_KERNEL to force a kernel.
+# temporary folder), EVAL_ARGS (more `eval` flags, e.g. "--targets
+# datasets/targets.json" for TweetEval), STANCEKIT_INT8_KERNEL to force a kernel.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ $# -eq 0 ]; then
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 bin="${STANCEKIT:-$root/target/release/stancekit}"
@@ -30,7 +31,8 @@ for pair in "$@"; do
     data="${pair#*:}"
     i=$((i + 1))
     for precision in f32 int8; do
-        "$bin" eval --model "$run" --data "$data" --precision "$precision" --device cpu \
+        # shellcheck disable=SC2086
+        "$bin" eval --model "$run" --data "$data" --precision "$precision" --device cpu ${EVAL_ARGS:-} \
             --report "$work/$i-$precision" >"$work/$i-$precision.log" 2>&1 ||
             { cat "$work/$i-$precision.log" >&2; exit 1; }
     done
