@@ -1,9 +1,12 @@
 //! Small f32 helpers for the fused kernels, written so that LLVM vectorises
-//! them, and a macro that compiles a kernel twice (baseline x86-64 and
-//! AVX2 + FMA) and picks the AVX2 build at run time when the CPU has it.
+//! them, and a macro that compiles a kernel three times (baseline x86-64,
+//! AVX2 + FMA, AVX-512) and picks the widest build the CPU runs.
 
-/// Defines `fn $name(..)` whose body is compiled for AVX2 + FMA as well as for
-/// the baseline target, choosing at run time.
+/// Defines `fn $name(..)` whose body is compiled for AVX-512 and for AVX2 +
+/// FMA as well as for the baseline target, choosing at run time. The maths is
+/// the same in each (Rust never fuses a multiply and an add on its own, and
+/// the helpers below sum in a fixed order of 16 lanes), so results do not
+/// depend on which build runs.
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -15,6 +18,14 @@ macro_rules! multiversion {
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     inner($($arg),*)
+                }
+                #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    inner($($arg),*)
+                }
+                if $crate::kernels::simd::has_avx512() {
+                    // SAFETY: the CPU supports the features `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
                 }
                 if $crate::kernels::simd::has_avx2() {
                     // SAFETY: the CPU supports the features `avx2` was compiled for.
@@ -33,6 +44,19 @@ pub fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU runs AVX-512 (F and BW) code.
+#[inline]
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2() && std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -82,6 +106,24 @@ pub fn dot(xs: &[f32], ys: &[f32]) -> f32 {
     s
 }
 
+/// max over `-xs`, that is −min (−∞ when empty), vectorised.
+#[inline(always)]
+pub fn max_neg(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let mut m = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| if -x > m { -x } else { m });
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] = if -c[i] > acc[i] { -c[i] } else { acc[i] };
+        }
+    }
+    for a in acc {
+        m = if a > m { a } else { m };
+    }
+    m
+}
+
+/// max over `xs` (−∞ when empty), vectorised.
 #[inline(always)]
 pub fn max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];

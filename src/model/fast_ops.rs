@@ -84,6 +84,15 @@ multiversion! {
 }
 
 multiversion! {
+    /// `x = gelu(x)` (the int8 linear layer's output step).
+    pub(crate) fn gelu_in_place(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = gelu(*v);
+        }
+    }
+}
+
+multiversion! {
     /// `dst = gelu(src)` (also used by the fused linear layer's GELU epilogue).
     pub(crate) fn gelu_slice(src: &[f32], dst: &mut [f32]) {
         for (d, &x) in dst.iter_mut().zip(src) {

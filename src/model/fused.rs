@@ -120,6 +120,13 @@ impl Linear {
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
+
+    /// Several int8 layers over one input, quantized once (attention's query,
+    /// key and value); `None` unless every layer runs in int8.
+    pub fn forward_shared(layers: &[&Linear], x: &Tensor) -> Result<Option<Vec<Tensor>>> {
+        let int8: Option<Vec<(&Int8Linear, bool)>> = layers.iter().map(|l| l.int8.as_ref().map(|q| (q, false))).collect();
+        int8.map(|layers| Int8Linear::forward_shared(&layers, x)).transpose()
+    }
 }
 
 /// As `candle_nn::linear`: weight [out, in] and bias [out] under `vb`.

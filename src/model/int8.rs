@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, DType, Result, Shape, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::int8::{Kernel, QuantizedWeights};
@@ -60,41 +60,36 @@ impl Int8Linear {
 
     /// `x·Wᵀ + b` over the last dimension, then GELU (erf) with `gelu`.
     pub fn forward(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
-        x.contiguous()?.apply_op1_no_bwd(&Int8Op { linear: self, gelu })
-    }
-}
-
-struct Int8Op<'a> {
-    linear: &'a Int8Linear,
-    gelu: bool,
-}
-
-impl CustomOp1 for Int8Op<'_> {
-    fn name(&self) -> &'static str {
-        "stancekit-int8-linear"
+        let mut out = Self::forward_shared(&[(self, gelu)], x)?;
+        Ok(out.remove(0))
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(all), Some((start, end))) = (storage, layout.contiguous_offsets()) else {
-            candle_core::bail!("{}: needs a contiguous f32 CPU tensor", self.name());
+    /// Several layers (each with or without GELU) over one input, which is
+    /// quantized once for all of them.
+    pub fn forward_shared(layers: &[(&Int8Linear, bool)], x: &Tensor) -> Result<Vec<Tensor>> {
+        let Some((first, _)) = layers.first() else { return Ok(Vec::new()) };
+        let x = x.contiguous()?;
+        let (storage, layout) = x.storage_and_layout();
+        let xs = match (&*storage, layout.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => &v[a..b],
+            _ => candle_core::bail!("int8 linear: needs a contiguous f32 CPU tensor"),
         };
-        let w = &self.linear.weights;
-        let mut dims = layout.dims().to_vec();
-        match dims.last_mut() {
-            Some(last) if *last == w.inputs() => *last = w.outputs(),
-            _ => candle_core::bail!("{}: input {:?} does not fit {} inputs", self.name(), layout.dims(), w.inputs()),
+        let (w, dims) = (&first.weights, layout.dims());
+        let same = |l: &Int8Linear| l.weights.inputs() == w.inputs() && l.weights.kernel() == w.kernel();
+        if dims.last() != Some(&w.inputs()) || !layers.iter().all(|(l, _)| same(l)) {
+            candle_core::bail!("int8 linear: input {dims:?} does not fit {} inputs", w.inputs());
         }
-        let gelu = |s: &mut [f32]| {
-            // Tiles hand over at most a few hundred columns of a row.
-            let mut pre = [0f32; 512];
-            for chunk in s.chunks_mut(pre.len()) {
-                pre[..chunk.len()].copy_from_slice(chunk);
-                super::fast_ops::gelu_slice(&pre[..chunk.len()], chunk);
-            }
-        };
-        let finish: &(dyn Fn(&mut [f32]) + Sync) = if self.gelu { &gelu } else { &|_| {} };
-        let y = w.matmul(&all[start..end], Some(&self.linear.bias), finish);
-        Ok((CpuStorage::F32(y), Shape::from(dims)))
+        let input = w.quantize_input(xs);
+        let gelu: &(dyn Fn(&mut [f32]) + Sync) = &super::fast_ops::gelu_in_place;
+        layers
+            .iter()
+            .map(|(l, with_gelu)| {
+                let y = l.weights.matmul_quantized(&input, Some(&l.bias), if *with_gelu { gelu } else { &|_| {} });
+                let mut shape = dims.to_vec();
+                *shape.last_mut().expect("rank ≥ 1") = l.weights.outputs();
+                Tensor::from_vec(y, shape, x.device())
+            })
+            .collect()
     }
 }
 

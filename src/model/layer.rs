@@ -60,7 +60,15 @@ impl Attention {
     /// `queries` are the positions whose output is wanted, `xs` all positions
     /// (the keys and values); in a full layer they are the same tensor.
     fn forward_t(&self, queries: &Tensor, xs: &Tensor, bias: &AttentionBias, train: bool) -> Result<Tensor> {
-        let (q, k, v) = (self.query.forward(queries)?, self.key.forward(xs)?, self.value.forward(xs)?);
+        let shared = if std::ptr::eq(queries, xs) {
+            Linear::forward_shared(&[&self.query, &self.key, &self.value], xs)?
+        } else {
+            None
+        };
+        let (q, k, v) = match shared.as_deref() {
+            Some([q, k, v]) => (q.clone(), k.clone(), v.clone()),
+            _ => (self.query.forward(queries)?, self.key.forward(xs)?, self.value.forward(xs)?),
+        };
         let position = bias.position.as_ref();
         let context = attention(&q, &k, &v, &bias.mask, position, self.heads, &self.probs_dropout, train)?;
         let projected = self.output.forward_dropout(&context, &self.output_dropout, train)?;

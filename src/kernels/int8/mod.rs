@@ -154,8 +154,22 @@ impl QuantizedWeights {
     /// `finish(x·Wᵀ + bias)` for `x` row-major [rows, inputs]; `finish` runs on
     /// each output row's slice of a tile (an activation such as GELU), in place.
     pub fn matmul(&self, x: &[f32], bias: Option<&[f32]>, finish: &(dyn Fn(&mut [f32]) + Sync)) -> Vec<f32> {
+        self.matmul_quantized(&self.quantize_input(x), bias, finish)
+    }
+
+    /// `x` quantized as [`QuantizedWeights::matmul`] reads it: once for
+    /// several products over the same input (attention's query, key and value).
+    pub fn quantize_input(&self, x: &[f32]) -> QuantizedInput {
         let rows = if self.inputs == 0 { 0 } else { x.len() / self.inputs };
         assert_eq!(x.len(), rows * self.inputs, "input is not [rows, {}]", self.inputs);
+        QuantizedInput { kernel: self.kernel, inputs: self.inputs, acts: QuantizedRows::new(x, self.inputs, self.kernel.geometry()) }
+    }
+
+    /// [`QuantizedWeights::matmul`] of an input quantized for weights of this kernel and depth.
+    pub fn matmul_quantized(&self, input: &QuantizedInput, bias: Option<&[f32]>, finish: &(dyn Fn(&mut [f32]) + Sync)) -> Vec<f32> {
+        assert!(input.kernel == self.kernel && input.inputs == self.inputs, "input quantized for other weights");
+        let acts = &input.acts;
+        let rows = acts.scales.len();
         let zeros;
         let bias = match bias {
             Some(b) => b,
@@ -166,17 +180,28 @@ impl QuantizedWeights {
         };
         assert_eq!(bias.len(), self.outputs, "bias is not [{}]", self.outputs);
         let geometry = self.kernel.geometry();
-        let acts = QuantizedRows::new(x, self.inputs, geometry);
-        let mut out = vec![0f32; rows * self.outputs];
-        let job = Job { acts: &acts, weights: self, bias, finish, out: OutPtr(out.as_mut_ptr()), rows, geometry };
+        // Every element is written by exactly one tile: no need to zero it first.
+        let mut out: Vec<std::mem::MaybeUninit<f32>> = Vec::with_capacity(rows * self.outputs);
+        // SAFETY: MaybeUninit needs no initialisation.
+        unsafe { out.set_len(rows * self.outputs) };
+        let job = Job { acts, weights: self, bias, finish, out: OutPtr(out.as_mut_ptr().cast()), rows, geometry };
         let tile_fn: TileFn = tiles::tile_fn(self.kernel);
         let tiles = job.row_tiles() * job.col_tiles();
         // SAFETY: the kernel is supported (checked when the weights were made
         // for it by `Kernel::select` or by the caller), and tiles write disjoint
         // parts of `out`, which outlives the loop.
         (0..tiles).into_par_iter().for_each(|t| unsafe { tile_fn(&job, t) });
-        out
+        let mut out = std::mem::ManuallyDrop::new(out);
+        // SAFETY: the tiles cover [0, rows) × [0, outputs): every element is initialised.
+        unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast::<f32>(), out.len(), out.capacity()) }
     }
+}
+
+/// An input quantized per row for one kernel and depth ([`QuantizedWeights::quantize_input`]).
+pub struct QuantizedInput {
+    kernel: Kernel,
+    inputs: usize,
+    acts: QuantizedRows,
 }
 
 /// Symmetric per-row quantization to [-127, 127]: (values, scale per row).
@@ -217,7 +242,13 @@ impl QuantizedRows {
     fn new(x: &[f32], inputs: usize, g: Geometry) -> Self {
         let stride = g.depth(inputs);
         let rows = if inputs == 0 { 0 } else { x.len() / inputs };
-        let mut data = vec![0u8; rows * stride * g.a_bytes];
+        // Every byte is written by `quantize_row` (values, then zero padding).
+        let mut data: Vec<u8> = Vec::with_capacity(rows * stride * g.a_bytes);
+        // SAFETY: u8 has no invalid values, and every byte is written below before it is read.
+        #[allow(clippy::uninit_vec)]
+        unsafe {
+            data.set_len(rows * stride * g.a_bytes)
+        };
         let mut params = vec![(0f32, 0i32); rows];
         data.par_chunks_mut((stride * g.a_bytes).max(1))
             .zip(x.par_chunks(inputs.max(1)))
@@ -231,9 +262,13 @@ impl QuantizedRows {
 multiversion! {
     /// Asymmetric u8 quantization of one row (the range always holds 0, so that
     /// zero padding stays exact): writes the values as `a_bytes`-wide
-    /// little-endian integers and returns (scale, zero point).
+    /// little-endian integers, then zeros up to the end of `dst`, and returns
+    /// (scale, zero point).
     fn quantize_row(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
-        let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let (dst, padding) = dst.split_at_mut(row.len() * a_bytes);
+        padding.fill(0);
+        // NaN is skipped by both; the range always holds 0.
+        let (lo, hi) = (-super::simd::max_neg(row).max(0.0), super::simd::max(row).max(0.0));
         let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
         let inv = 1.0 / scale;
         let zero = (-lo * inv).round_ties_even().clamp(0.0, 255.0);
