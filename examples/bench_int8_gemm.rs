@@ -24,17 +24,25 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     f();
-    median((0..reps).map(|_| {
-        let t = Instant::now();
-        f();
-        t.elapsed().as_secs_f64()
-    }).collect())
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: usize| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let (rows, reps) = (arg("--rows", 1024), arg("--reps", 9));
     // `--only INPUTS` keeps the shapes with that many inputs (for a profiler).

@@ -192,3 +192,36 @@ fn mpnet_classifiers_predict_through_the_binary() {
         }
     }
 }
+
+/// `--precision int8`: the same rows as f32 with probabilities near f32's, the
+/// kernel named in the summary, and a kernel the CPU cannot run refused by name.
+#[test]
+fn int8_predicts_near_f32_and_names_its_kernel() {
+    let model = tiny_classifier();
+    let input =
+        "{\"id\": \"a\", \"text\": \"the war must end\"}\n{\"id\": \"b\", \"text\": \"europe will never pay\"}\n";
+    let f32 = predict(model.path(), &["--input", "-"], input);
+    let int8 = predict(model.path(), &["--input", "-", "--precision", "int8"], input);
+    assert!(int8.status.success(), "{}", String::from_utf8_lossy(&int8.stderr));
+    let (a, b) = (json_lines(&f32.stdout), json_lines(&int8.stdout));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x["id"], &x["target"]), (&y["id"], &y["target"]));
+        for (label, p) in x["probs"].as_object().unwrap() {
+            let q = y["probs"][label].as_f64().unwrap();
+            assert!((p.as_f64().unwrap() - q).abs() < 0.02, "{label}: {p} vs {q}");
+        }
+    }
+    let stderr = String::from_utf8(int8.stderr).unwrap();
+    assert!(stderr.contains(", int8 (kernel "), "{stderr}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"));
+    child.args(["predict", "--input", "-", "--precision", "int8", "--model"]).arg(model.path());
+    let out = child.env("STANCEKIT_INT8_KERNEL", "amx").stdin(Stdio::null()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("STANCEKIT_INT8_KERNEL=\"amx\" is not one of amx, avx512-vnni, avx-vnni, avx2, scalar"),
+        "{stderr}"
+    );
+}

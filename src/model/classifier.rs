@@ -129,7 +129,9 @@ impl Classifier {
         let params = match frozen {
             None => ParamStore::from_safetensors(&dir.weights(), device, 0)?,
             Some(Precision::F32) => ParamStore::from_safetensors(&dir.weights(), device, 0)?.frozen(),
-            Some(Precision::Int8) => ParamStore::from_safetensors_int8(&dir.weights(), super::int8::kernel_for(device)?)?,
+            Some(Precision::Int8) => {
+                ParamStore::from_safetensors_int8(&dir.weights(), super::int8::kernel_for(device)?)?
+            }
         };
         // Every tensor, the head included, must come from the file: a trained model is never re-drawn.
         let mut classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;

@@ -55,7 +55,9 @@ impl Encoder {
         };
         layers.iter_mut().try_for_each(|l| l.quantize(kernel, store))?;
         match store.untaken_quantized().first() {
-            Some(name) => candle_core::bail!("tensor `{name}` was quantized at load, but no layer of the model reads it"),
+            Some(name) => {
+                candle_core::bail!("tensor `{name}` was quantized at load, but no layer of the model reads it")
+            }
             None => Ok(()),
         }
     }

@@ -108,8 +108,14 @@ impl Linear {
             None => std::sync::Arc::new(super::int8::quantize_tensor(&self.weight, kernel)?),
         };
         if (weights.outputs(), weights.inputs()) != self.weight.dims2()? || weights.kernel() != kernel {
-            candle_core::bail!("`{}`: quantized as {}×{} for {}, the layer is {:?}", self.name, weights.outputs(),
-                weights.inputs(), weights.kernel().name(), self.weight.dims());
+            candle_core::bail!(
+                "`{}`: quantized as {}×{} for {}, the layer is {:?}",
+                self.name,
+                weights.outputs(),
+                weights.inputs(),
+                weights.kernel().name(),
+                self.weight.dims()
+            );
         }
         self.int8 = Some(Int8Linear::new(weights, self.bias.as_ref())?);
         self.weight = super::int8::stand_in(self.weight.shape())?;
@@ -124,7 +130,8 @@ impl Linear {
     /// Several int8 layers over one input, quantized once (attention's query,
     /// key and value); `None` unless every layer runs in int8.
     pub fn forward_shared(layers: &[&Linear], x: &Tensor) -> Result<Option<Vec<Tensor>>> {
-        let int8: Option<Vec<(&Int8Linear, bool)>> = layers.iter().map(|l| l.int8.as_ref().map(|q| (q, false))).collect();
+        let int8: Option<Vec<(&Int8Linear, bool)>> =
+            layers.iter().map(|l| l.int8.as_ref().map(|q| (q, false))).collect();
         int8.map(|layers| Int8Linear::forward_shared(&layers, x)).transpose()
     }
 }

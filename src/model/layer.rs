@@ -12,10 +12,10 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::EncoderConfig;
-use super::weights::ParamStore;
-use crate::kernels::int8::Kernel;
 use super::fused::{attention, linear, Linear};
 use super::ops::{Dropout, DropoutRng, LayerNorm};
+use super::weights::ParamStore;
+use crate::kernels::int8::Kernel;
 
 /// Added to attention scores at padding positions. Finite, so that half
 /// precision cannot turn `0 * -inf` into NaN; exp() of it is exactly 0 in f32.

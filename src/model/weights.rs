@@ -206,7 +206,10 @@ impl ParamStore {
 /// file first (as `candle_core::safetensors::load` does) takes twice the file.
 /// With `int8`, the tensors [`quantized_at_load`] picks are quantized as they
 /// are read and come back as zero-size stand-ins of their shape.
-fn read_safetensors(path: &Path, int8: Option<Kernel>) -> Result<(HashMap<String, Tensor>, HashMap<String, QuantizedWeights>)> {
+fn read_safetensors(
+    path: &Path,
+    int8: Option<Kernel>,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, QuantizedWeights>)> {
     use std::os::unix::fs::FileExt;
     let bad = |what: String| Error::Model(format!("{}: {what}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -226,7 +229,8 @@ fn read_safetensors(path: &Path, int8: Option<Kernel>) -> Result<(HashMap<String
     for (name, info) in header.iter().filter(|(name, _)| *name != "__metadata__") {
         let entry: TensorEntry =
             serde_json::from_value(info.clone()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-        let dtype = safetensors_dtype(&entry.dtype).ok_or_else(|| bad(format!("tensor `{name}`: dtype {}", entry.dtype)))?;
+        let dtype =
+            safetensors_dtype(&entry.dtype).ok_or_else(|| bad(format!("tensor `{name}`: dtype {}", entry.dtype)))?;
         let [begin, end] = entry.data_offsets;
         let bytes = entry.shape.iter().product::<usize>() * dtype.size_in_bytes();
         if end < begin || (end - begin) as usize != bytes || data_start + end > len {
@@ -239,7 +243,8 @@ fn read_safetensors(path: &Path, int8: Option<Kernel>) -> Result<(HashMap<String
         drop(data);
         let tensor = match int8 {
             Some(kernel) if quantized_at_load(name, &entry.shape) => {
-                let q = super::int8::quantize_tensor(&tensor, kernel).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+                let q =
+                    super::int8::quantize_tensor(&tensor, kernel).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
                 quantized.insert(name.clone(), q);
                 super::int8::stand_in(tensor.shape()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
             }
@@ -294,7 +299,9 @@ fn bare(name: &str) -> Option<&str> {
 
 /// The tensors an int8 model runs in int8: the encoder layers' linear weights.
 fn quantized_at_load(name: &str, shape: &[usize]) -> bool {
-    shape.len() == 2 && name.ends_with(".weight") && (name.starts_with("encoder.layer.") || name.contains(".encoder.layer."))
+    shape.len() == 2
+        && name.ends_with(".weight")
+        && (name.starts_with("encoder.layer.") || name.contains(".encoder.layer."))
 }
 
 fn check_shape(t: &Tensor, shape: &Shape, name: &str, source: &str) -> candle_core::Result<()> {

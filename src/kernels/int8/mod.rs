@@ -12,6 +12,8 @@
 //! all of them give bit-identical results (the tests hold each one the CPU
 //! runs to a scalar reference):
 //!
+//! - `amx`: Intel's tile unit (`tdpbusd`, 16 × 16 sums over 64 bytes of depth
+//!   per instruction), 32 rows × 32 columns per block, through `asm!`;
 //! - `avx512-vnni`: `vpdpbusd` on 512-bit registers, 8 rows × 32 columns;
 //! - `avx-vnni`: the same instruction on 256-bit registers, 6 × 16;
 //! - `avx2`: no u8·i8 dot product without saturation (`vpmaddubsw` adds two
@@ -20,9 +22,9 @@
 //!   and `vpmaddwd` sums pairs exactly into i32, 4 × 16;
 //! - `scalar`: portable, for other architectures and as the reference.
 
-mod tiles;
 #[cfg(test)]
 mod tests;
+mod tiles;
 
 use rayon::prelude::*;
 
@@ -32,6 +34,7 @@ use tiles::{Geometry, TileFn};
 /// Which instruction set runs the int8 products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
+    Amx,
     Avx512Vnni,
     AvxVnni,
     Avx2,
@@ -42,10 +45,11 @@ pub enum Kernel {
 pub const KERNEL_ENV: &str = "STANCEKIT_INT8_KERNEL";
 
 impl Kernel {
-    pub const ALL: [Kernel; 4] = [Kernel::Avx512Vnni, Kernel::AvxVnni, Kernel::Avx2, Kernel::Scalar];
+    pub const ALL: [Kernel; 5] = [Kernel::Amx, Kernel::Avx512Vnni, Kernel::AvxVnni, Kernel::Avx2, Kernel::Scalar];
 
     pub fn name(self) -> &'static str {
         match self {
+            Kernel::Amx => "amx",
             Kernel::Avx512Vnni => "avx512-vnni",
             Kernel::AvxVnni => "avx-vnni",
             Kernel::Avx2 => "avx2",
@@ -63,6 +67,7 @@ impl Kernel {
         {
             use std::arch::is_x86_feature_detected as has;
             match self {
+                Kernel::Amx => has!("avx512f") && has!("avx512bw") && amx_permitted(),
                 Kernel::Avx512Vnni => has!("avx512f") && has!("avx512bw") && has!("avx512vnni"),
                 Kernel::AvxVnni => has!("avx2") && has!("avxvnni"),
                 Kernel::Avx2 => has!("avx2"),
@@ -107,6 +112,31 @@ impl Kernel {
     fn geometry(self) -> Geometry {
         tiles::geometry(self)
     }
+}
+
+/// Whether the CPU has AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and
+/// 25) and Linux lets this process use the tile registers (asked once, with
+/// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`).
+#[cfg(target_arch = "x86_64")]
+fn amx_permitted() -> bool {
+    static PERMITTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PERMITTED.get_or_init(|| {
+        // CPUID leaf 7 exists on every CPU with AVX-512, checked before this is called.
+        let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
+        let cpu = edx & (1 << 24) != 0 && edx & (1 << 25) != 0;
+        #[cfg(target_os = "linux")]
+        {
+            const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+            const XFEATURE_XTILEDATA: libc::c_long = 18;
+            // SAFETY: a plain system call with integer arguments.
+            cpu && unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) } == 0
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = cpu;
+            false
+        }
+    })
 }
 
 /// A weight matrix [out, in] quantized per output channel and packed for one kernel.
@@ -162,11 +192,20 @@ impl QuantizedWeights {
     pub fn quantize_input(&self, x: &[f32]) -> QuantizedInput {
         let rows = if self.inputs == 0 { 0 } else { x.len() / self.inputs };
         assert_eq!(x.len(), rows * self.inputs, "input is not [rows, {}]", self.inputs);
-        QuantizedInput { kernel: self.kernel, inputs: self.inputs, acts: QuantizedRows::new(x, self.inputs, self.kernel.geometry()) }
+        QuantizedInput {
+            kernel: self.kernel,
+            inputs: self.inputs,
+            acts: QuantizedRows::new(x, self.inputs, self.kernel.geometry()),
+        }
     }
 
     /// [`QuantizedWeights::matmul`] of an input quantized for weights of this kernel and depth.
-    pub fn matmul_quantized(&self, input: &QuantizedInput, bias: Option<&[f32]>, finish: &(dyn Fn(&mut [f32]) + Sync)) -> Vec<f32> {
+    pub fn matmul_quantized(
+        &self,
+        input: &QuantizedInput,
+        bias: Option<&[f32]>,
+        finish: &(dyn Fn(&mut [f32]) + Sync),
+    ) -> Vec<f32> {
         assert!(input.kernel == self.kernel && input.inputs == self.inputs, "input quantized for other weights");
         let acts = &input.acts;
         let rows = acts.scales.len();
@@ -242,13 +281,15 @@ impl QuantizedRows {
     fn new(x: &[f32], inputs: usize, g: Geometry) -> Self {
         let stride = g.depth(inputs);
         let rows = if inputs == 0 { 0 } else { x.len() / inputs };
+        let padded_rows = rows.div_ceil(g.row_align) * g.row_align;
         // Every byte is written by `quantize_row` (values, then zero padding).
-        let mut data: Vec<u8> = Vec::with_capacity(rows * stride * g.a_bytes);
+        let mut data: Vec<u8> = Vec::with_capacity(padded_rows * stride * g.a_bytes);
         // SAFETY: u8 has no invalid values, and every byte is written below before it is read.
         #[allow(clippy::uninit_vec)]
         unsafe {
-            data.set_len(rows * stride * g.a_bytes)
+            data.set_len(padded_rows * stride * g.a_bytes)
         };
+        data[rows * stride * g.a_bytes..].fill(0);
         let mut params = vec![(0f32, 0i32); rows];
         data.par_chunks_mut((stride * g.a_bytes).max(1))
             .zip(x.par_chunks(inputs.max(1)))
@@ -318,7 +359,8 @@ impl Job<'_> {
         let g = self.geometry;
         let cols = g.nr.min(self.weights.outputs - col0);
         let w = self.weights;
-        let (sums, scales, bias) = (&w.sums[col0..col0 + cols], &w.scales[col0..col0 + cols], &self.bias[col0..col0 + cols]);
+        let (sums, scales, bias) =
+            (&w.sums[col0..col0 + cols], &w.scales[col0..col0 + cols], &self.bias[col0..col0 + cols]);
         for r in 0..rows {
             let row = row0 + r;
             let (sa, zero) = (self.acts.scales[row], self.acts.zeros[row]);
@@ -335,7 +377,8 @@ impl Job<'_> {
     fn finish(&self, row0: usize, rows: usize, col0: usize, cols: usize) {
         for row in row0..row0 + rows {
             // SAFETY: as in `store`.
-            let out = unsafe { std::slice::from_raw_parts_mut(self.out.0.add(row * self.weights.outputs + col0), cols) };
+            let out =
+                unsafe { std::slice::from_raw_parts_mut(self.out.0.add(row * self.weights.outputs + col0), cols) };
             (self.finish)(out);
         }
     }

@@ -12,9 +12,8 @@ use rayon::prelude::*;
 
 use super::{Job, Kernel};
 
-/// Rows and accumulators of the largest micro-kernel.
-const MAX_MR: usize = 8;
-const MAX_ACC: usize = 8 * 32;
+/// Rows and accumulators of the largest micro-kernel (AMX: 32 × 32).
+const MAX_ACC: usize = 32 * 32;
 
 /// The shape of a kernel's blocks and of its inputs.
 #[derive(Debug, Clone, Copy)]
@@ -27,12 +26,17 @@ pub(super) struct Geometry {
     pub a_bytes: usize,
     /// Bytes per packed weight (1: i8; 2: i16).
     pub b_bytes: usize,
+    /// The depth is padded to a multiple of this (AMX reads 64 bytes a row).
+    pub depth_align: usize,
+    /// The input rows are padded to a multiple of this with zero rows (AMX
+    /// loads 16-row tiles whole).
+    pub row_align: usize,
 }
 
 impl Geometry {
-    /// The depth rounded up to whole 4-byte groups, which every kernel reads.
+    /// The depth rounded up to what the kernel reads at a time.
     pub fn depth(self, inputs: usize) -> usize {
-        inputs.div_ceil(4) * 4
+        inputs.div_ceil(self.depth_align) * self.depth_align
     }
 
     /// Rows per parallel task: the MR-row blocks that reuse one tile of weights from L2.
@@ -48,12 +52,14 @@ impl Geometry {
 
 pub(super) fn geometry(kernel: Kernel) -> Geometry {
     let (mr, nr, group, a_bytes, b_bytes) = match kernel {
+        Kernel::Amx => (32, 32, 4, 1, 1),
         Kernel::Avx512Vnni => (8, 32, 4, 1, 1),
         Kernel::AvxVnni => (6, 16, 4, 1, 1),
         Kernel::Avx2 => (4, 16, 2, 2, 2),
         Kernel::Scalar => (4, 16, 4, 1, 1),
     };
-    Geometry { mr, nr, group, a_bytes, b_bytes }
+    let (depth_align, row_align) = if kernel == Kernel::Amx { (64, 32) } else { (4, 1) };
+    Geometry { mr, nr, group, a_bytes, b_bytes, depth_align, row_align }
 }
 
 /// Packs row-major [outputs, inputs] i8 weights (see the module docs).
@@ -70,7 +76,13 @@ pub(super) fn pack(q: &[i8], outputs: usize, inputs: usize, g: Geometry) -> Vec<
 }
 
 /// One panel, written in order: G values (B bytes each) of each of its NR channels, group after group.
-fn pack_panel<const G: usize, const B: usize>(q: &[i8], (outputs, inputs): (usize, usize), nr: usize, p: usize, dst: &mut [u8]) {
+fn pack_panel<const G: usize, const B: usize>(
+    q: &[i8],
+    (outputs, inputs): (usize, usize),
+    nr: usize,
+    p: usize,
+    dst: &mut [u8],
+) {
     let groups = dst.len() / (nr * G * B);
     let mut at = dst.chunks_exact_mut(B);
     for gi in 0..groups {
@@ -91,6 +103,7 @@ pub(super) fn tile_fn(kernel: Kernel) -> TileFn {
     #[cfg(target_arch = "x86_64")]
     {
         match kernel {
+            Kernel::Amx => x86::tile_amx,
             Kernel::Avx512Vnni => x86::tile_avx512_vnni,
             Kernel::AvxVnni => x86::tile_avx_vnni,
             Kernel::Avx2 => x86::tile_avx2,
@@ -109,9 +122,10 @@ trait Micro {
     const MR: usize;
     const NR: usize;
     /// # Safety
-    /// `rows` point to MR rows of at least `groups` groups of activations,
+    /// `a` points to `rows` (≤ MR) rows of `row_bytes` bytes, at least `groups`
+    /// groups of activations each (kernels that pad rows may read all MR),
     /// `b` to one packed panel of that depth, and the CPU runs the kernel.
-    unsafe fn run(rows: &[*const u8; MAX_MR], b: *const u8, groups: usize, acc: &mut [i32; MAX_ACC]);
+    unsafe fn run(a: *const u8, row_bytes: usize, rows: usize, b: *const u8, groups: usize, acc: &mut [i32; MAX_ACC]);
 }
 
 /// One tile: its MR-row blocks in turn, each against every panel of the tile,
@@ -133,11 +147,9 @@ unsafe fn tile<M: Micro>(job: &Job, t: usize) {
     let mut row0 = row_start;
     while row0 < row_end {
         let rows = M::MR.min(row_end - row0);
-        // Rows past the end repeat the last one; their sums are not stored.
-        let ptrs: [*const u8; MAX_MR] = std::array::from_fn(|r| a.add((row0 + r.min(rows - 1)) * row_bytes));
         for col0 in (col_start..col_end).step_by(g.nr) {
             let panel = job.weights.packed.as_ptr().add(col0 / g.nr * panel_bytes);
-            M::run(&ptrs, panel, depth / g.group, &mut acc);
+            M::run(a.add(row0 * row_bytes), row_bytes, rows, panel, depth / g.group, &mut acc);
             job.store(&acc, row0, rows, col0);
         }
         job.finish(row0, rows, col_start, col_end - col_start);
@@ -151,12 +163,12 @@ impl Micro for Scalar {
     const MR: usize = 4;
     const NR: usize = 16;
 
-    unsafe fn run(rows: &[*const u8; MAX_MR], b: *const u8, groups: usize, acc: &mut [i32; MAX_ACC]) {
+    unsafe fn run(a: *const u8, row_bytes: usize, rows: usize, b: *const u8, groups: usize, acc: &mut [i32; MAX_ACC]) {
         acc[..Self::MR * Self::NR].fill(0);
         for gi in 0..groups {
             let w = std::slice::from_raw_parts(b.add(gi * Self::NR * 4), Self::NR * 4);
-            for (r, &row) in rows.iter().take(Self::MR).enumerate() {
-                let x = std::slice::from_raw_parts(row.add(gi * 4), 4);
+            for r in 0..rows {
+                let x = std::slice::from_raw_parts(a.add(r * row_bytes + gi * 4), 4);
                 for c in 0..Self::NR {
                     let dot: i32 = (0..4).map(|e| x[e] as i32 * w[c * 4 + e] as i8 as i32).sum();
                     acc[r * Self::NR + c] += dot;
@@ -175,7 +187,7 @@ mod x86 {
     use std::arch::x86_64::*;
     use std::mem::size_of;
 
-    use super::{tile, Job, Micro, MAX_ACC, MAX_MR};
+    use super::{tile, Job, Micro, MAX_ACC};
 
     /// A micro-kernel over SIMD vectors: MR rows × VECS vectors of i32 sums;
     /// each step broadcasts 4 bytes of a row (4 u8, or 2 u16) against one
@@ -188,8 +200,17 @@ mod x86 {
             impl $kernel {
                 #[target_feature(enable = $features)]
                 #[inline]
-                unsafe fn sums(rows: &[*const u8; MAX_MR], b: *const u8, groups: usize, out: &mut [i32; MAX_ACC]) {
+                unsafe fn sums(
+                    a: *const u8,
+                    row_bytes: usize,
+                    rows: usize,
+                    b: *const u8,
+                    groups: usize,
+                    out: &mut [i32; MAX_ACC],
+                ) {
                     const LANES: usize = size_of::<$vec>() / 4;
+                    // Rows past the end repeat the last one; their sums are not stored.
+                    let rows: [*const u8; $mr] = std::array::from_fn(|r| a.add(r.min(rows - 1) * row_bytes));
                     let mut sums = [[$zero(); $vecs]; $mr];
                     for gi in 0..groups {
                         let group = b.add(gi * $vecs * size_of::<$vec>());
@@ -215,8 +236,15 @@ mod x86 {
                 const NR: usize = $vecs * size_of::<$vec>() / 4;
 
                 #[inline(always)]
-                unsafe fn run(rows: &[*const u8; MAX_MR], b: *const u8, groups: usize, acc: &mut [i32; MAX_ACC]) {
-                    Self::sums(rows, b, groups, acc)
+                unsafe fn run(
+                    a: *const u8,
+                    row_bytes: usize,
+                    rows: usize,
+                    b: *const u8,
+                    groups: usize,
+                    acc: &mut [i32; MAX_ACC],
+                ) {
+                    Self::sums(a, row_bytes, rows, b, groups, acc)
                 }
             }
 
@@ -227,13 +255,127 @@ mod x86 {
         };
     }
 
-    micro!(Avx512Vnni, tile_avx512_vnni, "avx512f,avx512bw,avx512vnni", 8, 2, __m512i,
-        _mm512_setzero_si512, _mm512_set1_epi32, _mm512_loadu_si512, _mm512_storeu_si512,
-        |acc, a, b| _mm512_dpbusd_epi32(acc, a, b));
-    micro!(AvxVnni, tile_avx_vnni, "avx2,avxvnni", 6, 2, __m256i,
-        _mm256_setzero_si256, _mm256_set1_epi32, _mm256_loadu_si256, _mm256_storeu_si256,
-        |acc, a, b| _mm256_dpbusd_avx_epi32(acc, a, b));
-    micro!(Avx2, tile_avx2, "avx2", 4, 2, __m256i,
-        _mm256_setzero_si256, _mm256_set1_epi32, _mm256_loadu_si256, _mm256_storeu_si256,
-        |acc, a, b| _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)));
+    micro!(
+        Avx512Vnni,
+        tile_avx512_vnni,
+        "avx512f,avx512bw,avx512vnni",
+        8,
+        2,
+        __m512i,
+        _mm512_setzero_si512,
+        _mm512_set1_epi32,
+        _mm512_loadu_si512,
+        _mm512_storeu_si512,
+        |acc, a, b| _mm512_dpbusd_epi32(acc, a, b)
+    );
+    micro!(
+        AvxVnni,
+        tile_avx_vnni,
+        "avx2,avxvnni",
+        6,
+        2,
+        __m256i,
+        _mm256_setzero_si256,
+        _mm256_set1_epi32,
+        _mm256_loadu_si256,
+        _mm256_storeu_si256,
+        |acc, a, b| _mm256_dpbusd_avx_epi32(acc, a, b)
+    );
+    micro!(
+        Avx2,
+        tile_avx2,
+        "avx2",
+        4,
+        2,
+        __m256i,
+        _mm256_setzero_si256,
+        _mm256_set1_epi32,
+        _mm256_loadu_si256,
+        _mm256_storeu_si256,
+        |acc, a, b| _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
+    );
+
+    /// AMX: four 16 × 16 i32 accumulator tiles (tmm0–3) over two 16-row
+    /// tiles of activations (tmm4–5) and two 16-column tiles of weights
+    /// (tmm6–7), 64 bytes of depth at a time. The packed layout above, with 32
+    /// columns to a panel, is what `tdpbusd` reads for its second operand,
+    /// 128 bytes between its rows. Stable Rust has no AMX intrinsics: `asm!`.
+    struct Amx;
+
+    impl Micro for Amx {
+        const MR: usize = 32;
+        const NR: usize = 32;
+
+        #[inline(always)]
+        unsafe fn run(
+            a: *const u8,
+            row_bytes: usize,
+            _rows: usize,
+            b: *const u8,
+            groups: usize,
+            acc: &mut [i32; MAX_ACC],
+        ) {
+            std::arch::asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack));
+            for kb in 0..groups / 16 {
+                let (a0, b0) = (a.add(kb * 64), b.add(kb * 16 * 128));
+                std::arch::asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm5, [{a1} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tileloadd tmm7, [{b1} + {sb}*1]",
+                    "tdpbusd tmm0, tmm4, tmm6",
+                    "tdpbusd tmm1, tmm4, tmm7",
+                    "tdpbusd tmm2, tmm5, tmm6",
+                    "tdpbusd tmm3, tmm5, tmm7",
+                    a0 = in(reg) a0,
+                    a1 = in(reg) a0.add(16 * row_bytes),
+                    b0 = in(reg) b0,
+                    b1 = in(reg) b0.add(64),
+                    sa = in(reg) row_bytes,
+                    sb = in(reg) 128usize,
+                    options(nostack, readonly),
+                );
+            }
+            let c = acc.as_mut_ptr().cast::<u8>();
+            std::arch::asm!(
+                "tilestored [{c00} + {s}*1], tmm0",
+                "tilestored [{c01} + {s}*1], tmm1",
+                "tilestored [{c10} + {s}*1], tmm2",
+                "tilestored [{c11} + {s}*1], tmm3",
+                c00 = in(reg) c,
+                c01 = in(reg) c.add(64),
+                c10 = in(reg) c.add(16 * 128),
+                c11 = in(reg) c.add(16 * 128 + 64),
+                s = in(reg) 128usize,
+                options(nostack),
+            );
+        }
+    }
+
+    /// Eight tiles of 16 rows × 64 bytes.
+    #[repr(C, align(64))]
+    struct TileConfig([u8; 64]);
+
+    const TILE_CONFIG: TileConfig = {
+        let mut c = [0u8; 64];
+        c[0] = 1; // palette 1
+        let mut t = 0;
+        while t < 8 {
+            c[16 + 2 * t] = 64; // bytes per row
+            c[48 + t] = 16; // rows
+            t += 1;
+        }
+        TileConfig(c)
+    };
+
+    /// # Safety
+    /// The CPU has AMX-INT8 and AVX-512 and the process may use AMX state
+    /// ([`super::super::amx_permitted`]); the job's rows are padded to 32.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn tile_amx(job: &Job, t: usize) {
+        // Tile configuration is per thread: set it for this task, release it after.
+        std::arch::asm!("ldtilecfg [{0}]", in(reg) TILE_CONFIG.0.as_ptr(), options(nostack, readonly));
+        tile::<Amx>(job, t);
+        std::arch::asm!("tilerelease", options(nostack, nomem));
+    }
 }
