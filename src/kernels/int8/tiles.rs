@@ -55,7 +55,7 @@ pub(super) fn geometry(kernel: Kernel) -> Geometry {
         Kernel::Amx => (32, 32, 4, 1, 1),
         Kernel::Avx512Vnni => (8, 32, 4, 1, 1),
         Kernel::AvxVnni => (6, 16, 4, 1, 1),
-        Kernel::Avx2 => (4, 16, 2, 2, 2),
+        Kernel::Avx2 => (6, 16, 2, 2, 2),
         Kernel::Scalar => (4, 16, 4, 1, 1),
     };
     let (depth_align, row_align) = if kernel == Kernel::Amx { (64, 32) } else { (4, 1) };
