@@ -217,11 +217,11 @@ fn int8_predicts_near_f32_and_names_its_kernel() {
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"));
     child.args(["predict", "--input", "-", "--precision", "int8", "--model"]).arg(model.path());
-    let out = child.env("STANCEKIT_INT8_KERNEL", "amx").stdin(Stdio::null()).output().unwrap();
+    let out = child.env("STANCEKIT_INT8_KERNEL", "sse9").stdin(Stdio::null()).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr.contains("STANCEKIT_INT8_KERNEL=\"amx\" is not one of amx, avx512-vnni, avx-vnni, avx2, scalar"),
+        stderr.contains("STANCEKIT_INT8_KERNEL=\"sse9\" is not one of amx, avx512-vnni, avx-vnni, avx2, scalar"),
         "{stderr}"
     );
 }

@@ -164,7 +164,7 @@ impl Trainer {
                 let due = match self.config.eval_strategy {
                     EvalStrategy::No => false,
                     EvalStrategy::Epoch => epoch_done,
-                    EvalStrategy::Steps => self.state.global_step % self.config.eval_steps.max(1) == 0,
+                    EvalStrategy::Steps => self.state.global_step.is_multiple_of(self.config.eval_steps.max(1)),
                 };
                 if due {
                     if self.evaluate_and_select(progress)? {

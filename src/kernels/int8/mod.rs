@@ -190,7 +190,7 @@ impl QuantizedWeights {
     /// `x` quantized as [`QuantizedWeights::matmul`] reads it: once for
     /// several products over the same input (attention's query, key and value).
     pub fn quantize_input(&self, x: &[f32]) -> QuantizedInput {
-        let rows = if self.inputs == 0 { 0 } else { x.len() / self.inputs };
+        let rows = x.len().checked_div(self.inputs).unwrap_or(0);
         assert_eq!(x.len(), rows * self.inputs, "input is not [rows, {}]", self.inputs);
         QuantizedInput {
             kernel: self.kernel,
@@ -256,6 +256,7 @@ fn quantize_channels(weight: &[f32], inputs: usize) -> (Vec<i8>, Vec<f32>) {
 
 multiversion! {
     /// One channel of [`quantize_channels`]; returns its scale.
+    #[allow(clippy::manual_clamp)] // clamp keeps NaN, and NaN must not reach the unchecked conversion
     fn quantize_channel(row: &[f32], q: &mut [i8]) -> f32 {
         let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = max / 127.0;
@@ -280,7 +281,7 @@ struct QuantizedRows {
 impl QuantizedRows {
     fn new(x: &[f32], inputs: usize, g: Geometry) -> Self {
         let stride = g.depth(inputs);
-        let rows = if inputs == 0 { 0 } else { x.len() / inputs };
+        let rows = x.len().checked_div(inputs).unwrap_or(0);
         let padded_rows = rows.div_ceil(g.row_align) * g.row_align;
         // Every byte is written by `quantize_row` (values, then zero padding).
         let mut data: Vec<u8> = Vec::with_capacity(padded_rows * stride * g.a_bytes);
@@ -305,6 +306,7 @@ multiversion! {
     /// zero padding stays exact): writes the values as `a_bytes`-wide
     /// little-endian integers, then zeros up to the end of `dst`, and returns
     /// (scale, zero point).
+    #[allow(clippy::manual_clamp)] // clamp keeps NaN, and NaN must not reach the unchecked conversion
     fn quantize_row(row: &[f32], dst: &mut [u8], a_bytes: usize) -> (f32, i32) {
         let (dst, padding) = dst.split_at_mut(row.len() * a_bytes);
         padding.fill(0);
