@@ -103,11 +103,13 @@ impl Linear {
     /// quantized now. The f32 weight is replaced, here and in `store`, by a
     /// stand-in of its shape that holds no memory, so that it is freed.
     pub fn quantize(&mut self, kernel: crate::kernels::int8::Kernel, store: &super::ParamStore) -> Result<()> {
+        let residual = super::int8::residual_weights(&self.name);
         let weights = match store.take_quantized(&self.name) {
             Some(q) => q,
-            None => std::sync::Arc::new(super::int8::quantize_tensor(&self.weight, kernel)?),
+            None => std::sync::Arc::new(super::int8::quantize_tensor(&self.weight, kernel, residual)?),
         };
-        if (weights.outputs(), weights.inputs()) != self.weight.dims2()? || weights.kernel() != kernel {
+        let made = (weights.outputs(), weights.inputs(), weights.kernel(), weights.residual());
+        if made != (self.weight.dim(0)?, self.weight.dim(1)?, kernel, residual) {
             candle_core::bail!(
                 "`{}`: quantized as {}×{} for {}, the layer is {:?}",
                 self.name,

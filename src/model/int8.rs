@@ -93,14 +93,24 @@ impl Int8Linear {
     }
 }
 
+/// Whether the weight named `name` is kept with its rounding residual
+/// ([`QuantizedWeights::with_residual`]): the FFN output layers'. Their
+/// inputs (after GELU) meet weights that 8 bits round worst: on the TweetEval
+/// test tweets, MPNet's sentence embeddings in int8 were 1.95e-3 from f32 in
+/// mean 1 − cosine, 1.80e-3 with only those weights rounded (activations and
+/// the rest f32), 1.11e-3 with them rounded to 11 bits instead of 8.
+pub(crate) fn residual_weights(name: &str) -> bool {
+    name.ends_with(".output.dense.weight") && !name.contains("attention.")
+}
+
 /// Quantizes a torch-layout weight [out, in] per output channel for `kernel`.
-pub(crate) fn quantize_tensor(weight: &Tensor, kernel: Kernel) -> Result<QuantizedWeights> {
+pub(crate) fn quantize_tensor(weight: &Tensor, kernel: Kernel, residual: bool) -> Result<QuantizedWeights> {
     let (outputs, inputs) = weight.dims2()?;
     let weight = weight.to_dtype(DType::F32)?.to_device(&candle_core::Device::Cpu)?.contiguous()?;
     let (storage, layout) = weight.storage_and_layout();
     match (&*storage, layout.contiguous_offsets()) {
         (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => {
-            Ok(QuantizedWeights::new(&v[a..b], outputs, inputs, kernel))
+            Ok(QuantizedWeights::with_residual(&v[a..b], outputs, inputs, kernel, residual))
         }
         _ => candle_core::bail!("int8: the weight must be an f32 CPU tensor"),
     }

@@ -243,8 +243,8 @@ fn read_safetensors(
         drop(data);
         let tensor = match int8 {
             Some(kernel) if quantized_at_load(name, &entry.shape) => {
-                let q =
-                    super::int8::quantize_tensor(&tensor, kernel).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+                let q = super::int8::quantize_tensor(&tensor, kernel, super::int8::residual_weights(name))
+                    .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
                 quantized.insert(name.clone(), q);
                 super::int8::stand_in(tensor.shape()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
             }

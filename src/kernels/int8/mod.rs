@@ -146,6 +146,8 @@ pub struct QuantizedWeights {
     outputs: usize,
     /// Input features.
     inputs: usize,
+    /// Two packed channels per output channel (see [`QuantizedWeights::with_residual`]).
+    residual: bool,
     /// Per output channel: the value of one step of its i8 grid.
     scales: Vec<f32>,
     /// Per output channel: Σ of its i8 weights, for the zero-point correction.
@@ -157,11 +159,38 @@ pub struct QuantizedWeights {
 impl QuantizedWeights {
     /// Quantizes a row-major [outputs, inputs] f32 matrix (a torch `Linear.weight`).
     pub fn new(weight: &[f32], outputs: usize, inputs: usize, kernel: Kernel) -> Self {
+        Self::with_residual(weight, outputs, inputs, kernel, false)
+    }
+
+    /// [`QuantizedWeights::new`]; with `residual`, each channel is kept twice:
+    /// rounded to i8, then what that rounding left (at most half a step)
+    /// rounded to i8 on a scale of its own, some 250 times finer. Products run
+    /// over both and the output step adds them: weights good to about 15 bits,
+    /// for twice the work in that layer.
+    pub fn with_residual(weight: &[f32], outputs: usize, inputs: usize, kernel: Kernel, residual: bool) -> Self {
         assert_eq!(weight.len(), outputs * inputs, "weight is not {outputs}×{inputs}");
-        let (q, scales) = quantize_channels(weight, inputs);
+        let (mut q, mut scales) = quantize_channels(weight, inputs);
+        if residual {
+            let width = inputs.max(1);
+            let left: Vec<f32> =
+                weight.iter().zip(&q).enumerate().map(|(i, (w, &v))| w - v as f32 * scales[i / width]).collect();
+            let (q2, s2) = quantize_channels(&left, inputs);
+            q = q.chunks(width).zip(q2.chunks(width)).flat_map(|(a, b)| a.iter().chain(b).copied()).collect();
+            scales = scales.iter().zip(&s2).flat_map(|(&a, &b)| [a, b]).collect();
+        }
         let sums = q.chunks(inputs.max(1)).map(|row| row.iter().map(|&v| v as i32).sum()).collect();
-        let packed = tiles::pack(&q, outputs, inputs, kernel.geometry());
-        Self { kernel, outputs, inputs, scales, sums, packed }
+        let packed = tiles::pack(&q, scales.len(), inputs, kernel.geometry());
+        Self { kernel, outputs, inputs, residual, scales, sums, packed }
+    }
+
+    /// Whether each channel is kept twice ([`QuantizedWeights::with_residual`]).
+    pub fn residual(&self) -> bool {
+        self.residual
+    }
+
+    /// Packed channels per output channel.
+    fn parts(&self) -> usize {
+        1 + self.residual as usize
     }
 
     pub fn kernel(&self) -> Kernel {
@@ -178,7 +207,7 @@ impl QuantizedWeights {
 
     /// Bytes held: packed weights, scales and sums.
     pub fn bytes(&self) -> usize {
-        self.packed.len() + 8 * self.outputs
+        self.packed.len() + 8 * self.scales.len()
     }
 
     /// `finish(x·Wᵀ + bias)` for `x` row-major [rows, inputs]; `finish` runs on
@@ -351,36 +380,47 @@ impl Job<'_> {
     }
 
     fn col_tiles(&self) -> usize {
-        self.weights.outputs.div_ceil(self.geometry.tile_cols())
+        self.weights.scales.len().div_ceil(self.geometry.tile_cols())
     }
 
     /// Writes the output step of one MR × NR block: scales, zero-point
-    /// correction and bias, for `rows` from `row0` and the panel at `col0`.
+    /// correction and bias, for `rows` from `row0` and the panel whose first
+    /// packed channel is `col0` (with residual weights, channel pairs make one
+    /// output: NR is even, so a panel holds whole pairs).
     #[inline(always)]
     fn store(&self, acc: &[i32], row0: usize, rows: usize, col0: usize) {
-        let g = self.geometry;
-        let cols = g.nr.min(self.weights.outputs - col0);
-        let w = self.weights;
+        let (g, w) = (self.geometry, self.weights);
+        let (parts, cols) = (w.parts(), g.nr.min(w.scales.len() - col0));
+        let (first, outs) = (col0 / parts, cols / parts);
         let (sums, scales, bias) =
-            (&w.sums[col0..col0 + cols], &w.scales[col0..col0 + cols], &self.bias[col0..col0 + cols]);
+            (&w.sums[col0..col0 + cols], &w.scales[col0..col0 + cols], &self.bias[first..first + outs]);
         for r in 0..rows {
             let row = row0 + r;
             let (sa, zero) = (self.acts.scales[row], self.acts.zeros[row]);
-            // SAFETY: row < self.rows and col0 + cols ≤ outputs: inside `out`, in this tile's part.
-            let out = unsafe { std::slice::from_raw_parts_mut(self.out.0.add(row * w.outputs + col0), cols) };
+            // SAFETY: row < self.rows and first + outs ≤ outputs: inside `out`, in this tile's part.
+            let out = unsafe { std::slice::from_raw_parts_mut(self.out.0.add(row * w.outputs + first), outs) };
             let acc = &acc[r * g.nr..r * g.nr + cols];
-            for c in 0..cols {
-                out[c] = (acc[c] - zero * sums[c]) as f32 * (sa * scales[c]) + bias[c];
+            let term = |c: usize| (acc[c] - zero * sums[c]) as f32 * (sa * scales[c]);
+            if parts == 1 {
+                for c in 0..outs {
+                    out[c] = term(c) + bias[c];
+                }
+            } else {
+                for c in 0..outs {
+                    out[c] = term(2 * c) + term(2 * c + 1) + bias[c];
+                }
             }
         }
     }
 
-    /// Runs `finish` over this tile's part of each of its rows.
+    /// Runs `finish` over this tile's part of each of its rows (`col0`,
+    /// `cols`: packed channels).
     fn finish(&self, row0: usize, rows: usize, col0: usize, cols: usize) {
+        let parts = self.weights.parts();
         for row in row0..row0 + rows {
+            let start = row * self.weights.outputs + col0 / parts;
             // SAFETY: as in `store`.
-            let out =
-                unsafe { std::slice::from_raw_parts_mut(self.out.0.add(row * self.weights.outputs + col0), cols) };
+            let out = unsafe { std::slice::from_raw_parts_mut(self.out.0.add(start), cols / parts) };
             (self.finish)(out);
         }
     }

@@ -140,3 +140,39 @@ fn kernel_names_round_trip() {
     }
     assert_eq!(Kernel::parse("avx512"), None);
 }
+
+/// Residual weights: every kernel gives the same bits, and with inputs that
+/// u8 holds exactly, what is left of the error is far below one rounding's.
+#[test]
+fn residual_weights_agree_across_kernels_and_leave_almost_no_rounding() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for (rows, outputs, inputs) in SHAPES {
+        // Each row spans 0 … 255 steps of 0.01 and holds only whole steps: u8 is exact for it.
+        let x: Vec<f32> = (0..rows * inputs)
+            .map(|i| match i % inputs {
+                0 => 0.0,
+                1 => 2.55,
+                _ => (rng.random::<u32>() % 256) as f32 * 0.01,
+            })
+            .collect();
+        let w = normal_vec(&mut rng, outputs * inputs, 0.1);
+        let bias = normal_vec(&mut rng, outputs, 0.5);
+        let exact = f32_matmul(&x, &w, outputs, inputs, &bias);
+        let err = |y: &[f32]| y.iter().zip(&exact).map(|(a, b)| (a - b).abs()).sum::<f32>() / y.len() as f32;
+        let plain = err(&QuantizedWeights::new(&w, outputs, inputs, Kernel::Scalar).matmul(&x, Some(&bias), &|_| {}));
+        let mut first: Option<Vec<f32>> = None;
+        for kernel in Kernel::available() {
+            let q = QuantizedWeights::with_residual(&w, outputs, inputs, kernel, true);
+            assert!(q.residual() && q.outputs() == outputs);
+            let got = q.matmul(&x, Some(&bias), &|_| {});
+            match &first {
+                Some(want) => {
+                    assert_eq!(bits(&got), bits(want), "{} on {rows}×{inputs}·{inputs}×{outputs}", kernel.name())
+                }
+                None => first = Some(got),
+            }
+        }
+        let residual = err(&first.unwrap());
+        assert!(residual * 50.0 <= plain.max(1e-5), "{rows}×{inputs}·{inputs}×{outputs}: {residual} vs {plain}");
+    }
+}

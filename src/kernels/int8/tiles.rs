@@ -139,7 +139,7 @@ unsafe fn tile<M: Micro>(job: &Job, t: usize) {
     let (rt, ct) = (t / job.col_tiles(), t % job.col_tiles());
     let (row_start, col_start) = (rt * g.tile_rows(), ct * g.tile_cols());
     let row_end = (row_start + g.tile_rows()).min(job.rows);
-    let col_end = (col_start + g.tile_cols()).min(job.weights.outputs);
+    let col_end = (col_start + g.tile_cols()).min(job.weights.scales.len());
     let depth = job.acts.stride;
     let (a, row_bytes) = (job.acts.data.as_ptr(), depth * g.a_bytes);
     let panel_bytes = depth * g.nr * g.b_bytes;
