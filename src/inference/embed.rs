@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{mean_pool, DropoutRng, Encoder, EncoderConfig, ParamStore, Precision};
+use crate::model::{mean_pool, DropoutRng, Encoder, EncoderConfig, Precision};
 use crate::resolve::{self, ModelDir};
 use crate::tokenization::{Batch, StanceTokenizer};
 use crate::{Error, Result};
@@ -117,11 +117,7 @@ impl Embedder {
     pub fn load(dir: &ModelDir, device: &Device, max_length: Option<usize>, precision: Precision) -> Result<Self> {
         let config = EncoderConfig::load(&dir.config())?;
         // Constants, not trainable variables: no graph, and no copy of the weights.
-        let int8 = (precision == Precision::Int8).then(|| crate::model::int8_kernel(device)).transpose()?;
-        let params = match int8 {
-            Some(kernel) => ParamStore::from_safetensors_int8(&dir.weights(), kernel)?,
-            None => ParamStore::from_safetensors(&dir.weights(), device, 0)?.frozen(),
-        };
+        let (params, int8) = crate::model::inference_params(&dir.weights(), device, precision)?;
         let mut encoder =
             Encoder::load(params.strict(), &config, &DropoutRng::new(0)).map_err(crate::model::model_error)?;
         params.release_checkpoint();

@@ -73,7 +73,7 @@ pub struct Classifier {
     pub spec: StanceSpec,
     pub config: EncoderConfig,
     pub device: Device,
-    /// The kernel of the int8 linear layers, once [`Classifier::quantize`] ran.
+    /// The kernel of the int8 linear layers of a classifier loaded in int8.
     pub int8_kernel: Option<crate::kernels::int8::Kernel>,
 }
 
@@ -104,15 +104,6 @@ impl Classifier {
         Self::load_params(dir, device, Some(precision))
     }
 
-    /// Runs the encoder's linear layers in int8 from now on (inference only);
-    /// returns the kernel chosen for this CPU.
-    pub fn quantize(&mut self) -> Result<crate::kernels::int8::Kernel> {
-        let kernel = super::int8::kernel_for(&self.device)?;
-        self.model.encoder.quantize(kernel, &self.model.params).map_err(super::model_error)?;
-        self.int8_kernel = Some(kernel);
-        Ok(kernel)
-    }
-
     /// `frozen`: `None` for a trainable model, else the precision of a frozen one.
     fn load_params(dir: &ModelDir, device: &Device, frozen: Option<Precision>) -> Result<Self> {
         let config = EncoderConfig::load(&dir.config())?;
@@ -126,12 +117,9 @@ impl Classifier {
                 )))
             }
         };
-        let params = match frozen {
-            None => ParamStore::from_safetensors(&dir.weights(), device, 0)?,
-            Some(Precision::F32) => ParamStore::from_safetensors(&dir.weights(), device, 0)?.frozen(),
-            Some(Precision::Int8) => {
-                ParamStore::from_safetensors_int8(&dir.weights(), super::int8::kernel_for(device)?)?
-            }
+        let (params, int8) = match frozen {
+            None => (ParamStore::from_safetensors(&dir.weights(), device, 0)?, None),
+            Some(precision) => super::int8::inference_params(&dir.weights(), device, precision)?,
         };
         // Every tensor, the head included, must come from the file: a trained model is never re-drawn.
         let mut classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;
@@ -141,8 +129,14 @@ impl Classifier {
         if frozen.is_some() {
             params.release_checkpoint();
         }
-        if frozen == Some(Precision::Int8) {
-            classifier.quantize().map_err(|e| Error::Model(format!("{}: {e}", dir.weights().display())))?;
+        if let Some(kernel) = int8 {
+            // The encoder's linear layers take the weights quantized at load and run in int8 from now on.
+            let model = &mut classifier.model;
+            model
+                .encoder
+                .quantize(kernel, &model.params)
+                .map_err(|e| Error::Model(format!("{}: {e}", dir.weights().display())))?;
+            classifier.int8_kernel = Some(kernel);
         }
         Ok(classifier)
     }

@@ -21,15 +21,6 @@ pub enum Precision {
     Int8,
 }
 
-impl Precision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Int8 => "int8",
-        }
-    }
-}
-
 /// A linear layer's quantized weights and its f32 bias.
 #[derive(Clone)]
 pub(crate) struct Int8Linear {
@@ -120,6 +111,24 @@ pub(crate) fn quantize_tensor(weight: &Tensor, kernel: Kernel, residual: bool) -
 /// one f32 of memory (a zero broadcast).
 pub(crate) fn stand_in(shape: &Shape) -> Result<Tensor> {
     Tensor::zeros((), DType::F32, &candle_core::Device::Cpu)?.broadcast_as(shape)
+}
+
+/// The parameters of a model loaded for inference at `precision`: frozen
+/// constants, and with int8 the encoder layers' linear weights quantized as
+/// the file is read, for the kernel returned beside them (which
+/// [`super::Encoder::quantize`] must then be given).
+pub(crate) fn inference_params(
+    weights: &std::path::Path,
+    device: &candle_core::Device,
+    precision: Precision,
+) -> crate::Result<(super::ParamStore, Option<Kernel>)> {
+    match precision {
+        Precision::F32 => Ok((super::ParamStore::from_safetensors(weights, device, 0)?.frozen(), None)),
+        Precision::Int8 => {
+            let kernel = kernel_for(device)?;
+            Ok((super::ParamStore::from_safetensors_int8(weights, kernel)?, Some(kernel)))
+        }
+    }
 }
 
 /// The int8 kernel for a model on `device`: the CPU only, with AVX2 or better

@@ -19,7 +19,7 @@ pub use classifier::{Classifier, PairEncoder, StanceSpec};
 pub use config::{EncoderConfig, Family};
 pub use encoder::{check_tokenizer, Encoder};
 pub use head::{mean_pool, Head, HeadKind, Pooling};
-pub(crate) use int8::kernel_for as int8_kernel;
+pub(crate) use int8::inference_params;
 pub use int8::Precision;
 pub use mpnet::MPNet;
 pub use ops::DropoutRng;

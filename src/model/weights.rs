@@ -202,8 +202,9 @@ impl ParamStore {
 }
 
 /// Reads every tensor of a safetensors file, one at a time: the memory it
-/// takes is the tensors plus the largest one's bytes, where reading the whole
-/// file first (as `candle_core::safetensors::load` does) takes twice the file.
+/// takes is the tensors (plus, for other dtypes than f32, the largest one's
+/// bytes), where reading the whole file first (as
+/// `candle_core::safetensors::load` does) takes twice the file.
 /// With `int8`, the tensors [`quantized_at_load`] picks are quantized as they
 /// are read and come back as zero-size stand-ins of their shape.
 fn read_safetensors(
@@ -236,11 +237,11 @@ fn read_safetensors(
         if end < begin || (end - begin) as usize != bytes || data_start + end > len {
             return Err(bad(format!("tensor `{name}`: offsets {begin}..{end} do not hold shape {:?}", entry.shape)));
         }
-        let mut data = vec![0u8; bytes];
-        file.read_exact_at(&mut data, data_start + begin).map_err(|e| Error::io(path, e))?;
-        let tensor = Tensor::from_raw_buffer(&data, dtype, &entry.shape, &Device::Cpu)
-            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-        drop(data);
+        let at = data_start + begin;
+        let tensor = read_tensor(&file, at, dtype, &entry.shape).map_err(|e| match e {
+            ReadError::Io(e) => Error::io(path, e),
+            ReadError::Tensor(e) => bad(format!("tensor `{name}`: {e}")),
+        })?;
         let tensor = match int8 {
             Some(kernel) if quantized_at_load(name, &entry.shape) => {
                 let q = super::int8::quantize_tensor(&tensor, kernel, super::int8::residual_weights(name))
@@ -253,6 +254,28 @@ fn read_safetensors(
         tensors.insert(name.clone(), tensor);
     }
     Ok((tensors, quantized))
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    Tensor(candle_core::Error),
+}
+
+/// One tensor's bytes at `at`: f32 (all of a model's weights) straight into
+/// the tensor's own storage, other dtypes through a byte buffer.
+fn read_tensor(file: &std::fs::File, at: u64, dtype: DType, shape: &[usize]) -> std::result::Result<Tensor, ReadError> {
+    use std::os::unix::fs::FileExt;
+    let n: usize = shape.iter().product();
+    if dtype == DType::F32 && cfg!(target_endian = "little") {
+        let mut values = vec![0f32; n];
+        // SAFETY: any bytes are a valid f32, and the view covers exactly the vector's memory.
+        let view = unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), n * 4) };
+        file.read_exact_at(view, at).map_err(ReadError::Io)?;
+        return Tensor::from_vec(values, shape, &Device::Cpu).map_err(ReadError::Tensor);
+    }
+    let mut data = vec![0u8; n * dtype.size_in_bytes()];
+    file.read_exact_at(&mut data, at).map_err(ReadError::Io)?;
+    Tensor::from_raw_buffer(&data, dtype, shape, &Device::Cpu).map_err(ReadError::Tensor)
 }
 
 #[derive(serde::Deserialize)]

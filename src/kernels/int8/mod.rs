@@ -148,9 +148,10 @@ pub struct QuantizedWeights {
     inputs: usize,
     /// Two packed channels per output channel (see [`QuantizedWeights::with_residual`]).
     residual: bool,
-    /// Per output channel: the value of one step of its i8 grid.
+    /// Per packed channel (one per output, two with `residual`): the value
+    /// of one step of its i8 grid.
     scales: Vec<f32>,
-    /// Per output channel: Σ of its i8 weights, for the zero-point correction.
+    /// Per packed channel: Σ of its i8 weights, for the zero-point correction.
     sums: Vec<i32>,
     /// Column panels of `nr` outputs, in the kernel's layout (see [`tiles`]).
     packed: Vec<u8>,
@@ -203,11 +204,6 @@ impl QuantizedWeights {
 
     pub fn inputs(&self) -> usize {
         self.inputs
-    }
-
-    /// Bytes held: packed weights, scales and sums.
-    pub fn bytes(&self) -> usize {
-        self.packed.len() + 8 * self.scales.len()
     }
 
     /// `finish(x·Wᵀ + bias)` for `x` row-major [rows, inputs]; `finish` runs on
