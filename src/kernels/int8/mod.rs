@@ -170,16 +170,26 @@ impl QuantizedWeights {
     /// for twice the work in that layer.
     pub fn with_residual(weight: &[f32], outputs: usize, inputs: usize, kernel: Kernel, residual: bool) -> Self {
         assert_eq!(weight.len(), outputs * inputs, "weight is not {outputs}×{inputs}");
+        let width = inputs.max(1);
         let (mut q, mut scales) = quantize_channels(weight, inputs);
         if residual {
-            let width = inputs.max(1);
-            let left: Vec<f32> =
-                weight.iter().zip(&q).enumerate().map(|(i, (w, &v))| w - v as f32 * scales[i / width]).collect();
+            let mut left = vec![0f32; weight.len()];
+            left.par_chunks_mut(width).zip(weight.par_chunks(width)).zip(q.par_chunks(width)).zip(&scales).for_each(
+                |(((left, w), q), &s)| left.iter_mut().zip(w).zip(q).for_each(|((l, &w), &v)| *l = w - v as f32 * s),
+            );
             let (q2, s2) = quantize_channels(&left, inputs);
-            q = q.chunks(width).zip(q2.chunks(width)).flat_map(|(a, b)| a.iter().chain(b).copied()).collect();
+            let mut both = vec![0i8; 2 * q.len()];
+            both.par_chunks_mut(2 * width).zip(q.par_chunks(width)).zip(q2.par_chunks(width)).for_each(
+                |((d, a), b)| {
+                    let (first, second) = d.split_at_mut(width);
+                    first.copy_from_slice(a);
+                    second.copy_from_slice(b);
+                },
+            );
+            q = both;
             scales = scales.iter().zip(&s2).flat_map(|(&a, &b)| [a, b]).collect();
         }
-        let sums = q.chunks(inputs.max(1)).map(|row| row.iter().map(|&v| v as i32).sum()).collect();
+        let sums = q.par_chunks(width).map(channel_sum).collect();
         let packed = tiles::pack(&q, scales.len(), inputs, kernel.geometry());
         Self { kernel, outputs, inputs, residual, scales, sums, packed }
     }
@@ -277,6 +287,13 @@ fn quantize_channels(weight: &[f32], inputs: usize) -> (Vec<i8>, Vec<f32>) {
         .zip(scales.par_iter_mut())
         .for_each(|((q, row), scale)| *scale = quantize_channel(row, q));
     (q, scales)
+}
+
+multiversion! {
+    /// Σ of one channel's i8 weights.
+    fn channel_sum(q: &[i8]) -> i32 {
+        q.iter().map(|&v| v as i32).sum()
+    }
 }
 
 multiversion! {

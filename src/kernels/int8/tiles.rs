@@ -83,14 +83,16 @@ fn pack_panel<const G: usize, const B: usize>(
     p: usize,
     dst: &mut [u8],
 ) {
-    let groups = dst.len() / (nr * G * B);
-    let mut at = dst.chunks_exact_mut(B);
-    for gi in 0..groups {
-        for row in p * nr..(p + 1) * nr {
-            for col in gi * G..(gi + 1) * G {
-                let v = if row < outputs && col < inputs { q[row * inputs + col] } else { 0 };
+    // Channel by channel, each written at its stride in the panel; the
+    // destination starts zeroed, so missing channels and depth stay 0.
+    let stride = nr * G * B;
+    for c in 0..nr.min(outputs.saturating_sub(p * nr)) {
+        let row = &q[(p * nr + c) * inputs..][..inputs];
+        for (gi, group) in row.chunks(G).enumerate() {
+            let at = gi * stride + c * G * B;
+            for (e, &v) in group.iter().enumerate() {
                 let bytes = (v as i16).to_le_bytes();
-                at.next().expect("the panel holds depth × NR values").copy_from_slice(&bytes[..B]);
+                dst[at + e * B..at + (e + 1) * B].copy_from_slice(&bytes[..B]);
             }
         }
     }
