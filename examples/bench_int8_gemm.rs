@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Result;
 use candle_core::{Device, Module, Tensor};
 use stancekit::kernels::int8::{Kernel, QuantizedWeights};
-use stancekit::model::fused::Linear;
+use stancekit::model::linear::Linear;
 
 /// (inputs, outputs): attention projections, FFN in, FFN out; MiniLM then MPNet.
 const SHAPES: [(usize, usize); 6] = [(384, 384), (384, 1536), (1536, 384), (768, 768), (768, 3072), (3072, 768)];

@@ -20,6 +20,7 @@ use super::logistic::LogisticRegression;
 use super::results::{SystemInfo, SystemKind};
 use super::tfidf::Tfidf;
 use crate::data::Record;
+use crate::kernels::argmax;
 
 /// The baselines' system names, in the order [`run`] returns them.
 pub const NAMES: [&str; 2] = ["majority", "tfidf-lr"];
@@ -60,11 +61,6 @@ impl Priors {
     pub fn knows(&self, target: &str) -> bool {
         self.per_target.contains_key(target)
     }
-}
-
-/// The first label with the highest value.
-pub fn argmax(values: &[f64]) -> usize {
-    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
 pub fn majority(priors: &Priors, gold: &Gold) -> Output {

@@ -326,7 +326,7 @@ fn run_model(run: &Path, gold: &Gold, config: &EvalConfig) -> Result<Output> {
         gold.items.iter().map(|i| (spec.targets[&gold.targets[i.target]].as_str(), i.text.as_str())).collect();
     let raw = classifier.predict_proba(&pairs, config.batch_size)?;
     let probs: Vec<Vec<f64>> = raw.iter().map(|row| column.iter().map(|&c| f64::from(row[c])).collect()).collect();
-    Ok(Output { pred: probs.iter().map(|p| baselines::argmax(p)).collect(), probs: Some(probs) })
+    Ok(Output { pred: probs.iter().map(|p| crate::kernels::argmax(p)).collect(), probs: Some(probs) })
 }
 
 /// What a run trained on, read back through its `train_config.json`.

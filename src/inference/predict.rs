@@ -434,7 +434,7 @@ impl<W: Write> RowWriter<W> {
     }
 
     fn label(&self, probabilities: &[f32]) -> &str {
-        let best = probabilities.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+        let best = crate::kernels::argmax(probabilities);
         self.labels.get(best).map_or("", String::as_str)
     }
 }

@@ -8,7 +8,8 @@ use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::EncoderConfig;
 use super::layer::{run_layers, AttentionBias, AttentionNames, Layer};
-use super::ops::{Dropout, DropoutRng, LayerNorm};
+use super::norm::LayerNorm;
+use crate::kernels::dropout::{Dropout, DropoutRng};
 use crate::tokenization::Batch;
 
 const UPSTREAM: &str = "https://github.com/huggingface/transformers/blob/6eedfa6dd15dc1e22a55ae036f681914e5a0d9a1/src/transformers/models/bert/modeling_bert.py";

@@ -8,8 +8,8 @@ use candle_nn::VarBuilder;
 use super::bert::Bert;
 use super::config::{EncoderConfig, Family};
 use super::mpnet::MPNet;
-use super::ops::DropoutRng;
 use super::weights::ParamStore;
+use crate::kernels::dropout::DropoutRng;
 use crate::kernels::int8::Kernel;
 use crate::tokenization::{Batch, StanceTokenizer};
 

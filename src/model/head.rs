@@ -7,7 +7,7 @@ use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::config::Family;
-use super::ops::Dropout;
+use crate::kernels::dropout::Dropout;
 
 /// How the sequence is reduced to one vector before the classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]

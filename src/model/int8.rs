@@ -71,7 +71,7 @@ impl Int8Linear {
             candle_core::bail!("int8 linear: input {dims:?} does not fit {} inputs", w.inputs());
         }
         let input = w.quantize_input(xs);
-        let gelu: &(dyn Fn(&mut [f32]) + Sync) = &super::fast_ops::gelu_in_place;
+        let gelu: &(dyn Fn(&mut [f32]) + Sync) = &crate::kernels::gelu::gelu_in_place;
         layers
             .iter()
             .map(|(l, with_gelu)| {

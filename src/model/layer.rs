@@ -12,9 +12,11 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::EncoderConfig;
-use super::fused::{attention, linear, Linear};
-use super::ops::{Dropout, DropoutRng, LayerNorm};
+use super::linear::{linear, Linear};
+use super::norm::LayerNorm;
 use super::weights::ParamStore;
+use crate::kernels::attention::attention;
+use crate::kernels::dropout::{Dropout, DropoutRng};
 use crate::kernels::int8::Kernel;
 
 /// Added to attention scores at padding positions. Finite, so that half

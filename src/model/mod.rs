@@ -5,15 +5,15 @@ mod bert;
 mod classifier;
 mod config;
 mod encoder;
-mod fast_ops;
-pub mod fused;
 mod head;
 mod int8;
 mod layer;
+pub mod linear;
 mod mpnet;
-pub mod ops;
+mod norm;
 mod weights;
 
+pub use crate::kernels::dropout::DropoutRng;
 pub use bert::Bert;
 pub use classifier::{Classifier, PairEncoder, StanceSpec};
 pub use config::{EncoderConfig, Family};
@@ -22,7 +22,6 @@ pub use head::{mean_pool, Head, HeadKind, Pooling};
 pub(crate) use int8::inference_params;
 pub use int8::Precision;
 pub use mpnet::MPNet;
-pub use ops::DropoutRng;
 pub use weights::ParamStore;
 
 use candle_core::Tensor;
@@ -69,7 +68,7 @@ impl StanceModel {
         let encoder = Encoder::load(params.strict(), config, &dropout_rng).map_err(model_error)?;
         let classifier_dropout =
             config.extra.get("classifier_dropout").and_then(|v| v.as_f64()).unwrap_or(config.hidden_dropout_prob);
-        let dropout = ops::Dropout::new(classifier_dropout, &dropout_rng);
+        let dropout = crate::kernels::dropout::Dropout::new(classifier_dropout, &dropout_rng);
         let sizes = (config.hidden_size, labels, targets);
         let head =
             Head::load(params.lenient(config.initializer_range), (config.family(), kind), pooling, sizes, dropout)

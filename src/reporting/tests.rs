@@ -41,7 +41,7 @@ pub(crate) fn sample() -> Sample {
         .enumerate()
         .map(|(i, it)| if i % 5 == 0 { vec![0.1, 0.2, 0.7] } else { onehot(it.label) })
         .collect();
-    let pred = probs.iter().map(|p| crate::evaluation::baselines::argmax(p)).collect();
+    let pred = probs.iter().map(|p| crate::kernels::argmax(p)).collect();
     let systems = [
         ("run-a", SystemKind::Model, Output { pred, probs: Some(probs) }),
         ("theirs", SystemKind::Predictions, Output { pred: vec![2; gold.items.len()], probs: None }),

@@ -471,13 +471,9 @@ fn evaluate_predictions(
         Ok(candle_nn::ops::log_softmax(&model.forward_t(b, false)?, D::Minus1)?)
     })?;
     let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
-    let pred: Vec<usize> = log_probs.iter().map(|row| argmax(row)).collect();
+    let pred: Vec<usize> = log_probs.iter().map(|row| crate::kernels::argmax(row)).collect();
     let loss = log_probs.iter().zip(&gold).map(|(row, &g)| -(row[g] as f64)).sum::<f64>() / gold.len().max(1) as f64;
     Ok((loss, Confusion::new(&classifier.spec.labels, &gold, &pred).scores(), single_answer(&pred)))
-}
-
-pub fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
 
 #[cfg(test)]

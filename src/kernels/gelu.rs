@@ -1,16 +1,13 @@
-//! Faster versions of the encoder's pointwise ops, with the same maths.
-//!
-//! - [`gelu_erf`]: candle's CPU `gelu_erf` calls scalar libm `erff` per element
-//!   (about a fifth of inference time in shared notes/perf-baseline.md). Here it
-//!   is a vectorisable polynomial, with a backward pass, so training uses it too.
-//!
-//! Layer norm and the attention softmax have fused kernels with hand-written
-//! backward passes in `fused.rs`.
+//! GELU (erf form), vectorised. candle's CPU `gelu_erf` calls scalar libm
+//! `erff` per element (about a fifth of inference time in shared
+//! notes/perf-baseline.md). Here it is a vectorisable polynomial with the same
+//! maths, with a backward pass, so training uses it too.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernels::simd::multiversion;
+use super::cpu::CHUNK;
+use super::simd::multiversion;
 
 /// GELU with the exact (erf) form, 0.5·x·(1 + erf(x/√2)).
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
@@ -66,9 +63,6 @@ impl CustomOp1 for GeluErf {
         Ok(Some(grad_res.mul(&derivative)?))
     }
 }
-
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 14;
 
 multiversion! {
     /// `dx = g ⊙ gelu′(x)` (also used by the fused linear layer's GELU epilogue).

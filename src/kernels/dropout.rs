@@ -1,11 +1,14 @@
-//! Differentiable building blocks that candle-nn lacks or gets wrong for training.
+//! Dropout: seeded masks (candle's CPU RNG cannot be seeded), and the mask
+//! applied as one op whose backward pass only scales the gradient.
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::cpu::{host_f32, slice, CHUNK};
 
 /// The random stream behind every dropout mask of one model. candle's CPU RNG
 /// cannot be seeded, so masks are drawn here and uploaded.
@@ -60,7 +63,7 @@ impl Dropout {
             return Ok(xs.clone());
         };
         if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
-            return super::fused::scale_by(xs, mask);
+            return scale_by(xs, mask);
         }
         let mask = Tensor::from_vec(mask, xs.shape(), &candle_core::Device::Cpu)?
             .to_device(xs.device())?
@@ -69,33 +72,57 @@ impl Dropout {
     }
 }
 
-/// Layer norm with a backward pass. candle-nn's `LayerNorm` takes a fused path
-/// that records no gradient (candle #3011), which silently freezes the encoder;
-/// this one is fused with a hand-written backward on CPU and composed of
-/// differentiable ops elsewhere (see [`super::fused::layer_norm`]).
-#[derive(Clone)]
-pub struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
+/// `x ⊙ factors` for a constant factor per element (a dropout mask), on a
+/// contiguous CPU f32 tensor. As one op its backward is only `g ⊙ factors`:
+/// candle's product of two tensors would also differentiate with respect to
+/// the constant mask (a multiply, a zero tensor and an add, all discarded).
+pub fn scale_by(x: &Tensor, factors: Vec<f32>) -> Result<Tensor> {
+    if factors.len() != x.elem_count() {
+        candle_core::bail!("scale_by: {} factors for {} elements", factors.len(), x.elem_count());
+    }
+    x.contiguous()?.apply_op1(ScaleBy(factors))
 }
 
-impl LayerNorm {
-    pub fn load(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get(size, "weight")?, bias: vb.get(size, "bias")?, eps })
+struct ScaleBy(Vec<f32>);
+
+impl ScaleBy {
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let mut y = x.to_vec();
+        scale_in_place(&mut y, &self.0);
+        y
     }
 }
 
-impl Module for LayerNorm {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        super::fused::layer_norm(xs, &self.weight, &self.bias, self.eps)
-    }
+/// `y ← y ⊙ factors`, in parallel chunks.
+pub(super) fn scale_in_place(y: &mut [f32], factors: &[f32]) {
+    y.par_chunks_mut(CHUNK).zip(factors.par_chunks(CHUNK)).for_each(|(y, f)| {
+        for (y, &f) in y.iter_mut().zip(f) {
+            *y *= f;
+        }
+    });
 }
 
+impl CustomOp1 for ScaleBy {
+    fn name(&self) -> &'static str {
+        "stancekit-scale-by"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((CpuStorage::F32(self.apply(slice(s, l, self.name())?)), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        let (storage, layout) = grad.storage_and_layout();
+        let g = self.apply(host_f32(&storage, layout, self.name())?);
+        Ok(Some(Tensor::from_vec(g, grad.shape(), grad.device())?))
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use crate::kernels::test_support::{random, values, weighted_sum};
+    use candle_core::{Device, Var};
 
     /// The bulk fill draws exactly what drawing word by word drew, so seeded
     /// runs keep their masks; and the generator ends in the same state.
@@ -127,5 +154,18 @@ mod tests {
         assert!(a.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
         let d = Dropout::new(0.25, &DropoutRng::new(3));
         assert_eq!(d.forward_t(&x, false).unwrap().to_vec2::<f32>().unwrap(), x.to_vec2::<f32>().unwrap());
+    }
+
+    #[test]
+    fn scale_by_multiplies_and_passes_the_gradient_through_the_factors() {
+        let x = Var::from_tensor(&random(&[3, 7, 5], 50, 1.0, 0.0)).unwrap();
+        let factors: Vec<f32> = (0..105).map(|i| if i % 3 == 0 { 0.0 } else { 1.25 }).collect();
+        let y = scale_by(&x, factors.clone()).unwrap();
+        let f = Tensor::from_vec(factors, (3, 7, 5), &Device::Cpu).unwrap();
+        let want = (x.as_tensor() * &f).unwrap();
+        assert_eq!(values(&y), values(&want));
+        let g = weighted_sum(&y, 8).backward().unwrap().get(x.as_tensor()).unwrap().clone();
+        let want_g = weighted_sum(&want, 8).backward().unwrap().get(x.as_tensor()).unwrap().clone();
+        assert_eq!(values(&g), values(&want_g));
     }
 }
