@@ -23,8 +23,6 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use stancekit::model::{Classifier, Pooling, StanceSpec};
 use stancekit::tokenization::Batch;
-use stancekit::training::loss::cross_entropy;
-use stancekit::training::optim::{clip_coefficient, collect_grads, grad_norm};
 use stancekit::training::{trainer, TrainConfig};
 
 const BATCH: usize = 16;
@@ -165,7 +163,6 @@ fn main() -> Result<()> {
     }
     let labels = Tensor::new(labels, &device)?;
     let mut optimizer = trainer::build_optimizer(&config, &classifier)?;
-    let model = &classifier.model;
 
     let (mut fwd, mut bwd, mut opt, mut step, mut losses) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut cpu_fwd, mut cpu_bwd, mut cpu_opt, mut cpu_step) = (vec![], vec![], vec![], vec![]);
@@ -174,19 +171,14 @@ fn main() -> Result<()> {
         let f0 = minor_faults();
         let c0 = cpu_ms();
         let t0 = Instant::now();
-        let logits = model.forward_t(&batch, true)?;
-        let loss = cross_entropy(&logits, &labels, None, 0.0)?;
+        let loss = trainer::training_loss(&classifier, &batch, &labels, None, 0.0)?;
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let t1 = Instant::now();
         let c1 = cpu_ms();
-        let store = loss.backward()?;
-        let grads = collect_grads(&store, optimizer.vars())?;
-        drop(store);
+        let grads = trainer::gradients(&loss, 1.0, &optimizer)?;
         let t2 = Instant::now();
         let c2 = cpu_ms();
-        // As the trainer does it: clipping folded into the update.
-        let clip = clip_coefficient(grad_norm(&grads)?, config.max_grad_norm);
-        optimizer.step_scaled(&grads, 1.0, clip)?;
+        trainer::update(&mut optimizer, &grads, config.max_grad_norm, 1.0)?;
         let t3 = Instant::now();
         let c3 = cpu_ms();
         drop(grads);

@@ -223,14 +223,9 @@ impl Trainer {
             });
         }
         let grads = summed.expect("an optimizer step has at least one micro-batch");
-        // Clipping scales the gradients inside the update rather than rewriting them.
-        let clip = match self.config.max_grad_norm {
-            max if max > 0.0 => clip_coefficient(grad_norm(&grads)?, max),
-            _ => 1.0,
-        };
         let warmup = warmup_steps(self.config.warmup_ratio, self.state.total_steps);
         let factor = lr_factor(self.config.lr_scheduler_type, self.state.global_step, warmup, self.state.total_steps);
-        self.optimizer.step_scaled(&grads, factor, clip)?;
+        update(&mut self.optimizer, &grads, self.config.max_grad_norm, factor)?;
         self.state.global_step += 1;
         Ok(())
     }
@@ -242,8 +237,8 @@ impl Trainer {
         let batch = Batch::from_encoded(chunk.iter().map(|&i| &self.train[i].encoded), self.pad_id(), device)?;
         let labels: Vec<u32> = chunk.iter().map(|&i| self.train[i].label).collect();
         let labels = Tensor::new(labels, device)?;
-        let logits = self.logits(&batch, true)?;
-        let loss = cross_entropy(&logits, &labels, self.class_weights.as_ref(), self.config.label_smoothing_factor)?;
+        let smoothing = self.config.label_smoothing_factor;
+        let loss = training_loss(&self.classifier, &batch, &labels, self.class_weights.as_ref(), smoothing)?;
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !value.is_finite() {
             return Err(Error::Other(format!(
@@ -255,12 +250,7 @@ impl Trainer {
             )));
         }
         let share = chunk.len() as f64 / step_examples as f64;
-        let grads = (loss * share)?.backward()?;
-        Ok((value, collect_grads(&grads, self.optimizer.vars())?))
-    }
-
-    fn logits(&self, batch: &Batch, train: bool) -> Result<Tensor> {
-        self.classifier.model.forward_t(batch, train)
+        Ok((value, gradients(&loss, share, &self.optimizer)?))
     }
 
     /// `--freeze-encoder`: one pass of the encoder over the training sentences,
@@ -362,6 +352,36 @@ impl Trainer {
         self.state.save(&self.run.file("trainer_state.json"))?;
         self.state.save_metrics(&self.run.file("metrics.jsonl"))
     }
+}
+
+// The three phases of a training step, as [`Trainer`] runs them; public so that
+// `examples/bench_train_step.rs` times this code rather than a copy of it.
+
+/// The loss of a batch with dropout on: the model's logits through the
+/// (weighted, smoothed) cross-entropy.
+pub fn training_loss(
+    classifier: &Classifier,
+    batch: &Batch,
+    labels: &Tensor,
+    class_weights: Option<&Tensor>,
+    label_smoothing: f64,
+) -> Result<Tensor> {
+    let logits = classifier.model.forward_t(batch, true)?;
+    Ok(cross_entropy(&logits, labels, class_weights, label_smoothing)?)
+}
+
+/// The gradients of `loss · share` for the optimizer's variables, in its order.
+pub fn gradients(loss: &Tensor, share: f64, optimizer: &AdamW) -> Result<Vec<Tensor>> {
+    let store = (loss * share)?.backward()?;
+    Ok(collect_grads(&store, optimizer.vars())?)
+}
+
+/// One AdamW update at `lr_factor` times the base rates, with the gradients
+/// clipped to `max_grad_norm` (0 = no clipping); clipping scales them inside
+/// the update rather than rewriting them.
+pub fn update(optimizer: &mut AdamW, grads: &[Tensor], max_grad_norm: f64, lr_factor: f64) -> Result<()> {
+    let clip = if max_grad_norm > 0.0 { clip_coefficient(grad_norm(grads)?, max_grad_norm) } else { 1.0 };
+    Ok(optimizer.step_scaled(grads, lr_factor, clip)?)
 }
 
 fn round4(x: f64) -> f64 {
