@@ -135,7 +135,7 @@ impl Embedder {
     /// One embedding per sentence, in input order.
     pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
         let encoded = self.tokenizer.encode_texts(texts)?;
-        super::run_sorted(&encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch: &Batch| {
+        crate::tokenization::run_sorted(&encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch: &Batch| {
             let hidden = self.encoder.forward_t(batch, false)?;
             Ok(self.pipeline.apply(&hidden, &batch.attention_mask)?)
         })

@@ -3,7 +3,7 @@
 //!
 //! One thread reads and tokenises the input a window at a time (a window is
 //! `--window` batches); the calling thread runs the model over each window in
-//! length-sorted batches ([`super::run_sorted`]) and writes its rows in input
+//! length-sorted batches ([`crate::tokenization::run_sorted`]) and writes its rows in input
 //! order. At most [`WINDOWS_IN_FLIGHT`] windows wait between the two.
 
 use std::collections::BTreeMap;

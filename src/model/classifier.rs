@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{Device, D};
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{EncoderConfig, HeadKind, HeadShape, ParamStore, Pooling, Precision, StanceModel};
@@ -189,9 +189,7 @@ impl Classifier {
     /// [`Classifier::predict_proba`] for pairs already encoded by [`Classifier::pair_encoder`]
     /// (so that tokenising can run on another thread).
     pub fn proba_encoded(&self, encoded: &[Encoded], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        crate::inference::run_sorted(encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch| {
-            Ok(candle_nn::ops::softmax(&self.model.forward_t(batch, false)?, D::Minus1)?)
-        })
+        self.model.probabilities(encoded, (batch_size, self.tokenizer.pad_id()), &self.device, false)
     }
 
     /// Writes the classifier into `out` (which must exist), copying tokenizer files from `base`.

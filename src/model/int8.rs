@@ -200,7 +200,7 @@ mod tests {
         crate::testing::write_tiny_classifier(dir.path(), 3).unwrap();
         let model = resolve(dir.path().to_str().unwrap()).unwrap();
         let c = Classifier::load_inference(&model, &Device::Cpu, Precision::Int8).unwrap();
-        let batch = crate::inference::run_sorted(&c.encode_pairs(&PAIRS).unwrap(), 4, 0, &Device::Cpu, |b| {
+        let batch = crate::tokenization::run_sorted(&c.encode_pairs(&PAIRS).unwrap(), 4, 0, &Device::Cpu, |b| {
             let err = c.model.forward_t(b, true).unwrap_err().to_string();
             assert!(err.contains("int8") && err.contains("inference only"), "{err}");
             Ok(candle_core::Tensor::zeros((b.input_ids.dim(0)?, 1), DType::F32, &Device::Cpu)?)

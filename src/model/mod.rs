@@ -26,7 +26,9 @@ pub use weights::ParamStore;
 
 use candle_core::Tensor;
 
-use crate::tokenization::Batch;
+use candle_core::D;
+
+use crate::tokenization::{run_sorted, Batch, Encoded};
 use crate::{Error, Result};
 
 /// Encoder + head, with the store that owns their trainable parameters.
@@ -86,6 +88,26 @@ impl StanceModel {
         };
         Ok(self.head.forward_t(&hidden, &batch.attention_mask, batch.targets.as_ref(), train)?)
     }
+
+    /// Label probabilities (or, with `log`, their logarithms) of every encoded
+    /// pair, in input order, over length-sorted batches without dropout.
+    pub fn probabilities(
+        &self,
+        encoded: &[Encoded],
+        (batch_size, pad_id): (usize, u32),
+        device: &candle_core::Device,
+        log: bool,
+    ) -> Result<Vec<Vec<f32>>> {
+        run_sorted(encoded, batch_size, pad_id, device, |batch| {
+            let logits = self.forward_t(batch, false)?;
+            let normalised = if log { candle_nn::ops::log_softmax(&logits, D::Minus1) } else { softmax(&logits) };
+            Ok(normalised?)
+        })
+    }
+}
+
+fn softmax(logits: &Tensor) -> candle_core::Result<Tensor> {
+    candle_nn::ops::softmax(logits, D::Minus1)
 }
 
 /// Errors while building a model come from the checkpoint not fitting the config.

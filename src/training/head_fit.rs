@@ -55,7 +55,7 @@ pub fn head_inputs<'a>(
             })
         })
         .collect();
-    let rows = crate::inference::run_sorted(
+    let rows = crate::tokenization::run_sorted(
         &unique,
         batch_size,
         classifier.tokenizer.pad_id(),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -487,9 +487,7 @@ fn evaluate_predictions(
     let pad = classifier.tokenizer.pad_id();
     // Over constants: a forward pass over `Var`s would keep every activation of the batch alive.
     let model = classifier.inference_model()?;
-    let log_probs = crate::inference::run_sorted(&encoded, batch_size, pad, &classifier.device, |b| {
-        Ok(candle_nn::ops::log_softmax(&model.forward_t(b, false)?, D::Minus1)?)
-    })?;
+    let log_probs = model.probabilities(&encoded, (batch_size, pad), &classifier.device, true)?;
     let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
     let pred: Vec<usize> = log_probs.iter().map(|row| crate::kernels::argmax(row)).collect();
     let loss = log_probs.iter().zip(&gold).map(|(row, &g)| -(row[g] as f64)).sum::<f64>() / gold.len().max(1) as f64;
