@@ -4,6 +4,7 @@
 //! came from); [`validate`] then checks them against the [`Schema`] all at once, so a
 //! user sees every problem of every file in one run.
 
+mod clean;
 mod commands;
 mod delimited;
 mod jsonl;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use clean::{clean, CleanConfig, CleanReport, ConflictGroup, Conflicts};
 pub use commands::{check, split, CheckConfig, CheckReport, SplitConfig, SplitReport};
 pub use record::Record;
 pub use schema::Schema;
