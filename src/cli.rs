@@ -39,6 +39,7 @@ pub enum Command {
 pub enum DataCommand {
     Check(data::CheckConfig),
     Split(data::SplitConfig),
+    Clean(data::CleanConfig),
 }
 
 /// Parses the process's arguments and runs the command.
@@ -53,6 +54,11 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     match cli.command {
         Command::Data(DataCommand::Check(config)) => {
             let report = data::check(&config)?;
+            warn(&report.warnings);
+            println!("{report}");
+        }
+        Command::Data(DataCommand::Clean(config)) => {
+            let report = data::clean(&config)?;
             warn(&report.warnings);
             println!("{report}");
         }

@@ -9,7 +9,7 @@ use super::{kfold_grouped, load, split_grouped, Counts, Format, Record, Schema};
 use crate::error::{Error, Result};
 
 /// How TweetEval inputs may be narrowed; shared by the commands' help.
-const INPUT_HELP: &str = "Input files or folders. A TweetEval stance folder (the root with mapping.txt, \
+pub(super) const INPUT_HELP: &str = "Input files or folders. A TweetEval stance folder (the root with mapping.txt, \
     or one target folder) may end in a split suffix: PATH:train, PATH:val, PATH:test, or a comma list \
     such as PATH:train,val; without one, every split loads";
 

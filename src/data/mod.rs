@@ -4,6 +4,7 @@
 //! came from); [`validate`] then checks them against the [`Schema`] all at once, so a
 //! user sees every problem of every file in one run.
 
+mod clean;
 mod commands;
 mod delimited;
 mod jsonl;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use clean::{clean, CleanConfig, CleanReport, ConflictGroup, Conflicts};
 pub use commands::{check, split, CheckConfig, CheckReport, SplitConfig, SplitReport};
 pub use record::Record;
 pub use schema::Schema;
@@ -172,21 +174,39 @@ impl Dataset {
 /// Reads and validates every input; any problem in any of them rejects the lot,
 /// with all problems listed.
 pub fn load<S: AsRef<str>>(inputs: &[S], format: Option<Format>, schema: &Schema) -> Result<Dataset> {
+    let (files, mut problems) = read_all(inputs, format, schema);
+    let found = validate::validate(files.iter().flat_map(|f| &f.entries), schema);
+    problems.extend(found.problems);
+    let names: Vec<&str> = inputs.iter().map(AsRef::as_ref).collect();
+    problems.extend(validate::conflict_problems(found.conflicts, &names));
+    if problems.is_empty() {
+        Ok(Dataset { files, duplicates: found.duplicates })
+    } else {
+        Err(invalid(problems))
+    }
+}
+
+/// Reads every input, unvalidated, with the problems of reading them.
+fn read_all<S: AsRef<str>>(inputs: &[S], format: Option<Format>, schema: &Schema) -> (Vec<Loaded>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut files = Vec::new();
     for arg in inputs.iter().map(AsRef::as_ref) {
+        let input = Input::parse(arg);
         let mut sink = Sink::default();
-        read_input(&Input::parse(arg), format, schema, &mut sink);
+        read_input(&input, format, schema, &mut sink);
+        // An input without records is a wrong path or a failed export far more often
+        // than intent, and would otherwise train or score on nothing without a word.
+        if sink.entries.is_empty() && sink.problems.is_empty() {
+            sink.problems.push(whole_file(&input.path, "file", "no records".into()));
+        }
         problems.append(&mut sink.problems);
         files.push(Loaded { name: arg.to_string(), entries: sink.entries });
     }
-    let (mut invalid, duplicates) = validate::validate(files.iter().flat_map(|f| &f.entries), schema);
-    problems.append(&mut invalid);
-    if problems.is_empty() {
-        Ok(Dataset { files, duplicates })
-    } else {
-        Err(Error::Invalid(Problems(in_file_order(problems))))
-    }
+    (files, problems)
+}
+
+fn invalid(problems: Vec<Problem>) -> Error {
+    Error::Invalid(Problems(in_file_order(problems)))
 }
 
 /// Loads inputs and returns just their records, for commands that train or evaluate.
@@ -377,5 +397,21 @@ pub(crate) mod tests {
         let warnings = data.warnings();
         assert!(warnings[0].starts_with("1 exact duplicate"), "{warnings:?}");
         assert_eq!(warnings[1], format!("  {a}:2: duplicate of {a}:1"));
+    }
+
+    #[test]
+    fn an_input_without_records_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = write(dir.path(), "a.jsonl", "");
+        let blank = write(dir.path(), "b.jsonl", "\n  \n");
+        let header = write(dir.path(), "c.csv", "text,target,label\n");
+        let semeval = write(dir.path(), "d.txt", "ID\tTarget\tTweet\tStance\n");
+        let got = problems(&[&empty, &blank, &header, &semeval], None);
+        let expected: Vec<String> =
+            [&empty, &blank, &header, &semeval].iter().map(|f| format!("{f}:0: file: no records")).collect();
+        assert_eq!(got, expected);
+        let good = write(dir.path(), "e.jsonl", "{\"text\":\"x\",\"target\":\"nato\",\"label\":\"none\"}\n");
+        assert_eq!(problems(&[&good, &empty], None), vec![format!("{empty}:0: file: no records")]);
+        assert_eq!(load_records(&[&good], None, &schema()).unwrap().len(), 1);
     }
 }

@@ -13,16 +13,29 @@ pub struct Duplicate {
     pub first: Pos,
 }
 
+/// A record whose label differs from the first record of its text and target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Conflict {
+    pub at: Pos,
+    pub first: Pos,
+    pub problem: Problem,
+}
+
+/// What validation finds. Conflicts are kept apart from the other problems so
+/// that `data clean` can resolve them while still refusing everything else.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    pub problems: Vec<Problem>,
+    pub conflicts: Vec<Conflict>,
+    pub duplicates: Vec<Duplicate>,
+}
+
 /// Every problem of the entries, plus the exact duplicates among them (which are not problems).
-pub(crate) fn validate<'a>(
-    entries: impl IntoIterator<Item = &'a Entry>,
-    schema: &Schema,
-) -> (Vec<Problem>, Vec<Duplicate>) {
-    let mut problems = Vec::new();
-    let mut duplicates = Vec::new();
+pub(crate) fn validate<'a>(entries: impl IntoIterator<Item = &'a Entry>, schema: &Schema) -> Findings {
+    let mut found = Findings::default();
     let mut seen: HashMap<(&str, &str), &Entry> = HashMap::new();
     for entry in entries {
-        check_fields(entry, schema, &mut problems);
+        check_fields(entry, schema, &mut found.problems);
         let r = &entry.record;
         if r.sentence().is_empty() {
             continue;
@@ -31,17 +44,42 @@ pub(crate) fn validate<'a>(
             seen.insert((r.sentence(), &r.target), entry);
             continue;
         };
+        let (at, first_at) = (entry.text_at.clone(), first.text_at.clone());
         if first.record.label == r.label {
-            duplicates.push(Duplicate { at: entry.text_at.clone(), first: first.text_at.clone() });
+            found.duplicates.push(Duplicate { at, first: first_at });
         } else {
             let message = format!(
-                "'{}' here but '{}' at {} for the same text and target",
-                r.label, first.record.label, first.text_at
+                "conflicting labels: '{}' here but '{}' at {} for the same text and target",
+                r.label, first.record.label, first_at
             );
-            problems.push(entry.text_at.problem("label", message));
+            found.conflicts.push(Conflict { problem: at.problem("label", message), at, first: first_at });
         }
     }
-    (problems, duplicates)
+    found
+}
+
+/// The conflicts as problems; the last names the command that resolves them all,
+/// since the user's next step is the same whichever conflict they read.
+pub(crate) fn conflict_problems(conflicts: Vec<Conflict>, inputs: &[&str]) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = conflicts.into_iter().map(|c| c.problem).collect();
+    if let Some(last) = problems.last_mut() {
+        let files: Vec<String> = inputs.iter().map(|f| shell_word(f)).collect();
+        last.message += &format!(
+            "; `stancekit data clean {} --out CLEAN.jsonl --conflicts majority` keeps one label per text and target",
+            files.join(" ")
+        );
+    }
+    problems
+}
+
+/// A file name as it can be pasted into a shell.
+fn shell_word(name: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:,+=@%".contains(c);
+    if !name.is_empty() && name.chars().all(plain) {
+        name.to_string()
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    }
 }
 
 fn check_fields(entry: &Entry, schema: &Schema, problems: &mut Vec<Problem>) {
@@ -67,6 +105,7 @@ fn check_fields(entry: &Entry, schema: &Schema, problems: &mut Vec<Problem>) {
 mod tests {
     use super::super::load;
     use super::super::tests::{problems, schema, write};
+    use super::shell_word;
 
     fn jsonl(lines: &[(&str, &str, &str)]) -> String {
         lines
@@ -116,10 +155,9 @@ mod tests {
     #[test]
     fn conflicting_labels_name_both_lines() {
         let (file, got) = check(&[("Same.", "nato", "favor"), ("x", "nato", "none"), ("Same. ", "nato", "against")]);
-        assert_eq!(
-            got,
-            vec![format!("{file}:3: label: 'against' here but 'favor' at {file}:1 for the same text and target")]
-        );
+        assert_eq!(got.len(), 1);
+        let expected = format!("{file}:3: label: conflicting labels: 'against' here but 'favor' at {file}:1 for the same text and target; `stancekit data clean {file} --out CLEAN.jsonl --conflicts majority` keeps one label per text and target");
+        assert_eq!(got[0], expected);
     }
 
     #[test]
@@ -138,6 +176,24 @@ mod tests {
         let a = write(dir.path(), "a.jsonl", jsonl(&[("Same.", "nato", "favor")]));
         let b = write(dir.path(), "b.jsonl", jsonl(&[("Same.", "nato", "none")]));
         let got = problems(&[&a, &b], None);
-        assert_eq!(got, vec![format!("{b}:1: label: 'none' here but 'favor' at {a}:1 for the same text and target")]);
+        assert!(
+            got[0].starts_with(&format!("{b}:1: label: conflicting labels: 'none' here but 'favor' at {a}:1 for")),
+            "{got:?}"
+        );
+        assert!(got[0].contains(&format!("`stancekit data clean {a} {b} --out CLEAN.jsonl")), "{got:?}");
+    }
+
+    #[test]
+    fn only_the_last_conflict_carries_the_hint() {
+        let (_, got) =
+            check(&[("a", "nato", "favor"), ("a", "nato", "none"), ("b", "nato", "favor"), ("b", "nato", "none")]);
+        assert_eq!(got.len(), 2);
+        assert!(!got[0].contains("data clean") && got[1].contains("data clean"), "{got:?}");
+    }
+
+    #[test]
+    fn hint_quotes_odd_file_names() {
+        assert_eq!(shell_word("data/te:train"), "data/te:train");
+        assert_eq!(shell_word("my file's.jsonl"), "'my file'\\''s.jsonl'");
     }
 }
