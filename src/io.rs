@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -47,6 +48,37 @@ where
     I: IntoIterator<Item = &'a T>,
 {
     write_atomic(path, |w| write_json_lines(w, items).map_err(|e| Error::io(path, e)))
+}
+
+/// Pretty-printed JSON into `path`, atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
+    write_text(path, &text)
+}
+
+/// Text into `path`, atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, |w| w.write_all(text.as_bytes()).map_err(|e| Error::io(path, e)))
+}
+
+/// A JSON file read into `T`; a parse error names the file.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+}
+
+/// An output folder (a run, a cross-validation) made ready: created if
+/// missing; one that holds files is an error unless `overwrite` replaces it.
+/// `hint` ends the error ("pass --overwrite to replace it …").
+pub fn prepare_output_dir(out: &Path, overwrite: bool, hint: &str) -> Result<()> {
+    let occupied = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
+    if occupied {
+        if !overwrite {
+            return Err(Error::Other(format!("{} exists; {hint}", out.display())));
+        }
+        std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
 }
 
 /// One JSON value per line into a writer.

@@ -4,6 +4,7 @@
 //! [`model`] → predictions → metrics → report.
 
 pub mod cli;
+pub mod commands;
 pub mod data;
 pub mod device;
 pub mod error;

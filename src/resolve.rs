@@ -76,7 +76,7 @@ pub fn resolve(spec: &str) -> Result<ModelDir> {
 pub fn resolve_with(spec: &str, hub: &HubOptions) -> Result<ModelDir> {
     let path = Path::new(spec);
     if path.is_dir() {
-        return local(path);
+        return ModelDir::open(path);
     }
     let hub_error = match hub_id(spec) {
         Some(repo) => match from_hub(repo, hub) {
@@ -99,12 +99,18 @@ fn fetch_hint(spec: &str) -> String {
     }
 }
 
-fn local(path: &Path) -> Result<ModelDir> {
-    let missing: Vec<&str> = REQUIRED.iter().copied().filter(|f| !path.join(f).is_file()).collect();
-    if !missing.is_empty() {
-        return Err(Error::Model(format!("{}: model folder lacks {}", path.display(), missing.join(", "))));
+impl ModelDir {
+    /// A local model folder (a run, a checkpoint); never looked up on the hub.
+    pub fn open(path: &Path) -> Result<ModelDir> {
+        if !path.is_dir() {
+            return Err(Error::Model(format!("{}: no such model folder", path.display())));
+        }
+        let missing: Vec<&str> = REQUIRED.iter().copied().filter(|f| !path.join(f).is_file()).collect();
+        if !missing.is_empty() {
+            return Err(Error::Model(format!("{}: model folder lacks {}", path.display(), missing.join(", "))));
+        }
+        Ok(ModelDir(path.to_path_buf()))
     }
-    Ok(ModelDir(path.to_path_buf()))
 }
 
 /// `owner/name` or `owner/name@revision`; anything that looks like a path is not an id.

@@ -176,7 +176,7 @@ fn write_classifier_on(
         max_length: 32,
         head,
     };
-    let base_dir = crate::resolve::resolve(&base.to_string_lossy())?;
+    let base_dir = crate::resolve::ModelDir::open(&base)?;
     Classifier::from_base(&base_dir, spec, &Device::Cpu, seed)?.save(dir, &base)
 }
 

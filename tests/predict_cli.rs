@@ -176,7 +176,7 @@ fn mpnet_classifiers_predict_through_the_binary() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let rows = json_lines(&out.stdout);
         assert_eq!(rows.len(), 4);
-        let resolved = stancekit::resolve::resolve(dir.path().to_str().unwrap()).unwrap();
+        let resolved = stancekit::resolve::ModelDir::open(dir.path()).unwrap();
         let classifier = Classifier::load_frozen(&resolved, &candle_core::Device::Cpu).unwrap();
         for row in &rows {
             let description = classifier.description(row["target"].as_str().unwrap()).unwrap();

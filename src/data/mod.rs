@@ -4,8 +4,6 @@
 //! came from); [`validate`] then checks them against the [`Schema`] all at once, so a
 //! user sees every problem of every file in one run.
 
-mod clean;
-mod commands;
 mod delimited;
 mod jsonl;
 pub(crate) mod lines;
@@ -15,7 +13,7 @@ mod semeval;
 mod split;
 mod stats;
 mod tweeteval;
-mod validate;
+pub(crate) mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,8 +21,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use clean::{clean, CleanConfig, CleanReport, ConflictGroup, Conflicts};
-pub use commands::{check, split, CheckConfig, CheckReport, SplitConfig, SplitReport};
 pub use record::Record;
 pub use schema::Schema;
 pub use split::{kfold_grouped, pick, split_grouped, Fold, Parts};
@@ -187,7 +183,11 @@ pub fn load<S: AsRef<str>>(inputs: &[S], format: Option<Format>, schema: &Schema
 }
 
 /// Reads every input, unvalidated, with the problems of reading them.
-fn read_all<S: AsRef<str>>(inputs: &[S], format: Option<Format>, schema: &Schema) -> (Vec<Loaded>, Vec<Problem>) {
+pub(crate) fn read_all<S: AsRef<str>>(
+    inputs: &[S],
+    format: Option<Format>,
+    schema: &Schema,
+) -> (Vec<Loaded>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut files = Vec::new();
     for arg in inputs.iter().map(AsRef::as_ref) {
@@ -205,7 +205,7 @@ fn read_all<S: AsRef<str>>(inputs: &[S], format: Option<Format>, schema: &Schema
     (files, problems)
 }
 
-fn invalid(problems: Vec<Problem>) -> Error {
+pub(crate) fn invalid(problems: Vec<Problem>) -> Error {
     Error::Invalid(Problems(in_file_order(problems)))
 }
 

@@ -5,7 +5,6 @@ pub mod align;
 pub mod baselines;
 pub mod bootstrap;
 pub mod calibration;
-pub mod command;
 pub mod cv;
 pub mod gold;
 pub mod logistic;

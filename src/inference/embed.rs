@@ -1,44 +1,15 @@
-//! `stancekit embed`: sentence embeddings exactly as sentence-transformers'
-//! `encode()` gives them for the model (its `modules.json` decides pooling and
+//! Sentence embeddings (`stancekit embed`, run by [`crate::commands::embed`])
+//! exactly as sentence-transformers' `encode()` gives them for the model (its `modules.json` decides pooling and
 //! normalisation, `sentence_bert_config.json` the maximum length).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 
 use crate::model::{mean_pool, DropoutRng, Encoder, EncoderConfig, Precision};
-use crate::resolve::{self, ModelDir};
+use crate::resolve::ModelDir;
 use crate::tokenization::{Batch, StanceTokenizer};
 use crate::{Error, Result};
-
-/// Configuration of `stancekit embed`.
-#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
-pub struct EmbedConfig {
-    /// Model folder or Hugging Face hub id.
-    #[arg(long, default_value = resolve::DEFAULT_MODEL)]
-    pub model: String,
-    /// Sentences: JSONL with `text` (optional `id`), or plain text with one sentence per line; `-` reads stdin.
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Where to write: `.npy` (a float32 matrix) or JSONL (`{"id", "text", "embedding"}`); `-` is stdout.
-    #[arg(long, default_value = "-")]
-    pub output: PathBuf,
-    /// Sentences per forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Token limit per sentence (default: the model's `max_seq_length`, else its position table).
-    #[arg(long)]
-    pub max_length: Option<usize>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// f32, or int8: the encoder's linear layers in 8-bit integers (CPU only;
-    /// faster, within a fraction of a point of f32, see the README).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    #[serde(default)]
-    pub precision: Precision,
-}
 
 /// How sentence-transformers turns token vectors into one vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +69,7 @@ fn pooling_mode(path: &Path) -> Result<SentencePooling> {
 }
 
 fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map(Some).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+    path.exists().then(|| crate::io::read_json(path)).transpose()
 }
 
 /// An encoder with its tokenizer and sentence-transformers pipeline.
@@ -142,44 +109,6 @@ impl Embedder {
     }
 }
 
-/// Runs `stancekit embed`; returns the number of sentences embedded.
-pub fn run(config: &EmbedConfig) -> Result<usize> {
-    let items = super::read_texts(&config.input)?;
-    let dir = resolve::resolve(&config.model)?;
-    let device = crate::device::select_for(&config.device, config.precision)?;
-    let embedder = Embedder::load(&dir, &device, config.max_length, config.precision)?;
-    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
-    let vectors = embedder.embed(&texts, config.batch_size)?;
-    write_output(&config.output, &items, &vectors)?;
-    Ok(items.len())
-}
-
-fn write_output(path: &Path, items: &[super::TextItem], vectors: &[Vec<f32>]) -> Result<()> {
-    #[derive(Serialize)]
-    struct Row<'a> {
-        id: &'a str,
-        text: &'a str,
-        embedding: &'a [f32],
-    }
-    let rows = items.iter().zip(vectors).map(|(i, v)| Row { id: &i.id, text: &i.text, embedding: v });
-    if path.as_os_str() == "-" {
-        let mut out = std::io::stdout().lock();
-        return crate::io::write_json_lines(&mut out, rows).map_err(|e| Error::io("stdout", e));
-    }
-    let is_npy = path.extension().is_some_and(|e| e == "npy");
-    crate::io::write_atomic(path, |w| {
-        if is_npy {
-            let dim = vectors.first().map_or(0, Vec::len);
-            let matrix = ndarray::Array2::from_shape_vec((vectors.len(), dim), vectors.concat())
-                .map_err(|e| Error::Other(e.to_string()))?;
-            ndarray_npy::WriteNpyExt::write_npy(&matrix, w)
-                .map_err(|e| Error::Other(format!("{}: {e}", path.display())))
-        } else {
-            crate::io::write_json_lines(w, rows).map_err(|e| Error::io(path, e))
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,7 +124,7 @@ mod tests {
                 {"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]"#,
         )
         .unwrap();
-        let model = resolve::resolve(dir.path().to_str().unwrap()).unwrap();
+        let model = ModelDir::open(dir.path()).unwrap();
         let embedder = Embedder::load(&model, &Device::Cpu, None, Precision::F32).unwrap();
         assert_eq!(
             embedder.pipeline,

@@ -234,7 +234,7 @@ impl Classifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::resolve;
+    use crate::resolve::ModelDir;
 
     fn spec(pooling: Pooling) -> StanceSpec {
         StanceSpec {
@@ -257,14 +257,14 @@ mod tests {
         for (write_base, architecture) in FAMILIES {
             let base = tempfile::tempdir().unwrap();
             write_base(base.path(), 1).unwrap();
-            let base_dir = resolve(base.path().to_str().unwrap()).unwrap();
+            let base_dir = ModelDir::open(base.path()).unwrap();
             let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
             for pooling in [Pooling::Cls, Pooling::Mean] {
                 let c = Classifier::from_base(&base_dir, spec(pooling), &Device::Cpu, 4).unwrap();
                 let before = c.predict_proba(&pairs, 2).unwrap();
                 let out = tempfile::tempdir().unwrap();
                 c.save(out.path(), base.path()).unwrap();
-                let dir = resolve(out.path().to_str().unwrap()).unwrap();
+                let dir = ModelDir::open(out.path()).unwrap();
                 let reloaded = Classifier::load(&dir, &Device::Cpu).unwrap();
                 assert_eq!(reloaded.spec, spec(pooling));
                 assert_eq!(reloaded.predict_proba(&pairs, 2).unwrap(), before);
@@ -289,7 +289,7 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         crate::testing::write_tiny_mpnet_model(base.path(), 1).unwrap();
         std::fs::write(base.path().join("tokenizer.json"), crate::testing::tiny_tokenizer_json()).unwrap();
-        let dir = resolve(base.path().to_str().unwrap()).unwrap();
+        let dir = ModelDir::open(base.path()).unwrap();
         let err = Classifier::from_base(&dir, spec(Pooling::Mean), &Device::Cpu, 4).err().unwrap().to_string();
         assert!(err.contains("tokenizer.json") && err.contains("<s>"), "{err}");
     }
@@ -298,16 +298,11 @@ mod tests {
     fn a_frozen_classifier_predicts_the_same_without_a_graph() {
         let base = tempfile::tempdir().unwrap();
         crate::testing::write_tiny_model(base.path(), 1).unwrap();
-        let c = Classifier::from_base(
-            &resolve(base.path().to_str().unwrap()).unwrap(),
-            spec(Pooling::Cls),
-            &Device::Cpu,
-            4,
-        )
-        .unwrap();
+        let c =
+            Classifier::from_base(&ModelDir::open(base.path()).unwrap(), spec(Pooling::Cls), &Device::Cpu, 4).unwrap();
         let out = tempfile::tempdir().unwrap();
         c.save(out.path(), base.path()).unwrap();
-        let dir = resolve(out.path().to_str().unwrap()).unwrap();
+        let dir = ModelDir::open(out.path()).unwrap();
         let (trainable, frozen) =
             (Classifier::load(&dir, &Device::Cpu).unwrap(), Classifier::load_frozen(&dir, &Device::Cpu).unwrap());
         let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
@@ -324,7 +319,7 @@ mod tests {
     fn a_base_model_is_not_a_classifier() {
         let base = tempfile::tempdir().unwrap();
         crate::testing::write_tiny_model(base.path(), 1).unwrap();
-        let err = Classifier::load(&resolve(base.path().to_str().unwrap()).unwrap(), &Device::Cpu).err().unwrap();
+        let err = Classifier::load(&ModelDir::open(base.path()).unwrap(), &Device::Cpu).err().unwrap();
         assert!(err.to_string().contains("not a stancekit model"), "{err}");
     }
 }

@@ -148,7 +148,7 @@ mod tests {
 
     use super::*;
     use crate::model::Classifier;
-    use crate::resolve::resolve;
+    use crate::resolve::ModelDir;
 
     const PAIRS: [(&str, &str); 4] = [
         ("ukraine joining nato", "nato is for peace"),
@@ -171,7 +171,7 @@ mod tests {
         crate::testing::write_tiny_classifier(&bert, 3).unwrap();
         crate::testing::write_tiny_mpnet_classifier(&mpnet, false, 4).unwrap();
         for path in [bert, mpnet] {
-            let model = resolve(path.to_str().unwrap()).unwrap();
+            let model = ModelDir::open(&path).unwrap();
             let f32 = Classifier::load_inference(&model, &Device::Cpu, Precision::F32).unwrap();
             let want = f32.predict_proba(&PAIRS, 2).unwrap();
             let mut first: Option<Vec<Vec<f32>>> = None;
@@ -198,7 +198,7 @@ mod tests {
     fn an_int8_layer_refuses_to_train() {
         let dir = tempfile::tempdir().unwrap();
         crate::testing::write_tiny_classifier(dir.path(), 3).unwrap();
-        let model = resolve(dir.path().to_str().unwrap()).unwrap();
+        let model = ModelDir::open(dir.path()).unwrap();
         let c = Classifier::load_inference(&model, &Device::Cpu, Precision::Int8).unwrap();
         let batch = crate::tokenization::run_sorted(&c.encode_pairs(&PAIRS).unwrap(), 4, 0, &Device::Cpu, |b| {
             let err = c.model.forward_t(b, true).unwrap_err().to_string();

@@ -9,12 +9,10 @@ mod svg;
 pub mod table;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use crate::evaluation::bootstrap::Interval;
 use crate::evaluation::results::{Metrics, SystemKind, SystemResult};
 use crate::training::EvalLog;
-use crate::{Error, Result};
 
 /// What a report shows.
 #[derive(Debug, Clone, Copy)]
@@ -37,15 +35,6 @@ pub struct Training {
 }
 
 impl Training {
-    /// Reads `metrics.jsonl` and `trainer_state.json` of a run folder; `None` without dev evaluations.
-    pub fn read(system: &str, run: &Path) -> Result<Option<Self>> {
-        let Some(logs) = read_curves(&run.join("metrics.jsonl"))? else { return Ok(None) };
-        let state = run.join("trainer_state.json");
-        let best_step =
-            if state.is_file() { crate::training::state::TrainerState::load(&state)?.best_step } else { None };
-        Ok(Some(Self { system: system.to_string(), logs, best_step }))
-    }
-
     /// The epoch of the selected evaluation.
     pub fn best_epoch(&self) -> Option<f64> {
         self.logs.iter().find(|l| Some(l.step) == self.best_step).map(|l| l.epoch)
@@ -120,29 +109,6 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
          1- and 2-grams with logistic regression (C = 1), trained on the same training data.",
     ),
 ];
-
-/// Writes `report.md` and `report.html` into `dir`.
-pub fn write(report: &Report, dir: &Path) -> Result<()> {
-    for (name, text) in [("report.md", markdown::render(report)), ("report.html", html::render(report))] {
-        let path = dir.join(name);
-        crate::io::write_atomic(&path, |w| {
-            std::io::Write::write_all(w, text.as_bytes()).map_err(|e| Error::io(&path, e))
-        })?;
-    }
-    Ok(())
-}
-
-/// The dev evaluations a training run logged in its `metrics.jsonl`; `None` when there is none.
-fn read_curves(path: &Path) -> Result<Option<Vec<EvalLog>>> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
-    let logs = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Other(format!("{}:{}: {e}", path.display(), i + 1))))
-        .collect::<Result<Vec<EvalLog>>>()?;
-    Ok((!logs.is_empty()).then_some(logs))
-}
 
 /// A score in [0, 1] as a percentage with one decimal, as SemEval tables print F_avg.
 pub fn pct(x: f64) -> String {

@@ -159,15 +159,3 @@ fn p_values_below_the_resolution_say_so() {
     assert_eq!(report.p_value(0.0), "< 0.02");
     assert_eq!(report.p_inline(0.5), "p = 0.500");
 }
-
-#[test]
-fn curves_are_read_from_metrics_jsonl() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("metrics.jsonl");
-    assert_eq!(read_curves(&path).unwrap(), None);
-    let logs = &sample().training[0].logs;
-    crate::io::write_jsonl(&path, logs).unwrap();
-    assert_eq!(&read_curves(&path).unwrap().unwrap(), logs);
-    std::fs::write(&path, "{}\n").unwrap();
-    assert!(read_curves(&path).unwrap_err().to_string().contains("metrics.jsonl:1:"));
-}

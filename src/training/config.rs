@@ -165,8 +165,7 @@ impl TrainConfig {
 
     /// Reads a saved `train_config.json`.
     pub fn from_json(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+        crate::io::read_json(path)
     }
 
     /// The `--dev` files that training reads: none with `--dev-split` or

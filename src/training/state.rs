@@ -43,12 +43,11 @@ pub struct TrainerState {
 
 impl TrainerState {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+        crate::io::read_json(path)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        write_json(path, self)
+        crate::io::write_json(path, self)
     }
 
     /// `metrics.jsonl`, rewritten whole from the history so it always matches the checkpoint.
@@ -57,7 +56,42 @@ impl TrainerState {
     }
 }
 
-pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
-    crate::io::write_atomic(path, |w| std::io::Write::write_all(w, text.as_bytes()).map_err(|e| Error::io(path, e)))
+/// The dev evaluations a training run logged in its `metrics.jsonl`; `None`
+/// when the file is missing or empty.
+pub fn read_eval_logs(path: &Path) -> Result<Option<Vec<EvalLog>>> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+    let logs = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Other(format!("{}:{}: {e}", path.display(), i + 1))))
+        .collect::<Result<Vec<EvalLog>>>()?;
+    Ok((!logs.is_empty()).then_some(logs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_logs_are_read_from_metrics_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        assert_eq!(read_eval_logs(&path).unwrap(), None);
+        let log = |epoch: f64, f: f64| EvalLog {
+            epoch,
+            step: (epoch * 10.0) as usize,
+            learning_rate: 1e-4,
+            train_loss: 0.9,
+            eval_loss: 0.8,
+            eval_accuracy: f,
+            eval_macro_f1: f,
+            eval_f_avg: f,
+        };
+        let logs = vec![log(1.0, 0.5), log(2.0, 0.6)];
+        crate::io::write_jsonl(&path, &logs).unwrap();
+        assert_eq!(read_eval_logs(&path).unwrap().unwrap(), logs);
+        std::fs::write(&path, "{}\n").unwrap();
+        assert!(read_eval_logs(&path).unwrap_err().to_string().contains("metrics.jsonl:1:"));
+    }
 }

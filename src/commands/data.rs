@@ -1,15 +1,16 @@
-//! `stancekit data check` and `stancekit data split`: their options and their work.
+//! `stancekit data check` and `stancekit data split`: their options and their work
+//! (`data clean` is [`super::clean`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{kfold_grouped, load, split_grouped, Counts, Format, Record, Schema};
+use crate::data::{kfold_grouped, load, split_grouped, Counts, Format, Record, Schema};
 use crate::error::{Error, Result};
 
 /// How TweetEval inputs may be narrowed; shared by the commands' help.
-pub(super) const INPUT_HELP: &str = "Input files or folders. A TweetEval stance folder (the root with mapping.txt, \
+pub(crate) const INPUT_HELP: &str = "Input files or folders. A TweetEval stance folder (the root with mapping.txt, \
     or one target folder) may end in a split suffix: PATH:train, PATH:val, PATH:test, or a comma list \
     such as PATH:train,val; without one, every split loads";
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::*;
 use crate::testing::write_tiny_model;
+use crate::training::{config, optim, Example};
 
 const WORDS: [&str; 8] = ["the war", "peace talks", "europe", "land", "nato", "defence spending", "borders", "it"];
 
@@ -80,9 +81,7 @@ fn a_tiny_model_learns_its_training_set() {
     assert!(history.last().unwrap().train_loss < history[0].train_loss / 4.0, "loss did not fall: {history:?}");
     assert_eq!(summary.best.unwrap().eval_accuracy, 1.0, "the 32 training pairs are not all learnt");
     // The run folder reloads as a classifier that reproduces the selected scores.
-    let reloaded =
-        Classifier::load(&crate::resolve::resolve(config.out.to_str().unwrap()).unwrap(), &candle_core::Device::Cpu)
-            .unwrap();
+    let reloaded = Classifier::load(&ModelDir::open(&config.out).unwrap(), &candle_core::Device::Cpu).unwrap();
     let schema = Schema::load(&config.targets).unwrap();
     let records = crate::data::load_records(&config.train, None, &schema).unwrap();
     let (_, scores) = trainer::evaluate(&reloaded, &encode(&reloaded, &schema, &records).unwrap(), 7).unwrap();
@@ -168,7 +167,7 @@ fn a_frozen_encoder_trains_the_head_alone() {
     let key = "encoder.layer.0.attention.self.query.weight";
     assert!(same(&before[key], &after[&format!("bert.{key}")]), "the encoder moved");
     let initial = Classifier::from_base(
-        &crate::resolve::resolve(dir.path().join("base").to_str().unwrap()).unwrap(),
+        &ModelDir::open(&dir.path().join("base")).unwrap(),
         crate::model::StanceSpec {
             labels: vec!["favor".into(), "against".into(), "none".into()],
             targets: Default::default(),
@@ -208,7 +207,7 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
         assert!(best.eval_accuracy >= 0.9, "mpnet {mpnet}: {history:?}");
         assert!(summary.warnings.is_empty());
         // The saved folder reads each sentence alone and answers with its target's classifier.
-        let dir_ = crate::resolve::resolve(config.out.to_str().unwrap()).unwrap();
+        let dir_ = ModelDir::open(&config.out).unwrap();
         let reloaded = Classifier::load_frozen(&dir_, &candle_core::Device::Cpu).unwrap();
         assert_eq!(reloaded.spec.head, crate::model::HeadKind::PerTarget);
         let schema = Schema::load(&config.targets).unwrap();

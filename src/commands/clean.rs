@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use super::commands::INPUT_HELP;
-use super::validate::{self, Conflict, Duplicate};
-use super::{invalid, read_all, Dataset, Entry, Format, Input, Pos, Schema};
+use super::data::INPUT_HELP;
+use crate::data::validate::{self, Conflict, Duplicate};
+use crate::data::{invalid, read_all, Dataset, Entry, Format, Input, Pos, Schema};
 use crate::error::{Error, Result};
 
 /// What becomes of the records of one text and target that disagree on the label.
@@ -251,8 +251,9 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::data::{check, CheckConfig};
+    use crate::data::load;
     use crate::data::tests::write;
-    use crate::data::{check, load, CheckConfig};
 
     const TARGETS: &str = r#"{"targets": {"nato": "Ukraine joining NATO", "climate": "Climate Change"}}"#;
 

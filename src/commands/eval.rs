@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::bootstrap::BootstrapSettings;
-use super::gold::{Gold, Output};
-use super::predictions::{self, Prediction, Probs};
-use super::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKind};
-use super::{align, baselines};
 use crate::data::{self, Format, Record, Schema};
+use crate::evaluation::bootstrap::BootstrapSettings;
+use crate::evaluation::gold::{Gold, Output};
+use crate::evaluation::predictions::{self, Prediction, Probs};
+use crate::evaluation::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKind};
+use crate::evaluation::{align, baselines, single_answer, single_answer_warning};
 use crate::model::{Classifier, Precision};
-use crate::reporting::{self, Report, Training};
+use crate::reporting::{html, markdown, Report, Training};
+use crate::resolve::ModelDir;
 use crate::training::TrainConfig;
 use crate::{Error, Result};
 
@@ -195,10 +196,10 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
             }
         };
         if let Source::Model(dir) = source {
-            training.extend(Training::read(name, dir)?);
+            training.extend(training_of(name, dir)?);
         }
-        if let Some(label) = super::single_answer(&output.pred) {
-            let warning = super::single_answer_warning(&format!("System {name}"), &gold.labels[label], "evaluated");
+        if let Some(label) = single_answer(&output.pred) {
+            let warning = single_answer_warning(&format!("System {name}"), &gold.labels[label], "evaluated");
             eprintln!("warning: {warning}");
             notes.push(format!("{warning}."));
         }
@@ -290,10 +291,7 @@ fn comparisons(scored: &[Scored], confidence: f64) -> Vec<results::Comparison> {
 /// Runs a trained classifier over the gold records.
 fn run_model(run: &Path, gold: &Gold, config: &EvalConfig) -> Result<Output> {
     // A run is a local folder; a missing one must not be looked up on the Hugging Face hub.
-    if !run.is_dir() {
-        return Err(Error::Other(format!("{}: no such run folder", run.display())));
-    }
-    let dir = crate::resolve::resolve(&run.display().to_string())?;
+    let dir = ModelDir::open(run)?;
     let device = crate::device::select_for(&config.device, config.precision)?;
     let classifier = Classifier::load_inference(&dir, &device, config.precision)?;
     let spec = &classifier.spec;
@@ -349,7 +347,7 @@ impl RunData {
         if !files.into_iter().all(|f| data::Input::parse(f).path.exists()) {
             return Ok(None);
         }
-        let (train, dev) = crate::training::load_data(&config, schema)?;
+        let (train, dev) = super::train::load_data(&config, schema)?;
         Ok(Some(Self { config, train, dev }))
     }
 }
@@ -396,11 +394,22 @@ struct ScoredRow<'a> {
     gold: &'a str,
 }
 
+/// Runs `stancekit eval`: the table on stdout, the files into `--report`.
+pub fn run_command(config: &EvalConfig) -> Result<()> {
+    let evaluation = run(config)?;
+    print!("{}", crate::reporting::table::render(&evaluation.report()));
+    if let Some(dir) = &config.report {
+        write(&evaluation, config, dir)?;
+        eprintln!("report: {}", dir.join("report.html").display());
+    }
+    Ok(())
+}
+
 /// Writes metrics.json, the config, each evaluated system's predictions and the reports into `dir`.
 pub fn write(evaluation: &Evaluation, config: &EvalConfig, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    crate::training::state::write_json(&dir.join("metrics.json"), &evaluation.metrics)?;
-    crate::training::state::write_json(&dir.join("eval_config.json"), config)?;
+    crate::io::write_json(&dir.join("metrics.json"), &evaluation.metrics)?;
+    crate::io::write_json(&dir.join("eval_config.json"), config)?;
     let mut first = true;
     for (result, output) in evaluation.metrics.systems.iter().zip(&evaluation.outputs) {
         if result.info.kind == SystemKind::Baseline {
@@ -414,7 +423,18 @@ pub fn write(evaluation: &Evaluation, config: &EvalConfig, dir: &Path) -> Result
         first = false;
         crate::io::write_jsonl(&dir.join(name), &scored_rows(&evaluation.gold, output))?;
     }
-    reporting::write(&evaluation.report(), dir)
+    let report = evaluation.report();
+    crate::io::write_text(&dir.join("report.md"), &markdown::render(&report))?;
+    crate::io::write_text(&dir.join("report.html"), &html::render(&report))
+}
+
+/// What a run folder logged in training (`metrics.jsonl`, `trainer_state.json`);
+/// `None` without dev evaluations.
+fn training_of(system: &str, run: &Path) -> Result<Option<Training>> {
+    let Some(logs) = crate::training::state::read_eval_logs(&run.join("metrics.jsonl"))? else { return Ok(None) };
+    let state = run.join("trainer_state.json");
+    let best_step = if state.is_file() { crate::training::state::TrainerState::load(&state)?.best_step } else { None };
+    Ok(Some(Training { system: system.to_string(), logs, best_step }))
 }
 
 fn scored_rows<'a>(gold: &'a Gold, output: &Output) -> Vec<ScoredRow<'a>> {

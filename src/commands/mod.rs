@@ -1,0 +1,32 @@
+//! What each CLI command does end to end: its options, reading its inputs,
+//! running the library over them, and writing its outputs. This layer sits
+//! above every library module and nothing below imports it; `cli.rs` only
+//! parses the command line and calls in here.
+//!
+//! - [`data`]: `data check`, `data split`; [`clean`]: `data clean`.
+//! - [`train`]: `train`; [`cv`]: `cv` (train and evaluate per fold).
+//! - [`predict`]: `predict`; [`embed`]: `embed`; [`eval`]: `eval`.
+
+pub mod clean;
+pub mod cv;
+pub mod data;
+pub mod embed;
+pub mod eval;
+pub mod predict;
+pub mod train;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::{Error, Result};
+
+/// A stop test that Ctrl-C turns true: training stops at the next step and
+/// saves a checkpoint. A second Ctrl-C while the checkpoint is written is
+/// ignored: the save finishes first.
+pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))?;
+    Ok(move |_| interrupted.load(Ordering::SeqCst))
+}

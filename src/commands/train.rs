@@ -1,0 +1,175 @@
+//! `stancekit train`: the settings (flags, a TOML file, or a run's saved
+//! ones), the run folder, the data, and the [`Trainer`] over them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::data::{Record, Schema};
+use crate::model::{Classifier, HeadKind, StanceSpec};
+use crate::resolve::ModelDir;
+pub use crate::training::TrainConfig;
+use crate::training::{class_weights, encode, progress, state, trainer, EvalLog, EvalStrategy, Outcome, Trainer};
+use crate::{Error, Result};
+
+/// The command line of `stancekit train`: the settings plus how to start.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub settings: TrainConfig,
+    /// A TOML file of settings (keys as the flags, with underscores); flags given on the command line win.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue the interrupted run in this folder from its last checkpoint, with its saved settings.
+    #[arg(long, conflicts_with = "config")]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub outcome: Outcome,
+    pub run_dir: PathBuf,
+    pub best: Option<EvalLog>,
+    pub seconds: f64,
+    /// What the user must know about the model (printed after training).
+    pub warnings: Vec<String>,
+}
+
+/// Trains as `config` says; `resume` continues the run in `config.out`.
+/// `stop(step)` is asked after every optimizer step (Ctrl-C, tests).
+pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) -> Result<TrainSummary> {
+    let started = Instant::now();
+    config.validate()?;
+    prepare_run_dir(&config.out, resume, config.overwrite)?;
+    let schema = Schema::load(&config.targets)?;
+    let (train_records, dev_records) = load_data(&config, &schema)?;
+    let device = crate::device::select(&config.device)?;
+    let base = crate::resolve::resolve(&config.model)?;
+    let spec = StanceSpec {
+        labels: schema.labels.clone(),
+        targets: targets_of(&schema, train_records.iter().chain(&dev_records))?,
+        pooling: config.pooling,
+        max_length: config.max_length,
+        // The frozen recipe: a classifier per target over the sentence embedding (see head_fit).
+        head: if config.freeze_encoder { HeadKind::PerTarget } else { HeadKind::Joint },
+    };
+    let run = trainer::RunDir(config.out.clone());
+    let classifier = if resume {
+        Classifier::load(&ModelDir::open(&run.checkpoint())?, &device)?
+    } else {
+        Classifier::from_base(&base, spec, &device, config.seed)?
+    };
+    let train = encode(&classifier, &schema, &train_records)?;
+    let dev = encode(&classifier, &schema, &dev_records)?;
+    let weights = class_weights(config.class_weights.as_deref(), &train, schema.labels.len())?;
+    if !resume {
+        crate::io::write_json(&run.file("train_config.json"), &config)?;
+    }
+    let progress = progress::Progress::new(config.quiet);
+    let mut trainer = Trainer::new(config, classifier, base.path(), train, dev, weights)?;
+    if resume {
+        trainer.restore()?;
+    }
+    let steps_before = trainer.state.global_step;
+    let outcome = trainer.run(stop, &progress)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let state = &trainer.state;
+    let rate = trainer.examples_since(steps_before) as f64 / seconds.max(1e-9);
+    progress.summary(&state.log_history, state.best_step, seconds, rate);
+    let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
+    let warnings = trainer
+        .best_single_answer
+        .iter()
+        .map(|label| crate::evaluation::single_answer_warning("the selected model", label, "dev"))
+        .collect();
+    Ok(TrainSummary { outcome, run_dir: run.0, best, seconds, warnings })
+}
+
+fn prepare_run_dir(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
+    if resume {
+        let state = trainer::RunDir(out.to_path_buf()).checkpoint().join("trainer_state.json");
+        let state = state::TrainerState::load(&state)
+            .map_err(|e| Error::Other(format!("cannot resume {}: {e}", out.display())))?;
+        if state.finished {
+            return Err(Error::Other(format!("{}: this run has already finished", out.display())));
+        }
+        return Ok(());
+    }
+    let hint = format!("pass --overwrite to replace it or --resume {} to continue it", out.display());
+    crate::io::prepare_output_dir(out, overwrite, &hint)
+}
+
+pub fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, Vec<Record>)> {
+    let train = crate::data::load_records(&config.train, None, schema)?;
+    match config.dev_split.filter(|_| config.eval_strategy != EvalStrategy::No) {
+        Some(share) => {
+            let parts = crate::data::split_grouped(&train, share, 0.0, config.seed)?;
+            Ok((crate::data::pick(&train, &parts.train), crate::data::pick(&train, &parts.dev)))
+        }
+        None if config.dev_files().is_empty() => Ok((train, Vec::new())),
+        None => Ok((train, crate::data::load_records(config.dev_files(), None, schema)?)),
+    }
+}
+
+/// The targets the data uses, with the descriptions the model reads.
+fn targets_of<'a>(schema: &Schema, records: impl Iterator<Item = &'a Record>) -> Result<BTreeMap<String, String>> {
+    let mut targets = BTreeMap::new();
+    for r in records {
+        if !targets.contains_key(&r.target) {
+            let description = schema
+                .description(&r.target)
+                .ok_or_else(|| Error::Other(format!("target `{}` has no description in the targets file", r.target)))?;
+            targets.insert(r.target.clone(), description.to_string());
+        }
+    }
+    Ok(targets)
+}
+
+/// Runs `stancekit train` from its command line (`matches` tells flags given
+/// from defaults), stopping cleanly on Ctrl-C; says how it ended.
+pub fn run(args: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
+    let (config, resume) = settings(args, matches)?;
+    let stop = super::interrupt_flag()?;
+    let summary = train(config, resume, &stop)?;
+    let dir = summary.run_dir.display();
+    for warning in &summary.warnings {
+        eprintln!("warning: {warning}");
+    }
+    match summary.outcome {
+        Outcome::Interrupted => Err(Error::Other(format!(
+            "interrupted; the checkpoint is saved: continue with `stancekit train --resume {dir}`"
+        ))),
+        Outcome::EarlyStopped => Ok(eprintln!("stopped early; the best model is in {dir}")),
+        Outcome::Finished => Ok(eprintln!("done; the best model is in {dir}")),
+    }
+}
+
+/// The settings of a training run: a resumed run's saved ones, or the TOML of
+/// `--config` under the flags given on the command line, or the flags alone.
+fn settings(args: TrainArgs, matches: &clap::ArgMatches) -> Result<(TrainConfig, bool)> {
+    let flags = args.settings;
+    if let Some(dir) = args.resume {
+        let mut config = TrainConfig::from_json(&dir.join("train_config.json"))?;
+        config.out = dir;
+        config.quiet = flags.quiet;
+        return Ok((config, true));
+    }
+    let Some(file) = args.config else { return Ok((flags, false)) };
+    let json = |e: serde_json::Error| Error::Other(format!("{}: {e}", file.display()));
+    let mut merged = serde_json::to_value(TrainConfig::from_toml(&file)?).map_err(json)?;
+    if let serde_json::Value::Object(given) = serde_json::to_value(&flags).map_err(json)? {
+        for (key, value) in given {
+            if matches.value_source(&key) == Some(clap::parser::ValueSource::CommandLine) {
+                merged[key] = value;
+            }
+        }
+    }
+    let mut config: TrainConfig = serde_json::from_value(merged).map_err(json)?;
+    config.overwrite = flags.overwrite;
+    config.quiet = flags.quiet;
+    Ok((config, false))
+}
+
+#[cfg(test)]
+#[path = "train_tests.rs"]
+mod tests;
