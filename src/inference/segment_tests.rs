@@ -1,0 +1,111 @@
+use super::*;
+
+fn texts(text: &str) -> Vec<String> {
+    split_sentences(text).into_iter().map(|s| s.text).collect()
+}
+
+#[test]
+fn abbreviations_initials_and_decimals_do_not_split() {
+    let text = "Mr. Smith met Dr. Jones in the U.S. Senate on Feb. 3 at 9 a.m. local time. \
+                Growth was 3.5 per cent, said John F. Kennedy Jr. of Acme Inc. in Washington, D.C. on Tuesday. \
+                See No. 10 and example.com, e.g. the EU.";
+    assert_eq!(
+        texts(text),
+        [
+            "Mr. Smith met Dr. Jones in the U.S. Senate on Feb. 3 at 9 a.m. local time.",
+            "Growth was 3.5 per cent, said John F. Kennedy Jr. of Acme Inc. in Washington, D.C. on Tuesday.",
+            "See No. 10 and example.com, e.g. the EU.",
+        ]
+    );
+}
+
+#[test]
+fn an_abbreviation_can_end_a_sentence() {
+    assert_eq!(
+        texts("Troops left the U.S. The talks resume in Feb. It will be hard. Shares of Acme Inc. They fell."),
+        ["Troops left the U.S.", "The talks resume in Feb.", "It will be hard.", "Shares of Acme Inc.", "They fell."]
+    );
+    assert_eq!(texts("The answer was no. We left."), ["The answer was no.", "We left."]);
+}
+
+#[test]
+fn quotes_and_brackets_stay_with_their_sentence() {
+    let text = "\"We will never give up.\" He left. \"Why?\" she asked. (The vote was close.) \
+                'Enough!' Then silence.";
+    assert_eq!(
+        texts(text),
+        [
+            "\"We will never give up.\"",
+            "He left.",
+            "\"Why?\" she asked.",
+            "(The vote was close.)",
+            "'Enough!'",
+            "Then silence."
+        ]
+    );
+}
+
+#[test]
+fn dashes_ellipses_and_runs_of_marks() {
+    let text = "The vote — held on Feb. 3 — passed. — Critics disagreed. Really?! Yes... and no… Maybe. \
+                The end... Then more.";
+    assert_eq!(
+        texts(text),
+        [
+            "The vote — held on Feb. 3 — passed.",
+            "— Critics disagreed.",
+            "Really?!",
+            "Yes... and no…",
+            "Maybe.",
+            "The end...",
+            "Then more."
+        ]
+    );
+}
+
+#[test]
+fn blank_lines_end_headlines_and_single_newlines_do_not() {
+    let text = "War in Europe\n\nThe army moved\nwest on Monday. Talks failed.\n  \nNew paragraph";
+    assert_eq!(texts(text), ["War in Europe", "The army moved\nwest on Monday.", "Talks failed.", "New paragraph"]);
+}
+
+#[test]
+fn offsets_are_characters_into_the_document() {
+    let text = "Übersee – café. Ça va?\n\n  Naïve «test» here.";
+    let chars: Vec<char> = text.chars().collect();
+    let sentences = split_sentences(text);
+    assert_eq!(sentences.len(), 3);
+    for (i, s) in sentences.iter().enumerate() {
+        assert_eq!(s.index, i);
+        assert_eq!(chars[s.start..s.end].iter().collect::<String>(), s.text);
+    }
+    assert_eq!((sentences[2].start, sentences[2].end), (26, 44));
+}
+
+#[test]
+fn streaming_a_long_paragraph_matches_whole_text_segmentation() {
+    let unit = "Mr. Smith said the U.S. Army moved on Feb. 3, and it was 2.5 km. The end came! ";
+    let text: String = std::iter::repeat_n(unit, 1000).collect::<Vec<_>>().join("\n");
+    let whole = segment(&text);
+    let streamed = split_sentences(&text);
+    assert!(text.len() > 4 * SCAN_EVERY_BYTES);
+    assert_eq!(streamed.len(), whole.len());
+    for (s, w) in streamed.iter().zip(&whole) {
+        assert_eq!(s.text, &text[w.clone()]);
+        assert_eq!(s.start, text[..w.start].chars().count());
+    }
+}
+
+#[test]
+fn a_text_without_punctuation_is_cut_into_bounded_pieces() {
+    let line = "word ".repeat(1000) + "\n";
+    let mut stream = SentenceStream::new();
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        stream.push_line(&line, &mut out);
+        assert!(stream.pending.len() < MAX_SENTENCE_BYTES + 2 * SCAN_EVERY_BYTES);
+    }
+    stream.finish(&mut out);
+    assert!(out.len() > 1);
+    assert_eq!(out.iter().map(|s| s.text.split_whitespace().count()).sum::<usize>(), 100_000);
+}
