@@ -4,9 +4,15 @@
 //! `?!` or `...` count once), followed by closing quotes or brackets, then
 //! whitespace, then a word that does not start in lower case. A period after an
 //! abbreviation ("Mr.", "U.S.", "Feb.", "J.") ends a sentence only when the next
-//! word is one that typically opens one ("The", "He", …). A blank line always
-//! ends a sentence (headlines carry no full stop). Decimals, URLs and the like
-//! never split because the period is not followed by whitespace.
+//! word is one that typically opens one ("The", "He", …), or starts the next
+//! line. A blank line always ends a sentence, and so does a line break after a
+//! line without terminal punctuation (headlines, bylines), unless the text reads
+//! on: the next line opens in lower case, or the line ends in a comma or a word
+//! like "the" (wrapped prose). Decimals, URLs and the like never split because
+//! the period is not followed by whitespace. A quotation of several sentences
+//! is split like other text (sentences are scored one by one): the opening
+//! quote stays with its first sentence, the closing one and the attribution
+//! with its last.
 //!
 //! [`SentenceStream`] segments text fed a line at a time with bounded memory;
 //! [`split_sentences`] is the same for a string in memory.
@@ -100,6 +106,12 @@ const SENTENCE_STARTERS: &[&str] = &[
     "Your",
 ];
 
+/// Words that leave a phrase open: a line ending in one is wrapped prose, not a headline.
+const CONTINUATIONS: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "nor", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as",
+    "into", "than", "that", "its", "their", "his", "her", "is", "are", "was", "were", "has", "have", "had", "will",
+];
+
 /// Text inside a sentence longer than this is cut, so that a file without any
 /// punctuation still streams in bounded memory. The model truncates far sooner.
 const MAX_SENTENCE_BYTES: usize = 64 * 1024;
@@ -127,6 +139,10 @@ fn segment(text: &str) -> Vec<std::ops::Range<usize>> {
     let mut start = 0;
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
+        if c == '\n' && line_ends_sentence(&text[..i], &text[i..]) {
+            push_trimmed(&mut spans, text, start..i);
+            start = i;
+        }
         if !is_terminator(c) {
             continue;
         }
@@ -179,10 +195,37 @@ fn ends_sentence(before: &str, mark: &str, after: &str) -> bool {
     if NUMBER_PREFIXES.contains(&lower.as_str()) {
         return !first.is_ascii_digit();
     }
-    if ABBREVIATIONS.contains(&lower.as_str()) || is_initial(word) || is_initialism(word) {
+    if is_initial(word) {
         return starts_sentence(next);
     }
+    if ABBREVIATIONS.contains(&lower.as_str()) || is_initialism(word) {
+        // At a line's end ("Updated 3:04 p.m." over a dateline) a capital opens the next line.
+        let line_break = after[..after.len() - next.len()].contains('\n');
+        return line_break || starts_sentence(next);
+    }
     true
+}
+
+/// Whether the line break between `before` and `after` ends a sentence: a
+/// headline or byline carries no terminal punctuation, so a line without it
+/// ends one, unless it reads as wrapped prose (the next line opens in lower
+/// case, or this one ends mid-phrase).
+fn line_ends_sentence(before: &str, after: &str) -> bool {
+    let line = before.rsplit('\n').next().unwrap_or("").trim_end().trim_end_matches(is_closer);
+    if line.trim_start().is_empty() || line.ends_with(is_terminator) || line.ends_with(is_continuation_mark) {
+        return false;
+    }
+    let last = line.rsplit(char::is_whitespace).next().unwrap_or("");
+    if CONTINUATIONS.contains(&last) {
+        return false;
+    }
+    let next = after.trim_start_matches(|c: char| c.is_whitespace() || is_opener(c));
+    !next.starts_with(char::is_lowercase)
+}
+
+/// A line ending in these goes on: the marks of a clause or a hyphenated word.
+fn is_continuation_mark(c: char) -> bool {
+    matches!(c, ',' | ';' | ':' | '-' | '–' | '—' | '&')
 }
 
 /// "J" in "John J. Smith".

@@ -109,3 +109,45 @@ fn a_text_without_punctuation_is_cut_into_bounded_pieces() {
     assert!(out.len() > 1);
     assert_eq!(out.iter().map(|s| s.text.split_whitespace().count()).sum::<usize>(), 100_000);
 }
+
+#[test]
+fn a_line_without_terminal_punctuation_ends_a_sentence() {
+    let text = "Kyiv braces for talks\nBy Jane Doe, Reuters\nUpdated 3:04 PM EST\n\
+                KYIV, Feb 11 (Reuters) – Ukraine said on Tuesday it would attend.\n";
+    assert_eq!(
+        texts(text),
+        [
+            "Kyiv braces for talks",
+            "By Jane Doe, Reuters",
+            "Updated 3:04 PM EST",
+            "KYIV, Feb 11 (Reuters) – Ukraine said on Tuesday it would attend."
+        ]
+    );
+}
+
+#[test]
+fn wrapped_prose_and_datelines_read_on() {
+    let text = "The talks, held in\nGeneva, failed;\nMinisters blamed the\nRussian side and\n\"Ukraine\" for it.\n\
+                KYIV, Feb. 11 (Reuters) - Ukraine said Mr.\nSmith would go.\n";
+    assert_eq!(
+        texts(text),
+        [
+            "The talks, held in\nGeneva, failed;\nMinisters blamed the\nRussian side and\n\"Ukraine\" for it.",
+            "KYIV, Feb. 11 (Reuters) - Ukraine said Mr.\nSmith would go."
+        ]
+    );
+}
+
+#[test]
+fn an_abbreviation_at_a_line_end_ends_a_byline() {
+    let text = "Updated 3:04 p.m.\nKYIV, Feb 11 (Reuters) – Talks failed at 9 a.m.\nlocal time.";
+    assert_eq!(texts(text), ["Updated 3:04 p.m.", "KYIV, Feb 11 (Reuters) – Talks failed at 9 a.m.\nlocal time."]);
+}
+
+#[test]
+fn a_quotation_of_several_sentences_is_split_sentence_by_sentence() {
+    assert_eq!(
+        texts("\"We will fight. We will win,\" he said. \"Never!\"\n"),
+        ["\"We will fight.", "We will win,\" he said.", "\"Never!\""]
+    );
+}
