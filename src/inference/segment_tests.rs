@@ -151,3 +151,112 @@ fn a_quotation_of_several_sentences_is_split_sentence_by_sentence() {
         ["\"We will fight.", "We will win,\" he said.", "\"Never!\""]
     );
 }
+
+/// The original text each sentence's offsets point to.
+fn written(text: &str, sentences: &[Sentence]) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    sentences.iter().map(|s| chars[s.start..s.end].iter().collect()).collect()
+}
+
+fn assert_offsets_hold_the_words(text: &str, sentences: &[Sentence]) {
+    for (s, written) in sentences.iter().zip(written(text, sentences)) {
+        for word in s.text.split_whitespace() {
+            assert!(written.contains(word), "{word:?} is not in {written:?}");
+        }
+    }
+}
+
+/// The seed article's sentences as committed: one row per sentence and target.
+fn committed_article_sentences() -> Vec<String> {
+    let rows = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/article.jsonl")).unwrap();
+    let mut texts: Vec<String> = Vec::new();
+    for row in rows.lines() {
+        let row: serde_json::Value = serde_json::from_str(row).unwrap();
+        let text = row["text"].as_str().unwrap();
+        if !texts.iter().any(|t| t == text) {
+            texts.push(text.to_string());
+        }
+    }
+    texts
+}
+
+#[test]
+fn the_seed_article_splits_as_its_committed_sentences() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/news/seed_article.txt")).unwrap();
+    let sentences = split_sentences(&text);
+    let expected = committed_article_sentences();
+    assert_eq!(expected.len(), 19);
+    assert_eq!(sentences.iter().map(|s| s.text.clone()).collect::<Vec<_>>(), expected);
+    assert_offsets_hold_the_words(&text, &sentences);
+}
+
+#[test]
+fn html_markup_is_not_scored_but_offsets_cover_it() {
+    let text = "<div class=\"story\">\n<h1>Kyiv braces for talks</h1>\n\
+                <p class=\"byline\">By <a href=\"/jane\">Jane Doe</a>, Reuters</p>\n\
+                <p>KYIV &ndash; Talks with Russia&#8217;s envoys failed.<br/>They resume on Monday &amp; Tuesday.</p>\n\
+                <p>Officials&nbsp;said <b>nothing</b>.</p><p>No date was set.</p><!-- ad -->\n</div>\n";
+    let sentences = split_sentences(text);
+    let texts: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "Kyiv braces for talks",
+            "By Jane Doe, Reuters",
+            "KYIV – Talks with Russia’s envoys failed.",
+            "They resume on Monday & Tuesday.",
+            "Officials said nothing.",
+            "No date was set."
+        ]
+    );
+    assert_eq!(
+        written(text, &sentences),
+        [
+            "<h1>Kyiv braces for talks</h1>",
+            "<p class=\"byline\">By <a href=\"/jane\">Jane Doe</a>, Reuters</p>",
+            "<p>KYIV &ndash; Talks with Russia&#8217;s envoys failed.",
+            "They resume on Monday &amp; Tuesday.</p>",
+            "<p>Officials&nbsp;said <b>nothing</b>.</p>",
+            "<p>No date was set.</p>"
+        ]
+    );
+}
+
+#[test]
+fn markdown_headings_bullets_links_and_emphasis_are_stripped() {
+    let text = "# Kyiv braces for talks\n\n**By Jane Doe**, _Reuters_\n\n## What we know\n\
+                - Talks failed on *Monday*.\n* A [second round](https://example.com/a_(b)) is planned\n\
+                1. Envoys left `Geneva`\n2) Sanctions stay\n\n---\n\nUse file_name and 2 * 3 = 6.\n";
+    let sentences = split_sentences(text);
+    let texts: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "Kyiv braces for talks",
+            "By Jane Doe, Reuters",
+            "What we know",
+            "Talks failed on Monday.",
+            "A second round is planned",
+            "Envoys left Geneva",
+            "Sanctions stay",
+            "Use file_name and 2 * 3 = 6."
+        ]
+    );
+    let written = written(text, &sentences);
+    assert_eq!(written[..3], ["# Kyiv braces for talks", "**By Jane Doe**, _Reuters_", "## What we know"]);
+    assert_eq!(written[4], "* A [second round](https://example.com/a_(b)) is planned");
+    assert_eq!(written[6], "2) Sanctions stay");
+}
+
+#[test]
+fn a_line_of_markup_only_is_skipped() {
+    let text = "The army moved\n![A map of the front](https://example.com/map.png?w=620&fit=cover)\n<div>\n\
+                west on Monday. Talks failed\n<hr/>\n***\nThe end\n";
+    let sentences = split_sentences(text);
+    let texts: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["The army moved", "west on Monday.", "Talks failed", "The end"]);
+    assert_offsets_hold_the_words(text, &sentences);
+    let text = "The army moved\n![A map](map.png)\nwest on Monday.";
+    assert_eq!(written(text, &split_sentences(text)), [text]);
+}
