@@ -14,6 +14,12 @@
 //! quote stays with its first sentence, the closing one and the attribution
 //! with its last.
 //!
+//! Markup is not scored: markdown images, link URLs, heading marks, list
+//! bullets, emphasis marks and HTML tags are removed, HTML entities decoded.
+//! A line of markup only (an image, a lone tag, `---`) is skipped; headings,
+//! list items and HTML blocks end sentences. A sentence's offsets index the
+//! original text and take in the markup at its edges (`## `, `**`, `<p>`).
+//!
 //! [`SentenceStream`] segments text fed a line at a time with bounded memory;
 //! [`split_sentences`] is the same for a string in memory.
 
@@ -421,13 +427,18 @@ impl Cleaner<'_> {
         if name == "br" {
             return self.replace(tag.len(), "\n");
         }
-        self.remove(tag.len());
-        if BLOCK_TAGS.contains(&name.as_str()) {
-            if tag.starts_with("</") {
-                // A closing tag belongs to no later sentence.
-                self.markup_start = None;
-            }
+        if !BLOCK_TAGS.contains(&name.as_str()) {
+            return self.remove(tag.len());
+        }
+        if tag.starts_with("</") {
+            // A closing tag ends its block's last sentence and belongs to no later one.
+            self.remove(tag.len());
+            self.markup_start = None;
             self.block_break();
+        } else {
+            // An opening tag belongs to its block's first sentence.
+            self.block_break();
+            self.remove(tag.len());
         }
     }
 
@@ -592,7 +603,8 @@ pub struct Sentence {
 }
 
 /// Splits a document read a line at a time. Memory holds about one paragraph
-/// (at most one long sentence plus a few KiB), whatever the document's size.
+/// (at most one long sentence plus a few KiB, and the origin of each of their
+/// bytes), whatever the document's size.
 #[derive(Debug, Default)]
 pub struct SentenceStream {
     /// Scored text not yet emitted, and the origin of each of its bytes.

@@ -251,7 +251,8 @@ fn markdown_headings_bullets_links_and_emphasis_are_stripped() {
 
 #[test]
 fn a_line_of_markup_only_is_skipped() {
-    let text = "The army moved\n![A map of the front](https://example.com/map.png?w=620&fit=cover)\n<div>\n\
+    let text = "The army moved\n![A map of the front](https://example.com/map.png?w=620&fit=cover)\n\
+                [![logo](logo.png)](https://example.com)\n<div>\n\
                 west on Monday. Talks failed\n<hr/>\n***\nThe end\n";
     let sentences = split_sentences(text);
     let texts: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
