@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::commands::{self, clean, cv, data, embed, eval, predict, train};
+use crate::commands::{self, clean, cv, data, embed, eval, predict, serve, train};
 
 #[derive(Debug, Parser)]
 #[command(name = "stancekit", version, about = "Where does a sentence stand on a target?")]
@@ -28,6 +28,8 @@ pub enum Command {
     Cv(Box<cv::CvConfig>),
     /// Stance of every (sentence, target) pair of the input, streamed.
     Predict(predict::PredictConfig),
+    /// HTTP service: stance for texts sent one request at a time, merged into model batches.
+    Serve(serve::ServeConfig),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +60,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Eval(config) => eval::run_command(&config)?,
         Command::Cv(config) => cv::run_command(&config)?,
         Command::Predict(config) => commands::predict::run_command(&config)?,
+        Command::Serve(config) => serve::run(&config)?,
     }
     Ok(())
 }

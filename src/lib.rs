@@ -17,6 +17,7 @@ pub mod model;
 pub mod reporting;
 pub mod resolve;
 pub mod runtime;
+pub mod serving;
 pub mod testing;
 pub mod tokenization;
 pub mod training;

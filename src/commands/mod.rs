@@ -6,6 +6,7 @@
 //! - [`data`]: `data check`, `data split`; [`clean`]: `data clean`.
 //! - [`train`]: `train`; [`cv`]: `cv` (train and evaluate per fold).
 //! - [`predict`]: `predict`; [`embed`]: `embed`; [`eval`]: `eval`.
+//! - [`serve`]: `serve` (HTTP, over [`crate::serving`]).
 
 pub mod clean;
 pub mod cv;
@@ -13,6 +14,7 @@ pub mod data;
 pub mod embed;
 pub mod eval;
 pub mod predict;
+pub mod serve;
 pub mod train;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,132 @@
+//! `stancekit serve`: load the model, start the batcher, answer HTTP on
+//! `--addr` until SIGTERM or Ctrl-C, then stop accepting, finish what is in
+//! flight, and return.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Classifier, Precision};
+use crate::serving::batcher::BatchOptions;
+use crate::serving::server::{router, Limits, Service, Settings};
+use crate::{resolve, Error, Result};
+
+/// Configuration of `stancekit serve`.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct ServeConfig {
+    /// Trained model folder (as `stancekit train` writes it) or Hugging Face hub id.
+    #[arg(long)]
+    pub model: String,
+    /// Address to listen on (localhost only by default; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// (target, sentence) pairs merged from concurrent requests into one model
+    /// call at most, sorted by length there as `predict` sorts a window.
+    #[arg(long, default_value_t = 512)]
+    pub max_batch_size: usize,
+    /// How long a request waits for others to join its model call.
+    #[arg(long, default_value_t = 5)]
+    pub max_wait_ms: u64,
+    /// Pairs per forward pass inside a model call.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Requests waiting for the model at most; more are answered 429.
+    #[arg(long, default_value_t = 256)]
+    pub queue_size: usize,
+    /// Texts (or records) per request at most; more are answered 413.
+    #[arg(long, default_value_t = 64)]
+    pub max_texts: usize,
+    /// Bytes per request body at most; more are answered 413.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// A request not answered this long after it arrived is answered 504.
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// f32, or int8: the encoder's linear layers in 8-bit integers (CPU only), as `predict` has it.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+impl ServeConfig {
+    fn settings(&self) -> Settings {
+        Settings {
+            batching: BatchOptions {
+                max_pairs: self.max_batch_size.max(1),
+                max_wait: Duration::from_millis(self.max_wait_ms),
+                queue: self.queue_size.max(1),
+            },
+            batch_size: self.batch_size.max(1),
+            limits: Limits {
+                max_texts: self.max_texts.max(1),
+                max_body_bytes: self.max_body_bytes,
+                timeout: Duration::from_millis(self.timeout_ms),
+            },
+        }
+    }
+}
+
+/// Runs `stancekit serve` until a stop signal, then drains and returns.
+pub fn run(config: &ServeConfig) -> Result<()> {
+    // As in `predict`: requests are tokenised beside the model, not in the matmuls' rayon pool.
+    if !tokenizers::utils::parallelism::is_parallelism_configured() {
+        tokenizers::utils::parallelism::set_parallelism(false);
+    }
+    let dir = resolve::resolve(&config.model)?;
+    let device = crate::device::select_for(&config.device, config.precision)?;
+    let classifier = Classifier::load_inference(&dir, &device, config.precision)?;
+    let (service, model_thread) = Service::start(classifier, &dir, config.settings())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("starting the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.addr)
+            .await
+            .map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
+        let addr = listener.local_addr().map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
+        let stopped = stop_signal()?;
+        let precision = service.info["precision"].as_str().unwrap_or_default().to_string();
+        eprintln!("stancekit serve: listening on http://{addr} (model {}, {precision})", config.model);
+        axum::serve(listener, router(service))
+            .with_graceful_shutdown(stopped)
+            .await
+            .map_err(|e| Error::Other(format!("serving: {e}")))
+    })?;
+    // The router, and with it the last sender of the queue, is gone: the model thread ends.
+    model_thread.join().map_err(|_| Error::Other("the model thread panicked".into()))?;
+    eprintln!("stancekit serve: stopped");
+    Ok(())
+}
+
+/// Listens for SIGTERM and Ctrl-C from now on (so that one sent as soon as the
+/// address is printed is not missed); the future resolves on either.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    let listen = |e: std::io::Error| Error::Other(format!("listening for signals: {e}"));
+    #[cfg(unix)]
+    let stopped = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int) =
+            (signal(SignalKind::terminate()).map_err(listen)?, signal(SignalKind::interrupt()).map_err(listen)?);
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let stopped = {
+        let _ = listen;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    Ok(async move {
+        stopped.await;
+        eprintln!("stancekit serve: stopping; finishing the requests in flight");
+    })
+}

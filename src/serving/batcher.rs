@@ -1,0 +1,291 @@
+//! Dynamic batching: requests wait in a bounded queue; one thread takes them
+//! off it, merges those that arrive close together into one model call, and
+//! hands each request its own rows back.
+//!
+//! A call closes when it holds `max_pairs` pairs or when its first request has
+//! waited `max_wait` since it was queued, whichever comes first. Under load the
+//! queue fills while the model runs, so the next call closes at once and full;
+//! alone, a request waits at most `max_wait` for company. The model function
+//! sorts a call's pairs by length into forward passes, as `predict` sorts a
+//! window ([`crate::model::Classifier::proba_encoded`]).
+//!
+//! The model runs on a thread of its own, not on the async runtime: a forward
+//! pass is seconds of blocking CPU work that would stall every connection.
+
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::metrics::Metrics;
+use crate::tokenization::Encoded;
+
+/// One probability row per pair, in the order the pairs were given.
+pub type Probabilities = Vec<Vec<f32>>;
+
+/// What a request gets back: its rows, or why the model failed.
+pub type Reply = std::result::Result<Probabilities, String>;
+
+/// How requests are merged and how many may wait.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions {
+    /// Pairs merged into one model call at most (a request is never split, so
+    /// one larger than this runs alone).
+    pub max_pairs: usize,
+    /// How long a request may wait for others to join its call.
+    pub max_wait: Duration,
+    /// Requests waiting at most; more are refused.
+    pub queue: usize,
+}
+
+/// Why a request was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue holds `BatchOptions::queue` requests.
+    Full,
+    /// The model thread has stopped.
+    Stopped,
+}
+
+struct Job {
+    encoded: Vec<Encoded>,
+    queued: Instant,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// The queue's sending end; dropping every clone stops the model thread once
+/// the queue is empty.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: SyncSender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+impl Batcher {
+    /// Starts the model thread over `model`, which maps a call's pairs to their
+    /// probability rows in the same order.
+    pub fn start<F>(model: F, options: BatchOptions, metrics: Arc<Metrics>) -> (Self, JoinHandle<()>)
+    where
+        F: FnMut(&[Encoded]) -> crate::Result<Probabilities> + Send + 'static,
+    {
+        let (tx, rx) = sync_channel(options.queue.max(1));
+        let worker = Worker { rx, options, metrics: metrics.clone(), held: None };
+        let thread = std::thread::Builder::new()
+            .name("stancekit-batcher".into())
+            .spawn(move || worker.run(model))
+            .expect("spawning the batcher thread");
+        (Self { tx, metrics }, thread)
+    }
+
+    /// Queues a request's encoded pairs; the receiver gets its rows.
+    pub fn submit(&self, encoded: Vec<Encoded>) -> Result<oneshot::Receiver<Reply>, Refused> {
+        let (reply, rx) = oneshot::channel();
+        self.metrics.queued();
+        match self.tx.try_send(Job { encoded, queued: Instant::now(), reply }) {
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                self.metrics.dequeued();
+                Err(match e {
+                    TrySendError::Full(_) => Refused::Full,
+                    TrySendError::Disconnected(_) => Refused::Stopped,
+                })
+            }
+        }
+    }
+}
+
+struct Worker {
+    rx: Receiver<Job>,
+    options: BatchOptions,
+    metrics: Arc<Metrics>,
+    /// A job taken off the queue that did not fit the last call: the next call's first.
+    held: Option<Job>,
+}
+
+impl Worker {
+    fn run(mut self, mut model: impl FnMut(&[Encoded]) -> crate::Result<Probabilities>) {
+        while let Some(jobs) = self.gather() {
+            // A request that timed out meanwhile has dropped its receiver: skip its work.
+            let mut jobs: Vec<Job> = jobs.into_iter().filter(|j| !j.reply.is_closed()).collect();
+            if jobs.is_empty() {
+                continue;
+            }
+            let sizes: Vec<usize> = jobs.iter().map(|j| j.encoded.len()).collect();
+            self.metrics.batch(sizes.iter().sum(), jobs.len());
+            let encoded: Vec<Encoded> = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.encoded)).collect();
+            let result = model(&encoded).map_err(|e| e.to_string());
+            reply_each(jobs, &sizes, result);
+        }
+    }
+
+    /// The next call's requests; `None` once every sender is gone and the queue is empty.
+    fn gather(&mut self) -> Option<Vec<Job>> {
+        let first = match self.held.take() {
+            Some(job) => job,
+            None => self.take(self.rx.recv().ok()?),
+        };
+        let deadline = first.queued + self.options.max_wait;
+        let mut pairs = first.encoded.len();
+        let mut jobs = vec![first];
+        while pairs < self.options.max_pairs {
+            let next = match self.rx.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(job) => job,
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+            let next = self.take(next);
+            if pairs + next.encoded.len() > self.options.max_pairs {
+                self.held = Some(next);
+                break;
+            }
+            pairs += next.encoded.len();
+            jobs.push(next);
+        }
+        Some(jobs)
+    }
+
+    fn take(&self, job: Job) -> Job {
+        self.metrics.dequeued();
+        job
+    }
+}
+
+/// Splits a call's rows back into its requests, in order.
+fn reply_each(jobs: Vec<Job>, sizes: &[usize], result: Reply) {
+    match result {
+        Ok(mut rows) => {
+            // Back to front, so that each request's rows come off the end.
+            for (job, &n) in jobs.into_iter().zip(sizes).rev() {
+                let mine = rows.split_off(rows.len() - n);
+                let _ = job.reply.send(Ok(mine));
+            }
+        }
+        Err(message) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(message.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A pair whose one token is `value`: the fake model answers `[value]`.
+    fn pairs(values: &[u32]) -> Vec<Encoded> {
+        values.iter().map(|&v| Encoded { ids: vec![v], type_ids: vec![0], target: None }).collect()
+    }
+
+    fn options(max_pairs: usize, max_wait_ms: u64, queue: usize) -> BatchOptions {
+        BatchOptions { max_pairs, max_wait: Duration::from_millis(max_wait_ms), queue }
+    }
+
+    /// A model that echoes each pair's token and records the size of each call.
+    fn echo(calls: Arc<Mutex<Vec<usize>>>) -> impl FnMut(&[Encoded]) -> crate::Result<Probabilities> + Send {
+        move |encoded| {
+            calls.lock().unwrap().push(encoded.len());
+            Ok(encoded.iter().map(|e| vec![e.ids[0] as f32]).collect())
+        }
+    }
+
+    fn rows(values: &[u32]) -> Probabilities {
+        values.iter().map(|&v| vec![v as f32]).collect()
+    }
+
+    #[tokio::test]
+    async fn requests_that_arrive_together_share_a_call_and_get_their_own_rows_back() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let metrics = Arc::new(Metrics::new(16));
+        let (batcher, thread) = Batcher::start(echo(calls.clone()), options(100, 200, 16), metrics.clone());
+        let a = batcher.submit(pairs(&[1, 2, 3])).unwrap();
+        let b = batcher.submit(pairs(&[4])).unwrap();
+        let c = batcher.submit(pairs(&[5, 6])).unwrap();
+        assert_eq!(a.await.unwrap().unwrap(), rows(&[1, 2, 3]));
+        assert_eq!(b.await.unwrap().unwrap(), rows(&[4]));
+        assert_eq!(c.await.unwrap().unwrap(), rows(&[5, 6]));
+        assert_eq!(*calls.lock().unwrap(), [6]);
+        drop(batcher);
+        thread.join().unwrap();
+        assert_eq!(metrics.queue_depth(), 0);
+        assert!(metrics.render().contains("stancekit_batch_requests_sum 3"));
+    }
+
+    #[tokio::test]
+    async fn a_call_closes_when_full_and_the_request_that_does_not_fit_opens_the_next() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let (batcher, thread) = Batcher::start(echo(calls.clone()), options(4, 200, 16), Arc::new(Metrics::new(16)));
+        let waiting: Vec<_> =
+            [&[1, 2][..], &[3], &[4, 5], &[6]].iter().map(|p| batcher.submit(pairs(p)).unwrap()).collect();
+        let got: Vec<Probabilities> = futures_all(waiting).await;
+        assert_eq!(got, [rows(&[1, 2]), rows(&[3]), rows(&[4, 5]), rows(&[6])]);
+        // 2 + 1 fit in 4, the third request would make 5: it starts the next call.
+        assert_eq!(*calls.lock().unwrap(), [3, 3]);
+        drop(batcher);
+        thread.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lone_request_waits_at_most_max_wait() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let (batcher, _thread) = Batcher::start(echo(calls), options(100, 50, 4), Arc::new(Metrics::new(4)));
+        let started = Instant::now();
+        batcher.submit(pairs(&[1])).unwrap().await.unwrap().unwrap();
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(50) && waited < Duration::from_millis(1000), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_abandoned_requests_are_not_computed() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let mut echo = echo(calls.clone());
+        let model = move |encoded: &[Encoded]| {
+            gate.lock().unwrap().recv().unwrap();
+            echo(encoded)
+        };
+        let (batcher, thread) = Batcher::start(model, options(1, 0, 2), Arc::new(Metrics::new(2)));
+        // The first call holds the model until released; two more fill the queue.
+        let first = batcher.submit(pairs(&[1])).unwrap();
+        while batcher.metrics.queue_depth() > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let abandoned = batcher.submit(pairs(&[2])).unwrap();
+        let kept = batcher.submit(pairs(&[3])).unwrap();
+        assert_eq!(batcher.submit(pairs(&[4])).unwrap_err(), Refused::Full);
+        drop(abandoned);
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), rows(&[1]));
+        assert_eq!(kept.await.unwrap().unwrap(), rows(&[3]));
+        assert_eq!(*calls.lock().unwrap(), [1, 1]);
+        drop(batcher);
+        thread.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_model_error_reaches_every_request_of_the_call() {
+        let model = |_: &[Encoded]| -> crate::Result<Probabilities> { Err(crate::Error::Model("boom".into())) };
+        let (batcher, _thread) = Batcher::start(model, options(10, 100, 4), Arc::new(Metrics::new(4)));
+        let (a, b) = (batcher.submit(pairs(&[1])).unwrap(), batcher.submit(pairs(&[2])).unwrap());
+        assert_eq!(a.await.unwrap().unwrap_err(), "model: boom");
+        assert_eq!(b.await.unwrap().unwrap_err(), "model: boom");
+    }
+
+    async fn futures_all(receivers: Vec<oneshot::Receiver<Reply>>) -> Vec<Probabilities> {
+        let mut out = Vec::new();
+        for rx in receivers {
+            out.push(rx.await.unwrap().unwrap());
+        }
+        out
+    }
+}

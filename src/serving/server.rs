@@ -1,0 +1,228 @@
+//! The HTTP routes over a loaded classifier: `POST /v1/predict`,
+//! `GET /v1/model`, `GET /health` and `GET /metrics`.
+//!
+//! A prediction request is checked and tokenised on tokio's blocking pool (so
+//! that it overlaps the model, as `predict`'s reader thread does), queued for
+//! the [`Batcher`], and answered with the rows `predict` writes for the same
+//! records, by the same [`RowWriter`].
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::api::{ApiError, Checked, PredictRequest};
+use super::batcher::{BatchOptions, Batcher, Probabilities, Refused};
+use super::metrics::Metrics;
+use crate::inference::predict::{OutputFormat, Prediction, RowWriter, Sink, TargetSet};
+use crate::model::Classifier;
+use crate::resolve::ModelDir;
+
+/// Per-request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Texts (or records) in one request.
+    pub max_texts: usize,
+    /// Bytes of one request body.
+    pub max_body_bytes: usize,
+    /// From a request's arrival to its answer.
+    pub timeout: Duration,
+}
+
+/// Everything the handlers share.
+pub struct Service {
+    pub classifier: Arc<Classifier>,
+    pub targets: TargetSet,
+    pub batcher: Batcher,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    /// The body of `GET /v1/model`, made once.
+    pub info: serde_json::Value,
+}
+
+/// How the service batches and what it allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub batching: BatchOptions,
+    /// Pairs per forward pass inside a model call.
+    pub batch_size: usize,
+    pub limits: Limits,
+}
+
+impl Service {
+    /// Starts the model thread over `classifier` (loaded from `dir`); the
+    /// thread ends once the service and every clone of its batcher are dropped.
+    pub fn start(
+        classifier: Classifier,
+        dir: &ModelDir,
+        settings: Settings,
+    ) -> crate::Result<(Arc<Self>, JoinHandle<()>)> {
+        let classifier = Arc::new(classifier);
+        let targets = TargetSet::new(&classifier.spec.targets, &[], &[])?;
+        let info = model_info(&classifier, dir, &settings);
+        let metrics = Arc::new(Metrics::new(settings.batching.queue));
+        let model = classifier.clone();
+        let batch_size = settings.batch_size;
+        let (batcher, thread) =
+            Batcher::start(move |encoded| model.proba_encoded(encoded, batch_size), settings.batching, metrics.clone());
+        let service = Service { classifier, targets, batcher, metrics, limits: settings.limits, info };
+        Ok((Arc::new(service), thread))
+    }
+}
+
+/// What `GET /v1/model` says: labels, targets, the base model, precision, and the server's limits.
+fn model_info(classifier: &Classifier, dir: &ModelDir, settings: &Settings) -> serde_json::Value {
+    let spec = &classifier.spec;
+    let targets: Vec<serde_json::Value> = spec
+        .targets
+        .iter()
+        .map(|(id, description)| serde_json::json!({ "id": id, "description": description }))
+        .collect();
+    let (batching, limits) = (&settings.batching, &settings.limits);
+    serde_json::json!({
+        "labels": spec.labels,
+        "targets": targets,
+        "base_model": base_model(classifier, dir),
+        "model_type": classifier.config.model_type,
+        "head": spec.head,
+        "max_length": spec.max_length,
+        "precision": if classifier.int8_kernel.is_some() { "int8" } else { "f32" },
+        "int8_kernel": classifier.int8_kernel.map(|k| k.name()),
+        "batching": {
+            "max_batch_size": batching.max_pairs,
+            "batch_size": settings.batch_size,
+            "max_wait_ms": batching.max_wait.as_millis() as u64,
+            "queue_size": batching.queue,
+        },
+        "limits": {
+            "max_texts": limits.max_texts,
+            "max_body_bytes": limits.max_body_bytes,
+            "timeout_ms": limits.timeout.as_millis() as u64,
+        },
+    })
+}
+
+/// The encoder a run was trained from (`train_config.json`'s `model`), else
+/// the name its `config.json` carries.
+fn base_model(classifier: &Classifier, dir: &ModelDir) -> Option<String> {
+    let trained_from = std::fs::read(dir.file("train_config.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|config| config.get("model")?.as_str().map(String::from));
+    trained_from.or_else(|| classifier.config.extra.get("_name_or_path")?.as_str().map(String::from))
+}
+
+/// The routes over `service`, with the body limit and the request metrics.
+pub fn router(service: Arc<Service>) -> Router {
+    let limit = service.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/predict", post(predict))
+        .route("/v1/model", get(model))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, None, "method not allowed on this route")
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(service.clone(), track))
+        .with_state(service)
+}
+
+/// Counts every answer by route and status, with its latency.
+async fn track(
+    State(service): State<Arc<Service>>,
+    path: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = path.map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    service.metrics.request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn model(State(service): State<Arc<Service>>) -> impl IntoResponse {
+    axum::Json(service.info.clone())
+}
+
+async fn metrics(State(service): State<Arc<Service>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], service.metrics.render())
+}
+
+async fn predict(State(service): State<Arc<Service>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let limits = service.limits;
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = format!("body: over {} bytes (--max-body-bytes)", limits.max_body_bytes);
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, Some("body"), message).into_response();
+        }
+        Err(e) => return ApiError::new(e.status(), Some("body"), e.body_text()).into_response(),
+    };
+    // Dropping the answer on timeout drops its queue receiver, so the batcher skips it.
+    match tokio::time::timeout(limits.timeout, answer(service, body)).await {
+        Ok(Ok(rows)) => ([(header::CONTENT_TYPE, "application/json")], rows).into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => {
+            let message = format!("no answer within {} ms (--timeout-ms)", limits.timeout.as_millis());
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, None, message).into_response()
+        }
+    }
+}
+
+/// Checks and tokenises off the async threads, waits for the model, writes the rows.
+async fn answer(service: Arc<Service>, body: Bytes) -> Result<String, ApiError> {
+    let prepared = service.clone();
+    let (checked, encoded) = tokio::task::spawn_blocking(move || {
+        let checked = PredictRequest::parse(&body)?.check(&prepared.targets, prepared.limits.max_texts)?;
+        let pairs: Vec<(&str, &str)> = checked
+            .pairs
+            .iter()
+            .map(|&(r, t)| (prepared.targets.description(t), checked.records[r].text.as_str()))
+            .collect();
+        let encoded =
+            prepared.classifier.pair_encoder().encode(&pairs).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok::<_, ApiError>((checked, encoded))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("checking the request: {e}")))??;
+    let waiting = service.batcher.submit(encoded).map_err(|refused| match refused {
+        Refused::Full => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, None, "the queue is full (--queue-size); retry shortly")
+        }
+        Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, "the model has stopped"),
+    })?;
+    let probabilities = waiting
+        .await
+        .map_err(|_| ApiError::internal("the model stopped before answering"))?
+        .map_err(ApiError::internal)?;
+    rows_json(&service, &checked, &probabilities)
+}
+
+/// `{"predictions": [...]}`, each row as `predict` writes it to JSONL.
+fn rows_json(service: &Service, checked: &Checked, probabilities: &Probabilities) -> Result<String, ApiError> {
+    let labels = &service.classifier.spec.labels;
+    let internal = |e: crate::Error| ApiError::internal(e.to_string());
+    let mut writer = RowWriter::new(Vec::new(), OutputFormat::Jsonl, labels, false, "response").map_err(internal)?;
+    for (&(r, t), p) in checked.pairs.iter().zip(probabilities) {
+        let prediction = Prediction { record: &checked.records[r], target: service.targets.id(t), probabilities: p };
+        writer.prediction(&prediction).map_err(internal)?;
+    }
+    let jsonl = String::from_utf8(writer.finish().map_err(internal)?).map_err(|e| ApiError::internal(e.to_string()))?;
+    // JSON escapes newlines inside strings, so the only ones are between rows.
+    Ok(format!("{{\"predictions\":[{}]}}", jsonl.trim_end().replace('\n', ",")))
+}
