@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::Value::Null;
 
 use crate::inference::predict::TargetSet;
 use crate::inference::Record;
@@ -76,15 +77,14 @@ impl IntoResponse for ApiError {
 impl PredictRequest {
     /// Parses a body; a type error names its path (`texts[2]`, `records[0].text`).
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            if e.inner().is_syntax() || e.inner().is_eof() {
-                return ApiError::bad("body", format!("body: not valid JSON ({})", e.inner()));
-            }
-            let field = match e.path().to_string() {
-                root if root == "." => "body".to_string(),
-                path => path,
-            };
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::bad("body", format!("body: not valid JSON ({e})")))?;
+        // serde would read an array as the struct's fields in order: say what is wanted instead.
+        if !value.is_object() {
+            return Err(ApiError::bad("body", "body: not a JSON object with `texts` or `records`"));
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let field = e.path().to_string();
             ApiError::bad(&field, format!("{field}: {}", e.inner()))
         })
     }
@@ -92,52 +92,21 @@ impl PredictRequest {
     /// The records and pairs to score, or the first problem. `targets` holds
     /// the model's targets; at most `max_texts` texts are taken.
     pub fn check(self, targets: &TargetSet, max_texts: usize) -> Result<Checked, ApiError> {
-        let selected = match &self.targets {
-            Some(ids) if ids.is_empty() => {
-                return Err(ApiError::bad("targets", "targets: empty; leave it out for all"))
-            }
-            Some(ids) => ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| find_target(targets, id, &format!("targets[{i}]")))
-                .collect::<Result<_, _>>()?,
-            None => targets.selected().to_vec(),
-        };
+        let selected = selection(self.targets.as_deref(), targets)?;
         let (field, records) = match (self.texts, self.records) {
-            (Some(texts), None) => (
-                "texts",
-                texts.into_iter().map(|text| RecordIn { id: serde_json::Value::Null, text, target: None }).collect(),
-            ),
-            (None, Some(records)) => ("records", records),
-            (Some(_), Some(_)) => return Err(ApiError::bad("texts", "give `texts` or `records`, not both")),
-            (None, None) => {
-                return Err(ApiError::bad(
-                    "texts",
-                    "missing: give `texts` (strings) or `records` (objects with `text`)",
-                ))
+            (Some(texts), None) => {
+                ("texts", texts.into_iter().map(|text| RecordIn { id: Null, text, target: None }).collect())
             }
+            (None, Some(records)) => ("records", records),
+            (Some(_), Some(_)) => return Err(ApiError::bad("texts", "texts: give `texts` or `records`, not both")),
+            (None, None) => return Err(ApiError::bad("texts", "texts: missing; give `texts` or `records`")),
         };
         check_count(field, records.len(), max_texts)?;
         let file: Arc<str> = "request".into();
         let mut checked = Checked { records: Vec::with_capacity(records.len()), pairs: Vec::new() };
         for (i, r) in records.into_iter().enumerate() {
             let at = |name: &str| if field == "texts" { format!("texts[{i}]") } else { format!("records[{i}].{name}") };
-            if r.text.trim().is_empty() {
-                return Err(ApiError::bad(&at("text"), format!("{}: empty text", at("text"))));
-            }
-            let own = match r.target.as_deref().map(str::trim) {
-                None => None,
-                Some("") => return Err(ApiError::bad(&at("target"), format!("{}: empty", at("target")))),
-                Some(id) => Some(find_target(targets, id, &at("target"))?),
-            };
-            let record = Record {
-                id: record_id(&r.id, i),
-                text: r.text,
-                target: own.map(|t| targets.id(t).to_string()),
-                span: None,
-                file: file.clone(),
-                line: i + 1,
-            };
+            let (record, own) = r.check(i, at, targets, &file)?;
             let index = checked.records.len();
             match own {
                 Some(t) => checked.pairs.push((index, t)),
@@ -146,6 +115,44 @@ impl PredictRequest {
             checked.records.push(record);
         }
         Ok(checked)
+    }
+}
+
+impl RecordIn {
+    /// The record at `index` as `predict` would read it, and its own target's
+    /// index if it names one; `at` names a field of it.
+    fn check(
+        self,
+        index: usize,
+        at: impl Fn(&str) -> String,
+        targets: &TargetSet,
+        file: &Arc<str>,
+    ) -> Result<(Record, Option<usize>), ApiError> {
+        if self.text.trim().is_empty() {
+            return Err(ApiError::bad(&at("text"), format!("{}: empty text", at("text"))));
+        }
+        let own = match self.target.as_deref().map(str::trim) {
+            None => None,
+            Some("") => return Err(ApiError::bad(&at("target"), format!("{}: empty", at("target")))),
+            Some(id) => Some(find_target(targets, id, &at("target"))?),
+        };
+        // As `predict` reads a JSONL id: a string as it is, another value as JSON, none as the position.
+        let id = match self.id {
+            Null => (index + 1).to_string(),
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let target = own.map(|t| targets.id(t).to_string());
+        Ok((Record { id, text: self.text, target, span: None, file: file.clone(), line: index + 1 }, own))
+    }
+}
+
+/// The targets a record without its own is scored on: those named, or all.
+fn selection(named: Option<&[String]>, targets: &TargetSet) -> Result<Vec<usize>, ApiError> {
+    match named {
+        None => Ok(targets.selected().to_vec()),
+        Some([]) => Err(ApiError::bad("targets", "targets: empty; leave it out for all")),
+        Some(ids) => ids.iter().enumerate().map(|(i, id)| find_target(targets, id, &format!("targets[{i}]"))).collect(),
     }
 }
 
@@ -169,12 +176,87 @@ fn find_target(targets: &TargetSet, id: &str, field: &str) -> Result<usize, ApiE
     })
 }
 
-/// A record's id as `predict` takes it from JSONL: a string as it is, another
-/// value as JSON, none as the record's 1-based position.
-fn record_id(id: &serde_json::Value, index: usize) -> String {
-    match id {
-        serde_json::Value::Null => (index + 1).to_string(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn targets() -> TargetSet {
+        let model: BTreeMap<String, String> =
+            [("defence", "europe paying for its defence"), ("nato", "ukraine joining nato")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into();
+        TargetSet::new(&model, &[], &[]).unwrap()
+    }
+
+    fn check(body: &str, max_texts: usize) -> Result<Checked, ApiError> {
+        PredictRequest::parse(body.as_bytes())?.check(&targets(), max_texts)
+    }
+
+    /// (status, field) of a refused body.
+    fn refusal(body: &str) -> (u16, String, String) {
+        let e = check(body, 3).unwrap_err();
+        (e.status.as_u16(), e.field.unwrap_or_default(), e.message)
+    }
+
+    #[test]
+    fn texts_get_every_target_and_their_positions_as_ids() {
+        let checked = check(r#"{"texts": ["the war must end", "peace"]}"#, 3).unwrap();
+        let ids: Vec<&str> = checked.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["1", "2"]);
+        assert_eq!(checked.pairs, [(0, 0), (0, 1), (1, 0), (1, 1)]);
+        let checked = check(r#"{"texts": ["peace"], "targets": ["nato", "defence", "nato"]}"#, 3).unwrap();
+        assert_eq!(checked.pairs, [(0, 1), (0, 0), (0, 1)]);
+    }
+
+    #[test]
+    fn records_keep_their_ids_and_their_own_target_as_predict_reads_them() {
+        let body = r#"{"records": [{"id": "a", "text": "x", "target": " nato "}, {"id": 7, "text": "y", "label": "favor"},
+                                   {"text": "z"}], "targets": ["defence"]}"#;
+        let checked = check(body, 3).unwrap();
+        let records: Vec<(&str, Option<&str>)> =
+            checked.records.iter().map(|r| (r.id.as_str(), r.target.as_deref())).collect();
+        assert_eq!(records, [("a", Some("nato")), ("7", None), ("3", None)]);
+        assert_eq!(checked.pairs, [(0, 1), (1, 0), (2, 0)]);
+    }
+
+    #[test]
+    fn every_refusal_names_its_field() {
+        let cases = [
+            (r#"{"texts": ["a", "  "]}"#, 400, "texts[1]", "empty text"),
+            (r#"{"texts": ["a", 3]}"#, 400, "texts[1]", "invalid type: integer"),
+            (r#"{"texts": []}"#, 400, "texts", "empty"),
+            (r#"{"texts": ["a", "b", "c", "d"]}"#, 413, "texts", "4 texts; at most 3"),
+            (r#"{"targets": ["nato"]}"#, 400, "texts", "missing"),
+            (r#"{"texts": ["a"], "records": [{"text": "b"}]}"#, 400, "texts", "not both"),
+            (r#"{"text": ["a"]}"#, 400, "text", "unknown field `text`"),
+            (
+                r#"{"texts": ["a"], "targets": ["nato", "eu"]}"#,
+                400,
+                "targets[1]",
+                "unknown target `eu` (known: defence, nato)",
+            ),
+            (r#"{"texts": ["a"], "targets": []}"#, 400, "targets", "empty"),
+            (r#"{"records": [{"text": "a"}, {"id": "b"}]}"#, 400, "records[1]", "missing field `text`"),
+            (r#"{"records": [{"text": ""}]}"#, 400, "records[0].text", "empty text"),
+            (r#"{"records": [{"text": "a", "target": "eu"}]}"#, 400, "records[0].target", "unknown target `eu`"),
+            (r#"{"records": [{"text": "a", "target": ""}]}"#, 400, "records[0].target", "empty"),
+            (r#"{"records": [{"text": "a", "target": 1}]}"#, 400, "records[0].target", "invalid type"),
+            (r#"{"texts": ["a"]"#, 400, "body", "not valid JSON"),
+            ("", 400, "body", "not valid JSON"),
+            (r#"["a"]"#, 400, "body", "not a JSON object"),
+        ];
+        for (body, status, field, message) in cases {
+            let (got_status, got_field, got_message) = refusal(body);
+            assert_eq!((got_status, got_field.as_str()), (status, field), "{body}: {got_message}");
+            assert!(got_message.contains(message) && got_message.starts_with(field), "{body}: {got_message}");
+        }
+    }
+
+    #[test]
+    fn an_error_answers_json_with_its_status() {
+        let response = ApiError::bad("texts[0]", "texts[0]: empty text").into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()["content-type"], "application/json");
     }
 }

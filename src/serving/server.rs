@@ -226,3 +226,128 @@ fn rows_json(service: &Service, checked: &Checked, probabilities: &Probabilities
     // JSON escapes newlines inside strings, so the only ones are between rows.
     Ok(format!("{{\"predictions\":[{}]}}", jsonl.trim_end().replace('\n', ",")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use candle_core::Device;
+    use tower::ServiceExt;
+
+    fn settings(max_texts: usize, max_body_bytes: usize, timeout_ms: u64) -> Settings {
+        Settings {
+            batching: BatchOptions { max_pairs: 64, max_wait: Duration::from_millis(1), queue: 1 },
+            batch_size: 4,
+            limits: Limits { max_texts, max_body_bytes, timeout: Duration::from_millis(timeout_ms) },
+        }
+    }
+
+    fn tiny(dir: &tempfile::TempDir) -> (Classifier, ModelDir) {
+        crate::testing::write_tiny_classifier(dir.path(), 3).unwrap();
+        let model = ModelDir::open(dir.path()).unwrap();
+        (Classifier::load_frozen(&model, &Device::Cpu).unwrap(), model)
+    }
+
+    async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (u16, String) {
+        let request = Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    fn json(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    #[tokio::test]
+    async fn routes_answer_json_and_metrics_count_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (classifier, model) = tiny(&dir);
+        let (service, _thread) = Service::start(classifier, &model, settings(2, 1000, 10_000)).unwrap();
+        let app = router(service);
+        let (status, body) = call(&app, "POST", "/v1/predict", r#"{"texts": ["the war must end"]}"#).await;
+        assert_eq!(status, 200, "{body}");
+        let rows = json(&body)["predictions"].as_array().unwrap().clone();
+        let keys: Vec<(&str, &str)> =
+            rows.iter().map(|r| (r["id"].as_str().unwrap(), r["target"].as_str().unwrap())).collect();
+        assert_eq!(keys, [("1", "defence"), ("1", "nato")]);
+        let (status, body) = call(&app, "GET", "/v1/model", "").await;
+        let info = json(&body);
+        assert_eq!(
+            (status, &info["labels"], &info["precision"]),
+            (200, &serde_json::json!(["favor", "against", "none"]), &"f32".into())
+        );
+        assert_eq!(info["targets"][1]["id"], "nato");
+        assert_eq!(info["limits"]["max_texts"], 2);
+        assert_eq!(call(&app, "GET", "/health", "").await, (200, r#"{"status":"ok"}"#.to_string()));
+        let refusals = [
+            ("POST", "/v1/predict", r#"{"texts": ["a", "b", "c"]}"#.to_string(), 413, Some("texts")),
+            ("POST", "/v1/predict", format!(r#"{{"texts": ["{}"]}}"#, "a".repeat(2000)), 413, Some("body")),
+            ("POST", "/v1/predict", r#"{"texts": [""]}"#.to_string(), 400, Some("texts[0]")),
+            ("GET", "/v1/predict", String::new(), 405, None),
+            ("GET", "/nowhere", String::new(), 404, None),
+        ];
+        for (method, uri, body, status, field) in refusals {
+            let (got, text) = call(&app, method, uri, &body).await;
+            let error = json(&text);
+            assert_eq!((got, error["field"].as_str()), (status, field), "{text}");
+            assert_eq!(error["status"], status, "{text}");
+            assert!(!error["error"].as_str().unwrap().is_empty());
+        }
+        let (_, metrics) = call(&app, "GET", "/metrics", "").await;
+        for line in [
+            "stancekit_requests_total{route=\"/v1/predict\",status=\"200\"} 1",
+            "stancekit_requests_total{route=\"/v1/predict\",status=\"413\"} 2",
+            "stancekit_requests_total{route=\"unmatched\",status=\"404\"} 1",
+            "stancekit_batch_pairs_sum 2",
+            "stancekit_queue_depth 0",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_429_and_a_late_answer_504() {
+        let dir = tempfile::tempdir().unwrap();
+        let (classifier, model) = tiny(&dir);
+        let settings = settings(4, 1000, 300);
+        let info = model_info(&classifier, &model, &settings);
+        let metrics = Arc::new(Metrics::new(1));
+        // A model that never answers: the first request holds it, the second fills the queue.
+        let (_hold, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        let stuck = move |_: &[crate::tokenization::Encoded]| -> crate::Result<Probabilities> {
+            let _ = gate.lock().unwrap().recv();
+            Err(crate::Error::Other("released".into()))
+        };
+        let (batcher, _thread) = Batcher::start(stuck, settings.batching, metrics.clone());
+        let targets = TargetSet::new(&classifier.spec.targets, &[], &[]).unwrap();
+        let classifier = Arc::new(classifier);
+        let service = Service { classifier, targets, batcher, metrics: metrics.clone(), limits: settings.limits, info };
+        let app = router(Arc::new(service));
+        let body = r#"{"texts": ["peace"]}"#;
+        let first = tokio::spawn({
+            let app = app.clone();
+            async move { call(&app, "POST", "/v1/predict", body).await }
+        });
+        while metrics.render().contains("stancekit_batch_pairs_count 0") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let second = tokio::spawn({
+            let app = app.clone();
+            async move { call(&app, "POST", "/v1/predict", body).await }
+        });
+        while metrics.queue_depth() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (status, text) = call(&app, "POST", "/v1/predict", body).await;
+        assert_eq!(status, 429, "{text}");
+        assert!(json(&text)["error"].as_str().unwrap().contains("queue is full"));
+        for waiting in [first, second] {
+            let (status, text) = waiting.await.unwrap();
+            assert_eq!(status, 504, "{text}");
+            assert!(json(&text)["error"].as_str().unwrap().contains("no answer within 300 ms"));
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! `stancekit serve` end to end, through the binary, on tiny random classifiers:
+//! concurrent requests answer the rows `predict` writes, limits answer JSON
+//! errors, and SIGTERM lets the request in flight finish before exiting 0.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// A running `stancekit serve` on a free localhost port; killed if the test ends early.
+struct Server {
+    child: Child,
+    port: u16,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(model: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--model"])
+            .arg(model)
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().expect("serve printed nothing").unwrap();
+        let port = first
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        // Keep draining stderr, so that the server never blocks on it.
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push_str(&(l + "\n")))
+        });
+        Self { child, port, stderr }
+    }
+
+    /// One request on a fresh connection: (status, body).
+    fn call(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no body in {response:?}"));
+        (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
+    }
+
+    fn predict(&self, body: &Value) -> Vec<Value> {
+        let (status, text) = self.call("POST", "/v1/predict", &body.to_string());
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<Value>(&text).unwrap()["predictions"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `stancekit predict` over JSONL `input`: its rows.
+fn predict(model: &Path, input: &str, precision: &str) -> Vec<Value> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"))
+        .args(["predict", "--input", "-", "--precision", precision, "--model"])
+        .arg(model)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Sentences of zigzagging lengths, so that batching and sorting reorder them.
+fn records() -> Vec<Value> {
+    let words: Vec<&str> =
+        "the war must end and europe will never give up its borders for peace talks with nato".split(' ').collect();
+    (0..60).map(|i| json!({"id": format!("s{i}"), "text": words[..1 + (i * 7) % words.len()].join(" ")})).collect()
+}
+
+/// Rows keyed by (id, target), with the probabilities set apart.
+fn by_key(rows: Vec<Value>) -> BTreeMap<(String, String), (Value, Vec<f64>)> {
+    rows.into_iter()
+        .map(|mut row| {
+            let probs: Vec<f64> = row["probs"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).collect();
+            let labels: Vec<String> = row["probs"].as_object().unwrap().keys().cloned().collect();
+            row["probs"] = json!(labels);
+            let key = (row["id"].as_str().unwrap().to_string(), row["target"].as_str().unwrap().to_string());
+            (key, (row, probs))
+        })
+        .collect()
+}
+
+#[test]
+fn concurrent_requests_get_the_rows_predict_writes() {
+    type Write = fn(&Path, u64) -> stancekit::Result<()>;
+    let per_target: Write = |dir, seed| stancekit::testing::write_tiny_mpnet_classifier(dir, true, seed);
+    let models: [(Write, &str); 3] = [
+        (stancekit::testing::write_tiny_classifier, "f32"),
+        (per_target, "f32"),
+        (stancekit::testing::write_tiny_classifier, "int8"),
+    ];
+    for (write, precision) in models {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 11).unwrap();
+        let records = records();
+        let jsonl: String = records.iter().map(|r| format!("{r}\n")).collect();
+        let want = by_key(predict(dir.path(), &jsonl, precision));
+        let server = Arc::new(Server::start(
+            dir.path(),
+            &["--max-wait-ms", "50", "--max-batch-size", "40", "--batch-size", "8", "--precision", precision],
+        ));
+        // Requests of 1 to 16 records from 8 threads at once, merged as they arrive.
+        let chunks: Vec<Vec<Value>> = records.chunks(16).flat_map(|c| [c[..1].to_vec(), c[1..].to_vec()]).collect();
+        let threads: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let server = server.clone();
+                std::thread::spawn(move || server.predict(&json!({ "records": chunk })))
+            })
+            .collect();
+        let got = by_key(threads.into_iter().flat_map(|t| t.join().unwrap()).collect());
+        assert_eq!(got.len(), want.len());
+        for (key, (row, probs)) in &want {
+            let (got_row, got_probs) = &got[key];
+            assert_eq!(got_row, row, "{precision}: fields of {key:?}");
+            let diff = probs.iter().zip(got_probs).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
+            assert!(diff <= 1e-6, "{precision}: {key:?} differs by {diff}");
+        }
+        let (_, metrics) = server.call("GET", "/metrics", "");
+        let line = metrics.lines().find(|l| l.starts_with("stancekit_batch_requests_count")).unwrap();
+        let calls: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(calls < 8, "{precision}: 8 requests took {calls} model calls: none were merged");
+        let (_, info) = server.call("GET", "/v1/model", "");
+        assert_eq!(serde_json::from_str::<Value>(&info).unwrap()["precision"], precision);
+    }
+}
+
+#[test]
+fn texts_and_targets_as_predict_reads_them_and_errors_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    stancekit::testing::write_tiny_classifier(dir.path(), 5).unwrap();
+    let server = Server::start(dir.path(), &["--max-texts", "2", "--max-body-bytes", "300"]);
+    let rows = server.predict(&json!({"texts": ["the war must end", "peace"], "targets": ["nato"]}));
+    let want = predict(dir.path(), "{\"text\": \"the war must end\"}\n{\"text\": \"peace\"}\n", "f32");
+    let want: Vec<&Value> = want.iter().filter(|r| r["target"] == "nato").collect();
+    assert_eq!(rows.len(), 2);
+    for (got, want) in rows.iter().zip(want) {
+        assert_eq!((&got["id"], &got["text"], &got["label"]), (&want["id"], &want["text"], &want["label"]));
+    }
+    let long = "war ".repeat(100);
+    let refusals = [
+        (json!({"texts": ["a", "b", "c"]}).to_string(), 413, "texts"),
+        (json!({ "texts": [long] }).to_string(), 413, "body"),
+        (json!({"texts": ["a", ""]}).to_string(), 400, "texts[1]"),
+        (json!({"texts": ["a"], "targets": ["eu"]}).to_string(), 400, "targets[0]"),
+        (json!({"records": [{"text": "a", "target": "eu"}]}).to_string(), 400, "records[0].target"),
+        ("{\"texts\": [".to_string(), 400, "body"),
+    ];
+    for (body, status, field) in refusals {
+        let (got, text) = server.call("POST", "/v1/predict", &body);
+        let error: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!((got, error["field"].as_str().unwrap()), (status, field), "{text}");
+    }
+    assert_eq!(server.call("GET", "/health", ""), (200, "{\"status\":\"ok\"}".to_string()));
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    stancekit::testing::write_tiny_classifier(dir.path(), 5).unwrap();
+    // The request waits 1.5 s for company, long enough to be in flight when SIGTERM comes.
+    let mut server = Server::start(dir.path(), &["--max-wait-ms", "1500"]);
+    let port = server.port;
+    let in_flight = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let body = "{\"texts\": [\"peace\"]}";
+        write!(stream, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut response = vec![0; 4096];
+        let n = stream.read(&mut response).unwrap();
+        String::from_utf8_lossy(&response[..n]).into_owned()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signals our own child process by its id.
+    assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) }, 0);
+    let response = in_flight.join().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"predictions\""), "{response}");
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}; stderr:\n{}", server.stderr.lock().unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(server.stderr.lock().unwrap().contains("stancekit serve: stopped"));
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after it stopped");
+}
