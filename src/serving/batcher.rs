@@ -26,7 +26,17 @@ use crate::tokenization::Encoded;
 pub type Probabilities = Vec<Vec<f32>>;
 
 /// What a request gets back: its rows, or why the model failed.
-pub type Reply = std::result::Result<Probabilities, String>;
+pub type Reply = std::result::Result<Answer, String>;
+
+/// A request's rows and where its time went (for a `Server-Timing` header).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub rows: Probabilities,
+    /// From being queued to the start of its model call.
+    pub queued: Duration,
+    /// The whole model call it was part of.
+    pub model: Duration,
+}
 
 /// How requests are merged and how many may wait.
 #[derive(Debug, Clone, Copy)]
@@ -115,8 +125,11 @@ impl Worker {
             let sizes: Vec<usize> = jobs.iter().map(|j| j.encoded.len()).collect();
             self.metrics.batch(sizes.iter().sum(), jobs.len());
             let encoded: Vec<Encoded> = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.encoded)).collect();
+            let started = Instant::now();
             let result = model(&encoded).map_err(|e| e.to_string());
-            reply_each(jobs, &sizes, result);
+            let took = started.elapsed();
+            self.metrics.model_call(took);
+            reply_each(jobs, &sizes, result.map(|rows| (rows, started, took)));
         }
     }
 
@@ -157,14 +170,15 @@ impl Worker {
     }
 }
 
-/// Splits a call's rows back into its requests, in order.
-fn reply_each(jobs: Vec<Job>, sizes: &[usize], result: Reply) {
+/// Splits a call's rows (with when it started and how long it took) back into its requests, in order.
+fn reply_each(jobs: Vec<Job>, sizes: &[usize], result: Result<(Probabilities, Instant, Duration), String>) {
     match result {
-        Ok(mut rows) => {
+        Ok((mut rows, started, model)) => {
             // Back to front, so that each request's rows come off the end.
             for (job, &n) in jobs.into_iter().zip(sizes).rev() {
-                let mine = rows.split_off(rows.len() - n);
-                let _ = job.reply.send(Ok(mine));
+                let rows = rows.split_off(rows.len() - n);
+                let queued = started.saturating_duration_since(job.queued);
+                let _ = job.reply.send(Ok(Answer { rows, queued, model }));
             }
         }
         Err(message) => {
@@ -209,9 +223,11 @@ mod tests {
         let a = batcher.submit(pairs(&[1, 2, 3])).unwrap();
         let b = batcher.submit(pairs(&[4])).unwrap();
         let c = batcher.submit(pairs(&[5, 6])).unwrap();
-        assert_eq!(a.await.unwrap().unwrap(), rows(&[1, 2, 3]));
-        assert_eq!(b.await.unwrap().unwrap(), rows(&[4]));
-        assert_eq!(c.await.unwrap().unwrap(), rows(&[5, 6]));
+        let (a, b, c) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap(), c.await.unwrap().unwrap());
+        assert_eq!([a.rows, b.rows, c.rows], [rows(&[1, 2, 3]), rows(&[4]), rows(&[5, 6])]);
+        // One call: the same model time for all, and the first waited longest for the others.
+        assert_eq!((a.model, b.model), (c.model, c.model));
+        assert!(a.queued >= c.queued);
         assert_eq!(*calls.lock().unwrap(), [6]);
         drop(batcher);
         thread.join().unwrap();
@@ -238,8 +254,9 @@ mod tests {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let (batcher, _thread) = Batcher::start(echo(calls), options(100, 50, 4), Arc::new(Metrics::new(4)));
         let started = Instant::now();
-        batcher.submit(pairs(&[1])).unwrap().await.unwrap().unwrap();
+        let answer = batcher.submit(pairs(&[1])).unwrap().await.unwrap().unwrap();
         let waited = started.elapsed();
+        assert!(answer.queued >= Duration::from_millis(50) && answer.queued <= waited, "{answer:?}");
         assert!(waited >= Duration::from_millis(50) && waited < Duration::from_millis(1000), "{waited:?}");
     }
 
@@ -265,8 +282,8 @@ mod tests {
         drop(abandoned);
         release.send(()).unwrap();
         release.send(()).unwrap();
-        assert_eq!(first.await.unwrap().unwrap(), rows(&[1]));
-        assert_eq!(kept.await.unwrap().unwrap(), rows(&[3]));
+        assert_eq!(first.await.unwrap().unwrap().rows, rows(&[1]));
+        assert_eq!(kept.await.unwrap().unwrap().rows, rows(&[3]));
         assert_eq!(*calls.lock().unwrap(), [1, 1]);
         drop(batcher);
         thread.join().unwrap();
@@ -284,7 +301,7 @@ mod tests {
     async fn futures_all(receivers: Vec<oneshot::Receiver<Reply>>) -> Vec<Probabilities> {
         let mut out = Vec::new();
         for rx in receivers {
-            out.push(rx.await.unwrap().unwrap());
+            out.push(rx.await.unwrap().unwrap().rows);
         }
         out
     }

@@ -59,6 +59,8 @@ struct Inner {
     latency: BTreeMap<String, Histogram>,
     batch_pairs: Histogram,
     batch_requests: Histogram,
+    /// Seconds per model call.
+    batch_seconds: Histogram,
 }
 
 /// The server's counters, shared by the handlers and the batcher.
@@ -76,6 +78,7 @@ impl Metrics {
             latency: BTreeMap::new(),
             batch_pairs: Histogram::new(&SIZE_BUCKETS),
             batch_requests: Histogram::new(&SIZE_BUCKETS),
+            batch_seconds: Histogram::new(&LATENCY_BUCKETS),
         };
         Self { inner: Mutex::new(inner), queue_depth: AtomicUsize::new(0), queue_capacity }
     }
@@ -98,6 +101,11 @@ impl Metrics {
         let mut inner = self.lock();
         inner.batch_pairs.observe(pairs as f64);
         inner.batch_requests.observe(requests as f64);
+    }
+
+    /// How long one model call ran.
+    pub fn model_call(&self, took: Duration) {
+        self.lock().batch_seconds.observe(took.as_secs_f64());
     }
 
     pub fn queued(&self) {
@@ -132,6 +140,9 @@ impl Metrics {
         let name = "stancekit_batch_requests";
         header(&mut out, name, "histogram", "Requests merged into one model call.");
         inner.batch_requests.render(&mut out, name, "");
+        let name = "stancekit_batch_duration_seconds";
+        header(&mut out, name, "histogram", "Time per model call.");
+        inner.batch_seconds.render(&mut out, name, "");
         header(&mut out, "stancekit_queue_depth", "gauge", "Requests waiting for the model.");
         let _ = writeln!(out, "stancekit_queue_depth {}", self.queue_depth());
         header(&mut out, "stancekit_queue_capacity", "gauge", "Requests the queue holds before answering 429.");
@@ -155,6 +166,7 @@ mod tests {
         metrics.request("/v1/predict", 200, Duration::from_millis(40));
         metrics.request("/v1/predict", 429, Duration::from_micros(200));
         metrics.batch(48, 2);
+        metrics.model_call(Duration::from_millis(20));
         metrics.queued();
         let text = metrics.render();
         for line in [
@@ -168,6 +180,7 @@ mod tests {
             "stancekit_batch_pairs_bucket{le=\"64\"} 1",
             "stancekit_batch_pairs_sum 48",
             "stancekit_batch_requests_bucket{le=\"2\"} 1",
+            "stancekit_batch_duration_seconds_bucket{le=\"0.025\"} 1",
             "# TYPE stancekit_request_duration_seconds histogram",
             "stancekit_queue_depth 1",
             "stancekit_queue_capacity 8",

@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::api::{ApiError, Checked, PredictRequest};
-use super::batcher::{BatchOptions, Batcher, Probabilities, Refused};
+use super::batcher::{Answer, BatchOptions, Batcher, Probabilities, Refused};
 use super::metrics::Metrics;
 use crate::inference::predict::{OutputFormat, Prediction, RowWriter, Sink, TargetSet};
 use crate::model::Classifier;
@@ -175,7 +175,9 @@ async fn predict(State(service): State<Arc<Service>>, body: Result<Bytes, BytesR
     };
     // Dropping the answer on timeout drops its queue receiver, so the batcher skips it.
     match tokio::time::timeout(limits.timeout, answer(service, body)).await {
-        Ok(Ok(rows)) => ([(header::CONTENT_TYPE, "application/json")], rows).into_response(),
+        Ok(Ok((rows, timing))) => {
+            ([(header::CONTENT_TYPE, "application/json".to_string()), (SERVER_TIMING, timing)], rows).into_response()
+        }
         Ok(Err(e)) => e.into_response(),
         Err(_) => {
             let message = format!("no answer within {} ms (--timeout-ms)", limits.timeout.as_millis());
@@ -184,8 +186,18 @@ async fn predict(State(service): State<Arc<Service>>, body: Result<Bytes, BytesR
     }
 }
 
-/// Checks and tokenises off the async threads, waits for the model, writes the rows.
-async fn answer(service: Arc<Service>, body: Bytes) -> Result<String, ApiError> {
+/// Where a request's time went, as the `Server-Timing` header says it (the
+/// load test reads it): waiting for its model call, and the call.
+const SERVER_TIMING: header::HeaderName = header::HeaderName::from_static("server-timing");
+
+fn server_timing(answer: &Answer) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!("queue;dur={:.3}, model;dur={:.3}", ms(answer.queued), ms(answer.model))
+}
+
+/// Checks and tokenises off the async threads, waits for the model, writes
+/// the rows; also gives the `Server-Timing` value.
+async fn answer(service: Arc<Service>, body: Bytes) -> Result<(String, String), ApiError> {
     let prepared = service.clone();
     let (checked, encoded) = tokio::task::spawn_blocking(move || {
         let checked = PredictRequest::parse(&body)?.check(&prepared.targets, prepared.limits.max_texts)?;
@@ -206,11 +218,11 @@ async fn answer(service: Arc<Service>, body: Bytes) -> Result<String, ApiError> 
         }
         Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, "the model has stopped"),
     })?;
-    let probabilities = waiting
+    let answer = waiting
         .await
         .map_err(|_| ApiError::internal("the model stopped before answering"))?
         .map_err(ApiError::internal)?;
-    rows_json(&service, &checked, &probabilities)
+    Ok((rows_json(&service, &checked, &answer.rows)?, server_timing(&answer)))
 }
 
 /// `{"predictions": [...]}`, each row as `predict` writes it to JSONL.
@@ -272,6 +284,9 @@ mod tests {
         let keys: Vec<(&str, &str)> =
             rows.iter().map(|r| (r["id"].as_str().unwrap(), r["target"].as_str().unwrap())).collect();
         assert_eq!(keys, [("1", "defence"), ("1", "nato")]);
+        let request = Request::post("/v1/predict").body(Body::from(r#"{"texts": ["peace"]}"#)).unwrap();
+        let timing = app.clone().oneshot(request).await.unwrap().headers()[SERVER_TIMING].to_str().unwrap().to_string();
+        assert!(timing.starts_with("queue;dur=") && timing.contains(", model;dur="), "{timing}");
         let (status, body) = call(&app, "GET", "/v1/model", "").await;
         let info = json(&body);
         assert_eq!(
@@ -297,10 +312,10 @@ mod tests {
         }
         let (_, metrics) = call(&app, "GET", "/metrics", "").await;
         for line in [
-            "stancekit_requests_total{route=\"/v1/predict\",status=\"200\"} 1",
+            "stancekit_requests_total{route=\"/v1/predict\",status=\"200\"} 2",
             "stancekit_requests_total{route=\"/v1/predict\",status=\"413\"} 2",
             "stancekit_requests_total{route=\"unmatched\",status=\"404\"} 1",
-            "stancekit_batch_pairs_sum 2",
+            "stancekit_batch_pairs_sum 4",
             "stancekit_queue_depth 0",
         ] {
             assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
