@@ -189,26 +189,25 @@ fn texts_and_targets_as_predict_reads_them_and_errors_as_json() {
 fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     stancekit::testing::write_tiny_classifier(dir.path(), 5).unwrap();
-    // The request waits 1.5 s for company, long enough to be in flight when SIGTERM comes.
-    let mut server = Server::start(dir.path(), &["--max-wait-ms", "1500"]);
+    let mut server = Server::start(dir.path(), &[]);
     let port = server.port;
-    let in_flight = std::thread::spawn(move || {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let body = "{\"texts\": [\"peace\"]}";
-        write!(stream, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-        let mut response = vec![0; 4096];
-        let n = stream.read(&mut response).unwrap();
-        String::from_utf8_lossy(&response[..n]).into_owned()
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    // A request whose body is half sent when SIGTERM comes: in flight, it is still answered.
+    let body = "{\"texts\": [\"peace\"]}";
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}", body.len(), &body[..5])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signals our own child process by its id.
     assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) }, 0);
-    let response = in_flight.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after SIGTERM");
+    stream.write_all(body[5..].as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"predictions\""), "{response}");
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit {status:?}; stderr:\n{}", server.stderr.lock().unwrap());
     std::thread::sleep(Duration::from_millis(100));
     assert!(server.stderr.lock().unwrap().contains("stancekit serve: stopped"));
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after it stopped");
 }

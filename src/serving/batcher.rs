@@ -2,16 +2,19 @@
 //! off it, merges those that arrive close together into one model call, and
 //! hands each request its own rows back.
 //!
-//! A call closes when it holds `max_pairs` pairs or when its first request has
-//! waited `max_wait` since it was queued, whichever comes first. Under load the
-//! queue fills while the model runs, so the next call closes at once and full;
-//! alone, a request waits at most `max_wait` for company. The model function
+//! A call closes when it holds `max_pairs` pairs, when its first request has
+//! waited `max_wait` since it was queued, or when no other request is on its
+//! way (being checked and tokenised: an [`Arrival`]), whichever comes first.
+//! Under load the queue fills while the model runs, so the next call closes at
+//! once and full; a request alone does not wait at all, and one whose company
+//! is still being tokenised waits at most `max_wait` for it. The model function
 //! sorts a call's pairs by length into forward passes, as `predict` sorts a
 //! window ([`crate::model::Classifier::proba_encoded`]).
 //!
 //! The model runs on a thread of its own, not on the async runtime: a forward
 //! pass is seconds of blocking CPU work that would stall every connection.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -21,6 +24,9 @@ use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
 use crate::tokenization::Encoded;
+
+/// How often a waiting call looks again whether its company is still on its way.
+const ARRIVAL_POLL: Duration = Duration::from_millis(1);
 
 /// One probability row per pair, in the order the pairs were given.
 pub type Probabilities = Vec<Vec<f32>>;
@@ -71,6 +77,18 @@ struct Job {
 pub struct Batcher {
     tx: SyncSender<Job>,
     metrics: Arc<Metrics>,
+    /// Requests being checked and tokenised, not yet queued.
+    arriving: Arc<AtomicUsize>,
+}
+
+/// A request on its way to the queue, counted until dropped: while any is,
+/// a call waits (up to `max_wait`) for it to join.
+pub struct Arrival(Arc<AtomicUsize>);
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Batcher {
@@ -81,12 +99,20 @@ impl Batcher {
         F: FnMut(&[Encoded]) -> crate::Result<Probabilities> + Send + 'static,
     {
         let (tx, rx) = sync_channel(options.queue.max(1));
-        let worker = Worker { rx, options, metrics: metrics.clone(), held: None };
+        let arriving = Arc::new(AtomicUsize::new(0));
+        let worker = Worker { rx, options, metrics: metrics.clone(), arriving: arriving.clone(), held: None };
         let thread = std::thread::Builder::new()
             .name("stancekit-batcher".into())
             .spawn(move || worker.run(model))
             .expect("spawning the batcher thread");
-        (Self { tx, metrics }, thread)
+        (Self { tx, metrics, arriving }, thread)
+    }
+
+    /// Counts a request as on its way until the returned guard is dropped
+    /// (drop it once the request is submitted, or refused).
+    pub fn arriving(&self) -> Arrival {
+        self.arriving.fetch_add(1, Ordering::SeqCst);
+        Arrival(self.arriving.clone())
     }
 
     /// Queues a request's encoded pairs; the receiver gets its rows.
@@ -110,6 +136,7 @@ struct Worker {
     rx: Receiver<Job>,
     options: BatchOptions,
     metrics: Arc<Metrics>,
+    arriving: Arc<AtomicUsize>,
     /// A job taken off the queue that did not fit the last call: the next call's first.
     held: Option<Job>,
 }
@@ -147,9 +174,14 @@ impl Worker {
                 Ok(job) => job,
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
-                    match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || self.arriving.load(Ordering::SeqCst) == 0 {
+                        break;
+                    }
+                    match self.rx.recv_timeout(left.min(ARRIVAL_POLL)) {
                         Ok(job) => job,
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
             };
@@ -220,9 +252,11 @@ mod tests {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let metrics = Arc::new(Metrics::new(16));
         let (batcher, thread) = Batcher::start(echo(calls.clone()), options(100, 200, 16), metrics.clone());
+        let arrival = batcher.arriving();
         let a = batcher.submit(pairs(&[1, 2, 3])).unwrap();
         let b = batcher.submit(pairs(&[4])).unwrap();
         let c = batcher.submit(pairs(&[5, 6])).unwrap();
+        drop(arrival);
         let (a, b, c) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap(), c.await.unwrap().unwrap());
         assert_eq!([a.rows, b.rows, c.rows], [rows(&[1, 2, 3]), rows(&[4]), rows(&[5, 6])]);
         // One call: the same model time for all, and the first waited longest for the others.
@@ -239,8 +273,10 @@ mod tests {
     async fn a_call_closes_when_full_and_the_request_that_does_not_fit_opens_the_next() {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let (batcher, thread) = Batcher::start(echo(calls.clone()), options(4, 200, 16), Arc::new(Metrics::new(16)));
+        let arrival = batcher.arriving();
         let waiting: Vec<_> =
             [&[1, 2][..], &[3], &[4, 5], &[6]].iter().map(|p| batcher.submit(pairs(p)).unwrap()).collect();
+        drop(arrival);
         let got: Vec<Probabilities> = futures_all(waiting).await;
         assert_eq!(got, [rows(&[1, 2]), rows(&[3]), rows(&[4, 5]), rows(&[6])]);
         // 2 + 1 fit in 4, the third request would make 5: it starts the next call.
@@ -250,14 +286,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_lone_request_waits_at_most_max_wait() {
+    async fn a_lone_request_runs_at_once_and_one_with_company_on_its_way_waits_at_most_max_wait() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let (batcher, _thread) = Batcher::start(echo(calls), options(100, 50, 4), Arc::new(Metrics::new(4)));
-        let started = Instant::now();
-        let answer = batcher.submit(pairs(&[1])).unwrap().await.unwrap().unwrap();
-        let waited = started.elapsed();
-        assert!(answer.queued >= Duration::from_millis(50) && answer.queued <= waited, "{answer:?}");
-        assert!(waited >= Duration::from_millis(50) && waited < Duration::from_millis(1000), "{waited:?}");
+        let (batcher, _thread) = Batcher::start(echo(calls.clone()), options(100, 300, 4), Arc::new(Metrics::new(4)));
+        let alone = batcher.submit(pairs(&[1])).unwrap().await.unwrap().unwrap();
+        assert!(alone.queued < Duration::from_millis(200), "{alone:?}");
+        // Another request is being tokenised: the first waits for it, and they share a call.
+        let arrival = batcher.arriving();
+        let first = batcher.submit(pairs(&[2]));
+        std::thread::sleep(Duration::from_millis(50));
+        let second = batcher.submit(pairs(&[3]));
+        drop(arrival);
+        let (first, second) = (first.unwrap().await.unwrap().unwrap(), second.unwrap().await.unwrap().unwrap());
+        assert_eq!((first.rows, second.rows), (rows(&[2]), rows(&[3])));
+        assert_eq!(*calls.lock().unwrap(), [1, 2]);
+        // One that never comes: the wait ends at max_wait.
+        let _never = batcher.arriving();
+        let waited = batcher.submit(pairs(&[4])).unwrap().await.unwrap().unwrap().queued;
+        assert!(waited >= Duration::from_millis(300) && waited < Duration::from_millis(2000), "{waited:?}");
     }
 
     #[tokio::test]
@@ -293,7 +339,9 @@ mod tests {
     async fn a_model_error_reaches_every_request_of_the_call() {
         let model = |_: &[Encoded]| -> crate::Result<Probabilities> { Err(crate::Error::Model("boom".into())) };
         let (batcher, _thread) = Batcher::start(model, options(10, 100, 4), Arc::new(Metrics::new(4)));
+        let arrival = batcher.arriving();
         let (a, b) = (batcher.submit(pairs(&[1])).unwrap(), batcher.submit(pairs(&[2])).unwrap());
+        drop(arrival);
         assert_eq!(a.await.unwrap().unwrap_err(), "model: boom");
         assert_eq!(b.await.unwrap().unwrap_err(), "model: boom");
     }

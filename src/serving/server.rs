@@ -198,6 +198,8 @@ fn server_timing(answer: &Answer) -> String {
 /// Checks and tokenises off the async threads, waits for the model, writes
 /// the rows; also gives the `Server-Timing` value.
 async fn answer(service: Arc<Service>, body: Bytes) -> Result<(String, String), ApiError> {
+    // From here until it is queued, a call about to close waits for this request.
+    let arrival = service.batcher.arriving();
     let prepared = service.clone();
     let (checked, encoded) = tokio::task::spawn_blocking(move || {
         let checked = PredictRequest::parse(&body)?.check(&prepared.targets, prepared.limits.max_texts)?;
@@ -217,7 +219,9 @@ async fn answer(service: Arc<Service>, body: Bytes) -> Result<(String, String), 
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, None, "the queue is full (--queue-size); retry shortly")
         }
         Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, "the model has stopped"),
-    })?;
+    });
+    drop(arrival);
+    let waiting = waiting?;
     let answer = waiting
         .await
         .map_err(|_| ApiError::internal("the model stopped before answering"))?

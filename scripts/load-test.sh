@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Load test: `stancekit serve` under 1, 8 and 64 concurrent clients, against
+# `stancekit predict` on the same sentences, on localhost, in one run.
+#
+#   scripts/load-test.sh [WORK_DIR]
+#
+# Environment: MODEL (default: WORK_DIR/model, trained here in seconds from
+# models/all-MiniLM-L6-v2 with --freeze-encoder, the frozen recipe); N (default
+# 2048) sentences, datasets/bench/news-sentences.txt repeated; CLIENTS (default
+# "1 8 64"); ROUNDS (default 2) alternating rounds of predict and every client
+# level, the median is reported; MAX_WAIT_MS (default 5) and SERVE_ARGS (extra
+# `serve` flags); PYTHON (default python3, stdlib only); CARGO_TARGET_DIR as
+# for cargo.
+#
+# Every request carries 1 to 16 sentences (sizes drawn once, the same in every
+# round) and is sent once: each level sends the N sentences `predict` reads,
+# and stops after 10 minutes at most. The server listens on 127.0.0.1 only.
+# Throughput is sentences answered per second of the level's wall time
+# (first request sent to last answer); predict's is its summary line's (input
+# to output, model loading excluded). Peak RSS: predict's from GNU time, the
+# server's VmHWM after all its levels.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="${1:-$(mktemp -d)}"
+python="${PYTHON:-python3}"
+n="${N:-2048}"
+levels="${CLIENTS:-1 8 64}"
+rounds="${ROUNDS:-2}"
+max_wait="${MAX_WAIT_MS:-5}"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+mkdir -p "$work"
+
+echo "building the release binary..." >&2
+(cd "$root" && cargo build --release --quiet)
+# A private copy: a shared target folder may be rebuilt from another checkout meanwhile.
+cp "$target_dir/release/stancekit" "$work/stancekit"
+stancekit="$work/stancekit"
+
+model="${MODEL:-$work/model}"
+if [ ! -f "$model/config.json" ]; then
+    echo "training $model (frozen MiniLM)..." >&2
+    (cd "$root" && "$stancekit" train --model models/all-MiniLM-L6-v2 --freeze-encoder \
+        --train datasets/train.jsonl --dev datasets/dev.jsonl --out "$model" >"$work/train.log" 2>&1)
+fi
+awk -v n="$n" 'NF {s[k++] = $0} END {for (i = 0; i < n; i++) print s[i % k]}' \
+    "$root/datasets/bench/news-sentences.txt" >"$work/sentences.txt"
+
+run_predict() {
+    /usr/bin/time -v -o "$work/predict.time" "$stancekit" predict --model "$model" --lines \
+        --input "$work/sentences.txt" --output "$work/predict.jsonl" 2>"$work/predict.stderr"
+    local rate rss
+    rate=$(grep -o '([0-9.]* sentences/s)' "$work/predict.stderr" | tr -d '(' | cut -d' ' -f1)
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/predict.time")
+    printf 'predict\t%s\t%s\n' "$rate" "$rss" >>"$work/predict.tsv"
+}
+
+# Starts the server on a free port; sets $server and $port.
+start_server() {
+    # shellcheck disable=SC2086
+    "$stancekit" serve --model "$model" --addr 127.0.0.1:0 --max-wait-ms "$max_wait" ${SERVE_ARGS:-} \
+        2>"$work/serve.stderr" &
+    server=$!
+    for _ in $(seq 600); do
+        port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/serve.stderr" | cut -d: -f3 || true)
+        [ -n "$port" ] && return 0
+        kill -0 "$server" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$work/serve.stderr" >&2
+    exit 1
+}
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+: >"$work/predict.tsv"
+: >"$work/serve.jsonl"
+: >"$work/serve-rss.tsv"
+for round in $(seq 1 "$rounds"); do
+    run_predict
+    start_server
+    for clients in $levels; do
+        "$python" "$root/scripts/load_client.py" --port "$port" --sentences "$work/sentences.txt" \
+            --clients "$clients" --max-seconds 600 >>"$work/serve.jsonl"
+    done
+    awk '/VmHWM/ {print $2}' "/proc/$server/status" >>"$work/serve-rss.tsv"
+    kill -TERM "$server"
+    wait "$server" || { echo "serve exited with $? after SIGTERM" >&2; exit 1; }
+    echo "round $round: predict $(tail -1 "$work/predict.tsv" | cut -f2) sentences/s; serve $(tail -n "$(wc -w <<<"$levels")" "$work/serve.jsonl" | "$python" -c 'import json, sys; print(" ".join(f"{r["clients"]}:{r["sentences_per_s"]:.1f}" for r in map(json.loads, sys.stdin)))')" >&2
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
+echo "machine: $cpu, $(nproc) CPUs, flags: $flags; model: $model ($(basename "$(sed -n 's/.*"model": "\(.*\)".*/\1/p' "$model/train_config.json" 2>/dev/null)")); load average at start $load_before, at end $load_after"
+"$python" - "$work" "$n" "$rounds" "$max_wait" <<'EOF'
+import json, statistics, sys
+work, n, rounds, max_wait = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+predict = [line.split("\t") for line in open(f"{work}/predict.tsv").read().splitlines()]
+serve = [json.loads(line) for line in open(f"{work}/serve.jsonl")]
+rss = [int(x) for x in open(f"{work}/serve-rss.tsv").read().split()]
+predict_rate = statistics.median(float(r[1]) for r in predict)
+predict_rss = max(int(r[2]) for r in predict) / 1024
+levels = sorted({r["clients"] for r in serve})
+med = lambda c, k: statistics.median(r[k] for r in serve if r["clients"] == c)
+print(f"\n{n} sentences x 3 targets, requests of 1-16 sentences, --max-wait-ms {max_wait:g}, median of {rounds} rounds\n")
+print("| clients | sentences/s | / predict | p50 ms | p95 ms | p99 ms | failed requests | model call p99 ms |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| predict (one process) | {predict_rate:.1f} | 1.00x | | | | | |")
+for c in levels:
+    failed = sum(sum(r["failures"].values()) for r in serve if r["clients"] == c)
+    print(f"| {c} | {med(c, 'sentences_per_s'):.1f} | {med(c, 'sentences_per_s') / predict_rate:.2f}x | "
+          f"{med(c, 'p50_ms'):.1f} | {med(c, 'p95_ms'):.1f} | {med(c, 'p99_ms'):.1f} | {failed} | {med(c, 'model_call_p99_ms'):.1f} |")
+print(f"\npeak RSS: serve {max(rss) / 1024:.0f} MiB (all levels), predict {predict_rss:.0f} MiB; "
+      f"rounds, predict sentences/s: {' '.join(r[1] for r in predict)}")
+top, one = max(levels), min(levels)
+ratio = med(top, "sentences_per_s") / predict_rate
+bound = max_wait + med(one, "model_call_p99_ms")
+failed = sum(sum(r["failures"].values()) for r in serve)
+print(f"goals: {top} clients / predict = {ratio:.2f}x (>= 0.9: {'met' if ratio >= 0.9 else 'NOT met'}); "
+      f"failed requests {failed} ({'met' if failed == 0 else 'NOT met'}); "
+      f"p99 at {one} client {med(one, 'p99_ms'):.1f} ms <= max wait + p99 model call = {bound:.1f} ms: "
+      f"{'met' if med(one, 'p99_ms') <= bound else 'NOT met'}")
+EOF
