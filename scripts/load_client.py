@@ -10,7 +10,8 @@ keep-alive connection, sending its next request as soon as the last is
 answered. The load is bounded: every sentence once, and no longer than
 --max-seconds. Prints one JSON object: throughput, latency percentiles,
 failed requests by status, and the server's own timing of the model calls
-(its Server-Timing header).
+(its Server-Timing header): the model call's length and what each request
+spent beyond it.
 
 The standard library is enough here: the server runs a model over tens of
 requests a second, so the client's own CPU time (well under a millisecond a
@@ -83,7 +84,7 @@ class Run:
             with self.lock:
                 if status == 200:
                     self.sentences += len(texts)
-                    self.latencies.append(elapsed)
+                    self.latencies.append(elapsed * 1e3)
                     self.model.append(model_ms(timing))
                 else:
                     self.failures[str(status)] = self.failures.get(str(status), 0) + 1
@@ -118,8 +119,11 @@ def main():
         t.join()
     seconds = time.perf_counter() - started
 
-    ms = [x * 1e3 for x in run.latencies] or [float("nan")]
-    model = [x for x in run.model if x is not None] or [float("nan")]
+    nan = [float("nan")]
+    ms = run.latencies or nan
+    model = [x for x in run.model if x is not None] or nan
+    # What a request spent beyond the model call that answered it: waiting, HTTP, JSON, tokenising.
+    beyond = [t - m for t, m in zip(run.latencies, run.model) if m is not None] or nan
     print(json.dumps({
         "clients": args.clients,
         "requests": run.next,
@@ -133,6 +137,7 @@ def main():
         "p99_ms": percentile(ms, 99),
         "model_call_p99_ms": percentile(model, 99),
         "model_call_max_ms": max(model),
+        "beyond_model_p99_ms": percentile(beyond, 99),
     }))
 
 

@@ -81,13 +81,22 @@ pub struct Batcher {
     arriving: Arc<AtomicUsize>,
 }
 
-/// A request on its way to the queue, counted until dropped: while any is,
-/// a call waits (up to `max_wait`) for it to join.
-pub struct Arrival(Arc<AtomicUsize>);
+/// A request on its way to the queue, counted until submitted or dropped:
+/// while any is, a call waits (up to `max_wait`) for it to join.
+pub struct Arrival<'a>(&'a Batcher);
 
-impl Drop for Arrival {
+impl Arrival<'_> {
+    /// Stops counting the request as on its way, then queues it ([`Batcher::submit`]).
+    pub fn submit(self, encoded: Vec<Encoded>) -> Result<oneshot::Receiver<Reply>, Refused> {
+        let batcher = self.0;
+        drop(self);
+        batcher.submit(encoded)
+    }
+}
+
+impl Drop for Arrival<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.arriving.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -108,11 +117,11 @@ impl Batcher {
         (Self { tx, metrics, arriving }, thread)
     }
 
-    /// Counts a request as on its way until the returned guard is dropped
-    /// (drop it once the request is submitted, or refused).
-    pub fn arriving(&self) -> Arrival {
+    /// Counts a request as on its way until it is submitted through the
+    /// returned guard, or the guard is dropped.
+    pub fn arriving(&self) -> Arrival<'_> {
         self.arriving.fetch_add(1, Ordering::SeqCst);
-        Arrival(self.arriving.clone())
+        Arrival(self)
     }
 
     /// Queues a request's encoded pairs; the receiver gets its rows.

@@ -214,14 +214,12 @@ async fn answer(service: Arc<Service>, body: Bytes) -> Result<(String, String), 
     })
     .await
     .map_err(|e| ApiError::internal(format!("checking the request: {e}")))??;
-    let waiting = service.batcher.submit(encoded).map_err(|refused| match refused {
+    let waiting = arrival.submit(encoded).map_err(|refused| match refused {
         Refused::Full => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, None, "the queue is full (--queue-size); retry shortly")
         }
         Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, "the model has stopped"),
-    });
-    drop(arrival);
-    let waiting = waiting?;
+    })?;
     let answer = waiting
         .await
         .map_err(|_| ApiError::internal("the model stopped before answering"))?
