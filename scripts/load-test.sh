@@ -35,22 +35,11 @@ n="${N:-2048}"
 levels="${CLIENTS:-1 8 64}"
 rounds="${ROUNDS:-2}"
 max_wait="${MAX_WAIT_MS:-5}"
-target_dir="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$work"
-
-echo "building the release binary..." >&2
-(cd "$root" && cargo build --release --quiet)
-# A private copy: a shared target folder may be rebuilt from another checkout meanwhile.
-cp "$target_dir/release/stancekit" "$work/stancekit"
-stancekit="$work/stancekit"
-
-model="${MODEL:-$work/model}"
-if [ ! -f "$model/config.json" ]; then
-    echo "training $model (frozen MiniLM)..." >&2
-    (cd "$root" && "$stancekit" train --model "${BASE_MODEL:-models/all-MiniLM-L6-v2}" --freeze-encoder \
-        --train datasets/train.jsonl --dev datasets/dev.jsonl --out "$model" >"$work/train.log" 2>&1) ||
-        { cat "$work/train.log" >&2; exit 1; }
-fi
+# shellcheck source=scripts/bench_lib.sh
+. "$root/scripts/bench_lib.sh"
+stancekit=$(release_binary "$work")
+model=$(bench_model "$stancekit" "$work")
 awk -v n="$n" 'NF {s[k++] = $0} END {for (i = 0; i < n; i++) print s[i % k]}' \
     "$root/datasets/bench/news-sentences.txt" >"$work/sentences.txt"
 
@@ -99,9 +88,7 @@ for round in $(seq 1 "$rounds"); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
-flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
-echo "machine: $cpu, $(nproc) CPUs, flags: $flags; model: $model ($(basename "$(sed -n 's/.*"model": "\(.*\)".*/\1/p' "$model/train_config.json" 2>/dev/null)")); load average at start $load_before, at end $load_after"
+echo "$(machine_line); model: $model; load average at start $load_before, at end $load_after"
 "$python" - "$work" "$n" "$rounds" "$max_wait" <<'EOF'
 import json, statistics, sys
 work, n, rounds, max_wait = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])

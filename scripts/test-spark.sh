@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Test: scripts/spark-predict.py on local Spark writes, sorted by id, exactly
+# the rows single-process `stancekit predict` writes for the same files (byte
+# for byte), and a bad record fails the job with stancekit's message.
+#
+#   scripts/test-spark.sh [WORK_DIR]
+#
+# Environment: PYTHON (default python3) must import pyspark, and java must run
+# (scripts/install-spark.sh installs both and prints that PYTHON); STANCEKIT
+# (default: the debug binary, built here); MODEL (default: the tests' tiny
+# random classifier, written by examples/tiny_classifier.rs in seconds); N
+# (default 3000) sentences in FILES (default 5) files, from the datasets' texts
+# (scripts/make_corpus.py); MASTER (default local[2]); CARGO_TARGET_DIR as for cargo.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="${1:-$(mktemp -d)}"
+python="${PYTHON:-python3}"
+n="${N:-3000}"
+files="${FILES:-5}"
+master="${MASTER:-local[2]}"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+mkdir -p "$work"
+
+stancekit="${STANCEKIT:-}"
+if [ -z "$stancekit" ]; then
+    (cd "$root" && cargo build --quiet)
+    # A private copy: a shared target folder may be rebuilt from another checkout meanwhile.
+    cp "$target_dir/debug/stancekit" "$work/stancekit"
+    stancekit="$work/stancekit"
+fi
+model="${MODEL:-}"
+if [ -z "$model" ]; then
+    (cd "$root" && cargo run --quiet --example tiny_classifier -- "$work/model")
+    model="$work/model"
+fi
+
+rm -rf "$work/corpus" "$work/spark-out" "$work/bad" "$work/bad-out"
+"$python" "$root/scripts/make_corpus.py" "$work/corpus" "$n" "$files"
+# One pair per forward pass on both sides: which sentences share a batch (and
+# so how far they are padded) moves a probability by a float32 rounding or so,
+# and Spark's partitions cut the input into other batches than one process
+# does. Alone, every pair gets the same arithmetic on both sides, so the rows
+# can be compared byte for byte.
+"$stancekit" predict --model "$model" --input "$work"/corpus/*.jsonl --output "$work/predict.jsonl" \
+    --batch-size 1 2>"$work/predict.log"
+
+spark() {
+    "$python" "$root/scripts/spark-predict.py" --master "$master" --stancekit "$stancekit" --model "$model" "$@" \
+        -- --batch-size 1
+}
+if ! spark --input "$work/corpus" --output "$work/spark-out" 2>"$work/spark.log"; then
+    tail -40 "$work/spark.log" >&2
+    echo "FAILED: spark-predict.py did not finish" >&2
+    exit 1
+fi
+
+"$python" - "$work/predict.jsonl" "$work/spark-out" "$n" <<'EOF'
+import glob, json, sys
+def rows(paths):
+    lines = [line for p in paths for line in open(p, encoding="utf-8").read().splitlines() if line]
+    return sorted(lines, key=lambda line: (json.loads(line)["id"], json.loads(line)["target"]))
+single = rows([sys.argv[1]])
+parts = sorted(glob.glob(f"{sys.argv[2]}/part-*"))
+spark = rows(parts)
+ids = {json.loads(line)["id"] for line in single}
+assert len(ids) == int(sys.argv[3]), f"predict scored {len(ids)} sentences, not {sys.argv[3]}"
+if spark != single:
+    wrong = [(a, b) for a, b in zip(single, spark) if a != b]
+    print(f"FAILED: {len(spark)} Spark rows, {len(single)} predict rows, {len(wrong)} differ; first:\n"
+          f"  predict {wrong[0][0] if wrong else '-'}\n  spark   {wrong[0][1] if wrong else '-'}", file=sys.stderr)
+    sys.exit(1)
+print(f"spark-predict: {len(spark)} rows ({len(ids)} sentences) from {len(parts)} partitions "
+      f"equal predict's, byte for byte")
+EOF
+
+# A record without text fails its partition, and the job, with stancekit's message.
+mkdir -p "$work/bad"
+head -3 "$work/corpus/part-000.jsonl" >"$work/bad/part-000.jsonl"
+echo '{"id": "broken"}' >>"$work/bad/part-000.jsonl"
+if spark --input "$work/bad" --output "$work/bad-out" >"$work/bad.log" 2>&1; then
+    echo "FAILED: a record without text did not fail the Spark job" >&2
+    exit 1
+fi
+grep -q "line numbers count within the partition" "$work/bad.log" && grep -q ": text: missing" "$work/bad.log" || { tail -40 "$work/bad.log" >&2; echo "FAILED: no stancekit message" >&2; exit 1; }
+echo "spark-predict: a record without text fails the job with stancekit's message"
+echo "spark: 2 passed, 0 failed"
