@@ -9,9 +9,10 @@ Cuts FILE's sentences (one a line), in order, into requests of 1 to 16
 keep-alive connection, sending its next request as soon as the last is
 answered. The load is bounded: every sentence once, and no longer than
 --max-seconds. Prints one JSON object: throughput, latency percentiles,
-failed requests by status, and the server's own timing of the model calls
-(its Server-Timing header): the model call's length and what each request
-spent beyond it.
+failed requests by status, and from the server's own timing of each request
+(its Server-Timing header): its model call, its compute (checking and
+tokenising, the model call, writing the rows) and the rest of its latency
+(waiting for the model call, HTTP and JSON).
 
 The standard library is enough here: the server runs a model over tens of
 requests a second, so the client's own CPU time (well under a millisecond a
@@ -45,8 +46,8 @@ def percentile(values, p):
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def model_ms(timing):
-    match = re.search(r"model;dur=([0-9.]+)", timing or "")
+def timing_ms(timing, name):
+    match = re.search(name + r";dur=([0-9.]+)", timing or "")
     return float(match.group(1)) if match else None
 
 
@@ -55,7 +56,7 @@ class Run:
         self.port, self.requests, self.targets, self.deadline = port, requests, targets, deadline
         self.next = 0
         self.lock = threading.Lock()
-        self.latencies, self.model, self.failures, self.sentences = [], [], {}, 0
+        self.latencies, self.timings, self.failures, self.sentences = [], [], {}, 0
 
     def take(self):
         with self.lock:
@@ -85,7 +86,7 @@ class Run:
                 if status == 200:
                     self.sentences += len(texts)
                     self.latencies.append(elapsed * 1e3)
-                    self.model.append(model_ms(timing))
+                    self.timings.append({k: timing_ms(timing, k) for k in ("prepare", "queue", "model", "write")})
                 else:
                     self.failures[str(status)] = self.failures.get(str(status), 0) + 1
         conn.close()
@@ -119,11 +120,14 @@ def main():
         t.join()
     seconds = time.perf_counter() - started
 
-    nan = [float("nan")]
-    ms = run.latencies or nan
-    model = [x for x in run.model if x is not None] or nan
-    # What a request spent beyond the model call that answered it: waiting, HTTP, JSON, tokenising.
-    beyond = [t - m for t, m in zip(run.latencies, run.model) if m is not None] or nan
+    # The server's own timing of each answered request (its Server-Timing header).
+    timed = [(t, x) for t, x in zip(run.latencies, run.timings) if None not in x.values()]
+    p = lambda values, q: percentile(values, q) if values else float("nan")
+    model = [x["model"] for _, x in timed]
+    # A request's compute: checking and tokenising it, its model call, writing its rows.
+    compute = [x["prepare"] + x["model"] + x["write"] for _, x in timed]
+    # The rest of its latency: waiting for its model call, HTTP and JSON both ways.
+    beyond = [t - c for (t, _), c in zip(timed, compute)]
     print(json.dumps({
         "clients": args.clients,
         "requests": run.next,
@@ -132,12 +136,15 @@ def main():
         "seconds": seconds,
         "sentences_per_s": run.sentences / seconds,
         "failures": run.failures,
-        "p50_ms": percentile(ms, 50),
-        "p95_ms": percentile(ms, 95),
-        "p99_ms": percentile(ms, 99),
-        "model_call_p99_ms": percentile(model, 99),
-        "model_call_max_ms": max(model),
-        "beyond_model_p99_ms": percentile(beyond, 99),
+        "p50_ms": p(run.latencies, 50),
+        "p95_ms": p(run.latencies, 95),
+        "p99_ms": p(run.latencies, 99),
+        "model_call_p99_ms": p(model, 99),
+        "compute_p99_ms": p(compute, 99),
+        "prepare_p50_ms": p([x["prepare"] for _, x in timed], 50),
+        "queue_p99_ms": p([x["queue"] for _, x in timed], 99),
+        "beyond_compute_p50_ms": p(beyond, 50),
+        "beyond_compute_p99_ms": p(beyond, 99),
     }))
 
 

@@ -25,6 +25,7 @@ use super::metrics::Metrics;
 use crate::inference::predict::{OutputFormat, Prediction, RowWriter, Sink, TargetSet};
 use crate::model::Classifier;
 use crate::resolve::ModelDir;
+use crate::tokenization::Encoded;
 
 /// Per-request limits.
 #[derive(Debug, Clone, Copy)]
@@ -187,12 +188,19 @@ async fn predict(State(service): State<Arc<Service>>, body: Result<Bytes, BytesR
 }
 
 /// Where a request's time went, as the `Server-Timing` header says it (the
-/// load test reads it): waiting for its model call, and the call.
+/// load test reads it): checking and tokenising it, waiting for its model
+/// call, the call, and writing the rows.
 const SERVER_TIMING: header::HeaderName = header::HeaderName::from_static("server-timing");
 
-fn server_timing(answer: &Answer) -> String {
+fn server_timing(prepare: Duration, answer: &Answer, write: Duration) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    format!("queue;dur={:.3}, model;dur={:.3}", ms(answer.queued), ms(answer.model))
+    format!(
+        "prepare;dur={:.3}, queue;dur={:.3}, model;dur={:.3}, write;dur={:.3}",
+        ms(prepare),
+        ms(answer.queued),
+        ms(answer.model),
+        ms(write)
+    )
 }
 
 /// Checks and tokenises off the async threads, waits for the model, writes
@@ -200,20 +208,12 @@ fn server_timing(answer: &Answer) -> String {
 async fn answer(service: Arc<Service>, body: Bytes) -> Result<(String, String), ApiError> {
     // From here until it is queued, a call about to close waits for this request.
     let arrival = service.batcher.arriving();
+    let started = Instant::now();
     let prepared = service.clone();
-    let (checked, encoded) = tokio::task::spawn_blocking(move || {
-        let checked = PredictRequest::parse(&body)?.check(&prepared.targets, prepared.limits.max_texts)?;
-        let pairs: Vec<(&str, &str)> = checked
-            .pairs
-            .iter()
-            .map(|&(r, t)| (prepared.targets.description(t), checked.records[r].text.as_str()))
-            .collect();
-        let encoded =
-            prepared.classifier.pair_encoder().encode(&pairs).map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok::<_, ApiError>((checked, encoded))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("checking the request: {e}")))??;
+    let (checked, encoded) = tokio::task::spawn_blocking(move || prepare(&prepared, &body))
+        .await
+        .map_err(|e| ApiError::internal(format!("checking the request: {e}")))??;
+    let prepare = started.elapsed();
     let waiting = arrival.submit(encoded).map_err(|refused| match refused {
         Refused::Full => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, None, "the queue is full (--queue-size); retry shortly")
@@ -224,7 +224,21 @@ async fn answer(service: Arc<Service>, body: Bytes) -> Result<(String, String), 
         .await
         .map_err(|_| ApiError::internal("the model stopped before answering"))?
         .map_err(ApiError::internal)?;
-    Ok((rows_json(&service, &checked, &answer.rows)?, server_timing(&answer)))
+    let writing = Instant::now();
+    let rows = rows_json(&service, &checked, &answer.rows)?;
+    Ok((rows, server_timing(prepare, &answer, writing.elapsed())))
+}
+
+/// A request's records and pairs, and the pairs as the model reads them.
+fn prepare(service: &Service, body: &[u8]) -> Result<(Checked, Vec<Encoded>), ApiError> {
+    let checked = PredictRequest::parse(body)?.check(&service.targets, service.limits.max_texts)?;
+    let pairs: Vec<(&str, &str)> = checked
+        .pairs
+        .iter()
+        .map(|&(r, t)| (service.targets.description(t), checked.records[r].text.as_str()))
+        .collect();
+    let encoded = service.classifier.pair_encoder().encode(&pairs).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((checked, encoded))
 }
 
 /// `{"predictions": [...]}`, each row as `predict` writes it to JSONL.
@@ -288,7 +302,7 @@ mod tests {
         assert_eq!(keys, [("1", "defence"), ("1", "nato")]);
         let request = Request::post("/v1/predict").body(Body::from(r#"{"texts": ["peace"]}"#)).unwrap();
         let timing = app.clone().oneshot(request).await.unwrap().headers()[SERVER_TIMING].to_str().unwrap().to_string();
-        assert!(timing.starts_with("queue;dur=") && timing.contains(", model;dur="), "{timing}");
+        assert!(timing.starts_with("prepare;dur=") && timing.contains(", model;dur="), "{timing}");
         let (status, body) = call(&app, "GET", "/v1/model", "").await;
         let info = json(&body);
         assert_eq!(
@@ -334,7 +348,7 @@ mod tests {
         // A model that never answers: the first request holds it, the second fills the queue.
         let (_hold, gate) = std::sync::mpsc::channel::<()>();
         let gate = std::sync::Mutex::new(gate);
-        let stuck = move |_: &[crate::tokenization::Encoded]| -> crate::Result<Probabilities> {
+        let stuck = move |_: &[Encoded]| -> crate::Result<Probabilities> {
             let _ = gate.lock().unwrap().recv();
             Err(crate::Error::Other("released".into()))
         };
