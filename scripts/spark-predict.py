@@ -31,6 +31,7 @@ import argparse
 import itertools
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 
@@ -93,6 +94,9 @@ def main():
         conf.setMaster(args.master)
     elif not conf.contains("spark.master"):
         conf.setMaster("local[*]")
+    if conf.get("spark.master").startswith("local"):
+        # Local workers run this Python (the one with pyspark), not whatever `python3` is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     sc = SparkContext(conf=conf)
     sc.setLogLevel("WARN")
     threads = args.threads or int(sc.getConf().get("spark.task.cpus", "1"))
