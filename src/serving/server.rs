@@ -72,8 +72,14 @@ impl Service {
         let metrics = Arc::new(Metrics::new(settings.batching.queue));
         let model = classifier.clone();
         let batch_size = settings.batch_size;
-        let (batcher, thread) =
-            Batcher::start(move |encoded| model.proba_encoded(encoded, batch_size), settings.batching, metrics.clone());
+        // On CPU whole forward passes run side by side, one per core: a call too
+        // small to fill every core with a full pass is cut into one pass per core,
+        // which at low load nearly halves the latency on two cores.
+        let cores = if classifier.device.is_cpu() { rayon::current_num_threads() } else { 1 };
+        let run = move |encoded: &[Encoded]| {
+            model.proba_encoded(encoded, batch_size.min(encoded.len().div_ceil(cores)).max(1))
+        };
+        let (batcher, thread) = Batcher::start(run, settings.batching, metrics.clone());
         let service = Service { classifier, targets, batcher, metrics, limits: settings.limits, info };
         Ok((Arc::new(service), thread))
     }
