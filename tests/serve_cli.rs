@@ -211,3 +211,22 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(server.stderr.lock().unwrap().contains("stancekit serve: stopped"));
 }
+
+#[test]
+fn a_request_that_never_finishes_holds_the_stop_no_longer_than_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    stancekit::testing::write_tiny_classifier(dir.path(), 5).unwrap();
+    let mut server = Server::start(dir.path(), &["--timeout-ms", "500"]);
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(stream, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{\"texts\"").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = std::time::Instant::now();
+    // SAFETY: signals our own child process by its id.
+    assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) }, 0);
+    let status = server.child.wait().unwrap();
+    let waited = signalled.elapsed();
+    assert!(status.success(), "exit {status:?}");
+    assert!(waited >= Duration::from_millis(500) && waited < Duration::from_secs(10), "stopped after {waited:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(server.stderr.lock().unwrap().contains("still open 500 ms after the stop"));
+}

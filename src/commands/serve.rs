@@ -2,6 +2,7 @@
 //! `--addr` until SIGTERM or Ctrl-C, then stop accepting, finish what is in
 //! flight, and return.
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -83,23 +84,45 @@ pub fn run(config: &ServeConfig) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("starting the async runtime: {e}")))?;
+    let drain = Duration::from_millis(config.timeout_ms);
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.addr)
             .await
             .map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
         let addr = listener.local_addr().map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
-        let stopped = stop_signal()?;
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let signal = stop_signal()?;
         let precision = service.info["precision"].as_str().unwrap_or_default().to_string();
         eprintln!("stancekit serve: listening on http://{addr} (model {}, {precision})", config.model);
-        axum::serve(listener, router(service))
-            .with_graceful_shutdown(stopped)
-            .await
-            .map_err(|e| Error::Other(format!("serving: {e}")))
+        let serving = axum::serve(listener, router(service)).with_graceful_shutdown(async move {
+            signal.await;
+            let _ = stopping.send(true);
+        });
+        // A connection that never finishes its request (a client gone quiet
+        // mid-body) does not hold the stop for longer than a request may take.
+        tokio::select! {
+            served = serving.into_future() => served.map_err(|e| Error::Other(format!("serving: {e}"))),
+            () = after_stop(stopped, drain) => {
+                eprintln!("stancekit serve: connections still open {} ms after the stop; closing them", drain.as_millis());
+                Ok(())
+            }
+        }
     })?;
-    // The router, and with it the last sender of the queue, is gone: the model thread ends.
+    // Ends the connections' tasks (none are left after a clean drain), and with
+    // them the last senders of the queue: the model thread then ends.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     model_thread.join().map_err(|_| Error::Other("the model thread panicked".into()))?;
     eprintln!("stancekit serve: stopped");
     Ok(())
+}
+
+/// Resolves `drain` after the stop signal.
+async fn after_stop(mut stopped: tokio::sync::watch::Receiver<bool>, drain: Duration) {
+    if stopped.wait_for(|&stop| stop).await.is_ok() {
+        tokio::time::sleep(drain).await;
+    } else {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Listens for SIGTERM and Ctrl-C from now on (so that one sent as soon as the
