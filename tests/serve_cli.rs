@@ -201,7 +201,7 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) }, 0);
     std::thread::sleep(Duration::from_millis(300));
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after SIGTERM");
-    stream.write_all(body[5..].as_bytes()).unwrap();
+    stream.write_all(&body.as_bytes()[5..]).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
