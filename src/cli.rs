@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::commands::{self, clean, cv, data, embed, eval, predict, train};
+use crate::commands::{clean, cv, data, embed, eval, predict, train};
 
 #[derive(Debug, Parser)]
 #[command(name = "stancekit", version, about = "Where does a sentence stand on a target?")]
@@ -57,7 +57,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         }
         Command::Eval(config) => eval::run_command(&config)?,
         Command::Cv(config) => cv::run_command(&config)?,
-        Command::Predict(config) => commands::predict::run_command(&config)?,
+        Command::Predict(config) => predict::run_command(&config)?,
     }
     Ok(())
 }
