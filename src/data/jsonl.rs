@@ -4,26 +4,25 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{lines, Pos, Sink};
+use super::{Pos, Sink};
+use crate::input::id;
+use crate::input::lines::LineReader;
 
 pub(crate) fn read(file: &Arc<str>, bytes: &[u8], sink: &mut Sink) {
-    for (line, raw) in lines::split(bytes) {
-        let text = match lines::decode(file, line, raw) {
-            Ok(text) => text,
-            Err(problem) => {
-                sink.problems.push(problem);
-                continue;
-            }
-        };
-        if text.trim().is_empty() {
-            continue;
+    for line in LineReader::new(bytes, file.clone()) {
+        match line {
+            Ok(line) if line.text.trim().is_empty() => {}
+            Ok(line) => object(&line.text, Pos { file: file.clone(), line: line.number }, sink),
+            Err(e) => sink.error(e),
         }
-        let at = Pos { file: file.clone(), line };
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(object)) => entry(&object, at, sink),
-            Ok(_) => sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}")),
-            Err(e) => sink.problems.push(at.problem("json", e.to_string())),
-        }
+    }
+}
+
+fn object(text: &str, at: Pos, sink: &mut Sink) {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => entry(&object, at, sink),
+        Ok(_) => sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}")),
+        Err(e) => sink.problems.push(at.problem("json", e.to_string())),
     }
 }
 
@@ -40,17 +39,10 @@ fn entry(object: &Map<String, Value>, at: Pos, sink: &mut Sink) {
         }
     };
     let fields = [field("text"), field("target"), field("label")];
-    let id = match object.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        // Numeric ids are common in exported data and unambiguous as strings.
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(other) => {
-            sink.problems.push(at.problem("id", format!("expected a string, found {other}")));
-            return;
-        }
-    };
-    sink.push_found(id, fields, at);
+    match id::from_json_at(object.get("id"), &at.file, at.line) {
+        Ok(id) => sink.push_found(id, fields, at),
+        Err(problem) => sink.problems.push(problem),
+    }
 }
 
 #[cfg(test)]
