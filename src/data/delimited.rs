@@ -111,4 +111,23 @@ mod tests {
         let got = problems(&[&file], None);
         assert!(got[0].starts_with(&format!("{file}:5: encoding: invalid UTF-8")), "{got:?}");
     }
+
+    #[test]
+    fn bom_crlf_and_invalid_utf8_in_csv_and_tsv() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, sep) in [("a.csv", ","), ("a.tsv", "\t")] {
+            let good = format!("\u{feff}text{sep}target{sep}label\r\nx{sep}nato{sep}none\r\n").into_bytes();
+            let file = write(dir.path(), name, &good);
+            let data = load(&[&file], None, &schema()).unwrap();
+            assert_eq!(data.records().map(|r| r.label.as_str()).collect::<Vec<_>>(), ["none"], "{name}");
+            write(
+                dir.path(),
+                name,
+                [&good[..], format!("caf\u{e9}{sep}nato{sep}none\r\n").as_bytes(), b"\xff\r\n"].concat(),
+            );
+            let got = problems(&[&file], None);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(got[0].starts_with(&format!("{file}:4: encoding: invalid UTF-8 at byte 1 of column 1")), "{got:?}");
+        }
+    }
 }

@@ -83,4 +83,34 @@ mod tests {
             vec![format!("{file}:1: target: expected a string, found 1"), format!("{file}:1: label: missing field"),]
         );
     }
+
+    #[test]
+    fn bom_crlf_and_invalid_utf8_follow_the_line_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"\xEF\xBB\xBF{\"text\":\"x\",\"target\":\"nato\",\"label\":\"none\"}\r\n{\"text\":\"caf\xe9\"}\r\n";
+        let file = write(dir.path(), "a.jsonl", body);
+        let got = problems(&[&file], None);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with(&format!("{file}:2: encoding: invalid UTF-8 at byte 13 of the line")), "{got:?}");
+        let good = write(dir.path(), "b.jsonl", &body[..body.len() - 19]);
+        assert_eq!(load(&[good], None, &schema()).unwrap().records().next().unwrap().text, "x");
+    }
+
+    #[test]
+    fn ids_follow_the_id_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |id: &str| format!("{{\"id\":{id},\"text\":\"t\",\"target\":\"nato\",\"label\":\"none\"}}\n");
+        let good = write(dir.path(), "a.jsonl", ["\"s1\"", "7", "2.5", "null"].map(line).concat());
+        let ids: Vec<Option<String>> =
+            load(&[good], None, &schema()).unwrap().records().map(|r| r.id.clone()).collect();
+        assert_eq!(ids, [Some("s1".into()), Some("7".into()), Some("2.5".into()), None]);
+        let bad = write(dir.path(), "b.jsonl", ["true", "{}"].map(line).concat());
+        assert_eq!(
+            problems(&[&bad], None),
+            [
+                format!("{bad}:1: id: expected a string or a number, found true"),
+                format!("{bad}:2: id: expected a string or a number, found {{}}")
+            ]
+        );
+    }
 }

@@ -135,4 +135,17 @@ mod tests {
         assert_eq!(strip_semst("no marker  "), "no marker");
         assert_eq!(strip_semst("#SemST"), "");
     }
+
+    #[test]
+    fn bom_crlf_and_invalid_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!("\u{feff}{HEADER}1\tUkraine joining NATO\tJoin #SemST\tFAVOR\r\n");
+        let file = write(dir.path(), "a.txt", &body);
+        let data = load(&[&file], None, &schema()).unwrap();
+        assert_eq!(data.files[0].entries[0].record.text, "Join");
+        write(dir.path(), "a.txt", [body.as_bytes(), b"2\tUkraine joining NATO\t\xff\tNONE\r\n"].concat());
+        let got = problems(&[&file], None);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with(&format!("{file}:3: encoding: invalid UTF-8 at byte 24 of the line")), "{got:?}");
+    }
 }

@@ -257,4 +257,36 @@ mod tests {
             assert!(err.contains(expected), "{expected} not in\n{err}");
         }
     }
+
+    #[test]
+    fn bom_crlf_and_invalid_utf8_follow_the_line_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let good = b"\xEF\xBB\xBF{\"id\": \"a\", \"text\": \"x\", \"target\": \"t\", \"label\": \"none\"}\r\n";
+        std::fs::write(&path, good).unwrap();
+        assert_eq!(read(&path, &labels()).unwrap().rows[0].id.as_deref(), Some("a"));
+        std::fs::write(&path, [&good[..], b"\r\n{\"text\": \"caf\xe9\"}\r\n"].concat()).unwrap();
+        let err = read(&path, &labels()).unwrap_err().to_string();
+        assert!(err.ends_with("p.jsonl:3: encoding: invalid UTF-8 at byte 14 of the line; convert the file to UTF-8 (SemEval files are often Windows-1252)"), "{err}");
+    }
+
+    #[test]
+    fn ids_follow_the_id_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let line = |id: &str| format!("{{\"id\": {id}, \"text\": \"a\", \"target\": \"t\", \"label\": \"none\"}}\n");
+        std::fs::write(&path, ["\"s\"", "2.5", "null"].map(line).concat()).unwrap();
+        let ids: Vec<Option<String>> = read(&path, &labels()).unwrap().rows.into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, [Some("s".into()), Some("2.5".into()), None]);
+        std::fs::write(&path, ["true", "[1]"].map(line).concat()).unwrap();
+        let err = read(&path, &labels()).unwrap_err().to_string();
+        for expected in [
+            "p.jsonl:1: id: expected a string or a number, found true",
+            "p.jsonl:2: id: expected a string or a number, found [1]",
+        ] {
+            assert!(err.contains(expected), "{expected} not in\n{err}");
+        }
+        let bad = serde_json::from_str::<Prediction>(&line("false")).unwrap_err().to_string();
+        assert!(bad.starts_with("expected a string or a number, found false"), "{bad}");
+    }
 }

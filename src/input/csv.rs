@@ -163,3 +163,91 @@ impl<R: Read> Read for Marks<R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::lines::tests::Trickle;
+
+    type Rows = Vec<Result<(usize, Vec<String>), String>>;
+
+    fn collect<R: Read>(reader: R, dialect: Dialect) -> Result<Rows, String> {
+        let rows = CsvReader::open(reader, "f.csv".into(), dialect).map_err(|e| e.to_string())?;
+        let header = Ok(rows.header().clone());
+        let all = std::iter::once(header).chain(rows);
+        Ok(all.map(|row| row.map(|r| (r.line, r.fields)).map_err(|e| e.to_string())).collect())
+    }
+
+    /// The header and rows as (line, fields) or problem, read from memory and
+    /// from a one-byte stream, which must agree.
+    fn rows(bytes: &[u8], dialect: Dialect) -> Result<Rows, String> {
+        let memory = collect(bytes, dialect);
+        assert_eq!(collect(Trickle(bytes), dialect), memory);
+        memory
+    }
+
+    fn row(line: usize, fields: &[&str]) -> Result<(usize, Vec<String>), String> {
+        Ok((line, fields.iter().map(|f| f.to_string()).collect()))
+    }
+
+    #[test]
+    fn rows_are_numbered_by_physical_line_counting_blank_and_quoted_lines() {
+        let body = b"\n\nid,text\r\n\r\n1,\"two\nlines\"\n\n\n2,plain\r\n3,\"a\n\nb\"\n4,x";
+        let expected = vec![
+            row(3, &["id", "text"]),
+            row(5, &["1", "two\nlines"]),
+            row(9, &["2", "plain"]),
+            row(10, &["3", "a\n\nb"]),
+            row(13, &["4", "x"]),
+        ];
+        assert_eq!(rows(body, Dialect::CSV), Ok(expected));
+    }
+
+    #[test]
+    fn tsv_quotes_are_literal_and_short_rows_stay_short() {
+        let got = rows(b"text\tlabel\n\"Quoted\" words\tx\nshort\n", Dialect::TSV);
+        assert_eq!(got, Ok(vec![row(1, &["text", "label"]), row(2, &["\"Quoted\" words", "x"]), row(3, &["short"])]));
+    }
+
+    #[test]
+    fn columns_are_found_by_trimmed_name_in_any_case_after_a_bom() {
+        let rows = CsvReader::open(&b"\xEF\xBB\xBF Text ,ID\r\nx,1\r\n"[..], "f.csv".into(), Dialect::CSV).unwrap();
+        assert_eq!((rows.column("text"), rows.column("id"), rows.column("target")), (Some(0), Some(1), None));
+        assert_eq!(rows.map(|r| r.unwrap().fields).collect::<Vec<_>>(), [["x", "1"]]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_problem_of_its_row_and_reading_goes_on() {
+        let got = rows(b"a,b\nok,caf\xe9\nnext,1\n", Dialect::CSV).unwrap();
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("invalid input (1 problem(s)):\nf.csv:2: encoding: invalid UTF-8 at byte 4 of column 2"),
+            "{got:?}"
+        );
+        assert_eq!(got[2], row(3, &["next", "1"]));
+        let header = rows(b"\n\xff,b\n", Dialect::CSV).unwrap_err();
+        assert!(header.contains("f.csv:2: encoding: invalid UTF-8 at byte 1 of column 1"), "{header}");
+    }
+
+    #[test]
+    fn no_header_row_is_a_problem() {
+        for body in [&b""[..], b"\xEF\xBB\xBF", b"\n\r\n\n"] {
+            let err = rows(body, Dialect::CSV).unwrap_err();
+            assert!(err.ends_with("f.csv:1: header: empty file: no header row"), "{err}");
+        }
+    }
+
+    #[test]
+    fn line_marks_behind_the_current_row_are_dropped() {
+        let body = "text\n".to_string() + &"x\n\n".repeat(50_000);
+        let mut rows = CsvReader::open(body.as_bytes(), "f.csv".into(), Dialect::CSV).unwrap();
+        let mut most = 0;
+        while let Some(row) = rows.next() {
+            assert_eq!(row.unwrap().line % 2, 0);
+            most = most.max(rows.reader.get_ref().ends.len());
+        }
+        assert!(most < 20_000, "{most} marks held");
+    }
+}

@@ -117,3 +117,88 @@ fn invalid_utf8(file: &str, line: usize, e: std::str::Utf8Error, part: &str) -> 
         ),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A stream that hands out one byte per read, to cross every buffer boundary.
+    pub(crate) struct Trickle<'a>(pub &'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((&first, rest)) = self.0.split_first().filter(|_| !buf.is_empty()) else { return Ok(0) };
+            buf[0] = first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    /// (number, text) of each line, or the problem, read from memory and from a
+    /// one-byte stream, which must agree.
+    fn read(bytes: &[u8]) -> Vec<Result<(usize, String), String>> {
+        let collect = |lines: Vec<Result<Line>>| -> Vec<_> {
+            lines.into_iter().map(|l| l.map(|l| (l.number, l.text)).map_err(|e| e.to_string())).collect()
+        };
+        let memory = collect(LineReader::new(bytes, "f.txt".into()).collect());
+        let stream = io::BufReader::with_capacity(1, Trickle(bytes));
+        assert_eq!(collect(LineReader::new(stream, "f.txt".into()).collect()), memory);
+        memory
+    }
+
+    fn ok(lines: &[(usize, &str)]) -> Vec<Result<(usize, String), String>> {
+        lines.iter().map(|&(n, t)| Ok((n, t.to_string()))).collect()
+    }
+
+    #[test]
+    fn splits_lines_with_numbers() {
+        assert_eq!(read(b"\xEF\xBB\xBFa\r\n\nb\n"), ok(&[(1, "a"), (2, ""), (3, "b")]));
+        assert_eq!(read(b""), ok(&[]));
+        assert_eq!(read(b"x"), ok(&[(1, "x")]));
+        assert_eq!(read(b"x\r"), ok(&[(1, "x")]));
+    }
+
+    #[test]
+    fn only_a_leading_bom_goes_and_endings_are_kept_aside() {
+        assert_eq!(read(b"a\n\xEF\xBB\xBFb"), ok(&[(1, "a"), (2, "\u{feff}b")]));
+        assert_eq!(read(b"\xEF\xBB\xBF"), ok(&[(1, "")]));
+        let endings: Vec<&str> = LineReader::new(&b"a\r\nb\nc"[..], "f".into()).map(|l| l.unwrap().ending).collect();
+        assert_eq!(endings, ["\r\n", "\n", ""]);
+    }
+
+    #[test]
+    fn reports_invalid_utf8_with_line_and_reads_on() {
+        let got = read(b"ok\r\ncaf\xe9\r\nnext");
+        assert!(got[1].as_ref().unwrap_err().contains("f.txt:2: encoding: invalid UTF-8 at byte 4 of the line"));
+        assert_eq!((&got[0], &got[2]), (&Ok((1, "ok".into())), &Ok((3, "next".into()))));
+        let p = decode("f.txt", 7, b"caf\xe9", "column 2").unwrap_err();
+        assert_eq!((p.line, p.field.as_str()), (7, "encoding"));
+        assert!(p.to_string().starts_with("f.txt:7: encoding: invalid UTF-8 at byte 4 of column 2"));
+    }
+
+    #[test]
+    fn a_read_error_ends_the_lines() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk gone"))
+            }
+        }
+        let mut lines = LineReader::new(io::BufReader::new(Failing), "f.txt".into());
+        assert!(matches!(lines.next(), Some(Err(Error::Io { .. }))));
+        assert!(lines.next().is_none());
+    }
+
+    #[test]
+    fn skip_bom_reads_the_whole_mark_from_a_trickle() {
+        let rest = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            skip_bom(Trickle(bytes)).unwrap().read_to_end(&mut out).unwrap();
+            out
+        };
+        assert_eq!(rest(b"\xEF\xBB\xBFa,b"), b"a,b");
+        assert_eq!(rest(b"\xEF\xBBa"), b"\xEF\xBBa");
+        assert_eq!(rest(b"ab"), b"ab");
+        assert_eq!(strip_bom(b"\xEF\xBB\xBF{"), b"{");
+    }
+}

@@ -473,4 +473,83 @@ mod tests {
         let texts: Vec<String> = records.into_iter().map(|r| r.unwrap().text).collect();
         assert_eq!(texts, ["hello", "{not json"]);
     }
+
+    /// The texts read and the problems met, each problem as `line: field`.
+    fn texts_and_problems(records: Vec<Result<Record>>) -> (Vec<String>, Vec<String>) {
+        let (ok, bad): (Vec<_>, Vec<_>) = records.into_iter().partition(Result::is_ok);
+        let problem = |e: Error| -> Vec<String> {
+            match e {
+                Error::Invalid(Problems(ps)) => ps.iter().map(|p| format!("{}: {}", p.line, p.field)).collect(),
+                other => panic!("{other}"),
+            }
+        };
+        (
+            ok.into_iter().map(|r| r.unwrap().text).collect(),
+            bad.into_iter().flat_map(|r| problem(r.unwrap_err())).collect::<Vec<String>>(),
+        )
+    }
+
+    #[test]
+    fn every_format_strips_a_bom_and_crlf_and_names_invalid_utf8_by_line() {
+        let lines = b"\xEF\xBB\xBFOne.\r\ncaf\xe9\r\nThree.\r\n";
+        let cases: [(InputFormat, &[u8], usize); 4] = [
+            (
+                InputFormat::Jsonl,
+                b"\xEF\xBB\xBF{\"text\": \"One.\"}\r\n{\"text\": \"caf\xe9\"}\r\n{\"text\": \"Three.\"}\r\n",
+                2,
+            ),
+            (InputFormat::Csv, b"\xEF\xBB\xBFtext\r\nOne.\r\ncaf\xe9\r\nThree.\r\n", 3),
+            (InputFormat::Lines, lines, 2),
+            (InputFormat::Text, lines, 2),
+        ];
+        for (format, content, bad) in cases {
+            let (_d, records) = stream("input", content, ReadOptions { format, ..Default::default() });
+            let expected = (vec!["One.".to_string(), "Three.".to_string()], vec![format!("{bad}: encoding")]);
+            assert_eq!(texts_and_problems(records), expected, "{format:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let good: [(&str, &[u8]); 2] =
+            [("a.jsonl", b"\xEF\xBB\xBF{\"text\": \"One.\"}\r\n"), ("a.txt", b"\xEF\xBB\xBFOne.\r\n")];
+        for (name, good) in good {
+            let path = dir.path().join(name);
+            std::fs::write(&path, good).unwrap();
+            assert_eq!(read_texts(&path).unwrap(), [TextItem { id: "1".into(), text: "One.".into() }]);
+            std::fs::write(&path, [good, b"caf\xe9\r\n"].concat()).unwrap();
+            let err = read_texts(&path).unwrap_err().to_string();
+            assert!(err.contains(&format!("{name}:2: encoding: invalid UTF-8")), "{err}");
+        }
+    }
+
+    #[test]
+    fn article_offsets_start_after_a_bom_and_count_crlf() {
+        let (_d, records) = stream("news.txt", "\u{feff}One.\r\nTwo.\r\n".as_bytes(), ReadOptions::default());
+        let spans: Vec<(usize, usize)> =
+            records.iter().map(|r| r.as_ref().unwrap().span.as_ref().map(|s| (s.start, s.end)).unwrap()).collect();
+        assert_eq!(spans, [(0, 4), (6, 10)]);
+    }
+
+    #[test]
+    fn jsonl_ids_follow_the_id_policy() {
+        let body = b"{\"id\": 2.5, \"text\": \"a\"}\n{\"id\": true, \"text\": \"b\"}\n{\"id\": null, \"text\": \"c\"}\n{\"id\": [1], \"text\": \"d\"}\n";
+        let (_d, records) = stream("a.jsonl", body, ReadOptions::default());
+        assert_eq!(records[0].as_ref().unwrap().id, "2.5");
+        assert!(records[1]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .ends_with("a.jsonl:2: id: expected a string or a number, found true"));
+        assert_eq!(records[2].as_ref().unwrap().id, "3");
+        assert!(records[3]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .ends_with("a.jsonl:4: id: expected a string or a number, found [1]"));
+    }
+
+    #[test]
+    fn csv_columns_are_found_whatever_their_case() {
+        let (_d, records) = stream("a.csv", b" Text ,ID\nhello,h1\n", ReadOptions::default());
+        let record = records[0].as_ref().unwrap();
+        assert_eq!((record.id.as_str(), record.text.as_str(), record.line), ("h1", "hello", 2));
+    }
 }
