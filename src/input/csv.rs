@@ -78,7 +78,8 @@ impl<R: Read> CsvReader<R> {
 
     fn decoded(&mut self) -> Result<Row> {
         let line = self.row.position().map_or(0, |p| self.reader.get_mut().line_at(p.byte()));
-        let decode_field = |(i, field)| decode(&self.file, line, field, &format!("column {}", i + 1)).map(String::from);
+        let decode_field =
+            |(i, field)| decode(&self.file, line, field, || format!("column {}", i + 1)).map(String::from);
         let fields = self.row.iter().enumerate().map(decode_field).collect::<Result<_, _>>();
         Ok(Row { line, fields: fields.map_err(|p| Error::Invalid(Problems(vec![p])))? })
     }

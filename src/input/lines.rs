@@ -101,9 +101,10 @@ fn decode_line(file: &str, number: usize, mut raw: Vec<u8>) -> Result<Line, Prob
     Ok(Line { number, text, ending })
 }
 
-/// Decodes bytes found on line `line` (`part` says which bytes: "the line", "column 2").
-pub fn decode<'a>(file: &str, line: usize, bytes: &'a [u8], part: &str) -> Result<&'a str, Problem> {
-    std::str::from_utf8(bytes).map_err(|e| invalid_utf8(file, line, e, part))
+/// Decodes bytes found on line `line`; `part` says which bytes ("column 2"),
+/// and is only asked when they are not UTF-8.
+pub fn decode<'a>(file: &str, line: usize, bytes: &'a [u8], part: impl FnOnce() -> String) -> Result<&'a str, Problem> {
+    std::str::from_utf8(bytes).map_err(|e| invalid_utf8(file, line, e, &part()))
 }
 
 fn invalid_utf8(file: &str, line: usize, e: std::str::Utf8Error, part: &str) -> Problem {
@@ -171,7 +172,7 @@ pub(crate) mod tests {
         let got = read(b"ok\r\ncaf\xe9\r\nnext");
         assert!(got[1].as_ref().unwrap_err().contains("f.txt:2: encoding: invalid UTF-8 at byte 4 of the line"));
         assert_eq!((&got[0], &got[2]), (&Ok((1, "ok".into())), &Ok((3, "next".into()))));
-        let p = decode("f.txt", 7, b"caf\xe9", "column 2").unwrap_err();
+        let p = decode("f.txt", 7, b"caf\xe9", || "column 2".into()).unwrap_err();
         assert_eq!((p.line, p.field.as_str()), (7, "encoding"));
         assert!(p.to_string().starts_with("f.txt:7: encoding: invalid UTF-8 at byte 4 of column 2"));
     }
