@@ -135,12 +135,7 @@ pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
             }
             Err(e) => return Err(e),
         };
-        let at = |(field, message): (&str, String)| Problem {
-            file: name.clone(),
-            line: line.number,
-            field: field.into(),
-            message,
-        };
+        let at = |(field, message): (&str, String)| Problem::new(&name, line.number, field, message);
         match parse(&line.text) {
             Ok(p) => {
                 problems.extend(check(&p, labels).into_iter().map(at));

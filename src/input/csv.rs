@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ::csv::{ByteRecord, ErrorKind, ReaderBuilder};
 
 use super::lines::{decode, skip_bom};
-use crate::error::{Error, Problem, Problems, Result};
+use crate::error::{Error, Problem, Result};
 
 /// How fields are separated and quoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl<R: Read> CsvReader<R> {
         let mut rows = Self { reader, file, header: empty, row: ByteRecord::new(), done: false };
         match rows.next() {
             Some(header) => rows.header = header?,
-            None => return Err(invalid(&rows.file, 1, "header", "empty file: no header row".into())),
+            None => return Err(Problem::new(&rows.file, 1, "header", "empty file: no header row").into()),
         }
         Ok(rows)
     }
@@ -81,7 +81,7 @@ impl<R: Read> CsvReader<R> {
         let decode_field =
             |(i, field)| decode(&self.file, line, field, || format!("column {}", i + 1)).map(String::from);
         let fields = self.row.iter().enumerate().map(decode_field).collect::<Result<_, _>>();
-        Ok(Row { line, fields: fields.map_err(|p| Error::Invalid(Problems(vec![p])))? })
+        Ok(Row { line, fields: fields.map_err(Error::from)? })
     }
 
     fn error(&mut self, e: ::csv::Error) -> Error {
@@ -92,7 +92,7 @@ impl<R: Read> CsvReader<R> {
                 self.done = true;
                 Error::io(&*self.file, source)
             }
-            _ => invalid(&self.file, line, "row", message),
+            _ => Problem::new(&self.file, line, "row", message).into(),
         }
     }
 }
@@ -113,10 +113,6 @@ impl<R: Read> Iterator for CsvReader<R> {
             Err(e) => Some(Err(self.error(e))),
         }
     }
-}
-
-fn invalid(file: &str, line: usize, field: &str, message: String) -> Error {
-    Error::Invalid(Problems(vec![Problem { file: file.to_string(), line, field: field.into(), message }]))
 }
 
 /// Passes bytes through, noting where each `\r` and `\n` went, so that a row's

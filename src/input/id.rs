@@ -18,7 +18,7 @@ pub fn from_json(value: Option<&Value>) -> Result<Option<String>, String> {
 
 /// [`from_json`] for the record on line `line` of `file`.
 pub fn from_json_at(value: Option<&Value>, file: &str, line: usize) -> Result<Option<String>, Problem> {
-    from_json(value).map_err(|message| Problem { file: file.to_string(), line, field: "id".into(), message })
+    from_json(value).map_err(|message| Problem::new(file, line, "id", message))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
-use crate::error::{Error, Problem, Problems, Result};
+use crate::error::{Error, Problem, Result};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -80,7 +80,7 @@ impl<R: BufRead> Iterator for LineReader<R> {
             }
             Ok(_) => {
                 self.number += 1;
-                Some(decode_line(&self.file, self.number, raw).map_err(|p| Error::Invalid(Problems(vec![p]))))
+                Some(decode_line(&self.file, self.number, raw).map_err(Error::from))
             }
             Err(e) => {
                 self.done = true;
@@ -108,15 +108,11 @@ pub fn decode<'a>(file: &str, line: usize, bytes: &'a [u8], part: impl FnOnce() 
 }
 
 fn invalid_utf8(file: &str, line: usize, e: std::str::Utf8Error, part: &str) -> Problem {
-    Problem {
-        file: file.to_string(),
-        line,
-        field: "encoding".into(),
-        message: format!(
-            "invalid UTF-8 at byte {} of {part}; convert the file to UTF-8 (SemEval files are often Windows-1252)",
-            e.valid_up_to() + 1
-        ),
-    }
+    let byte = e.valid_up_to() + 1;
+    let message = format!(
+        "invalid UTF-8 at byte {byte} of {part}; convert the file to UTF-8 (SemEval files are often Windows-1252)"
+    );
+    Problem::new(file, line, "encoding", message)
 }
 
 #[cfg(test)]

@@ -51,15 +51,6 @@ pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
     }
 }
 
-fn invalid(file: &str, line: usize, field: &str, message: &str) -> Error {
-    Error::Invalid(Problems(vec![Problem {
-        file: file.to_string(),
-        line,
-        field: field.to_string(),
-        message: message.to_string(),
-    }]))
-}
-
 /// How an input file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -220,7 +211,7 @@ fn json_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
 }
 
 fn json_object(line: &Line, file: &Arc<str>) -> Result<Record> {
-    let problem = |(field, message): (&str, String)| invalid(file, line.number, field, &message);
+    let problem = |(field, message): (&str, String)| Error::from(Problem::new(file, line.number, field, message));
     let value: Value = serde_json::from_str(&line.text).map_err(|e| problem(("json", e.to_string())))?;
     let text = json_text(&value).map_err(problem)?;
     let id = id::from_json(value.get("id")).map_err(|m| problem(("id", m)))?;
@@ -268,7 +259,7 @@ impl CsvRecords {
         let Some(text) = rows.column("text") else {
             let header = rows.header();
             let message = format!("no `text` column (header: {})", header.fields.join(","));
-            return Err(invalid(&name, header.line, "text", &message));
+            return Err(Problem::new(&name, header.line, "text", message).into());
         };
         let (id, target) = (rows.column("id"), rows.column("target"));
         Ok(Self { rows, text, id, target })
@@ -285,7 +276,7 @@ impl CsvRecords {
         };
         Ok(Record {
             id: id.filter(|id| !id.is_empty()).unwrap_or_else(|| row.line.to_string()),
-            text: text.map_err(|message| invalid(&file, row.line, "text", message))?,
+            text: text.map_err(|message| Error::from(Problem::new(&file, row.line, "text", message)))?,
             target: target.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
             span: None,
             file,
