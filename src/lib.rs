@@ -1,6 +1,6 @@
 //! stancekit: where does a sentence stand on a target?
 //!
-//! Data flows one way: files → [`data`] records → [`tokenization`] batches →
+//! Data flows one way: files (read by [`input`]) → [`data`] records → [`tokenization`] batches →
 //! [`model`] → predictions → metrics → report.
 
 pub mod cli;
@@ -10,6 +10,7 @@ pub mod device;
 pub mod error;
 pub mod evaluation;
 pub mod inference;
+pub mod input;
 pub mod io;
 pub mod kernels;
 pub mod logging;
