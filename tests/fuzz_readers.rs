@@ -13,7 +13,7 @@ use proptest::sample::Index;
 use serde_json::Value;
 use stancekit::data::{self, Format, Schema};
 use stancekit::evaluation::predictions;
-use stancekit::inference::{open_records, read_texts, InputFormat, ReadOptions};
+use stancekit::input::{open_records, read_texts, InputFormat, ReadOptions};
 use stancekit::{Error, Problems};
 
 fn config() -> ProptestConfig {

@@ -16,8 +16,8 @@ use serde_json::Value;
 use super::csv::{CsvReader, Dialect, Row};
 use super::id;
 use super::lines::{strip_bom, Line, LineReader};
+use super::segment::{split_sentences, Sentence, SentenceStream};
 use crate::error::{Error, Problem, Problems, Result};
-use crate::inference::segment::{split_sentences, Sentence, SentenceStream};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextItem {

@@ -4,8 +4,6 @@
 /// index), as `numpy.argmax` and `torch.argmax` break them, so that a label
 /// order decides ties the same way everywhere. NaN counts as smaller than every
 /// number. Empty input gives 0.
-// `x != x` is how a generic `PartialOrd` value says it is NaN.
-#[allow(clippy::eq_op)]
 pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate().skip(1) {
