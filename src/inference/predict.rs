@@ -1,5 +1,5 @@
 //! Stance of every (sentence, target) pair of a stream of records, in bounded
-//! memory (`stancekit predict` runs it from [`crate::commands::predict`]).
+//! memory (`stancekit predict` runs it from `commands/predict.rs`).
 //!
 //! One thread reads and tokenises the input a window at a time (a window is
 //! `--window` batches); the calling thread runs the model over each window in
