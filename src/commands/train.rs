@@ -139,8 +139,14 @@ pub fn run(args: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
         Outcome::Interrupted => Err(Error::Other(format!(
             "interrupted; the checkpoint is saved: continue with `stancekit train --resume {dir}`"
         ))),
-        Outcome::EarlyStopped => Ok(eprintln!("stopped early; the best model is in {dir}")),
-        Outcome::Finished => Ok(eprintln!("done; the best model is in {dir}")),
+        Outcome::EarlyStopped => {
+            eprintln!("stopped early; the best model is in {dir}");
+            Ok(())
+        }
+        Outcome::Finished => {
+            eprintln!("done; the best model is in {dir}");
+            Ok(())
+        }
     }
 }
 

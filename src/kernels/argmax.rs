@@ -8,11 +8,16 @@ pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate().skip(1) {
         // `!(v <= best)` would let NaN win; `v > best` keeps the first maximum.
-        if v > values[best] || values[best] != values[best] && v == v {
+        if v > values[best] || is_nan(values[best]) && !is_nan(v) {
             best = i;
         }
     }
     best
+}
+
+/// A value not even equal to itself.
+fn is_nan<T: PartialOrd>(x: T) -> bool {
+    x.partial_cmp(&x).is_none()
 }
 
 #[cfg(test)]
