@@ -3,6 +3,7 @@
 //! Data flows one way: files → [`data`] records → [`tokenization`] batches →
 //! [`model`] → predictions → metrics → report.
 
+pub mod active;
 pub mod cli;
 pub mod commands;
 pub mod data;
@@ -12,6 +13,7 @@ pub mod evaluation;
 pub mod inference;
 pub mod io;
 pub mod kernels;
+pub mod labeling;
 pub mod logging;
 pub mod model;
 pub mod reporting;
