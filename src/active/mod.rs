@@ -59,7 +59,7 @@ impl Strategy {
 
 /// `diverse` shortlists this many times each target's share of the picks: wide
 /// enough for coverage to choose, narrow enough that every pick is uncertain.
-pub const SHORTLIST_FACTOR: usize = 10;
+pub const SHORTLIST: usize = 10;
 
 /// Cosine distance below which two sentences count as near-duplicates (cosine
 /// similarity 0.95: a changed word or two, the same sentence re-quoted).
@@ -78,6 +78,8 @@ pub struct Request {
     pub seed: u64,
     /// Target indices run below this.
     pub targets: usize,
+    /// `diverse`'s shortlist per target, in multiples of the target's share ([`SHORTLIST`]).
+    pub shortlist: usize,
 }
 
 /// One picked sentence and why.
@@ -104,7 +106,7 @@ pub type Embed<'a> = dyn FnMut(&[usize]) -> Result<Vec<Vec<f32>>> + 'a;
 pub fn select(pool: &[Scored], request: &Request, embed: &mut Embed, labelled: &[Vec<f32>]) -> Result<Vec<Pick>> {
     let rankings = rank(pool, request);
     match request.strategy {
-        Strategy::Diverse => diverse(&rankings, request.n, embed, labelled),
+        Strategy::Diverse => diverse(&rankings, (request.n, request.shortlist), embed, labelled),
         _ => Ok(round_robin(&rankings, request.n)),
     }
 }
@@ -176,9 +178,14 @@ fn round_robin(rankings: &[Vec<(usize, f64)>], n: usize) -> Vec<Pick> {
 
 /// Each target's shortlist of its most uncertain items, then k-center greedy
 /// over them with the targets taking turns.
-fn diverse(rankings: &[Vec<(usize, f64)>], n: usize, embed: &mut Embed, labelled: &[Vec<f32>]) -> Result<Vec<Pick>> {
+fn diverse(
+    rankings: &[Vec<(usize, f64)>],
+    (n, factor): (usize, usize),
+    embed: &mut Embed,
+    labelled: &[Vec<f32>],
+) -> Result<Vec<Pick>> {
     let present = rankings.iter().filter(|r| !r.is_empty()).count().max(1);
-    let shortlist = n.div_ceil(present) * SHORTLIST_FACTOR;
+    let shortlist = n.div_ceil(present) * factor.max(1);
     let lists: Vec<&[(usize, f64)]> = rankings.iter().map(|r| &r[..r.len().min(shortlist)]).collect();
     let mut items: Vec<usize> = lists.iter().flat_map(|l| l.iter().map(|p| p.0)).collect();
     items.sort_unstable();
@@ -239,7 +246,7 @@ mod tests {
     use super::*;
 
     fn request(strategy: Strategy, n: usize) -> Request {
-        Request { n, strategy, seed: 3, targets: 2 }
+        Request { n, strategy, seed: 3, targets: 2, shortlist: SHORTLIST }
     }
 
     /// Item i is scored on target i % 2 with a confidence that falls as i grows.

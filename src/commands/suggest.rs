@@ -63,6 +63,7 @@ pub struct SuggestConfig {
 /// What a run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
+    pub requested: usize,
     pub suggested: usize,
     /// Distinct unlabelled sentences in the pool.
     pub pool: usize,
@@ -83,7 +84,11 @@ impl fmt::Display for Summary {
             self.strategy.name(),
             per_target.join(", "),
             self.out.display()
-        )
+        )?;
+        if self.suggested < self.requested.min(self.pool) {
+            write!(f, "; the rest are near-duplicates of labelled or suggested sentences")?;
+        }
+        Ok(())
     }
 }
 
@@ -103,7 +108,8 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
         ReadOptions { format: config.input_format, split_sentences: config.split_sentences, bytes_read: None };
     let pool = read_pool(&config.pool, &options, &skip)?;
     let (scored, ids) = score(&classifier, &targets, &pool, config.batch_size)?;
-    let request = Request { n: config.n, strategy: config.strategy, seed: config.seed, targets: ids.len() };
+    let (n, strategy, seed) = (config.n, config.strategy, config.seed);
+    let request = Request { n, strategy, seed, targets: ids.len(), shortlist: crate::active::SHORTLIST };
     let embed = |texts: Vec<&str>| sentence_embeddings(&classifier, &texts, config.batch_size);
     let centres = match config.strategy {
         Strategy::Diverse => embed(skip.iter().map(String::as_str).collect())?,
@@ -129,6 +135,7 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     crate::io::write_jsonl(&config.out, &rows)?;
     let per_target = ids.iter().enumerate().map(|(t, id)| (id.clone(), picks.iter().filter(|p| p.target == t).count()));
     Ok(Summary {
+        requested: config.n,
         suggested: rows.len(),
         pool: pool.len(),
         strategy: config.strategy,
