@@ -80,6 +80,9 @@ struct Split {
 /// Pooled macro-F1 and F_avg on `test` after each round: `[strategy][seed][round]`.
 type Curves = Vec<Vec<Vec<(f64, f64)>>>;
 
+/// One of the two scores of a round.
+type Metric = fn(&(f64, f64)) -> f64;
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let schema = Schema::load(&args.targets)?;
@@ -216,12 +219,12 @@ fn mean_sd(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// One metric's mean over seeds at every size.
-fn means(curves: &Curves, s: usize, metric: fn(&(f64, f64)) -> f64) -> Vec<f64> {
+fn means(curves: &Curves, s: usize, metric: Metric) -> Vec<f64> {
     let rounds = curves[s][0].len();
     (0..rounds).map(|r| mean_sd(curves[s].iter().map(|c| metric(&c[r]))).0).collect()
 }
 
-const METRICS: [(&str, fn(&(f64, f64)) -> f64); 2] = [("macro-F1", |m| m.0), ("F_avg", |m| m.1)];
+const METRICS: [(&str, Metric); 2] = [("macro-F1", |m| m.0), ("F_avg", |m| m.1)];
 
 fn table(sizes: &[usize], curves: &Curves) -> String {
     let mut header = String::from("| labels |");
@@ -236,8 +239,8 @@ fn table(sizes: &[usize], curves: &Curves) -> String {
     for (r, size) in sizes.iter().enumerate() {
         out += &format!("| {size} |");
         for (_, metric) in METRICS {
-            for s in 0..STRATEGIES.len() {
-                let (mean, sd) = mean_sd(curves[s].iter().map(|c| metric(&c[r])));
+            for strategy in curves {
+                let (mean, sd) = mean_sd(strategy.iter().map(|c| metric(&c[r])));
                 out += &format!(" {mean:.1} ± {sd:.1} |");
             }
         }
