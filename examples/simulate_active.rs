@@ -265,6 +265,14 @@ fn reaching(sizes: &[usize], curves: &Curves) -> String {
             };
             out += &format!(" {} reaches it with {reached};", strategy.name());
         }
+        // The whole curve after the shared start, in one number per strategy.
+        let area: Vec<String> = (0..STRATEGIES.len())
+            .map(|s| {
+                let m = means(curves, s, metric);
+                format!("{} {:.1}", STRATEGIES[s].name(), m[1..].iter().sum::<f64>() / (m.len() - 1).max(1) as f64)
+            })
+            .collect();
+        out += &format!(" mean over the rounds after the start: {}", area.join(", "));
     }
     out
 }

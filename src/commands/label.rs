@@ -135,6 +135,9 @@ fn scorer(classifier: Classifier, targets: &[Target]) -> Result<Scorer> {
 /// The address on stdout (tests and scripts read it from there), and where things stand.
 fn announce(session: &Session, listener: &std::net::TcpListener, config: &LabelConfig) -> Result<()> {
     let addr = listener.local_addr().map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
+    if !addr.ip().is_loopback() {
+        eprintln!("warning: {addr} is reachable from other machines, and the page has no login");
+    }
     let stats = session.stats();
     let mut out = std::io::stdout().lock();
     writeln!(

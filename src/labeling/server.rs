@@ -14,7 +14,8 @@
 //!
 //! A refused request answers 400 (malformed) or 409 (does not fit the
 //! session's state) with `{"error": "..."}`. Bodies are capped at
-//! [`MAX_BODY`]; requests run one at a time on the session. On a loopback
+//! [`MAX_BODY`]; requests run one at a time on the session, and at most
+//! [`MAX_WAITING`] wait for it (503 beyond). On a loopback
 //! address, requests must name that address in `Host`, so that a web page
 //! elsewhere cannot reach the API through a DNS name that points here.
 
@@ -39,6 +40,10 @@ pub const PAGE: &str = include_str!("page.html");
 /// No request of the API comes near this.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// Requests waiting for the session at once; more are told to come back (503).
+/// The page sends one at a time.
+pub const MAX_WAITING: usize = 8;
+
 /// The page may run its own inline script and style and talk to this server, nothing else.
 const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'";
@@ -58,6 +63,7 @@ pub struct Meta {
 
 struct App {
     session: Mutex<Session>,
+    waiting: tokio::sync::Semaphore,
     meta: Meta,
     /// `Host` values accepted; none: any (the user bound a non-loopback address on purpose).
     hosts: Option<Vec<String>>,
@@ -102,7 +108,8 @@ pub fn router(session: Session, meta: Meta, addr: SocketAddr) -> Router {
         let port = addr.port();
         vec![addr.to_string(), format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")]
     });
-    let app = Arc::new(App { session: Mutex::new(session), meta, hosts });
+    let waiting = tokio::sync::Semaphore::new(MAX_WAITING);
+    let app = Arc::new(App { session: Mutex::new(session), waiting, hosts, meta });
     Router::new()
         .route("/", get(page))
         .route("/api/meta", get(meta_route))
@@ -157,9 +164,13 @@ where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut Session) -> std::result::Result<T, Refusal> + Send + 'static,
 {
+    let Ok(_place) = app.waiting.try_acquire() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "busy: too many requests waiting; try again".into());
+    };
+    let session = app.clone();
     let done = tokio::task::spawn_blocking(move || {
         // A panic mid-request leaves the file as it was (writes are whole), so carry on.
-        let mut session = app.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut session = session.session.lock().unwrap_or_else(PoisonError::into_inner);
         work(&mut session)
     })
     .await;
