@@ -3,6 +3,7 @@
 //! Data flows one way: files (read by [`input`]) → [`data`] records → [`tokenization`] batches →
 //! [`model`] → predictions → metrics → report.
 
+pub mod active;
 pub mod cli;
 pub mod commands;
 pub mod data;
@@ -13,6 +14,7 @@ pub mod inference;
 pub mod input;
 pub mod io;
 pub mod kernels;
+pub mod labeling;
 pub mod logging;
 pub mod model;
 pub mod reporting;

@@ -6,13 +6,16 @@
 //! - [`data`]: `data check`, `data split`; [`clean`]: `data clean`.
 //! - [`train`]: `train`; [`cv`]: `cv` (train and evaluate per fold).
 //! - [`predict`]: `predict`; [`embed`]: `embed`; [`eval`]: `eval`.
+//! - [`suggest`]: `suggest`; [`label`]: `label`.
 
 pub mod clean;
 pub mod cv;
 pub mod data;
 pub mod embed;
 pub mod eval;
+pub mod label;
 pub mod predict;
+pub mod suggest;
 pub mod train;
 
 use std::sync::atomic::{AtomicBool, Ordering};
