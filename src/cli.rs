@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::commands::{self, clean, cv, data, embed, eval, predict, serve, train};
+use crate::commands::{clean, cv, data, embed, eval, label, predict, serve, suggest, train};
 
 #[derive(Debug, Parser)]
 #[command(name = "stancekit", version, about = "Where does a sentence stand on a target?")]
@@ -28,6 +28,10 @@ pub enum Command {
     Cv(Box<cv::CvConfig>),
     /// Stance of every (sentence, target) pair of the input, streamed.
     Predict(predict::PredictConfig),
+    /// Pick the unlabelled sentences most worth labelling next, balanced over targets.
+    Suggest(Box<suggest::SuggestConfig>),
+    /// Label sentences in the browser: a page on localhost, each decision saved at once.
+    Label(Box<label::LabelConfig>),
     /// HTTP service: stance for texts sent one request at a time, merged into model batches.
     Serve(serve::ServeConfig),
 }
@@ -59,7 +63,9 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         }
         Command::Eval(config) => eval::run_command(&config)?,
         Command::Cv(config) => cv::run_command(&config)?,
-        Command::Predict(config) => commands::predict::run_command(&config)?,
+        Command::Predict(config) => predict::run_command(&config)?,
+        Command::Suggest(config) => suggest::run_command(&config)?,
+        Command::Label(config) => label::run_command(&config)?,
         Command::Serve(config) => serve::run(&config)?,
     }
     Ok(())

@@ -13,6 +13,12 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    pub fn new(file: &str, line: usize, field: &str, message: impl Into<String>) -> Self {
+        Problem { file: file.to_string(), line, field: field.to_string(), message: message.into() }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: {}: {}", self.file, self.line, self.field, self.message)
@@ -53,6 +59,13 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Other(String),
+}
+
+/// A single problem rejects an input just as a list of them does.
+impl From<Problem> for Error {
+    fn from(problem: Problem) -> Self {
+        Error::Invalid(Problems(vec![problem]))
+    }
 }
 
 impl Error {

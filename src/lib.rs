@@ -1,8 +1,9 @@
 //! stancekit: where does a sentence stand on a target?
 //!
-//! Data flows one way: files → [`data`] records → [`tokenization`] batches →
+//! Data flows one way: files (read by [`input`]) → [`data`] records → [`tokenization`] batches →
 //! [`model`] → predictions → metrics → report.
 
+pub mod active;
 pub mod cli;
 pub mod commands;
 pub mod data;
@@ -10,8 +11,10 @@ pub mod device;
 pub mod error;
 pub mod evaluation;
 pub mod inference;
+pub mod input;
 pub mod io;
 pub mod kernels;
+pub mod labeling;
 pub mod logging;
 pub mod model;
 pub mod reporting;

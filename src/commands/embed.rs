@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::inference::embed::Embedder;
-use crate::inference::TextItem;
+use crate::input::{read_texts, TextItem};
 use crate::model::Precision;
 use crate::resolve;
 use crate::{Error, Result};
@@ -40,7 +40,7 @@ pub struct EmbedConfig {
 
 /// Runs `stancekit embed`; returns the number of sentences embedded.
 pub fn run(config: &EmbedConfig) -> Result<usize> {
-    let items = crate::inference::read_texts(&config.input)?;
+    let items = read_texts(&config.input)?;
     let dir = resolve::resolve(&config.model)?;
     let device = crate::device::select_for(&config.device, config.precision)?;
     let embedder = Embedder::load(&dir, &device, config.max_length, config.precision)?;

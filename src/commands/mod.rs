@@ -7,14 +7,17 @@
 //! - [`train`]: `train`; [`cv`]: `cv` (train and evaluate per fold).
 //! - [`predict`]: `predict`; [`embed`]: `embed`; [`eval`]: `eval`.
 //! - [`serve`]: `serve` (HTTP, over [`crate::serving`]).
+//! - [`suggest`]: `suggest`; [`label`]: `label`.
 
 pub mod clean;
 pub mod cv;
 pub mod data;
 pub mod embed;
 pub mod eval;
+pub mod label;
 pub mod predict;
 pub mod serve;
+pub mod suggest;
 pub mod train;
 
 use std::sync::atomic::{AtomicBool, Ordering};

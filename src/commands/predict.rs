@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::inference::predict::{predict_stream, Counts, OutputFormat, RowWriter, Sink, StreamOptions, TargetSet};
-use crate::inference::{open_records, InputFormat, ReadOptions, Records};
+use crate::input::{open_records, InputFormat, ReadOptions, Records};
 use crate::kernels::int8::Kernel;
 use crate::model::{Classifier, Precision};
 use crate::{resolve, Error, Result};

@@ -136,12 +136,14 @@ pub fn run(args: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
         eprintln!("warning: {warning}");
     }
     match summary.outcome {
-        Outcome::Interrupted => Err(Error::Other(format!(
-            "interrupted; the checkpoint is saved: continue with `stancekit train --resume {dir}`"
-        ))),
-        Outcome::EarlyStopped => Ok(eprintln!("stopped early; the best model is in {dir}")),
-        Outcome::Finished => Ok(eprintln!("done; the best model is in {dir}")),
+        Outcome::Interrupted => {
+            let resume = format!("continue with `stancekit train --resume {dir}`");
+            return Err(Error::Other(format!("interrupted; the checkpoint is saved: {resume}")));
+        }
+        Outcome::EarlyStopped => eprintln!("stopped early; the best model is in {dir}"),
+        Outcome::Finished => eprintln!("done; the best model is in {dir}"),
     }
+    Ok(())
 }
 
 /// The settings of a training run: a resumed run's saved ones, or the TOML of

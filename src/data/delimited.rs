@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use csv::{ByteRecord, ReaderBuilder};
-
-use super::{lines, Pos, Sink};
+use super::{Pos, Sink};
+use crate::input::csv::{CsvReader, Dialect, Row};
 
 const REQUIRED: [&str; 3] = ["text", "target", "label"];
 
@@ -17,81 +16,28 @@ struct Columns {
     label: usize,
 }
 
-pub(crate) fn read(file: &Arc<str>, bytes: &[u8], delimiter: u8, sink: &mut Sink) {
-    // Quotes are literal in TSV: sentences contain them, and TSV has no escaping.
-    let mut reader = ReaderBuilder::new()
-        .delimiter(delimiter)
-        .quoting(delimiter != b'\t')
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(bytes);
-    let mut row = ByteRecord::new();
-    let mut columns = None;
-    let mut lines = LineCounter { bytes, offset: 0, line: 1 };
-    loop {
-        match reader.read_byte_record(&mut row) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
-                sink.problems.push(Pos { file: file.clone(), line }.problem("row", e.to_string()));
-                continue;
-            }
-        }
-        let line = row.position().map_or(0, |p| lines.line_at(p.byte()));
-        let at = Pos { file: file.clone(), line };
-        let Some(fields) = decode(&row, &at, sink) else {
-            // Without a readable header no row can be read.
-            if columns.is_none() {
-                return;
-            }
-            continue;
-        };
-        match &columns {
-            None => match header(&fields, &at) {
-                Ok(found) => columns = Some(found),
-                Err(problem) => return sink.problems.push(problem),
-            },
-            Some(columns) => entry(columns, &fields, at, sink),
+pub(crate) fn read(file: &Arc<str>, bytes: &[u8], dialect: Dialect, sink: &mut Sink) {
+    // Without a readable header no row can be read.
+    let rows = match CsvReader::open(bytes, file.clone(), dialect) {
+        Ok(rows) => rows,
+        Err(e) => return sink.error(e),
+    };
+    let columns = match header(&rows) {
+        Ok(columns) => columns,
+        Err(problem) => return sink.problems.push(problem),
+    };
+    for row in rows {
+        match row {
+            Ok(Row { line, fields }) => entry(&columns, &fields, Pos { file: file.clone(), line }, sink),
+            Err(e) => sink.error(e),
         }
     }
-    if columns.is_none() {
-        sink.problems.push(Pos { file: file.clone(), line: 1 }.problem("header", "empty file: no header row"));
-    }
 }
 
-/// Physical line numbers. The csv crate's line count leaves out the blank lines it
-/// skips, and a record's byte offset points at the blank lines before it, so lines
-/// are counted here from the offsets.
-struct LineCounter<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-    line: usize,
-}
-
-impl LineCounter<'_> {
-    /// The 1-based line where the record starting at `byte` has its first content;
-    /// offsets must not decrease between calls.
-    fn line_at(&mut self, byte: u64) -> usize {
-        let start = usize::try_from(byte).unwrap_or(usize::MAX).clamp(self.offset, self.bytes.len());
-        let blank = self.bytes[start..].iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
-        let end = start + blank;
-        self.line += self.bytes[self.offset..end].iter().filter(|&&b| b == b'\n').count();
-        self.offset = end;
-        self.line
-    }
-}
-
-fn decode(row: &ByteRecord, at: &Pos, sink: &mut Sink) -> Option<Vec<String>> {
-    let decoded: Result<Vec<String>, _> =
-        row.iter().map(|field| lines::decode(&at.file, at.line, field).map(str::to_string)).collect();
-    decoded.map_err(|problem| sink.problems.push(problem)).ok()
-}
-
-fn header(fields: &[String], at: &Pos) -> Result<Columns, crate::Problem> {
-    let find =
-        |name: &str| fields.iter().position(|f| f.trim_start_matches('\u{feff}').trim().eq_ignore_ascii_case(name));
+fn header(rows: &CsvReader<&[u8]>) -> Result<Columns, crate::Problem> {
+    let find = |name: &str| rows.column(name);
     let missing: Vec<&str> = REQUIRED.into_iter().filter(|name| find(name).is_none()).collect();
+    let at = Pos { file: rows.file().clone(), line: rows.header().line };
     match (find("text"), find("target"), find("label")) {
         (Some(text), Some(target), Some(label)) => Ok(Columns { id: find("id"), text, target, label }),
         _ => Err(at.problem(
@@ -164,5 +110,24 @@ mod tests {
         let file = write(dir.path(), "a.csv", b"\ntext,target,label\r\n\r\nok,nato,none\ncaf\xe9,nato,none\n");
         let got = problems(&[&file], None);
         assert!(got[0].starts_with(&format!("{file}:5: encoding: invalid UTF-8")), "{got:?}");
+    }
+
+    #[test]
+    fn bom_crlf_and_invalid_utf8_in_csv_and_tsv() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, sep) in [("a.csv", ","), ("a.tsv", "\t")] {
+            let good = format!("\u{feff}text{sep}target{sep}label\r\nx{sep}nato{sep}none\r\n").into_bytes();
+            let file = write(dir.path(), name, &good);
+            let data = load(&[&file], None, &schema()).unwrap();
+            assert_eq!(data.records().map(|r| r.label.as_str()).collect::<Vec<_>>(), ["none"], "{name}");
+            write(
+                dir.path(),
+                name,
+                [&good[..], format!("caf\u{e9}{sep}nato{sep}none\r\n").as_bytes(), b"\xff\r\n"].concat(),
+            );
+            let got = problems(&[&file], None);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(got[0].starts_with(&format!("{file}:4: encoding: invalid UTF-8 at byte 1 of column 1")), "{got:?}");
+        }
     }
 }

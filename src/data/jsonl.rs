@@ -4,26 +4,25 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{lines, Pos, Sink};
+use super::{Pos, Sink};
+use crate::input::id;
+use crate::input::lines::LineReader;
 
 pub(crate) fn read(file: &Arc<str>, bytes: &[u8], sink: &mut Sink) {
-    for (line, raw) in lines::split(bytes) {
-        let text = match lines::decode(file, line, raw) {
-            Ok(text) => text,
-            Err(problem) => {
-                sink.problems.push(problem);
-                continue;
-            }
-        };
-        if text.trim().is_empty() {
-            continue;
+    for line in LineReader::new(bytes, file.clone()) {
+        match line {
+            Ok(line) if line.text.trim().is_empty() => {}
+            Ok(line) => object(&line.text, Pos { file: file.clone(), line: line.number }, sink),
+            Err(e) => sink.error(e),
         }
-        let at = Pos { file: file.clone(), line };
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(object)) => entry(&object, at, sink),
-            Ok(_) => sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}")),
-            Err(e) => sink.problems.push(at.problem("json", e.to_string())),
-        }
+    }
+}
+
+fn object(text: &str, at: Pos, sink: &mut Sink) {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => entry(&object, at, sink),
+        Ok(_) => sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}")),
+        Err(e) => sink.problems.push(at.problem("json", e.to_string())),
     }
 }
 
@@ -40,17 +39,10 @@ fn entry(object: &Map<String, Value>, at: Pos, sink: &mut Sink) {
         }
     };
     let fields = [field("text"), field("target"), field("label")];
-    let id = match object.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        // Numeric ids are common in exported data and unambiguous as strings.
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(other) => {
-            sink.problems.push(at.problem("id", format!("expected a string, found {other}")));
-            return;
-        }
-    };
-    sink.push_found(id, fields, at);
+    match id::from_json_at(object.get("id"), &at.file, at.line) {
+        Ok(id) => sink.push_found(id, fields, at),
+        Err(problem) => sink.problems.push(problem),
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +81,36 @@ mod tests {
         assert_eq!(
             got,
             vec![format!("{file}:1: target: expected a string, found 1"), format!("{file}:1: label: missing field"),]
+        );
+    }
+
+    #[test]
+    fn bom_crlf_and_invalid_utf8_follow_the_line_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"\xEF\xBB\xBF{\"text\":\"x\",\"target\":\"nato\",\"label\":\"none\"}\r\n{\"text\":\"caf\xe9\"}\r\n";
+        let file = write(dir.path(), "a.jsonl", body);
+        let got = problems(&[&file], None);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with(&format!("{file}:2: encoding: invalid UTF-8 at byte 13 of the line")), "{got:?}");
+        let good = write(dir.path(), "b.jsonl", &body[..body.len() - 19]);
+        assert_eq!(load(&[good], None, &schema()).unwrap().records().next().unwrap().text, "x");
+    }
+
+    #[test]
+    fn ids_follow_the_id_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |id: &str| format!("{{\"id\":{id},\"text\":\"t\",\"target\":\"nato\",\"label\":\"none\"}}\n");
+        let good = write(dir.path(), "a.jsonl", ["\"s1\"", "7", "2.5", "null"].map(line).concat());
+        let ids: Vec<Option<String>> =
+            load(&[good], None, &schema()).unwrap().records().map(|r| r.id.clone()).collect();
+        assert_eq!(ids, [Some("s1".into()), Some("7".into()), Some("2.5".into()), None]);
+        let bad = write(dir.path(), "b.jsonl", ["true", "{}"].map(line).concat());
+        assert_eq!(
+            problems(&[&bad], None),
+            [
+                format!("{bad}:1: id: expected a string or a number, found true"),
+                format!("{bad}:2: id: expected a string or a number, found {{}}")
+            ]
         );
     }
 }

@@ -6,7 +6,6 @@
 
 mod delimited;
 mod jsonl;
-pub(crate) mod lines;
 mod record;
 mod schema;
 mod semeval;
@@ -28,6 +27,7 @@ pub use stats::Counts;
 pub use validate::Duplicate;
 
 use crate::error::{Error, Problem, Problems, Result};
+use crate::input::csv::Dialect;
 
 /// A place in an input file: the file as named to the user and a 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -234,6 +234,17 @@ impl Sink {
             self.push_one_line(Record { id, text, target, label }, at);
         }
     }
+
+    /// An error of the input layer: the problems it names, or one about the whole file.
+    fn error(&mut self, e: Error) {
+        match e {
+            Error::Invalid(Problems(problems)) => self.problems.extend(problems),
+            Error::Io { path, source } => {
+                self.problems.push(whole_file(&path, "file", format!("cannot read: {source}")))
+            }
+            other => self.problems.push(whole_file(Path::new(""), "file", other.to_string())),
+        }
+    }
 }
 
 fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut Sink) {
@@ -248,8 +259,8 @@ fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut
     match format {
         Format::Tweeteval => tweeteval::read(&input.path, &input.splits, schema, sink),
         Format::Jsonl => read_file(input, sink, jsonl::read),
-        Format::Csv => read_file(input, sink, |file, bytes, sink| delimited::read(file, bytes, b',', sink)),
-        Format::Tsv => read_file(input, sink, |file, bytes, sink| delimited::read(file, bytes, b'\t', sink)),
+        Format::Csv => read_file(input, sink, |file, bytes, sink| delimited::read(file, bytes, Dialect::CSV, sink)),
+        Format::Tsv => read_file(input, sink, |file, bytes, sink| delimited::read(file, bytes, Dialect::TSV, sink)),
         Format::Semeval => read_file(input, sink, |file, bytes, sink| semeval::read(file, bytes, schema, sink)),
     }
 }

@@ -2,39 +2,37 @@
 //! releases add columns, which are ignored). Targets are given by description
 //! and stances in capitals; both are mapped to the project's ids and labels.
 
-use std::io::BufRead;
+use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{lines, Pos, Record, Schema, Sink};
+use super::{Pos, Record, Schema, Sink};
+use crate::input::lines::LineReader;
 
 const COLUMNS: [&str; 4] = ["id", "target", "tweet", "stance"];
 
 /// Whether a file starts with the SemEval header.
 pub(crate) fn has_header(path: &Path) -> bool {
     let Ok(file) = std::fs::File::open(path) else { return false };
-    let mut first = Vec::new();
-    if std::io::BufReader::new(file).read_until(b'\n', &mut first).is_err() {
+    let Some(Ok(first)) = LineReader::new(BufReader::new(file), path.display().to_string().into()).next() else {
         return false;
-    }
-    let first = String::from_utf8_lossy(&first);
-    let names: Vec<String> =
-        first.trim_start_matches('\u{feff}').split('\t').map(|c| c.trim().to_lowercase()).collect();
+    };
+    let names: Vec<String> = first.text.split('\t').map(|c| c.trim().to_lowercase()).collect();
     names.len() >= COLUMNS.len() && names[..COLUMNS.len()] == COLUMNS
 }
 
 pub(crate) fn read(file: &Arc<str>, bytes: &[u8], schema: &Schema, sink: &mut Sink) {
     let mut columns: Option<[usize; 4]> = None;
-    for (line, raw) in lines::split(bytes) {
-        let at = Pos { file: file.clone(), line };
-        let text = match lines::decode(file, line, raw) {
-            Ok(text) => text,
-            Err(problem) if columns.is_none() => return sink.problems.push(problem),
-            Err(problem) => {
-                sink.problems.push(problem);
+    for line in LineReader::new(bytes, file.clone()) {
+        let (line, text) = match line {
+            Ok(line) => (line.number, line.text),
+            Err(e) if columns.is_none() => return sink.error(e),
+            Err(e) => {
+                sink.error(e);
                 continue;
             }
         };
+        let at = Pos { file: file.clone(), line };
         let fields: Vec<&str> = text.split('\t').collect();
         match columns {
             None => match header(&fields) {
@@ -78,17 +76,25 @@ fn entry(columns: [usize; 4], fields: &[&str], at: Pos, schema: &Schema, sink: &
     };
     let record = Record {
         id: Some(id.trim().to_string()).filter(|id| !id.is_empty()),
-        text: lines::strip_semst(tweet).to_string(),
+        text: strip_semst(tweet).to_string(),
         target: target.to_string(),
         label: stance.trim().to_lowercase(),
     };
     sink.push_one_line(record, at);
 }
 
+/// Removes the SemEval `#SemST` marker hashtag (annotators never saw it) and the
+/// trailing spaces TweetEval (SemEval re-released) leaves on every line.
+pub(crate) fn strip_semst(text: &str) -> &str {
+    let text = text.trim_end();
+    text.strip_suffix("#SemST").map(str::trim_end).unwrap_or(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{problems, schema, write};
     use super::super::{load, Format};
+    use super::strip_semst;
 
     const HEADER: &str = "ID\tTarget\tTweet\tStance\tOpinion Towards\tSentiment\r\n";
 
@@ -121,5 +127,25 @@ mod tests {
         assert!(got[0].starts_with(&format!("{file}:2: Target: unknown target description 'Legalization")), "{got:?}");
         assert!(got[1].starts_with(&format!("{file}:3: encoding: invalid UTF-8 at byte 14")), "{got:?}");
         assert!(got[2].starts_with(&format!("{file}:4: label: unknown label 'maybe'")), "{got:?}");
+    }
+
+    #[test]
+    fn strips_marker() {
+        assert_eq!(strip_semst("Think #SemST "), "Think");
+        assert_eq!(strip_semst("no marker  "), "no marker");
+        assert_eq!(strip_semst("#SemST"), "");
+    }
+
+    #[test]
+    fn bom_crlf_and_invalid_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!("\u{feff}{HEADER}1\tUkraine joining NATO\tJoin #SemST\tFAVOR\r\n");
+        let file = write(dir.path(), "a.txt", &body);
+        let data = load(&[&file], None, &schema()).unwrap();
+        assert_eq!(data.files[0].entries[0].record.text, "Join");
+        write(dir.path(), "a.txt", [body.as_bytes(), b"2\tUkraine joining NATO\t\xff\tNONE\r\n"].concat());
+        let got = problems(&[&file], None);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with(&format!("{file}:3: encoding: invalid UTF-8 at byte 24 of the line")), "{got:?}");
     }
 }

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{lines, whole_file, Entry, Pos, Record, Schema, Sink, SplitName};
+use super::semeval::strip_semst;
+use super::{whole_file, Entry, Pos, Record, Schema, Sink, SplitName};
 use crate::error::Problem;
+use crate::input::lines::LineReader;
 
 const MAPPING: &str = "mapping.txt";
 
@@ -72,13 +74,12 @@ fn read_mapping(path: &Path, sink: &mut Sink) -> Option<BTreeMap<i64, String>> {
     let file: Arc<str> = path.display().to_string().into();
     let before = sink.problems.len();
     let mut mapping = BTreeMap::new();
-    for (line, raw) in lines::split(&bytes) {
-        let at = Pos { file: file.clone(), line };
-        let text = match lines::decode(&file, line, raw) {
-            Ok(text) if text.trim().is_empty() => continue,
-            Ok(text) => text,
-            Err(problem) => {
-                sink.problems.push(problem);
+    for line in LineReader::new(&bytes[..], file.clone()) {
+        let (at, text) = match line {
+            Ok(line) if line.text.trim().is_empty() => continue,
+            Ok(line) => (Pos { file: file.clone(), line: line.number }, line.text),
+            Err(e) => {
+                sink.error(e);
                 continue;
             }
         };
@@ -142,19 +143,20 @@ fn read_split(
     let (Some(texts), Some(labels)) = (read_bytes(text_path, sink), read_bytes(labels_path, sink)) else { return };
     let text_file: Arc<str> = text_path.display().to_string().into();
     let label_file: Arc<str> = labels_path.display().to_string().into();
-    let texts: Vec<_> = lines::split(&texts).collect();
-    let labels: Vec<_> = lines::split(&labels).collect();
+    let texts: Vec<_> = LineReader::new(&texts[..], text_file.clone()).collect();
+    let labels: Vec<_> = LineReader::new(&labels[..], label_file.clone()).collect();
     check_alignment((&text_file, texts.len()), (&label_file, labels.len()), sink);
-    for (&(line, text), &(label_line, label)) in texts.iter().zip(&labels) {
+    // Each line gives one item, ok or not, so the n-th items share line n.
+    for (line, (text, label)) in (1..).zip(texts.into_iter().zip(labels)) {
         let text_at = Pos { file: text_file.clone(), line };
-        let label_at = Pos { file: label_file.clone(), line: label_line };
-        let text = lines::decode(&text_file, line, text).map_err(|p| sink.problems.push(p));
-        let label = lines::decode(&label_file, label_line, label)
-            .map_err(|p| sink.problems.push(p))
-            .and_then(|l| map_label(l, &label_at, mapping).map_err(|p| sink.problems.push(p)));
+        let label_at = Pos { file: label_file.clone(), line };
+        let text = text.map_err(|e| sink.error(e));
+        let label = label
+            .map_err(|e| sink.error(e))
+            .and_then(|l| map_label(&l.text, &label_at, mapping).map_err(|p| sink.problems.push(p)));
         if let (Ok(text), Ok(label)) = (text, label) {
             let id = format!("{target}-{}-{line:04}", split.as_str());
-            let record = Record { id: Some(id), text: lines::strip_semst(text).into(), target: target.into(), label };
+            let record = Record { id: Some(id), text: strip_semst(&text.text).into(), target: target.into(), label };
             sink.entries.push(Entry { record, text_at, label_at });
         }
     }

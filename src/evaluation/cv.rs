@@ -1,5 +1,5 @@
 //! The results of a k-fold cross-validation (`stancekit cv`, run by
-//! [`crate::commands::cv`]): each fold's scores and their mean ± standard
+//! `commands/cv.rs`): each fold's scores and their mean ± standard
 //! deviation, as `cv.json` holds them.
 
 use serde::{Deserialize, Serialize};

@@ -17,12 +17,15 @@
 //!   read as another name for it.
 //! - Other fields (such as the `gold` that `eval` adds) are ignored on reading.
 
+use std::io::BufReader;
 use std::path::Path;
 
-use serde::de::{MapAccess, Visitor};
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::input::id;
+use crate::input::lines::LineReader;
 use crate::{Error, Problem, Problems, Result};
 
 /// How far from 1 a probability distribution may sum (files round their numbers).
@@ -94,13 +97,9 @@ pub struct Prediction {
     pub probs: Probs,
 }
 
-/// Other tools number their rows; a numeric id is kept as its decimal text.
+/// The input layer's id policy (other tools number their rows).
 fn id_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(other) => Some(other.to_string()),
-    })
+    id::from_json(Option::<serde_json::Value>::deserialize(d)?.as_ref()).map_err(D::Error::custom)
 }
 
 /// The predictions of one file, with the line each came from.
@@ -123,29 +122,27 @@ impl PredictionsFile {
 /// line is reported at once.
 pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let input = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut file = PredictionsFile { name: name.clone(), rows: Vec::new(), lines: Vec::new() };
     let mut problems = Vec::new();
-    for (number, raw) in crate::data::lines::split(&bytes) {
-        let line = match crate::data::lines::decode(&name, number, raw) {
+    for line in LineReader::new(BufReader::new(input), name.as_str().into()) {
+        let line = match line {
+            Ok(line) if line.text.trim().is_empty() => continue,
             Ok(line) => line,
-            Err(problem) => {
-                problems.push(problem);
+            Err(Error::Invalid(Problems(found))) => {
+                problems.extend(found);
                 continue;
             }
+            Err(e) => return Err(e),
         };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at =
-            |field: &str, message: String| Problem { file: name.clone(), line: number, field: field.into(), message };
-        match serde_json::from_str::<Prediction>(line) {
+        let at = |(field, message): (&str, String)| Problem::new(&name, line.number, field, message);
+        match parse(&line.text) {
             Ok(p) => {
-                problems.extend(check(&p, labels).into_iter().map(|(f, m)| at(f, m)));
+                problems.extend(check(&p, labels).into_iter().map(at));
                 file.rows.push(p);
-                file.lines.push(number);
+                file.lines.push(line.number);
             }
-            Err(e) => problems.push(at("json", e.to_string())),
+            Err(problem) => problems.push(at(problem)),
         }
     }
     if problems.is_empty() {
@@ -153,6 +150,13 @@ pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
     } else {
         Err(Error::Invalid(Problems(problems)))
     }
+}
+
+/// One line; the id is looked at on its own first, so that a bad one is named as such.
+fn parse(line: &str) -> std::result::Result<Prediction, (&'static str, String)> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| ("json", e.to_string()))?;
+    id::from_json(value.get("id")).map_err(|message| ("id", message))?;
+    Prediction::deserialize(&value).map_err(|e| ("json", e.to_string()))
 }
 
 fn check(p: &Prediction, labels: &[String]) -> Vec<(&'static str, String)> {
@@ -247,5 +251,37 @@ mod tests {
         ] {
             assert!(err.contains(expected), "{expected} not in\n{err}");
         }
+    }
+
+    #[test]
+    fn bom_crlf_and_invalid_utf8_follow_the_line_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let good = b"\xEF\xBB\xBF{\"id\": \"a\", \"text\": \"x\", \"target\": \"t\", \"label\": \"none\"}\r\n";
+        std::fs::write(&path, good).unwrap();
+        assert_eq!(read(&path, &labels()).unwrap().rows[0].id.as_deref(), Some("a"));
+        std::fs::write(&path, [&good[..], b"\r\n{\"text\": \"caf\xe9\"}\r\n"].concat()).unwrap();
+        let err = read(&path, &labels()).unwrap_err().to_string();
+        assert!(err.ends_with("p.jsonl:3: encoding: invalid UTF-8 at byte 14 of the line; convert the file to UTF-8 (SemEval files are often Windows-1252)"), "{err}");
+    }
+
+    #[test]
+    fn ids_follow_the_id_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let line = |id: &str| format!("{{\"id\": {id}, \"text\": \"a\", \"target\": \"t\", \"label\": \"none\"}}\n");
+        std::fs::write(&path, ["\"s\"", "2.5", "null"].map(line).concat()).unwrap();
+        let ids: Vec<Option<String>> = read(&path, &labels()).unwrap().rows.into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, [Some("s".into()), Some("2.5".into()), None]);
+        std::fs::write(&path, ["true", "[1]"].map(line).concat()).unwrap();
+        let err = read(&path, &labels()).unwrap_err().to_string();
+        for expected in [
+            "p.jsonl:1: id: expected a string or a number, found true",
+            "p.jsonl:2: id: expected a string or a number, found [1]",
+        ] {
+            assert!(err.contains(expected), "{expected} not in\n{err}");
+        }
+        let bad = serde_json::from_str::<Prediction>(&line("false")).unwrap_err().to_string();
+        assert!(bad.starts_with("expected a string or a number, found false"), "{bad}");
     }
 }

@@ -1,6 +1,7 @@
-//! Sentence embeddings (`stancekit embed`, run by [`crate::commands::embed`])
-//! exactly as sentence-transformers' `encode()` gives them for the model (its `modules.json` decides pooling and
-//! normalisation, `sentence_bert_config.json` the maximum length).
+//! Sentence embeddings (`stancekit embed`, run by `commands/embed.rs`)
+//! exactly as sentence-transformers' `encode()` gives them for the model (its
+//! `modules.json` decides pooling and normalisation,
+//! `sentence_bert_config.json` the maximum length).
 
 use std::path::Path;
 

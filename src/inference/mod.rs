@@ -1,8 +1,5 @@
-//! Running a model over many inputs: length-sorted batches, results in input order.
+//! Running a model over many inputs: streamed stance prediction
+//! ([`predict`]) and sentence embeddings ([`embed`]).
 
 pub mod embed;
-mod input;
 pub mod predict;
-pub mod segment;
-
-pub use input::{open_records, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem};

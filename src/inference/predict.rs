@@ -1,5 +1,5 @@
 //! Stance of every (sentence, target) pair of a stream of records, in bounded
-//! memory (`stancekit predict` runs it from [`crate::commands::predict`]).
+//! memory (`stancekit predict` runs it from `commands/predict.rs`).
 //!
 //! One thread reads and tokenises the input a window at a time (a window is
 //! `--window` batches); the calling thread runs the model over each window in
@@ -13,7 +13,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use serde::{Deserialize, Serialize};
 
-use super::input::Record;
+use crate::input::{Record, Span};
 use crate::model::{Classifier, PairEncoder};
 use crate::tokenization::Encoded;
 use crate::{Error, Result};
@@ -312,7 +312,7 @@ enum Rows<W: Write> {
 struct JsonRow<'a> {
     id: &'a str,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    span: Option<&'a super::Span>,
+    span: Option<&'a Span>,
     text: &'a str,
     target: &'a str,
     label: &'a str,
@@ -600,7 +600,7 @@ mod tests {
     fn rows_as_jsonl_and_csv() {
         let labels = ["favor", "against"].map(String::from);
         let mut r = record("7", "Hi, \"there\"", None);
-        r.span = Some(super::super::Span { doc: "a.txt".into(), sentence: 2, start: 10, end: 21 });
+        r.span = Some(Span { doc: "a.txt".into(), sentence: 2, start: 10, end: 21 });
         let p = Prediction { record: &r, target: "nato", probabilities: &[0.25, 0.75] };
         let mut w = RowWriter::new(Vec::new(), OutputFormat::Jsonl, &labels, true, "out").unwrap();
         w.prediction(&p).unwrap();

@@ -7,12 +7,18 @@
 pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate().skip(1) {
-        // `!(v <= best)` would let NaN win; `v > best` keeps the first maximum.
-        if v > values[best] || values[best] != values[best] && v == v {
+        // `v > best` keeps the first maximum and never lets NaN win; a NaN
+        // that got there first gives way to the first number.
+        if v > values[best] || is_nan(values[best]) && !is_nan(v) {
             best = i;
         }
     }
     best
+}
+
+/// NaN is the one value that is not comparable with itself.
+fn is_nan<T: PartialOrd>(x: T) -> bool {
+    x.partial_cmp(&x).is_none()
 }
 
 #[cfg(test)]

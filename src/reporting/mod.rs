@@ -5,7 +5,7 @@
 pub mod cv;
 pub mod html;
 pub mod markdown;
-mod svg;
+pub mod svg;
 pub mod table;
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value::Null;
 
 use crate::inference::predict::TargetSet;
-use crate::inference::Record;
+use crate::input::Record;
 
 /// The body of `POST /v1/predict`: plain `texts`, or `records` as `predict`
 /// reads them from JSONL; `targets` narrows the model's targets.
@@ -136,12 +136,10 @@ impl RecordIn {
             Some("") => return Err(ApiError::bad(&at("target"), format!("{}: empty", at("target")))),
             Some(id) => Some(find_target(targets, id, &at("target"))?),
         };
-        // As `predict` reads a JSONL id: a string as it is, another value as JSON, none as the position.
-        let id = match self.id {
-            Null => (index + 1).to_string(),
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        };
+        // `predict`'s id policy; a record without one is numbered by its position, as a JSONL line by its line.
+        let id = crate::input::id::from_json(Some(&self.id))
+            .map_err(|message| ApiError::bad(&at("id"), format!("{}: {message}", at("id"))))?
+            .unwrap_or_else(|| (index + 1).to_string());
         let target = own.map(|t| targets.id(t).to_string());
         Ok((Record { id, text: self.text, target, span: None, file: file.clone(), line: index + 1 }, own))
     }
@@ -242,6 +240,7 @@ mod tests {
             (r#"{"records": [{"text": "a", "target": "eu"}]}"#, 400, "records[0].target", "unknown target `eu`"),
             (r#"{"records": [{"text": "a", "target": ""}]}"#, 400, "records[0].target", "empty"),
             (r#"{"records": [{"text": "a", "target": 1}]}"#, 400, "records[0].target", "invalid type"),
+            (r#"{"records": [{"text": "a", "id": true}]}"#, 400, "records[0].id", "expected a string or a number"),
             (r#"{"texts": ["a"]"#, 400, "body", "not valid JSON"),
             ("", 400, "body", "not valid JSON"),
             (r#"["a"]"#, 400, "body", "not a JSON object"),

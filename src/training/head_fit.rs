@@ -95,20 +95,24 @@ impl LinearFit {
         Ok(())
     }
 
+    /// The logits of `row` read by block `block` (its target's `labels` outputs).
+    pub fn logits(&self, row: &[f32], block: usize, labels: usize) -> Vec<f64> {
+        let d = row.len();
+        (block * labels..(block + 1) * labels)
+            .map(|o| {
+                self.bias[o] + self.weight[o * d..(o + 1) * d].iter().zip(row).map(|(w, &v)| w * v as f64).sum::<f64>()
+            })
+            .collect()
+    }
+
     /// Mean cross-entropy (unweighted) of rows `x` with labels `y`, each read by
     /// the block of `labels` outputs of its target.
     pub fn mean_loss(&self, x: &[Vec<f32>], y: &[usize], targets: &[usize], labels: usize) -> f64 {
-        let d = x.first().map_or(0, Vec::len);
         let total: f64 = x
             .iter()
             .zip(y.iter().zip(targets))
             .map(|(row, (&label, &t))| {
-                let logits: Vec<f64> = (t * labels..(t + 1) * labels)
-                    .map(|o| {
-                        self.bias[o]
-                            + self.weight[o * d..(o + 1) * d].iter().zip(row).map(|(w, &v)| w * v as f64).sum::<f64>()
-                    })
-                    .collect();
+                let logits = self.logits(row, t, labels);
                 let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 max + logits.iter().map(|z| (z - max).exp()).sum::<f64>().ln() - logits[label]
             })

@@ -1,6 +1,6 @@
 //! Fine-tuning the whole encoder and a classification head on (target
 //! description, sentence) pairs ([`Trainer`]; `stancekit train` runs it from
-//! [`crate::commands::train`]), writing a run folder that both stancekit and
+//! `commands/train.rs`), writing a run folder that both stancekit and
 //! transformers load.
 //!
 //! Run folder: the best model at the top (`config.json`, `model.safetensors`,

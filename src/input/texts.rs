@@ -2,8 +2,8 @@
 //! `target`), CSV with the same columns, plain text with one sentence per line,
 //! or raw article text split into sentences.
 //!
-//! [`read_texts`] loads a whole file; [`open_records`] streams one, so that a
-//! file of any size runs in bounded memory.
+//! [`open_records`] streams a file, so that a file of any size runs in bounded
+//! memory; [`read_texts`] collects one.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -11,9 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::segment::{Sentence, SentenceStream};
-use crate::{Error, Problem, Problems, Result};
+use super::csv::{CsvReader, Dialect, Row};
+use super::id;
+use super::lines::{strip_bom, Line, LineReader};
+use super::segment::{split_sentences, Sentence, SentenceStream};
+use crate::error::{Error, Problem, Problems, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextItem {
@@ -21,57 +25,23 @@ pub struct TextItem {
     pub text: String,
 }
 
-/// Reads `path` (`-` for stdin). JSONL is chosen by a `.jsonl`/`.json` extension,
-/// or on stdin by a first line that opens a JSON object.
+/// Reads `path` (`-` for stdin) whole, with every bad line reported at once.
+/// JSONL is chosen by a `.jsonl`/`.json` extension, or on stdin by a first line
+/// that opens a JSON object; anything else is one text per line.
 pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
-    let name = path.display().to_string();
-    let lines: Vec<String> = if name == "-" {
-        read_lines(std::io::stdin().lock(), &name)?
-    } else {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        read_lines(std::io::BufReader::new(file), &name)?
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "json") => InputFormat::Jsonl,
+        _ if path == Path::new("-") => InputFormat::Auto,
+        _ => InputFormat::Lines,
     };
-    let jsonl = match path.extension().and_then(|e| e.to_str()) {
-        Some("jsonl" | "json") => true,
-        _ => {
-            name == "-" && lines.iter().find(|l| !l.trim().is_empty()).is_some_and(|l| l.trim_start().starts_with('{'))
-        }
-    };
-    parse(&lines, &name, jsonl)
-}
-
-fn read_lines(reader: impl BufRead, name: &str) -> Result<Vec<String>> {
-    let mut lines = Vec::new();
-    let mut problems = Vec::new();
-    for (i, bytes) in reader.split(b'\n').enumerate() {
-        let bytes = bytes.map_err(|e| Error::io(name, e))?;
-        match String::from_utf8(bytes) {
-            Ok(s) => lines.push(s.trim_end_matches('\r').to_string()),
-            Err(_) => {
-                problems.push(problem(name, i + 1, "text", "invalid UTF-8"));
-                lines.push(String::new());
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(lines)
-    } else {
-        Err(Error::Invalid(Problems(problems)))
-    }
-}
-
-fn parse(lines: &[String], name: &str, jsonl: bool) -> Result<Vec<TextItem>> {
+    let (_, records) = open_records(path, &ReadOptions { format, ..Default::default() })?;
     let mut items = Vec::new();
     let mut problems = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed =
-            if jsonl { parse_json(line, i + 1) } else { Ok(TextItem { id: (i + 1).to_string(), text: line.clone() }) };
-        match parsed {
-            Ok(item) => items.push(item),
-            Err((field, message)) => problems.push(problem(name, i + 1, field, &message)),
+    for record in records {
+        match record {
+            Ok(record) => items.push(TextItem { id: record.id, text: record.text }),
+            Err(Error::Invalid(Problems(found))) => problems.extend(found),
+            Err(e) => return Err(e),
         }
     }
     if problems.is_empty() {
@@ -79,44 +49,6 @@ fn parse(lines: &[String], name: &str, jsonl: bool) -> Result<Vec<TextItem>> {
     } else {
         Err(Error::Invalid(Problems(problems)))
     }
-}
-
-fn parse_json(line: &str, number: usize) -> std::result::Result<TextItem, (&'static str, String)> {
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| ("json", e.to_string()))?;
-    item_from_json(&value, number)
-}
-
-fn item_from_json(value: &serde_json::Value, number: usize) -> std::result::Result<TextItem, (&'static str, String)> {
-    let text = match value.get("text") {
-        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(serde_json::Value::String(_)) => return Err(("text", "empty".into())),
-        Some(_) => return Err(("text", "not a string".into())),
-        None => return Err(("text", "missing".into())),
-    };
-    let id = match value.get("id") {
-        None | Some(serde_json::Value::Null) => number.to_string(),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    };
-    Ok(TextItem { id, text })
-}
-
-/// The optional `target` of a JSONL record: a non-empty string, or absent/null.
-fn target_from_json(value: &serde_json::Value) -> std::result::Result<Option<String>, (&'static str, String)> {
-    match value.get("target") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
-        Some(serde_json::Value::String(_)) => Err(("target", "empty".into())),
-        Some(_) => Err(("target", "not a string".into())),
-    }
-}
-
-fn problem(file: &str, line: usize, field: &str, message: &str) -> Problem {
-    Problem { file: file.to_string(), line, field: field.to_string(), message: message.to_string() }
-}
-
-fn invalid(file: &str, line: usize, field: &str, message: &str) -> Error {
-    Error::Invalid(Problems(vec![problem(file, line, field, message)]))
 }
 
 /// How an input file is laid out.
@@ -144,7 +76,7 @@ pub struct Span {
     pub doc: String,
     /// 0-based sentence index in the document.
     pub sentence: usize,
-    /// Character offsets into the document, end exclusive.
+    /// Character offsets into the document (after a byte order mark), end exclusive.
     pub start: usize,
     pub end: usize,
 }
@@ -175,30 +107,27 @@ pub struct ReadOptions {
     pub bytes_read: Option<Arc<AtomicU64>>,
 }
 
+type Input = BufReader<Box<dyn Read + Send>>;
+
 /// Opens `path` (`-` for stdin) as a stream of records, and says which format
 /// it was read as. The format is settled here (a CSV header is read, stdin is
 /// sniffed), so that a bad file fails before any work.
 pub fn open_records(path: &Path, options: &ReadOptions) -> Result<(InputFormat, Records)> {
     let name: Arc<str> = path.display().to_string().into();
-    let raw: Box<dyn Read + Send> = if &*name == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?)
-    };
-    let raw: Box<dyn Read + Send> = match &options.bytes_read {
-        Some(counter) => Box::new(Counting { inner: raw, counter: counter.clone() }),
-        None => raw,
-    };
-    let mut reader = BufReader::with_capacity(1 << 16, raw);
+    let mut reader = open(path, options)?;
     let format = match options.format {
         InputFormat::Auto => detect_format(path, &mut reader, options.split_sentences),
         explicit => explicit,
     };
     let records: Records = match format {
-        InputFormat::Jsonl => Box::new(json_records(LineReader::new(reader, name))),
+        InputFormat::Jsonl => {
+            Box::new(LineReader::new(reader, name.clone()).filter_map(move |l| json_record(l, &name)))
+        }
         InputFormat::Csv => Box::new(CsvRecords::open(reader, name)?),
         InputFormat::Text => Box::new(TextRecords::new(LineReader::new(reader, name))),
-        InputFormat::Lines | InputFormat::Auto => Box::new(line_records(LineReader::new(reader, name))),
+        InputFormat::Lines | InputFormat::Auto => {
+            Box::new(LineReader::new(reader, name.clone()).filter_map(move |l| line_record(l, &name)))
+        }
     };
     let format = match format {
         InputFormat::Auto => InputFormat::Lines,
@@ -210,6 +139,20 @@ pub fn open_records(path: &Path, options: &ReadOptions) -> Result<(InputFormat, 
     Ok((format, records))
 }
 
+/// The file or stdin, buffered, counting bytes when asked to.
+fn open(path: &Path, options: &ReadOptions) -> Result<Input> {
+    let raw: Box<dyn Read + Send> = if path == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?)
+    };
+    let raw: Box<dyn Read + Send> = match &options.bytes_read {
+        Some(counter) => Box::new(Counting { inner: raw, counter: counter.clone() }),
+        None => raw,
+    };
+    Ok(BufReader::with_capacity(1 << 16, raw))
+}
+
 fn detect_format(path: &Path, reader: &mut impl BufRead, split: bool) -> InputFormat {
     match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("jsonl" | "ndjson" | "json") => return InputFormat::Jsonl,
@@ -218,7 +161,7 @@ fn detect_format(path: &Path, reader: &mut impl BufRead, split: bool) -> InputFo
         _ => {}
     }
     // Peek without consuming, so line numbers stay right.
-    let head = reader.fill_buf().unwrap_or_default();
+    let head = strip_bom(reader.fill_buf().unwrap_or_default());
     match head.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => InputFormat::Jsonl,
         _ if split => InputFormat::Text,
@@ -240,147 +183,104 @@ impl Read for Counting {
     }
 }
 
-/// Numbered lines without their line ending; invalid UTF-8 is a problem of its
-/// line, a read error ends the stream.
-struct LineReader<R> {
-    reader: R,
-    name: Arc<str>,
-    number: usize,
-    buf: Vec<u8>,
-    done: bool,
+/// A line of text, numbered by its line; blank lines are no record.
+fn line_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
+    let line = match line {
+        Ok(line) if line.text.trim().is_empty() => return None,
+        Ok(line) => line,
+        Err(e) => return Some(Err(e)),
+    };
+    let record = Record {
+        id: line.number.to_string(),
+        text: line.text,
+        target: None,
+        span: None,
+        file: file.clone(),
+        line: line.number,
+    };
+    Some(Ok(record))
 }
 
-impl<R: BufRead> LineReader<R> {
-    fn new(reader: R, name: Arc<str>) -> Self {
-        Self { reader, name, number: 0, buf: Vec::new(), done: false }
+/// A JSONL line as a record; blank lines are no record.
+fn json_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
+    match line {
+        Ok(line) if line.text.trim().is_empty() => None,
+        Ok(line) => Some(json_object(&line, file)),
+        Err(e) => Some(Err(e)),
     }
 }
 
-impl<R: BufRead> Iterator for LineReader<R> {
-    /// (line number, the line with its ending).
-    type Item = Result<(usize, String)>;
+fn json_object(line: &Line, file: &Arc<str>) -> Result<Record> {
+    let problem = |(field, message): (&str, String)| Error::from(Problem::new(file, line.number, field, message));
+    let value: Value = serde_json::from_str(&line.text).map_err(|e| problem(("json", e.to_string())))?;
+    let text = json_text(&value).map_err(problem)?;
+    let id = id::from_json(value.get("id")).map_err(|m| problem(("id", m)))?;
+    let target = json_target(&value).map_err(problem)?;
+    Ok(Record {
+        id: id.unwrap_or_else(|| line.number.to_string()),
+        text,
+        target,
+        span: None,
+        file: file.clone(),
+        line: line.number,
+    })
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        self.buf.clear();
-        match self.reader.read_until(b'\n', &mut self.buf) {
-            Ok(0) => {
-                self.done = true;
-                None
-            }
-            Ok(_) => {
-                self.number += 1;
-                let line = std::mem::take(&mut self.buf);
-                Some(
-                    String::from_utf8(line)
-                        .map(|s| (self.number, s))
-                        .map_err(|_| invalid(&self.name, self.number, "text", "invalid UTF-8")),
-                )
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(Error::io(&*self.name, e)))
-            }
-        }
+fn json_text(value: &Value) -> std::result::Result<String, (&'static str, String)> {
+    match value.get("text") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) => Err(("text", "empty".into())),
+        Some(_) => Err(("text", "not a string".into())),
+        None => Err(("text", "missing".into())),
     }
 }
 
-fn strip_ending(line: &str) -> &str {
-    line.trim_end_matches('\n').trim_end_matches('\r')
-}
-
-fn line_records<R: BufRead + Send + 'static>(lines: LineReader<R>) -> impl Iterator<Item = Result<Record>> + Send {
-    let name = lines.name.clone();
-    lines.filter_map(move |line| {
-        let (number, line) = match line {
-            Ok(l) => l,
-            Err(e) => return Some(Err(e)),
-        };
-        let text = strip_ending(&line);
-        (!text.trim().is_empty()).then(|| {
-            Ok(Record {
-                id: number.to_string(),
-                text: text.to_string(),
-                target: None,
-                span: None,
-                file: name.clone(),
-                line: number,
-            })
-        })
-    })
-}
-
-fn json_records<R: BufRead + Send + 'static>(lines: LineReader<R>) -> impl Iterator<Item = Result<Record>> + Send {
-    let name = lines.name.clone();
-    lines.filter_map(move |line| {
-        let (number, line) = match line {
-            Ok(l) => l,
-            Err(e) => return Some(Err(e)),
-        };
-        if line.trim().is_empty() {
-            return None;
-        }
-        let parsed = serde_json::from_str::<serde_json::Value>(&line)
-            .map_err(|e| ("json", e.to_string()))
-            .and_then(|value| Ok((item_from_json(&value, number)?, target_from_json(&value)?)));
-        Some(match parsed {
-            Ok((item, target)) => {
-                Ok(Record { id: item.id, text: item.text, target, span: None, file: name.clone(), line: number })
-            }
-            Err((field, message)) => Err(invalid(&name, number, field, &message)),
-        })
-    })
+/// The optional `target` of a JSONL record: a non-empty string, or absent/null.
+fn json_target(value: &Value) -> std::result::Result<Option<String>, (&'static str, String)> {
+    match value.get("target") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Some(Value::String(_)) => Err(("target", "empty".into())),
+        Some(_) => Err(("target", "not a string".into())),
+    }
 }
 
 /// CSV with a header row; columns are found by name, others are ignored.
 struct CsvRecords {
-    reader: csv::Reader<BufReader<Box<dyn Read + Send>>>,
-    name: Arc<str>,
+    rows: CsvReader<Input>,
     text: usize,
     id: Option<usize>,
     target: Option<usize>,
-    row: csv::ByteRecord,
-    done: bool,
 }
 
 impl CsvRecords {
-    fn open(reader: BufReader<Box<dyn Read + Send>>, name: Arc<str>) -> Result<Self> {
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-        let headers = reader.byte_headers().map_err(|e| csv_error(&name, e))?.clone();
-        let column = |wanted: &str| headers.iter().position(|h| h.trim_ascii() == wanted.as_bytes());
-        let Some(text) = column("text") else {
-            let found: Vec<String> = headers.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
-            return Err(invalid(&name, 1, "text", &format!("no `text` column (header: {})", found.join(","))));
+    fn open(reader: Input, name: Arc<str>) -> Result<Self> {
+        let rows = CsvReader::open(reader, name.clone(), Dialect::CSV)?;
+        let Some(text) = rows.column("text") else {
+            let header = rows.header();
+            let message = format!("no `text` column (header: {})", header.fields.join(","));
+            return Err(Problem::new(&name, header.line, "text", message).into());
         };
-        let (id, target) = (column("id"), column("target"));
-        Ok(Self { reader, name, text, id, target, row: csv::ByteRecord::new(), done: false })
+        let (id, target) = (rows.column("id"), rows.column("target"));
+        Ok(Self { rows, text, id, target })
     }
 
-    fn record(&self) -> Result<Record> {
-        let line = self.row.position().map_or(0, |p| p.line() as usize);
-        let cell = |i: usize, field: &str| -> Result<&str> {
-            std::str::from_utf8(self.row.get(i).unwrap_or_default())
-                .map_err(|_| invalid(&self.name, line, field, "invalid UTF-8"))
+    fn record(&self, mut row: Row) -> Result<Record> {
+        let mut take = |i: Option<usize>| i.and_then(|i| row.fields.get_mut(i)).map(std::mem::take);
+        let (text, id, target) = (take(Some(self.text)), take(self.id), take(self.target));
+        let file = self.rows.file().clone();
+        let text = match text {
+            None => Err("missing"),
+            Some(text) if text.trim().is_empty() => Err("empty"),
+            Some(text) => Ok(text),
         };
-        let text = cell(self.text, "text")?;
-        if text.trim().is_empty() {
-            let message = if self.row.get(self.text).is_some() { "empty" } else { "missing" };
-            return Err(invalid(&self.name, line, "text", message));
-        }
-        let id = match self.id.map(|i| cell(i, "id")).transpose()? {
-            Some(id) if !id.is_empty() => id.to_string(),
-            _ => line.to_string(),
-        };
-        let target = self.target.map(|i| cell(i, "target")).transpose()?.map(str::trim).filter(|t| !t.is_empty());
         Ok(Record {
-            id,
-            text: text.to_string(),
-            target: target.map(String::from),
+            id: id.filter(|id| !id.is_empty()).unwrap_or_else(|| row.line.to_string()),
+            text: text.map_err(|message| Error::from(Problem::new(&file, row.line, "text", message)))?,
+            target: target.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
             span: None,
-            file: self.name.clone(),
-            line,
+            file,
+            line: row.line,
         })
     }
 }
@@ -389,30 +289,8 @@ impl Iterator for CsvRecords {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.reader.read_byte_record(&mut self.row) {
-            Ok(true) => Some(self.record()),
-            Ok(false) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                // A malformed row is that row's problem; a read error ends the stream.
-                self.done = matches!(e.kind(), csv::ErrorKind::Io(_));
-                Some(Err(csv_error(&self.name, e)))
-            }
-        }
-    }
-}
-
-fn csv_error(name: &str, e: csv::Error) -> Error {
-    let line = e.position().map_or(0, |p| p.line() as usize);
-    let message = e.to_string();
-    match e.into_kind() {
-        csv::ErrorKind::Io(io) => Error::io(name, io),
-        _ => invalid(name, line, "csv", &message),
+        let row = self.rows.next()?;
+        Some(row.and_then(|row| self.record(row)))
     }
 }
 
@@ -430,14 +308,14 @@ impl<R: BufRead> TextRecords<R> {
     }
 
     fn record(&self, s: Sentence) -> Record {
-        let doc = self.lines.name.to_string();
+        let doc = self.lines.file().to_string();
         Record {
             id: format!("{doc}:{}", s.index),
             text: s.text,
             target: None,
             span: Some(Span { doc, sentence: s.index, start: s.start, end: s.end }),
-            file: self.lines.name.clone(),
-            line: self.lines.number,
+            file: self.lines.file().clone(),
+            line: self.lines.number(),
         }
     }
 }
@@ -449,7 +327,8 @@ impl<R: BufRead> Iterator for TextRecords<R> {
         let mut out = Vec::new();
         while self.ready.is_empty() && !self.finished {
             match self.lines.next() {
-                Some(Ok((_, line))) => self.stream.push_line(&line, &mut out),
+                // Offsets count the line endings, so the stream gets them back.
+                Some(Ok(line)) => self.stream.push_line(&(line.text + line.ending), &mut out),
                 Some(Err(e)) => return Some(Err(e)),
                 None => {
                     self.stream.finish(&mut out);
@@ -469,7 +348,7 @@ fn split_record(record: Result<Record>) -> Vec<Result<Record>> {
         Ok(r) => r,
         Err(e) => return vec![Err(e)],
     };
-    super::segment::split_sentences(&record.text)
+    split_sentences(&record.text)
         .into_iter()
         .map(|s| {
             Ok(Record {
@@ -507,7 +386,7 @@ mod tests {
         let path = dir.path().join("bad.jsonl");
         std::fs::write(&path, b"{\"text\": \"ok\"}\n{\"id\": 1}\nnot json\n{\"text\": \"  \"}\n\xff\n").unwrap();
         let err = read_texts(&path).unwrap_err().to_string();
-        assert!(err.contains("bad.jsonl:5: text: invalid UTF-8"), "{err}");
+        assert!(err.contains("bad.jsonl:5: encoding: invalid UTF-8"), "{err}");
         std::fs::write(&path, "{\"text\": \"ok\"}\n{\"id\": 1}\nnot json\n{\"text\": \"  \"}\n").unwrap();
         let err = read_texts(&path).unwrap_err().to_string();
         for expected in ["bad.jsonl:2: text: missing", "bad.jsonl:3: json:", "bad.jsonl:4: text: empty"] {
@@ -584,5 +463,84 @@ mod tests {
         let (_d, records) = stream("input", b"hello\r\n{not json\n", options);
         let texts: Vec<String> = records.into_iter().map(|r| r.unwrap().text).collect();
         assert_eq!(texts, ["hello", "{not json"]);
+    }
+
+    /// The texts read and the problems met, each problem as `line: field`.
+    fn texts_and_problems(records: Vec<Result<Record>>) -> (Vec<String>, Vec<String>) {
+        let (ok, bad): (Vec<_>, Vec<_>) = records.into_iter().partition(Result::is_ok);
+        let problem = |e: Error| -> Vec<String> {
+            match e {
+                Error::Invalid(Problems(ps)) => ps.iter().map(|p| format!("{}: {}", p.line, p.field)).collect(),
+                other => panic!("{other}"),
+            }
+        };
+        (
+            ok.into_iter().map(|r| r.unwrap().text).collect(),
+            bad.into_iter().flat_map(|r| problem(r.unwrap_err())).collect::<Vec<String>>(),
+        )
+    }
+
+    #[test]
+    fn every_format_strips_a_bom_and_crlf_and_names_invalid_utf8_by_line() {
+        let lines = b"\xEF\xBB\xBFOne.\r\ncaf\xe9\r\nThree.\r\n";
+        let cases: [(InputFormat, &[u8], usize); 4] = [
+            (
+                InputFormat::Jsonl,
+                b"\xEF\xBB\xBF{\"text\": \"One.\"}\r\n{\"text\": \"caf\xe9\"}\r\n{\"text\": \"Three.\"}\r\n",
+                2,
+            ),
+            (InputFormat::Csv, b"\xEF\xBB\xBFtext\r\nOne.\r\ncaf\xe9\r\nThree.\r\n", 3),
+            (InputFormat::Lines, lines, 2),
+            (InputFormat::Text, lines, 2),
+        ];
+        for (format, content, bad) in cases {
+            let (_d, records) = stream("input", content, ReadOptions { format, ..Default::default() });
+            let expected = (vec!["One.".to_string(), "Three.".to_string()], vec![format!("{bad}: encoding")]);
+            assert_eq!(texts_and_problems(records), expected, "{format:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let good: [(&str, &[u8]); 2] =
+            [("a.jsonl", b"\xEF\xBB\xBF{\"text\": \"One.\"}\r\n"), ("a.txt", b"\xEF\xBB\xBFOne.\r\n")];
+        for (name, good) in good {
+            let path = dir.path().join(name);
+            std::fs::write(&path, good).unwrap();
+            assert_eq!(read_texts(&path).unwrap(), [TextItem { id: "1".into(), text: "One.".into() }]);
+            std::fs::write(&path, [good, b"caf\xe9\r\n"].concat()).unwrap();
+            let err = read_texts(&path).unwrap_err().to_string();
+            assert!(err.contains(&format!("{name}:2: encoding: invalid UTF-8")), "{err}");
+        }
+    }
+
+    #[test]
+    fn article_offsets_start_after_a_bom_and_count_crlf() {
+        let (_d, records) = stream("news.txt", "\u{feff}One.\r\nTwo.\r\n".as_bytes(), ReadOptions::default());
+        let spans: Vec<(usize, usize)> =
+            records.iter().map(|r| r.as_ref().unwrap().span.as_ref().map(|s| (s.start, s.end)).unwrap()).collect();
+        assert_eq!(spans, [(0, 4), (6, 10)]);
+    }
+
+    #[test]
+    fn jsonl_ids_follow_the_id_policy() {
+        let body = b"{\"id\": 2.5, \"text\": \"a\"}\n{\"id\": true, \"text\": \"b\"}\n{\"id\": null, \"text\": \"c\"}\n{\"id\": [1], \"text\": \"d\"}\n";
+        let (_d, records) = stream("a.jsonl", body, ReadOptions::default());
+        assert_eq!(records[0].as_ref().unwrap().id, "2.5");
+        assert!(records[1]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .ends_with("a.jsonl:2: id: expected a string or a number, found true"));
+        assert_eq!(records[2].as_ref().unwrap().id, "3");
+        assert!(records[3]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .ends_with("a.jsonl:4: id: expected a string or a number, found [1]"));
+    }
+
+    #[test]
+    fn csv_columns_are_found_whatever_their_case() {
+        let (_d, records) = stream("a.csv", b" Text ,ID\nhello,h1\n", ReadOptions::default());
+        let record = records[0].as_ref().unwrap();
+        assert_eq!((record.id.as_str(), record.text.as_str(), record.line), ("h1", "hello", 2));
     }
 }

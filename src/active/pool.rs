@@ -1,0 +1,73 @@
+//! Unlabelled sentences read with `predict`'s inputs (raw article text, lines,
+//! JSONL, CSV), each once, with its neighbours in its document.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::input::{open_records, ReadOptions, Record};
+use crate::Result;
+
+/// One distinct sentence of the pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSentence {
+    pub record: Record,
+    /// The sentences just before and after it in the same document (article
+    /// text only: elsewhere neighbouring lines need not belong together).
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Reads every input in order. A sentence already seen (same text, surrounding
+/// whitespace aside) or in `skip` is left out; its neighbours still count.
+pub fn read_pool(inputs: &[PathBuf], options: &ReadOptions, skip: &HashSet<String>) -> Result<Vec<PoolSentence>> {
+    let mut records = Vec::new();
+    for path in inputs {
+        let (_, stream) = open_records(path, options)?;
+        for record in stream {
+            records.push(record?);
+        }
+    }
+    let mut seen: HashSet<&str> = skip.iter().map(String::as_str).collect();
+    let mut pool = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        if !seen.insert(record.text.trim()) {
+            continue;
+        }
+        let neighbour = |j: Option<usize>| {
+            j.and_then(|j| records.get(j)).filter(|other| adjacent(record, other)).map(|other| other.text.clone())
+        };
+        let (before, after) = (neighbour(i.checked_sub(1)), neighbour(Some(i + 1)));
+        pool.push(PoolSentence { record: record.clone(), before, after });
+    }
+    Ok(pool)
+}
+
+/// Sentences next to each other in one document.
+fn adjacent(a: &Record, b: &Record) -> bool {
+    match (&a.span, &b.span) {
+        (Some(x), Some(y)) => x.doc == y.doc && a.file == b.file && x.sentence.abs_diff(y.sentence) == 1,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn article_sentences_get_neighbours_and_repeats_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let article = dir.path().join("news.txt");
+        std::fs::write(&article, "Talks failed. Peace is far. Talks failed.\n\nWar goes on.\n").unwrap();
+        let lines = dir.path().join("more.lines");
+        std::fs::write(&lines, "War goes on.\nnew one\nold one\n").unwrap();
+        let skip: HashSet<String> = ["old one".to_string()].into();
+        let options = ReadOptions::default();
+        let pool = read_pool(&[article, lines], &options, &skip).unwrap();
+        let texts: Vec<&str> = pool.iter().map(|p| p.record.text.as_str()).collect();
+        assert_eq!(texts, ["Talks failed.", "Peace is far.", "War goes on.", "new one"]);
+        assert_eq!((pool[0].before.as_deref(), pool[0].after.as_deref()), (None, Some("Peace is far.")));
+        assert_eq!(pool[2].before.as_deref(), Some("Talks failed."), "the repeat still neighbours it");
+        assert_eq!((pool[3].before.as_deref(), pool[3].after.as_deref()), (None, None), "lines have none");
+    }
+}

@@ -1,0 +1,250 @@
+//! The one CSV path, for labelled data (CSV and TSV) and for `predict`'s CSV
+//! input: a header row whose columns are found by name, fields held to the
+//! line policy's UTF-8 rule, and rows numbered by physical line.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use ::csv::{ByteRecord, ErrorKind, ReaderBuilder};
+
+use super::lines::{decode, skip_bom};
+use crate::error::{Error, Problem, Result};
+
+/// How fields are separated and quoted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    pub delimiter: u8,
+    pub quoting: bool,
+}
+
+impl Dialect {
+    pub const CSV: Dialect = Dialect { delimiter: b',', quoting: true };
+    /// Quotes are literal in TSV: sentences contain them, and TSV has no escaping.
+    pub const TSV: Dialect = Dialect { delimiter: b'\t', quoting: false };
+}
+
+/// One row: its fields, decoded, and the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// 1-based physical line of the row's first field (blank lines count).
+    pub line: usize,
+    pub fields: Vec<String>,
+}
+
+/// The rows after the header, as a stream (over `&[u8]`, from memory). A row
+/// that cannot be read is an `Err(Error::Invalid)` of that row and reading goes
+/// on; a read error is an `Err(Error::Io)` and ends the rows. Rows may be short.
+pub struct CsvReader<R> {
+    reader: ::csv::Reader<Marks<io::Chain<io::Cursor<Vec<u8>>, R>>>,
+    file: Arc<str>,
+    header: Row,
+    row: ByteRecord,
+    done: bool,
+}
+
+impl<R: Read> CsvReader<R> {
+    /// Reads up to and including the header row (the first row that is not blank).
+    pub fn open(reader: R, file: Arc<str>, dialect: Dialect) -> Result<Self> {
+        let reader = skip_bom(reader).map_err(|e| Error::io(&*file, e))?;
+        let reader = ReaderBuilder::new()
+            .delimiter(dialect.delimiter)
+            .quoting(dialect.quoting)
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(Marks::new(reader));
+        let empty = Row { line: 1, fields: Vec::new() };
+        let mut rows = Self { reader, file, header: empty, row: ByteRecord::new(), done: false };
+        match rows.next() {
+            Some(header) => rows.header = header?,
+            None => return Err(Problem::new(&rows.file, 1, "header", "empty file: no header row").into()),
+        }
+        Ok(rows)
+    }
+
+    /// The input as named in problems.
+    pub fn file(&self) -> &Arc<str> {
+        &self.file
+    }
+
+    pub fn header(&self) -> &Row {
+        &self.header
+    }
+
+    /// The position of the column named `name`, ignoring case and surrounding spaces.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.header.fields.iter().position(|f| f.trim().eq_ignore_ascii_case(name))
+    }
+
+    fn decoded(&mut self) -> Result<Row> {
+        let line = self.row.position().map_or(0, |p| self.reader.get_mut().line_at(p.byte()));
+        let decode_field =
+            |(i, field)| decode(&self.file, line, field, || format!("column {}", i + 1)).map(String::from);
+        let fields = self.row.iter().enumerate().map(decode_field).collect::<Result<_, _>>();
+        Ok(Row { line, fields: fields.map_err(Error::from)? })
+    }
+
+    fn error(&mut self, e: ::csv::Error) -> Error {
+        let line = e.position().map_or(0, |p| self.reader.get_mut().line_at(p.byte()));
+        let message = e.to_string();
+        match e.into_kind() {
+            ErrorKind::Io(source) => {
+                self.done = true;
+                Error::io(&*self.file, source)
+            }
+            _ => Problem::new(&self.file, line, "row", message).into(),
+        }
+    }
+}
+
+impl<R: Read> Iterator for CsvReader<R> {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.reader.read_byte_record(&mut self.row) {
+            Ok(true) => Some(self.decoded()),
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Err(e) => Some(Err(self.error(e))),
+        }
+    }
+}
+
+/// Passes bytes through, noting where each `\r` and `\n` went, so that a row's
+/// byte offset becomes its physical line. The csv crate's own line count leaves
+/// out the blank lines it skips, and a row's offset points at the blank lines
+/// before it. Marks behind the last row asked about are dropped, so memory
+/// holds only what the csv reader has read ahead.
+struct Marks<R> {
+    inner: R,
+    /// Bytes passed through so far.
+    offset: u64,
+    /// Offsets of the `\r` and `\n` bytes not yet counted, with the byte.
+    ends: VecDeque<(u64, u8)>,
+    /// The line of byte `counted`.
+    line: usize,
+    counted: u64,
+}
+
+impl<R: Read> Marks<R> {
+    fn new(inner: R) -> Self {
+        Self { inner, offset: 0, ends: VecDeque::new(), line: 1, counted: 0 }
+    }
+
+    /// The line of the first byte at or after `byte` that is not a line ending;
+    /// `byte` must not be behind an earlier call's.
+    fn line_at(&mut self, byte: u64) -> usize {
+        let mut start = byte.max(self.counted);
+        while let Some(&(at, b)) = self.ends.front().filter(|(at, _)| *at <= start) {
+            // A line ending right at `start` belongs to a blank line before the row.
+            start += u64::from(at == start);
+            self.line += usize::from(b == b'\n');
+            self.ends.pop_front();
+        }
+        self.counted = start;
+        self.line
+    }
+}
+
+impl<R: Read> Read for Marks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let ends = buf[..n].iter().enumerate().filter(|(_, b)| matches!(b, b'\r' | b'\n'));
+        self.ends.extend(ends.map(|(i, &b)| (self.offset + i as u64, b)));
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::lines::tests::Trickle;
+
+    type Rows = Vec<Result<(usize, Vec<String>), String>>;
+
+    fn collect<R: Read>(reader: R, dialect: Dialect) -> Result<Rows, String> {
+        let rows = CsvReader::open(reader, "f.csv".into(), dialect).map_err(|e| e.to_string())?;
+        let header = Ok(rows.header().clone());
+        let all = std::iter::once(header).chain(rows);
+        Ok(all.map(|row| row.map(|r| (r.line, r.fields)).map_err(|e| e.to_string())).collect())
+    }
+
+    /// The header and rows as (line, fields) or problem, read from memory and
+    /// from a one-byte stream, which must agree.
+    fn rows(bytes: &[u8], dialect: Dialect) -> Result<Rows, String> {
+        let memory = collect(bytes, dialect);
+        assert_eq!(collect(Trickle(bytes), dialect), memory);
+        memory
+    }
+
+    fn row(line: usize, fields: &[&str]) -> Result<(usize, Vec<String>), String> {
+        Ok((line, fields.iter().map(|f| f.to_string()).collect()))
+    }
+
+    #[test]
+    fn rows_are_numbered_by_physical_line_counting_blank_and_quoted_lines() {
+        let body = b"\n\nid,text\r\n\r\n1,\"two\nlines\"\n\n\n2,plain\r\n3,\"a\n\nb\"\n4,x";
+        let expected = vec![
+            row(3, &["id", "text"]),
+            row(5, &["1", "two\nlines"]),
+            row(9, &["2", "plain"]),
+            row(10, &["3", "a\n\nb"]),
+            row(13, &["4", "x"]),
+        ];
+        assert_eq!(rows(body, Dialect::CSV), Ok(expected));
+    }
+
+    #[test]
+    fn tsv_quotes_are_literal_and_short_rows_stay_short() {
+        let got = rows(b"text\tlabel\n\"Quoted\" words\tx\nshort\n", Dialect::TSV);
+        assert_eq!(got, Ok(vec![row(1, &["text", "label"]), row(2, &["\"Quoted\" words", "x"]), row(3, &["short"])]));
+    }
+
+    #[test]
+    fn columns_are_found_by_trimmed_name_in_any_case_after_a_bom() {
+        let rows = CsvReader::open(&b"\xEF\xBB\xBF Text ,ID\r\nx,1\r\n"[..], "f.csv".into(), Dialect::CSV).unwrap();
+        assert_eq!((rows.column("text"), rows.column("id"), rows.column("target")), (Some(0), Some(1), None));
+        assert_eq!(rows.map(|r| r.unwrap().fields).collect::<Vec<_>>(), [["x", "1"]]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_problem_of_its_row_and_reading_goes_on() {
+        let got = rows(b"a,b\nok,caf\xe9\nnext,1\n", Dialect::CSV).unwrap();
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("invalid input (1 problem(s)):\nf.csv:2: encoding: invalid UTF-8 at byte 4 of column 2"),
+            "{got:?}"
+        );
+        assert_eq!(got[2], row(3, &["next", "1"]));
+        let header = rows(b"\n\xff,b\n", Dialect::CSV).unwrap_err();
+        assert!(header.contains("f.csv:2: encoding: invalid UTF-8 at byte 1 of column 1"), "{header}");
+    }
+
+    #[test]
+    fn no_header_row_is_a_problem() {
+        for body in [&b""[..], b"\xEF\xBB\xBF", b"\n\r\n\n"] {
+            let err = rows(body, Dialect::CSV).unwrap_err();
+            assert!(err.ends_with("f.csv:1: header: empty file: no header row"), "{err}");
+        }
+    }
+
+    #[test]
+    fn line_marks_behind_the_current_row_are_dropped() {
+        let body = "text\n".to_string() + &"x\n\n".repeat(50_000);
+        let mut rows = CsvReader::open(body.as_bytes(), "f.csv".into(), Dialect::CSV).unwrap();
+        let mut most = 0;
+        while let Some(row) = rows.next() {
+            assert_eq!(row.unwrap().line % 2, 0);
+            most = most.max(rows.reader.get_ref().ends.len());
+        }
+        assert!(most < 20_000, "{most} marks held");
+    }
+}

@@ -1,0 +1,15 @@
+//! Reading input files, with one policy whatever the command: [`lines`] (a
+//! byte order mark and line endings go, invalid UTF-8 is a problem of its
+//! line), [`id`] (what a JSON `id` may be) and [`csv`] (header by name,
+//! physical line numbers). [`open_records`] and [`read_texts`] read the
+//! sentences `predict` and `embed` run over, raw text cut into sentences by
+//! [`segment`]; `data` and `evaluation` read
+//! labelled records and predictions with the same parts.
+
+pub mod csv;
+pub mod id;
+pub mod lines;
+pub mod segment;
+mod texts;
+
+pub use texts::{open_records, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem};

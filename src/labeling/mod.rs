@@ -1,0 +1,32 @@
+//! Labelling in the browser (`stancekit label`, run from
+//! [`crate::commands::label`]): a page on localhost shows one sentence at a
+//! time with its neighbours, every target's description, the rules and the
+//! model's guess; each decision is appended to a labels file that `data
+//! check` and `train --train` read as they are.
+//!
+//! - [`items`]: the sentences, from a suggestions file or `predict`'s inputs;
+//! - [`store`]: the append-only labels file (synced per decision, undo, lock);
+//! - [`session`]: the queue over the store (current sentence, skip, undo, counts);
+//! - [`server`]: the page and the HTTP API.
+
+pub mod items;
+pub mod server;
+pub mod session;
+pub mod store;
+
+pub use items::{read_items, targets_of};
+pub use server::{bind, serve, Meta};
+pub use session::{Item, Refusal, Scorer, Session, Stats, Target, View};
+pub use store::LabelStore;
+
+/// The page's reminder of the rules when no rules file is given: the core of
+/// the project's annotation guidelines (`ANNOTATION.md`).
+pub const DEFAULT_RULES: &str = "\
+Judge the sentence on its own: the neighbours help you read it, they do not decide its label.
+favor: the sentence supports the target, argues for it, or presents it as desirable, necessary or achievable.
+against: it opposes the target, argues against it, or presents it as undesirable, unrealistic or off the table.
+none: it takes no position on the target: it is about something else, or mentions the target only as neutral \
+fact (a date, a meeting, who attended).
+A reported position counts (\"X said Y is unrealistic\" conveys that Y is unrealistic). Implicit stance counts \
+when a careful reader would infer it from the sentence alone. Two positions on one target: the one that \
+dominates; if neither does, none.";

@@ -1,0 +1,206 @@
+//! The HTTP side of `stancekit label`: one page and a small JSON API over a
+//! [`Session`], on localhost.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the page ([`PAGE`]): everything inline, nothing fetched from elsewhere |
+//! | `GET /api/meta` | targets with descriptions, labels, the rules, the files |
+//! | `GET /api/next` | the current sentence and the counts ([`super::View`]) |
+//! | `POST /api/label` | `{"item": i, "labels": {target: label}}`: save, then the next view |
+//! | `POST /api/skip` | `{"item": i}`: leave it for later |
+//! | `POST /api/undo` | take back the last skip or decision |
+//! | `POST /api/revisit` | bring the skipped sentences back |
+//! | `GET /api/stats` | progress and per-target, per-label counts |
+//!
+//! A refused request answers 400 (malformed) or 409 (does not fit the
+//! session's state) with `{"error": "..."}`. Bodies are capped at
+//! [`MAX_BODY`]; requests run one at a time on the session, and at most
+//! [`MAX_WAITING`] wait for it (503 beyond). On a loopback
+//! address, requests must name that address in `Host`, so that a web page
+//! elsewhere cannot reach the API through a DNS name that points here.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::session::{Refusal, Session, Target};
+use crate::{Error, Result};
+
+/// The page: HTML with its CSS and script inline.
+pub const PAGE: &str = include_str!("page.html");
+
+/// No request of the API comes near this.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Requests waiting for the session at once; more are told to come back (503).
+/// The page sends one at a time.
+pub const MAX_WAITING: usize = 8;
+
+/// The page may run its own inline script and style and talk to this server, nothing else.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'";
+
+/// What the page shows beside the sentences.
+#[derive(Debug, Clone, Serialize)]
+pub struct Meta {
+    pub targets: Vec<Target>,
+    pub labels: Vec<String>,
+    /// A reminder of the labelling rules (a rules file's text, or [`super::DEFAULT_RULES`]).
+    pub rules: String,
+    pub out: String,
+    pub inputs: Vec<String>,
+    /// The model whose guesses are shown, if any.
+    pub model: Option<String>,
+}
+
+struct App {
+    session: Mutex<Session>,
+    waiting: tokio::sync::Semaphore,
+    meta: Meta,
+    /// `Host` values accepted; none: any (the user bound a non-loopback address on purpose).
+    hosts: Option<Vec<String>>,
+}
+
+/// Binds `addr`; a port in use is an error that says so.
+pub fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => Error::Other(format!(
+            "--addr {addr}: the port is in use (another `stancekit label`, or another program); \
+             pick another port, or port 0 for any free one"
+        )),
+        _ => Error::Other(format!("--addr {addr}: {e}")),
+    })
+}
+
+/// Serves `session` on `listener` until Ctrl-C. Every decision is on disk
+/// before its answer leaves, so stopping at any moment loses nothing.
+pub fn serve(session: Session, meta: Meta, listener: TcpListener) -> Result<()> {
+    let addr = listener.local_addr().map_err(|e| Error::Other(format!("the listening socket: {e}")))?;
+    let router = router(session, meta, addr);
+    listener.set_nonblocking(true).map_err(|e| Error::Other(format!("{addr}: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("starting the HTTP runtime: {e}")))?;
+    runtime
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            axum::serve(listener, router).with_graceful_shutdown(stop).await
+        })
+        .map_err(|e| Error::Other(format!("{addr}: {e}")))
+}
+
+/// The routes over one session, answering for `addr`.
+pub fn router(session: Session, meta: Meta, addr: SocketAddr) -> Router {
+    let hosts = addr.ip().is_loopback().then(|| {
+        let port = addr.port();
+        vec![addr.to_string(), format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")]
+    });
+    let waiting = tokio::sync::Semaphore::new(MAX_WAITING);
+    let app = Arc::new(App { session: Mutex::new(session), waiting, hosts, meta });
+    Router::new()
+        .route("/", get(page))
+        .route("/api/meta", get(meta_route))
+        .route("/api/next", get(|State(app): State<Arc<App>>| on_session(app, Session::view)))
+        .route("/api/stats", get(|State(app): State<Arc<App>>| on_session(app, |s| Ok(s.stats()))))
+        .route("/api/label", post(label))
+        .route("/api/skip", post(skip))
+        .route("/api/undo", post(|State(app): State<Arc<App>>| on_session(app, Session::undo)))
+        .route("/api/revisit", post(|State(app): State<Arc<App>>| on_session(app, Session::revisit)))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), same_host))
+        .with_state(app)
+}
+
+async fn page() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    (headers, PAGE).into_response()
+}
+
+async fn meta_route(State(app): State<Arc<App>>) -> Response {
+    Json(&app.meta).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelBody {
+    item: usize,
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemBody {
+    item: usize,
+}
+
+async fn label(State(app): State<Arc<App>>, Json(body): Json<LabelBody>) -> Response {
+    on_session(app, move |s| s.label(body.item, &body.labels)).await
+}
+
+async fn skip(State(app): State<Arc<App>>, Json(body): Json<ItemBody>) -> Response {
+    on_session(app, move |s| s.skip(body.item)).await
+}
+
+/// Runs `work` on the session off the async threads (it syncs files and may run the model).
+async fn on_session<T, F>(app: Arc<App>, work: F) -> Response
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(&mut Session) -> std::result::Result<T, Refusal> + Send + 'static,
+{
+    let Ok(_place) = app.waiting.try_acquire() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "busy: too many requests waiting; try again".into());
+    };
+    let session = app.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        // A panic mid-request leaves the file as it was (writes are whole), so carry on.
+        let mut session = session.session.lock().unwrap_or_else(PoisonError::into_inner);
+        work(&mut session)
+    })
+    .await;
+    match done {
+        Ok(Ok(value)) => Json(value).into_response(),
+        Ok(Err(refusal)) => {
+            let status = match refusal {
+                Refusal::Bad(_) => StatusCode::BAD_REQUEST,
+                Refusal::Conflict(_) => StatusCode::CONFLICT,
+                Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                tracing::error!("{refusal}");
+            }
+            error(status, refusal.to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("the request failed: {e}")),
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn same_host(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    match &app.hosts {
+        Some(hosts) if !host.is_some_and(|h| hosts.iter().any(|x| x == h)) => {
+            error(StatusCode::FORBIDDEN, "this server answers only to its own address".into())
+        }
+        _ => next.run(request).await,
+    }
+}
