@@ -3,7 +3,7 @@
 # runtime from Debian (when `java` is missing or older than the pyspark
 # release needs) and pyspark from PyPI in a virtual environment.
 #
-#   scripts/install-spark.sh [VENV]     (default /work/scratch/spark-venv)
+#   scripts/install-spark.sh [VENV]     (default .venv-spark in the checkout)
 #
 # Environment: PYSPARK (default 4.0.5) is the pyspark version; pyspark 4
 # needs Java 17 or newer, which is Debian 12's openjdk-17-jre-headless.
@@ -11,7 +11,7 @@
 # (PYTHON=VENV/bin/python scripts/test-spark.sh).
 set -euo pipefail
 
-venv="${1:-/work/scratch/spark-venv}"
+venv="${1:-$(cd "$(dirname "$0")/.." && pwd)/.venv-spark}"
 pyspark="${PYSPARK:-4.0.5}"
 java_needed=17
 
