@@ -11,7 +11,7 @@ use crate::data::Schema;
 use crate::input::{InputFormat, ReadOptions};
 use crate::labeling::{self, Item, LabelStore, Meta, Scorer, Session, Target};
 use crate::model::{Classifier, Precision};
-use crate::{resolve, Error, Result};
+use crate::{Error, Result};
 
 /// Configuration of `stancekit label`.
 #[derive(Debug, Clone, clap::Args)]
@@ -85,10 +85,7 @@ pub fn run(config: &LabelConfig) -> Result<()> {
 }
 
 fn load_model(config: &LabelConfig) -> impl Fn(&str) -> Result<Classifier> + '_ {
-    |model| {
-        let device = crate::device::select_for(&config.device, Precision::F32)?;
-        Classifier::load_inference(&resolve::resolve(model)?, &device, Precision::F32)
-    }
+    |model| Ok(super::load_classifier(model, &config.device, Precision::F32)?.1)
 }
 
 /// `--target`, or the suggestions', the model's, or the file's targets; each must be in the targets file.

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::inference::predict::{predict_stream, Counts, OutputFormat, RowWriter, Sink, StreamOptions, TargetSet};
 use crate::input::{open_records, InputFormat, ReadOptions, Records};
 use crate::kernels::int8::Kernel;
-use crate::model::{Classifier, Precision};
-use crate::{resolve, Error, Result};
+use crate::model::Precision;
+use crate::{Error, Result};
 
 /// Configuration of `stancekit predict`.
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
@@ -119,16 +119,10 @@ impl fmt::Display for Summary {
 
 /// Runs `stancekit predict`.
 pub fn run(config: &PredictConfig) -> Result<Summary> {
-    // Tokenising has its own thread beside the model; tokenizers' rayon jobs would
-    // queue in the pool the matmuls use (serial measured +15 % sentences/s).
-    if !tokenizers::utils::parallelism::is_parallelism_configured() {
-        tokenizers::utils::parallelism::set_parallelism(false);
-    }
+    super::tokenize_serially();
     let bytes_read = Arc::new(AtomicU64::new(0));
     let (records, spans) = open_inputs(config, &bytes_read)?;
-    let dir = resolve::resolve(&config.model)?;
-    let device = crate::device::select_for(&config.device, config.precision)?;
-    let classifier = Classifier::load_inference(&dir, &device, config.precision)?;
+    let (_, classifier) = super::load_classifier(&config.model, &config.device, config.precision)?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
     targets.check_fit(&classifier.pair_encoder())?;
     let format = config.format.unwrap_or(if config.output.extension().is_some_and(|e| e == "csv") {

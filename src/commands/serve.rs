@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Classifier, Precision};
+use crate::model::Precision;
 use crate::serving::batcher::BatchOptions;
 use crate::serving::server::{router, Limits, Service, Settings};
-use crate::{resolve, Error, Result};
+use crate::{Error, Result};
 
 /// Configuration of `stancekit serve`.
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
@@ -72,13 +72,8 @@ impl ServeConfig {
 
 /// Runs `stancekit serve` until a stop signal, then drains and returns.
 pub fn run(config: &ServeConfig) -> Result<()> {
-    // As in `predict`: requests are tokenised beside the model, not in the matmuls' rayon pool.
-    if !tokenizers::utils::parallelism::is_parallelism_configured() {
-        tokenizers::utils::parallelism::set_parallelism(false);
-    }
-    let dir = resolve::resolve(&config.model)?;
-    let device = crate::device::select_for(&config.device, config.precision)?;
-    let classifier = Classifier::load_inference(&dir, &device, config.precision)?;
+    super::tokenize_serially();
+    let (dir, classifier) = super::load_classifier(&config.model, &config.device, config.precision)?;
     let (service, model_thread) = Service::start(classifier, &dir, config.settings())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -12,7 +12,7 @@ use crate::data::{Record as Labelled, Schema};
 use crate::inference::predict::{predict_stream, Prediction, Sink, StreamOptions, TargetSet};
 use crate::input::{InputFormat, ReadOptions, Record};
 use crate::model::{Classifier, Precision};
-use crate::{resolve, Error, Result};
+use crate::{Error, Result};
 
 /// Configuration of `stancekit suggest`.
 #[derive(Debug, Clone, clap::Args)]
@@ -97,9 +97,7 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     if config.n == 0 {
         return Err(Error::Other("--n: suggest at least one sentence".into()));
     }
-    let dir = resolve::resolve(&config.model)?;
-    let device = crate::device::select_for(&config.device, Precision::F32)?;
-    let classifier = Classifier::load_inference(&dir, &device, Precision::F32)?;
+    let (_, classifier) = super::load_classifier(&config.model, &config.device, Precision::F32)?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
     targets.check_fit(&classifier.pair_encoder())?;
     let labelled = read_labelled(&config.exclude, &classifier, &targets)?;

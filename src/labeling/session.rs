@@ -147,9 +147,9 @@ impl Session {
         if let Some(unknown) = labels.keys().find(|t| !self.targets.iter().any(|x| &x.id == *t)) {
             return Err(Refusal::Bad(format!("`{unknown}` is not a target of this session")));
         }
-        let saved = self.store.labels_of(&item.text).cloned().unwrap_or_default();
+        let saved = self.store.labels_of(&item.text);
         let mut records = Vec::new();
-        for target in self.targets.iter().filter(|t| !saved.contains_key(&t.id)) {
+        for target in self.targets.iter().filter(|t| !saved.is_some_and(|s| s.contains_key(&t.id))) {
             let label = labels.get(&target.id).ok_or_else(|| Refusal::Bad(format!("no label for `{}`", target.id)))?;
             if !self.labels.contains(label) {
                 return Err(Refusal::Bad(format!("`{label}` is not a label ({})", self.labels.join(", "))));

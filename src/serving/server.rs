@@ -68,6 +68,8 @@ impl Service {
     ) -> crate::Result<(Arc<Self>, JoinHandle<()>)> {
         let classifier = Arc::new(classifier);
         let targets = TargetSet::new(&classifier.spec.targets, &[], &[])?;
+        // As `predict` does: a description that leaves no room for a sentence is refused at start.
+        targets.check_fit(&classifier.pair_encoder())?;
         let info = model_info(&classifier, dir, &settings);
         let metrics = Arc::new(Metrics::new(settings.batching.queue));
         let model = classifier.clone();
