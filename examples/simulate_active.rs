@@ -195,11 +195,7 @@ fn fit_on(pool: &Split, rows: &[usize], blocks: usize) -> LinearFit {
 }
 
 fn proba(fit: &LinearFit, split: &Split, i: usize) -> Vec<f32> {
-    let logits = fit.logits(&split.x[i], split.target[i], LABELS.len());
-    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let exp: Vec<f64> = logits.iter().map(|z| (z - max).exp()).collect();
-    let sum: f64 = exp.iter().sum();
-    exp.iter().map(|e| (e / sum) as f32).collect()
+    fit.proba(&split.x[i], split.target[i], LABELS.len()).into_iter().map(|p| p as f32).collect()
 }
 
 /// Pooled macro-F1 and F_avg, as `eval` reports them.

@@ -29,6 +29,31 @@ impl fmt::Display for Problem {
 #[derive(Debug, Clone, Default)]
 pub struct Problems(pub Vec<Problem>);
 
+impl Problems {
+    /// `value` when nothing was found, else the error naming every problem.
+    pub fn or_ok<T>(problems: Vec<Problem>, value: T) -> Result<T> {
+        if problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(Error::Invalid(Problems(problems)))
+        }
+    }
+
+    /// A reader's result, with its problems moved into `found` (`Ok(None)`)
+    /// so that reading goes on and every problem is shown at the end; any
+    /// other error stops reading.
+    pub fn gather<T>(result: Result<T>, found: &mut Vec<Problem>) -> Result<Option<T>> {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::Invalid(Problems(problems))) => {
+                found.extend(problems);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.0.iter().enumerate() {

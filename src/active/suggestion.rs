@@ -94,11 +94,7 @@ pub fn read_suggestions(path: &Path) -> Result<Vec<Suggestion>> {
             }),
         }
     }
-    if problems.is_empty() {
-        Ok(rows)
-    } else {
-        Err(Error::Invalid(Problems(problems)))
-    }
+    Problems::or_ok(problems, rows)
 }
 
 #[cfg(test)]

@@ -223,7 +223,7 @@ impl fmt::Display for CleanReport {
 impl fmt::Display for ConflictGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let records: Vec<String> = self.records.iter().map(|(label, at)| format!("{label} at {at}")).collect();
-        writeln!(f, "  {:?} ({}): {}", shorten(&self.text), self.target, records.join(", "))?;
+        writeln!(f, "  {:?} ({}): {}", crate::input::shorten(&self.text, 60), self.target, records.join(", "))?;
         let dropped: Vec<String> = self
             .records
             .iter()
@@ -235,16 +235,6 @@ impl fmt::Display for ConflictGroup {
             None if self.tie => writeln!(f, "    no majority (a tie): dropped all {}", dropped.len()),
             None => writeln!(f, "    dropped all {}", dropped.len()),
         }
-    }
-}
-
-/// A sentence cut short enough to sit on one summary line.
-fn shorten(text: &str) -> String {
-    const MAX: usize = 60;
-    let text = text.trim();
-    match text.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text.to_string(),
     }
 }
 
@@ -400,12 +390,5 @@ mod tests {
         assert_eq!(majority(&["favor", "none"]), None);
         assert_eq!(majority(&["a", "b", "a", "b", "c"]), None);
         assert_eq!(majority(&["a", "b", "b", "c", "a", "b"]), Some(1));
-    }
-
-    #[test]
-    fn long_sentences_are_shortened() {
-        assert_eq!(shorten(" short "), "short");
-        let long = "é".repeat(70);
-        assert_eq!(shorten(&long), format!("{}...", "é".repeat(60)));
     }
 }

@@ -39,11 +39,7 @@ impl Schema {
             .into_iter()
             .map(|(field, message)| Problem { file: file.clone(), line: 0, field: field.into(), message })
             .collect();
-        if problems.is_empty() {
-            Ok(schema)
-        } else {
-            Err(Error::Invalid(Problems(problems)))
-        }
+        Problems::or_ok(problems, schema)
     }
 
     /// The description of a target id.

@@ -78,7 +78,7 @@ fn missing(gold: &Gold, file: &PredictionsFile, i: usize, by_id: bool) -> Proble
     let item = &gold.items[i];
     let who = match (&item.id, by_id) {
         (Some(id), true) => format!("id '{id}'"),
-        _ => format!("text \"{}\"", shorten(item.text.trim(), 60)),
+        _ => format!("text \"{}\"", crate::input::shorten(&item.text, 60)),
     };
     let message = format!("no prediction for gold record {who}, target '{}'", gold.targets[item.target]);
     Problem { file: file.name.clone(), line: 0, field: "missing".into(), message }
@@ -92,13 +92,6 @@ fn capped(mut problems: Vec<Problem>, file: &str) -> Vec<Problem> {
         problems.push(Problem { file: file.to_string(), line: 0, field: "align".into(), message });
     }
     problems
-}
-
-fn shorten(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
 }
 
 /// Labels and probabilities of the aligned rows; probabilities on some lines but not others is an error.

@@ -78,10 +78,9 @@ impl Problem<'_> {
 }
 
 fn softmax(z: &[f64]) -> Vec<f64> {
-    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
-    let sum: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / sum).collect()
+    let mut p = z.to_vec();
+    crate::kernels::softmax::softmax_f64(&mut p);
+    p
 }
 
 impl LogisticRegression {

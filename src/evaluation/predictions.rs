@@ -126,14 +126,9 @@ pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
     let mut file = PredictionsFile { name: name.clone(), rows: Vec::new(), lines: Vec::new() };
     let mut problems = Vec::new();
     for line in LineReader::new(BufReader::new(input), name.as_str().into()) {
-        let line = match line {
-            Ok(line) if line.text.trim().is_empty() => continue,
-            Ok(line) => line,
-            Err(Error::Invalid(Problems(found))) => {
-                problems.extend(found);
-                continue;
-            }
-            Err(e) => return Err(e),
+        let line = match Problems::gather(line, &mut problems)? {
+            Some(line) if !line.text.trim().is_empty() => line,
+            _ => continue,
         };
         let at = |(field, message): (&str, String)| Problem::new(&name, line.number, field, message);
         match parse(&line.text) {
@@ -145,11 +140,7 @@ pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
             Err(problem) => problems.push(at(problem)),
         }
     }
-    if problems.is_empty() {
-        Ok(file)
-    } else {
-        Err(Error::Invalid(Problems(problems)))
-    }
+    Problems::or_ok(problems, file)
 }
 
 /// One line; the id is looked at on its own first, so that a bad one is named as such.

@@ -13,3 +13,23 @@ pub mod segment;
 mod texts;
 
 pub use texts::{open_records, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem};
+
+/// `text` trimmed and cut after `chars` characters, with "…" where it was
+/// cut: how a message quotes a sentence.
+pub fn shorten(text: &str, chars: usize) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_sentences_are_shortened_by_characters() {
+        assert_eq!(super::shorten(" short ", 60), "short");
+        let long = "é".repeat(70);
+        assert_eq!(super::shorten(&long, 60), format!("{}…", "é".repeat(60)));
+    }
+}

@@ -38,17 +38,11 @@ pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
     let mut items = Vec::new();
     let mut problems = Vec::new();
     for record in records {
-        match record {
-            Ok(record) => items.push(TextItem { id: record.id, text: record.text }),
-            Err(Error::Invalid(Problems(found))) => problems.extend(found),
-            Err(e) => return Err(e),
+        if let Some(record) = Problems::gather(record, &mut problems)? {
+            items.push(TextItem { id: record.id, text: record.text });
         }
     }
-    if problems.is_empty() {
-        Ok(items)
-    } else {
-        Err(Error::Invalid(Problems(problems)))
-    }
+    Problems::or_ok(problems, items)
 }
 
 /// How an input file is laid out.

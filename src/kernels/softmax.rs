@@ -1,4 +1,5 @@
-//! The attention softmax: scale, padding mask and softmax in one op.
+//! The attention softmax: scale, padding mask and softmax in one op; and the
+//! plain softmax of f64 logits that the convex heads and baselines share.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -15,6 +16,17 @@ pub fn attention_softmax(scores: &Tensor, mask_bias: &Tensor, scale: f64) -> Res
         return candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(mask_bias)?, D::Minus1);
     }
     scores.contiguous()?.apply_op2(&mask_bias.contiguous()?, AttentionSoftmax { scale: scale as f32 })
+}
+
+/// Turns logits into probabilities in place and returns ln Σ exp(z), both
+/// shifted by the largest logit so that nothing overflows (the log-likelihood
+/// of class `y` is then `z[y]` before the call minus the returned value).
+pub fn softmax_f64(z: &mut [f64]) -> f64 {
+    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    z.iter_mut().for_each(|v| *v = (*v - max).exp());
+    let sum: f64 = z.iter().sum();
+    z.iter_mut().for_each(|v| *v /= sum);
+    max + sum.ln()
 }
 
 struct AttentionSoftmax {

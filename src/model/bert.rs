@@ -7,6 +7,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::EncoderConfig;
+use super::embedding::WordEmbeddings;
 use super::layer::{run_layers, AttentionBias, AttentionNames, Layer};
 use super::norm::LayerNorm;
 use crate::kernels::dropout::{Dropout, DropoutRng};
@@ -25,7 +26,7 @@ const ATTENTION: AttentionNames = AttentionNames {
 
 // {UPSTREAM}#L180
 struct Embeddings {
-    word: Embedding,
+    word: WordEmbeddings,
     position: Embedding,
     token_type: Embedding,
     layer_norm: LayerNorm,
@@ -35,7 +36,7 @@ struct Embeddings {
 impl Embeddings {
     fn load(vb: VarBuilder, c: &EncoderConfig, rng: &DropoutRng) -> Result<Self> {
         Ok(Self {
-            word: embedding(c.vocab_size, c.hidden_size, vb.pp("word_embeddings"))?,
+            word: WordEmbeddings::load(c.vocab_size, c.hidden_size, vb.clone())?,
             position: embedding(c.max_position_embeddings, c.hidden_size, vb.pp("position_embeddings"))?,
             token_type: embedding(c.type_vocab_size, c.hidden_size, vb.pp("token_type_embeddings"))?,
             layer_norm: LayerNorm::load(c.hidden_size, c.layer_norm_eps, vb.pp("LayerNorm"))?,
@@ -70,8 +71,9 @@ impl Bert {
         Ok(Self { embeddings: Embeddings::load(vb.pp("embeddings"), config, rng)?, layers })
     }
 
-    pub(crate) fn layers_mut(&mut self) -> &mut [Layer] {
-        &mut self.layers
+    /// What int8 inference changes: the word table (to f16) and the layers.
+    pub(super) fn int8_parts(&mut self) -> (&mut WordEmbeddings, &mut [Layer]) {
+        (&mut self.embeddings.word, &mut self.layers)
     }
 
     /// The last hidden state, [batch, seq, hidden], or its first position alone

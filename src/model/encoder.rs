@@ -46,13 +46,15 @@ impl Encoder {
     }
 
     /// Runs every layer's linear layers in int8 from now on (inference only;
-    /// embeddings, layer norms and attention stay f32), on the weights `store`
+    /// the word table goes to f16, see [`super::embedding`]; layer norms and
+    /// attention stay f32), on the weights `store`
     /// quantized at load where it has them (see [`ParamStore::take_quantized`]).
     pub fn quantize(&mut self, kernel: Kernel, store: &ParamStore) -> Result<()> {
-        let layers = match self {
-            Self::Bert(m) => m.layers_mut(),
-            Self::MPNet(m) => m.layers_mut(),
+        let (words, layers) = match self {
+            Self::Bert(m) => m.int8_parts(),
+            Self::MPNet(m) => m.int8_parts(),
         };
+        words.halve(store)?;
         layers.iter_mut().try_for_each(|l| l.quantize(kernel, store))?;
         match store.untaken_quantized().first() {
             Some(name) => {

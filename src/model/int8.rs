@@ -1,6 +1,7 @@
 //! `--precision int8`: the encoder's linear layers on [`crate::kernels::int8`]
 //! (weights quantized per output channel when the model loads, activations per
-//! row as they arrive). Embeddings, layer norms, attention and the
+//! row as they arrive). The word table goes to f16 ([`super::embedding`]);
+//! position embeddings, layer norms, attention and the
 //! classification head stay f32. Inference only: there is no backward pass.
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 mod bert;
 mod classifier;
 mod config;
+mod embedding;
 mod encoder;
 mod head;
 mod int8;

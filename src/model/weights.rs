@@ -179,7 +179,10 @@ impl ParamStore {
         let value = match lookup(&inner.checkpoint, name) {
             Some(t) => {
                 check_shape(t, shape, name, &inner.source)?;
-                t.to_dtype(DType::F32)?.to_device(&self.device)?
+                // A frozen f16 word table stays f16 (an int8 store reads it so, see
+                // `read_safetensors`): its rows widen to f32 exactly when looked up.
+                let half = self.frozen && t.dtype() == DType::F16 && super::embedding::kept_in_half(name);
+                t.to_dtype(if half { DType::F16 } else { DType::F32 })?.to_device(&self.device)?
             }
             None => match init_range {
                 Some(range) => {
@@ -248,6 +251,9 @@ fn read_safetensors(
                     .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
                 quantized.insert(name.clone(), q);
                 super::int8::stand_in(tensor.shape()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
+            }
+            Some(_) if super::embedding::kept_in_half(name) => {
+                tensor.to_dtype(DType::F16).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
             }
             _ => tensor,
         };

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use candle_core::{Tensor, Var};
 
+use crate::kernels::softmax::softmax_f64;
 use crate::model::Classifier;
 use crate::tokenization::Encoded;
 use crate::{Error, Result};
@@ -105,6 +106,13 @@ impl LinearFit {
             .collect()
     }
 
+    /// The probabilities of `row` read by block `block`.
+    pub fn proba(&self, row: &[f32], block: usize, labels: usize) -> Vec<f64> {
+        let mut p = self.logits(row, block, labels);
+        softmax_f64(&mut p);
+        p
+    }
+
     /// Mean cross-entropy (unweighted) of rows `x` with labels `y`, each read by
     /// the block of `labels` outputs of its target.
     pub fn mean_loss(&self, x: &[Vec<f32>], y: &[usize], targets: &[usize], labels: usize) -> f64 {
@@ -112,9 +120,9 @@ impl LinearFit {
             .iter()
             .zip(y.iter().zip(targets))
             .map(|(row, (&label, &t))| {
-                let logits = self.logits(row, t, labels);
-                let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                max + logits.iter().map(|z| (z - max).exp()).sum::<f64>().ln() - logits[label]
+                let mut logits = self.logits(row, t, labels);
+                let picked = logits[label];
+                softmax_f64(&mut logits) - picked
             })
             .sum();
         total / x.len().max(1) as f64
@@ -212,12 +220,11 @@ impl Problem {
             for (c, z) in logits.iter_mut().enumerate() {
                 *z = b[c] + dot(&w[c * d..(c + 1) * d], row);
             }
-            let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = logits.iter().map(|z| (z - max).exp()).sum();
             let s = self.weight[i];
-            loss += s * (max + sum.ln() - logits[self.y[i]]);
+            let picked = logits[self.y[i]];
+            loss += s * (softmax_f64(&mut logits) - picked);
             for c in 0..k {
-                let residual = s * ((logits[c] - max).exp() / sum - f64::from(u8::from(c == self.y[i])));
+                let residual = s * (logits[c] - f64::from(u8::from(c == self.y[i])));
                 grad[c * d..(c + 1) * d].iter_mut().zip(row).for_each(|(g, z)| *g += residual * z);
                 grad[k * d + c] += residual;
             }
