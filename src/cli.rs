@@ -56,7 +56,8 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Data(DataCommand::Check(config)) => report(data::check(&config)?, |r| &r.warnings),
         Command::Data(DataCommand::Split(config)) => report(data::split(&config)?, |r| &r.warnings),
         Command::Data(DataCommand::Clean(config)) => report(clean::clean(&config)?, |r| &r.warnings),
-        Command::Embed(config) => tracing::info!("embedded {} sentences", embed::run(&config)?),
+        // Run first: `tracing::info!` would skip its arguments, the run included, below info level.
+        Command::Embed(config) => eprintln!("{}", embed::run(&config)?),
         Command::Train(args) => {
             let sub = matches.subcommand_matches("train").context("train arguments")?;
             train::run(*args, sub)?

@@ -1,11 +1,14 @@
 //! `stancekit embed`: read sentences, embed them, write `.npy` or JSONL.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::inference::embed::Embedder;
 use crate::input::{read_texts, TextItem};
+use crate::kernels::int8::Kernel;
 use crate::model::Precision;
 use crate::resolve;
 use crate::{Error, Result};
@@ -38,16 +41,36 @@ pub struct EmbedConfig {
     pub precision: Precision,
 }
 
-/// Runs `stancekit embed`; returns the number of sentences embedded.
-pub fn run(config: &EmbedConfig) -> Result<usize> {
-    let items = read_texts(&config.input)?;
+/// What `stancekit embed` did, for its summary line.
+#[derive(Debug)]
+pub struct Summary {
+    pub sentences: usize,
+    pub seconds: f64,
+    pub int8_kernel: Option<Kernel>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = self.sentences as f64 / self.seconds.max(1e-9);
+        write!(f, "embedded {} sentences in {:.2} s ({rate:.1} sentences/s)", self.sentences, self.seconds)?;
+        if let Some(kernel) = self.int8_kernel {
+            write!(f, ", int8 (kernel {})", kernel.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `stancekit embed`: from reading the input to the last row written.
+pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let dir = resolve::resolve(&config.model)?;
     let device = crate::device::select_for(&config.device, config.precision)?;
     let embedder = Embedder::load(&dir, &device, config.max_length, config.precision)?;
+    let started = Instant::now();
+    let items = read_texts(&config.input)?;
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
     let vectors = embedder.embed(&texts, config.batch_size)?;
     write_output(&config.output, &items, &vectors)?;
-    Ok(items.len())
+    Ok(Summary { sentences: items.len(), seconds: started.elapsed().as_secs_f64(), int8_kernel: embedder.int8_kernel })
 }
 
 fn write_output(path: &Path, items: &[TextItem], vectors: &[Vec<f32>]) -> Result<()> {

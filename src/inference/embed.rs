@@ -7,6 +7,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
+use crate::kernels::int8::Kernel;
 use crate::model::{mean_pool, DropoutRng, Encoder, EncoderConfig, Precision};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Batch, StanceTokenizer};
@@ -79,6 +80,8 @@ pub struct Embedder {
     tokenizer: StanceTokenizer,
     pipeline: SentencePipeline,
     device: Device,
+    /// The int8 kernel that runs the linear layers, if loaded at `--precision int8`.
+    pub int8_kernel: Option<Kernel>,
 }
 
 impl Embedder {
@@ -91,13 +94,12 @@ impl Embedder {
         params.release_checkpoint();
         if let Some(kernel) = int8 {
             encoder.quantize(kernel, &params).map_err(crate::model::model_error)?;
-            tracing::info!("precision int8: the encoder's linear layers run on the int8 kernel {}", kernel.name());
         }
         let pipeline = SentencePipeline::from_dir(dir)?;
         let limit = max_length.or(pipeline.max_seq_length).unwrap_or(config.max_tokens());
         let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), limit.min(config.max_tokens()))?;
         crate::model::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
-        Ok(Self { encoder, tokenizer, pipeline, device: device.clone() })
+        Ok(Self { encoder, tokenizer, pipeline, device: device.clone(), int8_kernel: int8 })
     }
 
     /// One embedding per sentence, in input order.

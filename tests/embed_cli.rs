@@ -1,0 +1,89 @@
+//! `stancekit embed` end to end, through the binary, on a tiny random model:
+//! the rows it writes are the library's embeddings, as JSONL and as `.npy`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use candle_core::Device;
+use stancekit::inference::embed::Embedder;
+use stancekit::model::Precision;
+use stancekit::resolve::ModelDir;
+
+const TEXTS: [&str; 3] = ["nato is for peace", "never", "europe must pay for its own defence now"];
+
+fn embed(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stancekit"))
+        .arg("embed")
+        .arg("--model")
+        .arg(model)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(extra)
+        // The default log level: the run must not depend on what is logged.
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn library(model: &Path, precision: Precision) -> Vec<Vec<f32>> {
+    let embedder = Embedder::load(&ModelDir::open(model).unwrap(), &Device::Cpu, None, precision).unwrap();
+    embedder.embed(&TEXTS, 2).unwrap()
+}
+
+#[test]
+fn jsonl_and_npy_rows_are_the_library_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    stancekit::testing::write_tiny_classifier(&model, 5).unwrap();
+    let input = dir.path().join("texts.txt");
+    std::fs::write(&input, TEXTS.join("\n")).unwrap();
+    let want = library(&model, Precision::F32);
+
+    let jsonl = dir.path().join("out.jsonl");
+    let out = embed(&model, &input, &jsonl, &["--batch-size", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("embedded 3 sentences"), "{stderr}");
+    let rows: Vec<serde_json::Value> =
+        std::fs::read_to_string(&jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    for ((row, text), want) in rows.iter().zip(TEXTS).zip(&want) {
+        assert_eq!(row["text"], text);
+        let got: Vec<f32> = serde_json::from_value(row["embedding"].clone()).unwrap();
+        assert_eq!(&got, want, "{text}");
+    }
+
+    let npy = dir.path().join("out.npy");
+    assert!(embed(&model, &input, &npy, &[]).status.success());
+    let matrix: ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
+    assert_eq!(matrix.dim(), (3, want[0].len()));
+    for (row, want) in matrix.outer_iter().zip(&want) {
+        let diff = row.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff < 1e-6, "batch 32 against batch 2: {diff}");
+    }
+}
+
+#[test]
+fn int8_embeds_and_names_its_kernel() {
+    if stancekit::kernels::int8::Kernel::select().is_err() {
+        eprintln!("SKIPPED int8_embeds_and_names_its_kernel: no int8 kernel on this CPU");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    stancekit::testing::write_tiny_classifier(&model, 5).unwrap();
+    let input = dir.path().join("texts.jsonl");
+    let lines: Vec<String> = TEXTS.iter().map(|t| serde_json::json!({ "text": t }).to_string()).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let output = dir.path().join("out.jsonl");
+    let out = embed(&model, &input, &output, &["--precision", "int8", "--batch-size", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains(", int8 (kernel "), "{stderr}");
+    let want = library(&model, Precision::Int8);
+    let rows: Vec<serde_json::Value> =
+        std::fs::read_to_string(&output).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<Vec<f32>> = rows.iter().map(|r| serde_json::from_value(r["embedding"].clone()).unwrap()).collect();
+    assert_eq!(got, want);
+}
