@@ -241,7 +241,8 @@ fn read_safetensors(
             return Err(bad(format!("tensor `{name}`: offsets {begin}..{end} do not hold shape {:?}", entry.shape)));
         }
         let at = data_start + begin;
-        let tensor = read_tensor(&file, at, dtype, &entry.shape).map_err(|e| match e {
+        let half = int8.is_some() && super::embedding::kept_in_half(name);
+        let tensor = read_tensor(&file, at, dtype, &entry.shape, half).map_err(|e| match e {
             ReadError::Io(e) => Error::io(path, e),
             ReadError::Tensor(e) => bad(format!("tensor `{name}`: {e}")),
         })?;
@@ -251,9 +252,6 @@ fn read_safetensors(
                     .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
                 quantized.insert(name.clone(), q);
                 super::int8::stand_in(tensor.shape()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
-            }
-            Some(_) if super::embedding::kept_in_half(name) => {
-                tensor.to_dtype(DType::F16).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
             }
             _ => tensor,
         };
@@ -268,10 +266,33 @@ enum ReadError {
 }
 
 /// One tensor's bytes at `at`: f32 (all of a model's weights) straight into
-/// the tensor's own storage, other dtypes through a byte buffer.
-fn read_tensor(file: &std::fs::File, at: u64, dtype: DType, shape: &[usize]) -> std::result::Result<Tensor, ReadError> {
+/// the tensor's own storage, other dtypes through a byte buffer; with `half`,
+/// as f16 (f32 converted a slice at a time, never held whole).
+fn read_tensor(
+    file: &std::fs::File,
+    at: u64,
+    dtype: DType,
+    shape: &[usize],
+    half: bool,
+) -> std::result::Result<Tensor, ReadError> {
     use std::os::unix::fs::FileExt;
     let n: usize = shape.iter().product();
+    if half && dtype == DType::F32 && cfg!(target_endian = "little") {
+        const SLICE: usize = 1 << 16;
+        let (mut values, mut buffer) = (Vec::with_capacity(n), vec![0f32; SLICE.min(n)]);
+        for start in (0..n).step_by(SLICE) {
+            let part = &mut buffer[..SLICE.min(n - start)];
+            // SAFETY: any bytes are a valid f32, and the view covers exactly the slice's memory.
+            let view = unsafe { std::slice::from_raw_parts_mut(part.as_mut_ptr().cast::<u8>(), part.len() * 4) };
+            file.read_exact_at(view, at + 4 * start as u64).map_err(ReadError::Io)?;
+            values.extend(part.iter().map(|&v| half::f16::from_f32(v)));
+        }
+        return Tensor::from_vec(values, shape, &Device::Cpu).map_err(ReadError::Tensor);
+    }
+    if half {
+        let tensor = read_tensor(file, at, dtype, shape, false)?;
+        return tensor.to_dtype(DType::F16).map_err(ReadError::Tensor);
+    }
     if dtype == DType::F32 && cfg!(target_endian = "little") {
         let mut values = vec![0f32; n];
         // SAFETY: any bytes are a valid f32, and the view covers exactly the vector's memory.
