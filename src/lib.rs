@@ -10,6 +10,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod evaluation;
+pub mod http;
 pub mod inference;
 pub mod input;
 pub mod io;

@@ -62,7 +62,7 @@ pub fn run(config: &LabelConfig) -> Result<()> {
     }
     let classifier = config.model.as_deref().map(load_model(config)).transpose()?;
     let targets = targets(config, &schema, &items, classifier.as_ref())?;
-    let listener = labeling::bind(&config.addr)?;
+    let listener = crate::http::bind(&config.addr, "label")?;
     let store = LabelStore::open(&config.out, &schema)?;
     let rules = match &config.rules {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,

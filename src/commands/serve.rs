@@ -75,22 +75,20 @@ pub fn run(config: &ServeConfig) -> Result<()> {
     super::tokenize_serially();
     let (dir, classifier) = super::load_classifier(&config.model, &config.device, config.precision)?;
     let (service, model_thread) = Service::start(classifier, &dir, config.settings())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("starting the async runtime: {e}")))?;
+    let listener = crate::http::bind(&config.addr, "serve")?;
+    let runtime = crate::http::runtime(None)?;
     let drain = Duration::from_millis(config.timeout_ms);
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&config.addr)
-            .await
+        let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
         let addr = listener.local_addr().map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
         let (stopping, stopped) = tokio::sync::watch::channel(false);
-        let signal = stop_signal()?;
+        let signal = crate::http::stop_signal()?;
         let precision = service.info["precision"].as_str().unwrap_or_default().to_string();
         eprintln!("stancekit serve: listening on http://{addr} (model {}, {precision})", config.model);
         let serving = axum::serve(listener, router(service)).with_graceful_shutdown(async move {
             signal.await;
+            eprintln!("stancekit serve: stopping; finishing the requests in flight");
             let _ = stopping.send(true);
         });
         // A connection that never finishes its request (a client gone quiet
@@ -118,33 +116,4 @@ async fn after_stop(mut stopped: tokio::sync::watch::Receiver<bool>, drain: Dura
     } else {
         std::future::pending::<()>().await;
     }
-}
-
-/// Listens for SIGTERM and Ctrl-C from now on (so that one sent as soon as the
-/// address is printed is not missed); the future resolves on either.
-fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
-    let listen = |e: std::io::Error| Error::Other(format!("listening for signals: {e}"));
-    #[cfg(unix)]
-    let stopped = {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (mut term, mut int) =
-            (signal(SignalKind::terminate()).map_err(listen)?, signal(SignalKind::interrupt()).map_err(listen)?);
-        async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let stopped = {
-        let _ = listen;
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    };
-    Ok(async move {
-        stopped.await;
-        eprintln!("stancekit serve: stopping; finishing the requests in flight");
-    })
 }

@@ -15,7 +15,7 @@ pub mod session;
 pub mod store;
 
 pub use items::{read_items, targets_of};
-pub use server::{bind, serve, Meta};
+pub use server::{serve, Meta};
 pub use session::{Item, Refusal, Scorer, Session, Stats, Target, View};
 pub use store::LabelStore;
 

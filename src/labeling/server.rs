@@ -69,37 +69,20 @@ struct App {
     hosts: Option<Vec<String>>,
 }
 
-/// Binds `addr`; a port in use is an error that says so.
-pub fn bind(addr: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => Error::Other(format!(
-            "--addr {addr}: the port is in use (another `stancekit label`, or another program); \
-             pick another port, or port 0 for any free one"
-        )),
-        _ => Error::Other(format!("--addr {addr}: {e}")),
-    })
-}
-
-/// Serves `session` on `listener` until Ctrl-C. Every decision is on disk
-/// before its answer leaves, so stopping at any moment loses nothing.
+/// Serves `session` on `listener` (from [`crate::http::bind`]) until SIGTERM
+/// or Ctrl-C. Every decision is on disk before its answer leaves, so stopping
+/// at any moment loses nothing.
 pub fn serve(session: Session, meta: Meta, listener: TcpListener) -> Result<()> {
     let addr = listener.local_addr().map_err(|e| Error::Other(format!("the listening socket: {e}")))?;
     let router = router(session, meta, addr);
-    listener.set_nonblocking(true).map_err(|e| Error::Other(format!("{addr}: {e}")))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("starting the HTTP runtime: {e}")))?;
-    runtime
-        .block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            let stop = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            axum::serve(listener, router).with_graceful_shutdown(stop).await
-        })
-        .map_err(|e| Error::Other(format!("{addr}: {e}")))
+    crate::http::runtime(Some(2))?.block_on(async move {
+        let stop = crate::http::stop_signal()?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| Error::Other(format!("{addr}: {e}")))?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+            .map_err(|e| Error::Other(format!("{addr}: {e}")))
+    })
 }
 
 /// The routes over one session, answering for `addr`.
