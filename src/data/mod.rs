@@ -249,32 +249,39 @@ impl Sink {
 
 fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut Sink) {
     let format = match format {
-        Some(format) => format,
-        None if input.path.is_dir() => Format::Tweeteval,
-        None => match detect(&input.path) {
+        Some(format) => Some(format),
+        None if input.path.is_dir() => Some(Format::Tweeteval),
+        None => match by_extension(&input.path) {
             Ok(format) => format,
             Err(message) => return sink.problems.push(whole_file(&input.path, "file", message)),
         },
     };
-    match format {
-        Format::Tweeteval => tweeteval::read(&input.path, &input.splits, schema, sink),
-        Format::Jsonl => read_file(input, sink, jsonl::read),
-        Format::Csv => read_file(input, sink, |file, bytes, sink| delimited::read(file, bytes, Dialect::CSV, sink)),
-        Format::Tsv => read_file(input, sink, |file, bytes, sink| delimited::read(file, bytes, Dialect::TSV, sink)),
-        Format::Semeval => read_file(input, sink, |file, bytes, sink| semeval::read(file, bytes, schema, sink)),
+    if format == Some(Format::Tweeteval) {
+        return tweeteval::read(&input.path, &input.splits, schema, sink);
     }
-}
-
-/// Reads a single-file input whole (files are read as bytes so that encoding
-/// problems can be reported per line) and hands it to a reader.
-fn read_file(input: &Input, sink: &mut Sink, reader: impl FnOnce(&Arc<str>, &[u8], &mut Sink)) {
+    // Single files are read whole, as bytes, so that encoding problems are
+    // reported per line (and a header is looked at without opening it twice).
     if !input.splits.is_empty() {
         let message = "a split suffix (:train, :val, :test) only applies to TweetEval folders";
         return sink.problems.push(whole_file(&input.path, "file", message.into()));
     }
-    match std::fs::read(&input.path) {
-        Ok(bytes) => reader(&input.path.display().to_string().into(), &bytes, sink),
-        Err(e) => sink.problems.push(whole_file(&input.path, "file", format!("cannot read: {e}"))),
+    let bytes = match std::fs::read(&input.path) {
+        Ok(bytes) => bytes,
+        Err(e) => return sink.problems.push(whole_file(&input.path, "file", format!("cannot read: {e}"))),
+    };
+    let format = match format {
+        Some(format) => format,
+        None if semeval::has_header(&bytes) => Format::Semeval,
+        None if input.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv")) => Format::Tsv,
+        None => return sink.problems.push(whole_file(&input.path, "file", unknown_format(&input.path))),
+    };
+    let file: Arc<str> = input.path.display().to_string().into();
+    match format {
+        Format::Jsonl => jsonl::read(&file, &bytes, sink),
+        Format::Csv => delimited::read(&file, &bytes, Dialect::CSV, sink),
+        Format::Tsv => delimited::read(&file, &bytes, Dialect::TSV, sink),
+        Format::Semeval => semeval::read(&file, &bytes, schema, sink),
+        Format::Tweeteval => unreachable!("read above"),
     }
 }
 
@@ -283,17 +290,20 @@ pub(crate) fn whole_file(path: &Path, field: &str, message: String) -> Problem {
     Problem { file: path.display().to_string(), line: 0, field: field.into(), message }
 }
 
-/// The format a file name implies; `.tsv` and `.txt` files are told apart by their header.
-fn detect(path: &Path) -> std::result::Result<Format, String> {
+/// The format a file name implies; `None` for `.tsv` and `.txt`, which their
+/// header tells apart (SemEval's; else a `.tsv` is plain TSV).
+fn by_extension(path: &Path) -> std::result::Result<Option<Format>, String> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let semeval = || semeval::has_header(path);
     match ext.as_str() {
-        "jsonl" | "ndjson" => Ok(Format::Jsonl),
-        "csv" => Ok(Format::Csv),
-        "tsv" | "txt" if semeval() => Ok(Format::Semeval),
-        "tsv" => Ok(Format::Tsv),
-        _ => Err(format!("cannot tell the format from the name '{}'; pass --format", path.display())),
+        "jsonl" | "ndjson" => Ok(Some(Format::Jsonl)),
+        "csv" => Ok(Some(Format::Csv)),
+        "tsv" | "txt" => Ok(None),
+        _ => Err(unknown_format(path)),
     }
+}
+
+fn unknown_format(path: &Path) -> String {
+    format!("cannot tell the format from the name '{}'; pass --format", path.display())
 }
 
 /// Groups problems by file (in the order files first show up) and sorts each file's by line.
@@ -357,15 +367,19 @@ pub(crate) mod tests {
 
     #[test]
     fn detects_format_from_name_and_header() {
+        assert_eq!(by_extension(Path::new("a.jsonl")), Ok(Some(Format::Jsonl)));
+        assert_eq!(by_extension(Path::new("a.CSV")), Ok(Some(Format::Csv)));
+        assert_eq!(by_extension(Path::new("a.tsv")), Ok(None));
+        assert!(by_extension(Path::new("a.xlsx")).is_err());
+        assert!(semeval::has_header(b"ID\tTarget\tTweet\tStance\r\n1\tx\ty\tNONE\n"));
+        assert!(!semeval::has_header(b"text\ttarget\tlabel\n"));
+        // A .tsv without SemEval's header is plain TSV; a .txt without it is an error.
         let dir = tempfile::tempdir().unwrap();
-        let tsv = write(dir.path(), "a.tsv", "text\ttarget\tlabel\n");
-        let semeval = write(dir.path(), "a.txt", "ID\tTarget\tTweet\tStance\r\n");
+        let tsv = write(dir.path(), "a.tsv", "text\ttarget\tlabel\nnato now\tnato\tfavor\n");
         let other = write(dir.path(), "b.txt", "hello\n");
-        assert_eq!(detect(Path::new("a.jsonl")), Ok(Format::Jsonl));
-        assert_eq!(detect(Path::new("a.CSV")), Ok(Format::Csv));
-        assert_eq!(detect(Path::new(&tsv)), Ok(Format::Tsv));
-        assert_eq!(detect(Path::new(&semeval)), Ok(Format::Semeval));
-        assert!(detect(Path::new(&other)).is_err());
+        assert_eq!(load(&[&tsv], None, &schema()).unwrap().records().count(), 1);
+        let got = problems(&[&other], None);
+        assert!(got.len() == 1 && got[0].contains("cannot tell the format"), "{got:?}");
     }
 
     #[test]

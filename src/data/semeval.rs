@@ -2,8 +2,6 @@
 //! releases add columns, which are ignored). Targets are given by description
 //! and stances in capitals; both are mapped to the project's ids and labels.
 
-use std::io::BufReader;
-use std::path::Path;
 use std::sync::Arc;
 
 use super::{Pos, Record, Schema, Sink};
@@ -11,10 +9,9 @@ use crate::input::lines::LineReader;
 
 const COLUMNS: [&str; 4] = ["id", "target", "tweet", "stance"];
 
-/// Whether a file starts with the SemEval header.
-pub(crate) fn has_header(path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else { return false };
-    let Some(Ok(first)) = LineReader::new(BufReader::new(file), path.display().to_string().into()).next() else {
+/// Whether a file's bytes start with the SemEval header.
+pub(crate) fn has_header(bytes: &[u8]) -> bool {
+    let Some(Ok(first)) = LineReader::new(bytes, "".into()).next() else {
         return false;
     };
     let names: Vec<String> = first.text.split('\t').map(|c| c.trim().to_lowercase()).collect();

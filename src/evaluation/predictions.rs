@@ -143,11 +143,13 @@ pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
     Problems::or_ok(problems, file)
 }
 
-/// One line; the id is looked at on its own first, so that a bad one is named as such.
+/// One line; a line that does not deserialize because of its id names the id.
 fn parse(line: &str) -> std::result::Result<Prediction, (&'static str, String)> {
     let value: serde_json::Value = serde_json::from_str(line).map_err(|e| ("json", e.to_string()))?;
-    id::from_json(value.get("id")).map_err(|message| ("id", message))?;
-    Prediction::deserialize(&value).map_err(|e| ("json", e.to_string()))
+    Prediction::deserialize(&value).map_err(|e| match id::from_json(value.get("id")) {
+        Err(message) => ("id", message),
+        Ok(_) => ("json", e.to_string()),
+    })
 }
 
 fn check(p: &Prediction, labels: &[String]) -> Vec<(&'static str, String)> {
