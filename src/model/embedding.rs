@@ -43,11 +43,6 @@ impl WordEmbeddings {
     }
 }
 
-/// Whether an int8 model keeps the tensor `name` in f16: the word embeddings.
-pub(super) fn kept_in_half(name: &str) -> bool {
-    name.ends_with("embeddings.word_embeddings.weight")
-}
-
 #[cfg(test)]
 mod tests {
     use candle_core::Device;
@@ -75,9 +70,5 @@ mod tests {
         assert_ne!(flat(&full), flat(&half), "nothing was rounded");
         let kept = vb.pp("word_embeddings").get((50, 8), "weight").unwrap();
         assert_eq!(kept.dtype(), DType::F16, "the store still holds the f32 table");
-        assert!(
-            kept_in_half("mpnet.embeddings.word_embeddings.weight")
-                && !kept_in_half("embeddings.position_embeddings.weight")
-        );
     }
 }

@@ -181,7 +181,7 @@ impl ParamStore {
                 check_shape(t, shape, name, &inner.source)?;
                 // A frozen f16 word table stays f16 (an int8 store reads it so, see
                 // `read_safetensors`): its rows widen to f32 exactly when looked up.
-                let half = self.frozen && t.dtype() == DType::F16 && super::embedding::kept_in_half(name);
+                let half = self.frozen && t.dtype() == DType::F16 && kept_in_half(name);
                 t.to_dtype(if half { DType::F16 } else { DType::F32 })?.to_device(&self.device)?
             }
             None => match init_range {
@@ -241,7 +241,7 @@ fn read_safetensors(
             return Err(bad(format!("tensor `{name}`: offsets {begin}..{end} do not hold shape {:?}", entry.shape)));
         }
         let at = data_start + begin;
-        let half = int8.is_some() && super::embedding::kept_in_half(name);
+        let half = int8.is_some() && kept_in_half(name);
         let tensor = read_tensor(&file, at, dtype, &entry.shape, half).map_err(|e| match e {
             ReadError::Io(e) => Error::io(path, e),
             ReadError::Tensor(e) => bad(format!("tensor `{name}`: {e}")),
@@ -354,6 +354,11 @@ fn quantized_at_load(name: &str, shape: &[usize]) -> bool {
         && (name.starts_with("encoder.layer.") || name.contains(".encoder.layer."))
 }
 
+/// The tensors an int8 model keeps in f16 ([`super::embedding`]): the word embeddings.
+fn kept_in_half(name: &str) -> bool {
+    name.ends_with("embeddings.word_embeddings.weight")
+}
+
 fn check_shape(t: &Tensor, shape: &Shape, name: &str, source: &str) -> candle_core::Result<()> {
     if t.shape() != shape {
         candle_core::bail!("{source}: tensor `{name}` has shape {:?}, the config needs {:?}", t.dims(), shape.dims());
@@ -409,6 +414,13 @@ impl candle_nn::var_builder::SimpleBackend for Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_word_tables_are_kept_in_half() {
+        assert!(kept_in_half("mpnet.embeddings.word_embeddings.weight"));
+        assert!(kept_in_half("embeddings.word_embeddings.weight"));
+        assert!(!kept_in_half("embeddings.position_embeddings.weight"));
+    }
 
     #[test]
     fn legacy_layer_norm_names_are_renamed() {
