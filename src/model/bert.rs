@@ -16,7 +16,7 @@ use crate::tokenization::Batch;
 const UPSTREAM: &str = "https://github.com/huggingface/transformers/blob/6eedfa6dd15dc1e22a55ae036f681914e5a0d9a1/src/transformers/models/bert/modeling_bert.py";
 
 /// `BertSelfAttention` under `self.*`, `BertSelfOutput` under `output.*` ({UPSTREAM}#L392).
-const ATTENTION: AttentionNames = AttentionNames {
+pub(super) const ATTENTION: AttentionNames = AttentionNames {
     query: "self.query",
     key: "self.key",
     value: "self.value",

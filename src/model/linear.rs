@@ -58,6 +58,11 @@ impl Linear {
         &self.weight
     }
 
+    /// Whether the layer runs in int8 ([`Linear::quantize`]).
+    pub fn is_int8(&self) -> bool {
+        self.int8.is_some()
+    }
+
     /// Several int8 layers over one input, quantized once (attention's query,
     /// key and value); `None` unless every layer runs in int8.
     pub fn forward_shared(layers: &[&Linear], x: &Tensor) -> Result<Option<Vec<Tensor>>> {
