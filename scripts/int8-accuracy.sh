@@ -20,6 +20,7 @@ fi
 bin="${STANCEKIT:-$root/target/release/stancekit}"
 [ -x "$bin" ] || (cd "$root" && cargo build --release --quiet)
 work="${WORK:-$(mktemp -d)}"
+mkdir -p "$work"
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); flags: $flags; kernel: ${STANCEKIT_INT8_KERNEL:-auto}"
 echo
