@@ -43,6 +43,17 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Examples `start..start + len` of the batch, with the same padded length.
+    pub fn narrow(&self, start: usize, len: usize) -> candle_core::Result<Self> {
+        let rows = |t: &Tensor| t.narrow(0, start, len);
+        Ok(Self {
+            input_ids: rows(&self.input_ids)?,
+            token_type_ids: rows(&self.token_type_ids)?,
+            attention_mask: rows(&self.attention_mask)?,
+            targets: self.targets.as_ref().map(rows).transpose()?,
+        })
+    }
+
     /// Pads to the longest example of the batch.
     pub fn from_encoded<'a>(
         items: impl IntoIterator<Item = &'a Encoded>,

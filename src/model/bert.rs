@@ -16,7 +16,7 @@ use crate::tokenization::Batch;
 const UPSTREAM: &str = "https://github.com/huggingface/transformers/blob/6eedfa6dd15dc1e22a55ae036f681914e5a0d9a1/src/transformers/models/bert/modeling_bert.py";
 
 /// `BertSelfAttention` under `self.*`, `BertSelfOutput` under `output.*` ({UPSTREAM}#L392).
-pub(super) const ATTENTION: AttentionNames = AttentionNames {
+const ATTENTION: AttentionNames = AttentionNames {
     query: "self.query",
     key: "self.key",
     value: "self.value",
@@ -69,6 +69,10 @@ impl Bert {
             .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), config, &ATTENTION, rng))
             .collect::<Result<_>>()?;
         Ok(Self { embeddings: Embeddings::load(vb.pp("embeddings"), config, rng)?, layers })
+    }
+
+    pub(super) fn layers(&self) -> &[Layer] {
+        &self.layers
     }
 
     /// What int8 inference changes: the word table (to f16) and the layers.

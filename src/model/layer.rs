@@ -111,32 +111,16 @@ impl Layer {
 
     fn forward_t(&self, queries: &Tensor, xs: &Tensor, bias: &AttentionBias, train: bool) -> Result<Tensor> {
         let attended = self.attention.forward_t(queries, xs, bias, train)?;
-        let out = self.feed_forward(&attended, train)?;
+        let hidden = self.intermediate.forward_gelu(&attended)?;
+        let out = self.output.forward_dropout(&hidden, &self.dropout, train)?;
         self.layer_norm.forward(&(out + attended)?)
     }
 
-    /// The feed-forward block. In int8 it runs [`FFN_ROWS`] rows at a time, so
-    /// that its four-times-wider hidden activations (and their 8-bit copy)
-    /// never exist for the whole batch (MPNet's benchmark at batch 32 peaked
-    /// 39 MB lower), and a block stays in cache between the two layers.
-    fn feed_forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let ffn = |x: &Tensor| self.output.forward_dropout(&self.intermediate.forward_gelu(x)?, &self.dropout, train);
-        let (dims, width) = (x.dims(), x.dim(candle_core::D::Minus1)?);
-        let rows = x.elem_count() / width.max(1);
-        if train || rows <= FFN_ROWS || !self.intermediate.is_int8() {
-            return ffn(x);
-        }
-        let flat = x.reshape((rows, width))?;
-        let blocks: Vec<Tensor> = (0..rows)
-            .step_by(FFN_ROWS)
-            .map(|at| ffn(&flat.narrow(0, at, FFN_ROWS.min(rows - at))?))
-            .collect::<Result<_>>()?;
-        Tensor::cat(&blocks, 0)?.reshape(dims)
+    /// Whether the layer runs in int8 ([`Layer::quantize`]).
+    pub fn is_int8(&self) -> bool {
+        self.intermediate.is_int8()
     }
 }
-
-/// Rows per block of an int8 feed-forward pass (see [`Layer::feed_forward`]).
-const FFN_ROWS: usize = 256;
 
 /// What every layer adds to its attention scores.
 pub(crate) struct AttentionBias {
@@ -186,31 +170,4 @@ fn mask_bias(attention_mask: &Tensor, dtype: DType) -> Result<Tensor> {
     let (b, l) = attention_mask.dims2()?;
     let keep = attention_mask.to_dtype(DType::F32)?;
     ((keep - 1.0)? * -MASKED_SCORE)?.reshape((b, 1, 1, l))?.to_dtype(dtype)
-}
-
-#[cfg(test)]
-mod tests {
-    use candle_core::Device;
-
-    use super::*;
-
-    /// Blocks of [`FFN_ROWS`] rows give the one-pass result to the bit: each
-    /// row is quantized and computed on its own.
-    #[test]
-    fn an_int8_feed_forward_in_blocks_equals_one_pass() {
-        let config = crate::testing::tiny_config();
-        let store = ParamStore::random(&Device::Cpu, 3).frozen();
-        let vb = store.lenient(0.5).pp("layer");
-        let mut layer = Layer::load(vb, &config, &super::super::bert::ATTENTION, &DropoutRng::new(0)).unwrap();
-        let Some(kernel) = Kernel::available().first().copied() else { return };
-        layer.quantize(kernel, &store).unwrap();
-        let rows = 2 * FFN_ROWS + 37;
-        let x = Tensor::randn(0f32, 1.0, (3, rows / 3 + 1, config.hidden_size), &Device::Cpu).unwrap();
-        let blocked = layer.feed_forward(&x, false).unwrap();
-        let one_pass =
-            layer.output.forward_dropout(&layer.intermediate.forward_gelu(&x).unwrap(), &layer.dropout, false).unwrap();
-        assert_eq!(blocked.dims(), x.dims());
-        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(flat(&blocked), flat(&one_pass));
-    }
 }

@@ -109,6 +109,10 @@ impl MPNet {
         Ok(Self { embeddings: Embeddings::load(vb.pp("embeddings"), config, rng)?, layers, relative_bias, buckets })
     }
 
+    pub(super) fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
     /// What int8 inference changes: the word table (to f16) and the layers.
     pub(super) fn int8_parts(&mut self) -> (&mut WordEmbeddings, &mut [Layer]) {
         (&mut self.embeddings.word, &mut self.layers)
