@@ -52,11 +52,8 @@ pub struct Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rate = self.sentences as f64 / self.seconds.max(1e-9);
-        write!(f, "embedded {} sentences in {:.2} s ({rate:.1} sentences/s)", self.sentences, self.seconds)?;
-        if let Some(kernel) = self.int8_kernel {
-            write!(f, ", int8 (kernel {})", kernel.name())?;
-        }
-        Ok(())
+        let int8 = super::int8_note(self.int8_kernel);
+        write!(f, "embedded {} sentences in {:.2} s ({rate:.1} sentences/s){int8}", self.sentences, self.seconds)
     }
 }
 

@@ -55,3 +55,8 @@ pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
         .map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))?;
     Ok(move |_| interrupted.load(Ordering::SeqCst))
 }
+
+/// What a summary line adds for a run at `--precision int8`: the kernel that ran.
+fn int8_note(kernel: Option<crate::kernels::int8::Kernel>) -> String {
+    kernel.map(|k| format!(", int8 (kernel {})", k.name())).unwrap_or_default()
+}

@@ -107,9 +107,7 @@ impl fmt::Display for Summary {
             self.seconds,
             self.sentences_per_second()
         )?;
-        if let Some(kernel) = self.int8_kernel {
-            write!(f, ", int8 (kernel {})", kernel.name())?;
-        }
+        write!(f, "{}", super::int8_note(self.int8_kernel))?;
         if c.skipped > 0 {
             write!(f, "; skipped {} invalid line{}", c.skipped, if c.skipped == 1 { "" } else { "s" })?;
         }
