@@ -178,16 +178,21 @@ impl QuantizedWeights {
                 |(((left, w), q), &s)| left.iter_mut().zip(w).zip(q).for_each(|((l, &w), &v)| *l = w - v as f32 * s),
             );
             let (q2, s2) = quantize_channels(&left, inputs);
+            // Each panel of NR packed channels holds NR/2 outputs: their first
+            // parts, then their residuals, so that the output step adds two
+            // runs of contiguous sums (vectors) rather than neighbours.
+            let half = kernel.geometry().nr / 2;
             let mut both = vec![0i8; 2 * q.len()];
-            both.par_chunks_mut(2 * width).zip(q.par_chunks(width)).zip(q2.par_chunks(width)).for_each(
-                |((d, a), b)| {
-                    let (first, second) = d.split_at_mut(width);
+            both.par_chunks_mut(2 * half * width)
+                .zip(q.par_chunks(half * width))
+                .zip(q2.par_chunks(half * width))
+                .for_each(|((d, a), b)| {
+                    let (first, second) = d.split_at_mut(a.len());
                     first.copy_from_slice(a);
                     second.copy_from_slice(b);
-                },
-            );
+                });
             q = both;
-            scales = scales.iter().zip(&s2).flat_map(|(&a, &b)| [a, b]).collect();
+            scales = scales.chunks(half).zip(s2.chunks(half)).flat_map(|(a, b)| a.iter().chain(b)).copied().collect();
         }
         let sums = q.par_chunks(width).map(channel_sum).collect();
         let packed = tiles::pack(&q, scales.len(), inputs, kernel.geometry());
@@ -398,8 +403,8 @@ impl Job<'_> {
 
     /// Writes the output step of one MR × NR block: scales, zero-point
     /// correction and bias, for `rows` from `row0` and the panel whose first
-    /// packed channel is `col0` (with residual weights, channel pairs make one
-    /// output: NR is even, so a panel holds whole pairs).
+    /// packed channel is `col0` (with residual weights, a panel holds whole
+    /// outputs: its first half the first parts, its second their residuals).
     #[inline(always)]
     fn store(&self, acc: &[i32], row0: usize, rows: usize, col0: usize) {
         let (g, w) = (self.geometry, self.weights);
@@ -413,15 +418,17 @@ impl Job<'_> {
             // SAFETY: row < self.rows and first + outs ≤ outputs: inside `out`, in this tile's part.
             let out = unsafe { std::slice::from_raw_parts_mut(self.out.0.add(row * w.outputs + first), outs) };
             let acc = &acc[r * g.nr..r * g.nr + cols];
-            let term = |c: usize| (acc[c] - zero * sums[c]) as f32 * (sa * scales[c]);
+            let term = |(&acc, (&sum, &scale)): (&i32, (&i32, &f32))| (acc - zero * sum) as f32 * (sa * scale);
+            // Zipped slices, no indexing: LLVM then vectorises both loops.
+            let first = acc.iter().zip(sums.iter().zip(scales));
             if parts == 1 {
-                for c in 0..outs {
-                    out[c] = term(c) + bias[c];
-                }
+                out.iter_mut().zip(first.zip(bias)).for_each(|(o, (t, &b))| *o = term(t) + b);
             } else {
-                for c in 0..outs {
-                    out[c] = term(2 * c) + term(2 * c + 1) + bias[c];
-                }
+                // The panel's first parts, then their residuals ([`QuantizedWeights::with_residual`]).
+                let second = acc[outs..].iter().zip(sums[outs..].iter().zip(&scales[outs..]));
+                out.iter_mut()
+                    .zip(first.zip(second).zip(bias))
+                    .for_each(|(o, ((t, u), &b))| *o = term(t) + term(u) + b);
             }
         }
     }
