@@ -175,12 +175,38 @@ pub trait Sink {
     }
 }
 
-/// Records and their tokenised (description, sentence) pairs.
+/// Records and the (record index, target index) pairs to score, in output
+/// order: what `predict` scores a window at a time and `serve` a request at a time.
+#[derive(Debug, Default)]
+pub struct RecordPairs {
+    pub records: Vec<Record>,
+    pub pairs: Vec<(usize, usize)>,
+}
+
+impl RecordPairs {
+    /// (target description, sentence) per pair, as the model reads them.
+    pub fn texts<'a>(&'a self, targets: &'a TargetSet) -> Vec<(&'a str, &'a str)> {
+        self.pairs.iter().map(|&(r, t)| (targets.description(t), self.records[r].text.as_str())).collect()
+    }
+
+    /// Each pair's prediction, given one probability row per pair.
+    pub fn predictions<'a>(
+        &'a self,
+        targets: &'a TargetSet,
+        probabilities: &'a [Vec<f32>],
+    ) -> impl Iterator<Item = Prediction<'a>> {
+        self.pairs.iter().zip(probabilities).map(|(&(r, t), p)| Prediction {
+            record: &self.records[r],
+            target: targets.id(t),
+            probabilities: p,
+        })
+    }
+}
+
+/// A window of records, their pairs tokenised.
 #[derive(Default)]
 struct Window {
-    records: Vec<Record>,
-    /// (record index in the window, target index) per pair.
-    pairs: Vec<(usize, usize)>,
+    scored: RecordPairs,
     encoded: Vec<Encoded>,
     skipped: usize,
     bytes: u64,
@@ -224,9 +250,10 @@ impl Producer<'_> {
         for record in records {
             match record.and_then(|r| Ok((self.targets.for_record(&r)?, r))) {
                 Ok((targets, record)) => {
-                    window.pairs.extend(targets.into_iter().map(|t| (window.records.len(), t)));
-                    window.records.push(record);
-                    if window.pairs.len() >= window_pairs && !self.send(std::mem::take(&mut window)) {
+                    let scored = &mut window.scored;
+                    scored.pairs.extend(targets.into_iter().map(|t| (scored.records.len(), t)));
+                    scored.records.push(record);
+                    if scored.pairs.len() >= window_pairs && !self.send(std::mem::take(&mut window)) {
                         return;
                     }
                 }
@@ -237,7 +264,7 @@ impl Producer<'_> {
                 }
             }
         }
-        if !window.records.is_empty() || self.skipped > 0 {
+        if !window.scored.records.is_empty() || self.skipped > 0 {
             self.send(window);
         }
     }
@@ -257,9 +284,7 @@ impl Producer<'_> {
     fn send(&mut self, mut window: Window) -> bool {
         window.skipped = std::mem::take(&mut self.skipped);
         window.bytes = self.bytes_read.map_or(0, |b| b.load(Ordering::Relaxed));
-        let pairs: Vec<(&str, &str)> =
-            window.pairs.iter().map(|&(r, t)| (self.targets.description(t), window.records[r].text.as_str())).collect();
-        let encoded = self.encoder.encode(&pairs);
+        let encoded = self.encoder.encode(&window.scored.texts(self.targets));
         let message = encoded.map(|encoded| Window { encoded, ..window });
         self.tx.send(message).is_ok()
     }
@@ -278,11 +303,11 @@ fn consume(
     for window in rx {
         let window = window?;
         let probabilities = classifier.proba_encoded(&window.encoded, batch_size)?;
-        for (&(r, t), p) in window.pairs.iter().zip(&probabilities) {
-            sink.prediction(&Prediction { record: &window.records[r], target: targets.id(t), probabilities: p })?;
+        for prediction in window.scored.predictions(targets, &probabilities) {
+            sink.prediction(&prediction)?;
         }
-        counts.sentences += window.records.len();
-        counts.rows += window.pairs.len();
+        counts.sentences += window.scored.records.len();
+        counts.rows += window.scored.pairs.len();
         counts.skipped += window.skipped;
         counts.bytes = window.bytes;
         sink.window_done(&counts)?;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value::Null;
 
-use crate::inference::predict::TargetSet;
+use crate::inference::predict::{RecordPairs, TargetSet};
 use crate::input::Record;
 
 /// The body of `POST /v1/predict`: plain `texts`, or `records` as `predict`
@@ -35,13 +35,6 @@ pub struct RecordIn {
     pub text: String,
     #[serde(default)]
     pub target: Option<String>,
-}
-
-/// A checked request: its records and the (record, target) pairs to score, in output order.
-#[derive(Debug)]
-pub struct Checked {
-    pub records: Vec<Record>,
-    pub pairs: Vec<(usize, usize)>,
 }
 
 /// A refused request: the status, the field at fault (if one is), and why.
@@ -91,7 +84,7 @@ impl PredictRequest {
 
     /// The records and pairs to score, or the first problem. `targets` holds
     /// the model's targets; at most `max_texts` texts are taken.
-    pub fn check(self, targets: &TargetSet, max_texts: usize) -> Result<Checked, ApiError> {
+    pub fn check(self, targets: &TargetSet, max_texts: usize) -> Result<RecordPairs, ApiError> {
         let selected = selection(self.targets.as_deref(), targets)?;
         let (field, records) = match (self.texts, self.records) {
             (Some(texts), None) => {
@@ -103,7 +96,7 @@ impl PredictRequest {
         };
         check_count(field, records.len(), max_texts)?;
         let file: Arc<str> = "request".into();
-        let mut checked = Checked { records: Vec::with_capacity(records.len()), pairs: Vec::new() };
+        let mut checked = RecordPairs { records: Vec::with_capacity(records.len()), pairs: Vec::new() };
         for (i, r) in records.into_iter().enumerate() {
             let at = |name: &str| if field == "texts" { format!("texts[{i}]") } else { format!("records[{i}].{name}") };
             let (record, own) = r.check(i, at, targets, &file)?;
@@ -187,7 +180,7 @@ mod tests {
         TargetSet::new(&model, &[], &[]).unwrap()
     }
 
-    fn check(body: &str, max_texts: usize) -> Result<Checked, ApiError> {
+    fn check(body: &str, max_texts: usize) -> Result<RecordPairs, ApiError> {
         PredictRequest::parse(body.as_bytes())?.check(&targets(), max_texts)
     }
 

@@ -19,10 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::api::{ApiError, Checked, PredictRequest};
+use super::api::{ApiError, PredictRequest};
 use super::batcher::{Answer, BatchOptions, Batcher, Probabilities, Refused};
 use super::metrics::Metrics;
-use crate::inference::predict::{OutputFormat, Prediction, RowWriter, Sink, TargetSet};
+use crate::inference::predict::{OutputFormat, RecordPairs, RowWriter, Sink, TargetSet};
 use crate::model::Classifier;
 use crate::resolve::ModelDir;
 use crate::tokenization::Encoded;
@@ -238,24 +238,19 @@ async fn answer(service: Arc<Service>, body: Bytes) -> Result<(String, String), 
 }
 
 /// A request's records and pairs, and the pairs as the model reads them.
-fn prepare(service: &Service, body: &[u8]) -> Result<(Checked, Vec<Encoded>), ApiError> {
+fn prepare(service: &Service, body: &[u8]) -> Result<(RecordPairs, Vec<Encoded>), ApiError> {
     let checked = PredictRequest::parse(body)?.check(&service.targets, service.limits.max_texts)?;
-    let pairs: Vec<(&str, &str)> = checked
-        .pairs
-        .iter()
-        .map(|&(r, t)| (service.targets.description(t), checked.records[r].text.as_str()))
-        .collect();
-    let encoded = service.classifier.pair_encoder().encode(&pairs).map_err(|e| ApiError::internal(e.to_string()))?;
+    let encoder = service.classifier.pair_encoder();
+    let encoded = encoder.encode(&checked.texts(&service.targets)).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((checked, encoded))
 }
 
 /// `{"predictions": [...]}`, each row as `predict` writes it to JSONL.
-fn rows_json(service: &Service, checked: &Checked, probabilities: &Probabilities) -> Result<String, ApiError> {
+fn rows_json(service: &Service, checked: &RecordPairs, probabilities: &Probabilities) -> Result<String, ApiError> {
     let labels = &service.classifier.spec.labels;
     let internal = |e: crate::Error| ApiError::internal(e.to_string());
     let mut writer = RowWriter::new(Vec::new(), OutputFormat::Jsonl, labels, false, "response").map_err(internal)?;
-    for (&(r, t), p) in checked.pairs.iter().zip(probabilities) {
-        let prediction = Prediction { record: &checked.records[r], target: service.targets.id(t), probabilities: p };
+    for prediction in checked.predictions(&service.targets, probabilities) {
         writer.prediction(&prediction).map_err(internal)?;
     }
     let jsonl = String::from_utf8(writer.finish().map_err(internal)?).map_err(|e| ApiError::internal(e.to_string()))?;
