@@ -9,12 +9,13 @@
 # TweetEval, e.g. ../shared/datasets/tweeteval-stance:test). Environment:
 # STANCEKIT (default: the release binary, built if missing), WORK (default: a
 # temporary folder), EVAL_ARGS (more `eval` flags, e.g. "--targets
-# datasets/targets.json" for TweetEval), STANCEKIT_INT8_KERNEL to force a kernel.
+# datasets/targets.json" for TweetEval), INT8_ARGS (flags for the int8 run
+# alone, e.g. "--int8-keep-f32 ffn-out"), STANCEKIT_INT8_KERNEL to force a kernel.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ $# -eq 0 ]; then
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 bin="${STANCEKIT:-$root/target/release/stancekit}"
@@ -22,7 +23,7 @@ bin="${STANCEKIT:-$root/target/release/stancekit}"
 work="${WORK:-$(mktemp -d)}"
 mkdir -p "$work"
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); flags: $flags; kernel: ${STANCEKIT_INT8_KERNEL:-auto}"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); flags: $flags; kernel: ${STANCEKIT_INT8_KERNEL:-auto}; int8 flags: ${INT8_ARGS:-none}"
 echo
 echo "| run | data | pairs | F_avg f32 | F_avg int8 | Δ | macro-F1 f32 | macro-F1 int8 | Δ | same label | max abs Δp |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -32,8 +33,10 @@ for pair in "$@"; do
     data="${pair#*:}"
     i=$((i + 1))
     for precision in f32 int8; do
+        extra=""
+        [ "$precision" = int8 ] && extra="${INT8_ARGS:-}"
         # shellcheck disable=SC2086
-        "$bin" eval --model "$run" --data "$data" --precision "$precision" --device cpu ${EVAL_ARGS:-} \
+        "$bin" eval --model "$run" --data "$data" --precision "$precision" --device cpu ${EVAL_ARGS:-} $extra \
             --report "$work/$i-$precision" >"$work/$i-$precision.log" 2>&1 ||
             { cat "$work/$i-$precision.log" >&2; exit 1; }
     done

@@ -225,3 +225,31 @@ fn int8_predicts_near_f32_and_names_its_kernel() {
         "{stderr}"
     );
 }
+
+/// `--int8-keep-f32`: the summary names the layers left in f32; they move
+/// the rows towards f32; the flag without `--precision int8` is refused.
+#[test]
+fn int8_can_keep_layers_in_f32() {
+    let model = tiny_classifier();
+    let input = "{\"id\": \"a\", \"text\": \"the war must end\"}\n{\"id\": \"b\", \"text\": \"peace now\"}\n";
+    let run = |args: &[&str]| {
+        let out = predict(model.path(), &[&["--input", "-"], args].concat(), input);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (json_lines(&out.stdout), String::from_utf8(out.stderr).unwrap())
+    };
+    let probs = |rows: &[serde_json::Value]| -> Vec<f64> {
+        rows.iter().flat_map(|r| r["probs"].as_object().unwrap().values().map(|v| v.as_f64().unwrap())).collect()
+    };
+    let gap = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let (f32, _) = run(&[]);
+    let (int8, _) = run(&["--precision", "int8"]);
+    let all = "query,key,value,attention-output,ffn-in,ffn-out";
+    let (kept, stderr) = run(&["--precision", "int8", "--int8-keep-f32", all]);
+    assert!(stderr.contains("in f32: query, key, value, attention-output, ffn-in, ffn-out"), "{stderr}");
+    // With every linear layer in f32 only the f16 word table differs from f32.
+    assert!(gap(&probs(&kept), &probs(&f32)) < 1e-4 && gap(&probs(&int8), &probs(&f32)) > 0.0);
+    let refused = predict(model.path(), &["--input", "-", "--int8-keep-f32", "ffn-out"], input);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert!(stderr.contains("--int8-keep-f32 needs --precision int8"), "{stderr}");
+}

@@ -107,7 +107,7 @@ fn run_fold(config: &CvConfig, dir: &Path, stop: &dyn Fn(usize) -> bool) -> Resu
         errors: 25,
         batch_size: config.training.per_device_eval_batch_size,
         device: config.training.device.clone(),
-        precision: crate::model::Precision::F32,
+        precision: super::PrecisionArgs::default(),
     };
     let evaluation = eval::run(&eval)?;
     eval::write(&evaluation, &eval, &dir.join("eval"))?;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::inference::embed::Embedder;
 use crate::input::{read_texts, TextItem};
 use crate::kernels::int8::Kernel;
-use crate::model::Precision;
+use crate::model::Arithmetic;
 use crate::resolve;
 use crate::{Error, Result};
 
@@ -34,11 +34,9 @@ pub struct EmbedConfig {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// f32, or int8: the encoder's linear layers in 8-bit integers (CPU only;
-    /// faster, within a fraction of a point of f32, see the README).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    #[serde(default)]
-    pub precision: Precision,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub precision: super::PrecisionArgs,
 }
 
 /// What `stancekit embed` did, for its summary line.
@@ -47,27 +45,30 @@ pub struct Summary {
     pub sentences: usize,
     pub seconds: f64,
     pub int8_kernel: Option<Kernel>,
+    pub arithmetic: Arithmetic,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rate = self.sentences as f64 / self.seconds.max(1e-9);
-        let int8 = super::int8_note(self.int8_kernel);
+        let int8 = super::int8_note(self.int8_kernel, self.arithmetic);
         write!(f, "embedded {} sentences in {:.2} s ({rate:.1} sentences/s){int8}", self.sentences, self.seconds)
     }
 }
 
 /// Runs `stancekit embed`: from reading the input to the last row written.
 pub fn run(config: &EmbedConfig) -> Result<Summary> {
+    let arithmetic = config.precision.arithmetic()?;
     let dir = resolve::resolve(&config.model)?;
-    let device = crate::device::select_for(&config.device, config.precision)?;
-    let embedder = Embedder::load(&dir, &device, config.max_length, config.precision)?;
+    let device = crate::device::select_for(&config.device, arithmetic.precision)?;
+    let embedder = Embedder::load(&dir, &device, config.max_length, arithmetic)?;
     let started = Instant::now();
     let items = read_texts(&config.input)?;
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
     let vectors = embedder.embed(&texts, config.batch_size)?;
     write_output(&config.output, &items, &vectors)?;
-    Ok(Summary { sentences: items.len(), seconds: started.elapsed().as_secs_f64(), int8_kernel: embedder.int8_kernel })
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Summary { sentences: items.len(), seconds, int8_kernel: embedder.int8_kernel, arithmetic })
 }
 
 fn write_output(path: &Path, items: &[TextItem], vectors: &[Vec<f32>]) -> Result<()> {

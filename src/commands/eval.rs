@@ -12,7 +12,7 @@ use crate::evaluation::gold::{Gold, Output};
 use crate::evaluation::predictions::{self, Prediction, Probs};
 use crate::evaluation::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKind};
 use crate::evaluation::{align, baselines, single_answer, single_answer_warning};
-use crate::model::{Classifier, Precision};
+use crate::model::Classifier;
 use crate::reporting::{html, markdown, Report, Training};
 use crate::resolve::ModelDir;
 use crate::training::TrainConfig;
@@ -71,11 +71,9 @@ pub struct EvalConfig {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// f32, or int8: the encoder's linear layers in 8-bit integers (CPU only;
-    /// faster, within a fraction of a point of f32, see the README).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    #[serde(default)]
-    pub precision: Precision,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub precision: super::PrecisionArgs,
 }
 
 impl EvalConfig {
@@ -292,8 +290,9 @@ fn comparisons(scored: &[Scored], confidence: f64) -> Vec<results::Comparison> {
 fn run_model(run: &Path, gold: &Gold, config: &EvalConfig) -> Result<Output> {
     // A run is a local folder; a missing one must not be looked up on the Hugging Face hub.
     let dir = ModelDir::open(run)?;
-    let device = crate::device::select_for(&config.device, config.precision)?;
-    let classifier = Classifier::load_inference(&dir, &device, config.precision)?;
+    let arithmetic = config.precision.arithmetic()?;
+    let device = crate::device::select_for(&config.device, arithmetic.precision)?;
+    let classifier = Classifier::load_inference(&dir, &device, arithmetic)?;
     let spec = &classifier.spec;
     let unknown: Vec<&str> =
         gold.targets.iter().filter(|t| !spec.targets.contains_key(*t)).map(String::as_str).collect();

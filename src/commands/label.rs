@@ -10,7 +10,7 @@ use crate::active::LabelProbs;
 use crate::data::Schema;
 use crate::input::{InputFormat, ReadOptions};
 use crate::labeling::{self, Item, LabelStore, Meta, Scorer, Session, Target};
-use crate::model::{Classifier, Precision};
+use crate::model::Classifier;
 use crate::{Error, Result};
 
 /// Configuration of `stancekit label`.
@@ -85,7 +85,7 @@ pub fn run(config: &LabelConfig) -> Result<()> {
 }
 
 fn load_model(config: &LabelConfig) -> impl Fn(&str) -> Result<Classifier> + '_ {
-    |model| Ok(super::load_classifier(model, &config.device, Precision::F32)?.1)
+    |model| Ok(super::load_classifier(model, &config.device, &super::PrecisionArgs::default())?.1)
 }
 
 /// `--target`, or the suggestions', the model's, or the file's targets; each must be in the targets file.

@@ -23,16 +23,44 @@ pub mod train;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::model::{Classifier, Precision};
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Arithmetic, Classifier, LinearKind, Precision};
 use crate::resolve::ModelDir;
 use crate::{Error, Result};
 
+/// `--precision` and `--int8-keep-f32`, as `predict`, `eval`, `embed` and `serve` take them.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct PrecisionArgs {
+    /// f32, or int8: the encoder's linear layers in 8-bit integers (CPU only;
+    /// faster, within a fraction of a point of f32, see the README).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    #[serde(default)]
+    pub precision: Precision,
+    /// With int8: kinds of linear layer to keep in f32, comma-separated
+    /// (query, key, value, attention-output, ffn-in, ffn-out): closer to f32, slower.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    #[serde(default)]
+    pub int8_keep_f32: Vec<LinearKind>,
+}
+
+impl PrecisionArgs {
+    pub fn arithmetic(&self) -> Result<Arithmetic> {
+        if !self.int8_keep_f32.is_empty() && self.precision != Precision::Int8 {
+            return Err(Error::Other("--int8-keep-f32 needs --precision int8".into()));
+        }
+        Ok(Arithmetic::new(self.precision, &self.int8_keep_f32))
+    }
+}
+
 /// The model a command runs over: `--model` resolved, the device chosen for
 /// the precision, the classifier loaded for inference.
-pub fn load_classifier(model: &str, device: &str, precision: Precision) -> Result<(ModelDir, Classifier)> {
+pub fn load_classifier(model: &str, device: &str, precision: &PrecisionArgs) -> Result<(ModelDir, Classifier)> {
+    let arithmetic = precision.arithmetic()?;
     let dir = crate::resolve::resolve(model)?;
-    let device = crate::device::select_for(device, precision)?;
-    let classifier = Classifier::load_inference(&dir, &device, precision)?;
+    let device = crate::device::select_for(device, arithmetic.precision)?;
+    let classifier = Classifier::load_inference(&dir, &device, arithmetic)?;
     Ok((dir, classifier))
 }
 
@@ -56,7 +84,14 @@ pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
     Ok(move |_| interrupted.load(Ordering::SeqCst))
 }
 
-/// What a summary line adds for a run at `--precision int8`: the kernel that ran.
-fn int8_note(kernel: Option<crate::kernels::int8::Kernel>) -> String {
-    kernel.map(|k| format!(", int8 (kernel {})", k.name())).unwrap_or_default()
+/// What a summary line adds for a run at `--precision int8`: the kernel that
+/// ran, and the layers kept in f32.
+fn int8_note(kernel: Option<crate::kernels::int8::Kernel>, arithmetic: Arithmetic) -> String {
+    let Some(kernel) = kernel else { return String::new() };
+    let kept: Vec<String> =
+        arithmetic.kept_f32().into_iter().filter_map(|k| Some(k.to_possible_value()?.get_name().to_string())).collect();
+    match kept.is_empty() {
+        true => format!(", int8 (kernel {})", kernel.name()),
+        false => format!(", int8 (kernel {}; in f32: {})", kernel.name(), kept.join(", ")),
+    }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::inference::predict::{predict_stream, Counts, OutputFormat, RowWriter, Sink, StreamOptions, TargetSet};
 use crate::input::{open_records, InputFormat, ReadOptions, Records};
 use crate::kernels::int8::Kernel;
-use crate::model::Precision;
+use crate::model::Arithmetic;
 use crate::{Error, Result};
 
 /// Configuration of `stancekit predict`.
@@ -67,11 +67,9 @@ pub struct PredictConfig {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// f32, or int8: the encoder's linear layers in 8-bit integers (CPU only;
-    /// faster, within a fraction of a point of f32, see the README).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    #[serde(default)]
-    pub precision: Precision,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub precision: super::PrecisionArgs,
 }
 
 /// What a run did.
@@ -85,6 +83,7 @@ pub struct Summary {
     pub output_closed: bool,
     /// The int8 kernel that ran the linear layers, if `--precision int8`.
     pub int8_kernel: Option<Kernel>,
+    pub arithmetic: Arithmetic,
 }
 
 impl Summary {
@@ -107,7 +106,7 @@ impl fmt::Display for Summary {
             self.seconds,
             self.sentences_per_second()
         )?;
-        write!(f, "{}", super::int8_note(self.int8_kernel))?;
+        write!(f, "{}", super::int8_note(self.int8_kernel, self.arithmetic))?;
         if c.skipped > 0 {
             write!(f, "; skipped {} invalid line{}", c.skipped, if c.skipped == 1 { "" } else { "s" })?;
         }
@@ -120,7 +119,7 @@ pub fn run(config: &PredictConfig) -> Result<Summary> {
     super::tokenize_serially();
     let bytes_read = Arc::new(AtomicU64::new(0));
     let (records, spans) = open_inputs(config, &bytes_read)?;
-    let (_, classifier) = super::load_classifier(&config.model, &config.device, config.precision)?;
+    let (_, classifier) = super::load_classifier(&config.model, &config.device, &config.precision)?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
     targets.check_fit(&classifier.pair_encoder())?;
     let format = config.format.unwrap_or(if config.output.extension().is_some_and(|e| e == "csv") {
@@ -151,11 +150,12 @@ pub fn run(config: &PredictConfig) -> Result<Summary> {
         .map(|()| counts)
     };
     let targets = targets.selected().len();
-    let (seconds, int8_kernel) = (started.elapsed().as_secs_f64(), classifier.int8_kernel);
+    let (seconds, int8_kernel, arithmetic) =
+        (started.elapsed().as_secs_f64(), classifier.int8_kernel, classifier.arithmetic);
     match counts {
-        Ok(counts) => Ok(Summary { counts, targets, seconds, output_closed: false, int8_kernel }),
+        Ok(counts) => Ok(Summary { counts, targets, seconds, output_closed: false, int8_kernel, arithmetic }),
         Err(e) if is_broken_pipe(&e) => {
-            Ok(Summary { counts: Counts::default(), targets, seconds, output_closed: true, int8_kernel })
+            Ok(Summary { counts: Counts::default(), targets, seconds, output_closed: true, int8_kernel, arithmetic })
         }
         Err(e) => Err(e),
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Precision;
 use crate::serving::batcher::BatchOptions;
 use crate::serving::server::{router, Limits, Service, Settings};
 use crate::{Error, Result};
@@ -46,10 +45,9 @@ pub struct ServeConfig {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// f32, or int8: the encoder's linear layers in 8-bit integers (CPU only), as `predict` has it.
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    #[serde(default)]
-    pub precision: Precision,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub precision: super::PrecisionArgs,
 }
 
 impl ServeConfig {
@@ -73,7 +71,7 @@ impl ServeConfig {
 /// Runs `stancekit serve` until a stop signal, then drains and returns.
 pub fn run(config: &ServeConfig) -> Result<()> {
     super::tokenize_serially();
-    let (dir, classifier) = super::load_classifier(&config.model, &config.device, config.precision)?;
+    let (dir, classifier) = super::load_classifier(&config.model, &config.device, &config.precision)?;
     let (service, model_thread) = Service::start(classifier, &dir, config.settings())?;
     let listener = crate::http::bind(&config.addr, "serve")?;
     let runtime = crate::http::runtime(None)?;

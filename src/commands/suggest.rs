@@ -11,7 +11,7 @@ use crate::active::{read_pool, select, LabelProbs, Pick, PoolSentence, Request, 
 use crate::data::{Record as Labelled, Schema};
 use crate::inference::predict::{predict_stream, Prediction, Sink, StreamOptions, TargetSet};
 use crate::input::{InputFormat, ReadOptions, Record};
-use crate::model::{Classifier, Precision};
+use crate::model::Classifier;
 use crate::{Error, Result};
 
 /// Configuration of `stancekit suggest`.
@@ -97,7 +97,7 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     if config.n == 0 {
         return Err(Error::Other("--n: suggest at least one sentence".into()));
     }
-    let (_, classifier) = super::load_classifier(&config.model, &config.device, Precision::F32)?;
+    let (_, classifier) = super::load_classifier(&config.model, &config.device, &super::PrecisionArgs::default())?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
     targets.check_fit(&classifier.pair_encoder())?;
     let labelled = read_labelled(&config.exclude, &classifier, &targets)?;

@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use crate::kernels::int8::Kernel;
-use crate::model::{mean_pool, DropoutRng, Encoder, EncoderConfig, Precision};
+use crate::model::{mean_pool, Arithmetic, DropoutRng, Encoder, EncoderConfig};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Batch, StanceTokenizer};
 use crate::{Error, Result};
@@ -85,21 +85,26 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    pub fn load(dir: &ModelDir, device: &Device, max_length: Option<usize>, precision: Precision) -> Result<Self> {
+    pub fn load(
+        dir: &ModelDir,
+        device: &Device,
+        max_length: Option<usize>,
+        arithmetic: impl Into<Arithmetic>,
+    ) -> Result<Self> {
         let config = EncoderConfig::load(&dir.config())?;
         // Constants, not trainable variables: no graph, and no copy of the weights.
-        let (params, int8) = crate::model::inference_params(&dir.weights(), device, precision)?;
+        let (params, int8) = crate::model::inference_params(&dir.weights(), device, arithmetic.into())?;
         let mut encoder =
             Encoder::load(params.strict(), &config, &DropoutRng::new(0)).map_err(crate::model::model_error)?;
         params.release_checkpoint();
-        if let Some(kernel) = int8 {
-            encoder.quantize(kernel, &params).map_err(crate::model::model_error)?;
+        if let Some(plan) = int8 {
+            encoder.quantize(plan, &params).map_err(crate::model::model_error)?;
         }
         let pipeline = SentencePipeline::from_dir(dir)?;
         let limit = max_length.or(pipeline.max_seq_length).unwrap_or(config.max_tokens());
         let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), limit.min(config.max_tokens()))?;
         crate::model::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
-        Ok(Self { encoder, tokenizer, pipeline, device: device.clone(), int8_kernel: int8 })
+        Ok(Self { encoder, tokenizer, pipeline, device: device.clone(), int8_kernel: int8.map(|p| p.kernel) })
     }
 
     /// One embedding per sentence, in input order.
@@ -115,6 +120,7 @@ impl Embedder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Precision;
 
     #[test]
     fn embeddings_are_unit_length_and_batch_independent() {

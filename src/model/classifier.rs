@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{EncoderConfig, HeadKind, HeadShape, ParamStore, Pooling, Precision, StanceModel};
+use super::{Arithmetic, EncoderConfig, HeadKind, HeadShape, ParamStore, Pooling, Precision, StanceModel};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Encoded, StanceTokenizer};
 use crate::{Error, Result};
@@ -75,6 +75,8 @@ pub struct Classifier {
     pub device: Device,
     /// The kernel of the int8 linear layers of a classifier loaded in int8.
     pub int8_kernel: Option<crate::kernels::int8::Kernel>,
+    /// The precision it was loaded at, and the layers int8 left in f32.
+    pub arithmetic: Arithmetic,
 }
 
 impl Classifier {
@@ -94,18 +96,18 @@ impl Classifier {
     /// ([`ParamStore::frozen`]), so a forward pass holds one layer's activations
     /// at a time instead of the whole graph. Gradients cannot flow through it.
     pub fn load_frozen(dir: &ModelDir, device: &Device) -> Result<Self> {
-        Self::load_params(dir, device, Some(Precision::F32))
+        Self::load_params(dir, device, Some(Precision::F32.into()))
     }
 
     /// [`Classifier::load_frozen`] at a precision. With int8, the encoder's
     /// linear layers are quantized as the weights are read, for the kernel
     /// this CPU runs best, and run in int8 from then on.
-    pub fn load_inference(dir: &ModelDir, device: &Device, precision: Precision) -> Result<Self> {
-        Self::load_params(dir, device, Some(precision))
+    pub fn load_inference(dir: &ModelDir, device: &Device, arithmetic: impl Into<Arithmetic>) -> Result<Self> {
+        Self::load_params(dir, device, Some(arithmetic.into()))
     }
 
     /// `frozen`: `None` for a trainable model, else the precision of a frozen one.
-    fn load_params(dir: &ModelDir, device: &Device, frozen: Option<Precision>) -> Result<Self> {
+    fn load_params(dir: &ModelDir, device: &Device, frozen: Option<Arithmetic>) -> Result<Self> {
         let config = EncoderConfig::load(&dir.config())?;
         let spec: StanceSpec = match config.extra.get("stancekit") {
             Some(v) => serde_json::from_value(v.clone())
@@ -119,7 +121,7 @@ impl Classifier {
         };
         let (params, int8) = match frozen {
             None => (ParamStore::from_safetensors(&dir.weights(), device, 0)?, None),
-            Some(precision) => super::int8::inference_params(&dir.weights(), device, precision)?,
+            Some(arithmetic) => super::int8::inference_params(&dir.weights(), device, arithmetic)?,
         };
         // Every tensor, the head included, must come from the file: a trained model is never re-drawn.
         let mut classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;
@@ -129,14 +131,15 @@ impl Classifier {
         if frozen.is_some() {
             params.release_checkpoint();
         }
-        if let Some(kernel) = int8 {
+        if let Some(plan) = int8 {
             // The encoder's linear layers take the weights quantized at load and run in int8 from now on.
             let model = &mut classifier.model;
             model
                 .encoder
-                .quantize(kernel, &model.params)
+                .quantize(plan, &model.params)
                 .map_err(|e| Error::Model(format!("{}: {e}", dir.weights().display())))?;
-            classifier.int8_kernel = Some(kernel);
+            classifier.int8_kernel = Some(plan.kernel);
+            classifier.arithmetic = plan.arithmetic;
         }
         Ok(classifier)
     }
@@ -152,7 +155,15 @@ impl Classifier {
         let model = StanceModel::with_head(&config, &params, spec.head_shape(), seed)?;
         let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), spec.max_length)?;
         super::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
-        Ok(Self { model, tokenizer, spec, config, device: device.clone(), int8_kernel: None })
+        Ok(Self {
+            model,
+            tokenizer,
+            spec,
+            config,
+            device: device.clone(),
+            int8_kernel: None,
+            arithmetic: Arithmetic::default(),
+        })
     }
 
     /// The same model over constants ([`ParamStore::frozen`]): what an

@@ -7,10 +7,10 @@ use candle_nn::VarBuilder;
 
 use super::bert::Bert;
 use super::config::{EncoderConfig, Family};
+use super::int8::Int8Plan;
 use super::mpnet::MPNet;
 use super::weights::ParamStore;
 use crate::kernels::dropout::DropoutRng;
-use crate::kernels::int8::Kernel;
 use crate::tokenization::{Batch, StanceTokenizer};
 
 pub enum Encoder {
@@ -49,13 +49,13 @@ impl Encoder {
     /// the word table goes to f16, see [`super::embedding`]; layer norms and
     /// attention stay f32), on the weights `store`
     /// quantized at load where it has them (see [`ParamStore::take_quantized`]).
-    pub fn quantize(&mut self, kernel: Kernel, store: &ParamStore) -> Result<()> {
+    pub(crate) fn quantize(&mut self, plan: Int8Plan, store: &ParamStore) -> Result<()> {
         let (words, layers) = match self {
             Self::Bert(m) => m.int8_parts(),
             Self::MPNet(m) => m.int8_parts(),
         };
         words.halve(store)?;
-        layers.iter_mut().try_for_each(|l| l.quantize(kernel, store))?;
+        layers.iter_mut().try_for_each(|l| l.quantize(plan, store))?;
         match store.untaken_quantized().first() {
             Some(name) => {
                 candle_core::bail!("tensor `{name}` was quantized at load, but no layer of the model reads it")
@@ -120,6 +120,7 @@ mod tests {
     use candle_core::{DType, Device};
 
     use super::*;
+    use crate::kernels::int8::Kernel;
 
     /// A batch of `examples` × `len` tokens, the last ones of every third example padding.
     fn batch(examples: usize, len: usize, vocab: usize, pad: u32) -> Batch {
@@ -145,7 +146,7 @@ mod tests {
             let store = crate::testing::params_for(&config, 5).frozen();
             let mut encoder = Encoder::load(store.strict(), &config, &DropoutRng::new(0)).unwrap();
             assert!(!encoder.is_int8());
-            encoder.quantize(kernel, &store).unwrap();
+            encoder.quantize(Int8Plan::all(kernel), &store).unwrap();
             assert!(encoder.is_int8(), "the split applies to int8 encoders");
             let len = 30;
             let batch = batch(INT8_ROWS / len * 2 + 5, len, config.vocab_size, config.pad_token_id as u32);

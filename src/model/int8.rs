@@ -22,6 +22,90 @@ pub enum Precision {
     Int8,
 }
 
+/// The kinds of linear layer in an encoder layer, for keeping some in f32
+/// under int8 (`--int8-keep-f32`, as ONNX Runtime's `quantize_dynamic` takes
+/// `nodes_to_exclude`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinearKind {
+    Query,
+    Key,
+    Value,
+    AttentionOutput,
+    FfnIn,
+    FfnOut,
+}
+
+impl LinearKind {
+    pub const ALL: [Self; 6] = [Self::Query, Self::Key, Self::Value, Self::AttentionOutput, Self::FfnIn, Self::FfnOut];
+
+    /// The kind of an encoder layer's linear weight or layer, by its name in
+    /// either family (BERT `attention.self.query`, MPNet `attention.attn.q`, …).
+    pub fn of(name: &str) -> Option<Self> {
+        let (_, rest) = name.split_once("encoder.layer.")?;
+        let (_, path) = rest.split_once('.')?;
+        let path = path.strip_suffix(".weight").unwrap_or(path);
+        Some(match path {
+            "attention.self.query" | "attention.attn.q" => Self::Query,
+            "attention.self.key" | "attention.attn.k" => Self::Key,
+            "attention.self.value" | "attention.attn.v" => Self::Value,
+            "attention.output.dense" | "attention.attn.o" => Self::AttentionOutput,
+            "intermediate.dense" => Self::FfnIn,
+            "output.dense" => Self::FfnOut,
+            _ => return None,
+        })
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// How a frozen model computes: its precision and, in int8, the kinds of
+/// linear layer that stay f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Arithmetic {
+    pub precision: Precision,
+    kept_f32: u8,
+}
+
+impl Arithmetic {
+    pub fn new(precision: Precision, keep_f32: &[LinearKind]) -> Self {
+        Self { precision, kept_f32: keep_f32.iter().fold(0, |set, k| set | k.bit()) }
+    }
+
+    /// The kinds of linear layer kept in f32, in declaration order.
+    pub fn kept_f32(&self) -> Vec<LinearKind> {
+        LinearKind::ALL.into_iter().filter(|k| self.kept_f32 & k.bit() != 0).collect()
+    }
+
+    /// Whether the linear weight or layer `name` runs in int8.
+    pub(crate) fn quantizes(&self, name: &str) -> bool {
+        self.precision == Precision::Int8 && LinearKind::of(name).is_none_or(|k| self.kept_f32 & k.bit() == 0)
+    }
+}
+
+impl From<Precision> for Arithmetic {
+    fn from(precision: Precision) -> Self {
+        Self::new(precision, &[])
+    }
+}
+
+/// What loading in int8 hands the encoder: the kernel, and which layers it quantizes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Int8Plan {
+    pub kernel: Kernel,
+    pub arithmetic: Arithmetic,
+}
+
+impl Int8Plan {
+    /// Every linear layer in int8 on `kernel`.
+    #[cfg(test)]
+    pub fn all(kernel: Kernel) -> Self {
+        Self { kernel, arithmetic: Precision::Int8.into() }
+    }
+}
+
 /// A linear layer's quantized weights and its f32 bias.
 #[derive(Clone)]
 pub(crate) struct Int8Linear {
@@ -92,7 +176,7 @@ impl Int8Linear {
 /// mean 1 − cosine, 1.80e-3 with only those weights rounded (activations and
 /// the rest f32), 1.11e-3 with them rounded to 11 bits instead of 8.
 pub(crate) fn residual_weights(name: &str) -> bool {
-    name.ends_with(".output.dense.weight") && !name.contains("attention.")
+    LinearKind::of(name) == Some(LinearKind::FfnOut)
 }
 
 /// Quantizes a torch-layout weight [out, in] per output channel for `kernel`.
@@ -121,13 +205,13 @@ pub(crate) fn stand_in(shape: &Shape) -> Result<Tensor> {
 pub(crate) fn inference_params(
     weights: &std::path::Path,
     device: &candle_core::Device,
-    precision: Precision,
-) -> crate::Result<(super::ParamStore, Option<Kernel>)> {
-    match precision {
+    arithmetic: Arithmetic,
+) -> crate::Result<(super::ParamStore, Option<Int8Plan>)> {
+    match arithmetic.precision {
         Precision::F32 => Ok((super::ParamStore::from_safetensors(weights, device, 0)?.frozen(), None)),
         Precision::Int8 => {
-            let kernel = kernel_for(device)?;
-            Ok((super::ParamStore::from_safetensors_int8(weights, kernel)?, Some(kernel)))
+            let plan = Int8Plan { kernel: kernel_for(device)?, arithmetic };
+            Ok((super::ParamStore::from_safetensors_int8(weights, plan)?, Some(plan)))
         }
     }
 }
@@ -178,7 +262,7 @@ mod tests {
             let mut first: Option<Vec<Vec<f32>>> = None;
             for kernel in Kernel::available() {
                 let mut c = Classifier::load_frozen(&model, &Device::Cpu).unwrap();
-                c.model.encoder.quantize(kernel, &c.model.params).unwrap();
+                c.model.encoder.quantize(Int8Plan::all(kernel), &c.model.params).unwrap();
                 let got = c.predict_proba(&PAIRS, 2).unwrap();
                 let diff = max_diff(&got, &want);
                 assert!(diff > 0.0 && diff < 0.02, "{} {}: |Δp| {diff}", path.display(), kernel.name());
@@ -192,6 +276,54 @@ mod tests {
             assert_eq!(streamed.int8_kernel, Some(Kernel::available()[0]));
             assert_eq!(Some(streamed.predict_proba(&PAIRS, 2).unwrap()), first);
             assert!(streamed.inference_model().is_err(), "an int8 model has no f32 weights to rebuild from");
+        }
+    }
+
+    #[test]
+    fn layer_kinds_are_read_from_either_familys_names() {
+        use LinearKind::*;
+        let names = [
+            ("bert.encoder.layer.0.attention.self.query.weight", Some(Query)),
+            ("encoder.layer.11.attention.attn.k.weight", Some(Key)),
+            ("mpnet.encoder.layer.2.attention.attn.v", Some(Value)),
+            ("encoder.layer.3.attention.output.dense.weight", Some(AttentionOutput)),
+            ("encoder.layer.3.attention.attn.o.weight", Some(AttentionOutput)),
+            ("encoder.layer.4.intermediate.dense.weight", Some(FfnIn)),
+            ("encoder.layer.4.output.dense.weight", Some(FfnOut)),
+            ("encoder.layer.4.output.LayerNorm.weight", None),
+            ("pooler.dense.weight", None),
+        ];
+        for (name, kind) in names {
+            assert_eq!(LinearKind::of(name), kind, "{name}");
+        }
+        let kept = Arithmetic::new(Precision::Int8, &[FfnOut]);
+        assert!(!kept.quantizes("encoder.layer.4.output.dense.weight"));
+        assert!(kept.quantizes("encoder.layer.4.intermediate.dense.weight"));
+        assert!(!Arithmetic::from(Precision::F32).quantizes("encoder.layer.4.intermediate.dense.weight"));
+    }
+
+    /// `--int8-keep-f32`: the layers named stay f32, in the streamed load too.
+    #[test]
+    fn kept_layers_run_in_f32() {
+        use LinearKind::*;
+        let dir = tempfile::tempdir().unwrap();
+        let (bert, mpnet) = (dir.path().join("bert"), dir.path().join("mpnet"));
+        crate::testing::write_tiny_classifier(&bert, 3).unwrap();
+        crate::testing::write_tiny_mpnet_classifier(&mpnet, false, 4).unwrap();
+        for path in [bert, mpnet] {
+            let model = ModelDir::open(&path).unwrap();
+            let load = |keep: &[LinearKind]| {
+                let c =
+                    Classifier::load_inference(&model, &Device::Cpu, Arithmetic::new(Precision::Int8, keep)).unwrap();
+                c.predict_proba(&PAIRS, 2).unwrap()
+            };
+            let want = Classifier::load_inference(&model, &Device::Cpu, Precision::F32).unwrap();
+            let want = want.predict_proba(&PAIRS, 2).unwrap();
+            let (int8, some, none) =
+                (load(&[]), load(&[FfnIn, FfnOut]), load(&[Query, Key, Value, AttentionOutput, FfnIn, FfnOut]));
+            // All kept: only the word table's f16 rounding is left.
+            assert!(max_diff(&none, &want) < 1e-4, "{}: {}", path.display(), max_diff(&none, &want));
+            assert!(max_diff(&some, &int8) > 0.0 && max_diff(&some, &none) > 0.0, "{}", path.display());
         }
     }
 

@@ -12,12 +12,12 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::EncoderConfig;
+use super::int8::Int8Plan;
 use super::linear::{linear, Linear};
 use super::norm::LayerNorm;
 use super::weights::ParamStore;
 use crate::kernels::attention::attention;
 use crate::kernels::dropout::{Dropout, DropoutRng};
-use crate::kernels::int8::Kernel;
 
 /// Added to attention scores at padding positions. Finite, so that half
 /// precision cannot turn `0 * -inf` into NaN; exp() of it is exactly 0 in f32.
@@ -105,8 +105,8 @@ impl Layer {
     }
 
     /// Runs the layer's linear layers in int8 (see [`Linear::quantize`]).
-    pub fn quantize(&mut self, kernel: Kernel, store: &ParamStore) -> Result<()> {
-        self.linears_mut().into_iter().try_for_each(|l| l.quantize(kernel, store))
+    pub(crate) fn quantize(&mut self, plan: Int8Plan, store: &ParamStore) -> Result<()> {
+        self.linears_mut().into_iter().try_for_each(|l| l.quantize(plan, store))
     }
 
     fn forward_t(&self, queries: &Tensor, xs: &Tensor, bias: &AttentionBias, train: bool) -> Result<Tensor> {
@@ -116,9 +116,10 @@ impl Layer {
         self.layer_norm.forward(&(out + attended)?)
     }
 
-    /// Whether the layer runs in int8 ([`Layer::quantize`]).
+    /// Whether any of the layer's linear layers runs in int8 ([`Layer::quantize`]).
     pub fn is_int8(&self) -> bool {
-        self.intermediate.is_int8()
+        let a = &self.attention;
+        [&a.query, &a.key, &a.value, &a.output, &self.intermediate, &self.output].iter().any(|l| l.is_int8())
     }
 }
 

@@ -31,7 +31,12 @@ impl Linear {
     /// quantized at load when it has them, else on this layer's f32 weight
     /// quantized now. The f32 weight is replaced, here and in `store`, by a
     /// stand-in of its shape that holds no memory, so that it is freed.
-    pub fn quantize(&mut self, kernel: crate::kernels::int8::Kernel, store: &super::ParamStore) -> Result<()> {
+    /// A layer that `plan` keeps in f32 stays as it is.
+    pub(crate) fn quantize(&mut self, plan: super::int8::Int8Plan, store: &super::ParamStore) -> Result<()> {
+        if !plan.arithmetic.quantizes(&self.name) {
+            return Ok(());
+        }
+        let kernel = plan.kernel;
         let residual = super::int8::residual_weights(&self.name);
         let weights = match store.take_quantized(&self.name) {
             Some(q) => q,

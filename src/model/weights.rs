@@ -17,7 +17,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::Family;
-use crate::kernels::int8::{Kernel, QuantizedWeights};
+use super::int8::Int8Plan;
+use crate::kernels::int8::QuantizedWeights;
 use crate::{Error, Result};
 
 struct Inner {
@@ -57,12 +58,13 @@ impl ParamStore {
     }
 
     /// A frozen store for an int8 model: the encoder layers' linear weights are
-    /// quantized for `kernel` as the file is read, one at a time, and their f32
+    /// quantized for `plan`'s kernel as the file is read (those it keeps in
+    /// f32 excepted), one at a time, and their f32
     /// values never held all at once (the model takes them with
     /// [`ParamStore::take_quantized`]); what the model reads in their place
     /// is a stand-in of their shape that holds no memory.
-    pub fn from_safetensors_int8(path: &Path, kernel: Kernel) -> Result<Self> {
-        let (tensors, quantized) = read_safetensors(path, Some(kernel))?;
+    pub(crate) fn from_safetensors_int8(path: &Path, plan: Int8Plan) -> Result<Self> {
+        let (tensors, quantized) = read_safetensors(path, Some(plan))?;
         let checkpoint = tensors.into_iter().map(|(name, t)| (canonical_name(&name), t)).collect();
         let store = Self::with_checkpoint(checkpoint, path.display().to_string(), &Device::Cpu, 0).frozen();
         store.lock().quantized = quantized.into_iter().map(|(name, q)| (canonical_name(&name), Arc::new(q))).collect();
@@ -212,7 +214,7 @@ impl ParamStore {
 /// are read and come back as zero-size stand-ins of their shape.
 fn read_safetensors(
     path: &Path,
-    int8: Option<Kernel>,
+    int8: Option<Int8Plan>,
 ) -> Result<(HashMap<String, Tensor>, HashMap<String, QuantizedWeights>)> {
     use std::os::unix::fs::FileExt;
     let bad = |what: String| Error::Model(format!("{}: {what}", path.display()));
@@ -247,8 +249,8 @@ fn read_safetensors(
             ReadError::Tensor(e) => bad(format!("tensor `{name}`: {e}")),
         })?;
         let tensor = match int8 {
-            Some(kernel) if quantized_at_load(name, &entry.shape) => {
-                let q = super::int8::quantize_tensor(&tensor, kernel, super::int8::residual_weights(name))
+            Some(plan) if quantized_at_load(name, &entry.shape) && plan.arithmetic.quantizes(name) => {
+                let q = super::int8::quantize_tensor(&tensor, plan.kernel, super::int8::residual_weights(name))
                     .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
                 quantized.insert(name.clone(), q);
                 super::int8::stand_in(tensor.shape()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?

@@ -105,6 +105,7 @@ fn model_info(classifier: &Classifier, dir: &ModelDir, settings: &Settings) -> s
         "max_length": spec.max_length,
         "precision": if classifier.int8_kernel.is_some() { "int8" } else { "f32" },
         "int8_kernel": classifier.int8_kernel.map(|k| k.name()),
+        "int8_keep_f32": classifier.arithmetic.kept_f32(),
         "batching": {
             "max_batch_size": batching.max_pairs,
             "batch_size": settings.batch_size,
@@ -313,6 +314,7 @@ mod tests {
             (200, &serde_json::json!(["favor", "against", "none"]), &"f32".into())
         );
         assert_eq!(info["targets"][1]["id"], "nato");
+        assert_eq!(info["int8_keep_f32"], serde_json::json!([]));
         assert_eq!(info["limits"]["max_texts"], 2);
         assert_eq!(call(&app, "GET", "/health", "").await, (200, r#"{"status":"ok"}"#.to_string()));
         let refusals = [
