@@ -242,6 +242,16 @@ mod tests {
         ("europe pay more for defence", "peace"),
     ];
 
+    /// A tiny classifier of each family, in a folder that lives as long as the first value.
+    fn both_families() -> (tempfile::TempDir, [(std::path::PathBuf, ModelDir); 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let (bert, mpnet) = (dir.path().join("bert"), dir.path().join("mpnet"));
+        crate::testing::write_tiny_classifier(&bert, 3).unwrap();
+        crate::testing::write_tiny_mpnet_classifier(&mpnet, false, 4).unwrap();
+        let open = |p: std::path::PathBuf| (p.clone(), ModelDir::open(&p).unwrap());
+        (dir, [open(bert), open(mpnet)])
+    }
+
     fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         a.iter().flatten().zip(b.iter().flatten()).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
     }
@@ -251,12 +261,8 @@ mod tests {
     /// probabilities to the bit, as the kernels' own tests promise.
     #[test]
     fn int8_models_stay_near_f32_and_agree_across_kernels() {
-        let dir = tempfile::tempdir().unwrap();
-        let (bert, mpnet) = (dir.path().join("bert"), dir.path().join("mpnet"));
-        crate::testing::write_tiny_classifier(&bert, 3).unwrap();
-        crate::testing::write_tiny_mpnet_classifier(&mpnet, false, 4).unwrap();
-        for path in [bert, mpnet] {
-            let model = ModelDir::open(&path).unwrap();
+        let (_dir, models) = both_families();
+        for (path, model) in &models {
             let f32 = Classifier::load_inference(&model, &Device::Cpu, Precision::F32).unwrap();
             let want = f32.predict_proba(&PAIRS, 2).unwrap();
             let mut first: Option<Vec<Vec<f32>>> = None;
@@ -306,12 +312,8 @@ mod tests {
     #[test]
     fn kept_layers_run_in_f32() {
         use LinearKind::*;
-        let dir = tempfile::tempdir().unwrap();
-        let (bert, mpnet) = (dir.path().join("bert"), dir.path().join("mpnet"));
-        crate::testing::write_tiny_classifier(&bert, 3).unwrap();
-        crate::testing::write_tiny_mpnet_classifier(&mpnet, false, 4).unwrap();
-        for path in [bert, mpnet] {
-            let model = ModelDir::open(&path).unwrap();
+        let (_dir, models) = both_families();
+        for (path, model) in &models {
             let load = |keep: &[LinearKind]| {
                 let c =
                     Classifier::load_inference(&model, &Device::Cpu, Arithmetic::new(Precision::Int8, keep)).unwrap();
