@@ -263,11 +263,11 @@ mod tests {
     fn int8_models_stay_near_f32_and_agree_across_kernels() {
         let (_dir, models) = both_families();
         for (path, model) in &models {
-            let f32 = Classifier::load_inference(&model, &Device::Cpu, Precision::F32).unwrap();
+            let f32 = Classifier::load_inference(model, &Device::Cpu, Precision::F32).unwrap();
             let want = f32.predict_proba(&PAIRS, 2).unwrap();
             let mut first: Option<Vec<Vec<f32>>> = None;
             for kernel in Kernel::available() {
-                let mut c = Classifier::load_frozen(&model, &Device::Cpu).unwrap();
+                let mut c = Classifier::load_frozen(model, &Device::Cpu).unwrap();
                 c.model.encoder.quantize(Int8Plan::all(kernel), &c.model.params).unwrap();
                 let got = c.predict_proba(&PAIRS, 2).unwrap();
                 let diff = max_diff(&got, &want);
@@ -278,7 +278,7 @@ mod tests {
                 }
             }
             // Quantized as the file is read, never holding the f32 weights: the same model.
-            let streamed = Classifier::load_inference(&model, &Device::Cpu, Precision::Int8).unwrap();
+            let streamed = Classifier::load_inference(model, &Device::Cpu, Precision::Int8).unwrap();
             assert_eq!(streamed.int8_kernel, Some(Kernel::available()[0]));
             assert_eq!(Some(streamed.predict_proba(&PAIRS, 2).unwrap()), first);
             assert!(streamed.inference_model().is_err(), "an int8 model has no f32 weights to rebuild from");
@@ -316,10 +316,10 @@ mod tests {
         for (path, model) in &models {
             let load = |keep: &[LinearKind]| {
                 let c =
-                    Classifier::load_inference(&model, &Device::Cpu, Arithmetic::new(Precision::Int8, keep)).unwrap();
+                    Classifier::load_inference(model, &Device::Cpu, Arithmetic::new(Precision::Int8, keep)).unwrap();
                 c.predict_proba(&PAIRS, 2).unwrap()
             };
-            let want = Classifier::load_inference(&model, &Device::Cpu, Precision::F32).unwrap();
+            let want = Classifier::load_inference(model, &Device::Cpu, Precision::F32).unwrap();
             let want = want.predict_proba(&PAIRS, 2).unwrap();
             let (int8, some, none) =
                 (load(&[]), load(&[FfnIn, FfnOut]), load(&[Query, Key, Value, AttentionOutput, FfnIn, FfnOut]));
