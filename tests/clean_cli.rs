@@ -78,7 +78,7 @@ fn train_names_data_clean_and_trains_on_its_output() {
     );
     fails_with(
         &refused,
-        "`stancekit data clean annotated.jsonl --out CLEAN.jsonl --conflicts majority` keeps one label per text and target",
+        "`stancekit data clean annotated.jsonl --targets targets.json --out CLEAN.jsonl --conflicts majority` keeps one label per text and target",
     );
 
     let clean = ["data", "clean", "annotated.jsonl", "--out", "clean.jsonl", "--targets", "targets.json"];

@@ -174,7 +174,7 @@ pub fn load<S: AsRef<str>>(inputs: &[S], format: Option<Format>, schema: &Schema
     let found = validate::validate(files.iter().flat_map(|f| &f.entries), schema);
     problems.extend(found.problems);
     let names: Vec<&str> = inputs.iter().map(AsRef::as_ref).collect();
-    problems.extend(validate::conflict_problems(found.conflicts, &names));
+    problems.extend(validate::conflict_problems(found.conflicts, &names, schema));
     if problems.is_empty() {
         Ok(Dataset { files, duplicates: found.duplicates })
     } else {
@@ -328,6 +328,7 @@ pub(crate) mod tests {
         Schema {
             labels: ["favor", "against", "none"].map(String::from).to_vec(),
             targets: targets.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            source: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The task definition: which labels exist and which targets may be labelled.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,14 @@ pub struct Schema {
     pub labels: Vec<String>,
     /// Target id (as used in data files) → description (the text a model may be given).
     pub targets: BTreeMap<String, String>,
+    /// The targets file it was read from ([`Schema::load`]), for hints that
+    /// name a command to run next.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
+
+/// The targets file the commands read unless `--targets` names another.
+pub const DEFAULT_TARGETS: &str = "datasets/targets.json";
 
 fn default_labels() -> Vec<String> {
     ["favor", "against", "none"].map(String::from).to_vec()
@@ -26,7 +33,7 @@ impl Schema {
     pub fn load(path: &Path) -> Result<Schema> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let file = path.display().to_string();
-        let schema: Schema = serde_json::from_slice(&bytes).map_err(|e| {
+        let mut schema: Schema = serde_json::from_slice(&bytes).map_err(|e| {
             Error::Invalid(Problems(vec![Problem {
                 file: file.clone(),
                 line: e.line(),
@@ -39,7 +46,19 @@ impl Schema {
             .into_iter()
             .map(|(field, message)| Problem { file: file.clone(), line: 0, field: field.into(), message })
             .collect();
+        schema.source = Some(path.to_path_buf());
         Problems::or_ok(problems, schema)
+    }
+
+    /// ` --targets FILE` when the schema came from another file than the
+    /// default, for a command line to paste.
+    pub(crate) fn targets_arg(&self) -> String {
+        match &self.source {
+            Some(path) if path != Path::new(DEFAULT_TARGETS) => {
+                format!(" --targets {}", super::validate::shell_word(&path.display().to_string()))
+            }
+            _ => String::new(),
+        }
     }
 
     /// The description of a target id.

@@ -60,20 +60,21 @@ pub(crate) fn validate<'a>(entries: impl IntoIterator<Item = &'a Entry>, schema:
 
 /// The conflicts as problems; the last names the command that resolves them all,
 /// since the user's next step is the same whichever conflict they read.
-pub(crate) fn conflict_problems(conflicts: Vec<Conflict>, inputs: &[&str]) -> Vec<Problem> {
+pub(crate) fn conflict_problems(conflicts: Vec<Conflict>, inputs: &[&str], schema: &Schema) -> Vec<Problem> {
     let mut problems: Vec<Problem> = conflicts.into_iter().map(|c| c.problem).collect();
     if let Some(last) = problems.last_mut() {
         let files: Vec<String> = inputs.iter().map(|f| shell_word(f)).collect();
         last.message += &format!(
-            "; `stancekit data clean {} --out CLEAN.jsonl --conflicts majority` keeps one label per text and target",
-            files.join(" ")
+            "; `stancekit data clean {}{} --out CLEAN.jsonl --conflicts majority` keeps one label per text and target",
+            files.join(" "),
+            schema.targets_arg()
         );
     }
     problems
 }
 
 /// A file name as it can be pasted into a shell.
-fn shell_word(name: &str) -> String {
+pub(crate) fn shell_word(name: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:,+=@%".contains(c);
     if !name.is_empty() && name.chars().all(plain) {
         name.to_string()
@@ -106,6 +107,8 @@ mod tests {
     use super::super::load;
     use super::super::tests::{problems, schema, write};
     use super::shell_word;
+    use super::Schema;
+    use crate::data::schema::DEFAULT_TARGETS;
 
     fn jsonl(lines: &[(&str, &str, &str)]) -> String {
         lines
@@ -189,6 +192,19 @@ mod tests {
             check(&[("a", "nato", "favor"), ("a", "nato", "none"), ("b", "nato", "favor"), ("b", "nato", "none")]);
         assert_eq!(got.len(), 2);
         assert!(!got[0].contains("data clean") && got[1].contains("data clean"), "{got:?}");
+    }
+
+    #[test]
+    fn the_hint_names_a_targets_file_other_than_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "a.jsonl", jsonl(&[("a", "nato", "favor"), ("a", "nato", "none")]));
+        let mut schema = schema();
+        let hint = |schema: &Schema| load(&[&file], None, schema).unwrap_err().to_string();
+        schema.source = Some(DEFAULT_TARGETS.into());
+        assert!(hint(&schema).contains(&format!("data clean {file} --out CLEAN.jsonl")), "{}", hint(&schema));
+        schema.source = Some("my targets.json".into());
+        let want = format!("data clean {file} --targets 'my targets.json' --out CLEAN.jsonl");
+        assert!(hint(&schema).contains(&want), "{}", hint(&schema));
     }
 
     #[test]
