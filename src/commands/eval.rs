@@ -12,7 +12,6 @@ use crate::evaluation::gold::{Gold, Output};
 use crate::evaluation::predictions::{self, Prediction, Probs};
 use crate::evaluation::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKind};
 use crate::evaluation::{align, baselines, single_answer, single_answer_warning};
-use crate::model::Classifier;
 use crate::reporting::{html, markdown, Report, Training};
 use crate::resolve::ModelDir;
 use crate::training::TrainConfig;
@@ -290,9 +289,7 @@ fn comparisons(scored: &[Scored], confidence: f64) -> Vec<results::Comparison> {
 fn run_model(run: &Path, gold: &Gold, config: &EvalConfig) -> Result<Output> {
     // A run is a local folder; a missing one must not be looked up on the Hugging Face hub.
     let dir = ModelDir::open(run)?;
-    let arithmetic = config.precision.arithmetic()?;
-    let device = crate::device::select_for(&config.device, arithmetic.precision)?;
-    let classifier = Classifier::load_inference(&dir, &device, arithmetic)?;
+    let classifier = super::classifier_in(&dir, &config.device, &config.precision)?;
     let spec = &classifier.spec;
     let unknown: Vec<&str> =
         gold.targets.iter().filter(|t| !spec.targets.contains_key(*t)).map(String::as_str).collect();

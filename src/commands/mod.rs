@@ -57,11 +57,16 @@ impl PrecisionArgs {
 /// The model a command runs over: `--model` resolved, the device chosen for
 /// the precision, the classifier loaded for inference.
 pub fn load_classifier(model: &str, device: &str, precision: &PrecisionArgs) -> Result<(ModelDir, Classifier)> {
-    let arithmetic = precision.arithmetic()?;
     let dir = crate::resolve::resolve(model)?;
-    let device = crate::device::select_for(device, arithmetic.precision)?;
-    let classifier = Classifier::load_inference(&dir, &device, arithmetic)?;
+    let classifier = classifier_in(&dir, device, precision)?;
     Ok((dir, classifier))
+}
+
+/// The classifier in `dir`, loaded for inference on the device chosen for the precision.
+pub fn classifier_in(dir: &ModelDir, device: &str, precision: &PrecisionArgs) -> Result<Classifier> {
+    let arithmetic = precision.arithmetic()?;
+    let device = crate::device::select_for(device, arithmetic.precision)?;
+    Classifier::load_inference(dir, &device, arithmetic)
 }
 
 /// Tokenising runs on its own thread beside the model (predict's reader,

@@ -16,7 +16,7 @@ pub struct Schema {
     /// Target id (as used in data files) → description (the text a model may be given).
     pub targets: BTreeMap<String, String>,
     /// The targets file it was read from ([`Schema::load`]), for hints that
-    /// name a command to run next.
+    /// name a command to run next (`validate::conflict_problems`).
     #[serde(skip)]
     pub source: Option<PathBuf>,
 }
@@ -48,17 +48,6 @@ impl Schema {
             .collect();
         schema.source = Some(path.to_path_buf());
         Problems::or_ok(problems, schema)
-    }
-
-    /// ` --targets FILE` when the schema came from another file than the
-    /// default, for a command line to paste.
-    pub(crate) fn targets_arg(&self) -> String {
-        match &self.source {
-            Some(path) if path != Path::new(DEFAULT_TARGETS) => {
-                format!(" --targets {}", super::validate::shell_word(&path.display().to_string()))
-            }
-            _ => String::new(),
-        }
     }
 
     /// The description of a target id.

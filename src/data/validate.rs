@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::schema::DEFAULT_TARGETS;
 use super::{Entry, Pos, Schema};
 use crate::error::Problem;
 
@@ -67,14 +68,25 @@ pub(crate) fn conflict_problems(conflicts: Vec<Conflict>, inputs: &[&str], schem
         last.message += &format!(
             "; `stancekit data clean {}{} --out CLEAN.jsonl --conflicts majority` keeps one label per text and target",
             files.join(" "),
-            schema.targets_arg()
+            targets_arg(schema)
         );
     }
     problems
 }
 
+/// ` --targets FILE` when the schema came from another file than the
+/// default, for a command line to paste.
+fn targets_arg(schema: &Schema) -> String {
+    match &schema.source {
+        Some(path) if path != std::path::Path::new(DEFAULT_TARGETS) => {
+            format!(" --targets {}", shell_word(&path.display().to_string()))
+        }
+        _ => String::new(),
+    }
+}
+
 /// A file name as it can be pasted into a shell.
-pub(crate) fn shell_word(name: &str) -> String {
+fn shell_word(name: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:,+=@%".contains(c);
     if !name.is_empty() && name.chars().all(plain) {
         name.to_string()
@@ -106,9 +118,7 @@ fn check_fields(entry: &Entry, schema: &Schema, problems: &mut Vec<Problem>) {
 mod tests {
     use super::super::load;
     use super::super::tests::{problems, schema, write};
-    use super::shell_word;
-    use super::Schema;
-    use crate::data::schema::DEFAULT_TARGETS;
+    use super::{shell_word, Schema, DEFAULT_TARGETS};
 
     fn jsonl(lines: &[(&str, &str, &str)]) -> String {
         lines

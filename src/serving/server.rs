@@ -103,7 +103,7 @@ fn model_info(classifier: &Classifier, dir: &ModelDir, settings: &Settings) -> s
         "model_type": classifier.config.model_type,
         "head": spec.head,
         "max_length": spec.max_length,
-        "precision": if classifier.int8_kernel.is_some() { "int8" } else { "f32" },
+        "precision": classifier.arithmetic.precision,
         "int8_kernel": classifier.int8_kernel.map(|k| k.name()),
         "int8_keep_f32": classifier.arithmetic.kept_f32(),
         "batching": {
