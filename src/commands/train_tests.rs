@@ -299,28 +299,32 @@ fn eval_strategy_no_reads_no_dev_data_and_keeps_the_last_model() {
 /// One AdamW step with the Trainer's two groups on the tiny MPNet, against
 /// `torch.optim.AdamW` (`scripts/make_golden_tiny_mpnet.py`: lr 1e-3, betas
 /// (0.9, 0.999), eps 1e-8, weight decay 0.01 except where [`trainer::decays`]
-/// says no, as `get_decay_parameter_names` does).
+/// says no, as `get_decay_parameter_names` does); in f32 (the fused CPU
+/// kernels and AdamW) and in f64 (the composite ops `--device cuda` runs).
 #[test]
 fn one_adamw_step_on_mpnet_matches_pytorch() {
-    use crate::model::golden_mpnet_tests::{assert_close, batch, fixture, flat, load};
+    use crate::model::golden_mpnet_tests::{assert_close, batch, fixture, flat, load_in};
+    use candle_core::DType;
     use optim::{collect_grads, AdamW, AdamWConfig, Group};
     let (dir, e) = fixture();
-    let model = load(&dir, false);
-    let logits = model.forward_t(&batch(&e), false).unwrap();
-    let labels = candle_core::Tensor::new(e.labels.as_slice(), &candle_core::Device::Cpu).unwrap();
-    let grads = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().backward().unwrap();
-    let params: Vec<_> = model
-        .params
-        .vars()
-        .into_iter()
-        .map(|(name, var)| (name.clone(), var, usize::from(!trainer::decays(&name))))
-        .collect();
-    let groups = vec![Group { lr: 1e-3, weight_decay: 0.01 }, Group { lr: 1e-3, weight_decay: 0.0 }];
-    let mut adam = AdamW::new(params, groups, AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8 }).unwrap();
-    let grads = collect_grads(&grads, adam.vars()).unwrap();
-    adam.step(&grads, 1.0).unwrap();
-    let vars: std::collections::BTreeMap<_, _> = model.params.vars().into_iter().collect();
-    for (name, want) in &e.after_adamw_step {
-        assert_close(&format!("after one step: {name}"), vars[name].as_tensor(), flat(want), 1e-6);
+    for dtype in [DType::F32, DType::F64] {
+        let model = load_in(&dir, false, dtype);
+        let logits = model.forward_t(&batch(&e), false).unwrap();
+        let labels = candle_core::Tensor::new(e.labels.as_slice(), &candle_core::Device::Cpu).unwrap();
+        let grads = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().backward().unwrap();
+        let params: Vec<_> = model
+            .params
+            .vars()
+            .into_iter()
+            .map(|(name, var)| (name.clone(), var, usize::from(!trainer::decays(&name))))
+            .collect();
+        let groups = vec![Group { lr: 1e-3, weight_decay: 0.01 }, Group { lr: 1e-3, weight_decay: 0.0 }];
+        let mut adam = AdamW::new(params, groups, AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8 }).unwrap();
+        let grads = collect_grads(&grads, adam.vars()).unwrap();
+        adam.step(&grads, 1.0).unwrap();
+        let vars: std::collections::BTreeMap<_, _> = model.params.vars().into_iter().collect();
+        for (name, want) in &e.after_adamw_step {
+            assert_close(&format!("{dtype:?}, after one step: {name}"), vars[name].as_tensor(), flat(want), 1e-6);
+        }
     }
 }

@@ -24,9 +24,13 @@ impl WordEmbeddings {
         Ok(Self { table: embedding(vocab, hidden, vb)?, name })
     }
 
-    /// Rows of the table for `ids`, in f32.
+    /// Rows of the table for `ids`; an f16 table's widened to f32.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        self.table.forward(ids)?.to_dtype(DType::F32)
+        let rows = self.table.forward(ids)?;
+        match rows.dtype() {
+            DType::F16 => rows.to_dtype(DType::F32),
+            _ => Ok(rows),
+        }
     }
 
     /// Keeps the table in f16 from now on (inference with int8 layers), here

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use super::mpnet::{position_ids, relative_bucket};
@@ -60,8 +60,13 @@ pub(crate) use super::golden_tests::{assert_close, flat};
 
 /// The fixture's classifier; `frozen` holds constants (inference), else `Var`s.
 pub(crate) fn load(dir: &std::path::Path, frozen: bool) -> StanceModel {
+    load_in(dir, frozen, DType::F32)
+}
+
+/// [`load`] computing in `dtype`: f64 takes the composite ops a GPU runs (see [`ParamStore::in_dtype`]).
+pub(crate) fn load_in(dir: &std::path::Path, frozen: bool, dtype: DType) -> StanceModel {
     let config = EncoderConfig::load(&dir.join("config.json")).unwrap();
-    let params = ParamStore::from_safetensors(&dir.join("model.safetensors"), &Device::Cpu, 0).unwrap();
+    let params = ParamStore::from_safetensors(&dir.join("model.safetensors"), &Device::Cpu, 0).unwrap().in_dtype(dtype);
     let params = if frozen { params.frozen() } else { params };
     StanceModel::new(&config, &params, Pooling::Cls, 3, 0).unwrap()
 }
@@ -96,6 +101,19 @@ fn forward_matches_pytorch() {
 fn gradients_match_pytorch() {
     let (dir, e) = fixture();
     super::golden_tests::assert_loss_and_gradients(&load(&dir, false), &batch(&e), &e.labels, e.loss, &e.grads);
+}
+
+/// What `--device cuda` runs (the composite ops, here in f64 on the CPU) gives
+/// PyTorch's outputs, loss and gradients too, the position bias's included.
+#[test]
+fn the_composite_path_a_gpu_runs_matches_pytorch() {
+    let (dir, e) = fixture();
+    let model = load_in(&dir, false, DType::F64);
+    let batch = batch(&e);
+    let hidden = model.encoder.forward_t(&batch, false).unwrap();
+    assert_eq!(hidden.dtype(), DType::F64);
+    assert_close("last_hidden_state", &hidden, e.last_hidden_state.concat().concat(), 1e-5);
+    super::golden_tests::assert_loss_and_gradients(&model, &batch, &e.labels, e.loss, &e.grads);
 }
 
 #[test]

@@ -62,8 +62,9 @@ pub(crate) fn flat(v: &serde_json::Value) -> Vec<f32> {
     }
 }
 
+/// `got` (of any float dtype) against `want`, element by element.
 pub(crate) fn assert_close(name: &str, got: &Tensor, want: Vec<f32>, tolerance: f32) {
-    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let got = got.flatten_all().unwrap().to_dtype(candle_core::DType::F32).unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(got.len(), want.len(), "{name}: size");
     let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(diff <= tolerance, "{name}: max abs difference {diff} > {tolerance}");
@@ -107,7 +108,7 @@ pub(super) fn assert_loss_and_gradients(
     let logits = model.forward_t(batch, false).unwrap();
     let labels = Tensor::new(labels, &Device::Cpu).unwrap();
     let got = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
-    assert!((got.to_scalar::<f32>().unwrap() - loss).abs() < 1e-5);
+    assert_close("loss", &got, vec![loss], 1e-5);
     let computed = got.backward().unwrap();
     let vars: BTreeMap<String, candle_core::Var> = model.params.vars().into_iter().collect();
     for (name, want) in grads {

@@ -40,6 +40,8 @@ struct Inner {
 pub struct ParamStore {
     inner: Arc<Mutex<Inner>>,
     device: Device,
+    /// What the model computes in: f32, or f64 in tests (see [`ParamStore::in_dtype`]).
+    dtype: DType,
     /// Hand out detached tensors (see [`ParamStore::frozen`]).
     frozen: bool,
 }
@@ -102,7 +104,15 @@ impl ParamStore {
             initialised: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
         };
-        Self { inner: Arc::new(Mutex::new(inner)), device: device.clone(), frozen: false }
+        Self { inner: Arc::new(Mutex::new(inner)), device: device.clone(), dtype: DType::F32, frozen: false }
+    }
+
+    /// The same store handing out `dtype` tensors. Every fused CPU kernel takes
+    /// f32 alone, so a model built in f64 runs on the CPU the composite candle
+    /// ops that `--device cuda` runs: tests check that path against PyTorch.
+    #[cfg(test)]
+    pub(crate) fn in_dtype(self, dtype: DType) -> Self {
+        Self { dtype, ..self }
     }
 
     /// The same store for inference: models built from it hold constants, not
@@ -143,7 +153,7 @@ impl ParamStore {
 
     fn builder(&self, init_range: Option<f64>) -> VarBuilder<'static> {
         let backend = Backend { store: self.clone(), init_range };
-        VarBuilder::from_backend(Box::new(backend), DType::F32, self.device.clone())
+        VarBuilder::from_backend(Box::new(backend), self.dtype, self.device.clone())
     }
 
     /// Every parameter created so far, sorted by name.
@@ -184,12 +194,12 @@ impl ParamStore {
                 // A frozen f16 word table stays f16 (an int8 store reads it so, see
                 // `read_safetensors`): its rows widen to f32 exactly when looked up.
                 let half = self.frozen && t.dtype() == DType::F16 && kept_in_half(name);
-                t.to_dtype(if half { DType::F16 } else { DType::F32 })?.to_device(&self.device)?
+                t.to_dtype(if half { DType::F16 } else { self.dtype })?.to_device(&self.device)?
             }
             None => match init_range {
                 Some(range) => {
                     inner.initialised.push(name.to_string());
-                    initial_value(&mut inner.rng, shape, name, range)?.to_device(&self.device)?
+                    initial_value(&mut inner.rng, shape, name, range)?.to_dtype(self.dtype)?.to_device(&self.device)?
                 }
                 None => candle_core::bail!("{}: missing tensor `{name}`", inner.source),
             },
