@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inference::embed::Embedder;
 use crate::input::{read_texts, TextItem};
-use crate::kernels::int8::Kernel;
-use crate::model::Arithmetic;
+use crate::model::Int8Plan;
 use crate::resolve;
 use crate::{Error, Result};
 
@@ -44,14 +43,14 @@ pub struct EmbedConfig {
 pub struct Summary {
     pub sentences: usize,
     pub seconds: f64,
-    pub int8_kernel: Option<Kernel>,
-    pub arithmetic: Arithmetic,
+    /// The int8 kernel and layers, if `--precision int8`.
+    pub int8: Option<Int8Plan>,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rate = self.sentences as f64 / self.seconds.max(1e-9);
-        let int8 = super::int8_note(self.int8_kernel, self.arithmetic);
+        let int8 = super::int8_note(self.int8);
         write!(f, "embedded {} sentences in {:.2} s ({rate:.1} sentences/s){int8}", self.sentences, self.seconds)
     }
 }
@@ -68,7 +67,7 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let vectors = embedder.embed(&texts, config.batch_size)?;
     write_output(&config.output, &items, &vectors)?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(Summary { sentences: items.len(), seconds, int8_kernel: embedder.int8_kernel, arithmetic })
+    Ok(Summary { sentences: items.len(), seconds, int8: embedder.int8 })
 }
 
 fn write_output(path: &Path, items: &[TextItem], vectors: &[Vec<f32>]) -> Result<()> {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Arithmetic, Classifier, LinearKind, Precision};
+use crate::model::{Arithmetic, Classifier, Int8Plan, LinearKind, Precision};
 use crate::resolve::ModelDir;
 use crate::{Error, Result};
 
@@ -91,8 +91,8 @@ pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
 
 /// What a summary line adds for a run at `--precision int8`: the kernel that
 /// ran, and the layers kept in f32.
-fn int8_note(kernel: Option<crate::kernels::int8::Kernel>, arithmetic: Arithmetic) -> String {
-    let Some(kernel) = kernel else { return String::new() };
+fn int8_note(int8: Option<Int8Plan>) -> String {
+    let Some(Int8Plan { kernel, arithmetic }) = int8 else { return String::new() };
     let kept: Vec<String> =
         arithmetic.kept_f32().into_iter().filter_map(|k| Some(k.to_possible_value()?.get_name().to_string())).collect();
     match kept.is_empty() {

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inference::predict::{predict_stream, Counts, OutputFormat, RowWriter, Sink, StreamOptions, TargetSet};
 use crate::input::{open_records, InputFormat, ReadOptions, Records};
-use crate::kernels::int8::Kernel;
-use crate::model::Arithmetic;
+use crate::model::Int8Plan;
 use crate::{Error, Result};
 
 /// Configuration of `stancekit predict`.
@@ -81,9 +80,8 @@ pub struct Summary {
     pub seconds: f64,
     /// The reader of stdout went away (a closed pipe): the run stopped early, quietly.
     pub output_closed: bool,
-    /// The int8 kernel that ran the linear layers, if `--precision int8`.
-    pub int8_kernel: Option<Kernel>,
-    pub arithmetic: Arithmetic,
+    /// The int8 kernel and layers that ran, if `--precision int8`.
+    pub int8: Option<Int8Plan>,
 }
 
 impl Summary {
@@ -106,7 +104,7 @@ impl fmt::Display for Summary {
             self.seconds,
             self.sentences_per_second()
         )?;
-        write!(f, "{}", super::int8_note(self.int8_kernel, self.arithmetic))?;
+        write!(f, "{}", super::int8_note(self.int8))?;
         if c.skipped > 0 {
             write!(f, "; skipped {} invalid line{}", c.skipped, if c.skipped == 1 { "" } else { "s" })?;
         }
@@ -150,12 +148,11 @@ pub fn run(config: &PredictConfig) -> Result<Summary> {
         .map(|()| counts)
     };
     let targets = targets.selected().len();
-    let (seconds, int8_kernel, arithmetic) =
-        (started.elapsed().as_secs_f64(), classifier.int8_kernel, classifier.arithmetic);
+    let (seconds, int8) = (started.elapsed().as_secs_f64(), classifier.int8);
     match counts {
-        Ok(counts) => Ok(Summary { counts, targets, seconds, output_closed: false, int8_kernel, arithmetic }),
+        Ok(counts) => Ok(Summary { counts, targets, seconds, output_closed: false, int8 }),
         Err(e) if is_broken_pipe(&e) => {
-            Ok(Summary { counts: Counts::default(), targets, seconds, output_closed: true, int8_kernel, arithmetic })
+            Ok(Summary { counts: Counts::default(), targets, seconds, output_closed: true, int8 })
         }
         Err(e) => Err(e),
     }

@@ -7,8 +7,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use crate::kernels::int8::Kernel;
-use crate::model::{mean_pool, Arithmetic, DropoutRng, Encoder, EncoderConfig};
+use crate::model::{mean_pool, Arithmetic, DropoutRng, Encoder, EncoderConfig, Int8Plan};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Batch, StanceTokenizer};
 use crate::{Error, Result};
@@ -80,8 +79,8 @@ pub struct Embedder {
     tokenizer: StanceTokenizer,
     pipeline: SentencePipeline,
     device: Device,
-    /// The int8 kernel that runs the linear layers, if loaded at `--precision int8`.
-    pub int8_kernel: Option<Kernel>,
+    /// The int8 kernel and layers, if loaded at `--precision int8`.
+    pub int8: Option<Int8Plan>,
 }
 
 impl Embedder {
@@ -104,7 +103,7 @@ impl Embedder {
         let limit = max_length.or(pipeline.max_seq_length).unwrap_or(config.max_tokens());
         let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), limit.min(config.max_tokens()))?;
         crate::model::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
-        Ok(Self { encoder, tokenizer, pipeline, device: device.clone(), int8_kernel: int8.map(|p| p.kernel) })
+        Ok(Self { encoder, tokenizer, pipeline, device: device.clone(), int8 })
     }
 
     /// One embedding per sentence, in input order.

@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{Arithmetic, EncoderConfig, HeadKind, HeadShape, ParamStore, Pooling, Precision, StanceModel};
+use super::{Arithmetic, EncoderConfig, HeadKind, HeadShape, Int8Plan, ParamStore, Pooling, Precision, StanceModel};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Encoded, StanceTokenizer};
 use crate::{Error, Result};
@@ -73,10 +73,8 @@ pub struct Classifier {
     pub spec: StanceSpec,
     pub config: EncoderConfig,
     pub device: Device,
-    /// The kernel of the int8 linear layers of a classifier loaded in int8.
-    pub int8_kernel: Option<crate::kernels::int8::Kernel>,
-    /// The precision it was loaded at, and the layers int8 left in f32.
-    pub arithmetic: Arithmetic,
+    /// The int8 kernel and layers of a classifier loaded in int8; `None` in f32.
+    pub int8: Option<Int8Plan>,
 }
 
 impl Classifier {
@@ -138,8 +136,7 @@ impl Classifier {
                 .encoder
                 .quantize(plan, &model.params)
                 .map_err(|e| Error::Model(format!("{}: {e}", dir.weights().display())))?;
-            classifier.int8_kernel = Some(plan.kernel);
-            classifier.arithmetic = plan.arithmetic;
+            classifier.int8 = Some(plan);
         }
         Ok(classifier)
     }
@@ -155,21 +152,13 @@ impl Classifier {
         let model = StanceModel::with_head(&config, &params, spec.head_shape(), seed)?;
         let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), spec.max_length)?;
         super::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
-        Ok(Self {
-            model,
-            tokenizer,
-            spec,
-            config,
-            device: device.clone(),
-            int8_kernel: None,
-            arithmetic: Arithmetic::default(),
-        })
+        Ok(Self { model, tokenizer, spec, config, device: device.clone(), int8: None })
     }
 
     /// The same model over constants ([`ParamStore::frozen`]): what an
     /// evaluation during training runs, without a graph, on the fused kernels.
     pub fn inference_model(&self) -> Result<StanceModel> {
-        if self.int8_kernel.is_some() {
+        if self.int8.is_some() {
             return Err(Error::Model("an int8 classifier runs as it is; it cannot be rebuilt in f32".into()));
         }
         let params = self.model.params.frozen();

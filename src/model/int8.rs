@@ -91,9 +91,10 @@ impl From<Precision> for Arithmetic {
     }
 }
 
-/// What loading in int8 hands the encoder: the kernel, and which layers it quantizes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Int8Plan {
+/// What int8 runs on: the kernel, and which layers it quantizes (what loading
+/// hands the encoder, and what a run reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int8Plan {
     pub kernel: Kernel,
     pub arithmetic: Arithmetic,
 }
@@ -103,6 +104,11 @@ impl Int8Plan {
     #[cfg(test)]
     pub fn all(kernel: Kernel) -> Self {
         Self { kernel, arithmetic: Precision::Int8.into() }
+    }
+
+    /// The arithmetic of a model that ran with `plan` (f32 without one).
+    pub fn arithmetic_of(plan: Option<Self>) -> Arithmetic {
+        plan.map(|p| p.arithmetic).unwrap_or_default()
     }
 }
 
@@ -279,7 +285,7 @@ mod tests {
             }
             // Quantized as the file is read, never holding the f32 weights: the same model.
             let streamed = Classifier::load_inference(model, &Device::Cpu, Precision::Int8).unwrap();
-            assert_eq!(streamed.int8_kernel, Some(Kernel::available()[0]));
+            assert_eq!(streamed.int8.map(|p| p.kernel), Some(Kernel::available()[0]));
             assert_eq!(Some(streamed.predict_proba(&PAIRS, 2).unwrap()), first);
             assert!(streamed.inference_model().is_err(), "an int8 model has no f32 weights to rebuild from");
         }

@@ -23,7 +23,7 @@ use super::api::{ApiError, PredictRequest};
 use super::batcher::{Answer, BatchOptions, Batcher, Probabilities, Refused};
 use super::metrics::Metrics;
 use crate::inference::predict::{OutputFormat, RecordPairs, RowWriter, Sink, TargetSet};
-use crate::model::Classifier;
+use crate::model::{Classifier, Int8Plan};
 use crate::resolve::ModelDir;
 use crate::tokenization::Encoded;
 
@@ -103,9 +103,9 @@ fn model_info(classifier: &Classifier, dir: &ModelDir, settings: &Settings) -> s
         "model_type": classifier.config.model_type,
         "head": spec.head,
         "max_length": spec.max_length,
-        "precision": classifier.arithmetic.precision,
-        "int8_kernel": classifier.int8_kernel.map(|k| k.name()),
-        "int8_keep_f32": classifier.arithmetic.kept_f32(),
+        "precision": Int8Plan::arithmetic_of(classifier.int8).precision,
+        "int8_kernel": classifier.int8.map(|p| p.kernel.name()),
+        "int8_keep_f32": Int8Plan::arithmetic_of(classifier.int8).kept_f32(),
         "batching": {
             "max_batch_size": batching.max_pairs,
             "batch_size": settings.batch_size,
