@@ -248,6 +248,13 @@ fn int8_can_keep_layers_in_f32() {
     assert!(stderr.contains("in f32: query, key, value, attention-output, ffn-in, ffn-out"), "{stderr}");
     // With every linear layer in f32 only the f16 word table differs from f32.
     assert!(gap(&probs(&kept), &probs(&f32)) < 1e-4 && gap(&probs(&int8), &probs(&f32)) > 0.0);
+    // The tiny model's two encoder layers, whole.
+    let (layers, stderr) = run(&["--precision", "int8", "--int8-keep-f32", "key", "--int8-keep-f32-layers", "0,1"]);
+    assert!(stderr.contains("in f32: key, layer 0, layer 1"), "{stderr}");
+    assert!(gap(&probs(&layers), &probs(&f32)) < 1e-4);
+    let beyond = predict(model.path(), &["--input", "-", "--precision", "int8", "--int8-keep-f32-layers", "2"], input);
+    let stderr = String::from_utf8(beyond.stderr).unwrap();
+    assert!(!beyond.status.success() && stderr.contains("the model has 2 layers, 0 to 1"), "{stderr}");
     let refused = predict(model.path(), &["--input", "-", "--int8-keep-f32", "ffn-out"], input);
     assert!(!refused.status.success());
     let stderr = String::from_utf8(refused.stderr).unwrap();

@@ -92,7 +92,8 @@ impl Embedder {
     ) -> Result<Self> {
         let config = EncoderConfig::load(&dir.config())?;
         // Constants, not trainable variables: no graph, and no copy of the weights.
-        let (params, int8) = crate::model::inference_params(&dir.weights(), device, arithmetic.into())?;
+        let (params, int8) =
+            crate::model::inference_params(&dir.weights(), device, arithmetic.into(), config.num_hidden_layers)?;
         let mut encoder =
             Encoder::load(params.strict(), &config, &DropoutRng::new(0)).map_err(crate::model::model_error)?;
         params.release_checkpoint();

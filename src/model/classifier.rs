@@ -119,7 +119,9 @@ impl Classifier {
         };
         let (params, int8) = match frozen {
             None => (ParamStore::from_safetensors(&dir.weights(), device, 0)?, None),
-            Some(arithmetic) => super::int8::inference_params(&dir.weights(), device, arithmetic)?,
+            Some(arithmetic) => {
+                super::int8::inference_params(&dir.weights(), device, arithmetic, config.num_hidden_layers)?
+            }
         };
         // Every tensor, the head included, must come from the file: a trained model is never re-drawn.
         let mut classifier = Self::build(dir, config, params.clone(), spec, device, 0)?;

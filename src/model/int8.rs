@@ -61,17 +61,28 @@ impl LinearKind {
     }
 }
 
+/// Encoder layers a set can name (`--int8-keep-f32-layers`): one bit each.
+pub const MAX_LAYERS: u8 = 64;
+
 /// How a frozen model computes: its precision and, in int8, the kinds of
-/// linear layer that stay f32.
+/// linear layer and the whole encoder layers that stay f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Arithmetic {
     pub precision: Precision,
     kept_f32: u8,
+    kept_layers: u64,
 }
 
 impl Arithmetic {
     pub fn new(precision: Precision, keep_f32: &[LinearKind]) -> Self {
-        Self { precision, kept_f32: keep_f32.iter().fold(0, |set, k| set | k.bit()) }
+        Self { precision, kept_f32: keep_f32.iter().fold(0, |set, k| set | k.bit()), kept_layers: 0 }
+    }
+
+    /// The same, with encoder layers `layers` (0 the first, each below
+    /// [`MAX_LAYERS`]) kept whole in f32.
+    pub fn keeping_layers(self, layers: &[u8]) -> Self {
+        let kept_layers = layers.iter().filter(|&&i| i < MAX_LAYERS).fold(0, |set, &i| set | 1u64 << i);
+        Self { kept_layers, ..self }
     }
 
     /// The kinds of linear layer kept in f32, in declaration order.
@@ -79,10 +90,32 @@ impl Arithmetic {
         LinearKind::ALL.into_iter().filter(|k| self.kept_f32 & k.bit() != 0).collect()
     }
 
+    /// The encoder layers kept whole in f32, in order.
+    pub fn kept_layers(&self) -> Vec<u8> {
+        (0..MAX_LAYERS).filter(|&i| self.kept_layers & (1 << i) != 0).collect()
+    }
+
     /// Whether the linear weight or layer `name` runs in int8.
     pub(crate) fn quantizes(&self, name: &str) -> bool {
-        self.precision == Precision::Int8 && LinearKind::of(name).is_none_or(|k| self.kept_f32 & k.bit() == 0)
+        let kept_layer = layer_index(name).is_some_and(|i| i < MAX_LAYERS as usize && self.kept_layers & (1 << i) != 0);
+        self.precision == Precision::Int8
+            && !kept_layer
+            && LinearKind::of(name).is_none_or(|k| self.kept_f32 & k.bit() == 0)
     }
+
+    /// An error unless every layer kept in f32 is one of the model's `layers`.
+    pub(crate) fn check_layers(&self, layers: usize) -> std::result::Result<(), String> {
+        match self.kept_layers().into_iter().find(|&i| i as usize >= layers) {
+            Some(i) => Err(format!("--int8-keep-f32-layers {i}: the model has {layers} layers, 0 to {}", layers - 1)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The encoder layer a weight or layer name belongs to (`…encoder.layer.N.…`, both families).
+fn layer_index(name: &str) -> Option<usize> {
+    let (_, rest) = name.split_once("encoder.layer.")?;
+    rest.split('.').next()?.parse().ok()
 }
 
 impl From<Precision> for Arithmetic {
@@ -207,12 +240,14 @@ pub(crate) fn stand_in(shape: &Shape) -> Result<Tensor> {
 /// The parameters of a model loaded for inference at `precision`: frozen
 /// constants, and with int8 the encoder layers' linear weights quantized as
 /// the file is read, for the kernel returned beside them (which
-/// [`super::Encoder::quantize`] must then be given).
+/// [`super::Encoder::quantize`] must then be given). `layers`: the encoder's.
 pub(crate) fn inference_params(
     weights: &std::path::Path,
     device: &candle_core::Device,
     arithmetic: Arithmetic,
+    layers: usize,
 ) -> crate::Result<(super::ParamStore, Option<Int8Plan>)> {
+    arithmetic.check_layers(layers).map_err(crate::Error::Model)?;
     match arithmetic.precision {
         Precision::F32 => Ok((super::ParamStore::from_safetensors(weights, device, 0)?.frozen(), None)),
         Precision::Int8 => {
@@ -312,6 +347,20 @@ mod tests {
         assert!(!kept.quantizes("encoder.layer.4.output.dense.weight"));
         assert!(kept.quantizes("encoder.layer.4.intermediate.dense.weight"));
         assert!(!Arithmetic::from(Precision::F32).quantizes("encoder.layer.4.intermediate.dense.weight"));
+        let first = Arithmetic::from(Precision::Int8).keeping_layers(&[0, 11]);
+        assert_eq!(first.kept_layers(), [0, 11]);
+        for (name, int8) in [
+            ("bert.encoder.layer.0.attention.self.query.weight", false),
+            ("mpnet.encoder.layer.0.output.dense", false),
+            ("encoder.layer.11.attention.attn.k.weight", false),
+            ("encoder.layer.1.attention.attn.k.weight", true),
+            ("encoder.layer.10.intermediate.dense.weight", true),
+        ] {
+            assert_eq!(first.quantizes(name), int8, "{name}");
+        }
+        assert!(first.check_layers(12).is_ok());
+        let err = first.check_layers(6).unwrap_err();
+        assert!(err.contains("--int8-keep-f32-layers 11: the model has 6 layers, 0 to 5"), "{err}");
     }
 
     /// `--int8-keep-f32`: the layers named stay f32, in the streamed load too.
@@ -332,6 +381,14 @@ mod tests {
             // All kept: only the word table's f16 rounding is left.
             assert!(max_diff(&none, &want) < 1e-4, "{}: {}", path.display(), max_diff(&none, &want));
             assert!(max_diff(&some, &int8) > 0.0 && max_diff(&some, &none) > 0.0, "{}", path.display());
+            // Whole encoder layers (`--int8-keep-f32-layers`): both of the tiny model's are all of it.
+            let layers = |keep: &[u8]| {
+                let arithmetic = Arithmetic::from(Precision::Int8).keeping_layers(keep);
+                Classifier::load_inference(model, &Device::Cpu, arithmetic).unwrap().predict_proba(&PAIRS, 2).unwrap()
+            };
+            let (first, both) = (layers(&[0]), layers(&[0, 1]));
+            assert!(max_diff(&both, &want) < 1e-4, "{}: {}", path.display(), max_diff(&both, &want));
+            assert!(max_diff(&first, &int8) > 0.0 && max_diff(&first, &both) > 0.0, "{}", path.display());
         }
     }
 
