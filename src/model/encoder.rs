@@ -92,7 +92,8 @@ impl Encoder {
             Self::Bert(m) => m.layers(),
             Self::MPNet(m) => m.layers(),
         };
-        layers.first().is_some_and(|l| l.is_int8())
+        // Any layer: `--int8-keep-f32-layers 0` leaves the first in f32.
+        layers.iter().any(|l| l.is_int8())
     }
 }
 
@@ -121,6 +122,7 @@ mod tests {
 
     use super::*;
     use crate::kernels::int8::Kernel;
+    use crate::model::{Arithmetic, Precision};
 
     /// A batch of `examples` × `len` tokens, the last ones of every third example padding.
     fn batch(examples: usize, len: usize, vocab: usize, pad: u32) -> Batch {
@@ -146,8 +148,10 @@ mod tests {
             let store = crate::testing::params_for(&config, 5).frozen();
             let mut encoder = Encoder::load(store.strict(), &config, &DropoutRng::new(0)).unwrap();
             assert!(!encoder.is_int8());
-            encoder.quantize(Int8Plan::all(kernel), &store).unwrap();
-            assert!(encoder.is_int8(), "the split applies to int8 encoders");
+            // The first layer kept in f32 (`--int8-keep-f32-layers 0`): the split still applies.
+            let arithmetic = Arithmetic::from(Precision::Int8).keeping_layers(&[0]);
+            encoder.quantize(Int8Plan { kernel, arithmetic }, &store).unwrap();
+            assert!(encoder.is_int8(), "the split applies to encoders with any int8 layer");
             let len = 30;
             let batch = batch(INT8_ROWS / len * 2 + 5, len, config.vocab_size, config.pad_token_id as u32);
             for first_only in [false, true] {
