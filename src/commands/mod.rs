@@ -45,7 +45,7 @@ pub struct PrecisionArgs {
     #[serde(default)]
     pub int8_keep_f32: Vec<LinearKind>,
     /// With int8: encoder layers to keep whole in f32, comma-separated, 0 the
-    /// first (`0`: what the README measured for ≥ 99 % agreement with f32).
+    /// first (the README's int8 section measures `0`).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(0..MAX_LAYERS as i64))]
     #[serde(default)]
     pub int8_keep_f32_layers: Vec<u8>,
