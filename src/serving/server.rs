@@ -96,6 +96,7 @@ fn model_info(classifier: &Classifier, dir: &ModelDir, settings: &Settings) -> s
         .map(|(id, description)| serde_json::json!({ "id": id, "description": description }))
         .collect();
     let (batching, limits) = (&settings.batching, &settings.limits);
+    let arithmetic = Int8Plan::arithmetic_of(classifier.int8);
     serde_json::json!({
         "labels": spec.labels,
         "targets": targets,
@@ -103,10 +104,10 @@ fn model_info(classifier: &Classifier, dir: &ModelDir, settings: &Settings) -> s
         "model_type": classifier.config.model_type,
         "head": spec.head,
         "max_length": spec.max_length,
-        "precision": Int8Plan::arithmetic_of(classifier.int8).precision,
+        "precision": arithmetic.precision,
         "int8_kernel": classifier.int8.map(|p| p.kernel.name()),
-        "int8_keep_f32": Int8Plan::arithmetic_of(classifier.int8).kept_f32(),
-        "int8_keep_f32_layers": Int8Plan::arithmetic_of(classifier.int8).kept_layers(),
+        "int8_keep_f32": arithmetic.kept_f32(),
+        "int8_keep_f32_layers": arithmetic.kept_layers(),
         "batching": {
             "max_batch_size": batching.max_pairs,
             "batch_size": settings.batch_size,
