@@ -42,8 +42,7 @@ impl LinearKind {
     /// The kind of an encoder layer's linear weight or layer, by its name in
     /// either family (BERT `attention.self.query`, MPNet `attention.attn.q`, …).
     pub fn of(name: &str) -> Option<Self> {
-        let (_, rest) = name.split_once("encoder.layer.")?;
-        let (_, path) = rest.split_once('.')?;
+        let (_, path) = in_layer(name)?;
         let path = path.strip_suffix(".weight").unwrap_or(path);
         Some(match path {
             "attention.self.query" | "attention.attn.q" => Self::Query,
@@ -114,8 +113,12 @@ impl Arithmetic {
 
 /// The encoder layer a weight or layer name belongs to (`…encoder.layer.N.…`, both families).
 fn layer_index(name: &str) -> Option<usize> {
-    let (_, rest) = name.split_once("encoder.layer.")?;
-    rest.split('.').next()?.parse().ok()
+    in_layer(name)?.0.parse().ok()
+}
+
+/// `…encoder.layer.N.PATH` split into N and PATH (both families name layers so).
+fn in_layer(name: &str) -> Option<(&str, &str)> {
+    name.split_once("encoder.layer.")?.1.split_once('.')
 }
 
 impl From<Precision> for Arithmetic {
