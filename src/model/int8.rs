@@ -70,18 +70,23 @@ pub struct Arithmetic {
     pub precision: Precision,
     kept_f32: u8,
     kept_layers: u64,
+    /// An index asked for past [`MAX_LAYERS`]: no model has it, and
+    /// [`Arithmetic::check_layers`] says so rather than dropping it.
+    beyond: Option<u8>,
 }
 
 impl Arithmetic {
     pub fn new(precision: Precision, keep_f32: &[LinearKind]) -> Self {
-        Self { precision, kept_f32: keep_f32.iter().fold(0, |set, k| set | k.bit()), kept_layers: 0 }
+        Self { precision, kept_f32: keep_f32.iter().fold(0, |set, k| set | k.bit()), ..Self::default() }
     }
 
-    /// The same, with encoder layers `layers` (0 the first, each below
-    /// [`MAX_LAYERS`]) kept whole in f32.
+    /// The same, with encoder layers `layers` (0 the first) kept whole in
+    /// f32; an index that is not one of the model's layers is an error when
+    /// the model is loaded ([`Arithmetic::check_layers`]).
     pub fn keeping_layers(self, layers: &[u8]) -> Self {
         let kept_layers = layers.iter().filter(|&&i| i < MAX_LAYERS).fold(0, |set, &i| set | 1u64 << i);
-        Self { kept_layers, ..self }
+        let beyond = layers.iter().copied().filter(|&i| i >= MAX_LAYERS).min();
+        Self { kept_layers, beyond, ..self }
     }
 
     /// The kinds of linear layer kept in f32, in declaration order.
@@ -104,7 +109,7 @@ impl Arithmetic {
 
     /// An error unless every layer kept in f32 is one of the model's `layers`.
     pub(crate) fn check_layers(&self, layers: usize) -> std::result::Result<(), String> {
-        match self.kept_layers().into_iter().find(|&i| i as usize >= layers) {
+        match self.kept_layers().into_iter().chain(self.beyond).find(|&i| i as usize >= layers) {
             Some(i) => Err(format!("--int8-keep-f32-layers {i}: the model has {layers} layers, 0 to {}", layers - 1)),
             None => Ok(()),
         }
@@ -364,6 +369,11 @@ mod tests {
         assert!(first.check_layers(12).is_ok());
         let err = first.check_layers(6).unwrap_err();
         assert!(err.contains("--int8-keep-f32-layers 11: the model has 6 layers, 0 to 5"), "{err}");
+        // Past what the set can hold: still refused by name, not dropped.
+        let far = Arithmetic::from(Precision::Int8).keeping_layers(&[1, 200, 70]);
+        assert_eq!(far.kept_layers(), [1]);
+        let err = far.check_layers(12).unwrap_err();
+        assert!(err.contains("--int8-keep-f32-layers 70: the model has 12 layers"), "{err}");
     }
 
     /// `--int8-keep-f32`: the layers named stay f32, in the streamed load too.
