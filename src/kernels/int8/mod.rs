@@ -155,6 +155,20 @@ pub struct QuantizedWeights {
     sums: Vec<i32>,
     /// Column panels of `nr` outputs, in the kernel's layout (see [`tiles`]).
     packed: Vec<u8>,
+    /// Input columns multiplied in f32 ([`QuantizedWeights::with_f32_columns`]).
+    f32_columns: Option<F32Columns>,
+}
+
+/// Input columns that stay out of the rows' u8 range: the activations' few
+/// large columns (the same ones in every layer of an encoder that reads a
+/// layer norm's output: see `scripts/int8-error-sim.py`) would otherwise set
+/// each row's step, which rounds every other column to it. As LLM.int8()
+/// does, their products run in f32 beside the integer ones.
+#[derive(Debug, Clone)]
+struct F32Columns {
+    columns: Vec<usize>,
+    /// [column][output]: the weights as rounded (scale × i8, both parts with a residual).
+    weights: Vec<f32>,
 }
 
 impl QuantizedWeights {
@@ -196,7 +210,44 @@ impl QuantizedWeights {
         }
         let sums = q.par_chunks(width).map(channel_sum).collect();
         let packed = tiles::pack(&q, scales.len(), inputs, kernel.geometry());
-        Self { kernel, outputs, inputs, residual, scales, sums, packed }
+        Self { kernel, outputs, inputs, residual, scales, sums, packed, f32_columns: None }
+    }
+
+    /// The same weights, with the input `columns` multiplied in f32: each
+    /// input row is quantized as if those columns were 0, and the output step
+    /// adds their values times the weights as rounded. Indices past the
+    /// inputs and repeats are dropped.
+    pub fn with_f32_columns(self, columns: &[usize]) -> Self {
+        let mut columns: Vec<usize> = columns.iter().copied().filter(|&c| c < self.inputs).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        if columns.is_empty() {
+            return Self { f32_columns: None, ..self };
+        }
+        let weights =
+            columns.iter().flat_map(|&c| (0..self.outputs).map(move |o| (c, o))).map(|(c, o)| self.weight(o, c));
+        let weights = weights.collect();
+        Self { f32_columns: Some(F32Columns { columns, weights }), ..self }
+    }
+
+    /// The input columns multiplied in f32, in order.
+    pub fn f32_columns(&self) -> &[usize] {
+        self.f32_columns.as_ref().map_or(&[], |f| &f.columns)
+    }
+
+    /// Output `o`'s weight for input `c` as rounded: Σ over its parts of scale × i8.
+    fn weight(&self, o: usize, c: usize) -> f32 {
+        let g = self.kernel.geometry();
+        // A panel holds its outputs' first parts, then their residuals (the last panel may hold fewer).
+        let half = g.nr / self.parts();
+        let in_panel = half.min(self.outputs - o / half * half);
+        let channel = |part: usize| (o / half) * g.nr + part * in_panel + o % half;
+        (0..self.parts())
+            .map(|part| {
+                let ch = channel(part);
+                tiles::packed_weight(&self.packed, g, self.inputs, ch, c) as f32 * self.scales[ch]
+            })
+            .sum()
     }
 
     /// Whether each channel is kept twice ([`QuantizedWeights::with_residual`]).
@@ -232,10 +283,14 @@ impl QuantizedWeights {
     pub fn quantize_input(&self, x: &[f32]) -> QuantizedInput {
         let rows = x.len().checked_div(self.inputs).unwrap_or(0);
         assert_eq!(x.len(), rows * self.inputs, "input is not [rows, {}]", self.inputs);
+        let columns = self.f32_columns();
+        let (masked, values) = split_columns(x, self.inputs, columns);
         QuantizedInput {
             kernel: self.kernel,
             inputs: self.inputs,
-            acts: QuantizedRows::new(x, self.inputs, self.kernel.geometry()),
+            acts: QuantizedRows::new(masked.as_deref().unwrap_or(x), self.inputs, self.kernel.geometry()),
+            f32_columns: columns.to_vec(),
+            f32_values: values,
         }
     }
 
@@ -247,6 +302,7 @@ impl QuantizedWeights {
         finish: &(dyn Fn(&mut [f32]) + Sync),
     ) -> Vec<f32> {
         assert!(input.kernel == self.kernel && input.inputs == self.inputs, "input quantized for other weights");
+        assert!(input.f32_columns == self.f32_columns(), "input split at other f32 columns");
         let acts = &input.acts;
         let rows = acts.scales.len();
         let zeros;
@@ -263,7 +319,9 @@ impl QuantizedWeights {
         let mut out: Vec<std::mem::MaybeUninit<f32>> = Vec::with_capacity(rows * self.outputs);
         // SAFETY: MaybeUninit needs no initialisation.
         unsafe { out.set_len(rows * self.outputs) };
-        let job = Job { acts, weights: self, bias, finish, out: OutPtr(out.as_mut_ptr().cast()), rows, geometry };
+        let f32_values = &input.f32_values;
+        let job =
+            Job { acts, weights: self, bias, f32_values, finish, out: OutPtr(out.as_mut_ptr().cast()), rows, geometry };
         let tile_fn: TileFn = tiles::tile_fn(self.kernel);
         let tiles = job.row_tiles() * job.col_tiles();
         // SAFETY: the kernel is supported (checked when the weights were made
@@ -281,6 +339,25 @@ pub struct QuantizedInput {
     kernel: Kernel,
     inputs: usize,
     acts: QuantizedRows,
+    /// The columns kept in f32 ([`QuantizedWeights::with_f32_columns`]) and
+    /// their values, [row][column].
+    f32_columns: Vec<usize>,
+    f32_values: Vec<f32>,
+}
+
+/// With `columns`: `x` with those columns set to 0, and their values [row][column].
+fn split_columns(x: &[f32], inputs: usize, columns: &[usize]) -> (Option<Vec<f32>>, Vec<f32>) {
+    if columns.is_empty() {
+        return (None, Vec::new());
+    }
+    let mut masked = x.to_vec();
+    let mut values = Vec::with_capacity(x.len() / inputs * columns.len());
+    for row in masked.chunks_mut(inputs) {
+        for &c in columns {
+            values.push(std::mem::take(&mut row[c]));
+        }
+    }
+    (Some(masked), values)
 }
 
 /// Symmetric per-row quantization to [-127, 127]: (values, scale per row).
@@ -386,6 +463,8 @@ struct Job<'a> {
     acts: &'a QuantizedRows,
     weights: &'a QuantizedWeights,
     bias: &'a [f32],
+    /// [row][column] of the weights' f32 columns.
+    f32_values: &'a [f32],
     finish: &'a (dyn Fn(&mut [f32]) + Sync),
     out: OutPtr,
     rows: usize,
@@ -429,6 +508,13 @@ impl Job<'_> {
                 out.iter_mut()
                     .zip(first.zip(second).zip(bias))
                     .for_each(|(o, ((t, u), &b))| *o = term(t) + term(u) + b);
+            }
+            if let Some(f) = &w.f32_columns {
+                let k = f.columns.len();
+                for (i, &v) in self.f32_values[row * k..(row + 1) * k].iter().enumerate() {
+                    let weights = &f.weights[i * w.outputs + col0 / parts..][..outs];
+                    out.iter_mut().zip(weights).for_each(|(o, &w)| *o += v * w);
+                }
             }
         }
     }
