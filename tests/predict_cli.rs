@@ -255,6 +255,17 @@ fn int8_can_keep_layers_in_f32() {
     let beyond = predict(model.path(), &["--input", "-", "--precision", "int8", "--int8-keep-f32-layers", "2"], input);
     let stderr = String::from_utf8(beyond.stderr).unwrap();
     assert!(!beyond.status.success() && stderr.contains("the model has 2 layers, 0 to 1"), "{stderr}");
+    // Input columns in f32 (`--int8-f32-columns`): named in the summary, and
+    // one past the layers' inputs or more than 8 are refused by name.
+    let (columns, stderr) = run(&["--precision", "int8", "--int8-f32-columns", "3,0"]);
+    assert!(stderr.contains("in f32: columns 0 3"), "{stderr}");
+    assert!(gap(&probs(&columns), &probs(&int8)) > 0.0 && gap(&probs(&columns), &probs(&f32)) < 0.02);
+    let args = ["--input", "-", "--precision", "int8", "--int8-f32-columns"];
+    for (columns, error) in [("5000", "--int8-f32-columns 5000: the layer has"), ("1,2,3,4,5,6,7,8,9", "at most 8")] {
+        let out = predict(model.path(), &[&args[..], &[columns]].concat(), input);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!out.status.success() && stderr.contains(error), "{stderr}");
+    }
     let refused = predict(model.path(), &["--input", "-", "--int8-keep-f32", "ffn-out"], input);
     assert!(!refused.status.success());
     let stderr = String::from_utf8(refused.stderr).unwrap();

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Arithmetic, Classifier, Int8Plan, LinearKind, Precision, MAX_LAYERS};
+use crate::model::{Arithmetic, Classifier, Int8Plan, LinearKind, Precision, MAX_F32_COLUMNS, MAX_LAYERS};
 use crate::resolve::ModelDir;
 use crate::{Error, Result};
 
@@ -49,6 +49,13 @@ pub struct PrecisionArgs {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(0..MAX_LAYERS as i64))]
     #[serde(default)]
     pub int8_keep_f32_layers: Vec<u8>,
+    /// With int8: input columns (at most 8, comma-separated) of the query, key,
+    /// value and FFN-in layers to multiply in f32: the encoder's few large
+    /// activation columns, which `scripts/int8-error-sim.py` lists (the
+    /// README's int8 section measures them). Closer to f32.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub int8_f32_columns: Vec<u16>,
 }
 
 impl PrecisionArgs {
@@ -56,12 +63,18 @@ impl PrecisionArgs {
         for (flag, given) in [
             ("--int8-keep-f32", !self.int8_keep_f32.is_empty()),
             ("--int8-keep-f32-layers", !self.int8_keep_f32_layers.is_empty()),
+            ("--int8-f32-columns", !self.int8_f32_columns.is_empty()),
         ] {
             if given && self.precision != Precision::Int8 {
                 return Err(Error::Other(format!("{flag} needs --precision int8")));
             }
         }
-        Ok(Arithmetic::new(self.precision, &self.int8_keep_f32).keeping_layers(&self.int8_keep_f32_layers))
+        if self.int8_f32_columns.len() > MAX_F32_COLUMNS {
+            return Err(Error::Other(format!("--int8-f32-columns takes at most {MAX_F32_COLUMNS} columns")));
+        }
+        Ok(Arithmetic::new(self.precision, &self.int8_keep_f32)
+            .keeping_layers(&self.int8_keep_f32_layers)
+            .with_f32_columns(&self.int8_f32_columns))
     }
 }
 
@@ -107,6 +120,10 @@ fn int8_note(int8: Option<Int8Plan>) -> String {
     let mut kept: Vec<String> =
         arithmetic.kept_f32().into_iter().filter_map(|k| Some(k.to_possible_value()?.get_name().to_string())).collect();
     kept.extend(arithmetic.kept_layers().into_iter().map(|i| format!("layer {i}")));
+    let columns: Vec<String> = arithmetic.f32_columns().iter().map(|c| c.to_string()).collect();
+    if !columns.is_empty() {
+        kept.push(format!("columns {}", columns.join(" ")));
+    }
     match kept.is_empty() {
         true => format!(", int8 (kernel {})", kernel.name()),
         false => format!(", int8 (kernel {}; in f32: {})", kernel.name(), kept.join(", ")),

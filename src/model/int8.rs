@@ -63,6 +63,9 @@ impl LinearKind {
 /// Encoder layers a set can name (`--int8-keep-f32-layers`): one bit each.
 pub const MAX_LAYERS: u8 = 64;
 
+/// Input columns `--int8-f32-columns` can name.
+pub const MAX_F32_COLUMNS: usize = 8;
+
 /// How a frozen model computes: its precision and, in int8, the kinds of
 /// linear layer and the whole encoder layers that stay f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,6 +76,10 @@ pub struct Arithmetic {
     /// An index asked for past [`MAX_LAYERS`]: no model has it, and
     /// [`Arithmetic::check_layers`] says so rather than dropping it.
     beyond: Option<u8>,
+    /// Input columns of the layers that read a layer norm's output, multiplied
+    /// in f32 ([`QuantizedWeights::with_f32_columns`]): the first `columns` of these.
+    f32_columns: [u16; MAX_F32_COLUMNS],
+    columns: u8,
 }
 
 impl Arithmetic {
@@ -87,6 +94,34 @@ impl Arithmetic {
         let kept_layers = layers.iter().filter(|&&i| i < MAX_LAYERS).fold(0, |set, &i| set | 1u64 << i);
         let beyond = layers.iter().copied().filter(|&i| i >= MAX_LAYERS).min();
         Self { kept_layers, beyond, ..self }
+    }
+
+    /// The same, with the input `columns` (at most [`MAX_F32_COLUMNS`] kept,
+    /// sorted) of the query, key, value and FFN-in layers multiplied in f32.
+    pub fn with_f32_columns(self, columns: &[u16]) -> Self {
+        let mut sorted = columns.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        sorted.truncate(MAX_F32_COLUMNS);
+        let mut f32_columns = [0; MAX_F32_COLUMNS];
+        f32_columns[..sorted.len()].copy_from_slice(&sorted);
+        Self { f32_columns, columns: sorted.len() as u8, ..self }
+    }
+
+    /// The input columns multiplied in f32, in order.
+    pub fn f32_columns(&self) -> Vec<usize> {
+        self.f32_columns[..self.columns as usize].iter().map(|&c| c as usize).collect()
+    }
+
+    /// The columns the linear weight `name` multiplies in f32: those of
+    /// [`Arithmetic::f32_columns`] if it reads a layer norm's output (query,
+    /// key, value, FFN in), where an encoder's few large columns are.
+    pub(crate) fn f32_columns_of(&self, name: &str) -> Vec<usize> {
+        use LinearKind::*;
+        match LinearKind::of(name) {
+            Some(Query | Key | Value | FfnIn) => self.f32_columns(),
+            _ => Vec::new(),
+        }
     }
 
     /// The kinds of linear layer kept in f32, in declaration order.
@@ -226,14 +261,19 @@ pub(crate) fn residual_weights(name: &str) -> bool {
     LinearKind::of(name) == Some(LinearKind::FfnOut)
 }
 
-/// Quantizes a torch-layout weight [out, in] per output channel for `kernel`.
-pub(crate) fn quantize_tensor(weight: &Tensor, kernel: Kernel, residual: bool) -> Result<QuantizedWeights> {
+/// Quantizes the torch-layout weight [out, in] named `name` per output
+/// channel, as `plan` says (kernel, residual, columns in f32).
+pub(crate) fn quantize_tensor(weight: &Tensor, name: &str, plan: Int8Plan) -> Result<QuantizedWeights> {
     let (outputs, inputs) = weight.dims2()?;
+    let (kernel, residual, columns) = (plan.kernel, residual_weights(name), plan.arithmetic.f32_columns_of(name));
+    if let Some(c) = columns.iter().find(|&&c| c >= inputs) {
+        candle_core::bail!("--int8-f32-columns {c}: the layer has {inputs} inputs, 0 to {}", inputs - 1);
+    }
     let weight = weight.to_dtype(DType::F32)?.to_device(&candle_core::Device::Cpu)?.contiguous()?;
     let (storage, layout) = weight.storage_and_layout();
     match (&*storage, layout.contiguous_offsets()) {
         (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => {
-            Ok(QuantizedWeights::with_residual(&v[a..b], outputs, inputs, kernel, residual))
+            Ok(QuantizedWeights::with_residual(&v[a..b], outputs, inputs, kernel, residual).with_f32_columns(&columns))
         }
         _ => candle_core::bail!("int8: the weight must be an f32 CPU tensor"),
     }
@@ -374,6 +414,41 @@ mod tests {
         assert_eq!(far.kept_layers(), [1]);
         let err = far.check_layers(12).unwrap_err();
         assert!(err.contains("--int8-keep-f32-layers 70: the model has 12 layers"), "{err}");
+    }
+
+    /// `--int8-f32-columns`: the columns reach the query, key, value and
+    /// FFN-in layers and no others, in the streamed load and in a layer
+    /// quantized after loading alike, on every kernel.
+    #[test]
+    fn f32_columns_reach_the_layers_that_read_a_layer_norm() {
+        let columns = Arithmetic::from(Precision::Int8).with_f32_columns(&[7, 3, 7, 1, 2, 4, 5, 6, 8, 9]);
+        assert_eq!(columns.f32_columns(), [1, 2, 3, 4, 5, 6, 7, 8]);
+        for (name, read) in [
+            ("bert.encoder.layer.0.attention.self.query.weight", true),
+            ("encoder.layer.1.attention.attn.v.weight", true),
+            ("encoder.layer.1.intermediate.dense.weight", true),
+            ("encoder.layer.1.attention.attn.o.weight", false),
+            ("encoder.layer.1.output.dense.weight", false),
+        ] {
+            assert_eq!(!columns.f32_columns_of(name).is_empty(), read, "{name}");
+        }
+        let (_dir, models) = both_families();
+        for (path, model) in &models {
+            let arithmetic = Arithmetic::from(Precision::Int8).with_f32_columns(&[0, 5]);
+            let want = Classifier::load_inference(model, &Device::Cpu, Precision::F32).unwrap();
+            let want = want.predict_proba(&PAIRS, 2).unwrap();
+            let plain = Classifier::load_inference(model, &Device::Cpu, Precision::Int8).unwrap();
+            let plain = plain.predict_proba(&PAIRS, 2).unwrap();
+            let streamed = Classifier::load_inference(model, &Device::Cpu, arithmetic).unwrap();
+            let streamed = streamed.predict_proba(&PAIRS, 2).unwrap();
+            assert!(max_diff(&streamed, &plain) > 0.0, "{}: the columns changed nothing", path.display());
+            assert!(max_diff(&streamed, &want) < 0.02, "{}: {}", path.display(), max_diff(&streamed, &want));
+            for kernel in Kernel::available() {
+                let mut c = Classifier::load_frozen(model, &Device::Cpu).unwrap();
+                c.model.encoder.quantize(Int8Plan { kernel, arithmetic }, &c.model.params).unwrap();
+                assert_eq!(c.predict_proba(&PAIRS, 2).unwrap(), streamed, "{} {}", path.display(), kernel.name());
+            }
+        }
     }
 
     /// `--int8-keep-f32`: the layers named stay f32, in the streamed load too.

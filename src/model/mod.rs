@@ -21,7 +21,7 @@ pub use config::{EncoderConfig, Family};
 pub use encoder::{check_tokenizer, Encoder};
 pub use head::{mean_pool, Head, HeadKind, Pooling};
 pub(crate) use int8::inference_params;
-pub use int8::{Arithmetic, Int8Plan, LinearKind, Precision, MAX_LAYERS};
+pub use int8::{Arithmetic, Int8Plan, LinearKind, Precision, MAX_F32_COLUMNS, MAX_LAYERS};
 pub use mpnet::MPNet;
 pub use weights::ParamStore;
 

@@ -260,7 +260,7 @@ fn read_safetensors(
         })?;
         let tensor = match int8 {
             Some(plan) if quantized_at_load(name, &entry.shape) && plan.arithmetic.quantizes(name) => {
-                let q = super::int8::quantize_tensor(&tensor, plan.kernel, super::int8::residual_weights(name))
+                let q = super::int8::quantize_tensor(&tensor, name, plan)
                     .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
                 quantized.insert(name.clone(), q);
                 super::int8::stand_in(tensor.shape()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
