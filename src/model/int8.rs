@@ -273,7 +273,9 @@ pub(crate) fn quantize_tensor(weight: &Tensor, name: &str, plan: Int8Plan) -> Re
     let (storage, layout) = weight.storage_and_layout();
     match (&*storage, layout.contiguous_offsets()) {
         (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => {
-            Ok(QuantizedWeights::with_residual(&v[a..b], outputs, inputs, kernel, residual).with_f32_columns(&columns))
+            let weight = &v[a..b];
+            Ok(QuantizedWeights::with_residual(weight, outputs, inputs, kernel, residual)
+                .with_f32_columns(&columns, weight))
         }
         _ => candle_core::bail!("int8: the weight must be an f32 CPU tensor"),
     }

@@ -167,7 +167,7 @@ pub struct QuantizedWeights {
 #[derive(Debug, Clone)]
 struct F32Columns {
     columns: Vec<usize>,
-    /// [column][output]: the weights as rounded (scale × i8, both parts with a residual).
+    /// [column][output]: the f32 weights.
     weights: Vec<f32>,
 }
 
@@ -215,39 +215,24 @@ impl QuantizedWeights {
 
     /// The same weights, with the input `columns` multiplied in f32: each
     /// input row is quantized as if those columns were 0, and the output step
-    /// adds their values times the weights as rounded. Indices past the
-    /// inputs and repeats are dropped.
-    pub fn with_f32_columns(self, columns: &[usize]) -> Self {
+    /// adds their values times `weight`'s columns, unrounded (`weight`: the
+    /// row-major [outputs, inputs] matrix these weights were quantized from).
+    /// Indices past the inputs and repeats are dropped.
+    pub fn with_f32_columns(self, columns: &[usize], weight: &[f32]) -> Self {
+        assert_eq!(weight.len(), self.outputs * self.inputs, "weight is not {}×{}", self.outputs, self.inputs);
         let mut columns: Vec<usize> = columns.iter().copied().filter(|&c| c < self.inputs).collect();
         columns.sort_unstable();
         columns.dedup();
         if columns.is_empty() {
             return Self { f32_columns: None, ..self };
         }
-        let weights =
-            columns.iter().flat_map(|&c| (0..self.outputs).map(move |o| (c, o))).map(|(c, o)| self.weight(o, c));
-        let weights = weights.collect();
+        let weights = columns.iter().flat_map(|&c| weight.iter().skip(c).step_by(self.inputs)).copied().collect();
         Self { f32_columns: Some(F32Columns { columns, weights }), ..self }
     }
 
     /// The input columns multiplied in f32, in order.
     pub fn f32_columns(&self) -> &[usize] {
         self.f32_columns.as_ref().map_or(&[], |f| &f.columns)
-    }
-
-    /// Output `o`'s weight for input `c` as rounded: Σ over its parts of scale × i8.
-    fn weight(&self, o: usize, c: usize) -> f32 {
-        let g = self.kernel.geometry();
-        // A panel holds its outputs' first parts, then their residuals (the last panel may hold fewer).
-        let half = g.nr / self.parts();
-        let in_panel = half.min(self.outputs - o / half * half);
-        let channel = |part: usize| (o / half) * g.nr + part * in_panel + o % half;
-        (0..self.parts())
-            .map(|part| {
-                let ch = channel(part);
-                tiles::packed_weight(&self.packed, g, self.inputs, ch, c) as f32 * self.scales[ch]
-            })
-            .sum()
     }
 
     /// Whether each channel is kept twice ([`QuantizedWeights::with_residual`]).

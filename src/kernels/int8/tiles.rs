@@ -98,17 +98,6 @@ fn pack_panel<const G: usize, const B: usize>(
     }
 }
 
-/// Packed channel `channel`'s weight for input `input` (the inverse of [`pack`]).
-pub(super) fn packed_weight(packed: &[u8], g: Geometry, inputs: usize, channel: usize, input: usize) -> i8 {
-    let panel_bytes = g.depth(inputs) * g.nr * g.b_bytes;
-    let at = channel / g.nr * panel_bytes
-        + (input / g.group) * g.nr * g.group * g.b_bytes
-        + (channel % g.nr) * g.group * g.b_bytes
-        + (input % g.group) * g.b_bytes;
-    // i16 weights (AVX2) hold an i8 value: its low byte is the i8.
-    packed[at] as i8
-}
-
 /// Computes tile `t` of a job.
 pub(super) type TileFn = unsafe fn(&Job, usize);
 
