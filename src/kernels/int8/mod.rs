@@ -330,6 +330,25 @@ pub struct QuantizedInput {
     f32_values: Vec<f32>,
 }
 
+impl F32Columns {
+    /// `out[c] += Σ_i values[i] · weights[i][first + c]`, 16 outputs at a
+    /// time: the sum stays in one register over the columns, and `out` is
+    /// read and written once.
+    #[inline(always)]
+    fn add_products(&self, values: &[f32], first: usize, out: &mut [f32]) {
+        let outputs = self.weights.len() / self.columns.len();
+        for (chunk, out) in out.chunks_mut(16).enumerate() {
+            let start = first + chunk * 16;
+            let mut sum = [0f32; 16];
+            for (i, &v) in values.iter().enumerate() {
+                let weights = &self.weights[i * outputs + start..][..out.len()];
+                sum.iter_mut().zip(weights).for_each(|(s, &w)| *s += v * w);
+            }
+            out.iter_mut().zip(sum).for_each(|(o, s)| *o += s);
+        }
+    }
+}
+
 /// With `columns`: `x` with those columns set to 0, and their values [row][column].
 fn split_columns(x: &[f32], inputs: usize, columns: &[usize]) -> (Option<Vec<f32>>, Vec<f32>) {
     if columns.is_empty() {
@@ -496,10 +515,7 @@ impl Job<'_> {
             }
             if let Some(f) = &w.f32_columns {
                 let k = f.columns.len();
-                for (i, &v) in self.f32_values[row * k..(row + 1) * k].iter().enumerate() {
-                    let weights = &f.weights[i * w.outputs + col0 / parts..][..outs];
-                    out.iter_mut().zip(weights).for_each(|(o, &w)| *o += v * w);
-                }
+                f.add_products(&self.f32_values[row * k..(row + 1) * k], col0 / parts, out);
             }
         }
     }
