@@ -26,7 +26,7 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Arithmetic, Classifier, Int8Plan, LinearKind, Precision, MAX_F32_COLUMNS, MAX_LAYERS};
+use crate::model::{Arithmetic, Classifier, Int8Plan, LinearKind, Precision, MAX_LAYERS};
 use crate::resolve::ModelDir;
 use crate::{Error, Result};
 
@@ -69,12 +69,10 @@ impl PrecisionArgs {
                 return Err(Error::Other(format!("{flag} needs --precision int8")));
             }
         }
-        if self.int8_f32_columns.len() > MAX_F32_COLUMNS {
-            return Err(Error::Other(format!("--int8-f32-columns takes at most {MAX_F32_COLUMNS} columns")));
-        }
-        Ok(Arithmetic::new(self.precision, &self.int8_keep_f32)
+        Arithmetic::new(self.precision, &self.int8_keep_f32)
             .keeping_layers(&self.int8_keep_f32_layers)
-            .with_f32_columns(&self.int8_f32_columns))
+            .with_f32_columns(&self.int8_f32_columns)
+            .map_err(Error::Other)
     }
 }
 

@@ -67,7 +67,8 @@ pub const MAX_LAYERS: u8 = 64;
 pub const MAX_F32_COLUMNS: usize = 8;
 
 /// How a frozen model computes: its precision and, in int8, the kinds of
-/// linear layer and the whole encoder layers that stay f32.
+/// linear layer and the whole encoder layers that stay f32, and the input
+/// columns multiplied in f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Arithmetic {
     pub precision: Precision,
@@ -96,16 +97,19 @@ impl Arithmetic {
         Self { kept_layers, beyond, ..self }
     }
 
-    /// The same, with the input `columns` (at most [`MAX_F32_COLUMNS`] kept,
-    /// sorted) of the query, key, value and FFN-in layers multiplied in f32.
-    pub fn with_f32_columns(self, columns: &[u16]) -> Self {
+    /// The same, with the input `columns` of the query, key, value and
+    /// FFN-in layers multiplied in f32; more than [`MAX_F32_COLUMNS`]
+    /// different ones are an error.
+    pub fn with_f32_columns(self, columns: &[u16]) -> std::result::Result<Self, String> {
         let mut sorted = columns.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        sorted.truncate(MAX_F32_COLUMNS);
+        if sorted.len() > MAX_F32_COLUMNS {
+            return Err(format!("--int8-f32-columns takes at most {MAX_F32_COLUMNS} columns"));
+        }
         let mut f32_columns = [0; MAX_F32_COLUMNS];
         f32_columns[..sorted.len()].copy_from_slice(&sorted);
-        Self { f32_columns, columns: sorted.len() as u8, ..self }
+        Ok(Self { f32_columns, columns: sorted.len() as u8, ..self })
     }
 
     /// The input columns multiplied in f32, in order.
@@ -423,8 +427,11 @@ mod tests {
     /// quantized after loading alike, on every kernel.
     #[test]
     fn f32_columns_reach_the_layers_that_read_a_layer_norm() {
-        let columns = Arithmetic::from(Precision::Int8).with_f32_columns(&[7, 3, 7, 1, 2, 4, 5, 6, 8, 9]);
+        let int8 = Arithmetic::from(Precision::Int8);
+        let columns = int8.with_f32_columns(&[7, 3, 7, 1, 2, 4, 5, 6, 8]).unwrap();
         assert_eq!(columns.f32_columns(), [1, 2, 3, 4, 5, 6, 7, 8]);
+        let err = int8.with_f32_columns(&[1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap_err();
+        assert!(err.contains("at most 8"), "{err}");
         for (name, read) in [
             ("bert.encoder.layer.0.attention.self.query.weight", true),
             ("encoder.layer.1.attention.attn.v.weight", true),
@@ -436,7 +443,7 @@ mod tests {
         }
         let (_dir, models) = both_families();
         for (path, model) in &models {
-            let arithmetic = Arithmetic::from(Precision::Int8).with_f32_columns(&[0, 5]);
+            let arithmetic = Arithmetic::from(Precision::Int8).with_f32_columns(&[0, 5]).unwrap();
             let want = Classifier::load_inference(model, &Device::Cpu, Precision::F32).unwrap();
             let want = want.predict_proba(&PAIRS, 2).unwrap();
             let plain = Classifier::load_inference(model, &Device::Cpu, Precision::Int8).unwrap();
