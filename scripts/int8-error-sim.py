@@ -17,7 +17,8 @@ mean 1 - cosine, with:
   chosen from one set of texts (calibration) and scored on another.
 
 It also prints, per layer, how far the largest input column stands above the
-median column, and those columns. Usage (the PyTorch environment of the
+median column, and those columns, and the K columns most often among them
+as a `--int8-f32-columns` flag. Usage (the PyTorch environment of the
 benchmarks):
 
     python scripts/int8-error-sim.py MODEL_DIR TWEETEVAL_DIR [K]
@@ -157,6 +158,8 @@ def main():
         if name.split(".")[-1] in ("query", "q") or name.endswith("intermediate.dense"):
             print(f"| {name} | {m.numel()} | {(m.max() / m.median()).item():.1f} | {sorted(top)} |")
     print(f"\nColumns most often among the 4 largest on the layers that read a layer norm: {common.most_common(6)}")
+    flag = ",".join(str(c) for c, _ in sorted(common.most_common(k)))
+    print(f"For stancekit: --precision int8 --int8-f32-columns {flag}")
 
     reference = sim.embed(scored)
     f32_columns = {n: m.topk(k).indices for n, m in maxima.items() if reads_layer_norm(n)}
