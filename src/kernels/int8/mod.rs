@@ -269,13 +269,12 @@ impl QuantizedWeights {
         let rows = x.len().checked_div(self.inputs).unwrap_or(0);
         assert_eq!(x.len(), rows * self.inputs, "input is not [rows, {}]", self.inputs);
         let columns = self.f32_columns();
-        let (masked, values) = split_columns(x, self.inputs, columns);
         QuantizedInput {
             kernel: self.kernel,
             inputs: self.inputs,
-            acts: QuantizedRows::new(masked.as_deref().unwrap_or(x), self.inputs, self.kernel.geometry()),
+            acts: QuantizedRows::new(x, self.inputs, self.kernel.geometry(), columns),
             f32_columns: columns.to_vec(),
-            f32_values: values,
+            f32_values: x.chunks(self.inputs.max(1)).flat_map(|row| columns.iter().map(|&c| row[c])).collect(),
         }
     }
 
@@ -349,21 +348,6 @@ impl F32Columns {
     }
 }
 
-/// With `columns`: `x` with those columns set to 0, and their values [row][column].
-fn split_columns(x: &[f32], inputs: usize, columns: &[usize]) -> (Option<Vec<f32>>, Vec<f32>) {
-    if columns.is_empty() {
-        return (None, Vec::new());
-    }
-    let mut masked = x.to_vec();
-    let mut values = Vec::with_capacity(x.len() / inputs * columns.len());
-    for row in masked.chunks_mut(inputs) {
-        for &c in columns {
-            values.push(std::mem::take(&mut row[c]));
-        }
-    }
-    (Some(masked), values)
-}
-
 /// Symmetric per-row quantization to [-127, 127]: (values, scale per row).
 fn quantize_channels(weight: &[f32], inputs: usize) -> (Vec<i8>, Vec<f32>) {
     let mut q = vec![0i8; weight.len()];
@@ -407,7 +391,8 @@ struct QuantizedRows {
 }
 
 impl QuantizedRows {
-    fn new(x: &[f32], inputs: usize, g: Geometry) -> Self {
+    /// `x`'s rows, each quantized as if its `columns` (kept in f32) were 0.
+    fn new(x: &[f32], inputs: usize, g: Geometry, columns: &[usize]) -> Self {
         let stride = g.depth(inputs);
         let rows = x.len().checked_div(inputs).unwrap_or(0);
         let padded_rows = rows.div_ceil(g.row_align) * g.row_align;
@@ -423,7 +408,18 @@ impl QuantizedRows {
         data.par_chunks_mut((stride * g.a_bytes).max(1))
             .zip(x.par_chunks(inputs.max(1)))
             .zip(params.par_iter_mut())
-            .for_each(|((dst, row), p)| *p = quantize_row(row, dst, g.a_bytes));
+            .for_each_init(Vec::new, |masked, ((dst, row), p)| {
+                // A row with its f32 columns zeroed, in a buffer each thread reuses.
+                let row = if columns.is_empty() {
+                    row
+                } else {
+                    masked.clear();
+                    masked.extend_from_slice(row);
+                    columns.iter().for_each(|&c| masked[c] = 0.0);
+                    &masked[..]
+                };
+                *p = quantize_row(row, dst, g.a_bytes)
+            });
         let (scales, zeros) = params.into_iter().unzip();
         Self { data, stride, scales, zeros }
     }
