@@ -45,7 +45,7 @@ def texts(root, split, per_target):
 
 
 def quantize_weight(w):
-    """Per output channel, symmetric, [-127, 127]; returns the rounded weights and the scales."""
+    """Per output channel, symmetric, [-127, 127]: the weights as rounded, in f32."""
     scale = w.abs().amax(1, keepdim=True) / 127
     scale[scale == 0] = 1
     return (w / scale).round().clamp(-127, 127) * scale

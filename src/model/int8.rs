@@ -186,6 +186,12 @@ impl Int8Plan {
         Self { kernel, arithmetic: Precision::Int8.into() }
     }
 
+    /// How the weight named `name` is quantized: (kernel, with a residual,
+    /// input columns in f32), what [`quantize_tensor`] makes and a layer checks.
+    pub(crate) fn for_weight(&self, name: &str) -> (Kernel, bool, Vec<usize>) {
+        (self.kernel, residual_weights(name), self.arithmetic.f32_columns_of(name))
+    }
+
     /// The arithmetic of a model that ran with `plan` (f32 without one).
     pub fn arithmetic_of(plan: Option<Self>) -> Arithmetic {
         plan.map(|p| p.arithmetic).unwrap_or_default()
@@ -261,7 +267,7 @@ impl Int8Linear {
 /// test tweets, MPNet's sentence embeddings in int8 were 1.95e-3 from f32 in
 /// mean 1 − cosine, 1.80e-3 with only those weights rounded (activations and
 /// the rest f32), 1.11e-3 with them rounded to 11 bits instead of 8.
-pub(crate) fn residual_weights(name: &str) -> bool {
+fn residual_weights(name: &str) -> bool {
     LinearKind::of(name) == Some(LinearKind::FfnOut)
 }
 
@@ -269,7 +275,7 @@ pub(crate) fn residual_weights(name: &str) -> bool {
 /// channel, as `plan` says (kernel, residual, columns in f32).
 pub(crate) fn quantize_tensor(weight: &Tensor, name: &str, plan: Int8Plan) -> Result<QuantizedWeights> {
     let (outputs, inputs) = weight.dims2()?;
-    let (kernel, residual, columns) = (plan.kernel, residual_weights(name), plan.arithmetic.f32_columns_of(name));
+    let (kernel, residual, columns) = plan.for_weight(name);
     if let Some(c) = columns.iter().find(|&&c| c >= inputs) {
         candle_core::bail!("--int8-f32-columns {c}: the layer has {inputs} inputs, 0 to {}", inputs - 1);
     }

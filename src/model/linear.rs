@@ -36,14 +36,12 @@ impl Linear {
         if !plan.arithmetic.quantizes(&self.name) {
             return Ok(());
         }
-        let kernel = plan.kernel;
-        let residual = super::int8::residual_weights(&self.name);
+        let (kernel, residual, columns) = plan.for_weight(&self.name);
         let weights = match store.take_quantized(&self.name) {
             Some(q) => q,
             None => std::sync::Arc::new(super::int8::quantize_tensor(&self.weight, &self.name, plan)?),
         };
         let made = (weights.outputs(), weights.inputs(), weights.kernel(), weights.residual(), weights.f32_columns());
-        let columns = plan.arithmetic.f32_columns_of(&self.name);
         if made != (self.weight.dim(0)?, self.weight.dim(1)?, kernel, residual, &columns[..]) {
             candle_core::bail!(
                 "`{}`: quantized as {}×{} for {}, the layer is {:?}",
