@@ -8,7 +8,10 @@
 #
 # BIN is a stancekit built with `scripts/build-cuda.sh`; MODEL a base model
 # folder; INPUT (optional) sentences to time `predict` on (e.g. the benchmark's
-# 2,048 news sentences). Environment: TOL (default 1e-3), EPOCHS (default 1).
+# 2,048 news sentences). Environment: TOL (default 1e-3), EPOCHS (default 1),
+# DEVICES (default "cpu cuda"): the runs to make. With one device at a time the
+# two halves can run on different machines into the same OUT_DIR (copy the other
+# half's files in); the comparison runs once both are there (DEVICES= compares only).
 set -uo pipefail
 # Paths as given, then the repository root (for datasets/).
 bin=$(realpath -m "${1:?usage: $0 BIN MODEL OUT_DIR [INPUT.jsonl]}")
@@ -22,8 +25,9 @@ mkdir -p "$out"
 now() { date +%s.%N; }
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
+devices=${DEVICES-cpu cuda}
 nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not found"
-for dev in cpu cuda; do
+for dev in $devices; do
     t0=$(now)
     "$bin" train --quiet --overwrite --model "$model" --seed 1 --num-train-epochs "${EPOCHS:-1}" \
         --device "$dev" --out "$out/$dev" >"$out/train-$dev.log" 2>&1 || { cat "$out/train-$dev.log"; exit 1; }
@@ -34,6 +38,8 @@ for dev in cpu cuda; do
     tail -n 1 "$out/$dev/metrics.jsonl"
 done
 
+status=0
+if [ -f "$out/dev-cpu.jsonl" ] && [ -f "$out/dev-cuda.jsonl" ]; then
 python3 - "$out" "$tol" <<'EOF'
 import json, sys
 out, tol = sys.argv[1], float(sys.argv[2])
@@ -51,11 +57,12 @@ print(f"dev predictions: {len(cpu)} rows, same label {same}, max |prob diff| {di
 sys.exit(0 if len(cpu) == len(gpu) and diff <= tol else 1)
 EOF
 status=$?
+fi
 
 if [ -n "$input" ]; then
-    for dev in cuda cpu; do
+    for dev in $devices; do
         for batch in 32 256; do
-            "$bin" predict --model "$out/cuda" --input "$input" --device "$dev" --batch-size "$batch" \
+            "$bin" predict --model "$out/$dev" --input "$input" --device "$dev" --batch-size "$batch" \
                 --output "$out/speed-$dev-$batch.jsonl" 2>"$out/speed-$dev-$batch.log"
             echo "predict $dev, batch $batch: $(grep -o '[0-9.]* sentences/s' "$out/speed-$dev-$batch.log" | tail -1)"
         done

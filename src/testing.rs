@@ -180,6 +180,20 @@ fn write_classifier_on(
     Classifier::from_base(&base_dir, spec, &Device::Cpu, seed)?.save(dir, &base)
 }
 
+/// Multiplies column `column` of every layer norm's weight in the model of
+/// `dir` by `factor`: a large activation column at the layer norms' outputs,
+/// such as real encoders have (see `crate::model::int8_columns`).
+pub fn plant_large_column(dir: &Path, column: usize, factor: f32) -> Result<()> {
+    let path = dir.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(crate::model::model_error)?;
+    for (_, t) in tensors.iter_mut().filter(|(name, _)| name.ends_with("LayerNorm.weight")) {
+        let mut values = t.to_vec1::<f32>().map_err(crate::model::model_error)?;
+        values[column] *= factor;
+        *t = candle_core::Tensor::new(values, &Device::Cpu).map_err(crate::model::model_error)?;
+    }
+    candle_core::safetensors::save(&tensors, &path).map_err(crate::model::model_error)
+}
+
 /// A parameter store holding a random tiny encoder under `bert.*`, so that
 /// [`crate::model::StanceModel::new`] finds it as it would a checkpoint.
 pub fn tiny_params(seed: u64) -> ParamStore {

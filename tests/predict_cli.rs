@@ -260,12 +260,27 @@ fn int8_can_keep_layers_in_f32() {
     let (columns, stderr) = run(&["--precision", "int8", "--int8-f32-columns", "3,0"]);
     assert!(stderr.contains("in f32: columns 0 3"), "{stderr}");
     assert!(gap(&probs(&columns), &probs(&int8)) > 0.0 && gap(&probs(&columns), &probs(&f32)) < 0.02);
+    // By default they are chosen at load (`auto`); the tiny random model has
+    // no large column, so none is, as with `none`.
+    for choice in ["auto", "none"] {
+        let (rows, stderr) = run(&["--precision", "int8", "--int8-f32-columns", choice]);
+        assert!(rows == int8 && !stderr.contains("columns"), "{choice}: {stderr}");
+    }
     let args = ["--input", "-", "--precision", "int8", "--int8-f32-columns"];
-    for (columns, error) in [("5000", "--int8-f32-columns 5000: the layer has"), ("1,2,3,4,5,6,7,8,9", "at most 8")] {
+    let bad = [
+        ("5000", "--int8-f32-columns 5000: the layer has"),
+        ("1,2,3,4,5,6,7,8,9", "at most 8"),
+        ("most", "`most`: auto, none, or column numbers"),
+    ];
+    for (columns, error) in bad {
         let out = predict(model.path(), &[&args[..], &[columns]].concat(), input);
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(!out.status.success() && stderr.contains(error), "{stderr}");
     }
+    // A large column planted at the layer norms is found, and the summary says so.
+    stancekit::testing::plant_large_column(model.path(), 5, 30.0).unwrap();
+    let (_, stderr) = run(&["--precision", "int8"]);
+    assert!(stderr.contains("in f32: columns 5 chosen at load"), "{stderr}");
     let refused = predict(model.path(), &["--input", "-", "--int8-keep-f32", "ffn-out"], input);
     assert!(!refused.status.success());
     let stderr = String::from_utf8(refused.stderr).unwrap();

@@ -49,13 +49,38 @@ pub struct PrecisionArgs {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(0..MAX_LAYERS as i64))]
     #[serde(default)]
     pub int8_keep_f32_layers: Vec<u8>,
-    /// With int8: input columns (at most 8, comma-separated) of the query, key,
-    /// value and FFN-in layers to multiply in f32: the encoder's few large
-    /// activation columns, which `scripts/int8-error-sim.py` lists (the
-    /// README's int8 section measures them). Closer to f32.
-    #[arg(long, value_delimiter = ',')]
+    /// With int8: input columns of the query, key, value and FFN-in layers
+    /// multiplied in f32, where an encoder's few large activation columns
+    /// are: `auto` (the default) chooses them when the model loads, from a
+    /// built-in text; `none`; or up to 8 column numbers, comma-separated
+    /// (`scripts/int8-error-sim.py` lists a model's). The README's int8 section measures them.
+    #[arg(long, value_parser = F32Columns::parse)]
     #[serde(default)]
-    pub int8_f32_columns: Vec<u16>,
+    pub int8_f32_columns: Option<F32Columns>,
+}
+
+/// `--int8-f32-columns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum F32Columns {
+    Auto,
+    None,
+    Columns(Vec<u16>),
+}
+
+impl F32Columns {
+    fn parse(value: &str) -> std::result::Result<Self, String> {
+        match value {
+            "auto" => Ok(Self::Auto),
+            "none" => Ok(Self::None),
+            _ => value
+                .split(',')
+                .map(|c| c.trim().parse::<u16>())
+                .collect::<std::result::Result<_, _>>()
+                .map(Self::Columns)
+                .map_err(|_| format!("`{value}`: auto, none, or column numbers (0, 1, …) separated by commas")),
+        }
+    }
 }
 
 impl PrecisionArgs {
@@ -63,16 +88,20 @@ impl PrecisionArgs {
         for (flag, given) in [
             ("--int8-keep-f32", !self.int8_keep_f32.is_empty()),
             ("--int8-keep-f32-layers", !self.int8_keep_f32_layers.is_empty()),
-            ("--int8-f32-columns", !self.int8_f32_columns.is_empty()),
+            ("--int8-f32-columns", self.int8_f32_columns.is_some()),
         ] {
             if given && self.precision != Precision::Int8 {
                 return Err(Error::Other(format!("{flag} needs --precision int8")));
             }
         }
-        Arithmetic::new(self.precision, &self.int8_keep_f32)
-            .keeping_layers(&self.int8_keep_f32_layers)
-            .with_f32_columns(&self.int8_f32_columns)
-            .map_err(Error::Other)
+        let arithmetic =
+            Arithmetic::new(self.precision, &self.int8_keep_f32).keeping_layers(&self.int8_keep_f32_layers);
+        match &self.int8_f32_columns {
+            _ if self.precision != Precision::Int8 => Ok(arithmetic),
+            None | Some(F32Columns::Auto) => Ok(arithmetic.with_f32_columns_chosen_at_load()),
+            Some(F32Columns::None) => Ok(arithmetic),
+            Some(F32Columns::Columns(columns)) => arithmetic.with_f32_columns(columns).map_err(Error::Other),
+        }
     }
 }
 
@@ -120,7 +149,8 @@ fn int8_note(int8: Option<Int8Plan>) -> String {
     kept.extend(arithmetic.kept_layers().into_iter().map(|i| format!("layer {i}")));
     let columns: Vec<String> = arithmetic.f32_columns().iter().map(|c| c.to_string()).collect();
     if !columns.is_empty() {
-        kept.push(format!("columns {}", columns.join(" ")));
+        let how = if arithmetic.f32_columns_chosen_at_load() { " chosen at load" } else { "" };
+        kept.push(format!("columns {}{how}", columns.join(" ")));
     }
     match kept.is_empty() {
         true => format!(", int8 (kernel {})", kernel.name()),

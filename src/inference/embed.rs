@@ -97,13 +97,17 @@ impl Embedder {
         let mut encoder =
             Encoder::load(params.strict(), &config, &DropoutRng::new(0)).map_err(crate::model::model_error)?;
         params.release_checkpoint();
-        if let Some(plan) = int8 {
-            encoder.quantize(plan, &params).map_err(crate::model::model_error)?;
-        }
         let pipeline = SentencePipeline::from_dir(dir)?;
         let limit = max_length.or(pipeline.max_seq_length).unwrap_or(config.max_tokens());
         let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), limit.min(config.max_tokens()))?;
         crate::model::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
+        let int8 = match int8 {
+            Some(plan) => {
+                encoder.quantize(plan, &params).map_err(crate::model::model_error)?;
+                Some(crate::model::choose_f32_columns(&mut encoder, &tokenizer, &dir.weights(), plan)?)
+            }
+            None => None,
+        };
         Ok(Self { encoder, tokenizer, pipeline, device: device.clone(), int8 })
     }
 
@@ -121,6 +125,20 @@ impl Embedder {
 mod tests {
     use super::*;
     use crate::model::Precision;
+
+    /// `--int8-f32-columns auto` reaches the embedder too: a planted large
+    /// column is found when the base model loads.
+    #[test]
+    fn an_int8_embedder_chooses_its_f32_columns_at_load() {
+        use crate::model::Arithmetic;
+        let dir = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_mpnet_model(dir.path(), 3).unwrap();
+        crate::testing::plant_large_column(dir.path(), 9, 30.0).unwrap();
+        let model = ModelDir::open(dir.path()).unwrap();
+        let auto = Arithmetic::from(Precision::Int8).with_f32_columns_chosen_at_load();
+        let embedder = Embedder::load(&model, &Device::Cpu, None, auto).unwrap();
+        assert_eq!(embedder.int8.unwrap().arithmetic.f32_columns(), [9]);
+    }
 
     #[test]
     fn embeddings_are_unit_length_and_batch_independent() {

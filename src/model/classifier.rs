@@ -138,6 +138,7 @@ impl Classifier {
                 .encoder
                 .quantize(plan, &model.params)
                 .map_err(|e| Error::Model(format!("{}: {e}", dir.weights().display())))?;
+            let plan = super::choose_f32_columns(&mut model.encoder, &classifier.tokenizer, &dir.weights(), plan)?;
             classifier.int8 = Some(plan);
         }
         Ok(classifier)

@@ -50,10 +50,7 @@ impl Encoder {
     /// attention stay f32), on the weights `store`
     /// quantized at load where it has them (see [`ParamStore::take_quantized`]).
     pub(crate) fn quantize(&mut self, plan: Int8Plan, store: &ParamStore) -> Result<()> {
-        let (words, layers) = match self {
-            Self::Bert(m) => m.int8_parts(),
-            Self::MPNet(m) => m.int8_parts(),
-        };
+        let (words, layers) = self.int8_parts();
         words.halve(store)?;
         layers.iter_mut().try_for_each(|l| l.quantize(plan, store))?;
         match store.untaken_quantized().first() {
@@ -61,6 +58,19 @@ impl Encoder {
                 candle_core::bail!("tensor `{name}` was quantized at load, but no layer of the model reads it")
             }
             None => Ok(()),
+        }
+    }
+
+    /// Every encoder layer's linear layers, in order.
+    pub(crate) fn linears_mut(&mut self) -> Vec<&mut super::linear::Linear> {
+        self.int8_parts().1.iter_mut().flat_map(|l| l.linears_mut()).collect()
+    }
+
+    /// What int8 changes: the word table (to f16) and the layers.
+    fn int8_parts(&mut self) -> (&mut super::embedding::WordEmbeddings, &mut [super::layer::Layer]) {
+        match self {
+            Self::Bert(m) => m.int8_parts(),
+            Self::MPNet(m) => m.int8_parts(),
         }
     }
 

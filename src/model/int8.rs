@@ -4,12 +4,12 @@
 //! position embeddings, layer norms, attention and the
 //! classification head stay f32. Inference only: there is no backward pass.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, DType, Result, Shape, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::int8::{Kernel, QuantizedWeights};
+use crate::kernels::int8::{ColumnWeights, Kernel, QuantizedWeights};
 
 /// The arithmetic of inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -81,6 +81,9 @@ pub struct Arithmetic {
     /// in f32 ([`QuantizedWeights::with_f32_columns`]): the first `columns` of these.
     f32_columns: [u16; MAX_F32_COLUMNS],
     columns: u8,
+    /// The columns are chosen when the model loads ([`super::int8_columns`]),
+    /// which then sets them as [`Arithmetic::with_f32_columns`] does.
+    auto_columns: bool,
 }
 
 impl Arithmetic {
@@ -110,6 +113,17 @@ impl Arithmetic {
         let mut f32_columns = [0; MAX_F32_COLUMNS];
         f32_columns[..sorted.len()].copy_from_slice(&sorted);
         Ok(Self { f32_columns, columns: sorted.len() as u8, ..self })
+    }
+
+    /// The same, with the f32 columns chosen when the model loads, from the
+    /// activations of a built-in text ([`super::int8_columns`]).
+    pub fn with_f32_columns_chosen_at_load(self) -> Self {
+        Self { auto_columns: true, ..self }
+    }
+
+    /// Whether the f32 columns are chosen when the model loads.
+    pub fn f32_columns_chosen_at_load(&self) -> bool {
+        self.auto_columns
     }
 
     /// The input columns multiplied in f32, in order.
@@ -203,6 +217,9 @@ impl Int8Plan {
 pub(crate) struct Int8Linear {
     weights: Arc<QuantizedWeights>,
     bias: Arc<Vec<f32>>,
+    /// While the f32 columns are chosen ([`super::int8_columns`]): the largest
+    /// |value| each input column has had.
+    observed: Option<Arc<Mutex<Vec<f32>>>>,
 }
 
 impl std::fmt::Debug for Int8Linear {
@@ -223,7 +240,35 @@ impl Int8Linear {
         if bias.len() != outputs {
             candle_core::bail!("int8 linear: bias of {} for {outputs} outputs", bias.len());
         }
-        Ok(Self { weights, bias: Arc::new(bias) })
+        Ok(Self { weights, bias: Arc::new(bias), observed: None })
+    }
+
+    /// Starts (or stops, and forgets) recording each input column's largest
+    /// |value| (of inputs this layer quantizes first: attention's query for
+    /// the query, key and value).
+    pub fn observe(&mut self, on: bool) {
+        self.observed = on.then(|| Arc::new(Mutex::new(vec![0.0; self.weights.inputs()])));
+    }
+
+    /// Each input column's largest |value| since [`Int8Linear::observe`]
+    /// (`None` if not observing or no input came).
+    pub fn observed(&self) -> Option<Vec<f32>> {
+        let seen = self.observed.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        seen.iter().any(|&m| m > 0.0).then_some(seen)
+    }
+
+    /// Multiplies these input columns in f32 from now on, given as (column,
+    /// its f32 weights, one per output) ([`QuantizedWeights::set_f32_columns`]).
+    pub fn set_f32_columns(&mut self, columns: Vec<ColumnWeights>) -> Result<()> {
+        let fits = columns.iter().all(|(c, w)| *c < self.weights.inputs() && w.len() == self.weights.outputs());
+        match Arc::get_mut(&mut self.weights) {
+            Some(weights) if fits => {
+                weights.set_f32_columns(columns);
+                Ok(())
+            }
+            Some(_) => candle_core::bail!("int8 linear: f32 columns do not fit its weights"),
+            None => candle_core::bail!("int8 linear: the weights are shared and cannot change"),
+        }
     }
 
     /// `x·Wᵀ + b` over the last dimension, then GELU (erf) with `gelu`.
@@ -246,6 +291,12 @@ impl Int8Linear {
         let same = |l: &Int8Linear| l.weights.inputs() == w.inputs() && l.weights.kernel() == w.kernel();
         if dims.last() != Some(&w.inputs()) || !layers.iter().all(|(l, _)| same(l)) {
             candle_core::bail!("int8 linear: input {dims:?} does not fit {} inputs", w.inputs());
+        }
+        if let Some(seen) = &first.observed {
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            for row in xs.chunks(w.inputs().max(1)) {
+                seen.iter_mut().zip(row).for_each(|(m, v)| *m = m.max(v.abs()));
+            }
         }
         let input = w.quantize_input(xs);
         let gelu: &(dyn Fn(&mut [f32]) + Sync) = &crate::kernels::gelu::gelu_in_place;

@@ -99,7 +99,7 @@ impl Layer {
     }
 
     /// Every linear layer, for [`Layer::quantize`].
-    fn linears_mut(&mut self) -> [&mut Linear; 6] {
+    pub(crate) fn linears_mut(&mut self) -> [&mut Linear; 6] {
         let a = &mut self.attention;
         [&mut a.query, &mut a.key, &mut a.value, &mut a.output, &mut self.intermediate, &mut self.output]
     }

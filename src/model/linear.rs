@@ -62,6 +62,16 @@ impl Linear {
         &self.weight
     }
 
+    /// The weight's name in the parameter store.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What runs the layer in int8, after [`Linear::quantize`].
+    pub(crate) fn int8_mut(&mut self) -> Option<&mut Int8Linear> {
+        self.int8.as_mut()
+    }
+
     /// Whether the layer runs in int8 ([`Linear::quantize`]).
     pub fn is_int8(&self) -> bool {
         self.int8.is_some()

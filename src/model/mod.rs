@@ -8,6 +8,7 @@ mod embedding;
 mod encoder;
 mod head;
 mod int8;
+mod int8_columns;
 mod layer;
 pub mod linear;
 mod mpnet;
@@ -22,6 +23,7 @@ pub use encoder::{check_tokenizer, Encoder};
 pub use head::{mean_pool, Head, HeadKind, Pooling};
 pub(crate) use int8::inference_params;
 pub use int8::{Arithmetic, Int8Plan, LinearKind, Precision, MAX_F32_COLUMNS, MAX_LAYERS};
+pub(crate) use int8_columns::choose_f32_columns;
 pub use mpnet::MPNet;
 pub use weights::ParamStore;
 

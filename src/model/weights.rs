@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::Family;
 use super::int8::Int8Plan;
-use crate::kernels::int8::QuantizedWeights;
+use crate::kernels::int8::{ColumnWeights, QuantizedWeights};
 use crate::{Error, Result};
 
 struct Inner {
@@ -226,33 +226,11 @@ fn read_safetensors(
     path: &Path,
     int8: Option<Int8Plan>,
 ) -> Result<(HashMap<String, Tensor>, HashMap<String, QuantizedWeights>)> {
-    use std::os::unix::fs::FileExt;
     let bad = |what: String| Error::Model(format!("{}: {what}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut head = [0u8; 8];
-    file.read_exact_at(&mut head, 0).map_err(|_| bad("not a safetensors file (shorter than its header)".into()))?;
-    let header_len = u64::from_le_bytes(head);
-    if header_len > len.saturating_sub(8) || header_len > 100 << 20 {
-        return Err(bad(format!("not a safetensors file (header of {header_len} bytes)")));
-    }
-    let mut header = vec![0u8; header_len as usize];
-    file.read_exact_at(&mut header, 8).map_err(|e| Error::io(path, e))?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|e| bad(format!("bad safetensors header: {e}")))?;
-    let data_start = 8 + header_len;
+    let (file, header) = read_header(path)?;
     let (mut tensors, mut quantized) = (HashMap::new(), HashMap::new());
-    for (name, info) in header.iter().filter(|(name, _)| *name != "__metadata__") {
-        let entry: TensorEntry =
-            serde_json::from_value(info.clone()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-        let dtype =
-            safetensors_dtype(&entry.dtype).ok_or_else(|| bad(format!("tensor `{name}`: dtype {}", entry.dtype)))?;
-        let [begin, end] = entry.data_offsets;
-        let bytes = entry.shape.iter().product::<usize>() * dtype.size_in_bytes();
-        if end < begin || (end - begin) as usize != bytes || data_start + end > len {
-            return Err(bad(format!("tensor `{name}`: offsets {begin}..{end} do not hold shape {:?}", entry.shape)));
-        }
-        let at = data_start + begin;
+    for (name, entry) in &header {
+        let (at, dtype) = (entry.at, entry.dtype);
         let half = int8.is_some() && kept_in_half(name);
         let tensor = read_tensor(&file, at, dtype, &entry.shape, half).map_err(|e| match e {
             ReadError::Io(e) => Error::io(path, e),
@@ -270,6 +248,85 @@ fn read_safetensors(
         tensors.insert(name.clone(), tensor);
     }
     Ok((tensors, quantized))
+}
+
+/// A safetensors file's header, checked: each tensor's place, dtype and shape.
+fn read_header(path: &Path) -> Result<(std::fs::File, Vec<(String, TensorEntry)>)> {
+    use std::os::unix::fs::FileExt;
+    let bad = |what: String| Error::Model(format!("{}: {what}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut head = [0u8; 8];
+    file.read_exact_at(&mut head, 0).map_err(|_| bad("not a safetensors file (shorter than its header)".into()))?;
+    let header_len = u64::from_le_bytes(head);
+    if header_len > len.saturating_sub(8) || header_len > 100 << 20 {
+        return Err(bad(format!("not a safetensors file (header of {header_len} bytes)")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact_at(&mut header, 8).map_err(|e| Error::io(path, e))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("bad safetensors header: {e}")))?;
+    let data_start = 8 + header_len;
+    let entries = header.into_iter().filter(|(name, _)| name != "__metadata__").map(|(name, info)| {
+        let entry: RawEntry = serde_json::from_value(info).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        let dtype =
+            safetensors_dtype(&entry.dtype).ok_or_else(|| bad(format!("tensor `{name}`: dtype {}", entry.dtype)))?;
+        let [begin, end] = entry.data_offsets;
+        let bytes = entry.shape.iter().product::<usize>() * dtype.size_in_bytes();
+        if end < begin || (end - begin) as usize != bytes || data_start + end > len {
+            return Err(bad(format!("tensor `{name}`: offsets {begin}..{end} do not hold shape {:?}", entry.shape)));
+        }
+        Ok((name, TensorEntry { at: data_start + begin, dtype, shape: entry.shape }))
+    });
+    Ok((file, entries.collect::<Result<_>>()?))
+}
+
+/// Some input columns of 2-D weights [outputs, inputs] in the safetensors
+/// file at `path`, as f32: for each (name, columns) asked, (column, its
+/// `outputs` weights) pairs. Each tensor's bytes are mapped alone, with
+/// their pages entered at once, and unmapped before the next: only the
+/// columns' cache lines are read, and at most one tensor's pages count
+/// towards the process's memory at a time.
+pub(crate) fn read_columns(path: &Path, wanted: &[(String, Vec<usize>)]) -> Result<Vec<Vec<ColumnWeights>>> {
+    let bad = |what: String| Error::Model(format!("{}: {what}", path.display()));
+    let (file, header) = read_header(path)?;
+    let entries: HashMap<String, TensorEntry> = header.into_iter().collect();
+    wanted
+        .iter()
+        .map(|(name, columns)| {
+            let entry = lookup(&entries, name).ok_or_else(|| bad(format!("missing tensor `{name}`")))?;
+            let &[outputs, inputs] = &entry.shape[..] else {
+                return Err(bad(format!("tensor `{name}` has shape {:?}, not [outputs, inputs]", entry.shape)));
+            };
+            if let Some(c) = columns.iter().find(|&&c| c >= inputs) {
+                return Err(bad(format!("tensor `{name}`: no column {c} of {inputs}")));
+            }
+            let size = entry.dtype.size_in_bytes();
+            // SAFETY: a read-only map, dropped here; a file changed meanwhile gives
+            // other numbers, as reading it would, never unsafety.
+            let map = unsafe {
+                memmap2::MmapOptions::new().offset(entry.at).len(outputs * inputs * size).populate().map(&file)
+            }
+            .map_err(|e| Error::io(path, e))?;
+            let value = |i: usize| -> Option<f32> {
+                let b = map.get(i * size..(i + 1) * size)?;
+                Some(match entry.dtype {
+                    DType::F32 => f32::from_le_bytes(b.try_into().ok()?),
+                    DType::F16 => half::f16::from_le_bytes(b.try_into().ok()?).to_f32(),
+                    DType::BF16 => half::bf16::from_le_bytes(b.try_into().ok()?).to_f32(),
+                    DType::F64 => f64::from_le_bytes(b.try_into().ok()?) as f32,
+                    _ => return None,
+                })
+            };
+            columns
+                .iter()
+                .map(|&c| {
+                    let column: Option<Vec<f32>> = (0..outputs).map(|o| value(o * inputs + c)).collect();
+                    column.map(|w| (c, w)).ok_or_else(|| bad(format!("tensor `{name}`: not a float tensor")))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 enum ReadError {
@@ -318,10 +375,17 @@ fn read_tensor(
 }
 
 #[derive(serde::Deserialize)]
-struct TensorEntry {
+struct RawEntry {
     dtype: String,
     shape: Vec<usize>,
     data_offsets: [u64; 2],
+}
+
+/// Where a tensor's bytes start in its file, and what they hold.
+struct TensorEntry {
+    at: u64,
+    dtype: DType,
+    shape: Vec<usize>,
 }
 
 fn safetensors_dtype(name: &str) -> Option<DType> {

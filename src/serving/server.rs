@@ -109,6 +109,7 @@ fn model_info(classifier: &Classifier, dir: &ModelDir, settings: &Settings) -> s
         "int8_keep_f32": arithmetic.kept_f32(),
         "int8_keep_f32_layers": arithmetic.kept_layers(),
         "int8_f32_columns": arithmetic.f32_columns(),
+        "int8_f32_columns_chosen_at_load": arithmetic.f32_columns_chosen_at_load(),
         "batching": {
             "max_batch_size": batching.max_pairs,
             "batch_size": settings.batch_size,
@@ -320,6 +321,7 @@ mod tests {
         assert_eq!(info["int8_keep_f32"], serde_json::json!([]));
         assert_eq!(info["int8_keep_f32_layers"], serde_json::json!([]));
         assert_eq!(info["int8_f32_columns"], serde_json::json!([]));
+        assert_eq!(info["int8_f32_columns_chosen_at_load"], false);
         assert_eq!(info["limits"]["max_texts"], 2);
         assert_eq!(call(&app, "GET", "/health", "").await, (200, r#"{"status":"ok"}"#.to_string()));
         let refusals = [

@@ -139,6 +139,9 @@ fn amx_permitted() -> bool {
     })
 }
 
+/// An input column and its f32 weights, one per output ([`QuantizedWeights::set_f32_columns`]).
+pub type ColumnWeights = (usize, Vec<f32>);
+
 /// A weight matrix [out, in] quantized per output channel and packed for one kernel.
 pub struct QuantizedWeights {
     kernel: Kernel,
@@ -218,16 +221,24 @@ impl QuantizedWeights {
     /// adds their values times `weight`'s columns, unrounded (`weight`: the
     /// row-major [outputs, inputs] matrix these weights were quantized from).
     /// Indices past the inputs and repeats are dropped.
-    pub fn with_f32_columns(self, columns: &[usize], weight: &[f32]) -> Self {
+    pub fn with_f32_columns(mut self, columns: &[usize], weight: &[f32]) -> Self {
         assert_eq!(weight.len(), self.outputs * self.inputs, "weight is not {}×{}", self.outputs, self.inputs);
-        let mut columns: Vec<usize> = columns.iter().copied().filter(|&c| c < self.inputs).collect();
-        columns.sort_unstable();
-        columns.dedup();
-        if columns.is_empty() {
-            return Self { f32_columns: None, ..self };
-        }
-        let weights = columns.iter().flat_map(|&c| weight.iter().skip(c).step_by(self.inputs)).copied().collect();
-        Self { f32_columns: Some(F32Columns { columns, weights }), ..self }
+        let columns: Vec<usize> = columns.iter().copied().filter(|&c| c < self.inputs).collect();
+        let column = |c: usize| weight.iter().skip(c).step_by(self.inputs).copied().collect();
+        self.set_f32_columns(columns.iter().map(|&c| (c, column(c))).collect());
+        self
+    }
+
+    /// [`QuantizedWeights::with_f32_columns`] in place, from (column, its
+    /// `outputs` f32 weights) pairs; none clears them. Repeats are dropped.
+    pub fn set_f32_columns(&mut self, mut columns: Vec<ColumnWeights>) {
+        assert!(columns.iter().all(|(c, w)| *c < self.inputs && w.len() == self.outputs), "columns do not fit");
+        columns.sort_by_key(|(c, _)| *c);
+        columns.dedup_by_key(|(c, _)| *c);
+        self.f32_columns = (!columns.is_empty()).then(|| F32Columns {
+            columns: columns.iter().map(|(c, _)| *c).collect(),
+            weights: columns.into_iter().flat_map(|(_, w)| w).collect(),
+        });
     }
 
     /// The input columns multiplied in f32, in order.
