@@ -498,6 +498,36 @@ mod tests {
         assert!(!kept_in_half("embeddings.position_embeddings.weight"));
     }
 
+    /// Columns come back exact from f32 files and as rounded from f16 and
+    /// bf16 ones, under a prefixed name too; a missing tensor or a column
+    /// past the inputs is an error naming it.
+    #[test]
+    fn weight_columns_are_read_from_any_float_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let values: Vec<f32> = (0..12).map(|i| i as f32 * 0.3 - 1.0).collect();
+        let w = Tensor::from_vec(values.clone(), (3, 4), &Device::Cpu).unwrap();
+        let want: Vec<(usize, Vec<f32>)> = [3, 1].map(|c| (c, (0..3).map(|o| values[o * 4 + c]).collect())).to_vec();
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let path = dir.path().join(format!("{dtype:?}.safetensors"));
+            let t = w.to_dtype(dtype).unwrap();
+            candle_core::safetensors::save(
+                &HashMap::from([("encoder.layer.0.q.weight".to_string(), t.clone())]),
+                &path,
+            )
+            .unwrap();
+            let got = read_columns(&path, &[("bert.encoder.layer.0.q.weight".into(), vec![3, 1])]).unwrap();
+            let rounded: Vec<f32> = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let want: Vec<(usize, Vec<f32>)> =
+                want.iter().map(|(c, _)| (*c, (0..3).map(|o| rounded[o * 4 + c]).collect())).collect();
+            assert_eq!(got, [want], "{dtype:?}");
+            let err = read_columns(&path, &[("encoder.layer.0.k.weight".into(), vec![0])]).unwrap_err().to_string();
+            assert!(err.contains("missing tensor `encoder.layer.0.k.weight`"), "{err}");
+            let err = read_columns(&path, &[("encoder.layer.0.q.weight".into(), vec![4])]).unwrap_err().to_string();
+            assert!(err.contains("no column 4 of 4"), "{err}");
+        }
+        assert_eq!(want[0].1, [values[3], values[7], values[11]]);
+    }
+
     #[test]
     fn legacy_layer_norm_names_are_renamed() {
         assert_eq!(canonical_name("bert.embeddings.LayerNorm.gamma"), "bert.embeddings.LayerNorm.weight");
