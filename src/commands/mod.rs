@@ -54,21 +54,21 @@ pub struct PrecisionArgs {
     /// are: `auto` (the default) chooses them when the model loads, from a
     /// built-in text; `none`; or up to 8 column numbers, comma-separated
     /// (`scripts/int8-error-sim.py` lists a model's). The README's int8 section measures them.
-    #[arg(long, value_parser = F32Columns::parse)]
+    #[arg(long, value_parser = ColumnChoice::parse)]
     #[serde(default)]
-    pub int8_f32_columns: Option<F32Columns>,
+    pub int8_f32_columns: Option<ColumnChoice>,
 }
 
 /// `--int8-f32-columns`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum F32Columns {
+pub enum ColumnChoice {
     Auto,
     None,
     Columns(Vec<u16>),
 }
 
-impl F32Columns {
+impl ColumnChoice {
     fn parse(value: &str) -> std::result::Result<Self, String> {
         match value {
             "auto" => Ok(Self::Auto),
@@ -98,9 +98,9 @@ impl PrecisionArgs {
             Arithmetic::new(self.precision, &self.int8_keep_f32).keeping_layers(&self.int8_keep_f32_layers);
         match &self.int8_f32_columns {
             _ if self.precision != Precision::Int8 => Ok(arithmetic),
-            None | Some(F32Columns::Auto) => Ok(arithmetic.with_f32_columns_chosen_at_load()),
-            Some(F32Columns::None) => Ok(arithmetic),
-            Some(F32Columns::Columns(columns)) => arithmetic.with_f32_columns(columns).map_err(Error::Other),
+            None | Some(ColumnChoice::Auto) => Ok(arithmetic.with_f32_columns_chosen_at_load()),
+            Some(ColumnChoice::None) => Ok(arithmetic),
+            Some(ColumnChoice::Columns(columns)) => arithmetic.with_f32_columns(columns).map_err(Error::Other),
         }
     }
 }

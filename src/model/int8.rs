@@ -55,6 +55,12 @@ impl LinearKind {
         })
     }
 
+    /// Whether this kind reads a layer norm's output (query, key, value, FFN
+    /// in), where an encoder's few large activation columns are.
+    pub fn reads_layer_norm(self) -> bool {
+        matches!(self, Self::Query | Self::Key | Self::Value | Self::FfnIn)
+    }
+
     fn bit(self) -> u8 {
         1 << self as u8
     }
@@ -135,10 +141,9 @@ impl Arithmetic {
     /// [`Arithmetic::f32_columns`] if it reads a layer norm's output (query,
     /// key, value, FFN in), where an encoder's few large columns are.
     pub(crate) fn f32_columns_of(&self, name: &str) -> Vec<usize> {
-        use LinearKind::*;
-        match LinearKind::of(name) {
-            Some(Query | Key | Value | FfnIn) => self.f32_columns(),
-            _ => Vec::new(),
+        match LinearKind::of(name).is_some_and(LinearKind::reads_layer_norm) {
+            true => self.f32_columns(),
+            false => Vec::new(),
         }
     }
 

@@ -19,7 +19,8 @@ use std::path::Path;
 use candle_core::Device;
 
 use super::encoder::Encoder;
-use super::int8::{Int8Plan, LinearKind};
+use super::int8::{Int8Linear, Int8Plan, LinearKind};
+use super::linear::Linear;
 use crate::tokenization::{Batch, StanceTokenizer};
 
 /// The built-in text: varied English (news, opinion, chat), read in as few
@@ -37,10 +38,15 @@ const TEXTS: [&str; 6] = [
 /// per layer took the embeddings' error from 1.03e-3 to 3.07e-4 on MiniLM).
 const COLUMNS: usize = 4;
 
-/// Whether a linear layer reads a layer norm's output.
-fn reads_layer_norm(name: &str) -> bool {
-    use LinearKind::*;
-    matches!(LinearKind::of(name), Some(Query | Key | Value | FfnIn))
+/// The int8 layers that read a layer norm's output, with their weights' names, in order.
+fn readers(encoder: &mut Encoder) -> Vec<(String, &mut Int8Linear)> {
+    let reads = |l: &Linear| LinearKind::of(l.name()).is_some_and(LinearKind::reads_layer_norm);
+    encoder
+        .linears_mut()
+        .into_iter()
+        .filter(|l| reads(l))
+        .filter_map(|l| Some((l.name().to_string(), l.int8_mut()?)))
+        .collect()
 }
 
 /// With `plan`'s columns chosen at load: runs the built-in text through the
@@ -57,16 +63,14 @@ pub(crate) fn choose_f32_columns(
         return Ok(plan);
     }
     let columns = choose(&observe(encoder, tokenizer)?, COLUMNS);
-    let readers: Vec<_> = encoder.linears_mut().into_iter().filter(|l| reads_layer_norm(l.name())).collect();
-    let wanted: Vec<(String, Vec<usize>)> = readers
-        .iter()
-        .filter(|l| l.is_int8())
-        .map(|l| (l.name().to_string(), columns.iter().map(|&c| c as usize).collect()))
-        .collect();
-    let mut exact = super::weights::read_columns(weights, &wanted)?.into_iter();
-    for linear in readers.into_iter().filter(|l| l.is_int8()) {
-        let int8 = linear.int8_mut().expect("an int8 layer");
-        int8.set_f32_columns(exact.next().unwrap_or_default()).map_err(super::model_error)?;
+    if !columns.is_empty() {
+        let readers = readers(encoder);
+        let wanted: Vec<(String, Vec<usize>)> =
+            readers.iter().map(|(name, _)| (name.clone(), columns.iter().map(|&c| c as usize).collect())).collect();
+        let exact = super::weights::read_columns(weights, &wanted)?;
+        for ((_, int8), exact) in readers.into_iter().zip(exact) {
+            int8.set_f32_columns(exact).map_err(super::model_error)?;
+        }
     }
     let arithmetic = plan.arithmetic.with_f32_columns(&columns).map_err(crate::Error::Model)?;
     Ok(Int8Plan { arithmetic, ..plan })
@@ -75,13 +79,7 @@ pub(crate) fn choose_f32_columns(
 /// Each int8 input of a layer that reads a layer norm's output (the query's
 /// for attention, the FFN's), its largest |value| per column over [`TEXTS`].
 fn observe(encoder: &mut Encoder, tokenizer: &StanceTokenizer) -> crate::Result<Vec<Vec<f32>>> {
-    let set = |encoder: &mut Encoder, on: bool| {
-        for linear in encoder.linears_mut().into_iter().filter(|l| reads_layer_norm(l.name())) {
-            if let Some(int8) = linear.int8_mut() {
-                int8.observe(on);
-            }
-        }
-    };
+    let set = |encoder: &mut Encoder, on: bool| readers(encoder).into_iter().for_each(|(_, l)| l.observe(on));
     set(encoder, true);
     let run = |encoder: &Encoder| -> crate::Result<()> {
         let texts = sequences(tokenizer)?;
@@ -92,7 +90,7 @@ fn observe(encoder: &mut Encoder, tokenizer: &StanceTokenizer) -> crate::Result<
         Ok(())
     };
     let result = run(encoder);
-    let seen = encoder.linears_mut().into_iter().filter_map(|l| l.int8_mut()?.observed()).collect();
+    let seen = readers(encoder).into_iter().filter_map(|(_, l)| l.observed()).collect();
     set(encoder, false);
     result.map(|_| seen)
 }
