@@ -308,25 +308,29 @@ pub(crate) fn read_columns(path: &Path, wanted: &[(String, Vec<usize>)]) -> Resu
                 memmap2::MmapOptions::new().offset(entry.at).len(outputs * inputs * size).populate().map(&file)
             }
             .map_err(|e| Error::io(path, e))?;
-            let value = |i: usize| -> Option<f32> {
-                let b = map.get(i * size..(i + 1) * size)?;
-                Some(match entry.dtype {
-                    DType::F32 => f32::from_le_bytes(b.try_into().ok()?),
-                    DType::F16 => half::f16::from_le_bytes(b.try_into().ok()?).to_f32(),
-                    DType::BF16 => half::bf16::from_le_bytes(b.try_into().ok()?).to_f32(),
-                    DType::F64 => f64::from_le_bytes(b.try_into().ok()?) as f32,
-                    _ => return None,
-                })
-            };
             columns
                 .iter()
                 .map(|&c| {
-                    let column: Option<Vec<f32>> = (0..outputs).map(|o| value(o * inputs + c)).collect();
+                    let column: Option<Vec<f32>> =
+                        (0..outputs).map(|o| float_at(&map, entry.dtype, o * inputs + c)).collect();
                     column.map(|w| (c, w)).ok_or_else(|| bad(format!("tensor `{name}`: not a float tensor")))
                 })
                 .collect()
         })
         .collect()
+}
+
+/// Element `i` of little-endian `bytes` holding `dtype` floats, as f32.
+fn float_at(bytes: &[u8], dtype: DType, i: usize) -> Option<f32> {
+    let size = dtype.size_in_bytes();
+    let b = bytes.get(i * size..(i + 1) * size)?;
+    Some(match dtype {
+        DType::F32 => f32::from_le_bytes(b.try_into().ok()?),
+        DType::F16 => half::f16::from_le_bytes(b.try_into().ok()?).to_f32(),
+        DType::BF16 => half::bf16::from_le_bytes(b.try_into().ok()?).to_f32(),
+        DType::F64 => f64::from_le_bytes(b.try_into().ok()?) as f32,
+        _ => return None,
+    })
 }
 
 enum ReadError {
