@@ -14,14 +14,14 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 model="${1:?usage: scripts/bench-startup.sh MODEL_DIR [RUNS]}"
 runs="${2:-9}"
-bin="${STANCEKIT:-$root/target/release/stancekit}"
-[ -x "$bin" ] || (cd "$root" && cargo build --release --quiet)
+# shellcheck source=scripts/bench_lib.sh
+. "$root/scripts/bench_lib.sh"
+bin=$(stancekit_binary)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 printf '%s\n' '{"text": "Kyiv must join the alliance now."}' '{"text": "The summit ended without a deal."}' \
     '{"text": "Europe should pay for its own defence."}' >"$work/in.jsonl"
-flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs; flags: $flags; model: $model"
+echo "$(machine_line); model: $model"
 for i in $(seq 1 "$runs"); do
     for variant in f32 int8 int8-none; do
         args=(--precision "${variant%-none}")

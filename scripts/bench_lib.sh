@@ -1,5 +1,5 @@
-# Shared steps of the benchmark scripts that serve a trained model
-# (scripts/load-test.sh, scripts/bench-spark.sh); source it, with $root set.
+# Shared steps of the benchmark scripts (scripts/load-test.sh,
+# scripts/bench-spark.sh, and the int8 ones); source it, with $root set.
 
 # Builds the release binary and copies it to $1/stancekit (a shared target
 # folder may be rebuilt from another checkout meanwhile); prints the copy's path.
@@ -8,6 +8,13 @@ release_binary() {
     (cd "$root" && cargo build --release --quiet)
     cp "${CARGO_TARGET_DIR:-$root/target}/release/stancekit" "$1/stancekit"
     echo "$1/stancekit"
+}
+
+# Prints STANCEKIT if set, else the release binary's path, built if missing.
+stancekit_binary() {
+    local bin="${STANCEKIT:-$root/target/release/stancekit}"
+    [ -x "$bin" ] || (cd "$root" && cargo build --release --quiet)
+    echo "$bin"
 }
 
 # Prints MODEL if set, else $2/model, trained first if missing: the frozen

@@ -18,12 +18,12 @@ if [ $# -eq 0 ]; then
     sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
-bin="${STANCEKIT:-$root/target/release/stancekit}"
-[ -x "$bin" ] || (cd "$root" && cargo build --release --quiet)
+# shellcheck source=scripts/bench_lib.sh
+. "$root/scripts/bench_lib.sh"
+bin=$(stancekit_binary)
 work="${WORK:-$(mktemp -d)}"
 mkdir -p "$work"
-flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); flags: $flags; kernel: ${STANCEKIT_INT8_KERNEL:-auto}; int8 flags: ${INT8_ARGS:-(defaults)}"
+echo "$(machine_line); kernel: ${STANCEKIT_INT8_KERNEL:-auto}; int8 flags: ${INT8_ARGS:-(defaults)}"
 echo
 echo "| run | data | pairs | F_avg f32 | F_avg int8 | Δ | macro-F1 f32 | macro-F1 int8 | Δ | same label | max abs Δp |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -16,13 +16,13 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 model="${1:?usage: scripts/int8-drift.sh MODEL INPUT.jsonl}"
 input="${2:?usage: scripts/int8-drift.sh MODEL INPUT.jsonl}"
-bin="${STANCEKIT:-$root/target/release/stancekit}"
-[ -x "$bin" ] || (cd "$root" && cargo build --release --quiet)
+# shellcheck source=scripts/bench_lib.sh
+. "$root/scripts/bench_lib.sh"
+bin=$(stancekit_binary)
 work="${WORK:-$(mktemp -d)}"
 mkdir -p "$work"
 if grep -q '"stancekit"' "$model/config.json"; then command=predict; else command=embed; fi
-flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
-echo "CPU flags: $flags; model: $model; input: $input; stancekit $command"
+echo "$(machine_line); model: $model; input: $input; stancekit $command"
 "$bin" "$command" --model "$model" --input "$input" --output "$work/f32.jsonl" 2>/dev/null
 for setting in ${INT8_SETTINGS:-default none}; do
     extra=()
