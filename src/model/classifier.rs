@@ -99,7 +99,9 @@ impl Classifier {
 
     /// [`Classifier::load_frozen`] at a precision. With int8, the encoder's
     /// linear layers are quantized as the weights are read, for the kernel
-    /// this CPU runs best, and run in int8 from then on.
+    /// this CPU runs best, and run in int8 from then on. `Precision::Int8`
+    /// alone keeps every input column in int8; the CLI's default adds
+    /// [`Arithmetic::with_f32_columns_chosen_at_load`].
     pub fn load_inference(dir: &ModelDir, device: &Device, arithmetic: impl Into<Arithmetic>) -> Result<Self> {
         Self::load_params(dir, device, Some(arithmetic.into()))
     }
