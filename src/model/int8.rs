@@ -122,7 +122,7 @@ impl Arithmetic {
     }
 
     /// The same, with the f32 columns chosen when the model loads, from the
-    /// activations of a built-in text ([`super::int8_columns`]).
+    /// activations of a built-in text (`model::int8_columns`).
     pub fn with_f32_columns_chosen_at_load(self) -> Self {
         Self { auto_columns: true, ..self }
     }
