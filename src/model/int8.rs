@@ -265,13 +265,10 @@ impl Int8Linear {
     /// Multiplies these input columns in f32 from now on, given as (column,
     /// its f32 weights, one per output) ([`QuantizedWeights::set_f32_columns`]).
     pub fn set_f32_columns(&mut self, columns: Vec<ColumnWeights>) -> Result<()> {
-        let fits = columns.iter().all(|(c, w)| *c < self.weights.inputs() && w.len() == self.weights.outputs());
         match Arc::get_mut(&mut self.weights) {
-            Some(weights) if fits => {
-                weights.set_f32_columns(columns);
-                Ok(())
+            Some(weights) => {
+                weights.set_f32_columns(columns).map_err(|e| candle_core::Error::Msg(format!("int8 linear: {e}")))
             }
-            Some(_) => candle_core::bail!("int8 linear: f32 columns do not fit its weights"),
             None => candle_core::bail!("int8 linear: the weights are shared and cannot change"),
         }
     }

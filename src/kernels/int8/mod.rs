@@ -225,20 +225,29 @@ impl QuantizedWeights {
         assert_eq!(weight.len(), self.outputs * self.inputs, "weight is not {}×{}", self.outputs, self.inputs);
         let columns: Vec<usize> = columns.iter().copied().filter(|&c| c < self.inputs).collect();
         let column = |c: usize| weight.iter().skip(c).step_by(self.inputs).copied().collect();
-        self.set_f32_columns(columns.iter().map(|&c| (c, column(c))).collect());
+        self.set_f32_columns(columns.iter().map(|&c| (c, column(c))).collect()).expect("columns inside the weight");
         self
     }
 
     /// [`QuantizedWeights::with_f32_columns`] in place, from (column, its
-    /// `outputs` f32 weights) pairs; none clears them. Repeats are dropped.
-    pub fn set_f32_columns(&mut self, mut columns: Vec<ColumnWeights>) {
-        assert!(columns.iter().all(|(c, w)| *c < self.inputs && w.len() == self.outputs), "columns do not fit");
+    /// `outputs` f32 weights) pairs; none clears them. Repeats are dropped;
+    /// a column past the inputs, or weights not one per output, are an error.
+    pub fn set_f32_columns(&mut self, mut columns: Vec<ColumnWeights>) -> Result<(), String> {
+        if let Some((c, w)) = columns.iter().find(|(c, w)| *c >= self.inputs || w.len() != self.outputs) {
+            return Err(format!(
+                "f32 column {c} with {} weights: the layer has {}×{}",
+                w.len(),
+                self.outputs,
+                self.inputs
+            ));
+        }
         columns.sort_by_key(|(c, _)| *c);
         columns.dedup_by_key(|(c, _)| *c);
         self.f32_columns = (!columns.is_empty()).then(|| F32Columns {
             columns: columns.iter().map(|(c, _)| *c).collect(),
             weights: columns.into_iter().flat_map(|(_, w)| w).collect(),
         });
+        Ok(())
     }
 
     /// The input columns multiplied in f32, in order.
