@@ -2,9 +2,12 @@
 //! linear layer on the shapes of MiniLM's and MPNet's layers, one input of
 //! `--rows` token rows (batch × tokens). Prints the CPU flags and a table of
 //! GMAC/s (multiply-adds per second) and the ratio to f32, medians of `--reps`.
+//! With `--peak`, first the f32 multiply-adds one core can make per second
+//! (independent FMAs on registers, the widest vectors the CPU has): the
+//! ceiling of any f32 matrix product, PyTorch's included.
 //!
 //! ```text
-//! cargo run --release --example bench_int8_gemm -- [--rows 1024] [--reps 9] [--only INPUTS] [--kernel NAME] [--best]
+//! cargo run --release --example bench_int8_gemm -- [--rows 1024] [--reps 9] [--only INPUTS] [--kernel NAME|none] [--best] [--peak]
 //! ```
 
 use std::time::Instant;
@@ -38,6 +41,53 @@ fn time<F: FnMut()>(reps: usize, best: bool, mut f: F) -> f64 {
     )
 }
 
+/// f32 multiply-adds per second on one thread: 24 independent accumulators
+/// (more than an FMA's latency times its issue rate), no memory traffic.
+fn fma_peak() -> (f64, &'static str) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        const CHAINS: usize = 24;
+        const STEPS: usize = 4_000_000;
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512() -> f32 {
+            let (a, b) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9));
+            let mut acc = [_mm512_setzero_ps(); CHAINS];
+            for _ in 0..STEPS {
+                acc.iter_mut().for_each(|r| *r = _mm512_fmadd_ps(a, b, *r));
+            }
+            _mm512_reduce_add_ps(acc.into_iter().fold(_mm512_setzero_ps(), |s, r| _mm512_add_ps(s, r)))
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2() -> f32 {
+            let (a, b) = (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(0.999_999_9));
+            let mut acc = [_mm256_setzero_ps(); CHAINS];
+            for _ in 0..STEPS {
+                acc.iter_mut().for_each(|r| *r = _mm256_fmadd_ps(a, b, *r));
+            }
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc.into_iter().fold(_mm256_setzero_ps(), |s, r| _mm256_add_ps(s, r)));
+            lanes.iter().sum()
+        }
+        let (run, lanes, name): (unsafe fn() -> f32, usize, _) = if is_x86_feature_detected!("avx512f") {
+            (avx512, 16, "AVX-512 FMA")
+        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            (avx2, 8, "AVX2 FMA")
+        } else {
+            return (f64::NAN, "no FMA");
+        };
+        let s = time(5, true, || {
+            // SAFETY: the CPU has the features checked above.
+            std::hint::black_box(unsafe { run() });
+        });
+        ((CHAINS * STEPS * lanes) as f64 / s / 1e9, name)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        (f64::NAN, "not measured off x86-64")
+    }
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: usize| {
@@ -56,9 +106,13 @@ fn main() -> Result<()> {
     let wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16"];
     let present: Vec<_> = line.split_whitespace().filter(|f| wanted.contains(f)).collect();
     println!("CPU flags: {present:?}; threads: {}; rows: {rows}\n", rayon::current_num_threads());
-    // `--kernel NAME` times that kernel alone.
-    let pick = args.iter().position(|a| a == "--kernel").and_then(|i| args.get(i + 1)).and_then(|n| Kernel::parse(n));
-    let kernels: Vec<Kernel> = Kernel::available().into_iter().filter(|k| pick.is_none_or(|p| p == *k)).collect();
+    if args.iter().any(|a| a == "--peak") {
+        let (gmacs, how) = fma_peak();
+        println!("f32 peak, one thread: {gmacs:.1} GMAC/s ({how})\n");
+    }
+    // `--kernel NAME` times that kernel alone, `--kernel none` none (f32 only).
+    let pick = args.iter().position(|a| a == "--kernel").and_then(|i| args.get(i + 1));
+    let kernels: Vec<Kernel> = Kernel::available().into_iter().filter(|k| pick.is_none_or(|p| p == k.name())).collect();
     let mut header = "| inputs × outputs | f32 GMAC/s |".to_string();
     for k in &kernels {
         header += &format!(" {} GMAC/s (× f32) |", k.name());

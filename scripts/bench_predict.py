@@ -8,6 +8,10 @@
                               has it); int8 by torch.ao.quantization.quantize_dynamic on every
                               nn.Linear (fbgemm/x86 engine, the PyTorch docs' recipe for BERT)
     compare A B               max |difference| of the probabilities of two prediction files
+    linear [--rows R] [--threads T] [--reps N]
+                              torch.nn.functional.linear in f32 on the encoders' layer shapes
+                              (scripts/bench-f32-ceiling.sh): a line "INPUTS OUTPUTS GMAC/s"
+                              each, the fastest of N runs
 
 The PyTorch run gets its best honest settings: torch.inference_mode(), pairs
 sorted by token length and padded per batch (as stancekit does), the fast
@@ -119,6 +123,28 @@ def compare(a: Path, b: Path) -> None:
     print(json.dumps({"rows": rows, "max_abs_diff": worst}))
 
 
+# (inputs, outputs) of the encoders' linear layers, as examples/bench_int8_gemm.rs times them.
+SHAPES = [(384, 384), (384, 1536), (1536, 384), (768, 768), (768, 3072), (3072, 768)]
+
+
+def time_linear(rows: int, threads: int, reps: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    for inputs, outputs in SHAPES:
+        x = torch.randn(rows, inputs, generator=gen)
+        w, b = torch.randn(outputs, inputs, generator=gen) * 0.05, torch.randn(outputs, generator=gen)
+        with torch.inference_mode():
+            torch.nn.functional.linear(x, w, b)
+            best = float("inf")
+            for _ in range(reps):
+                start = time.perf_counter()
+                torch.nn.functional.linear(x, w, b)
+                best = min(best, time.perf_counter() - start)
+        print(inputs, outputs, round(rows * inputs * outputs / best / 1e9, 1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +165,10 @@ def main() -> None:
     p = sub.add_parser("compare")
     p.add_argument("a", type=Path)
     p.add_argument("b", type=Path)
+    p = sub.add_parser("linear")
+    p.add_argument("--rows", type=int, default=800)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reps", type=int, default=15)
     args = parser.parse_args()
     if args.command == "make-model":
         make_model(args.base, args.out)
@@ -146,6 +176,8 @@ def main() -> None:
         make_data(args.sentences, args.n, args.out)
     elif args.command == "torch":
         run_torch(args.model, args.input, args.output, args.batch_size, args.threads, args.mode)
+    elif args.command == "linear":
+        time_linear(args.rows, args.threads, args.reps)
     else:
         compare(args.a, args.b)
 
