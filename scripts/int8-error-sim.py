@@ -9,12 +9,16 @@ zero point (the range always holds 0). Then it measures the sentence
 embeddings (mean-pooled, normalised, as `stancekit embed`) against f32, as
 mean 1 - cosine, with:
 
-- everything quantized (what stancekit runs);
+- everything quantized (`--int8-f32-columns none`);
 - the weights alone quantized, or the activations alone;
 - the K input columns with the largest values kept out of the activations'
   u8 range and multiplied in f32 (as LLM.int8() does), on the layers that
   read a layer norm's output (query, key, value, FFN in). The columns are
-  chosen from one set of texts (calibration) and scored on another.
+  chosen from one set of texts (calibration) and scored on another;
+- those columns, with the FFN output layers' residual channel dropped, and
+  then with those layers' output channels at the same K columns computed in
+  f32 instead (an alternative to the residual that was measured and dropped:
+  README, "int8").
 
 It also prints, per layer, how far the largest input column stands above the
 median column, and those columns, and the K columns most often among them
@@ -114,15 +118,18 @@ class Sim:
             h.remove()
         return seen
 
-    def quantized(self, weights=True, activations=True, f32_columns=None):
-        """Replaces every encoder linear layer's forward with the int8 arithmetic."""
+    def quantized(self, weights=True, activations=True, f32_columns=None, residual=True, f32_outputs=None):
+        """Replaces every encoder linear layer's forward with the int8 arithmetic
+        (`residual`: the FFN output layers keep their residual channel;
+        `f32_outputs`: those layers' output channels computed in f32)."""
         for name, module in self.linears.items():
             w = module.weight.detach()
             if weights:
-                w = quantize_weight_with_residual(w) if is_ffn_out(name) else quantize_weight(w)
+                w = quantize_weight_with_residual(w) if is_ffn_out(name) and residual else quantize_weight(w)
             keep = (f32_columns or {}).get(name)
+            exact_rows = f32_outputs if is_ffn_out(name) else None
 
-            def forward(x, w=w, b=module.bias, keep=keep, exact=module.weight):
+            def forward(x, w=w, b=module.bias, keep=keep, exact=module.weight, exact_rows=exact_rows):
                 main = x
                 if keep is not None:
                     main = x.clone()
@@ -130,6 +137,8 @@ class Sim:
                 y = (quantize_rows(main) if activations else main) @ w.T + b
                 if keep is not None:
                     y = y + x[..., keep] @ exact[:, keep].T
+                if exact_rows is not None:
+                    y[..., exact_rows] = x @ exact[exact_rows].T + b[exact_rows]
                 return y
 
             module.forward = forward
@@ -163,11 +172,15 @@ def main():
 
     reference = sim.embed(scored)
     f32_columns = {n: m.topk(k).indices for n, m in maxima.items() if reads_layer_norm(n)}
+    common_k = sorted(c for c, _ in common.most_common(k))
     rows = [
-        ("all int8 (what stancekit runs)", dict()),
+        ("all int8 (`--int8-f32-columns none`)", dict()),
         ("weights alone", dict(activations=False)),
         ("activations alone", dict(weights=False)),
         (f"all int8, {k} largest columns of query/key/value/FFN-in inputs in f32", dict(f32_columns=f32_columns)),
+        ("the same, FFN out without its residual channel", dict(f32_columns=f32_columns, residual=False)),
+        (f"the same, FFN out's output channels {common_k} in f32", dict(
+            f32_columns=f32_columns, residual=False, f32_outputs=common_k)),
     ]
     print("\n| quantized | mean 1 - cos | max 1 - cos |\n|---|---:|---:|")
     for label, setting in rows:
