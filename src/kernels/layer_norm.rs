@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::cpu::{fused_ok, slice, ROWS_PER_TASK};
+use super::cpu::{fused_ok, host_f32, slice, ROWS_PER_TASK};
 use super::simd::{self, multiversion};
 
 /// `(x − mean) / sqrt(var + eps) · weight + bias` over the last dimension, as
@@ -75,17 +75,63 @@ multiversion! {
     fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
         let h = w.len();
         for (x, y) in x.chunks_exact(h).zip(y.chunks_exact_mut(h)) {
-            let mean = simd::sum(x) / h as f32;
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = x - mean;
-            }
-            let var = simd::dot(y, y) / h as f32;
-            let std = (var + eps).sqrt();
-            for ((y, &w), &b) in y.iter_mut().zip(w).zip(b) {
-                *y = *y / std * w + b;
-            }
+            y.copy_from_slice(x);
+            normalize_row(y, w, b, eps);
         }
     }
+}
+
+multiversion! {
+    /// [`layer_norm_rows`] of `x + r`, the sum made row by row in `y`.
+    fn add_layer_norm_rows(x: &[f32], r: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
+        let h = w.len();
+        for ((x, r), y) in x.chunks_exact(h).zip(r.chunks_exact(h)).zip(y.chunks_exact_mut(h)) {
+            y.iter_mut().zip(x.iter().zip(r)).for_each(|(y, (&x, &r))| *y = x + r);
+            normalize_row(y, w, b, eps);
+        }
+    }
+}
+
+/// One row normalised in place; inlined into the multiversioned callers.
+#[inline(always)]
+fn normalize_row(y: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let h = w.len();
+    let mean = simd::sum(y) / h as f32;
+    y.iter_mut().for_each(|y| *y -= mean);
+    let var = simd::dot(y, y) / h as f32;
+    let std = (var + eps).sqrt();
+    for ((y, &w), &b) in y.iter_mut().zip(w).zip(b) {
+        *y = *y / std * w + b;
+    }
+}
+
+/// `layer_norm(x + residual, …)`, the closing step of a transformer block.
+/// When no gradient can be wanted (nothing here is a variable or comes from
+/// one: inference) on CPU f32, one pass that never makes the sum a tensor of
+/// its own, with the same numbers as the add and then [`layer_norm`];
+/// otherwise exactly those two.
+pub fn add_layer_norm(x: &Tensor, residual: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let all = [x, residual, weight, bias];
+    if !fused_ok(&all) || all.iter().any(|t| t.track_op()) || x.shape() != residual.shape() {
+        return layer_norm(&(x + residual)?, weight, bias, eps);
+    }
+    let (x, r, w, b) = (x.contiguous()?, residual.contiguous()?, weight.contiguous()?, bias.contiguous()?);
+    let what = "add + layer norm";
+    let (xs, xl) = x.storage_and_layout();
+    let (rs, rl) = r.storage_and_layout();
+    let (ws, wl) = w.storage_and_layout();
+    let (bs, bl) = b.storage_and_layout();
+    let (xv, rv) = (host_f32(&xs, xl, what)?, host_f32(&rs, rl, what)?);
+    let (wv, bv) = (host_f32(&ws, wl, what)?, host_f32(&bs, bl, what)?);
+    let h = wv.len();
+    if x.dim(D::Minus1)? != h || bv.len() != h {
+        candle_core::bail!("{what}: weight {:?} and bias {:?} do not fit {:?}", w.shape(), b.shape(), x.shape());
+    }
+    let mut y = vec![0f32; xv.len()];
+    y.par_chunks_mut(h * ROWS_PER_TASK)
+        .zip(xv.par_chunks(h * ROWS_PER_TASK).zip(rv.par_chunks(h * ROWS_PER_TASK)))
+        .for_each(|(y, (x, r))| add_layer_norm_rows(x, r, wv, bv, eps as f32, y));
+    Tensor::from_vec(y, x.shape(), x.device())
 }
 
 /// The backward pass: `dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))` with
@@ -237,5 +283,35 @@ mod tests {
         let y = fused_ln(&f64s(&x), &f64s(&w), &f64s(&b)).unwrap();
         assert_eq!(y.dtype(), DType::F64);
         assert_close("f64", &y.to_dtype(DType::F32).unwrap(), &composite_ln(&x, &w, &b).unwrap(), 1e-5);
+    }
+
+    #[test]
+    fn add_layer_norm_gives_the_bits_of_the_add_then_layer_norm() {
+        for (shape, h) in [(vec![3, 5, 24], 24), (vec![2, 35, 384], 384), (vec![1, 7], 7)] {
+            let (x, r) = (random(&shape, 10, 2.0, 0.3), random(&shape, 11, 1.0, -0.1));
+            let (w, b) = (random(&[h], 12, 0.5, 1.0), random(&[h], 13, 0.5, 0.0));
+            let fused = add_layer_norm(&x, &r, &w, &b, 1e-12).unwrap();
+            let separate = layer_norm(&(&x + &r).unwrap(), &w, &b, 1e-12).unwrap();
+            let bits = |t: &Tensor| values(t).into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            assert_eq!(bits(&fused), bits(&separate), "shape {shape:?}");
+        }
+    }
+
+    #[test]
+    fn add_layer_norm_keeps_gradients_when_they_are_wanted() {
+        let (x, r) = (Var::from_tensor(&random(&[4, 24], 14, 1.0, 0.0)).unwrap(), random(&[4, 24], 15, 1.0, 0.0));
+        let (w, b) = (random(&[24], 16, 0.5, 1.0), random(&[24], 17, 0.5, 0.0));
+        let loss = |y: Tensor| weighted_sum(&y, 99);
+        let fused = loss(add_layer_norm(x.as_tensor(), &r, &w, &b, 1e-12).unwrap()).backward().unwrap();
+        let separate = loss(layer_norm(&(x.as_tensor() + &r).unwrap(), &w, &b, 1e-12).unwrap()).backward().unwrap();
+        let grad = |g: &candle_core::backprop::GradStore| g.get(x.as_tensor()).expect("a gradient for x").clone();
+        assert_close("dx", &grad(&fused), &grad(&separate), 0.0);
+    }
+
+    #[test]
+    fn add_layer_norm_of_two_shapes_is_an_error() {
+        let (x, r) = (random(&[2, 3, 8], 18, 1.0, 0.0), random(&[2, 1, 8], 19, 1.0, 0.0));
+        let (w, b) = (random(&[8], 20, 0.5, 1.0), random(&[8], 21, 0.5, 0.0));
+        assert!(add_layer_norm(&x, &r, &w, &b, 1e-12).is_err());
     }
 }

@@ -74,7 +74,7 @@ impl Attention {
         let position = bias.position.as_ref();
         let context = attention(&q, &k, &v, &bias.mask, position, self.heads, &self.probs_dropout, train)?;
         let projected = self.output.forward_dropout(&context, &self.output_dropout, train)?;
-        self.layer_norm.forward(&(projected + queries)?)
+        self.layer_norm.forward_residual(&projected, queries)
     }
 }
 
@@ -113,7 +113,7 @@ impl Layer {
         let attended = self.attention.forward_t(queries, xs, bias, train)?;
         let hidden = self.intermediate.forward_gelu(&attended)?;
         let out = self.output.forward_dropout(&hidden, &self.dropout, train)?;
-        self.layer_norm.forward(&(out + attended)?)
+        self.layer_norm.forward_residual(&out, &attended)
     }
 
     /// Whether any of the layer's linear layers runs in int8 ([`Layer::quantize`]).
