@@ -16,7 +16,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-source "$root/scripts/bench_lib.sh"
+# shellcheck source=scripts/bench_lib.sh
+. "$root/scripts/bench_lib.sh"
 python="${PYTHON:-python3}"
 rows="${ROWS:-800}"
 rounds="${ROUNDS:-3}"

@@ -167,12 +167,11 @@ def main():
         if name.split(".")[-1] in ("query", "q") or name.endswith("intermediate.dense"):
             print(f"| {name} | {m.numel()} | {(m.max() / m.median()).item():.1f} | {sorted(top)} |")
     print(f"\nColumns most often among the 4 largest on the layers that read a layer norm: {common.most_common(6)}")
-    flag = ",".join(str(c) for c, _ in sorted(common.most_common(k)))
-    print(f"For stancekit: --precision int8 --int8-f32-columns {flag}")
+    common_k = sorted(c for c, _ in common.most_common(k))
+    print(f"For stancekit: --precision int8 --int8-f32-columns {','.join(map(str, common_k))}")
 
     reference = sim.embed(scored)
     f32_columns = {n: m.topk(k).indices for n, m in maxima.items() if reads_layer_norm(n)}
-    common_k = sorted(c for c, _ in common.most_common(k))
     rows = [
         ("all int8 (`--int8-f32-columns none`)", dict()),
         ("weights alone", dict(activations=False)),

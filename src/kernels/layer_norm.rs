@@ -75,29 +75,31 @@ multiversion! {
     fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
         let h = w.len();
         for (x, y) in x.chunks_exact(h).zip(y.chunks_exact_mut(h)) {
-            y.copy_from_slice(x);
-            normalize_row(y, w, b, eps);
+            normalize_row(x, w, b, eps, y);
         }
     }
 }
 
 multiversion! {
-    /// [`layer_norm_rows`] of `x + r`, the sum made row by row in `y`.
+    /// [`layer_norm_rows`] of `x + r`, each row's sum made in one scratch row.
     fn add_layer_norm_rows(x: &[f32], r: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
         let h = w.len();
+        let mut sum = vec![0f32; h];
         for ((x, r), y) in x.chunks_exact(h).zip(r.chunks_exact(h)).zip(y.chunks_exact_mut(h)) {
-            y.iter_mut().zip(x.iter().zip(r)).for_each(|(y, (&x, &r))| *y = x + r);
-            normalize_row(y, w, b, eps);
+            sum.iter_mut().zip(x.iter().zip(r)).for_each(|(s, (&x, &r))| *s = x + r);
+            normalize_row(&sum, w, b, eps, y);
         }
     }
 }
 
-/// One row normalised in place; inlined into the multiversioned callers.
+/// One row `x` normalised into `y`; inlined into the multiversioned callers.
 #[inline(always)]
-fn normalize_row(y: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+fn normalize_row(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
     let h = w.len();
-    let mean = simd::sum(y) / h as f32;
-    y.iter_mut().for_each(|y| *y -= mean);
+    let mean = simd::sum(x) / h as f32;
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = x - mean;
+    }
     let var = simd::dot(y, y) / h as f32;
     let std = (var + eps).sqrt();
     for ((y, &w), &b) in y.iter_mut().zip(w).zip(b) {
