@@ -29,7 +29,7 @@ mod tiles;
 use rayon::prelude::*;
 
 use super::simd::multiversion;
-use tiles::{Geometry, TileFn};
+use tiles::{Geometry, LineBytes, TileFn};
 
 /// Which instruction set runs the int8 products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,7 @@ pub struct QuantizedWeights {
     /// Per packed channel: Σ of its i8 weights, for the zero-point correction.
     sums: Vec<i32>,
     /// Column panels of `nr` outputs, in the kernel's layout (see [`tiles`]).
-    packed: Vec<u8>,
+    packed: LineBytes,
     /// Input columns multiplied in f32 ([`QuantizedWeights::with_f32_columns`]).
     f32_columns: Option<F32Columns>,
 }
@@ -412,7 +412,7 @@ multiversion! {
 
 /// Input rows quantized to u8 (u16 for the AVX2 kernel), zero-padded to the packed depth.
 struct QuantizedRows {
-    data: Vec<u8>,
+    data: LineBytes,
     /// Elements per row (the packed depth).
     stride: usize,
     scales: Vec<f32>,
@@ -425,13 +425,9 @@ impl QuantizedRows {
         let stride = g.depth(inputs);
         let rows = x.len().checked_div(inputs).unwrap_or(0);
         let padded_rows = rows.div_ceil(g.row_align) * g.row_align;
-        // Every byte is written by `quantize_row` (values, then zero padding).
-        let mut data: Vec<u8> = Vec::with_capacity(padded_rows * stride * g.a_bytes);
-        // SAFETY: u8 has no invalid values, and every byte is written below before it is read.
-        #[allow(clippy::uninit_vec)]
-        unsafe {
-            data.set_len(padded_rows * stride * g.a_bytes)
-        };
+        // SAFETY: every byte is written below before it is read: the padding
+        // rows here, the rest by `quantize_row` (values, then zero padding).
+        let mut data = unsafe { LineBytes::uninit(padded_rows * stride * g.a_bytes) };
         data[rows * stride * g.a_bytes..].fill(0);
         let mut params = vec![(0f32, 0i32); rows];
         data.par_chunks_mut((stride * g.a_bytes).max(1))

@@ -229,3 +229,22 @@ fn f32_columns_hold_the_weights_unrounded() {
         }
     }
 }
+
+/// What the kernels load starts on a cache line, whatever its length, and
+/// keeps the bytes written to it.
+#[test]
+fn kernel_operands_start_on_a_cache_line() {
+    for len in [0, 1, 63, 64, 65, 4096 + 16] {
+        let mut b = tiles::LineBytes::zeroed(len);
+        assert_eq!((b.len(), b.as_ptr() as usize % 64), (len, 0), "{len} bytes");
+        assert!(b.iter().all(|&v| v == 0), "{len} bytes");
+        b.iter_mut().enumerate().for_each(|(i, v)| *v = i as u8);
+        assert!(b.iter().enumerate().all(|(i, &v)| v == i as u8), "{len} bytes");
+    }
+    let w = vec![0.5f32; 40 * 70];
+    for kernel in Kernel::available() {
+        let q = QuantizedWeights::new(&w, 40, 70, kernel);
+        let x = q.quantize_input(&[1.0; 3 * 70]);
+        assert_eq!((q.packed.as_ptr() as usize % 64, x.acts.data.as_ptr() as usize % 64), (0, 0), "{}", kernel.name());
+    }
+}

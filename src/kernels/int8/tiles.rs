@@ -15,6 +15,58 @@ use super::{Job, Kernel};
 /// Rows and accumulators of the largest micro-kernel (AMX: 32 × 32).
 const MAX_ACC: usize = 32 * 32;
 
+/// One cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// Bytes that start on a cache line, for what the kernels load: the packed
+/// weights and the quantized rows. Every row they read then starts a line
+/// (depths and panels are multiples of 64 bytes), where one from `Vec<u8>`
+/// (16-byte aligned) straddles two: on the tile unit that cost 1.4× the time
+/// (`tileloadd` of both operands 16 bytes off a line, one thread, 256 rows ×
+/// 128 columns, depths 384–3072).
+pub(super) struct LineBytes {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl LineBytes {
+    pub fn zeroed(len: usize) -> Self {
+        Self { lines: vec![Line([0; 64]); len.div_ceil(64)], len }
+    }
+
+    /// # Safety
+    /// Every byte must be written before it is read.
+    #[allow(clippy::uninit_vec)]
+    pub unsafe fn uninit(len: usize) -> Self {
+        let mut lines = Vec::with_capacity(len.div_ceil(64));
+        // SAFETY: u8s have no invalid values; the caller writes before reading.
+        unsafe { lines.set_len(len.div_ceil(64)) };
+        Self { lines, len }
+    }
+}
+
+impl std::ops::Deref for LineBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `lines` holds at least `len` bytes, and Line is plain bytes.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for LineBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, borrowed mutably once.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), self.len) }
+    }
+}
+
+/// The accumulators of one block, on a cache line for `tilestored`.
+#[repr(C, align(64))]
+struct Acc([i32; MAX_ACC]);
+
 /// The shape of a kernel's blocks and of its inputs.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Geometry {
@@ -63,9 +115,9 @@ pub(super) fn geometry(kernel: Kernel) -> Geometry {
 }
 
 /// Packs row-major [outputs, inputs] i8 weights (see the module docs).
-pub(super) fn pack(q: &[i8], outputs: usize, inputs: usize, g: Geometry) -> Vec<u8> {
+pub(super) fn pack(q: &[i8], outputs: usize, inputs: usize, g: Geometry) -> LineBytes {
     let panel_bytes = g.depth(inputs) * g.nr * g.b_bytes;
-    let mut out = vec![0u8; outputs.div_ceil(g.nr) * panel_bytes];
+    let mut out = LineBytes::zeroed(outputs.div_ceil(g.nr) * panel_bytes);
     let panel = match (g.group, g.b_bytes) {
         (4, 1) => pack_panel::<4, 1>,
         (2, 2) => pack_panel::<2, 2>,
@@ -145,14 +197,15 @@ unsafe fn tile<M: Micro>(job: &Job, t: usize) {
     let depth = job.acts.stride;
     let (a, row_bytes) = (job.acts.data.as_ptr(), depth * g.a_bytes);
     let panel_bytes = depth * g.nr * g.b_bytes;
-    let mut acc = [0i32; MAX_ACC];
+    let mut acc = Acc([0; MAX_ACC]);
+    let acc = &mut acc.0;
     let mut row0 = row_start;
     while row0 < row_end {
         let rows = M::MR.min(row_end - row0);
         for col0 in (col_start..col_end).step_by(g.nr) {
             let panel = job.weights.packed.as_ptr().add(col0 / g.nr * panel_bytes);
-            M::run(a.add(row0 * row_bytes), row_bytes, rows, panel, depth / g.group, &mut acc);
-            job.store(&acc, row0, rows, col0);
+            M::run(a.add(row0 * row_bytes), row_bytes, rows, panel, depth / g.group, acc);
+            job.store(acc, row0, rows, col0);
         }
         job.finish(row0, rows, col_start, col_end - col_start);
         row0 += rows;
