@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::cpu::{fused_ok, host_f32, sgemm, slice, SharedMut};
 use super::dropout::Dropout;
 use super::simd::{self, multiversion};
-use super::softmax::{attention_softmax, softmax_row};
+use super::softmax::{attention_softmax, softmax_in_place};
 
 /// Multi-head scaled dot-product attention on the projections q, k, v
 /// [batch, seq, hidden] with an additive mask [batch, 1, 1, seq] and an
@@ -173,20 +173,15 @@ impl AttentionOp {
 }
 
 multiversion! {
-    /// Every row of `p` through [`softmax_row`]; with a position bias, each row
+    /// Every row of `p` through [`softmax_in_place`]; with a position bias, `p`
     /// first becomes `p · scale + position` (then scaled by 1, exactly).
     fn softmax_block(p: &mut [f32], mask: &[f32], position: Option<&[f32]>, scale: f32) {
-        let l = mask.len();
-        for (r, row) in p.chunks_exact_mut(l).enumerate() {
-            match position {
-                Some(bias) => {
-                    for (y, &b) in row.iter_mut().zip(&bias[r * l..(r + 1) * l]) {
-                        *y = *y * scale + b;
-                    }
-                    softmax_row(row, mask, 1.0);
-                }
-                None => softmax_row(row, mask, scale),
+        match position {
+            Some(bias) => {
+                p.iter_mut().zip(bias).for_each(|(y, &b)| *y = *y * scale + b);
+                softmax_in_place(p, mask, 1.0);
             }
+            None => softmax_in_place(p, mask, scale),
         }
     }
 }
