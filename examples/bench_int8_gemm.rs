@@ -2,9 +2,10 @@
 //! linear layer on the shapes of MiniLM's and MPNet's layers, one input of
 //! `--rows` token rows (batch × tokens). Prints the CPU flags and a table of
 //! GMAC/s (multiply-adds per second) and the ratio to f32, medians of `--reps`.
-//! With `--peak`, first the f32 multiply-adds one core can make per second
-//! (independent FMAs on registers, the widest vectors the CPU has): the
-//! ceiling of any f32 matrix product, PyTorch's included.
+//! With `--peak`, first the multiply-adds one core can make per second
+//! (independent FMAs, and `vpdpbusd`s, on registers, the widest vectors the
+//! CPU has): the ceiling of any f32 and of any VNNI int8 matrix product,
+//! PyTorch's included.
 //!
 //! ```text
 //! cargo run --release --example bench_int8_gemm -- [--rows 1024] [--reps 9] [--only INPUTS] [--kernel NAME|none] [--best] [--peak]
@@ -41,49 +42,80 @@ fn time<F: FnMut()>(reps: usize, best: bool, mut f: F) -> f64 {
     )
 }
 
-/// f32 multiply-adds per second on one thread: 24 independent accumulators
-/// (more than an FMA's latency times its issue rate), no memory traffic.
-fn fma_peak() -> (f64, &'static str) {
+/// Independent accumulators in a peak loop: more than an instruction's
+/// latency times its issue rate (4 × 2 for FMA and `vpdpbusd` on the cores seen).
+#[cfg(target_arch = "x86_64")]
+const CHAINS: usize = 24;
+#[cfg(target_arch = "x86_64")]
+const STEPS: usize = 4_000_000;
+
+/// A function that runs `CHAINS × STEPS` of one multiply-add instruction on
+/// registers, no memory traffic: its time gives the core's peak.
+#[cfg(target_arch = "x86_64")]
+macro_rules! peak_loop {
+    ($name:ident, $features:literal, $zero:expr, ($a:expr, $b:expr), |$acc:ident, $x:ident, $y:ident| $op:expr) => {
+        #[target_feature(enable = $features)]
+        unsafe fn $name() {
+            let ($x, $y) = ($a, $b);
+            let mut acc = [$zero; CHAINS];
+            for _ in 0..STEPS {
+                acc.iter_mut().for_each(|$acc| *$acc = $op);
+            }
+            std::hint::black_box(acc);
+        }
+    };
+}
+
+/// Multiply-adds per second on one thread (f32 by FMA, or u8·i8 by `vpdpbusd`
+/// with `int8`) on the widest vectors the CPU has, and which instruction.
+fn peak(int8: bool) -> (f64, &'static str) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
-        const CHAINS: usize = 24;
-        const STEPS: usize = 4_000_000;
-        #[target_feature(enable = "avx512f")]
-        unsafe fn avx512() -> f32 {
-            let (a, b) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9));
-            let mut acc = [_mm512_setzero_ps(); CHAINS];
-            for _ in 0..STEPS {
-                acc.iter_mut().for_each(|r| *r = _mm512_fmadd_ps(a, b, *r));
+        peak_loop!(
+            avx512,
+            "avx512f",
+            _mm512_setzero_ps(),
+            (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9)),
+            |acc, a, b| _mm512_fmadd_ps(a, b, *acc)
+        );
+        peak_loop!(
+            avx2,
+            "avx2,fma",
+            _mm256_setzero_ps(),
+            (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(0.999_999_9)),
+            |acc, a, b| _mm256_fmadd_ps(a, b, *acc)
+        );
+        peak_loop!(
+            vnni,
+            "avx512f,avx512bw,avx512vnni",
+            _mm512_setzero_si512(),
+            (_mm512_set1_epi32(0x0101_0101), _mm512_set1_epi32(0x0101_0101)),
+            |acc, a, b| _mm512_dpbusd_epi32(*acc, a, b)
+        );
+        let has = |f: &str| match f {
+            "avx512f" => is_x86_feature_detected!("avx512f"),
+            "avx2" => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            _ => {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vnni")
             }
-            _mm512_reduce_add_ps(acc.into_iter().fold(_mm512_setzero_ps(), |s, r| _mm512_add_ps(s, r)))
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2() -> f32 {
-            let (a, b) = (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(0.999_999_9));
-            let mut acc = [_mm256_setzero_ps(); CHAINS];
-            for _ in 0..STEPS {
-                acc.iter_mut().for_each(|r| *r = _mm256_fmadd_ps(a, b, *r));
-            }
-            let mut lanes = [0f32; 8];
-            _mm256_storeu_ps(lanes.as_mut_ptr(), acc.into_iter().fold(_mm256_setzero_ps(), |s, r| _mm256_add_ps(s, r)));
-            lanes.iter().sum()
-        }
-        let (run, lanes, name): (unsafe fn() -> f32, usize, _) = if is_x86_feature_detected!("avx512f") {
-            (avx512, 16, "AVX-512 FMA")
-        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            (avx2, 8, "AVX2 FMA")
-        } else {
-            return (f64::NAN, "no FMA");
         };
-        let s = time(5, true, || {
-            // SAFETY: the CPU has the features checked above.
-            std::hint::black_box(unsafe { run() });
-        });
-        ((CHAINS * STEPS * lanes) as f64 / s / 1e9, name)
+        // (function, multiply-adds per instruction, name)
+        let (run, macs, name): (unsafe fn(), usize, _) = match int8 {
+            false if has("avx512f") => (avx512, 16, "AVX-512 FMA"),
+            false if has("avx2") => (avx2, 8, "AVX2 FMA"),
+            true if has("vnni") => (vnni, 64, "AVX-512 vpdpbusd"),
+            _ => return (f64::NAN, "not on this CPU"),
+        };
+        // SAFETY: the CPU has the features checked above.
+        let s = time(5, true, || unsafe { run() });
+        ((CHAINS * STEPS * macs) as f64 / s / 1e9, name)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
+        let _ = int8;
         (f64::NAN, "not measured off x86-64")
     }
 }
@@ -107,8 +139,11 @@ fn main() -> Result<()> {
     let present: Vec<_> = line.split_whitespace().filter(|f| wanted.contains(f)).collect();
     println!("CPU flags: {present:?}; threads: {}; rows: {rows}\n", rayon::current_num_threads());
     if args.iter().any(|a| a == "--peak") {
-        let (gmacs, how) = fma_peak();
-        println!("f32 peak, one thread: {gmacs:.1} GMAC/s ({how})\n");
+        for (int8, what) in [(false, "f32"), (true, "int8")] {
+            let (gmacs, how) = peak(int8);
+            println!("{what} peak, one thread: {gmacs:.1} GMAC/s ({how})");
+        }
+        println!();
     }
     // `--kernel NAME` times that kernel alone, `--kernel none` none (f32 only).
     let pick = args.iter().position(|a| a == "--kernel").and_then(|i| args.get(i + 1));
