@@ -537,10 +537,19 @@ impl Job<'_> {
         }
     }
 
-    /// Adds the f32 columns' products to this tile's part of each of its rows
-    /// (`col0`, `cols`: packed channels), once all its blocks are stored. In
-    /// `store`, each block's outputs were read back as soon as written, and
-    /// on a Zen 5 core 9 % of MiniLM's int8 tile time sat on those reads.
+    /// Completes `rows` from `row0` of a tile's part (`col0`, `cols`: packed
+    /// channels) once every panel of them is stored: the f32 columns'
+    /// products, then `finish`. Not in `store`: there each panel's outputs
+    /// were read back as soon as written, and on a Zen 5 core 9 % of MiniLM's
+    /// int8 tile time sat on those reads.
+    #[inline(always)]
+    fn complete(&self, row0: usize, rows: usize, col0: usize, cols: usize) {
+        self.add_f32_columns(row0, rows, col0, cols);
+        self.finish(row0, rows, col0, cols);
+    }
+
+    /// Adds the f32 columns' products to each of `rows` from `row0` (`col0`,
+    /// `cols`: packed channels).
     #[inline(always)]
     fn add_f32_columns(&self, row0: usize, rows: usize, col0: usize, cols: usize) {
         let (w, parts) = (self.weights, self.weights.parts());
