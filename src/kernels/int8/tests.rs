@@ -248,3 +248,21 @@ fn kernel_operands_start_on_a_cache_line() {
         assert_eq!((q.packed.as_ptr() as usize % 64, x.acts.data.as_ptr() as usize % 64), (0, 0), "{}", kernel.name());
     }
 }
+
+/// `finish` (GELU in the encoder) sees each output whole, with the f32
+/// columns' products already added, on every kernel and over several tiles.
+#[test]
+fn finish_runs_after_the_f32_columns_are_added() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (rows, outputs, inputs) = (70, 150, 40);
+    let mut x = normal_vec(&mut rng, rows * inputs, 1.0);
+    x.iter_mut().skip(17).step_by(inputs).for_each(|v| *v *= 30.0);
+    let w = normal_vec(&mut rng, outputs * inputs, 0.2);
+    let finish = |s: &mut [f32]| s.iter_mut().for_each(|v| *v = v.max(0.0) * 2.0 + 1.0);
+    for kernel in Kernel::available() {
+        let q = QuantizedWeights::new(&w, outputs, inputs, kernel).with_f32_columns(&[2, 17], &w);
+        let mut want = q.matmul(&x, None, &|_| {});
+        finish(&mut want);
+        assert_eq!(bits(&q.matmul(&x, None, &finish)), bits(&want), "{}", kernel.name());
+    }
+}
