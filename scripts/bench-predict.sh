@@ -16,7 +16,13 @@
 # output row (stancekit's summary line; the Python timer): model loading and
 # interpreter start-up are left out of it but are in the wall time column.
 # Peak RSS is GNU time's "Maximum resident set size" of the whole process.
-# STANCEKIT_INT8_KERNEL=avx2 (avx-vnni, avx512-vnni) forces stancekit's int8 kernel.
+# STANCEKIT_INT8_KERNEL=avx2 (avx-vnni, avx512-vnni) forces stancekit's int8 kernel;
+# CARGO_FLAGS are added to the cargo build (e.g. --no-default-features: f32
+# products on gemm's AVX2 kernels). An AVX2-only CPU stood in for by an AVX-512
+# one: those two, and PyTorch held to AVX2 by ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2
+# (stancekit's own small kernels, GELU, softmax and layer norm, keep their
+# AVX-512 forms).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,7 +38,8 @@ helper="$root/scripts/bench_predict.py"
 mkdir -p "$work"
 
 echo "building the release binary..." >&2
-(cd "$root" && cargo build --release --quiet)
+# shellcheck disable=SC2086
+(cd "$root" && cargo build --release --quiet ${CARGO_FLAGS:-})
 # A private copy: a shared target folder may be rebuilt from another checkout meanwhile.
 cp "$target_dir/release/stancekit" "$work/stancekit"
 stancekit="$work/stancekit"
