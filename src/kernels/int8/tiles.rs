@@ -120,7 +120,7 @@ pub(super) fn geometry(kernel: Kernel) -> Geometry {
     let amx = kernel == Kernel::Amx;
     let (depth_align, row_align) = if amx { (64, 32) } else { (4, 1) };
     // AMX's tiles are 256 rows: 128 KiB of outputs, past L1, where its 32-row
-    // blocks (16 KiB) stay in it. The vector kernels' whole tiles (24–32 KiB)
+    // blocks (16 KiB) stay in it. The vector kernels' whole tiles (16–24 KiB)
     // fit, and completing them at once measured faster on a Zen 5 core than
     // block by block, one block behind the stores (MPNet's int8 `predict`
     // 0.975× the rate, MiniLM's 1.01×).
