@@ -18,8 +18,8 @@
 //! - `avx-vnni`: the same instruction on 256-bit registers, 6 × 16;
 //! - `avx2`: no u8·i8 dot product without saturation (`vpmaddubsw` adds two
 //!   products into an i16 and saturates at 255·127·2), so both sides are
-//!   widened to i16 once (activations when quantized, weights when packed)
-//!   and `vpmaddwd` sums pairs exactly into i32, 4 × 16;
+//!   widened to i16 (activations when quantized, the i8 weights as they are
+//!   loaded) and `vpmaddwd` sums pairs exactly into i32, 6 × 16;
 //! - `scalar`: portable, for other architectures and as the reference.
 
 #[cfg(test)]

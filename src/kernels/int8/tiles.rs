@@ -3,7 +3,7 @@
 //!
 //! Packed layout, for every kernel: the output channels in panels of NR;
 //! within a panel, the depth in groups of G values (4 bytes: what one
-//! `vpdpbusd` lane sums, or 2 i16: one `vpmaddwd` lane), and within a group
+//! `vpdpbusd` lane sums, or 2: one `vpmaddwd` lane once widened), and within a group
 //! the NR channels side by side, each with its G values together. One group of
 //! a panel is then exactly the vectors a micro-kernel multiplies by the G
 //! inputs of each row, broadcast. Missing channels and depth are zero.
@@ -79,8 +79,6 @@ pub(super) struct Geometry {
     pub group: usize,
     /// Bytes per activation (1: u8; 2: u8 widened to u16).
     pub a_bytes: usize,
-    /// Bytes per packed weight (1: i8; 2: i16).
-    pub b_bytes: usize,
     /// The depth is padded to a multiple of this (AMX reads 64 bytes a row).
     pub depth_align: usize,
     /// The input rows are padded to a multiple of this with zero rows (AMX
@@ -110,12 +108,12 @@ impl Geometry {
 }
 
 pub(super) fn geometry(kernel: Kernel) -> Geometry {
-    let (mr, nr, group, a_bytes, b_bytes) = match kernel {
-        Kernel::Amx => (32, 32, 4, 1, 1),
-        Kernel::Avx512Vnni => (6, 64, 4, 1, 1),
-        Kernel::AvxVnni => (6, 16, 4, 1, 1),
-        Kernel::Avx2 => (6, 16, 2, 2, 2),
-        Kernel::Scalar => (4, 16, 4, 1, 1),
+    let (mr, nr, group, a_bytes) = match kernel {
+        Kernel::Amx => (32, 32, 4, 1),
+        Kernel::Avx512Vnni => (6, 64, 4, 1),
+        Kernel::AvxVnni => (6, 16, 4, 1),
+        Kernel::Avx2 => (6, 16, 2, 2),
+        Kernel::Scalar => (4, 16, 4, 1),
     };
     let amx = kernel == Kernel::Amx;
     let (depth_align, row_align) = if amx { (64, 32) } else { (4, 1) };
@@ -124,41 +122,29 @@ pub(super) fn geometry(kernel: Kernel) -> Geometry {
     // fit, and completing them at once measured faster on a Zen 5 core than
     // block by block, one block behind the stores (MPNet's int8 `predict`
     // 0.975× the rate, MiniLM's 1.01×).
-    Geometry { mr, nr, group, a_bytes, b_bytes, depth_align, row_align, complete_blocks: amx }
+    Geometry { mr, nr, group, a_bytes, depth_align, row_align, complete_blocks: amx }
 }
 
 /// Packs row-major [outputs, inputs] i8 weights (see the module docs).
 pub(super) fn pack(q: &[i8], outputs: usize, inputs: usize, g: Geometry) -> LineBytes {
-    let panel_bytes = g.depth(inputs) * g.nr * g.b_bytes;
+    let panel_bytes = g.depth(inputs) * g.nr;
     let mut out = LineBytes::zeroed(outputs.div_ceil(g.nr) * panel_bytes);
-    let panel = match (g.group, g.b_bytes) {
-        (4, 1) => pack_panel::<4, 1>,
-        (2, 2) => pack_panel::<2, 2>,
-        other => unreachable!("no kernel packs groups of {other:?}"),
-    };
-    out.par_chunks_mut(panel_bytes.max(1)).enumerate().for_each(|(p, dst)| panel(q, (outputs, inputs), g.nr, p, dst));
+    out.par_chunks_mut(panel_bytes.max(1))
+        .enumerate()
+        .for_each(|(p, dst)| pack_panel(q, (outputs, inputs), g.nr, g.group, p, dst));
     out
 }
 
-/// One panel, written in order: G values (B bytes each) of each of its NR channels, group after group.
-fn pack_panel<const G: usize, const B: usize>(
-    q: &[i8],
-    (outputs, inputs): (usize, usize),
-    nr: usize,
-    p: usize,
-    dst: &mut [u8],
-) {
+/// One panel, written in order: `group` values of each of its NR channels, group after group.
+fn pack_panel(q: &[i8], (outputs, inputs): (usize, usize), nr: usize, group: usize, p: usize, dst: &mut [u8]) {
     // Channel by channel, each written at its stride in the panel; the
     // destination starts zeroed, so missing channels and depth stay 0.
-    let stride = nr * G * B;
+    let stride = nr * group;
     for c in 0..nr.min(outputs.saturating_sub(p * nr)) {
         let row = &q[(p * nr + c) * inputs..][..inputs];
-        for (gi, group) in row.chunks(G).enumerate() {
-            let at = gi * stride + c * G * B;
-            for (e, &v) in group.iter().enumerate() {
-                let bytes = (v as i16).to_le_bytes();
-                dst[at + e * B..at + (e + 1) * B].copy_from_slice(&bytes[..B]);
-            }
+        for (gi, values) in row.chunks(group).enumerate() {
+            let at = gi * stride + c * group;
+            dst[at..at + values.len()].iter_mut().zip(values).for_each(|(d, &v)| *d = v as u8);
         }
     }
 }
@@ -210,7 +196,7 @@ unsafe fn tile<M: Micro>(job: &Job, t: usize) {
     let col_end = (col_start + g.tile_cols()).min(job.weights.scales.len());
     let depth = job.acts.stride;
     let (a, row_bytes) = (job.acts.data.as_ptr(), depth * g.a_bytes);
-    let panel_bytes = depth * g.nr * g.b_bytes;
+    let panel_bytes = depth * g.nr;
     let mut acc = Acc([0; MAX_ACC]);
     let acc = &mut acc.0;
     let cols = col_end - col_start;
@@ -268,7 +254,7 @@ mod x86 {
     /// each step broadcasts 4 bytes of a row (4 u8, or 2 u16) against one
     /// group of the panel.
     macro_rules! micro {
-        ($kernel:ident, $tile:ident, $features:literal, $mr:literal, $vecs:literal, $vec:ty,
+        ($kernel:ident, $tile:ident, $features:literal, $mr:literal, $vecs:literal, $vec:ty, $wbytes:expr,
          $zero:ident, $set1:ident, $load:ident, $store:ident, |$acc:ident, $a:ident, $b:ident| $step:expr) => {
             struct $kernel;
 
@@ -288,8 +274,8 @@ mod x86 {
                     let rows: [*const u8; $mr] = std::array::from_fn(|r| a.add(r.min(rows - 1) * row_bytes));
                     let mut sums = [[$zero(); $vecs]; $mr];
                     for gi in 0..groups {
-                        let group = b.add(gi * $vecs * size_of::<$vec>());
-                        let w: [$vec; $vecs] = std::array::from_fn(|v| $load(group.add(v * size_of::<$vec>()).cast()));
+                        let group = b.add(gi * $vecs * $wbytes);
+                        let w: [$vec; $vecs] = std::array::from_fn(|v| $load(group.add(v * $wbytes).cast()));
                         for r in 0..$mr {
                             let $a = $set1(rows[r].add(gi * 4).cast::<i32>().read_unaligned());
                             for v in 0..$vecs {
@@ -342,6 +328,7 @@ mod x86 {
         6,
         4,
         __m512i,
+        size_of::<__m512i>(),
         _mm512_setzero_si512,
         _mm512_set1_epi32,
         _mm512_loadu_si512,
@@ -355,6 +342,7 @@ mod x86 {
         6,
         2,
         __m256i,
+        size_of::<__m256i>(),
         _mm256_setzero_si256,
         _mm256_set1_epi32,
         _mm256_loadu_si256,
@@ -365,15 +353,24 @@ mod x86 {
         Avx2,
         tile_avx2,
         "avx2",
-        4,
+        6,
         2,
         __m256i,
+        16,
         _mm256_setzero_si256,
         _mm256_set1_epi32,
-        _mm256_loadu_si256,
+        load_i8_as_i16,
         _mm256_storeu_si256,
         |acc, a, b| _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
     );
+
+    /// 16 packed i8 weights widened to i16 as they are loaded (`vpmovsxbw`):
+    /// the `avx2` kernel's weights stay half the bytes that i16 would take.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn load_i8_as_i16(p: *const __m256i) -> __m256i {
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast()))
+    }
 
     /// AMX: four 16 × 16 i32 accumulator tiles (tmm0–3) over two 16-row
     /// tiles of activations (tmm4–5) and two 16-column tiles of weights
