@@ -1,12 +1,13 @@
 //! The inner loops: weight packing, and one micro-kernel per instruction set
 //! that sums an MR × NR block of i32 products over the whole depth.
 //!
-//! Packed layout, for every kernel: the output channels in panels of NR;
-//! within a panel, the depth in groups of G values (4 bytes: what one
-//! `vpdpbusd` lane sums, or 2: one `vpmaddwd` lane once widened), and within a group
-//! the NR channels side by side, each with its G values together. One group of
-//! a panel is then exactly the vectors a micro-kernel multiplies by the G
-//! inputs of each row, broadcast. Missing channels and depth are zero.
+//! Packed layout, for every kernel: the output channels in panels of NR, as
+//! i8; within a panel, the depth in groups of G values (4: what one
+//! `vpdpbusd` lane sums, or 2: one `vpmaddwd` lane once widened to i16), and
+//! within a group the NR channels side by side, each with its G values
+//! together. One group of a panel is then exactly the vectors a micro-kernel
+//! multiplies by the G inputs of each row, broadcast. Missing channels and
+//! depth are zero.
 
 use rayon::prelude::*;
 
