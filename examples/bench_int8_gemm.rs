@@ -93,20 +93,14 @@ fn peak(int8: bool) -> (f64, &'static str) {
             (_mm512_set1_epi32(0x0101_0101), _mm512_set1_epi32(0x0101_0101)),
             |acc, a, b| _mm512_dpbusd_epi32(*acc, a, b)
         );
-        let has = |f: &str| match f {
-            "avx512f" => is_x86_feature_detected!("avx512f"),
-            "avx2" => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            _ => {
-                is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vnni")
-            }
-        };
+        let has_avx512 = is_x86_feature_detected!("avx512f");
+        let has_fma = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let has_vnni = has_avx512 && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni");
         // (function, multiply-adds per instruction, name)
         let (run, macs, name): (unsafe fn(), usize, _) = match int8 {
-            false if has("avx512f") => (avx512, 16, "AVX-512 FMA"),
-            false if has("avx2") => (avx2, 8, "AVX2 FMA"),
-            true if has("vnni") => (vnni, 64, "AVX-512 vpdpbusd"),
+            false if has_avx512 => (avx512, 16, "AVX-512 FMA"),
+            false if has_fma => (avx2, 8, "AVX2 FMA"),
+            true if has_vnni => (vnni, 64, "AVX-512 vpdpbusd"),
             _ => return (f64::NAN, "not on this CPU"),
         };
         // SAFETY: the CPU has the features checked above.
