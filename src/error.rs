@@ -54,13 +54,49 @@ impl Problems {
     }
 }
 
+/// At most this many distinct problems are listed; a last line counts the rest.
+const LISTED: usize = 50;
+/// Line numbers shown for a problem that repeats on other lines.
+const REPEATS_LISTED: usize = 8;
+
+impl Problems {
+    /// The problems grouped by file, field and message, in order of first
+    /// appearance: one file with a wrong target on every line is one problem
+    /// to fix, not thousands of lines to scroll past.
+    fn grouped(&self) -> Vec<(&Problem, Vec<usize>)> {
+        let mut groups: Vec<(&Problem, Vec<usize>)> = Vec::new();
+        let mut index: std::collections::HashMap<(&str, &str, &str), usize> = std::collections::HashMap::new();
+        for p in &self.0 {
+            let key = (p.file.as_str(), p.field.as_str(), p.message.as_str());
+            match index.get(&key) {
+                Some(&g) => groups[g].1.push(p.line),
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push((p, Vec::new()));
+                }
+            }
+        }
+        groups
+    }
+}
+
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
+        let groups = self.grouped();
+        for (i, (p, repeats)) in groups.iter().take(LISTED).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
             write!(f, "{p}")?;
+            if !repeats.is_empty() {
+                let shown: Vec<String> = repeats.iter().take(REPEATS_LISTED).map(ToString::to_string).collect();
+                let more = if repeats.len() > REPEATS_LISTED { ", ..." } else { "" };
+                write!(f, "\n  (the same on {} more line(s): {}{more})", repeats.len(), shown.join(", "))?;
+            }
+        }
+        if groups.len() > LISTED {
+            let rest: usize = groups[LISTED..].iter().map(|(_, r)| 1 + r.len()).sum();
+            write!(f, "\n... and {rest} more problem(s) not listed")?;
         }
         Ok(())
     }
@@ -100,3 +136,32 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(line: usize, message: &str) -> Problem {
+        Problem::new("f.jsonl", line, "target", message)
+    }
+
+    #[test]
+    fn a_problem_on_many_lines_is_listed_once_with_its_lines() {
+        let mut all: Vec<Problem> = (1..=12).map(|l| problem(l, "unknown target 'a'")).collect();
+        all.insert(3, problem(4, "unknown target 'b'"));
+        let text = Error::Invalid(Problems(all)).to_string();
+        let expected = "invalid input (13 problem(s)):\n\
+            f.jsonl:1: target: unknown target 'a'\n  (the same on 11 more line(s): 2, 3, 4, 5, 6, 7, 8, 9, ...)\n\
+            f.jsonl:4: target: unknown target 'b'";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn problems_past_the_listed_ones_are_counted() {
+        let all: Vec<Problem> = (1..=LISTED + 3).map(|l| problem(l, &format!("bad value {l}"))).collect();
+        let text = Problems(all).to_string();
+        assert_eq!(text.lines().count(), LISTED + 1);
+        assert!(text.ends_with("\n... and 3 more problem(s) not listed"), "{text}");
+        assert!(text.starts_with("f.jsonl:1: target: bad value 1\n"), "{text}");
+    }
+}

@@ -98,7 +98,7 @@ fn run_fold(config: &CvConfig, dir: &Path, stop: &dyn Fn(usize) -> bool) -> Resu
         data: vec![path("test.jsonl")],
         train: Vec::new(),
         report: Some(dir.join("eval")),
-        targets: config.training.targets.clone(),
+        targets: Some(config.training.targets.clone()),
         format: None,
         bootstrap: config.bootstrap,
         confidence: 0.95,

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, Format, Record, Schema};
+use crate::data::{self, Format, Record, Schema, DEFAULT_TARGETS};
 use crate::evaluation::bootstrap::BootstrapSettings;
 use crate::evaluation::gold::{Gold, Output};
 use crate::evaluation::predictions::{self, Prediction, Probs};
 use crate::evaluation::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKind};
 use crate::evaluation::{align, baselines, single_answer, single_answer_warning};
+use crate::model::StanceSpec;
 use crate::reporting::{html, markdown, Report, Training};
 use crate::resolve::ModelDir;
 use crate::training::TrainConfig;
@@ -43,9 +44,10 @@ pub struct EvalConfig {
     /// Folder for metrics.json, predictions.jsonl, report.md and report.html (created if missing).
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
-    /// Targets file: the allowed labels and the target ids with their descriptions.
-    #[arg(long, value_name = "FILE", default_value = "datasets/targets.json")]
-    pub targets: PathBuf,
+    /// Targets file: the allowed labels and the target ids with their descriptions
+    /// (default: the labels and targets of the first --model, else datasets/targets.json).
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
     /// Format of the gold data; by default it follows from each path.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -172,7 +174,8 @@ impl Evaluation {
 /// Loads the gold data and every system, runs models, trains the baselines, and scores all.
 pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     config.check()?;
-    let schema = Schema::load(&config.targets)?;
+    let sources = sources(config);
+    let schema = schema(config, &sources)?;
     let dataset = data::load(&config.data, config.format, &schema)?;
     // The warnings' first line summarises them; the report is no place for the full list.
     let mut notes: Vec<String> = dataset.warnings().into_iter().take(1).map(|w| format!("Gold data: {w}.")).collect();
@@ -182,7 +185,6 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     }
     let gold = Gold::new(&schema.labels, &records)?;
     notes.extend(missing_stance_notes(&gold));
-    let sources = sources(config);
     let mut answered = Vec::new();
     let mut training = Vec::new();
     for (name, source) in &sources {
@@ -241,6 +243,26 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     };
     let outputs = answered.into_iter().map(|(_, o)| o).collect();
     Ok(Evaluation { metrics, gold, outputs, training, descriptions: schema.targets.clone() })
+}
+
+/// The labels and targets the gold data is read against: `--targets`, else
+/// those the first evaluated run was trained with (a run folder carries them,
+/// so scoring it needs no targets file), else [`DEFAULT_TARGETS`].
+fn schema(config: &EvalConfig, sources: &[(String, Source)]) -> Result<Schema> {
+    if let Some(file) = &config.targets {
+        return Schema::load(file);
+    }
+    let first_run = sources.iter().find_map(|(_, s)| match s {
+        Source::Model(dir) => Some(dir),
+        Source::Predictions(_) => None,
+    });
+    match first_run {
+        Some(dir) => {
+            let spec = StanceSpec::read(&ModelDir::open(dir)?)?;
+            Ok(Schema { labels: spec.labels, targets: spec.targets, source: None })
+        }
+        None => Schema::load(Path::new(DEFAULT_TARGETS)),
+    }
 }
 
 /// A target without gold records of a stance label scores F1 = 0 on it (as

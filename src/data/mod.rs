@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use record::Record;
-pub use schema::Schema;
+pub use schema::{Schema, DEFAULT_TARGETS};
 pub use split::{kfold_grouped, pick, split_grouped, Fold, Parts};
 pub use stats::Counts;
 pub use validate::Duplicate;

@@ -13,9 +13,6 @@ use super::gold::{Gold, Output};
 use super::predictions::PredictionsFile;
 use crate::{Error, Problem, Problems, Result};
 
-/// At most this many mismatches are listed; a last line counts the rest.
-const LISTED: usize = 50;
-
 /// The system's answers in gold order.
 pub fn align(gold: &Gold, file: &PredictionsFile) -> Result<Output> {
     let by_id = gold.items.iter().all(|i| i.id.is_some()) && file.rows.iter().all(|p| p.id.is_some());
@@ -48,7 +45,7 @@ pub fn align(gold: &Gold, file: &PredictionsFile) -> Result<Output> {
         }
     }
     if !problems.is_empty() {
-        return Err(Error::Invalid(Problems(capped(problems, &file.name))));
+        return Err(Error::Invalid(Problems(problems)));
     }
     let rows: Vec<usize> = answer.into_iter().map(|a| a.expect("every gold item is answered")).collect();
     output(gold, file, &rows)
@@ -84,16 +81,6 @@ fn missing(gold: &Gold, file: &PredictionsFile, i: usize, by_id: bool) -> Proble
     Problem { file: file.name.clone(), line: 0, field: "missing".into(), message }
 }
 
-fn capped(mut problems: Vec<Problem>, file: &str) -> Vec<Problem> {
-    if problems.len() > LISTED {
-        let rest = problems.len() - LISTED;
-        problems.truncate(LISTED);
-        let message = format!("... and {rest} more mismatches with the gold data");
-        problems.push(Problem { file: file.to_string(), line: 0, field: "align".into(), message });
-    }
-    problems
-}
-
 /// Labels and probabilities of the aligned rows; probabilities on some lines but not others is an error.
 fn output(gold: &Gold, file: &PredictionsFile, rows: &[usize]) -> Result<Output> {
     let index = |label: &str| gold.labels.iter().position(|l| l == label).expect("labels were checked on reading");
@@ -107,7 +94,7 @@ fn output(gold: &Gold, file: &PredictionsFile, rows: &[usize]) -> Result<Output>
             .filter(|&r| file.rows[r].probs.is_empty())
             .map(|r| file.problem(r, "probs", "missing, while other lines have them (give them on every line or none)"))
             .collect();
-        return Err(Error::Invalid(Problems(capped(problems, &file.name))));
+        return Err(Error::Invalid(Problems(problems)));
     }
     let probs = rows.iter().map(|&r| file.rows[r].probs.in_order(&gold.labels).expect("probs were checked")).collect();
     Ok(Output { pred, probs: Some(probs) })

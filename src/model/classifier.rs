@@ -33,6 +33,22 @@ pub struct StanceSpec {
 }
 
 impl StanceSpec {
+    /// The spec of a saved classifier, read from its `config.json` alone (no weights).
+    pub fn read(dir: &ModelDir) -> Result<Self> {
+        Self::of(dir, &EncoderConfig::load(&dir.config())?)
+    }
+
+    fn of(dir: &ModelDir, config: &EncoderConfig) -> Result<Self> {
+        let Some(section) = config.extra.get("stancekit") else {
+            return Err(Error::Model(format!(
+                "{}: not a stancekit model (no `stancekit` section); train one with `stancekit train`",
+                dir.path().display()
+            )));
+        };
+        serde_json::from_value(section.clone())
+            .map_err(|e| Error::Model(format!("{}: bad `stancekit` section: {e}", dir.config().display())))
+    }
+
     /// The head this spec describes.
     pub fn head_shape(&self) -> HeadShape {
         HeadShape { pooling: self.pooling, kind: self.head, labels: self.labels.len(), targets: self.targets.len() }
@@ -109,16 +125,7 @@ impl Classifier {
     /// `frozen`: `None` for a trainable model, else the precision of a frozen one.
     fn load_params(dir: &ModelDir, device: &Device, frozen: Option<Arithmetic>) -> Result<Self> {
         let config = EncoderConfig::load(&dir.config())?;
-        let spec: StanceSpec = match config.extra.get("stancekit") {
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| Error::Model(format!("{}: bad `stancekit` section: {e}", dir.config().display())))?,
-            None => {
-                return Err(Error::Model(format!(
-                    "{}: not a stancekit model (no `stancekit` section); train one with `stancekit train`",
-                    dir.path().display()
-                )))
-            }
-        };
+        let spec = StanceSpec::of(dir, &config)?;
         let (params, int8) = match frozen {
             None => (ParamStore::from_safetensors(&dir.weights(), device, 0)?, None),
             Some(arithmetic) => {
