@@ -1,9 +1,12 @@
 //! CSV and TSV with a header naming `text`, `target`, `label` and optionally `id`.
 //! Other columns are ignored, so spreadsheets with notes columns load as they are.
+//! A header naming SemEval-2016's `Tweet`, `Target`, `Stance` (and optionally
+//! `ID`) instead is read as SemEval is: targets by description, stances in any
+//! case. Sets derived from SemEval ship that way (P-Stance's CSV files do).
 
 use std::sync::Arc;
 
-use super::{Pos, Sink};
+use super::{semeval, Pos, Schema, Sink};
 use crate::input::csv::{CsvReader, Dialect, Row};
 
 const REQUIRED: [&str; 3] = ["text", "target", "label"];
@@ -14,9 +17,11 @@ struct Columns {
     text: usize,
     target: usize,
     label: usize,
+    /// SemEval's names (`Tweet`, `Target`, `Stance`) and its conventions.
+    semeval: bool,
 }
 
-pub(crate) fn read(file: &Arc<str>, bytes: &[u8], dialect: Dialect, sink: &mut Sink) {
+pub(crate) fn read(file: &Arc<str>, bytes: &[u8], dialect: Dialect, schema: &Schema, sink: &mut Sink) {
     // Without a readable header no row can be read.
     let rows = match CsvReader::open(bytes, file.clone(), dialect) {
         Ok(rows) => rows,
@@ -28,7 +33,7 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], dialect: Dialect, sink: &mut S
     };
     for row in rows {
         match row {
-            Ok(Row { line, fields }) => entry(&columns, &fields, Pos { file: file.clone(), line }, sink),
+            Ok(Row { line, fields }) => entry(&columns, &fields, Pos { file: file.clone(), line }, schema, sink),
             Err(e) => sink.error(e),
         }
     }
@@ -39,15 +44,24 @@ fn header(rows: &CsvReader<&[u8]>) -> Result<Columns, crate::Problem> {
     let missing: Vec<&str> = REQUIRED.into_iter().filter(|name| find(name).is_none()).collect();
     let at = Pos { file: rows.file().clone(), line: rows.header().line };
     match (find("text"), find("target"), find("label")) {
-        (Some(text), Some(target), Some(label)) => Ok(Columns { id: find("id"), text, target, label }),
-        _ => Err(at.problem(
-            "header",
-            format!("no column named {}; the header must name text, target, label (id optional)", missing.join(", ")),
-        )),
+        (Some(text), Some(target), Some(label)) => Ok(Columns { id: find("id"), text, target, label, semeval: false }),
+        _ => match (find("tweet"), find("target"), find("stance")) {
+            (Some(text), Some(target), Some(label)) => {
+                Ok(Columns { id: find("id"), text, target, label, semeval: true })
+            }
+            _ => Err(at.problem(
+                "header",
+                format!(
+                    "no column named {}; the header must name text, target, label (id optional), \
+                     or SemEval's Tweet, Target, Stance (ID optional)",
+                    missing.join(", ")
+                ),
+            )),
+        },
     }
 }
 
-fn entry(columns: &Columns, fields: &[String], at: Pos, sink: &mut Sink) {
+fn entry(columns: &Columns, fields: &[String], at: Pos, schema: &Schema, sink: &mut Sink) {
     let mut get = |index: usize, name: &str| {
         let value = fields.get(index).cloned();
         if value.is_none() {
@@ -57,7 +71,12 @@ fn entry(columns: &Columns, fields: &[String], at: Pos, sink: &mut Sink) {
     };
     let found = [get(columns.text, "text"), get(columns.target, "target"), get(columns.label, "label")];
     let id = columns.id.and_then(|i| fields.get(i)).filter(|id| !id.trim().is_empty()).cloned();
-    sink.push_found(id, found, at);
+    if !columns.semeval {
+        return sink.push_found(id, found, at);
+    }
+    if let [Some(tweet), Some(target), Some(stance)] = &found {
+        semeval::push(id.as_deref(), target, tweet, stance, schema, at, sink);
+    }
 }
 
 #[cfg(test)]
@@ -75,6 +94,25 @@ mod tests {
         assert_eq!(entries[0].record.text, "Join, now\nplease.");
         assert_eq!(entries[0].record.id.as_deref(), Some("s1"));
         assert_eq!((entries[1].record.id.clone(), entries[1].text_at.line), (None, 5));
+    }
+
+    #[test]
+    fn reads_semeval_column_names_as_semeval() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "Tweet,Target,Stance\n\"Hot, again #SemST \",Climate Change is a Real Concern,FAVOR\n\
+                    x,Ukraine joining NATO,MAYBE\ny,Donald Trump,AGAINST\nz,nato,None\n";
+        let file = write(dir.path(), "p.csv", body);
+        let got = problems(&[&file], None);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with(&format!("{file}:3: label: unknown label 'maybe'")), "{got:?}");
+        assert!(got[1].starts_with(&format!("{file}:4: Target: unknown target description 'Donald Trump'")), "{got:?}");
+        let good: String =
+            body.lines().enumerate().filter(|(i, _)| ![2, 3].contains(i)).map(|(_, l)| format!("{l}\n")).collect();
+        write(dir.path(), "p.csv", good);
+        let data = load(&[&file], None, &schema()).unwrap();
+        let got: Vec<(&str, &str, &str)> =
+            data.records().map(|r| (r.text.as_str(), r.target.as_str(), r.label.as_str())).collect();
+        assert_eq!(got, [("Hot, again", "climate", "favor"), ("z", "nato", "none")]);
     }
 
     #[test]

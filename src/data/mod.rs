@@ -65,7 +65,8 @@ pub struct Entry {
 pub enum Format {
     /// One JSON object per line with text, target, label and optional id.
     Jsonl,
-    /// A header naming text, target, label (id optional; other columns ignored).
+    /// A header naming text, target, label (id optional; other columns ignored), or SemEval's
+    /// Tweet, Target (a description or an id), Stance (any case), ID optional.
     Csv,
     /// Like csv, tab-separated and without quoting.
     Tsv,
@@ -278,8 +279,8 @@ fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut
     let file: Arc<str> = input.path.display().to_string().into();
     match format {
         Format::Jsonl => jsonl::read(&file, &bytes, sink),
-        Format::Csv => delimited::read(&file, &bytes, Dialect::CSV, sink),
-        Format::Tsv => delimited::read(&file, &bytes, Dialect::TSV, sink),
+        Format::Csv => delimited::read(&file, &bytes, Dialect::CSV, schema, sink),
+        Format::Tsv => delimited::read(&file, &bytes, Dialect::TSV, schema, sink),
         Format::Semeval => semeval::read(&file, &bytes, schema, sink),
         Format::Tweeteval => unreachable!("read above"),
     }

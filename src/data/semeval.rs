@@ -62,6 +62,20 @@ fn entry(columns: [usize; 4], fields: &[&str], at: Pos, schema: &Schema, sink: &
     let (id, target, tweet, stance) =
         (get(id, "ID"), get(target, "Target"), get(tweet, "Tweet"), get(stance, "Stance"));
     let (Some(id), Some(target), Some(tweet), Some(stance)) = (id, target, tweet, stance) else { return };
+    push(Some(id), target, tweet, stance, schema, at, sink);
+}
+
+/// One record of SemEval's columns (here or in a CSV/TSV that names them): the
+/// target given by description (or id), the stance in any case.
+pub(crate) fn push(
+    id: Option<&str>,
+    target: &str,
+    tweet: &str,
+    stance: &str,
+    schema: &Schema,
+    at: Pos,
+    sink: &mut Sink,
+) {
     let Some(target) = schema.target_for_description(target).or_else(|| schema.description(target).map(|_| target))
     else {
         let message = format!(
@@ -72,7 +86,7 @@ fn entry(columns: [usize; 4], fields: &[&str], at: Pos, schema: &Schema, sink: &
         return sink.problems.push(at.problem("Target", message));
     };
     let record = Record {
-        id: Some(id.trim().to_string()).filter(|id| !id.is_empty()),
+        id: id.map(|id| id.trim().to_string()).filter(|id| !id.is_empty()),
         text: strip_semst(tweet).to_string(),
         target: target.to_string(),
         label: stance.trim().to_lowercase(),
