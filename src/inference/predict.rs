@@ -112,11 +112,12 @@ impl TargetSet {
         &self.selected
     }
 
-    /// The targets a record is scored on: its own, or the selected ones.
+    /// The targets a record is scored on: its own (by id, or by description as
+    /// SemEval-style files name it), or the selected ones.
     fn for_record(&self, record: &Record) -> Result<Vec<usize>> {
         match &record.target {
             None => Ok(self.selected.clone()),
-            Some(id) => match self.index(id) {
+            Some(id) => match self.index(id).or_else(|| self.descriptions.iter().position(|d| d == id)) {
                 Some(i) => Ok(vec![i]),
                 None => Err(Error::Invalid(crate::Problems(vec![crate::Problem {
                     file: record.file.to_string(),
@@ -595,6 +596,9 @@ mod tests {
         assert!(TargetSet::new(&model, &[], &["x=".into()]).is_err());
         let err = some.for_record(&record("3", "text", Some("zz"))).unwrap_err().to_string();
         assert!(err.contains("in.jsonl:3: target: unknown target `zz`"), "{err}");
+        // A record may name its target by description, as SemEval-style files do.
+        let by_description = some.for_record(&record("4", "text", Some("beta"))).unwrap();
+        assert_eq!(by_description.iter().map(|&i| some.id(i)).collect::<Vec<_>>(), ["b"]);
     }
 
     #[test]

@@ -251,9 +251,10 @@ struct CsvRecords {
 impl CsvRecords {
     fn open(reader: Input, name: Arc<str>) -> Result<Self> {
         let rows = CsvReader::open(reader, name.clone(), Dialect::CSV)?;
-        let Some(text) = rows.column("text") else {
+        // SemEval's name for the text column, which the sets derived from it keep.
+        let Some(text) = rows.column("text").or_else(|| rows.column("tweet")) else {
             let header = rows.header();
-            let message = format!("no `text` column (header: {})", header.fields.join(","));
+            let message = format!("no `text` (or `tweet`) column (header: {})", header.fields.join(","));
             return Err(Problem::new(&name, header.line, "text", message).into());
         };
         let (id, target) = (rows.column("id"), rows.column("target"));
@@ -425,7 +426,7 @@ mod tests {
         let path = dir.path().join("c.csv");
         std::fs::write(&path, "id,sentence\n1,hello\n").unwrap();
         let err = open_records(&path, &ReadOptions::default()).err().unwrap().to_string();
-        assert!(err.contains("c.csv:1: text: no `text` column (header: id,sentence)"), "{err}");
+        assert!(err.contains("c.csv:1: text: no `text` (or `tweet`) column (header: id,sentence)"), "{err}");
     }
 
     #[test]
@@ -530,6 +531,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .ends_with("a.jsonl:4: id: expected a string or a number, found [1]"));
+    }
+
+    #[test]
+    fn csv_text_may_be_semevals_tweet_column() {
+        let (_d, records) = stream("a.csv", b"Tweet,Target,Stance\nhello,Donald Trump,FAVOR\n", ReadOptions::default());
+        let record = records[0].as_ref().unwrap();
+        assert_eq!((record.text.as_str(), record.target.as_deref()), ("hello", Some("Donald Trump")));
     }
 
     #[test]
