@@ -17,9 +17,11 @@
 #   OUT         where the data, runs and reports go (default runs/pstance)
 #   EVAL_FLAGS  extra `stancekit eval` flags, e.g. "--precision int8"
 set -euo pipefail
-cd "$(dirname "$0")/.."
 name="${1:?usage: scripts/benchmark-pstance.sh NAME (TRAIN_FLAGS gives the recipe)}"
 PSTANCE=${PSTANCE:?set PSTANCE to the folder holding raw_train_trump.csv and the other eight files}
+[ -f "$PSTANCE/raw_train_trump.csv" ] || { echo "no P-Stance CSV files in $PSTANCE (set PSTANCE)" >&2; exit 1; }
+PSTANCE=$(realpath "$PSTANCE")
+cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/pstance}
 if [ -z "${BIN:-}" ]; then
     cargo build --release --quiet
@@ -35,10 +37,9 @@ cat > "$data/targets.json" <<'JSON'
   "targets": {"trump": "Donald Trump", "biden": "Joe Biden", "bernie": "Bernie Sanders"}
 }
 JSON
-files() { for t in trump biden bernie; do echo "$PSTANCE/raw_${1}_$t.csv"; done; }
-mapfile -t train < <(files train)
-mapfile -t val < <(files val)
-mapfile -t test < <(files test)
+train=("$PSTANCE"/raw_train_{trump,biden,bernie}.csv)
+val=("$PSTANCE"/raw_val_{trump,biden,bernie}.csv)
+test=("$PSTANCE"/raw_test_{trump,biden,bernie}.csv)
 # One train tweet carries both labels for Bernie Sanders; train refuses such conflicts.
 "$BIN" data clean "${train[@]}" --targets "$data/targets.json" --out "$data/train-clean.jsonl" >&2
 run="$OUT/$name"
@@ -47,7 +48,8 @@ start=$(date +%s)
 "$BIN" train --quiet --overwrite --out "$run" --train "$data/train-clean.jsonl" --dev "${val[@]}" \
     --targets "$data/targets.json" ${TRAIN_FLAGS:-}
 end=$(date +%s)
-echo "$name: trained in $((end - start)) s; val F_avg by evaluation: $(python3 -c 'import json, sys
-print(", ".join("%.1f" % (100 * json.loads(l)["eval_f_avg"]) for l in open(sys.argv[1])))' "$run/metrics.jsonl")"
+val_f_avg=$(python3 -c 'import json, sys
+print(", ".join("%.1f" % (100 * json.loads(l)["eval_f_avg"]) for l in open(sys.argv[1])))' "$run/metrics.jsonl")
+echo "$name: trained in $((end - start)) s; val F_avg by evaluation: $val_f_avg"
 # shellcheck disable=SC2086
 "$BIN" eval --model "$run" --data "${test[@]}" --report "$run/report-test" ${EVAL_FLAGS:-}

@@ -1,5 +1,6 @@
 //! Library error type. The CLI wraps it with `anyhow` at the edge.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -59,39 +60,46 @@ const LISTED: usize = 50;
 /// Line numbers shown for a problem that repeats on other lines.
 const REPEATS_LISTED: usize = 8;
 
-impl Problems {
-    /// The problems grouped by file, field and message, in order of first
-    /// appearance: one file with a wrong target on every line is one problem
-    /// to fix, not thousands of lines to scroll past.
-    fn grouped(&self) -> Vec<(&Problem, Vec<usize>)> {
-        let mut groups: Vec<(&Problem, Vec<usize>)> = Vec::new();
-        let mut index: std::collections::HashMap<(&str, &str, &str), usize> = std::collections::HashMap::new();
-        for p in &self.0 {
-            let key = (p.file.as_str(), p.field.as_str(), p.message.as_str());
-            match index.get(&key) {
-                Some(&g) => groups[g].1.push(p.line),
-                None => {
-                    index.insert(key, groups.len());
-                    groups.push((p, Vec::new()));
-                }
+/// The problems grouped by file, field and message, in order of first
+/// appearance, each with the lines it repeats on: one file with a wrong target
+/// on every line is one problem to fix, not thousands of lines to scroll past.
+fn grouped(problems: &[Problem]) -> Vec<(&Problem, Vec<usize>)> {
+    let mut groups: Vec<(&Problem, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for p in problems {
+        let key = (p.file.as_str(), p.field.as_str(), p.message.as_str());
+        match index.get(&key) {
+            Some(&g) => groups[g].1.push(p.line),
+            None => {
+                index.insert(key, groups.len());
+                groups.push((p, Vec::new()));
             }
         }
-        groups
     }
+    groups
+}
+
+/// The note after a repeated problem: its other lines, or (for a problem of
+/// the whole file, line 0) how many times more.
+fn repeats_note(first: &Problem, repeats: &[usize]) -> String {
+    if first.line == 0 {
+        return format!("(the same {} more time(s))", repeats.len());
+    }
+    let shown: Vec<String> = repeats.iter().take(REPEATS_LISTED).map(ToString::to_string).collect();
+    let more = if repeats.len() > REPEATS_LISTED { ", ..." } else { "" };
+    format!("(the same on {} more line(s): {}{more})", repeats.len(), shown.join(", "))
 }
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let groups = self.grouped();
+        let groups = grouped(&self.0);
         for (i, (p, repeats)) in groups.iter().take(LISTED).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
             write!(f, "{p}")?;
             if !repeats.is_empty() {
-                let shown: Vec<String> = repeats.iter().take(REPEATS_LISTED).map(ToString::to_string).collect();
-                let more = if repeats.len() > REPEATS_LISTED { ", ..." } else { "" };
-                write!(f, "\n  (the same on {} more line(s): {}{more})", repeats.len(), shown.join(", "))?;
+                write!(f, "\n  {}", repeats_note(p, repeats))?;
             }
         }
         if groups.len() > LISTED {
@@ -154,6 +162,13 @@ mod tests {
             f.jsonl:1: target: unknown target 'a'\n  (the same on 11 more line(s): 2, 3, 4, 5, 6, 7, 8, 9, ...)\n\
             f.jsonl:4: target: unknown target 'b'";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_whole_file_problem_repeated_is_counted_not_given_lines() {
+        let same = Problem::new("p.jsonl", 0, "missing", "no prediction for gold record 'x'");
+        let text = Problems(vec![same.clone(), same]).to_string();
+        assert_eq!(text, "p.jsonl:0: missing: no prediction for gold record 'x'\n  (the same 1 more time(s))");
     }
 
     #[test]

@@ -263,6 +263,38 @@ fn evaluates_a_model_that_train_made() {
     assert_eq!(again["systems"][0]["pooled"]["confusion"], system["pooled"]["confusion"]);
 }
 
+/// `stancekit train` of a tiny model on `train`, selected on `dev`, into `out`.
+fn train_tiny(dir: &Path, train: &str, dev: &str, out: &str) {
+    if !dir.join("base").exists() {
+        stancekit::testing::write_tiny_model(&dir.join("base"), 5).unwrap();
+    }
+    let args = ["train", "--model", "base", "--train", train, "--dev", dev, "--targets", "targets.json"];
+    let rest = ["--out", out, "--num-train-epochs", "1", "--device", "cpu", "--quiet"];
+    let trained = stancekit(dir, &[&args[..], &rest[..]].concat());
+    assert!(trained.status.success(), "{}", text(&trained.stderr));
+}
+
+#[test]
+fn without_targets_runs_on_different_targets_compare_on_what_they_share() {
+    let dir = setup();
+    let only_nato = |rows: Vec<Value>| rows.into_iter().filter(|r| r["target"] == "nato").collect::<Vec<_>>();
+    write_lines(&dir.path().join("train-nato.jsonl"), &only_nato(gold_rows(30, "t")));
+    write_lines(&dir.path().join("gold-nato.jsonl"), &only_nato(gold_rows(12, "g")));
+    write_lines(&dir.path().join("dev.jsonl"), &gold_rows(6, "d"));
+    write_lines(&dir.path().join("dev-nato.jsonl"), &only_nato(gold_rows(6, "d")));
+    train_tiny(dir.path(), "train-nato.jsonl", "dev-nato.jsonl", "nato-only");
+    train_tiny(dir.path(), "train.jsonl", "dev.jsonl", "both");
+    // The second run's training data names `europe`, which the first run does not know.
+    let out = stancekit(dir.path(), &["eval", "--compare", "nato-only", "both", "--data", "gold-nato.jsonl"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("nato-only vs both: pooled F_avg"), "{}", text(&out.stdout));
+    // A gold target no run knows is blamed on the runs, not on a targets file.
+    let out = stancekit(dir.path(), &["eval", "--model", "nato-only", "--data", "gold.jsonl"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("unknown target 'europe': no model evaluated was trained on it"), "{stderr}");
+}
+
 #[test]
 fn cross_validation_trains_and_evaluates_every_fold() {
     let dir = setup();

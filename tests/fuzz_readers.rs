@@ -27,6 +27,7 @@ fn schema() -> Schema {
         labels: ["favor", "against", "none"].map(String::from).to_vec(),
         targets: targets.into_iter().map(|(id, d)| (id.to_string(), d.to_string())).collect(),
         source: None,
+        from_runs: false,
     }
 }
 

@@ -45,7 +45,7 @@ pub struct EvalConfig {
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
     /// Targets file: the allowed labels and the target ids with their descriptions
-    /// (default: the labels and targets of the first --model, else datasets/targets.json).
+    /// (default: those the run folders of --compare and --model carry, else datasets/targets.json).
     #[arg(long, value_name = "FILE")]
     pub targets: Option<PathBuf>,
     /// Format of the gold data; by default it follows from each path.
@@ -225,7 +225,8 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
             notes.extend(baseline_notes);
         }
         None => notes.push(format!(
-            "Baselines not shown: no training data. Pass --train FILE (by default {DEFAULT_TRAIN}, which does not exist)."
+            "Baselines not shown: no training data for them. Pass --train FILE (by default the run's \
+             training files, else {DEFAULT_TRAIN})."
         )),
     }
     let settings = config.settings();
@@ -245,24 +246,44 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     Ok(Evaluation { metrics, gold, outputs, training, descriptions: schema.targets.clone() })
 }
 
-/// The labels and targets the gold data is read against: `--targets`, else
-/// those the first evaluated run was trained with (a run folder carries them,
-/// so scoring it needs no targets file), else [`DEFAULT_TARGETS`].
+/// The labels and targets the gold data and the training data are read
+/// against: `--targets`, else the run folders' own (a run carries them: the
+/// first run's labels and every run's targets, so that each run's training data
+/// reads), else [`DEFAULT_TARGETS`].
 fn schema(config: &EvalConfig, sources: &[(String, Source)]) -> Result<Schema> {
     if let Some(file) = &config.targets {
         return Schema::load(file);
     }
-    let first_run = sources.iter().find_map(|(_, s)| match s {
-        Source::Model(dir) => Some(dir),
-        Source::Predictions(_) => None,
-    });
-    match first_run {
-        Some(dir) => {
-            let spec = StanceSpec::read(&ModelDir::open(dir)?)?;
-            Ok(Schema { labels: spec.labels, targets: spec.targets, source: None })
+    let runs: Vec<&PathBuf> = sources
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Source::Model(dir) => Some(dir),
+            Source::Predictions(_) => None,
+        })
+        .collect();
+    let Some(first) = runs.first() else {
+        if !Path::new(DEFAULT_TARGETS).is_file() {
+            return Err(Error::Other(format!(
+                "no targets file: pass --targets FILE, the labels and targets to read the gold data against \
+                 ({DEFAULT_TARGETS} does not exist here, and no run folder was given to take them from)"
+            )));
         }
-        None => Schema::load(Path::new(DEFAULT_TARGETS)),
+        return Schema::load(Path::new(DEFAULT_TARGETS));
+    };
+    let mut schema = Schema { labels: Vec::new(), targets: BTreeMap::new(), source: None, from_runs: true };
+    for dir in &runs {
+        let spec = StanceSpec::read(&ModelDir::open(dir)?)?;
+        if schema.labels.is_empty() {
+            schema.labels = spec.labels;
+        }
+        for (id, description) in spec.targets {
+            schema.targets.entry(id).or_insert(description);
+        }
     }
+    // Hints that name a command to run (`data clean … --targets FILE`) name the file the first run trained with.
+    let trained_with = TrainConfig::from_json(&first.join("train_config.json")).ok().map(|c| c.targets);
+    schema.source = trained_with.filter(|file| file.is_file());
+    Ok(schema)
 }
 
 /// A target without gold records of a stance label scores F1 = 0 on it (as
@@ -385,10 +406,15 @@ fn training_data(
         let source = format!("{} (as the run {} trained on)", data.config.train.join(", "), dir.display());
         return Ok(Some((data.train.clone(), source, true)));
     }
-    if Path::new(DEFAULT_TRAIN).is_file() {
-        return Ok(Some((data::load_records(&[DEFAULT_TRAIN], None, schema)?, DEFAULT_TRAIN.to_string(), false)));
+    if !Path::new(DEFAULT_TRAIN).is_file() {
+        return Ok(None);
     }
-    Ok(None)
+    match data::load_records(&[DEFAULT_TRAIN], None, schema) {
+        Ok(records) => Ok(Some((records, DEFAULT_TRAIN.to_string(), false))),
+        // The project's file need not hold the targets of runs made on other data.
+        Err(_) if schema.from_runs => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Gold records that a system has seen in training or model selection make its scores optimistic.

@@ -149,7 +149,7 @@ fn read_labelled(files: &[String], classifier: &Classifier, targets: &TargetSet)
     }
     let mut known = classifier.spec.targets.clone();
     known.extend(targets.selected().iter().map(|&t| (targets.id(t).to_string(), targets.description(t).to_string())));
-    let schema = Schema { labels: classifier.spec.labels.clone(), targets: known, source: None };
+    let schema = Schema { labels: classifier.spec.labels.clone(), targets: known, source: None, from_runs: false };
     crate::data::load_records(files, None, &schema)
 }
 

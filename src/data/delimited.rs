@@ -10,6 +10,8 @@ use super::{semeval, Pos, Schema, Sink};
 use crate::input::csv::{CsvReader, Dialect, Row};
 
 const REQUIRED: [&str; 3] = ["text", "target", "label"];
+/// SemEval's names for the same three columns.
+const SEMEVAL: [&str; 3] = ["Tweet", "Target", "Stance"];
 
 /// Column positions of the fields we use.
 struct Columns {
@@ -19,6 +21,17 @@ struct Columns {
     label: usize,
     /// SemEval's names (`Tweet`, `Target`, `Stance`) and its conventions.
     semeval: bool,
+}
+
+impl Columns {
+    /// The three columns' names as the header gives them, for problems to name.
+    fn names(&self) -> [&'static str; 3] {
+        if self.semeval {
+            SEMEVAL
+        } else {
+            REQUIRED
+        }
+    }
 }
 
 pub(crate) fn read(file: &Arc<str>, bytes: &[u8], dialect: Dialect, schema: &Schema, sink: &mut Sink) {
@@ -41,24 +54,20 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], dialect: Dialect, schema: &Sch
 
 fn header(rows: &CsvReader<&[u8]>) -> Result<Columns, crate::Problem> {
     let find = |name: &str| rows.column(name);
-    let missing: Vec<&str> = REQUIRED.into_iter().filter(|name| find(name).is_none()).collect();
-    let at = Pos { file: rows.file().clone(), line: rows.header().line };
-    match (find("text"), find("target"), find("label")) {
-        (Some(text), Some(target), Some(label)) => Ok(Columns { id: find("id"), text, target, label, semeval: false }),
-        _ => match (find("tweet"), find("target"), find("stance")) {
-            (Some(text), Some(target), Some(label)) => {
-                Ok(Columns { id: find("id"), text, target, label, semeval: true })
-            }
-            _ => Err(at.problem(
-                "header",
-                format!(
-                    "no column named {}; the header must name text, target, label (id optional), \
-                     or SemEval's Tweet, Target, Stance (ID optional)",
-                    missing.join(", ")
-                ),
-            )),
-        },
+    // A header that names Tweet or Stance means SemEval's set, and is told what it lacks of that set.
+    let semeval = find("tweet").is_some() || find("stance").is_some();
+    let names = if semeval { SEMEVAL } else { REQUIRED };
+    if let [Some(text), Some(target), Some(label)] = names.map(find) {
+        return Ok(Columns { id: find("id"), text, target, label, semeval });
     }
+    let missing: Vec<&str> = names.into_iter().filter(|name| find(name).is_none()).collect();
+    let at = Pos { file: rows.file().clone(), line: rows.header().line };
+    let message = format!(
+        "no column named {}; the header must name text, target, label (id optional), \
+         or SemEval's Tweet, Target, Stance (ID optional)",
+        missing.join(", ")
+    );
+    Err(at.problem("header", message))
 }
 
 fn entry(columns: &Columns, fields: &[String], at: Pos, schema: &Schema, sink: &mut Sink) {
@@ -69,13 +78,14 @@ fn entry(columns: &Columns, fields: &[String], at: Pos, schema: &Schema, sink: &
         }
         value
     };
-    let found = [get(columns.text, "text"), get(columns.target, "target"), get(columns.label, "label")];
+    let [text, target, label] = columns.names();
+    let found = [get(columns.text, text), get(columns.target, target), get(columns.label, label)];
     let id = columns.id.and_then(|i| fields.get(i)).filter(|id| !id.trim().is_empty()).cloned();
     if !columns.semeval {
         return sink.push_found(id, found, at);
     }
     if let [Some(tweet), Some(target), Some(stance)] = &found {
-        semeval::push(id.as_deref(), target, tweet, stance, schema, at, sink);
+        semeval::Fields { id: id.as_deref(), target, tweet, stance }.push(schema, at, sink);
     }
 }
 
@@ -113,6 +123,14 @@ mod tests {
         let got: Vec<(&str, &str, &str)> =
             data.records().map(|r| (r.text.as_str(), r.target.as_str(), r.label.as_str())).collect();
         assert_eq!(got, [("Hot, again", "climate", "favor"), ("z", "nato", "none")]);
+    }
+
+    #[test]
+    fn a_semeval_header_is_told_what_it_lacks_of_semevals_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "a.csv", "Tweet,Target\nx,nato\n");
+        let got = problems(&[&file], None);
+        assert!(got[0].starts_with(&format!("{file}:1: header: no column named Stance;")), "{got:?}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use record::Record;
-pub use schema::{Schema, DEFAULT_TARGETS};
+pub use schema::{names_description, Schema, DEFAULT_TARGETS};
 pub use split::{kfold_grouped, pick, split_grouped, Fold, Parts};
 pub use stats::Counts;
 pub use validate::Duplicate;
@@ -330,6 +330,7 @@ pub(crate) mod tests {
             labels: ["favor", "against", "none"].map(String::from).to_vec(),
             targets: targets.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
             source: None,
+            from_runs: false,
         }
     }
 

@@ -19,6 +19,16 @@ pub struct Schema {
     /// name a command to run next (`validate::conflict_problems`).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// Taken from the models evaluated rather than from a targets file (`eval`
+    /// without `--targets`), so that problems say which to blame.
+    #[serde(skip)]
+    pub from_runs: bool,
+}
+
+/// Whether `given` names a target by this description: case and surrounding
+/// whitespace are ignored, as SemEval-style files write descriptions freely.
+pub fn names_description(given: &str, description: &str) -> bool {
+    description.trim().eq_ignore_ascii_case(given.trim())
 }
 
 /// The targets file the commands read unless `--targets` names another.
@@ -58,8 +68,13 @@ impl Schema {
     /// The target id whose description this is (SemEval files name targets by description).
     /// Case and surrounding whitespace are ignored.
     pub fn target_for_description(&self, description: &str) -> Option<&str> {
-        let wanted = description.trim();
-        self.targets.iter().find(|(_, d)| d.trim().eq_ignore_ascii_case(wanted)).map(|(id, _)| id.as_str())
+        self.targets.iter().find(|(_, d)| names_description(description, d)).map(|(id, _)| id.as_str())
+    }
+
+    /// The target a file names by id or, failing that, by description (the
+    /// same order as `predict`'s lookup).
+    pub fn resolve_target<'a>(&'a self, given: &'a str) -> Option<&'a str> {
+        self.description(given).map(|_| given).or_else(|| self.target_for_description(given))
     }
 
     /// The position of a label, which is its class index in models.

@@ -62,36 +62,37 @@ fn entry(columns: [usize; 4], fields: &[&str], at: Pos, schema: &Schema, sink: &
     let (id, target, tweet, stance) =
         (get(id, "ID"), get(target, "Target"), get(tweet, "Tweet"), get(stance, "Stance"));
     let (Some(id), Some(target), Some(tweet), Some(stance)) = (id, target, tweet, stance) else { return };
-    push(Some(id), target, tweet, stance, schema, at, sink);
+    Fields { id: Some(id), target, tweet, stance }.push(schema, at, sink);
 }
 
-/// One record of SemEval's columns (here or in a CSV/TSV that names them): the
-/// target given by description (or id), the stance in any case.
-pub(crate) fn push(
-    id: Option<&str>,
-    target: &str,
-    tweet: &str,
-    stance: &str,
-    schema: &Schema,
-    at: Pos,
-    sink: &mut Sink,
-) {
-    let Some(target) = schema.target_for_description(target).or_else(|| schema.description(target).map(|_| target))
-    else {
-        let message = format!(
-            "unknown target description '{target}'; add a target with this description to the targets file \
-             (known: {})",
-            schema.targets.values().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ")
-        );
-        return sink.problems.push(at.problem("Target", message));
-    };
-    let record = Record {
-        id: id.map(|id| id.trim().to_string()).filter(|id| !id.is_empty()),
-        text: strip_semst(tweet).to_string(),
-        target: target.to_string(),
-        label: stance.trim().to_lowercase(),
-    };
-    sink.push_one_line(record, at);
+/// One line's values under SemEval's column names, here or in a CSV/TSV that uses them.
+pub(crate) struct Fields<'a> {
+    pub id: Option<&'a str>,
+    pub target: &'a str,
+    pub tweet: &'a str,
+    pub stance: &'a str,
+}
+
+impl Fields<'_> {
+    /// The record, read as SemEval is: the target by id or description, the stance in any case.
+    pub(crate) fn push(self, schema: &Schema, at: Pos, sink: &mut Sink) {
+        let Fields { id, target, tweet, stance } = self;
+        let Some(target) = schema.resolve_target(target) else {
+            let message = format!(
+                "unknown target description '{target}'; add a target with this description to the targets file \
+                 (known: {})",
+                schema.targets.values().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ")
+            );
+            return sink.problems.push(at.problem("Target", message));
+        };
+        let record = Record {
+            id: id.map(|id| id.trim().to_string()).filter(|id| !id.is_empty()),
+            text: strip_semst(tweet).to_string(),
+            target: target.to_string(),
+            label: stance.trim().to_lowercase(),
+        };
+        sink.push_one_line(record, at);
+    }
 }
 
 /// Removes the SemEval `#SemST` marker hashtag (annotators never saw it) and the

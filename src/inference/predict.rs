@@ -117,13 +117,16 @@ impl TargetSet {
     fn for_record(&self, record: &Record) -> Result<Vec<usize>> {
         match &record.target {
             None => Ok(self.selected.clone()),
-            Some(id) => match self.index(id).or_else(|| self.descriptions.iter().position(|d| d == id)) {
+            Some(id) => match self
+                .index(id)
+                .or_else(|| self.descriptions.iter().position(|d| crate::data::names_description(id, d)))
+            {
                 Some(i) => Ok(vec![i]),
                 None => Err(Error::Invalid(crate::Problems(vec![crate::Problem {
                     file: record.file.to_string(),
                     line: record.line,
                     field: "target".into(),
-                    message: format!("unknown target `{id}` (known: {})", self.ids.join(", ")),
+                    message: format!("unknown target `{id}` (known by id or description: {})", self.ids.join(", ")),
                 }]))),
             },
         }
@@ -597,7 +600,7 @@ mod tests {
         let err = some.for_record(&record("3", "text", Some("zz"))).unwrap_err().to_string();
         assert!(err.contains("in.jsonl:3: target: unknown target `zz`"), "{err}");
         // A record may name its target by description, as SemEval-style files do.
-        let by_description = some.for_record(&record("4", "text", Some("beta"))).unwrap();
+        let by_description = some.for_record(&record("4", "text", Some(" Beta"))).unwrap();
         assert_eq!(by_description.iter().map(|&i| some.id(i)).collect::<Vec<_>>(), ["b"]);
     }
 

@@ -185,6 +185,7 @@ pub(crate) mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .into(),
             source: None,
+            from_runs: false,
         }
     }
 
