@@ -221,6 +221,35 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
     }
 }
 
+/// `--precision int8` runs the frozen recipe's one pass in int8: the fitted
+/// classifier moves a little from f32's (so the int8 path ran) and still
+/// separates the training set; fine-tuning refuses it.
+#[test]
+fn the_frozen_recipe_can_embed_in_int8() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.dev = config.train.clone();
+    config.freeze_encoder = true;
+    config.head_c = 100.0;
+    let head = |config: &TrainConfig| {
+        let saved = candle_core::safetensors::load(config.out.join("model.safetensors"), &candle_core::Device::Cpu);
+        saved.unwrap()["classifier.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    train(config.clone(), false, &never).unwrap();
+    let f32_head = head(&config);
+    config.precision = crate::model::Precision::Int8;
+    config.overwrite = true;
+    let summary = train(config.clone(), false, &never).unwrap();
+    let int8_head = head(&config);
+    let largest = f32_head.iter().fold(0f32, |m, w| m.max(w.abs()));
+    let moved = f32_head.iter().zip(&int8_head).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(moved > 0.0 && moved < 0.05 * largest, "moved {moved} of {largest}");
+    assert!(summary.best.unwrap().eval_accuracy >= 0.9);
+    config.freeze_encoder = false;
+    let err = train(config, false, &never).unwrap_err().to_string();
+    assert!(err.contains("--precision int8 applies to --freeze-encoder"), "{err}");
+}
+
 #[test]
 fn the_frozen_recipe_reads_the_mean_pooled_sentence() {
     let dir = tempfile::tempdir().unwrap();

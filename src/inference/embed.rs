@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 
 use crate::model::{mean_pool, Arithmetic, DropoutRng, Encoder, EncoderConfig, Int8Plan};
 use crate::resolve::ModelDir;
-use crate::tokenization::{Batch, StanceTokenizer};
+use crate::tokenization::{Batch, Encoded, StanceTokenizer};
 use crate::{Error, Result};
 
 /// How sentence-transformers turns token vectors into one vector.
@@ -113,10 +113,19 @@ impl Embedder {
 
     /// One embedding per sentence, in input order.
     pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        let encoded = self.tokenizer.encode_texts(texts)?;
-        crate::tokenization::run_sorted(&encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch: &Batch| {
-            let hidden = self.encoder.forward_t(batch, false)?;
-            Ok(self.pipeline.apply(&hidden, &batch.attention_mask)?)
+        let pool = |hidden: &Tensor, mask: &Tensor| Ok(self.pipeline.apply(hidden, mask)?);
+        self.encode_with(&self.tokenizer.encode_texts(texts)?, batch_size, pool)
+    }
+
+    /// The sentences another tokenizer of the same model encoded (the frozen
+    /// recipe's, with its own length limit), through this encoder and `pool`
+    /// ([batch, seq, hidden] and the mask → [batch, hidden]).
+    pub fn encode_with<F>(&self, encoded: &[Encoded], batch_size: usize, pool: F) -> Result<Vec<Vec<f32>>>
+    where
+        F: Fn(&Tensor, &Tensor) -> Result<Tensor> + Sync,
+    {
+        crate::tokenization::run_sorted(encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch: &Batch| {
+            pool(&self.encoder.forward_t(batch, false)?, &batch.attention_mask)
         })
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::schedule::SchedulerType;
-use crate::model::Pooling;
+use crate::model::{Pooling, Precision};
 use crate::{Error, Result};
 
 /// What decides the best checkpoint and early stopping.
@@ -105,6 +105,12 @@ pub struct TrainConfig {
     /// default to balanced).
     #[arg(long)]
     pub freeze_encoder: bool,
+    /// With --freeze-encoder: the arithmetic of its one pass over the training
+    /// sentences; int8 (CPU) embeds them about 2.5 times as fast on a VNNI CPU
+    /// (see the README). Fine-tuning always trains in f32.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    #[serde(default)]
+    pub precision: Precision,
     /// Inverse L2 strength of the frozen-encoder classifiers (scikit-learn's `C`).
     #[arg(long, default_value_t = 1.0)]
     pub head_c: f64,
@@ -207,6 +213,9 @@ impl TrainConfig {
         }
         if self.freeze_encoder && self.pooling != Pooling::Mean {
             return bad("--freeze-encoder reads the mean-pooled sentence embedding: not with --pooling cls".into());
+        }
+        if self.precision == Precision::Int8 && !self.freeze_encoder {
+            return bad("--precision int8 applies to --freeze-encoder's pass; fine-tuning trains in f32".into());
         }
         if !(self.head_c > 0.0 && self.head_c.is_finite()) {
             return bad(format!("--head-c {} must be a positive number", self.head_c));

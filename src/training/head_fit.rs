@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use candle_core::{Tensor, Var};
 
+use crate::inference::embed::Embedder;
 use crate::kernels::softmax::softmax_f64;
 use crate::model::Classifier;
 use crate::tokenization::Encoded;
@@ -37,12 +38,14 @@ const MEMORY: usize = 10;
 const ABSENT_LOGIT: f64 = -1e4;
 
 /// The vector the classifier reads for every example, from a frozen copy of the
-/// model (constants: no graph, and the fused kernels). Each distinct input is
-/// encoded once: a sentence labelled for three targets costs one pass.
+/// model (constants: no graph, and the fused kernels), or from `int8`, the same
+/// base model with its linear layers in int8. Each distinct input is encoded
+/// once: a sentence labelled for three targets costs one pass.
 pub fn head_inputs<'a>(
     classifier: &Classifier,
     examples: impl IntoIterator<Item = &'a Encoded>,
     batch_size: usize,
+    int8: Option<&Embedder>,
 ) -> Result<Vec<Vec<f32>>> {
     let frozen = classifier.inference_model()?;
     let mut index: HashMap<&[u32], usize> = HashMap::new();
@@ -56,16 +59,17 @@ pub fn head_inputs<'a>(
             })
         })
         .collect();
-    let rows = crate::tokenization::run_sorted(
-        &unique,
-        batch_size,
-        classifier.tokenizer.pad_id(),
-        &classifier.device,
-        |batch| {
-            let hidden = frozen.encoder.forward_t(batch, false)?;
-            Ok(frozen.head.pool(&hidden, &batch.attention_mask)?)
-        },
-    )?;
+    let pool = |hidden: &Tensor, mask: &Tensor| Ok(frozen.head.pool(hidden, mask)?);
+    let rows = match int8 {
+        Some(embedder) => embedder.encode_with(&unique, batch_size, pool)?,
+        None => crate::tokenization::run_sorted(
+            &unique,
+            batch_size,
+            classifier.tokenizer.pad_id(),
+            &classifier.device,
+            |batch| pool(&frozen.encoder.forward_t(batch, false)?, &batch.attention_mask),
+        )?,
+    };
     Ok(slots.into_iter().map(|i| rows[i].clone()).collect())
 }
 

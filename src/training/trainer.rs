@@ -15,7 +15,9 @@ use super::optim::{clip_coefficient, collect_grads, grad_norm, AdamW, AdamWConfi
 use super::schedule::{lr_factor, warmup_steps};
 use super::state::{EvalLog, TrainerState};
 use crate::evaluation::{single_answer, Confusion, Scores};
-use crate::model::{Classifier, Family};
+use crate::inference::embed::Embedder;
+use crate::model::{Arithmetic, Classifier, Family, Precision};
+use crate::resolve::ModelDir;
 use crate::tokenization::{Batch, Encoded};
 use crate::{Error, Result};
 
@@ -258,7 +260,9 @@ impl Trainer {
     /// ([`super::head_fit`]); the run folder is written as after a one-step run.
     fn fit_frozen_head(&mut self, progress: &super::progress::Progress) -> Result<Outcome> {
         let encoded = self.train.iter().map(|e| &e.encoded);
-        let x = head_fit::head_inputs(&self.classifier, encoded, self.config.per_device_eval_batch_size)?;
+        let int8 = self.int8_embedder()?;
+        let x =
+            head_fit::head_inputs(&self.classifier, encoded, self.config.per_device_eval_batch_size, int8.as_ref())?;
         let y: Vec<usize> = self.train.iter().map(|e| e.label as usize).collect();
         let targets: Vec<usize> = self.train.iter().map(|e| e.encoded.target.unwrap_or(0) as usize).collect();
         // Balanced unless --class-weights says otherwise: the setting that held on every data set measured.
@@ -284,6 +288,17 @@ impl Trainer {
         self.state.finished = true;
         self.checkpoint()?;
         Ok(Outcome::Finished)
+    }
+
+    /// `--precision int8`: the base model again, its linear layers in int8 (the
+    /// f32 columns chosen at load, as `predict --precision int8` does).
+    fn int8_embedder(&self) -> Result<Option<Embedder>> {
+        if self.config.precision == Precision::F32 {
+            return Ok(None);
+        }
+        let arithmetic = Arithmetic::from(Precision::Int8).with_f32_columns_chosen_at_load();
+        let base = ModelDir::open(&self.base)?;
+        Embedder::load(&base, &self.classifier.device, Some(self.config.max_length), arithmetic).map(Some)
     }
 
     fn pad_id(&self) -> u32 {
