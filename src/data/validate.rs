@@ -101,19 +101,15 @@ fn check_fields(entry: &Entry, schema: &Schema, problems: &mut Vec<Problem>) {
         problems.push(entry.text_at.problem("text", "empty or whitespace-only text"));
     }
     if schema.description(&r.target).is_none() {
-        let message = match schema.from_runs {
-            true => format!(
-                "unknown target '{}': no model evaluated was trained on it (they know: {}); \
-                 --targets FILE reads the data against a targets file instead",
-                r.target,
-                schema.target_list()
-            ),
-            false => format!(
-                "unknown target '{}'; known: {}; add new targets to the targets file",
-                r.target,
-                schema.target_list()
-            ),
+        let (known, fix) = if schema.from_runs {
+            (
+                ": no model evaluated was trained on it (they know: ",
+                "); --targets FILE reads the data against a targets file instead",
+            )
+        } else {
+            ("; known: ", "; add new targets to the targets file")
         };
+        let message = format!("unknown target '{}'{known}{}{fix}", r.target, schema.target_list());
         problems.push(entry.text_at.problem("target", message));
     }
     if schema.label_index(&r.label).is_none() {

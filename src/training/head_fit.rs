@@ -47,7 +47,6 @@ pub fn head_inputs<'a>(
     batch_size: usize,
     int8: Option<&Embedder>,
 ) -> Result<Vec<Vec<f32>>> {
-    let frozen = classifier.inference_model()?;
     let mut index: HashMap<&[u32], usize> = HashMap::new();
     let mut unique = Vec::new();
     let slots: Vec<usize> = examples
@@ -59,16 +58,26 @@ pub fn head_inputs<'a>(
             })
         })
         .collect();
-    let pool = |hidden: &Tensor, mask: &Tensor| Ok(frozen.head.pool(hidden, mask)?);
     let rows = match int8 {
-        Some(embedder) => embedder.encode_with(&unique, batch_size, pool)?,
-        None => crate::tokenization::run_sorted(
-            &unique,
-            batch_size,
-            classifier.tokenizer.pad_id(),
-            &classifier.device,
-            |batch| pool(&frozen.encoder.forward_t(batch, false)?, &batch.attention_mask),
-        )?,
+        // The per-target head pools without parameters, so the model's own head
+        // serves and no f32 copy of the encoder is built.
+        Some(embedder) => {
+            let head = &classifier.model.head;
+            embedder.encode_with(&unique, batch_size, |hidden, mask| Ok(head.pool(hidden, mask)?))?
+        }
+        None => {
+            let frozen = classifier.inference_model()?;
+            crate::tokenization::run_sorted(
+                &unique,
+                batch_size,
+                classifier.tokenizer.pad_id(),
+                &classifier.device,
+                |batch| {
+                    let hidden = frozen.encoder.forward_t(batch, false)?;
+                    Ok(frozen.head.pool(&hidden, &batch.attention_mask)?)
+                },
+            )?
+        }
     };
     Ok(slots.into_iter().map(|i| rows[i].clone()).collect())
 }
