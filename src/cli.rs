@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::commands::{clean, cv, data, embed, eval, label, predict, serve, suggest, train};
+use crate::commands::{calibrate, clean, cv, data, embed, eval, label, predict, serve, suggest, train};
 
 #[derive(Debug, Parser)]
 #[command(name = "stancekit", version, about = "Where does a sentence stand on a target?")]
@@ -24,6 +24,8 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Score models or predictions files against gold labels, beside baselines; write a report.
     Eval(Box<eval::EvalConfig>),
+    /// Fit a trained model's temperature on held-out labelled data, so that its probabilities are calibrated.
+    Calibrate(Box<calibrate::CalibrateConfig>),
     /// K-fold cross-validation by sentence: train as `train` does on K−1 folds, evaluate on the rest.
     Cv(Box<cv::CvConfig>),
     /// Stance of every (sentence, target) pair of the input, streamed.
@@ -63,6 +65,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             train::run(*args, sub)?
         }
         Command::Eval(config) => eval::run_command(&config)?,
+        Command::Calibrate(config) => calibrate::run_command(&config)?,
         Command::Cv(config) => cv::run_command(&config)?,
         Command::Predict(config) => predict::run_command(&config)?,
         Command::Suggest(config) => suggest::run_command(&config)?,

@@ -175,6 +175,7 @@ fn write_classifier_on(
         pooling,
         max_length: 32,
         head,
+        temperature: None,
     };
     let base_dir = crate::resolve::ModelDir::open(&base)?;
     Classifier::from_base(&base_dir, spec, &Device::Cpu, seed)?.save(dir, &base)

@@ -12,7 +12,6 @@ use crate::evaluation::gold::{Gold, Output};
 use crate::evaluation::predictions::{self, Prediction, Probs};
 use crate::evaluation::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKind};
 use crate::evaluation::{align, baselines, single_answer, single_answer_warning};
-use crate::model::StanceSpec;
 use crate::reporting::{html, markdown, Report, Training};
 use crate::resolve::ModelDir;
 use crate::training::TrainConfig;
@@ -261,7 +260,7 @@ fn schema(config: &EvalConfig, sources: &[(String, Source)]) -> Result<Schema> {
             Source::Predictions(_) => None,
         })
         .collect();
-    let Some(first) = runs.first() else {
+    if runs.is_empty() {
         if !Path::new(DEFAULT_TARGETS).is_file() {
             return Err(Error::Other(format!(
                 "no targets file: pass --targets FILE, the labels and targets to read the gold data against \
@@ -269,21 +268,8 @@ fn schema(config: &EvalConfig, sources: &[(String, Source)]) -> Result<Schema> {
             )));
         }
         return Schema::load(Path::new(DEFAULT_TARGETS));
-    };
-    let mut schema = Schema { labels: Vec::new(), targets: BTreeMap::new(), source: None, from_runs: true };
-    for dir in &runs {
-        let spec = StanceSpec::read(&ModelDir::open(dir)?)?;
-        if schema.labels.is_empty() {
-            schema.labels = spec.labels;
-        }
-        for (id, description) in spec.targets {
-            schema.targets.entry(id).or_insert(description);
-        }
     }
-    // Hints that name a command to run (`data clean … --targets FILE`) name the file the first run trained with.
-    let trained_with = TrainConfig::from_json(&first.join("train_config.json")).ok().map(|c| c.targets);
-    schema.source = trained_with.filter(|file| file.is_file());
-    Ok(schema)
+    super::schema_of_runs(&runs)
 }
 
 /// A target without gold records of a stance label scores F1 = 0 on it (as

@@ -5,10 +5,12 @@
 //!
 //! - [`data`]: `data check`, `data split`; [`clean`]: `data clean`.
 //! - [`train`]: `train`; [`cv`]: `cv` (train and evaluate per fold).
-//! - [`predict`]: `predict`; [`embed`]: `embed`; [`eval`]: `eval`.
+//! - [`predict`]: `predict`; [`embed`]: `embed`; [`eval`]: `eval`;
+//!   [`calibrate`]: `calibrate` (a run's temperature, fitted on held-out data).
 //! - [`serve`]: `serve` (HTTP, over [`crate::serving`]).
 //! - [`suggest`]: `suggest`; [`label`]: `label`.
 
+pub mod calibrate;
 pub mod clean;
 pub mod cv;
 pub mod data;
@@ -26,8 +28,13 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Arithmetic, Classifier, Int8Plan, LinearKind, Precision, MAX_LAYERS};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::data::Schema;
+use crate::model::{Arithmetic, Classifier, Int8Plan, LinearKind, Precision, StanceSpec, MAX_LAYERS};
 use crate::resolve::ModelDir;
+use crate::training::TrainConfig;
 use crate::{Error, Result};
 
 /// `--precision`, `--int8-keep-f32` and `--int8-keep-f32-layers`, as
@@ -118,6 +125,26 @@ pub fn classifier_in(dir: &ModelDir, device: &str, precision: &PrecisionArgs) ->
     let arithmetic = precision.arithmetic()?;
     let device = crate::device::select_for(device, arithmetic.precision)?;
     Classifier::load_inference(dir, &device, arithmetic)
+}
+
+/// The labels and targets that run folders carry, as a schema to read gold
+/// data against: the first run's labels and every run's targets (so that each
+/// run's data reads). Problems blame the runs; hints name the targets file the
+/// first run trained with.
+pub fn schema_of_runs(runs: &[impl AsRef<Path>]) -> Result<Schema> {
+    let mut schema = Schema { labels: Vec::new(), targets: BTreeMap::new(), source: None, from_runs: true };
+    for dir in runs {
+        let spec = StanceSpec::read(&ModelDir::open(dir.as_ref())?)?;
+        if schema.labels.is_empty() {
+            schema.labels = spec.labels;
+        }
+        for (id, description) in spec.targets {
+            schema.targets.entry(id).or_insert(description);
+        }
+    }
+    let trained_with = runs.first().and_then(|r| TrainConfig::from_json(&r.as_ref().join("train_config.json")).ok());
+    schema.source = trained_with.map(|c| c.targets).filter(|file| file.is_file());
+    Ok(schema)
 }
 
 /// Tokenising runs on its own thread beside the model (predict's reader,

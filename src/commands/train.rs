@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::data::{Record, Schema};
 use crate::model::{Classifier, HeadKind, StanceSpec};
 use crate::resolve::ModelDir;
+use crate::training::temperature::{self, TemperatureFit};
 pub use crate::training::TrainConfig;
 use crate::training::{class_weights, encode, progress, state, trainer, EvalLog, EvalStrategy, Outcome, Trainer};
 use crate::{Error, Result};
@@ -30,6 +31,8 @@ pub struct TrainSummary {
     pub outcome: Outcome,
     pub run_dir: PathBuf,
     pub best: Option<EvalLog>,
+    /// The temperature fitted on dev once trained (`--calibrate`), if any.
+    pub calibration: Option<TemperatureFit>,
     pub seconds: f64,
     /// What the user must know about the model (printed after training).
     pub warnings: Vec<String>,
@@ -52,6 +55,7 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
         max_length: config.max_length,
         // The frozen recipe: a classifier per target over the sentence embedding (see head_fit).
         head: if config.freeze_encoder { HeadKind::PerTarget } else { HeadKind::Joint },
+        temperature: None,
     };
     let run = trainer::RunDir(config.out.clone());
     let classifier = if resume {
@@ -77,12 +81,16 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let rate = trainer.examples_since(steps_before) as f64 / seconds.max(1e-9);
     progress.summary(&state.log_history, state.best_step, seconds, rate);
     let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
+    let calibrate = trainer.config().calibrate && outcome != Outcome::Interrupted;
+    let batch_size = trainer.config().per_device_eval_batch_size;
+    let calibration =
+        if calibrate { temperature::calibrate_saved(&run.0, trainer.dev(), batch_size, &device)? } else { None };
     let warnings = trainer
         .best_single_answer
         .iter()
         .map(|label| crate::evaluation::single_answer_warning("the selected model", label, "dev"))
         .collect();
-    Ok(TrainSummary { outcome, run_dir: run.0, best, seconds, warnings })
+    Ok(TrainSummary { outcome, run_dir: run.0, best, calibration, seconds, warnings })
 }
 
 fn prepare_run_dir(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
@@ -134,6 +142,9 @@ pub fn run(args: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
     let dir = summary.run_dir.display();
     for warning in &summary.warnings {
         eprintln!("warning: {warning}");
+    }
+    if let Some(fit) = &summary.calibration {
+        eprintln!("calibrated on dev: logits divided by {fit}");
     }
     match summary.outcome {
         Outcome::Interrupted => {

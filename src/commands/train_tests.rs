@@ -127,6 +127,41 @@ fn a_resumed_run_ends_like_an_uninterrupted_one() {
     assert!(again.contains("already finished"), "{again}");
 }
 
+/// Once trained, the selected model's logits are divided by the temperature
+/// that fits dev best: its dev NLL is the fit's, no label moves, and
+/// `--calibrate false` keeps the logits as trained.
+#[test]
+fn the_selected_model_is_calibrated_on_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 4;
+    config.calibrate = false;
+    train(config.clone(), false, &never).unwrap();
+    let schema = Schema::load(&config.targets).unwrap();
+    let dev = |config: &TrainConfig| {
+        let c = Classifier::load(&ModelDir::open(&config.out).unwrap(), &candle_core::Device::Cpu).unwrap();
+        let records = crate::data::load_records(&config.dev, None, &schema).unwrap();
+        let examples = encode(&c, &schema, &records).unwrap();
+        let (loss, _) = trainer::evaluate(&c, &examples, 8).unwrap();
+        let pairs: Vec<(&str, &str)> =
+            records.iter().map(|r| (c.description(&r.target).unwrap(), r.text.as_str())).collect();
+        let probs = c.predict_proba(&pairs, 8).unwrap();
+        (c.spec.temperature, loss, probs)
+    };
+    let (none, raw_loss, raw) = dev(&config);
+    assert_eq!(none, None);
+    config.calibrate = true;
+    config.overwrite = true;
+    let fit = train(config.clone(), false, &never).unwrap().calibration.expect("dev data was given");
+    let (temperature, loss, calibrated) = dev(&config);
+    assert_eq!(temperature, Some(fit.temperature));
+    assert!((fit.nll_before - raw_loss).abs() < 1e-4 && (fit.nll_after - loss).abs() < 1e-4, "{fit:?} {loss}");
+    assert!(fit.nll_after < fit.nll_before && (fit.temperature - 1.0).abs() > 0.01, "{fit:?}");
+    let argmax = |rows: &[Vec<f32>]| rows.iter().map(|r| crate::kernels::argmax(r)).collect::<Vec<_>>();
+    assert_eq!(argmax(&calibrated), argmax(&raw));
+    assert_ne!(calibrated, raw);
+}
+
 #[test]
 fn an_existing_run_is_not_overwritten_by_default() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,6 +209,7 @@ fn a_frozen_encoder_trains_the_head_alone() {
             pooling: config.pooling,
             max_length: config.max_length,
             head: Default::default(),
+            temperature: None,
         },
         &candle_core::Device::Cpu,
         config.seed,

@@ -10,7 +10,9 @@ use std::path::Path;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{Arithmetic, EncoderConfig, HeadKind, HeadShape, Int8Plan, ParamStore, Pooling, Precision, StanceModel};
+use super::{
+    Arithmetic, EncoderConfig, Head, HeadKind, HeadShape, Int8Plan, ParamStore, Pooling, Precision, StanceModel,
+};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Encoded, StanceTokenizer};
 use crate::{Error, Result};
@@ -30,6 +32,10 @@ pub struct StanceSpec {
     /// One classifier over pairs (the default), or one per target over the sentence.
     #[serde(default, skip_serializing_if = "HeadKind::is_joint")]
     pub head: HeadKind,
+    /// The temperature fitted on held-out labels ([`Classifier::divide_logits`]),
+    /// already folded into the output layer's weights: a record, not applied again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
 }
 
 impl StanceSpec {
@@ -204,6 +210,26 @@ impl Classifier {
         self.model.probabilities(encoded, (batch_size, self.tokenizer.pad_id()), &self.device, false)
     }
 
+    /// Divides every logit by `temperature` from now on, by dividing the output
+    /// layer's weights and bias by it, so that the saved folder gives the same
+    /// probabilities in transformers. The label of every input stays the same.
+    /// Needs a trainable classifier ([`Classifier::load`]).
+    pub fn divide_logits(&mut self, temperature: f64) -> Result<()> {
+        if !(temperature > 0.0 && temperature.is_finite()) {
+            return Err(Error::Model(format!("temperature {temperature} must be a positive number")));
+        }
+        let layer = Head::output_layer(self.config.family(), self.spec.pooling);
+        let vars = self.model.params.vars();
+        for name in [format!("{layer}.weight"), format!("{layer}.bias")] {
+            let (_, var) = vars.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+                Error::Model(format!("`{name}` is not a trainable parameter of this classifier; load it with `load`"))
+            })?;
+            var.set(&var.as_tensor().affine(1.0 / temperature, 0.0)?)?;
+        }
+        self.spec.temperature = Some(self.spec.temperature.unwrap_or(1.0) * temperature);
+        Ok(())
+    }
+
     /// Writes the classifier into `out` (which must exist), copying tokenizer files from `base`.
     pub fn save(&self, out: &Path, base: &Path) -> Result<()> {
         self.model.params.save(&out.join("model.safetensors"))?;
@@ -255,6 +281,7 @@ mod tests {
             pooling,
             max_length: 32,
             head: Default::default(),
+            temperature: None,
         }
     }
 
@@ -294,6 +321,45 @@ mod tests {
                 assert_eq!(config["label2id"]["none"], 2);
             }
         }
+    }
+
+    #[test]
+    fn dividing_the_logits_keeps_the_labels_and_survives_saving() {
+        let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
+        for (write_base, architecture) in FAMILIES {
+            let base = tempfile::tempdir().unwrap();
+            write_base(base.path(), 1).unwrap();
+            for pooling in [Pooling::Cls, Pooling::Mean] {
+                let mut c =
+                    Classifier::from_base(&ModelDir::open(base.path()).unwrap(), spec(pooling), &Device::Cpu, 4)
+                        .unwrap();
+                let before = c.predict_proba(&pairs, 2).unwrap();
+                c.divide_logits(2.0).unwrap();
+                c.divide_logits(1.5).unwrap();
+                assert_eq!(c.spec.temperature, Some(3.0));
+                let after = c.predict_proba(&pairs, 2).unwrap();
+                for (b, a) in before.iter().zip(&after) {
+                    // softmax(z / T) ∝ softmax(z)^(1/T)
+                    let powered: Vec<f32> = b.iter().map(|p| p.powf(1.0 / 3.0)).collect();
+                    let total: f32 = powered.iter().sum();
+                    for (want, got) in powered.iter().zip(a) {
+                        assert!((want / total - got).abs() < 1e-5, "{architecture} {pooling:?}: {b:?} {a:?}");
+                    }
+                    assert_eq!(crate::kernels::argmax(b), crate::kernels::argmax(a));
+                }
+                let out = tempfile::tempdir().unwrap();
+                c.save(out.path(), base.path()).unwrap();
+                let reloaded = Classifier::load_frozen(&ModelDir::open(out.path()).unwrap(), &Device::Cpu).unwrap();
+                assert_eq!(reloaded.spec.temperature, Some(3.0));
+                let again = reloaded.predict_proba(&pairs, 2).unwrap();
+                assert!(again.iter().flatten().zip(after.iter().flatten()).all(|(x, y)| (x - y).abs() < 1e-6));
+            }
+        }
+        let base = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_model(base.path(), 1).unwrap();
+        let mut c =
+            Classifier::from_base(&ModelDir::open(base.path()).unwrap(), spec(Pooling::Mean), &Device::Cpu, 4).unwrap();
+        assert!(c.divide_logits(0.0).is_err() && c.divide_logits(f64::NAN).is_err());
     }
 
     #[test]

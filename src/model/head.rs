@@ -72,21 +72,28 @@ impl Head {
             candle_core::bail!("a per-target head reads the mean-pooled sentence: pooling must be mean");
         }
         let outputs = if kind == HeadKind::PerTarget { labels * blocks.max(1) } else { labels };
-        let (pooler, classifier) = match (pooling, family) {
-            (Pooling::Mean, _) => (None, linear(hidden, outputs, head)?),
-            (Pooling::Cls, Family::Bert) => {
-                (Some(linear(hidden, hidden, vb.pp("bert.pooler.dense"))?), linear(hidden, labels, head)?)
-            }
-            (Pooling::Cls, Family::MPNet) => {
-                (Some(linear(hidden, hidden, head.pp("dense"))?), linear(hidden, labels, head.pp("out_proj"))?)
-            }
+        let output = vb.pp(Self::output_layer(family, pooling));
+        let pooler = match (pooling, family) {
+            (Pooling::Mean, _) => None,
+            (Pooling::Cls, Family::Bert) => Some(linear(hidden, hidden, vb.pp("bert.pooler.dense"))?),
+            (Pooling::Cls, Family::MPNet) => Some(linear(hidden, hidden, head.pp("dense"))?),
         };
+        let classifier = linear(hidden, outputs, output)?;
         let dropout_before_pooler = family == Family::MPNet && pooling == Pooling::Cls;
         Ok(Self { kind, labels, pooling, pooler, dropout_before_pooler, dropout, classifier })
     }
 
     pub fn pooling(&self) -> Pooling {
         self.pooling
+    }
+
+    /// The name of the linear layer that makes the logits (`{name}.weight`,
+    /// `{name}.bias`), as [`Head::load`] reads it.
+    pub fn output_layer(family: Family, pooling: Pooling) -> &'static str {
+        match (pooling, family) {
+            (Pooling::Cls, Family::MPNet) => "classifier.out_proj",
+            _ => "classifier",
+        }
     }
 
     /// The vector the classifier reads, [batch, hidden].

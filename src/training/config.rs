@@ -122,6 +122,12 @@ pub struct TrainConfig {
     pub label_smoothing_factor: f64,
     #[arg(long, value_enum, default_value_t = EvalStrategy::Epoch)]
     pub eval_strategy: EvalStrategy,
+    /// Once trained, divide the selected model's logits by one temperature
+    /// fitted on the dev data (temperature scaling), so that its probabilities
+    /// match how often it is right; labels do not change. `false` keeps the
+    /// logits as trained. Needs dev data.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub calibrate: bool,
     /// Optimizer steps between evaluations with `--eval-strategy steps`.
     #[arg(long, default_value_t = 100)]
     pub eval_steps: usize,

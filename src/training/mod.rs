@@ -6,6 +6,8 @@
 //! Run folder: the best model at the top (`config.json`, `model.safetensors`,
 //! tokenizer files), `train_config.json`, `trainer_state.json`, `metrics.jsonl`,
 //! and `checkpoint-last/` (weights, optimizer moments, state) for `--resume`.
+//! Once trained, the model's logits are divided by a temperature fitted on the
+//! dev data ([`temperature`]), so that its probabilities are calibrated.
 
 pub mod config;
 pub mod head_fit;
@@ -14,6 +16,7 @@ pub mod optim;
 pub mod progress;
 pub mod schedule;
 pub mod state;
+pub mod temperature;
 pub mod trainer;
 
 pub use config::{EvalStrategy, TrainConfig};

@@ -126,6 +126,11 @@ impl Trainer {
         &self.classifier
     }
 
+    /// The dev examples that select the model.
+    pub fn dev(&self) -> &[Example] {
+        &self.dev
+    }
+
     /// Training examples processed since optimizer step `steps_before` (the
     /// frozen recipe reads each once).
     pub fn examples_since(&self, steps_before: usize) -> usize {

@@ -1,0 +1,155 @@
+//! `stancekit calibrate`: fits a trained model's temperature on labelled data
+//! it did not train on and folds it into the run folder (what `train` does on
+//! its dev data by default), for runs trained without it or to refit on other
+//! held-out data, as scikit-learn's `CalibratedClassifierCV(cv="prefit")`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, Format};
+use crate::model::Classifier;
+use crate::resolve::ModelDir;
+use crate::training::temperature::{self, TemperatureFit};
+use crate::{Error, Result};
+
+/// Fit a run's temperature on held-out labelled data and write it into the run folder.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct CalibrateConfig {
+    /// The trained model (run folder) to calibrate.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub model: PathBuf,
+    /// Labelled data the model did not train on, read against the run's own labels and targets.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+    pub data: Vec<String>,
+    /// Format of the data; by default it follows from each path.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write the calibrated classifier (weights, config, tokenizer) here instead of into the run folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Pairs per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// Fits and writes: the fit, relative to the logits the run had, and the
+/// temperature in all (runs calibrated before carry theirs).
+pub fn calibrate(config: &CalibrateConfig) -> Result<(TemperatureFit, f64)> {
+    let schema = super::schema_of_runs(std::slice::from_ref(&config.model))?;
+    let records = data::load_records(&config.data, config.format, &schema)?;
+    let device = crate::device::select(&config.device)?;
+    let mut classifier = Classifier::load(&ModelDir::open(&config.model)?, &device)?;
+    let examples = crate::training::encode(&classifier, &schema, &records)?;
+    let fit = temperature::calibrate(&mut classifier, &examples, config.batch_size)?
+        .ok_or_else(|| Error::Other(format!("{}: no labelled pairs to calibrate on", config.data.join(", "))))?;
+    if let Some(out) = &config.out {
+        crate::io::prepare_output_dir(out, false, "choose an empty or new folder")?;
+    }
+    classifier.save(config.out.as_ref().unwrap_or(&config.model), &config.model)?;
+    Ok((fit, classifier.spec.temperature.unwrap_or(fit.temperature)))
+}
+
+pub fn run_command(config: &CalibrateConfig) -> Result<()> {
+    let (fit, total) = calibrate(config)?;
+    let out = config.out.as_ref().unwrap_or(&config.model);
+    let total = if (total - fit.temperature).abs() > 1e-12 { format!("; {total:.3} in all") } else { String::new() };
+    eprintln!("{}: logits divided by {fit}{total}", out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::StanceSpec;
+
+    /// A tiny random classifier made confident (its logits × 10), and 24
+    /// held-out pairs labelled as it answers them, except every third: it is
+    /// overconfident there, so its temperature lies inside the bounds.
+    fn setup(dir: &std::path::Path) -> CalibrateConfig {
+        let run = dir.join("run");
+        crate::testing::write_tiny_classifier(&run, 3).unwrap();
+        let mut classifier = Classifier::load(&ModelDir::open(&run).unwrap(), &candle_core::Device::Cpu).unwrap();
+        let texts: Vec<String> = (0..24).map(|i| format!("it is {} {i}", ["for", "against", "not"][i % 3])).collect();
+        let target = |i: usize| if i.is_multiple_of(2) { "nato" } else { "defence" };
+        let spec = classifier.spec.clone();
+        let pairs: Vec<(&str, &str)> =
+            texts.iter().enumerate().map(|(i, t)| (spec.targets[target(i)].as_str(), t.as_str())).collect();
+        // A random head's logits differ by hundredths: spread them to about 5 between a row's extremes.
+        let spread = |rows: &[Vec<f32>]| {
+            let row = |p: &Vec<f32>| {
+                p.iter().fold(f32::MIN, |m, &x| m.max(x)).ln() - p.iter().fold(1f32, |m, &x| m.min(x)).ln()
+            };
+            rows.iter().map(row).fold(0f32, f32::max)
+        };
+        let before = spread(&classifier.predict_proba(&pairs, 8).unwrap());
+        classifier.divide_logits(f64::from(before / 5.0)).unwrap();
+        classifier.spec.temperature = None;
+        classifier.save(&run, &run).unwrap();
+        let answers = classifier.predict_proba(&pairs, 8).unwrap();
+        let lines: Vec<String> = answers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let label = spec.labels[(crate::kernels::argmax(p) + usize::from(i % 3 == 0)) % 3].clone();
+                serde_json::json!({"id": i.to_string(), "text": texts[i], "target": target(i), "label": label})
+                    .to_string()
+            })
+            .collect();
+        std::fs::write(dir.join("held.jsonl"), lines.join("\n")).unwrap();
+        CalibrateConfig {
+            model: run,
+            data: vec![dir.join("held.jsonl").display().to_string()],
+            format: None,
+            out: None,
+            batch_size: 5,
+            device: "cpu".into(),
+        }
+    }
+
+    fn temperature_of(dir: &std::path::Path) -> Option<f64> {
+        StanceSpec::read(&ModelDir::open(dir).unwrap()).unwrap().temperature
+    }
+
+    #[test]
+    fn calibrating_again_on_the_same_data_changes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = setup(dir.path());
+        let (first, total) = calibrate(&config).unwrap();
+        assert!(first.nll_after < first.nll_before && first.temperature > 1.5, "{first:?}");
+        assert!(first.temperature < 15.0, "inside the bounds: {first:?}");
+        assert_eq!((total, temperature_of(&config.model)), (first.temperature, Some(first.temperature)));
+        let (second, total) = calibrate(&config).unwrap();
+        assert!((second.temperature - 1.0).abs() < 1e-3, "{second:?}");
+        assert!((second.nll_before - first.nll_after).abs() < 1e-5, "{first:?} {second:?}");
+        assert!((total / first.temperature - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn out_writes_a_copy_and_leaves_the_run_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = setup(dir.path());
+        let weights = std::fs::read(config.model.join("model.safetensors")).unwrap();
+        config.out = Some(dir.path().join("calibrated"));
+        let (fit, _) = calibrate(&config).unwrap();
+        assert_eq!(std::fs::read(config.model.join("model.safetensors")).unwrap(), weights);
+        assert_eq!(temperature_of(&config.model), None);
+        assert_eq!(temperature_of(&dir.path().join("calibrated")), Some(fit.temperature));
+        let err = calibrate(&config).unwrap_err().to_string();
+        assert!(err.contains("calibrated exists"), "{err}");
+    }
+
+    #[test]
+    fn data_on_a_target_the_run_lacks_blames_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = setup(dir.path());
+        std::fs::write(dir.path().join("held.jsonl"), r#"{"text": "a", "target": "climate", "label": "favor"}"#)
+            .unwrap();
+        let err = calibrate(&config).unwrap_err().to_string();
+        assert!(err.contains("held.jsonl") && err.contains("climate"), "{err}");
+        assert_eq!(temperature_of(&config.model), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural
+//! Networks", §4.2): one number T > 0 divides every logit, chosen to minimise
+//! the negative log-likelihood of held-out labels. Dividing by T changes no
+//! argmax, so no label and no F1; it makes a confidence of 0.9 mean right 9
+//! times in 10. Fine-tuned encoders grow overconfident as their training loss
+//! falls (the README's "Calibration" measures it); a frozen encoder's
+//! logistic regression is close to calibrated already, and its T lands near 1.
+//!
+//! T is folded into the classifier's output layer ([`Classifier::divide_logits`]),
+//! so transformers, loading the same folder, gives the same probabilities.
+
+use std::path::Path;
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use super::Example;
+use crate::model::Classifier;
+use crate::resolve::ModelDir;
+use crate::Result;
+
+/// The temperatures searched. A held-out set the model gets all right would
+/// push T towards 0 (ever sharper probabilities), which no new text bears out;
+/// a bound keeps such a set from making the model surer than 4× its logits.
+const TEMPERATURES: (f64, f64) = (0.25, 20.0);
+
+/// A fitted temperature and what it did to the held-out set's mean NLL.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TemperatureFit {
+    pub temperature: f64,
+    /// Mean negative log-likelihood of the held-out labels before and after.
+    pub nll_before: f64,
+    pub nll_after: f64,
+    /// Held-out examples it was fitted on.
+    pub examples: usize,
+}
+
+impl std::fmt::Display for TemperatureFit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "temperature {:.3} (mean negative log-likelihood of {} held-out labels {:.4} -> {:.4})",
+            self.temperature, self.examples, self.nll_before, self.nll_after
+        )
+    }
+}
+
+/// The temperature that minimises the mean NLL of `gold` under `log_probs`
+/// (log-softmax rows: a constant added to a row's logits changes nothing);
+/// `None` without examples.
+pub fn fit_temperature(log_probs: &[Vec<f32>], gold: &[usize]) -> Option<TemperatureFit> {
+    if gold.is_empty() {
+        return None;
+    }
+    // NLL as a function of β = 1/T is a log-sum-exp of lines minus a line:
+    // convex, so a golden-section search over β finds its minimum.
+    let nll = |beta: f64| mean_nll(log_probs, gold, beta);
+    let (low, high) = (1.0 / TEMPERATURES.1, 1.0 / TEMPERATURES.0);
+    let beta = golden_section_min(nll, low, high);
+    Some(TemperatureFit { temperature: 1.0 / beta, nll_before: nll(1.0), nll_after: nll(beta), examples: gold.len() })
+}
+
+fn mean_nll(log_probs: &[Vec<f32>], gold: &[usize], beta: f64) -> f64 {
+    let row_nll = |row: &Vec<f32>, g: usize| {
+        let max = row.iter().map(|&z| beta * f64::from(z)).fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = row.iter().map(|&z| (beta * f64::from(z) - max).exp()).sum();
+        max + sum.ln() - beta * f64::from(row[g])
+    };
+    log_probs.iter().zip(gold).map(|(row, &g)| row_nll(row, g)).sum::<f64>() / gold.len() as f64
+}
+
+/// The minimum of a unimodal `f` on [low, high], to a relative width of about 1e-9.
+fn golden_section_min(f: impl Fn(f64) -> f64, mut low: f64, mut high: f64) -> f64 {
+    let ratio = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut c, mut d) = (high - ratio * (high - low), low + ratio * (high - low));
+    let (mut fc, mut fd) = (f(c), f(d));
+    for _ in 0..64 {
+        if fc <= fd {
+            (high, d, fd) = (d, c, fc);
+            c = high - ratio * (high - low);
+            fc = f(c);
+        } else {
+            (low, c, fc) = (c, d, fd);
+            d = low + ratio * (high - low);
+            fd = f(d);
+        }
+    }
+    (low + high) / 2.0
+}
+
+/// Fits a temperature on `examples` for `classifier` (trainable) and divides its logits by it.
+pub fn calibrate(
+    classifier: &mut Classifier,
+    examples: &[Example],
+    batch_size: usize,
+) -> Result<Option<TemperatureFit>> {
+    let encoded: Vec<_> = examples.iter().map(|e| e.encoded.clone()).collect();
+    let pad = classifier.tokenizer.pad_id();
+    let log_probs =
+        classifier.inference_model()?.probabilities(&encoded, (batch_size, pad), &classifier.device, true)?;
+    let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
+    let Some(fit) = fit_temperature(&log_probs, &gold) else { return Ok(None) };
+    classifier.divide_logits(fit.temperature)?;
+    Ok(Some(fit))
+}
+
+/// [`calibrate`] for the classifier saved in `run`, written back in place
+/// (each file replaced whole, never half-written).
+pub fn calibrate_saved(
+    run: &Path,
+    examples: &[Example],
+    batch_size: usize,
+    device: &Device,
+) -> Result<Option<TemperatureFit>> {
+    if examples.is_empty() {
+        return Ok(None);
+    }
+    let mut classifier = Classifier::load(&ModelDir::open(run)?, device)?;
+    let fit = calibrate(&mut classifier, examples, batch_size)?;
+    if fit.is_some() {
+        classifier.save(run, run)?;
+    }
+    Ok(fit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log-softmax rows of logits `z / t` for a fixed set of logits, with gold
+    /// labels drawn from those probabilities: the NLL's minimum is near `t`.
+    fn sample(t: f64, n: usize) -> (Vec<Vec<f32>>, Vec<usize>) {
+        let mut state = 7u64;
+        let mut uniform = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut rows = Vec::new();
+        let mut gold = Vec::new();
+        for _ in 0..n {
+            let z: Vec<f64> = (0..3).map(|_| 8.0 * (uniform() - 0.5)).collect();
+            let p: Vec<f64> = z.iter().map(|v| (v / t).exp()).collect();
+            let total: f64 = p.iter().sum();
+            let u = uniform() * total;
+            let label = if u < p[0] {
+                0
+            } else if u < p[0] + p[1] {
+                1
+            } else {
+                2
+            };
+            rows.push(z.iter().map(|&v| v as f32).collect());
+            gold.push(label);
+        }
+        (rows, gold)
+    }
+
+    #[test]
+    fn recovers_the_temperature_the_labels_were_drawn_at() {
+        for t in [0.5, 1.0, 3.0] {
+            let (rows, gold) = sample(t, 20_000);
+            let fit = fit_temperature(&rows, &gold).unwrap();
+            assert!((fit.temperature / t - 1.0).abs() < 0.06, "{t}: {fit:?}");
+            assert!(fit.nll_after <= fit.nll_before + 1e-12, "{fit:?}");
+            for other in [0.8, 1.25] {
+                assert!(fit.nll_after <= mean_nll(&rows, &gold, other / fit.temperature) + 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn a_set_it_gets_all_right_stops_at_the_bound() {
+        let rows = vec![vec![0.0, -2.0, -3.0], vec![-1.0, 0.0, -4.0]];
+        let fit = fit_temperature(&rows, &[0, 1]).unwrap();
+        assert!((fit.temperature - TEMPERATURES.0).abs() < 1e-6, "{fit:?}");
+        assert!(fit_temperature(&[], &[]).is_none());
+    }
+
+    #[test]
+    fn a_shift_of_a_row_changes_nothing() {
+        let (rows, gold) = sample(2.0, 500);
+        let shifted: Vec<Vec<f32>> = rows.iter().map(|r| r.iter().map(|v| v - 5.0).collect()).collect();
+        let (a, b) = (fit_temperature(&rows, &gold).unwrap(), fit_temperature(&shifted, &gold).unwrap());
+        assert!((a.temperature - b.temperature).abs() < 1e-4 && (a.nll_after - b.nll_after).abs() < 1e-5);
+    }
+}
