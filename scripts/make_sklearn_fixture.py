@@ -11,7 +11,8 @@ both the inputs and the numbers scikit-learn computes from them:
   (``zero_division=0``), macro F1, accuracy, ``confusion_matrix`` and
   F_avg = (F1[favor] + F1[against]) / 2; the mean over targets of F_avg and
   macro F1; and calibration: ``calibration_curve(correct, confidence,
-  n_bins=10)`` with the bin counts, ECE and the multi-class Brier score.
+  n_bins=10)`` with the bin counts, ECE, the multi-class Brier score and
+  ``log_loss``.
 * ``tfidf_lr`` -- a small labelled corpus, ``TfidfVectorizer(ngram_range=(1, 2),
   sublinear_tf=True)`` fitted on its training part (feature names, idf, the test
   matrix) and ``LogisticRegression(C=1.0)`` fitted on that (run to tol=1e-10 so
@@ -39,6 +40,7 @@ from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
     f1_score,
+    log_loss,
     precision_recall_fscore_support,
 )
 
@@ -74,6 +76,7 @@ def calibration(gold: np.ndarray, probs: np.ndarray, n_bins: int) -> dict:
     onehot = np.eye(3)[gold]
     brier = float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
     return {
+        "log_loss": float(log_loss(gold, probs, labels=[0, 1, 2])),
         "n_bins": n_bins,
         "counts": counts.tolist(),
         "prob_true": prob_true.tolist(),

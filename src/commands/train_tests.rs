@@ -78,6 +78,7 @@ fn a_tiny_model_learns_its_training_set() {
     assert_eq!(summary.outcome, Outcome::Finished);
     let history: Vec<EvalLog> = metrics(&config.out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(history.len(), 30);
+    assert!(history.iter().all(|l| l.learning_rate.is_some()));
     assert!(history.last().unwrap().train_loss < history[0].train_loss / 4.0, "loss did not fall: {history:?}");
     assert_eq!(summary.best.unwrap().eval_accuracy, 1.0, "the 32 training pairs are not all learnt");
     // The run folder reloads as a classifier that reproduces the selected scores.
@@ -238,7 +239,7 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
         let summary = train(config.clone(), false, &never).unwrap();
         let history: Vec<EvalLog> = metrics(&config.out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(history.len(), 1);
-        assert_eq!((history[0].epoch, history[0].step), (1.0, 1));
+        assert_eq!((history[0].epoch, history[0].step, history[0].learning_rate), (1.0, 1, None));
         let best = summary.best.unwrap();
         assert!(best.eval_accuracy >= 0.9, "mpnet {mpnet}: {history:?}");
         assert!(summary.warnings.is_empty());

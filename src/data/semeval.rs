@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{Pos, Record, Schema, Sink};
 use crate::input::lines::LineReader;
+use crate::input::strip_semst;
 
 const COLUMNS: [&str; 4] = ["id", "target", "tweet", "stance"];
 
@@ -95,18 +96,10 @@ impl Fields<'_> {
     }
 }
 
-/// Removes the SemEval `#SemST` marker hashtag (annotators never saw it) and the
-/// trailing spaces TweetEval (SemEval re-released) leaves on every line.
-pub(crate) fn strip_semst(text: &str) -> &str {
-    let text = text.trim_end();
-    text.strip_suffix("#SemST").map(str::trim_end).unwrap_or(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::{problems, schema, write};
     use super::super::{load, Format};
-    use super::strip_semst;
 
     const HEADER: &str = "ID\tTarget\tTweet\tStance\tOpinion Towards\tSentiment\r\n";
 
@@ -139,13 +132,6 @@ mod tests {
         assert!(got[0].starts_with(&format!("{file}:2: Target: unknown target description 'Legalization")), "{got:?}");
         assert!(got[1].starts_with(&format!("{file}:3: encoding: invalid UTF-8 at byte 14")), "{got:?}");
         assert!(got[2].starts_with(&format!("{file}:4: label: unknown label 'maybe'")), "{got:?}");
-    }
-
-    #[test]
-    fn strips_marker() {
-        assert_eq!(strip_semst("Think #SemST "), "Think");
-        assert_eq!(strip_semst("no marker  "), "no marker");
-        assert_eq!(strip_semst("#SemST"), "");
     }
 
     #[test]

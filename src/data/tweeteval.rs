@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::semeval::strip_semst;
 use super::{whole_file, Entry, Pos, Record, Schema, Sink, SplitName};
 use crate::error::Problem;
 use crate::input::lines::LineReader;
+use crate::input::strip_semst;
 
 const MAPPING: &str = "mapping.txt";
 

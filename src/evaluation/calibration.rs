@@ -6,7 +6,9 @@
 //! weighted by the bins' record counts (Guo et al. 2017, "On Calibration of
 //! Modern Neural Networks"). The Brier score (the mean squared distance between
 //! the probability vector and the one-hot gold label, summed over labels) is
-//! given beside it because ECE alone depends on the binning.
+//! given beside it because ECE alone depends on the binning, and the log loss
+//! (mean negative log-likelihood of the gold label, scikit-learn's `log_loss`),
+//! which temperature scaling minimises (`crate::training::temperature`).
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +31,9 @@ pub struct Calibration {
     /// Largest gap of a non-empty bin.
     pub mce: f64,
     pub brier: f64,
+    /// Mean −ln of the gold label's probability, clipped at f64's epsilon as scikit-learn's `log_loss` clips.
+    #[serde(default)]
+    pub log_loss: f64,
     pub bins: Vec<Bin>,
 }
 
@@ -40,7 +45,9 @@ pub fn calibration(gold: &[usize], pred: &[usize], probs: &[Vec<f64>], n_bins: u
     let mut conf_sum = vec![0.0; n_bins];
     let mut right = vec![0u64; n_bins];
     let mut brier = 0.0;
+    let mut log_loss = 0.0;
     for ((&g, &p), row) in gold.iter().zip(pred).zip(probs) {
+        log_loss -= row[g].max(f64::EPSILON).ln();
         let confidence = row[p];
         let b = bin_of(confidence, n_bins);
         count[b] += 1;
@@ -63,7 +70,7 @@ pub fn calibration(gold: &[usize], pred: &[usize], probs: &[Vec<f64>], n_bins: u
         .collect();
     let gaps = bins.iter().filter(|b| b.count > 0).map(|b| (b.count as f64, (b.accuracy - b.confidence).abs()));
     let (ece, mce) = gaps.fold((0.0, 0.0f64), |(e, m), (k, gap)| (e + k / n * gap, m.max(gap)));
-    Calibration { ece, mce, brier: brier / n, bins }
+    Calibration { ece, mce, brier: brier / n, log_loss: log_loss / n, bins }
 }
 
 /// The bin of a confidence: how many inner edges lie strictly below it, as

@@ -24,8 +24,24 @@ pub fn shorten(text: &str, chars: usize) -> String {
     }
 }
 
+/// Removes the SemEval `#SemST` marker hashtag (annotators never saw it) and the
+/// trailing spaces TweetEval (SemEval re-released) leaves on every line: what
+/// the SemEval and TweetEval readers and a CSV's `Tweet` column read.
+pub fn strip_semst(text: &str) -> &str {
+    let text = text.trim_end();
+    text.strip_suffix("#SemST").map(str::trim_end).unwrap_or(text)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn strips_marker() {
+        use super::strip_semst;
+        assert_eq!(strip_semst("Think #SemST "), "Think");
+        assert_eq!(strip_semst("no marker  "), "no marker");
+        assert_eq!(strip_semst("#SemST"), "");
+    }
+
     #[test]
     fn long_sentences_are_shortened_by_characters() {
         assert_eq!(super::shorten(" short ", 60), "short");

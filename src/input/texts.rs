@@ -244,6 +244,8 @@ fn json_target(value: &Value) -> std::result::Result<Option<String>, (&'static s
 struct CsvRecords {
     rows: CsvReader<Input>,
     text: usize,
+    /// The text is SemEval's `Tweet` column, whose `#SemST` marker goes, as the data readers drop it.
+    tweet: bool,
     id: Option<usize>,
     target: Option<usize>,
 }
@@ -252,19 +254,24 @@ impl CsvRecords {
     fn open(reader: Input, name: Arc<str>) -> Result<Self> {
         let rows = CsvReader::open(reader, name.clone(), Dialect::CSV)?;
         // SemEval's name for the text column, which the sets derived from it keep.
-        let Some(text) = rows.column("text").or_else(|| rows.column("tweet")) else {
+        let (text, tweet) = match rows.column("text") {
+            Some(text) => (Some(text), false),
+            None => (rows.column("tweet"), true),
+        };
+        let Some(text) = text else {
             let header = rows.header();
             let message = format!("no `text` (or `tweet`) column (header: {})", header.fields.join(","));
             return Err(Problem::new(&name, header.line, "text", message).into());
         };
         let (id, target) = (rows.column("id"), rows.column("target"));
-        Ok(Self { rows, text, id, target })
+        Ok(Self { rows, text, tweet, id, target })
     }
 
     fn record(&self, mut row: Row) -> Result<Record> {
         let mut take = |i: Option<usize>| i.and_then(|i| row.fields.get_mut(i)).map(std::mem::take);
         let (text, id, target) = (take(Some(self.text)), take(self.id), take(self.target));
         let file = self.rows.file().clone();
+        let text = text.map(|t| if self.tweet { super::strip_semst(&t).to_string() } else { t });
         let text = match text {
             None => Err("missing"),
             Some(text) if text.trim().is_empty() => Err("empty"),
@@ -535,9 +542,12 @@ mod tests {
 
     #[test]
     fn csv_text_may_be_semevals_tweet_column() {
-        let (_d, records) = stream("a.csv", b"Tweet,Target,Stance\nhello,Donald Trump,FAVOR\n", ReadOptions::default());
+        let csv = b"Tweet,Target,Stance\nhello #SemST ,Donald Trump,FAVOR\n";
+        let (_d, records) = stream("a.csv", csv, ReadOptions::default());
         let record = records[0].as_ref().unwrap();
         assert_eq!((record.text.as_str(), record.target.as_deref()), ("hello", Some("Donald Trump")));
+        let (_d, records) = stream("b.csv", b"text\nhello #SemST\n", ReadOptions::default());
+        assert_eq!(records[0].as_ref().unwrap().text, "hello #SemST", "a text column is the user's own");
     }
 
     #[test]

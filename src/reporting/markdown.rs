@@ -173,8 +173,9 @@ fn details(out: &mut String, report: &Report, s: &SystemResult) {
     if let Some(c) = &s.calibration {
         let _ = writeln!(
             out,
-            "### Calibration\n\nECE {:.3}, MCE {:.3}, Brier score {:.3} (confidence = probability of the predicted label).\n",
-            c.ece, c.mce, c.brier
+            "### Calibration\n\nECE {:.3}, MCE {:.3}, Brier score {:.3}, log loss {:.3} (confidence = probability of \
+             the predicted label).\n",
+            c.ece, c.mce, c.brier, c.log_loss
         );
         let rows: Vec<Vec<String>> = c
             .bins

@@ -73,7 +73,7 @@ pub(crate) fn sample() -> Sample {
     let log = |epoch: f64, f: f64| EvalLog {
         epoch,
         step: (epoch * 10.0) as usize,
-        learning_rate: 1e-5,
+        learning_rate: Some(1e-5),
         train_loss: 1.0 / epoch,
         eval_loss: 0.8 / epoch.sqrt(),
         eval_accuracy: f,

@@ -14,7 +14,10 @@ pub struct EvalLog {
     /// Fractional epoch at the evaluation.
     pub epoch: f64,
     pub step: usize,
-    pub learning_rate: f64,
+    /// The rate at the evaluation; absent for the frozen recipe, which fits its
+    /// classifiers by L-BFGS with no learning rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<f64>,
     /// Mean training loss since the previous evaluation.
     pub train_loss: f64,
     pub eval_loss: f64,
@@ -81,7 +84,7 @@ mod tests {
         let log = |epoch: f64, f: f64| EvalLog {
             epoch,
             step: (epoch * 10.0) as usize,
-            learning_rate: 1e-4,
+            learning_rate: Some(1e-4),
             train_loss: 0.9,
             eval_loss: 0.8,
             eval_accuracy: f,

@@ -321,7 +321,7 @@ impl Trainer {
         let log = EvalLog {
             epoch: round4(self.state.global_step as f64 / steps_per_epoch.max(1.0)),
             step: self.state.global_step,
-            learning_rate: self.current_lr(),
+            learning_rate: (!self.head_only).then(|| self.current_lr()),
             train_loss: self.state.loss_sum / self.state.loss_count.max(1) as f64,
             eval_loss,
             eval_accuracy: scores.accuracy,
