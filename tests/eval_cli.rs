@@ -333,6 +333,8 @@ fn cross_validation_trains_and_evaluates_every_fold() {
     assert_eq!(cv["schema"], "stancekit.cv/1");
     let names: Vec<&str> = cv["summary"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["model", "majority", "tfidf-lr"]);
+    let ece = &cv["summary"][0]["ece"];
+    assert!(ece["mean"].as_f64().is_some_and(|e| (0.0..=1.0).contains(&e)), "the model's ECE over folds: {ece}");
     let folds = cv["per_fold"].as_array().unwrap();
     assert_eq!(folds.len(), 3);
     let tested: u64 = folds.iter().map(|f| f["test_records"].as_u64().unwrap()).sum();
@@ -347,4 +349,26 @@ fn cross_validation_trains_and_evaluates_every_fold() {
         &["cv", "--model", "base", "--train", "train.jsonl", "--targets", "targets.json", "--out", "cv"],
     );
     assert!(text(&again.stderr).contains("pass --overwrite"), "{}", text(&again.stderr));
+}
+
+/// `calibrate` from the command line: a trained run takes a temperature fitted
+/// on held-out data, into a new folder; a bad line is an error naming it, and
+/// nothing is written.
+#[test]
+fn calibrate_writes_a_calibrated_copy_and_names_bad_lines() {
+    let dir = setup();
+    write_lines(&dir.path().join("dev.jsonl"), &gold_rows(6, "d"));
+    train_tiny(dir.path(), "train.jsonl", "dev.jsonl", "run");
+    let out = stancekit(dir.path(), &["calibrate", "--model", "run", "--data", "gold.jsonl", "--out", "cal"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("logits divided by temperature"), "{}", text(&out.stderr));
+    let spec = |run: &str| read_json(&dir.path().join(run).join("config.json"))["stancekit"].clone();
+    let (trained, calibrated) = (spec("run")["temperature"].as_f64(), spec("cal")["temperature"].as_f64());
+    assert!(trained.is_some() && calibrated.is_some() && trained != calibrated, "{trained:?} {calibrated:?}");
+    std::fs::write(dir.path().join("bad.jsonl"), "{\"text\": \"a\", \"target\": \"nato\", \"label\": \"maybe\"}\n")
+        .unwrap();
+    let out = stancekit(dir.path(), &["calibrate", "--model", "run", "--data", "bad.jsonl", "--out", "cal2"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("bad.jsonl:1: label"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("cal2").exists());
 }

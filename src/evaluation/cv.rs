@@ -18,6 +18,9 @@ pub struct FoldScores {
     pub macro_f1: f64,
     pub f_avg_mean_over_targets: f64,
     pub accuracy: f64,
+    /// Expected calibration error, for a system with probabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +57,9 @@ pub struct SystemSummary {
     pub macro_f1: MeanStd,
     pub f_avg_mean_over_targets: MeanStd,
     pub accuracy: MeanStd,
+    /// Over the folds where the system gave probabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece: Option<MeanStd>,
 }
 
 /// Everything `cv.json` holds. Scores are pooled over the fold's targets unless named otherwise.
@@ -80,6 +86,7 @@ pub fn fold_scores(metrics: &Metrics) -> Vec<FoldScores> {
             macro_f1: s.pooled.scores.macro_f1,
             f_avg_mean_over_targets: s.mean_over_targets.f_avg,
             accuracy: s.pooled.scores.accuracy,
+            ece: s.calibration.as_ref().map(|c| c.ece),
         })
         .collect()
 }
@@ -91,11 +98,9 @@ pub fn summarise(per_fold: &[FoldResult]) -> Vec<SystemSummary> {
         .systems
         .iter()
         .map(|s| {
-            let values = |f: fn(&FoldScores) -> f64| -> MeanStd {
-                let v: Vec<f64> =
-                    per_fold.iter().filter_map(|fold| fold.systems.iter().find(|x| x.name == s.name)).map(f).collect();
-                MeanStd::of(&v)
-            };
+            let folds = || per_fold.iter().filter_map(|fold| fold.systems.iter().find(|x| x.name == s.name));
+            let values = |f: fn(&FoldScores) -> f64| -> MeanStd { MeanStd::of(&folds().map(f).collect::<Vec<_>>()) };
+            let ece: Vec<f64> = folds().filter_map(|x| x.ece).collect();
             SystemSummary {
                 name: s.name.clone(),
                 kind: s.kind,
@@ -103,6 +108,7 @@ pub fn summarise(per_fold: &[FoldResult]) -> Vec<SystemSummary> {
                 macro_f1: values(|x| x.macro_f1),
                 f_avg_mean_over_targets: values(|x| x.f_avg_mean_over_targets),
                 accuracy: values(|x| x.accuracy),
+                ece: (!ece.is_empty()).then(|| MeanStd::of(&ece)),
             }
         })
         .collect()

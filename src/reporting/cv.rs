@@ -11,7 +11,8 @@ fn mean_std(m: &MeanStd) -> String {
 fn intro(r: &CvResults) -> String {
     format!(
         "{}-fold cross-validation on {} ({} records, {} sentences; folds grouped by sentence, seed {}). \
-         Scores in %, pooled over targets unless named otherwise; ± is the standard deviation over folds.",
+         Scores in %, pooled over targets unless named otherwise, ECE as a fraction; ± is the standard \
+         deviation over folds.",
         r.folds,
         r.data.join(", "),
         r.records,
@@ -21,7 +22,7 @@ fn intro(r: &CvResults) -> String {
 }
 
 fn summary_rows(r: &CvResults) -> (Vec<String>, Vec<Vec<String>>) {
-    let header = ["system", "F_avg", "macro-F1", "F_avg (target mean)", "accuracy"].map(String::from).to_vec();
+    let header = ["system", "F_avg", "macro-F1", "F_avg (target mean)", "accuracy", "ECE"].map(String::from).to_vec();
     let rows = r
         .summary
         .iter()
@@ -32,6 +33,7 @@ fn summary_rows(r: &CvResults) -> (Vec<String>, Vec<Vec<String>>) {
                 mean_std(&s.macro_f1),
                 mean_std(&s.f_avg_mean_over_targets),
                 mean_std(&s.accuracy),
+                s.ece.map_or("–".into(), |m| format!("{:.3} ± {:.3}", m.mean, m.std)),
             ]
         })
         .collect();
