@@ -256,6 +256,7 @@ fn evaluates_a_model_that_train_made() {
     let notes: Vec<&str> = metrics["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
     assert!(notes.iter().any(|n| n.contains("also in the training data of run")), "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("also in the dev data that selected the model of run")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.starts_with("The probabilities of run are calibrated")), "{notes:?}");
     // Without --targets the run's own labels and targets apply (this folder has no datasets/targets.json).
     let out = stancekit(dir.path(), &["eval", "--model", "run", "--data", "gold.jsonl", "--report", "r2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -12,6 +12,7 @@ use crate::evaluation::gold::{Gold, Output};
 use crate::evaluation::predictions::{self, Prediction, Probs};
 use crate::evaluation::results::{self, Metrics, ScoreSettings, Scored, SystemInfo, SystemKind};
 use crate::evaluation::{align, baselines, single_answer, single_answer_warning};
+use crate::model::StanceSpec;
 use crate::reporting::{html, markdown, Report, Training};
 use crate::resolve::ModelDir;
 use crate::training::TrainConfig;
@@ -195,6 +196,7 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
         };
         if let Source::Model(dir) = source {
             training.extend(training_of(name, dir)?);
+            notes.push(calibration_note(name, dir)?);
         }
         if let Some(label) = single_answer(&output.pred) {
             let warning = single_answer_warning(&format!("System {name}"), &gold.labels[label], "evaluated");
@@ -350,6 +352,21 @@ fn run_model(run: &Path, gold: &Gold, config: &EvalConfig) -> Result<Output> {
     let raw = classifier.predict_proba(&pairs, config.batch_size)?;
     let probs: Vec<Vec<f64>> = raw.iter().map(|row| column.iter().map(|&c| f64::from(row[c])).collect()).collect();
     Ok(Output { pred: probs.iter().map(|p| crate::kernels::argmax(p)).collect(), probs: Some(probs) })
+}
+
+/// Whether a run's probabilities were calibrated, so that a reader weighs its ECE.
+fn calibration_note(name: &str, run: &Path) -> Result<String> {
+    Ok(match StanceSpec::read(&ModelDir::open(run)?)?.temperature {
+        Some(t) => format!(
+            "The probabilities of {name} are calibrated: its logits are divided by a temperature of {t:.3}, \
+             fitted on held-out data (`train` on its dev data, or `stancekit calibrate`)."
+        ),
+        None => format!(
+            "The probabilities of {name} are not calibrated (trained with `--calibrate false`, without dev data, \
+             or before `train` calibrated); `stancekit calibrate --model {} --data HELD_OUT` fits a temperature.",
+            run.display()
+        ),
+    })
 }
 
 /// What a run trained on, read back through its `train_config.json`.
