@@ -81,15 +81,16 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let rate = trainer.examples_since(steps_before) as f64 / seconds.max(1e-9);
     progress.summary(&state.log_history, state.best_step, seconds, rate);
     let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
-    let calibrate = trainer.config().calibrate && outcome != Outcome::Interrupted;
-    let batch_size = trainer.config().per_device_eval_batch_size;
-    let calibration =
-        if calibrate { temperature::calibrate_saved(&run.0, trainer.dev(), batch_size, &device)? } else { None };
     let warnings = trainer
         .best_single_answer
         .iter()
         .map(|label| crate::evaluation::single_answer_warning("the selected model", label, "dev"))
         .collect();
+    let calibrate = trainer.config().calibrate && outcome != Outcome::Interrupted;
+    let batch_size = trainer.config().per_device_eval_batch_size;
+    // The trainer's model and optimizer go first: the calibration loads the selected model anew.
+    let dev = trainer.into_dev();
+    let calibration = if calibrate { temperature::calibrate_saved(&run.0, &dev, batch_size, &device)? } else { None };
     Ok(TrainSummary { outcome, run_dir: run.0, best, calibration, seconds, warnings })
 }
 

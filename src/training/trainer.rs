@@ -126,9 +126,9 @@ impl Trainer {
         &self.classifier
     }
 
-    /// The dev examples that select the model.
-    pub fn dev(&self) -> &[Example] {
-        &self.dev
+    /// The dev examples that selected the model, the rest of the trainer dropped.
+    pub fn into_dev(self) -> Vec<Example> {
+        self.dev
     }
 
     /// Training examples processed since optimizer step `steps_before` (the
