@@ -13,6 +13,9 @@ use crate::resolve::ModelDir;
 use crate::training::temperature::{self, TemperatureFit};
 use crate::{Error, Result};
 
+/// What a run folder records of its training, copied into `--out` beside the calibrated model.
+const RUN_RECORDS: [&str; 3] = ["train_config.json", "trainer_state.json", "metrics.jsonl"];
+
 /// Fit a run's temperature on held-out labelled data and write it into the run folder.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct CalibrateConfig {
@@ -25,7 +28,8 @@ pub struct CalibrateConfig {
     /// Format of the data; by default it follows from each path.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Write the calibrated classifier (weights, config, tokenizer) here instead of into the run folder.
+    /// Write the calibrated classifier (weights, config, tokenizer, and the run's
+    /// train_config.json, trainer_state.json and metrics.jsonl) here instead of into the run folder.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Pairs per forward pass.
@@ -49,7 +53,17 @@ pub fn calibrate(config: &CalibrateConfig) -> Result<(TemperatureFit, f64)> {
     if let Some(out) = &config.out {
         crate::io::prepare_output_dir(out, false, "choose an empty or new folder")?;
     }
-    classifier.save(config.out.as_ref().unwrap_or(&config.model), &config.model)?;
+    let out = config.out.as_ref().unwrap_or(&config.model);
+    classifier.save(out, &config.model)?;
+    if out != &config.model {
+        // The run's record of its training goes along (its checkpoint for --resume does not).
+        for name in RUN_RECORDS {
+            let (from, to) = (config.model.join(name), out.join(name));
+            if from.is_file() {
+                std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
+    }
     Ok((fit, classifier.spec.temperature.unwrap_or(fit.temperature)))
 }
 
@@ -134,7 +148,9 @@ mod tests {
         let mut config = setup(dir.path());
         let weights = std::fs::read(config.model.join("model.safetensors")).unwrap();
         config.out = Some(dir.path().join("calibrated"));
+        std::fs::write(config.model.join("metrics.jsonl"), "{}\n").unwrap();
         let (fit, _) = calibrate(&config).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("calibrated/metrics.jsonl")).unwrap(), "{}\n");
         assert_eq!(std::fs::read(config.model.join("model.safetensors")).unwrap(), weights);
         assert_eq!(temperature_of(&config.model), None);
         assert_eq!(temperature_of(&dir.path().join("calibrated")), Some(fit.temperature));
