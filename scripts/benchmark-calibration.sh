@@ -20,7 +20,7 @@ if [ -z "${BIN:-}" ]; then
     BIN="$(dirname "$0")/../target/release/stancekit"
 fi
 out="${run%/}-calibrated"
-rm -rf "$out"
+[ ! -e "$out" ] || { echo "$out exists; remove it first (this script writes the calibrated copy there)" >&2; exit 1; }
 "$BIN" calibrate --model "$run" --data "${val[@]}" --out "$out"
 "$BIN" eval --model "$run" --model "$out" --data "${test[@]}" --report "$out/report-test" --bootstrap 200 > /dev/null
 python3 - "$out/report-test/metrics.json" "$run" "$out" <<'PY'

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Format};
 use crate::model::Classifier;
-use crate::resolve::ModelDir;
 use crate::training::temperature::{self, TemperatureFit};
 use crate::{Error, Result};
 
@@ -40,21 +39,22 @@ pub struct CalibrateConfig {
     pub device: String,
 }
 
-/// Fits and writes: the fit, relative to the logits the run had, and the
+/// Fits and writes: the fit, relative to the logits the run had, with the
 /// temperature in all (runs calibrated before carry theirs).
-pub fn calibrate(config: &CalibrateConfig) -> Result<(TemperatureFit, f64)> {
+pub fn calibrate(config: &CalibrateConfig) -> Result<TemperatureFit> {
     let schema = super::schema_of_runs(std::slice::from_ref(&config.model))?;
     let records = data::load_records(&config.data, config.format, &schema)?;
-    let device = crate::device::select(&config.device)?;
-    let mut classifier = Classifier::load(&ModelDir::open(&config.model)?, &device)?;
-    let examples = crate::training::encode(&classifier, &schema, &records)?;
-    let fit = temperature::calibrate(&mut classifier, &examples, config.batch_size)?
-        .ok_or_else(|| Error::Other(format!("{}: no labelled pairs to calibrate on", config.data.join(", "))))?;
-    if let Some(out) = &config.out {
-        crate::io::prepare_output_dir(out, false, "choose an empty or new folder")?;
+    if records.is_empty() {
+        return Err(Error::Other(format!("{}: no labelled pairs to calibrate on", config.data.join(", "))));
     }
     let out = config.out.as_ref().unwrap_or(&config.model);
-    classifier.save(out, &config.model)?;
+    if config.out.is_some() {
+        crate::io::prepare_output_dir(out, false, "choose an empty or new folder")?;
+    }
+    let device = crate::device::select(&config.device)?;
+    let examples = |c: &Classifier| crate::training::encode(c, &schema, &records);
+    let fit = temperature::calibrate_saved((&config.model, out), examples, config.batch_size, &device)?
+        .ok_or_else(|| Error::Other(format!("{}: no labelled pairs to calibrate on", config.data.join(", "))))?;
     if out != &config.model {
         // The run's record of its training goes along (its checkpoint for --resume does not).
         for name in RUN_RECORDS {
@@ -64,13 +64,14 @@ pub fn calibrate(config: &CalibrateConfig) -> Result<(TemperatureFit, f64)> {
             }
         }
     }
-    Ok((fit, classifier.spec.temperature.unwrap_or(fit.temperature)))
+    Ok(fit)
 }
 
 pub fn run_command(config: &CalibrateConfig) -> Result<()> {
-    let (fit, total) = calibrate(config)?;
+    let fit = calibrate(config)?;
     let out = config.out.as_ref().unwrap_or(&config.model);
-    let total = if (total - fit.temperature).abs() > 1e-12 { format!("; {total:.3} in all") } else { String::new() };
+    let total =
+        if (fit.total - fit.temperature).abs() > 1e-12 { format!("; {:.3} in all", fit.total) } else { String::new() };
     eprintln!("{}: logits divided by {fit}{total}", out.display());
     Ok(())
 }
@@ -79,8 +80,9 @@ pub fn run_command(config: &CalibrateConfig) -> Result<()> {
 mod tests {
     use super::*;
     use crate::model::StanceSpec;
+    use crate::resolve::ModelDir;
 
-    /// A tiny random classifier made confident (its logits × 10), and 24
+    /// A tiny random classifier made confident (its logits spread to about 5), and 24
     /// held-out pairs labelled as it answers them, except every third: it is
     /// overconfident there, so its temperature lies inside the bounds.
     fn setup(dir: &std::path::Path) -> CalibrateConfig {
@@ -132,11 +134,13 @@ mod tests {
     fn calibrating_again_on_the_same_data_changes_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
         let config = setup(dir.path());
-        let (first, total) = calibrate(&config).unwrap();
+        let first = calibrate(&config).unwrap();
+        let total = first.total;
         assert!(first.nll_after < first.nll_before && first.temperature > 1.5, "{first:?}");
         assert!(first.temperature < 15.0, "inside the bounds: {first:?}");
         assert_eq!((total, temperature_of(&config.model)), (first.temperature, Some(first.temperature)));
-        let (second, total) = calibrate(&config).unwrap();
+        let second = calibrate(&config).unwrap();
+        let total = second.total;
         assert!((second.temperature - 1.0).abs() < 1e-3, "{second:?}");
         assert!((second.nll_before - first.nll_after).abs() < 1e-5, "{first:?} {second:?}");
         assert!((total / first.temperature - 1.0).abs() < 1e-3);
@@ -149,7 +153,7 @@ mod tests {
         let weights = std::fs::read(config.model.join("model.safetensors")).unwrap();
         config.out = Some(dir.path().join("calibrated"));
         std::fs::write(config.model.join("metrics.jsonl"), "{}\n").unwrap();
-        let (fit, _) = calibrate(&config).unwrap();
+        let fit = calibrate(&config).unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("calibrated/metrics.jsonl")).unwrap(), "{}\n");
         assert_eq!(std::fs::read(config.model.join("model.safetensors")).unwrap(), weights);
         assert_eq!(temperature_of(&config.model), None);

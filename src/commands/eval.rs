@@ -363,7 +363,8 @@ fn calibration_note(name: &str, run: &Path) -> Result<String> {
         ),
         None => format!(
             "The probabilities of {name} are not calibrated (trained with `--calibrate false`, without dev data, \
-             or before `train` calibrated); `stancekit calibrate --model {} --data HELD_OUT` fits a temperature.",
+             interrupted, or before `train` calibrated); `stancekit calibrate --model {} --data HELD_OUT` fits a \
+             temperature.",
             run.display()
         ),
     })

@@ -90,7 +90,11 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let batch_size = trainer.config().per_device_eval_batch_size;
     // The trainer's model and optimizer go first: the calibration loads the selected model anew.
     let dev = trainer.into_dev();
-    let calibration = if calibrate { temperature::calibrate_saved(&run.0, &dev, batch_size, &device)? } else { None };
+    let calibration = if calibrate && !dev.is_empty() {
+        temperature::calibrate_saved((&run.0, &run.0), |_| Ok(dev), batch_size, &device)?
+    } else {
+        None
+    };
     Ok(TrainSummary { outcome, run_dir: run.0, best, calibration, seconds, warnings })
 }
 

@@ -163,6 +163,21 @@ fn the_selected_model_is_calibrated_on_dev() {
     assert_ne!(calibrated, raw);
 }
 
+/// `--eval-steps` beyond the last step: no evaluation runs, so the last model
+/// is kept (as without dev data), and it is still calibrated on dev.
+#[test]
+fn a_run_that_never_evaluates_keeps_its_last_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 1;
+    config.eval_strategy = config::EvalStrategy::Steps;
+    config.eval_steps = 1000;
+    let summary = train(config.clone(), false, &never).unwrap();
+    assert!(summary.best.is_none() && summary.calibration.is_some());
+    let c = Classifier::load(&ModelDir::open(&config.out).unwrap(), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(c.spec.temperature, summary.calibration.map(|f| f.total));
+}
+
 #[test]
 fn an_existing_run_is_not_overwritten_by_default() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,9 +31,10 @@ pub struct Calibration {
     /// Largest gap of a non-empty bin.
     pub mce: f64,
     pub brier: f64,
-    /// Mean −ln of the gold label's probability, clipped at f64's epsilon as scikit-learn's `log_loss` clips.
-    #[serde(default)]
-    pub log_loss: f64,
+    /// Mean −ln of the gold label's probability, clipped at f64's epsilon as
+    /// scikit-learn's `log_loss` clips; `None` in files written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_loss: Option<f64>,
     pub bins: Vec<Bin>,
 }
 
@@ -70,7 +71,7 @@ pub fn calibration(gold: &[usize], pred: &[usize], probs: &[Vec<f64>], n_bins: u
         .collect();
     let gaps = bins.iter().filter(|b| b.count > 0).map(|b| (b.count as f64, (b.accuracy - b.confidence).abs()));
     let (ece, mce) = gaps.fold((0.0, 0.0f64), |(e, m), (k, gap)| (e + k / n * gap, m.max(gap)));
-    Calibration { ece, mce, brier: brier / n, log_loss: log_loss / n, bins }
+    Calibration { ece, mce, brier: brier / n, log_loss: Some(log_loss / n), bins }
 }
 
 /// The bin of a confidence: how many inner edges lie strictly below it, as

@@ -74,7 +74,7 @@ fn metrics_match_scikit_learn() {
     }
     close(c.ece, want["ece"].as_f64().unwrap(), 1e-12, "ECE");
     close(c.brier, want["brier"].as_f64().unwrap(), 1e-12, "Brier");
-    close(c.log_loss, want["log_loss"].as_f64().unwrap(), 1e-12, "log loss");
+    close(c.log_loss.unwrap(), want["log_loss"].as_f64().unwrap(), 1e-12, "log loss");
 }
 
 #[test]

@@ -329,10 +329,15 @@ mod tests {
         for (write_base, architecture) in FAMILIES {
             let base = tempfile::tempdir().unwrap();
             write_base(base.path(), 1).unwrap();
-            for pooling in [Pooling::Cls, Pooling::Mean] {
+            let heads = [
+                (Pooling::Cls, HeadKind::Joint),
+                (Pooling::Mean, HeadKind::Joint),
+                (Pooling::Mean, HeadKind::PerTarget),
+            ];
+            for (pooling, head) in heads {
+                let spec = StanceSpec { head, ..spec(pooling) };
                 let mut c =
-                    Classifier::from_base(&ModelDir::open(base.path()).unwrap(), spec(pooling), &Device::Cpu, 4)
-                        .unwrap();
+                    Classifier::from_base(&ModelDir::open(base.path()).unwrap(), spec, &Device::Cpu, 4).unwrap();
                 let before = c.predict_proba(&pairs, 2).unwrap();
                 c.divide_logits(2.0).unwrap();
                 c.divide_logits(1.5).unwrap();
@@ -343,7 +348,7 @@ mod tests {
                     let powered: Vec<f32> = b.iter().map(|p| p.powf(1.0 / 3.0)).collect();
                     let total: f32 = powered.iter().sum();
                     for (want, got) in powered.iter().zip(a) {
-                        assert!((want / total - got).abs() < 1e-5, "{architecture} {pooling:?}: {b:?} {a:?}");
+                        assert!((want / total - got).abs() < 1e-5, "{architecture} {pooling:?} {head:?}: {b:?} {a:?}");
                     }
                     assert_eq!(crate::kernels::argmax(b), crate::kernels::argmax(a));
                 }

@@ -147,7 +147,7 @@ fn headline(out: &mut String, report: &Report) {
     card(out, "F_avg, mean of targets", &pct(s.mean_over_targets.f_avg), &ci(&s.mean_over_targets.ci.f_avg), false);
     card(out, "accuracy", &pct(s.pooled.scores.accuracy), &format!("{} records", s.pooled.scores.n), false);
     if let Some(c) = &s.calibration {
-        let detail = format!("Brier {:.3} · log loss {:.3}", c.brier, c.log_loss);
+        let detail = format!("Brier {:.3}{}", c.brier, super::log_loss_text(c, " · "));
         card(out, "calibration error (ECE)", &format!("{:.3}", c.ece), &detail, false);
     }
     out.push_str("</div>\n");
@@ -391,12 +391,12 @@ fn details(out: &mut String, report: &Report, s: &SystemResult, colour: &str) {
             out,
             "<figure class=\"narrow\"><h3>Reliability</h3>{}<figcaption>Bars: accuracy of the records in each \
              confidence bin; red ticks: their mean confidence; dashed: perfect calibration. Grey strip: records per \
-             bin. ECE {:.3}, MCE {:.3}, Brier {:.3}, log loss {:.3}.</figcaption></figure>",
+             bin. ECE {:.3}, MCE {:.3}, Brier {:.3}{}.</figcaption></figure>",
             svg::reliability(&format!("Reliability diagram of {}", s.info.name), c, colour),
             c.ece,
             c.mce,
             c.brier,
-            c.log_loss
+            super::log_loss_text(c, ", ")
         );
     }
     per_label(out, &s.pooled);

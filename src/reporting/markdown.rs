@@ -173,9 +173,12 @@ fn details(out: &mut String, report: &Report, s: &SystemResult) {
     if let Some(c) = &s.calibration {
         let _ = writeln!(
             out,
-            "### Calibration\n\nECE {:.3}, MCE {:.3}, Brier score {:.3}, log loss {:.3} (confidence = probability of \
-             the predicted label).\n",
-            c.ece, c.mce, c.brier, c.log_loss
+            "### Calibration\n\nECE {:.3}, MCE {:.3}, Brier score {:.3}{} (confidence = probability of the \
+             predicted label).\n",
+            c.ece,
+            c.mce,
+            c.brier,
+            super::log_loss_text(c, ", ")
         );
         let rows: Vec<Vec<String>> = c
             .bins

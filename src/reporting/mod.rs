@@ -136,6 +136,11 @@ fn trim_float(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// ", log loss 0.123" after `separator`, or nothing for a file written before the log loss was.
+fn log_loss_text(c: &crate::evaluation::calibration::Calibration, separator: &str) -> String {
+    c.log_loss.map_or(String::new(), |l| format!("{separator}log loss {l:.3}"))
+}
+
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -3,11 +3,13 @@
 //! the negative log-likelihood of held-out labels. Dividing by T changes no
 //! argmax, so no label and no F1; it makes a confidence of 0.9 mean right 9
 //! times in 10. Fine-tuned encoders grow overconfident as their training loss
-//! falls (the README's "Calibration" measures it); a frozen encoder's
-//! logistic regression is close to calibrated already, and its T lands near 1.
+//! falls (T > 1); the frozen recipe's logistic regressions are close to
+//! calibrated on a large set but underconfident on a few hundred pairs per
+//! target, where C = 1 holds their weights small (T < 1). The README's
+//! "Calibrated probabilities" measures both.
 //!
 //! T is folded into the classifier's output layer ([`Classifier::divide_logits`]),
-//! so transformers, loading the same folder, gives the same probabilities.
+//! so that the folder gives the same probabilities wherever it is loaded.
 
 use std::path::Path;
 
@@ -28,6 +30,9 @@ const TEMPERATURES: (f64, f64) = (0.25, 20.0);
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TemperatureFit {
     pub temperature: f64,
+    /// The temperature in all once this one is applied: a classifier
+    /// calibrated before carries its own ([`crate::model::StanceSpec::temperature`]).
+    pub total: f64,
     /// Mean negative log-likelihood of the held-out labels before and after.
     pub nll_before: f64,
     pub nll_after: f64,
@@ -56,8 +61,20 @@ pub fn fit_temperature(log_probs: &[Vec<f32>], gold: &[usize]) -> Option<Tempera
     // convex, so a golden-section search over β finds its minimum.
     let nll = |beta: f64| mean_nll(log_probs, gold, beta);
     let (low, high) = (1.0 / TEMPERATURES.1, 1.0 / TEMPERATURES.0);
-    let beta = golden_section_min(nll, low, high);
-    Some(TemperatureFit { temperature: 1.0 / beta, nll_before: nll(1.0), nll_after: nll(beta), examples: gold.len() })
+    let mut beta = golden_section_min(nll, low, high);
+    let nll_before = nll(1.0);
+    // A flat NLL (identical or uniform rows) or a non-finite one is no reason to move.
+    if !(nll(beta) < nll_before) {
+        beta = 1.0;
+    }
+    let fit = TemperatureFit {
+        temperature: 1.0 / beta,
+        total: 1.0 / beta,
+        nll_before,
+        nll_after: nll(beta),
+        examples: gold.len(),
+    };
+    Some(fit)
 }
 
 fn mean_nll(log_probs: &[Vec<f32>], gold: &[usize], beta: f64) -> f64 {
@@ -94,31 +111,27 @@ pub fn calibrate(
     examples: &[Example],
     batch_size: usize,
 ) -> Result<Option<TemperatureFit>> {
-    let encoded: Vec<_> = examples.iter().map(|e| e.encoded.clone()).collect();
-    let pad = classifier.tokenizer.pad_id();
-    let log_probs =
-        classifier.inference_model()?.probabilities(&encoded, (batch_size, pad), &classifier.device, true)?;
-    let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
-    let Some(fit) = fit_temperature(&log_probs, &gold) else { return Ok(None) };
+    let (log_probs, gold) = super::trainer::log_probabilities(classifier, examples, batch_size)?;
+    let Some(mut fit) = fit_temperature(&log_probs, &gold) else { return Ok(None) };
     classifier.divide_logits(fit.temperature)?;
+    fit.total = classifier.spec.temperature.unwrap_or(fit.temperature);
     Ok(Some(fit))
 }
 
-/// [`calibrate`] for the classifier saved in `run`, written back in place
-/// (each file replaced whole, never half-written).
+/// [`calibrate`] for the classifier saved in `run`, written into `out` (`run`
+/// itself, or a new folder): each file is replaced whole. Without examples
+/// nothing is loaded or written.
 pub fn calibrate_saved(
-    run: &Path,
-    examples: &[Example],
+    (run, out): (&Path, &Path),
+    examples: impl FnOnce(&Classifier) -> Result<Vec<Example>>,
     batch_size: usize,
     device: &Device,
 ) -> Result<Option<TemperatureFit>> {
-    if examples.is_empty() {
-        return Ok(None);
-    }
     let mut classifier = Classifier::load(&ModelDir::open(run)?, device)?;
-    let fit = calibrate(&mut classifier, examples, batch_size)?;
+    let examples = examples(&classifier)?;
+    let fit = calibrate(&mut classifier, &examples, batch_size)?;
     if fit.is_some() {
-        classifier.save(run, run)?;
+        classifier.save(out, run)?;
     }
     Ok(fit)
 }
@@ -127,8 +140,8 @@ pub fn calibrate_saved(
 mod tests {
     use super::*;
 
-    /// Log-softmax rows of logits `z / t` for a fixed set of logits, with gold
-    /// labels drawn from those probabilities: the NLL's minimum is near `t`.
+    /// Random logit rows z, with gold labels drawn from softmax(z / t): the
+    /// NLL of z's rows is least near temperature `t`.
     fn sample(t: f64, n: usize) -> (Vec<Vec<f32>>, Vec<usize>) {
         let mut state = 7u64;
         let mut uniform = move || {

@@ -193,7 +193,8 @@ impl Trainer {
             }
             bar.finish_and_clear();
         }
-        if self.dev.is_empty() {
+        // Without an evaluation (no dev data, or `--eval-steps` beyond the last step) the last model is kept.
+        if self.state.best_step.is_none() {
             self.save_best()?;
         }
         self.state.finished = true;
@@ -497,18 +498,27 @@ pub fn evaluate(classifier: &Classifier, examples: &[Example], batch_size: usize
     Ok((loss, scores))
 }
 
+/// Every example's log-probabilities under `classifier`, and its gold label index.
+pub fn log_probabilities(
+    classifier: &Classifier,
+    examples: &[Example],
+    batch_size: usize,
+) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
+    let encoded: Vec<Encoded> = examples.iter().map(|e| e.encoded.clone()).collect();
+    let pad = classifier.tokenizer.pad_id();
+    // Over constants: a forward pass over `Var`s would keep every activation of the batch alive.
+    let model = classifier.inference_model()?;
+    let log_probs = model.probabilities(&encoded, (batch_size, pad), &classifier.device, true)?;
+    Ok((log_probs, examples.iter().map(|e| e.label as usize).collect()))
+}
+
 /// [`evaluate`], and the label the model answers for every example when it answers only one.
 fn evaluate_predictions(
     classifier: &Classifier,
     examples: &[Example],
     batch_size: usize,
 ) -> Result<(f64, Scores, Option<usize>)> {
-    let encoded: Vec<Encoded> = examples.iter().map(|e| e.encoded.clone()).collect();
-    let pad = classifier.tokenizer.pad_id();
-    // Over constants: a forward pass over `Var`s would keep every activation of the batch alive.
-    let model = classifier.inference_model()?;
-    let log_probs = model.probabilities(&encoded, (batch_size, pad), &classifier.device, true)?;
-    let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
+    let (log_probs, gold) = log_probabilities(classifier, examples, batch_size)?;
     let pred: Vec<usize> = log_probs.iter().map(|row| crate::kernels::argmax(row)).collect();
     let loss = log_probs.iter().zip(&gold).map(|(row, &g)| -(row[g] as f64)).sum::<f64>() / gold.len().max(1) as f64;
     Ok((loss, Confusion::new(&classifier.spec.labels, &gold, &pred).scores(), single_answer(&pred)))
