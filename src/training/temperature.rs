@@ -64,7 +64,8 @@ pub fn fit_temperature(log_probs: &[Vec<f32>], gold: &[usize]) -> Option<Tempera
     let mut beta = golden_section_min(nll, low, high);
     let nll_before = nll(1.0);
     // A flat NLL (identical or uniform rows) or a non-finite one is no reason to move.
-    if !(nll(beta) < nll_before) {
+    let improves = nll(beta) < nll_before;
+    if !improves {
         beta = 1.0;
     }
     let fit = TemperatureFit {
