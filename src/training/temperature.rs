@@ -191,6 +191,14 @@ mod tests {
     }
 
     #[test]
+    fn a_flat_or_broken_likelihood_leaves_the_logits_alone() {
+        let uniform = vec![vec![-1.0986f32; 3]; 4];
+        assert_eq!(fit_temperature(&uniform, &[0, 1, 2, 0]).unwrap().temperature, 1.0);
+        let broken = vec![vec![f32::NAN, -1.0, -2.0], vec![-0.1, -3.0, -2.0]];
+        assert_eq!(fit_temperature(&broken, &[0, 1]).unwrap().temperature, 1.0);
+    }
+
+    #[test]
     fn a_shift_of_a_row_changes_nothing() {
         let (rows, gold) = sample(2.0, 500);
         let shifted: Vec<Vec<f32>> = rows.iter().map(|r| r.iter().map(|v| v - 5.0).collect()).collect();
