@@ -39,22 +39,30 @@ pub struct CalibrateConfig {
     pub device: String,
 }
 
+impl CalibrateConfig {
+    /// Where the calibrated classifier goes: `--out`, else the run folder itself.
+    fn out_dir(&self) -> &PathBuf {
+        self.out.as_ref().unwrap_or(&self.model)
+    }
+}
+
 /// Fits and writes: the fit, relative to the logits the run had, with the
 /// temperature in all (runs calibrated before carry theirs).
 pub fn calibrate(config: &CalibrateConfig) -> Result<TemperatureFit> {
     let schema = super::schema_of_runs(std::slice::from_ref(&config.model))?;
     let records = data::load_records(&config.data, config.format, &schema)?;
+    let nothing = || Error::Other(format!("{}: no labelled pairs to calibrate on", config.data.join(", ")));
     if records.is_empty() {
-        return Err(Error::Other(format!("{}: no labelled pairs to calibrate on", config.data.join(", "))));
+        return Err(nothing());
     }
-    let out = config.out.as_ref().unwrap_or(&config.model);
+    let out = config.out_dir();
     if config.out.is_some() {
         crate::io::prepare_output_dir(out, false, "choose an empty or new folder")?;
     }
     let device = crate::device::select(&config.device)?;
     let examples = |c: &Classifier| crate::training::encode(c, &schema, &records);
     let fit = temperature::calibrate_saved((&config.model, out), examples, config.batch_size, &device)?
-        .ok_or_else(|| Error::Other(format!("{}: no labelled pairs to calibrate on", config.data.join(", "))))?;
+        .ok_or_else(nothing)?;
     if out != &config.model {
         // The run's record of its training goes along (its checkpoint for --resume does not).
         for name in RUN_RECORDS {
@@ -69,7 +77,7 @@ pub fn calibrate(config: &CalibrateConfig) -> Result<TemperatureFit> {
 
 pub fn run_command(config: &CalibrateConfig) -> Result<()> {
     let fit = calibrate(config)?;
-    let out = config.out.as_ref().unwrap_or(&config.model);
+    let out = config.out_dir();
     let total =
         if (fit.total - fit.temperature).abs() > 1e-12 { format!("; {:.3} in all", fit.total) } else { String::new() };
     eprintln!("{}: logits divided by {fit}{total}", out.display());
