@@ -154,6 +154,11 @@ fn pack_panel(q: &[i8], (outputs, inputs): (usize, usize), nr: usize, group: usi
 pub(super) type TileFn = unsafe fn(&Job, usize);
 
 pub(super) fn tile_fn(kernel: Kernel) -> TileFn {
+    // Tests run the AMX geometry on a model of the tile unit where there is none.
+    #[cfg(test)]
+    if kernel == Kernel::Amx && !kernel.supported() {
+        return TileUnitModel::tile;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         match kernel {
@@ -244,12 +249,86 @@ unsafe fn tile_scalar(job: &Job, t: usize) {
     tile::<Scalar>(job, t)
 }
 
+/// Bytes between the rows of an AMX weight tile, of its accumulator tiles
+/// as stored, and of a 32-channel panel's groups: 32 channels × 4 bytes.
+const AMX_ROW: usize = 128;
+
+/// Where the AMX block stores its four 16 × 16 accumulator tiles in `acc`
+/// (bytes, rows [`AMX_ROW`] apart): rows 0–15 and 16–31 × columns 0–15 and 16–31.
+const AMX_ACC_AT: [usize; 4] = [0, 64, 16 * AMX_ROW, 16 * AMX_ROW + 64];
+
+/// The tiles the AMX block loads for its `kb`-th 64 bytes of depth: rows
+/// 0–15 and 16–31 of the activations (`row_bytes` apart), and the weights of
+/// channels 0–15 and 16–31 over those 16 groups ([`AMX_ROW`] apart). Shared
+/// by the `asm!` and, in tests, by [`TileUnitModel`], so that the model
+/// checks the addresses the tile unit is given.
+#[inline(always)]
+unsafe fn amx_operands(a: *const u8, row_bytes: usize, b: *const u8, kb: usize) -> ([*const u8; 2], [*const u8; 2]) {
+    let (a0, b0) = (a.add(kb * 64), b.add(kb * 16 * AMX_ROW));
+    ([a0, a0.add(16 * row_bytes)], [b0, b0.add(64)])
+}
+
+/// The AMX block in plain Rust, for tests on CPUs without the tile unit:
+/// the same addresses as its `asm!` ([`amx_operands`], [`AMX_ACC_AT`]) and
+/// `tdpbusd` as Intel's manual defines it. Through [`tile`] it runs the AMX
+/// geometry (32 × 32 blocks, rows padded to 32, depth to 64, 256-row tiles
+/// completed block by block), which no vector kernel does, so that changes
+/// to that path are tested where they are made.
+#[cfg(test)]
+pub(super) struct TileUnitModel;
+
+#[cfg(test)]
+impl TileUnitModel {
+    /// `tdpbusd`: `c[m][n] += Σ_k Σ_e a[m][4k + e] · b[k][4n + e]`, u8 by
+    /// i8, over a 16-row tile of 64 bytes a row and a 16 × 64-byte one.
+    unsafe fn tdpbusd(c: &mut [[i32; 16]; 16], a: *const u8, a_stride: usize, b: *const u8) {
+        for (m, row) in c.iter_mut().enumerate() {
+            for (n, sum) in row.iter_mut().enumerate() {
+                for k in 0..16 {
+                    for e in 0..4 {
+                        *sum += *a.add(m * a_stride + 4 * k + e) as i32 * *b.add(k * AMX_ROW + 4 * n + e) as i8 as i32;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) unsafe fn tile(job: &Job, t: usize) {
+        tile::<Self>(job, t)
+    }
+}
+
+#[cfg(test)]
+impl Micro for TileUnitModel {
+    const MR: usize = 32;
+    const NR: usize = 32;
+
+    unsafe fn run(a: *const u8, row_bytes: usize, _rows: usize, b: *const u8, groups: usize, acc: &mut [i32; MAX_ACC]) {
+        let mut c = [[[0i32; 16]; 16]; 4];
+        for kb in 0..groups / 16 {
+            let ([a0, a1], [b0, b1]) = amx_operands(a, row_bytes, b, kb);
+            Self::tdpbusd(&mut c[0], a0, row_bytes, b0);
+            Self::tdpbusd(&mut c[1], a0, row_bytes, b1);
+            Self::tdpbusd(&mut c[2], a1, row_bytes, b0);
+            Self::tdpbusd(&mut c[3], a1, row_bytes, b1);
+        }
+        let out = acc.as_mut_ptr().cast::<u8>();
+        for (tile, at) in c.iter().zip(AMX_ACC_AT) {
+            for (m, row) in tile.iter().enumerate() {
+                for (n, &sum) in row.iter().enumerate() {
+                    out.add(at + m * AMX_ROW + 4 * n).cast::<i32>().write(sum);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
     use std::mem::size_of;
 
-    use super::{tile, Job, Micro, MAX_ACC};
+    use super::{amx_operands, tile, Job, Micro, AMX_ACC_AT, AMX_ROW, MAX_ACC};
 
     /// A micro-kernel over SIMD vectors: MR rows × VECS vectors of i32 sums;
     /// each step broadcasts 4 bytes of a row (4 u8, or 2 u16) against one
@@ -395,7 +474,7 @@ mod x86 {
         ) {
             std::arch::asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack));
             for kb in 0..groups / 16 {
-                let (a0, b0) = (a.add(kb * 64), b.add(kb * 16 * 128));
+                let ([a0, a1], [b0, b1]) = amx_operands(a, row_bytes, b, kb);
                 std::arch::asm!(
                     "tileloadd tmm4, [{a0} + {sa}*1]",
                     "tileloadd tmm5, [{a1} + {sa}*1]",
@@ -406,25 +485,26 @@ mod x86 {
                     "tdpbusd tmm2, tmm5, tmm6",
                     "tdpbusd tmm3, tmm5, tmm7",
                     a0 = in(reg) a0,
-                    a1 = in(reg) a0.add(16 * row_bytes),
+                    a1 = in(reg) a1,
                     b0 = in(reg) b0,
-                    b1 = in(reg) b0.add(64),
+                    b1 = in(reg) b1,
                     sa = in(reg) row_bytes,
-                    sb = in(reg) 128usize,
+                    sb = in(reg) AMX_ROW,
                     options(nostack, readonly),
                 );
             }
             let c = acc.as_mut_ptr().cast::<u8>();
+            let [c00, c01, c10, c11] = AMX_ACC_AT.map(|at| c.add(at));
             std::arch::asm!(
                 "tilestored [{c00} + {s}*1], tmm0",
                 "tilestored [{c01} + {s}*1], tmm1",
                 "tilestored [{c10} + {s}*1], tmm2",
                 "tilestored [{c11} + {s}*1], tmm3",
-                c00 = in(reg) c,
-                c01 = in(reg) c.add(64),
-                c10 = in(reg) c.add(16 * 128),
-                c11 = in(reg) c.add(16 * 128 + 64),
-                s = in(reg) 128usize,
+                c00 = in(reg) c00,
+                c01 = in(reg) c01,
+                c10 = in(reg) c10,
+                c11 = in(reg) c11,
+                s = in(reg) AMX_ROW,
                 options(nostack),
             );
         }
