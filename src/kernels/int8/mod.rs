@@ -114,6 +114,19 @@ impl Kernel {
     }
 }
 
+#[cfg(test)]
+impl Kernel {
+    /// The kernels tests run: those this CPU runs, and `amx` on a model of
+    /// the tile unit where it has none (`tiles::TileUnitModel`).
+    pub fn tested() -> Vec<Kernel> {
+        let mut kernels = Self::available();
+        if !kernels.contains(&Kernel::Amx) {
+            kernels.insert(0, Kernel::Amx);
+        }
+        kernels
+    }
+}
+
 /// Whether the CPU has AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and
 /// 25) and Linux lets this process use the tile registers (asked once, with
 /// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`).

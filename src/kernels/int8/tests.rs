@@ -37,16 +37,6 @@ fn f32_matmul(x: &[f32], weight: &[f32], outputs: usize, inputs: usize, bias: &[
         .collect()
 }
 
-/// The kernels this CPU runs, and AMX on a model of the tile unit where it
-/// has none ([`tiles::TileUnitModel`]).
-fn tested_kernels() -> Vec<Kernel> {
-    let mut kernels = Kernel::available();
-    if !kernels.contains(&Kernel::Amx) {
-        kernels.insert(0, Kernel::Amx);
-    }
-    kernels
-}
-
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
@@ -59,7 +49,7 @@ const SHAPES: [(usize, usize, usize); 6] =
 #[test]
 fn every_kernel_this_cpu_runs_matches_the_scalar_reference_exactly() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let available = tested_kernels();
+    let available = Kernel::tested();
     assert!(available.contains(&Kernel::Scalar) && available.contains(&Kernel::Amx));
     let model = if Kernel::Amx.supported() { "" } else { " (amx on a model of the tile unit)" };
     eprintln!("int8 kernels tested on this CPU: {:?}{model}", available.iter().map(|k| k.name()).collect::<Vec<_>>());
@@ -119,7 +109,7 @@ fn finish_runs_on_every_output_once_and_no_bias_means_zero() {
     let w = normal_vec(&mut rng, outputs * inputs, 0.2);
     let want: Vec<f32> =
         reference(&x, &w, outputs, inputs, &vec![0.0; outputs]).iter().map(|v| v.max(0.0) + 1.0).collect();
-    for kernel in tested_kernels() {
+    for kernel in Kernel::tested() {
         let got = QuantizedWeights::new(&w, outputs, inputs, kernel)
             .matmul(&x, None, &|s| s.iter_mut().for_each(|v| *v = v.max(0.0) + 1.0));
         assert_eq!(bits(&got), bits(&want), "{}", kernel.name());
@@ -136,7 +126,7 @@ fn zero_weights_and_constant_rows_are_exact() {
     let w: Vec<f32> = (0..outputs * inputs).map(|i| if i < inputs { 0.0 } else { [-3.0, 0.0, 3.0][i % 3] }).collect();
     let bias: Vec<f32> = (0..outputs).map(|c| c as f32).collect();
     let exact = f32_matmul(&x, &w, outputs, inputs, &bias);
-    for kernel in tested_kernels() {
+    for kernel in Kernel::tested() {
         let got = QuantizedWeights::new(&w, outputs, inputs, kernel).matmul(&x, Some(&bias), &|_| {});
         for (i, (g, e)) in got.iter().zip(&exact).enumerate() {
             assert!((g - e).abs() <= 1e-4 * e.abs().max(1.0), "{} [{i}]: {g} vs {e}", kernel.name());
@@ -172,7 +162,7 @@ fn residual_weights_agree_across_kernels_and_leave_almost_no_rounding() {
         let err = |y: &[f32]| y.iter().zip(&exact).map(|(a, b)| (a - b).abs()).sum::<f32>() / y.len() as f32;
         let plain = err(&QuantizedWeights::new(&w, outputs, inputs, Kernel::Scalar).matmul(&x, Some(&bias), &|_| {}));
         let mut first: Option<Vec<f32>> = None;
-        for kernel in tested_kernels() {
+        for kernel in Kernel::tested() {
             let q = QuantizedWeights::with_residual(&w, outputs, inputs, kernel, true);
             assert!(q.residual() && q.outputs() == outputs);
             let got = q.matmul(&x, Some(&bias), &|_| {});
@@ -206,7 +196,7 @@ fn f32_columns_take_a_large_column_out_of_the_rounding_on_every_kernel() {
             let plain = QuantizedWeights::with_residual(&w, outputs, inputs, Kernel::Scalar, residual);
             let plain = err(&plain.matmul(&x, Some(&bias), &|_| {}));
             let mut first: Option<Vec<f32>> = None;
-            for kernel in tested_kernels() {
+            for kernel in Kernel::tested() {
                 let q = QuantizedWeights::with_residual(&w, outputs, inputs, kernel, residual);
                 let q = q.with_f32_columns(&[3, 3, inputs + 9], &w);
                 assert_eq!(q.f32_columns(), [3]);
@@ -230,7 +220,7 @@ fn f32_columns_hold_the_weights_unrounded() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let (outputs, inputs) = (37, 70);
     let w = normal_vec(&mut rng, outputs * inputs, 0.1);
-    for kernel in tested_kernels() {
+    for kernel in Kernel::tested() {
         for c in [0, 5, 69] {
             let mut x = vec![0.0; inputs];
             x[c] = 1.0;
@@ -253,7 +243,7 @@ fn kernel_operands_start_on_a_cache_line() {
         assert!(b.iter().enumerate().all(|(i, &v)| v == i as u8), "{len} bytes");
     }
     let w = vec![0.5f32; 40 * 70];
-    for kernel in tested_kernels() {
+    for kernel in Kernel::tested() {
         let q = QuantizedWeights::new(&w, 40, 70, kernel);
         let x = q.quantize_input(&[1.0; 3 * 70]);
         assert_eq!((q.packed.as_ptr() as usize % 64, x.acts.data.as_ptr() as usize % 64), (0, 0), "{}", kernel.name());
@@ -270,7 +260,7 @@ fn finish_runs_after_the_f32_columns_are_added() {
     x.iter_mut().skip(17).step_by(inputs).for_each(|v| *v *= 30.0);
     let w = normal_vec(&mut rng, outputs * inputs, 0.2);
     let finish = |s: &mut [f32]| s.iter_mut().for_each(|v| *v = v.max(0.0) * 2.0 + 1.0);
-    for kernel in tested_kernels() {
+    for kernel in Kernel::tested() {
         let q = QuantizedWeights::new(&w, outputs, inputs, kernel).with_f32_columns(&[2, 17], &w);
         let mut want = q.matmul(&x, None, &|_| {});
         finish(&mut want);
