@@ -115,8 +115,8 @@ fn peak(int8: bool) -> (f64, &'static str) {
 }
 
 fn main() -> Result<()> {
-    // The process settings `stancekit` runs under: with glibc's defaults every
-    // output (3–12 MB here) would be mapped afresh and page-faulted in each call.
+    // The process settings `stancekit` runs under (its allocator's above all),
+    // so that the products are timed as `predict` makes them.
     stancekit::runtime::init();
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: usize| {
