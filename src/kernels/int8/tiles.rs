@@ -209,6 +209,12 @@ unsafe fn tile<M: Micro>(job: &Job, t: usize) {
     let mut row0 = row_start;
     while row0 < row_end {
         let rows = M::MR.min(row_end - row0);
+        // A kernel that reads whole MR-row blocks (AMX) relies on the zero rows
+        // that pad the input to `row_align`.
+        debug_assert!(
+            g.row_align == 1 || (row0 + M::MR) * row_bytes <= job.acts.data.len(),
+            "row {row0}: past the padding"
+        );
         for col0 in (col_start..col_end).step_by(g.nr) {
             let panel = job.weights.packed.as_ptr().add(col0 / g.nr * panel_bytes);
             M::run(a.add(row0 * row_bytes), row_bytes, rows, panel, depth / g.group, acc);
