@@ -157,7 +157,7 @@ pub(super) fn tile_fn(kernel: Kernel) -> TileFn {
     // Tests run the AMX geometry on a model of the tile unit where there is none.
     #[cfg(test)]
     if kernel == Kernel::Amx && !kernel.supported() {
-        return TileUnitModel::tile;
+        return tile::<TileUnitModel>;
     }
     #[cfg(target_arch = "x86_64")]
     {
@@ -281,7 +281,7 @@ unsafe fn amx_operands(a: *const u8, row_bytes: usize, b: *const u8, kb: usize) 
 /// completed block by block), which no vector kernel does, so that changes
 /// to that path are tested where they are made.
 #[cfg(test)]
-pub(super) struct TileUnitModel;
+struct TileUnitModel;
 
 #[cfg(test)]
 impl TileUnitModel {
@@ -297,10 +297,6 @@ impl TileUnitModel {
                 }
             }
         }
-    }
-
-    pub(super) unsafe fn tile(job: &Job, t: usize) {
-        tile::<Self>(job, t)
     }
 }
 
