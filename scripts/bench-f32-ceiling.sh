@@ -4,7 +4,7 @@
 # stancekit's f32 linear layer (candle's matmul, the gemm crate) and
 # PyTorch's (torch.nn.functional.linear, MKL or oneDNN), on the encoders'
 # layer shapes. The products are most of an f32 forward pass (see the
-# README's profiles), so this bounds how far stancekit f32 can get ahead
+# profiles in docs/performance.md), so this bounds how far stancekit f32 can get ahead
 # of PyTorch f32 on this CPU.
 #
 #   scripts/bench-f32-ceiling.sh

@@ -5,8 +5,8 @@ layer (keys and values for every position, the rest for the first only).
     python scripts/count_predict_flops.py MODEL_DIR INPUT.jsonl
 
 MODEL_DIR and INPUT are what `scripts/bench-predict.sh WORK_DIR` leaves in
-WORK_DIR (`model/`, `input.jsonl`). Needs transformers. The README's Speed
-section quotes its output.
+WORK_DIR (`model/`, `input.jsonl`). Needs transformers. docs/performance.md's
+Speed section quotes its output.
 """
 
 import json

@@ -18,7 +18,7 @@ mean 1 - cosine, with:
 - those columns, with the FFN output layers' residual channel dropped, and
   then with those layers' output channels at the same K columns computed in
   f32 instead (an alternative to the residual that was measured and dropped:
-  README, "int8");
+  docs/performance.md, "int8");
 - those columns, with the residual channel over only a share of the FFN
   output layers' input columns: those of most energy (Σ x² over the
   calibration texts' tokens), as a second product over the gathered columns,

@@ -52,7 +52,7 @@ pub struct PrecisionArgs {
     #[serde(default)]
     pub int8_keep_f32: Vec<LinearKind>,
     /// With int8: encoder layers to keep whole in f32, comma-separated, 0 the
-    /// first (the README's int8 section measures `0`).
+    /// first (`docs/performance.md` measures `0`).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(0..MAX_LAYERS as i64))]
     #[serde(default)]
     pub int8_keep_f32_layers: Vec<u8>,
@@ -60,7 +60,7 @@ pub struct PrecisionArgs {
     /// multiplied in f32, where an encoder's few large activation columns
     /// are: `auto` (the default) chooses them when the model loads, from a
     /// built-in text; `none`; or up to 8 column numbers, comma-separated
-    /// (`scripts/int8-error-sim.py` lists a model's). The README's int8 section measures them.
+    /// (`scripts/int8-error-sim.py` lists a model's). `docs/performance.md` measures them.
     #[arg(long, value_parser = ColumnChoice::parse)]
     #[serde(default)]
     pub int8_f32_columns: Option<ColumnChoice>,
