@@ -154,6 +154,7 @@ fn main() -> Result<()> {
         pooling: Pooling::Cls,
         max_length: LENGTH,
         head: Default::default(),
+        feature_layers: 1,
         temperature: None,
     };
     let config = TrainConfig { learning_rate: 2e-5, weight_decay: 0.01, max_grad_norm: 1.0, ..TrainConfig::default() };

@@ -119,6 +119,7 @@ fn embed(args: &Args, schema: &Schema, train: &[Record], test: &[Record]) -> Res
         pooling: Pooling::Mean,
         max_length: 128,
         head: HeadKind::PerTarget,
+        feature_layers: 1,
         temperature: None,
     };
     let blocks = spec.targets.len();

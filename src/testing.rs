@@ -175,6 +175,7 @@ fn write_classifier_on(
         pooling,
         max_length: 32,
         head,
+        feature_layers: 1,
         temperature: None,
     };
     let base_dir = crate::resolve::ModelDir::open(&base)?;

@@ -55,6 +55,7 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
         max_length: config.max_length,
         // The frozen recipe: a classifier per target over the sentence embedding (see head_fit).
         head: if config.freeze_encoder { HeadKind::PerTarget } else { HeadKind::Joint },
+        feature_layers: config.feature_layers,
         temperature: None,
     };
     let run = trainer::RunDir(config.out.clone());

@@ -225,6 +225,7 @@ fn a_frozen_encoder_trains_the_head_alone() {
             pooling: config.pooling,
             max_length: config.max_length,
             head: Default::default(),
+            feature_layers: 1,
             temperature: None,
         },
         &candle_core::Device::Cpu,
@@ -300,6 +301,41 @@ fn the_frozen_recipe_can_embed_in_int8() {
     config.freeze_encoder = false;
     let err = train(config, false, &never).unwrap_err().to_string();
     assert!(err.contains("--precision int8 applies to --freeze-encoder"), "{err}");
+}
+
+/// `--feature-layers 2`: each target's classifier reads the last two layers'
+/// pools ([labels, 2 × hidden] per target), the run folder records it and
+/// predicts what the fit gave, in f32 and int8; fine-tuning refuses it.
+#[test]
+fn the_frozen_recipe_reads_more_layers_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.dev = config.train.clone();
+    config.freeze_encoder = true;
+    config.head_c = 100.0;
+    config.feature_layers = 2;
+    let summary = train(config.clone(), false, &never).unwrap();
+    let best = summary.best.unwrap();
+    assert!(best.eval_accuracy >= 0.9, "{best:?}");
+    let saved =
+        candle_core::safetensors::load(config.out.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let hidden = crate::testing::tiny_config().hidden_size;
+    assert_eq!(saved["classifier.weight"].dims(), &[3 * 2, 2 * hidden]);
+    let dir_ = ModelDir::open(&config.out).unwrap();
+    let spec = crate::model::StanceSpec::read(&dir_).unwrap();
+    assert_eq!(spec.feature_layers, 2);
+    let schema = Schema::load(&config.targets).unwrap();
+    let records = crate::data::load_records(&config.train, None, &schema).unwrap();
+    let reloaded = Classifier::load_frozen(&dir_, &candle_core::Device::Cpu).unwrap();
+    let (_, scores) = trainer::evaluate(&reloaded, &encode(&reloaded, &schema, &records).unwrap(), 5).unwrap();
+    assert_eq!(scores.accuracy, best.eval_accuracy);
+    config.precision = crate::model::Precision::Int8;
+    config.overwrite = true;
+    assert!(train(config.clone(), false, &never).unwrap().best.unwrap().eval_accuracy >= 0.9);
+    config.precision = crate::model::Precision::F32;
+    config.freeze_encoder = false;
+    let err = train(config, false, &never).unwrap_err().to_string();
+    assert!(err.contains("--feature-layers applies to --freeze-encoder"), "{err}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use crate::model::{mean_pool, Arithmetic, DropoutRng, Encoder, EncoderConfig, Int8Plan};
+use crate::model::{mean_pool, Arithmetic, DropoutRng, Encoder, EncoderConfig, Int8Plan, Output};
 use crate::resolve::ModelDir;
 use crate::tokenization::{Batch, Encoded, StanceTokenizer};
 use crate::{Error, Result};
@@ -114,18 +114,25 @@ impl Embedder {
     /// One embedding per sentence, in input order.
     pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
         let pool = |hidden: &Tensor, mask: &Tensor| Ok(self.pipeline.apply(hidden, mask)?);
-        self.encode_with(&self.tokenizer.encode_texts(texts)?, batch_size, pool)
+        self.encode_with(&self.tokenizer.encode_texts(texts)?, batch_size, Output::LAST, pool)
     }
 
     /// The sentences another tokenizer of the same model encoded (the frozen
-    /// recipe's, with its own length limit), through this encoder and `pool`
-    /// ([batch, seq, hidden] and the mask → [batch, hidden]).
-    pub fn encode_with<F>(&self, encoded: &[Encoded], batch_size: usize, pool: F) -> Result<Vec<Vec<f32>>>
+    /// recipe's, with its own length limit), through this encoder, which
+    /// returns `output` ([batch, seq, width]), and `pool` (that and the mask →
+    /// [batch, width]).
+    pub fn encode_with<F>(
+        &self,
+        encoded: &[Encoded],
+        batch_size: usize,
+        output: Output,
+        pool: F,
+    ) -> Result<Vec<Vec<f32>>>
     where
         F: Fn(&Tensor, &Tensor) -> Result<Tensor> + Sync,
     {
         crate::tokenization::run_sorted(encoded, batch_size, self.tokenizer.pad_id(), &self.device, |batch: &Batch| {
-            pool(&self.encoder.forward_t(batch, false)?, &batch.attention_mask)
+            pool(&self.encoder.forward_output_t(batch, false, output)?, &batch.attention_mask)
         })
     }
 }

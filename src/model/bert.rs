@@ -8,7 +8,7 @@ use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::EncoderConfig;
 use super::embedding::WordEmbeddings;
-use super::layer::{run_layers, AttentionBias, AttentionNames, Layer};
+use super::layer::{run_layers, AttentionBias, AttentionNames, Layer, Output};
 use super::norm::LayerNorm;
 use crate::kernels::dropout::{Dropout, DropoutRng};
 use crate::tokenization::Batch;
@@ -82,10 +82,10 @@ impl Bert {
 
     /// The last hidden state, [batch, seq, hidden], or its first position alone
     /// with `first_only` ([batch, 1, hidden]; see [`run_layers`]).
-    pub fn encode(&self, batch: &Batch, train: bool, first_only: bool) -> Result<Tensor> {
+    pub fn encode(&self, batch: &Batch, train: bool, output: Output) -> Result<Tensor> {
         let xs = self.embeddings.forward_t(&batch.input_ids, &batch.token_type_ids, train)?;
         let bias = AttentionBias::new(&batch.attention_mask, None, xs.dtype())?;
-        run_layers(&self.layers, xs, &bias, first_only, train)
+        run_layers(&self.layers, xs, &bias, output, train)
     }
 }
 

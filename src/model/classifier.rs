@@ -32,10 +32,22 @@ pub struct StanceSpec {
     /// One classifier over pairs (the default), or one per target over the sentence.
     #[serde(default, skip_serializing_if = "HeadKind::is_joint")]
     pub head: HeadKind,
+    /// The last encoder layers a per-target head reads, their normalised mean
+    /// pools concatenated (the last first); 1, the sentence embedding, when absent.
+    #[serde(default = "one_layer", skip_serializing_if = "is_one_layer")]
+    pub feature_layers: usize,
     /// The temperature fitted on held-out labels ([`Classifier::divide_logits`]),
     /// already folded into the output layer's weights: a record, not applied again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+}
+
+fn one_layer() -> usize {
+    1
+}
+
+fn is_one_layer(layers: &usize) -> bool {
+    *layers == 1
 }
 
 impl StanceSpec {
@@ -57,7 +69,13 @@ impl StanceSpec {
 
     /// The head this spec describes.
     pub fn head_shape(&self) -> HeadShape {
-        HeadShape { pooling: self.pooling, kind: self.head, labels: self.labels.len(), targets: self.targets.len() }
+        HeadShape {
+            pooling: self.pooling,
+            kind: self.head,
+            labels: self.labels.len(),
+            targets: self.targets.len(),
+            layers: self.feature_layers,
+        }
     }
 }
 
@@ -281,6 +299,7 @@ mod tests {
             pooling,
             max_length: 32,
             head: Default::default(),
+            feature_layers: 1,
             temperature: None,
         }
     }

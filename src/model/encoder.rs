@@ -8,6 +8,7 @@ use candle_nn::VarBuilder;
 use super::bert::Bert;
 use super::config::{EncoderConfig, Family};
 use super::int8::Int8Plan;
+use super::layer::Output;
 use super::mpnet::MPNet;
 use super::weights::ParamStore;
 use crate::kernels::dropout::DropoutRng;
@@ -35,14 +36,12 @@ impl Encoder {
 
     /// The last hidden state, [batch, seq, hidden].
     pub fn forward_t(&self, batch: &Batch, train: bool) -> Result<Tensor> {
-        self.encode(batch, train, false)
+        self.encode(batch, train, Output::LAST)
     }
 
-    /// The last hidden state at the first position only, [batch, 1, hidden]:
-    /// what a first-token head reads. The last layer then computes one row per
-    /// sequence instead of all (its keys and values still come from every position).
-    pub fn forward_first_t(&self, batch: &Batch, train: bool) -> Result<Tensor> {
-        self.encode(batch, train, true)
+    /// What `output` asks for (see [`Output`]).
+    pub fn forward_output_t(&self, batch: &Batch, train: bool, output: Output) -> Result<Tensor> {
+        self.encode(batch, train, output)
     }
 
     /// Runs every layer's linear layers in int8 from now on (inference only;
@@ -80,10 +79,10 @@ impl Encoder {
     /// (the feed-forward block's are four times the hidden width) never exist
     /// for the whole batch. On the MiniLM benchmark `predict --precision int8`
     /// peaked at 77 MB at batch 8 against 98 at batch 32, at the same speed.
-    fn encode(&self, batch: &Batch, train: bool, first_only: bool) -> Result<Tensor> {
+    fn encode(&self, batch: &Batch, train: bool, output: Output) -> Result<Tensor> {
         let run = |batch: &Batch| match self {
-            Self::Bert(m) => m.encode(batch, train, first_only),
-            Self::MPNet(m) => m.encode(batch, train, first_only),
+            Self::Bert(m) => m.encode(batch, train, output),
+            Self::MPNet(m) => m.encode(batch, train, output),
         };
         let (examples, len) = batch.input_ids.dims2()?;
         let per_call = (INT8_ROWS / len.max(1)).max(1);
@@ -164,16 +163,16 @@ mod tests {
             assert!(encoder.is_int8(), "the split applies to encoders with any int8 layer");
             let len = 30;
             let batch = batch(INT8_ROWS / len * 2 + 5, len, config.vocab_size, config.pad_token_id as u32);
-            for first_only in [false, true] {
-                let split = encoder.encode(&batch, false, first_only).unwrap();
+            for output in [Output::LAST, Output::First, Output::Layers(2)] {
+                let split = encoder.encode(&batch, false, output).unwrap();
                 let whole = match &encoder {
-                    Encoder::Bert(m) => m.encode(&batch, false, first_only),
-                    Encoder::MPNet(m) => m.encode(&batch, false, first_only),
+                    Encoder::Bert(m) => m.encode(&batch, false, output),
+                    Encoder::MPNet(m) => m.encode(&batch, false, output),
                 }
                 .unwrap();
                 assert_eq!(split.dims(), whole.dims());
                 let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                assert_eq!(flat(&split), flat(&whole), "{:?}, first only: {first_only}", config.model_type);
+                assert_eq!(flat(&split), flat(&whole), "{:?}, {output:?}", config.model_type);
             }
         }
     }

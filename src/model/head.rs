@@ -7,6 +7,8 @@ use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::config::Family;
+use super::layer::Output;
+use super::HeadShape;
 use crate::kernels::dropout::Dropout;
 
 /// How the sequence is reduced to one vector before the classifier.
@@ -47,6 +49,8 @@ impl HeadKind {
 pub struct Head {
     kind: HeadKind,
     labels: usize,
+    /// The last encoder layers a per-target head reads (1: the last hidden state).
+    layers: usize,
     pooling: Pooling,
     pooler: Option<Linear>,
     /// `MPNetClassificationHead` also drops out the first token's vector before its dense layer.
@@ -59,28 +63,32 @@ impl Head {
     /// `vb` is the root scope. BERT: `bert.pooler.dense`, then `classifier`.
     /// MPNet ([`Pooling::Cls`]): `classifier.dense`, then `classifier.out_proj`.
     /// A mean-pooled head is `classifier` alone in both.
-    /// A [`HeadKind::PerTarget`] head has `blocks` classifiers (one per target).
-    pub fn load(
-        vb: VarBuilder,
-        (family, kind): (Family, HeadKind),
-        pooling: Pooling,
-        (hidden, labels, blocks): (usize, usize, usize),
-        dropout: Dropout,
-    ) -> Result<Self> {
+    /// A [`HeadKind::PerTarget`] head has one classifier per target, each over
+    /// the normalised mean pools of the last `shape.layers` layers, concatenated.
+    pub fn load(vb: VarBuilder, family: Family, shape: HeadShape, hidden: usize, dropout: Dropout) -> Result<Self> {
+        let HeadShape { pooling, kind, labels, targets, layers } = shape;
         let head = vb.pp("classifier");
         if kind == HeadKind::PerTarget && pooling != Pooling::Mean {
             candle_core::bail!("a per-target head reads the mean-pooled sentence: pooling must be mean");
         }
-        let outputs = if kind == HeadKind::PerTarget { labels * blocks.max(1) } else { labels };
+        if layers != 1 && kind != HeadKind::PerTarget {
+            candle_core::bail!("only a per-target head reads more than the last layer ({layers} asked)");
+        }
+        let outputs = if kind == HeadKind::PerTarget { labels * targets.max(1) } else { labels };
         let output = vb.pp(Self::output_layer(family, pooling));
         let pooler = match (pooling, family) {
             (Pooling::Mean, _) => None,
             (Pooling::Cls, Family::Bert) => Some(linear(hidden, hidden, vb.pp("bert.pooler.dense"))?),
             (Pooling::Cls, Family::MPNet) => Some(linear(hidden, hidden, head.pp("dense"))?),
         };
-        let classifier = linear(hidden, outputs, output)?;
+        let classifier = linear(hidden * layers.max(1), outputs, output)?;
         let dropout_before_pooler = family == Family::MPNet && pooling == Pooling::Cls;
-        Ok(Self { kind, labels, pooling, pooler, dropout_before_pooler, dropout, classifier })
+        Ok(Self { kind, labels, layers: layers.max(1), pooling, pooler, dropout_before_pooler, dropout, classifier })
+    }
+
+    /// What the head reads of the encoder at every position.
+    pub fn encoder_output(&self) -> Output {
+        Output::Layers(self.layers)
     }
 
     pub fn pooling(&self) -> Pooling {
@@ -103,8 +111,13 @@ impl Head {
 
     fn pool_t(&self, hidden: &Tensor, attention_mask: &Tensor, train: bool) -> Result<Tensor> {
         if self.kind == HeadKind::PerTarget {
+            // Each layer's pool normalised on its own, as sentence-transformers
+            // normalises the last one: [batch, layers × hidden] → [batch, layers, hidden].
             let mean = mean_pool(hidden, attention_mask)?;
-            return mean.broadcast_div(&mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?);
+            let (b, width) = mean.dims2()?;
+            let blocks = mean.reshape((b, self.layers, width / self.layers))?;
+            let norms = blocks.sqr()?.sum_keepdim(2)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            return blocks.broadcast_div(&norms)?.reshape((b, width));
         }
         let Some(dense) = &self.pooler else { return mean_pool(hidden, attention_mask) };
         let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;

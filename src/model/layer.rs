@@ -143,26 +143,58 @@ impl AttentionBias {
     }
 }
 
-/// Runs the stack over the embeddings `xs`. With `first_only`, the last layer
-/// computes the first position alone (its keys and values still come from
-/// every position): what a first-token head reads, for ~5/6 less work in that
-/// layer, a seventh of a six-layer model's.
+/// What an encoder call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The last `n` layers' outputs at every position, the last layer first,
+    /// concatenated along the hidden axis: [batch, seq, n × hidden]. `Layers(1)`
+    /// is the last hidden state; more is what the frozen recipe's
+    /// `--feature-layers` reads (the BERT paper's feature-based study found
+    /// the last four concatenated best, arXiv:1810.04805, Table 7).
+    Layers(usize),
+    /// The last layer at the first position alone, [batch, 1, hidden]: what a
+    /// first-token head reads. That layer computes one row per sequence (its
+    /// keys and values still come from every position), for ~5/6 less work in
+    /// it, a seventh of a six-layer model's.
+    First,
+}
+
+impl Output {
+    pub const LAST: Output = Output::Layers(1);
+}
+
+/// Runs the stack over the embeddings `xs` and returns what `output` asks for.
 pub(crate) fn run_layers(
     layers: &[Layer],
     mut xs: Tensor,
     bias: &AttentionBias,
-    first_only: bool,
+    output: Output,
     train: bool,
 ) -> Result<Tensor> {
+    let keep = match output {
+        Output::Layers(n) if n == 0 || n > layers.len() => {
+            candle_core::bail!("{n} output layers asked of an encoder of {}", layers.len())
+        }
+        Output::Layers(n) => n,
+        Output::First => 1,
+    };
     let last = layers.len().saturating_sub(1);
+    let mut kept = Vec::with_capacity(keep);
     for (i, layer) in layers.iter().enumerate() {
-        xs = if first_only && i == last {
+        xs = if output == Output::First && i == last {
             layer.forward_t(&xs.narrow(1, 0, 1)?, &xs, &bias.first_row()?, train)?
         } else {
             layer.forward_t(&xs, &xs, bias, train)?
         };
+        if keep > 1 && i + keep >= layers.len() {
+            kept.push(xs.clone());
+        }
     }
-    Ok(xs)
+    if keep == 1 {
+        return Ok(xs);
+    }
+    kept.reverse();
+    Tensor::cat(&kept, 2)
 }
 
 /// [batch, seq] 0/1 mask → [batch, 1, 1, seq] additive bias (BERT's

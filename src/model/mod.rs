@@ -24,6 +24,7 @@ pub use head::{mean_pool, Head, HeadKind, Pooling};
 pub(crate) use int8::inference_params;
 pub use int8::{Arithmetic, Int8Plan, LinearKind, Precision, MAX_F32_COLUMNS, MAX_LAYERS};
 pub(crate) use int8_columns::choose_f32_columns;
+pub use layer::Output;
 pub use mpnet::MPNet;
 pub use weights::ParamStore;
 
@@ -50,6 +51,8 @@ pub struct HeadShape {
     pub labels: usize,
     /// Targets with a classifier of their own ([`HeadKind::PerTarget`]); 1 otherwise.
     pub targets: usize,
+    /// Encoder layers the head reads, the last ones (only a per-target head reads more than 1).
+    pub layers: usize,
 }
 
 impl StanceModel {
@@ -62,21 +65,25 @@ impl StanceModel {
         labels: usize,
         seed: u64,
     ) -> Result<Self> {
-        let shape = HeadShape { pooling, kind: HeadKind::Joint, labels, targets: 1 };
+        let shape = HeadShape { pooling, kind: HeadKind::Joint, labels, targets: 1, layers: 1 };
         Self::with_head(config, params, shape, seed)
     }
 
     /// [`StanceModel::new`] with any head.
     pub fn with_head(config: &EncoderConfig, params: &ParamStore, shape: HeadShape, seed: u64) -> Result<Self> {
-        let HeadShape { pooling, kind, labels, targets } = shape;
         let dropout_rng = DropoutRng::new(seed);
         let encoder = Encoder::load(params.strict(), config, &dropout_rng).map_err(model_error)?;
         let classifier_dropout =
             config.extra.get("classifier_dropout").and_then(|v| v.as_f64()).unwrap_or(config.hidden_dropout_prob);
         let dropout = crate::kernels::dropout::Dropout::new(classifier_dropout, &dropout_rng);
-        let sizes = (config.hidden_size, labels, targets);
+        if shape.layers > config.num_hidden_layers {
+            return Err(Error::Model(format!(
+                "the head reads the last {} layers, but the encoder has {}",
+                shape.layers, config.num_hidden_layers
+            )));
+        }
         let head =
-            Head::load(params.lenient(config.initializer_range), (config.family(), kind), pooling, sizes, dropout)
+            Head::load(params.lenient(config.initializer_range), config.family(), shape, config.hidden_size, dropout)
                 .map_err(model_error)?;
         Ok(Self { encoder, head, params: params.clone(), dropout_rng })
     }
@@ -85,10 +92,11 @@ impl StanceModel {
     pub fn forward_t(&self, batch: &Batch, train: bool) -> Result<Tensor> {
         // Training keeps the full last layer so that its dropout draws, and so
         // runs, stay as they were; the logits agree either way, to rounding.
-        let hidden = match (self.head.pooling(), train) {
-            (Pooling::Cls, false) => self.encoder.forward_first_t(batch, train)?,
-            _ => self.encoder.forward_t(batch, train)?,
+        let output = match (self.head.pooling(), train) {
+            (Pooling::Cls, false) => Output::First,
+            _ => self.head.encoder_output(),
         };
+        let hidden = self.encoder.forward_output_t(batch, train, output)?;
         Ok(self.head.forward_t(&hidden, &batch.attention_mask, batch.targets.as_ref(), train)?)
     }
 
@@ -247,10 +255,44 @@ mod tests {
             let model = tiny_model_of(family, Pooling::Cls);
             let batch = batch_of(family);
             let full = model.encoder.forward_t(&batch, false).unwrap().narrow(1, 0, 1).unwrap();
-            let first = model.encoder.forward_first_t(&batch, false).unwrap();
+            let first = model.encoder.forward_output_t(&batch, false, Output::First).unwrap();
             assert_eq!(first.dims(), full.dims());
             let diff = (first - full).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(diff < 1e-5, "{family:?}: max |diff| {diff}");
+        }
+    }
+
+    /// `Output::Layers(2)` is the last layer, then the one before it: the second
+    /// block equals what the same weights give with the top layer cut off.
+    /// A per-target head over it normalises each block on its own, and a model
+    /// cannot ask for more layers than it has.
+    #[test]
+    fn the_last_layers_come_last_first_and_are_normalised_apart() {
+        for family in [Family::Bert, Family::MPNet] {
+            let config = config_of(family);
+            let params = params_for(&config, 5);
+            let shape =
+                HeadShape { pooling: Pooling::Mean, kind: HeadKind::PerTarget, labels: 3, targets: 2, layers: 2 };
+            let model = StanceModel::with_head(&config, &params, shape, 0).unwrap();
+            let cut = EncoderConfig { num_hidden_layers: 1, ..config.clone() };
+            // A store of its own (the same seed, the same encoder weights): the head above lives in `params`.
+            let lower = StanceModel::new(&cut, &params_for(&config, 5), Pooling::Mean, 3, 0).unwrap();
+            let batch = batch_of(family);
+            let both = model.encoder.forward_output_t(&batch, false, Output::Layers(2)).unwrap();
+            let h = config.hidden_size;
+            let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(values(both.narrow(2, 0, h).unwrap()), values(model.encoder.forward_t(&batch, false).unwrap()));
+            assert_eq!(values(both.narrow(2, h, h).unwrap()), values(lower.encoder.forward_t(&batch, false).unwrap()));
+            let pooled = model.head.pool(&both, &batch.attention_mask).unwrap().to_vec2::<f32>().unwrap();
+            for row in pooled {
+                for block in row.chunks(h) {
+                    let norm = block.iter().map(|v| v * v).sum::<f32>().sqrt();
+                    assert!((norm - 1.0).abs() < 1e-5, "{family:?}: block norm {norm}");
+                }
+            }
+            let shape = HeadShape { layers: 3, ..shape };
+            let err = StanceModel::with_head(&config, &params, shape, 0).err().unwrap().to_string();
+            assert!(err.contains("the last 3 layers, but the encoder has 2"), "{err}");
         }
     }
 

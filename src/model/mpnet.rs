@@ -13,7 +13,7 @@ use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::EncoderConfig;
 use super::embedding::WordEmbeddings;
-use super::layer::{run_layers, AttentionBias, AttentionNames, Layer};
+use super::layer::{run_layers, AttentionBias, AttentionNames, Layer, Output};
 use super::norm::LayerNorm;
 use crate::kernels::dropout::{Dropout, DropoutRng};
 use crate::tokenization::Batch;
@@ -120,11 +120,11 @@ impl MPNet {
 
     /// The last hidden state, [batch, seq, hidden], or its first position alone
     /// with `first_only` ([batch, 1, hidden]; see [`run_layers`]).
-    pub fn encode(&self, batch: &Batch, train: bool, first_only: bool) -> Result<Tensor> {
+    pub fn encode(&self, batch: &Batch, train: bool, output: Output) -> Result<Tensor> {
         let xs = self.embeddings.forward_t(&batch.input_ids, train)?;
         let position = self.position_bias(xs.dim(1)?, xs.device())?;
         let bias = AttentionBias::new(&batch.attention_mask, Some(position), xs.dtype())?;
-        run_layers(&self.layers, xs, &bias, first_only, train)
+        run_layers(&self.layers, xs, &bias, output, train)
     }
 
     /// `MPNetEncoder.compute_position_bias` ({UPSTREAM}#L400): [heads, seq, seq],

@@ -111,6 +111,12 @@ pub struct TrainConfig {
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     #[serde(default)]
     pub precision: Precision,
+    /// With --freeze-encoder: how many of the encoder's last layers the
+    /// classifiers read: each layer's mean pool over the sentence, normalised,
+    /// then concatenated, the last layer first (1: the sentence embedding alone).
+    #[arg(long, default_value_t = 1)]
+    #[serde(default = "one_layer")]
+    pub feature_layers: usize,
     /// Inverse L2 strength of the frozen-encoder classifiers (scikit-learn's `C`).
     #[arg(long, default_value_t = 1.0)]
     pub head_c: f64,
@@ -223,6 +229,14 @@ impl TrainConfig {
         if self.precision == Precision::Int8 && !self.freeze_encoder {
             return bad("--precision int8 applies to --freeze-encoder's pass; fine-tuning trains in f32".into());
         }
+        if self.feature_layers == 0 {
+            return bad("--feature-layers must be at least 1".into());
+        }
+        if self.feature_layers > 1 && !self.freeze_encoder {
+            return bad(
+                "--feature-layers applies to --freeze-encoder's classifiers; fine-tuning reads the last layer".into()
+            );
+        }
         if !(self.head_c > 0.0 && self.head_c.is_finite()) {
             return bad(format!("--head-c {} must be a positive number", self.head_c));
         }
@@ -231,6 +245,10 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+fn one_layer() -> usize {
+    1
 }
 
 #[cfg(test)]

@@ -63,7 +63,8 @@ pub fn head_inputs<'a>(
         // serves and no f32 copy of the encoder is built.
         Some(embedder) => {
             let head = &classifier.model.head;
-            embedder.encode_with(&unique, batch_size, |hidden, mask| Ok(head.pool(hidden, mask)?))?
+            embedder
+                .encode_with(&unique, batch_size, head.encoder_output(), |hidden, mask| Ok(head.pool(hidden, mask)?))?
         }
         None => {
             let frozen = classifier.inference_model()?;
@@ -73,7 +74,7 @@ pub fn head_inputs<'a>(
                 classifier.tokenizer.pad_id(),
                 &classifier.device,
                 |batch| {
-                    let hidden = frozen.encoder.forward_t(batch, false)?;
+                    let hidden = frozen.encoder.forward_output_t(batch, false, frozen.head.encoder_output())?;
                     Ok(frozen.head.pool(&hidden, &batch.attention_mask)?)
                 },
             )?
