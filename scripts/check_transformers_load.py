@@ -13,7 +13,9 @@ hidden state instead of the first token, which transformers has no option
 for: `logits()` below shows the three lines that do it. A frozen-recipe run
 (`"head": "per_target"`) loads as the encoder; its `classifier.weight` holds
 one [labels, hidden] block per target (in the order of the `targets` section),
-read over the normalised mean of the sentence alone."""
+read over the normalised mean of the sentence alone; with `feature_layers` N
+in the section (`--feature-layers N`), over the last N layers' normalised
+means, concatenated, the last layer first ([labels, N × hidden] blocks)."""
 import json, sys
 import torch
 from safetensors.torch import load_file
@@ -42,7 +44,9 @@ def mean(hidden, enc):
 def logits(target, text):
     if per_target:
         enc = tok(text, truncation=True, max_length=spec["max_length"], return_tensors="pt")
-        x = torch.nn.functional.normalize(mean(model(**enc).last_hidden_state, enc), dim=-1)
+        hidden = model(**enc, output_hidden_states=True).hidden_states
+        x = torch.cat([torch.nn.functional.normalize(mean(hidden[-1 - k], enc), dim=-1)
+                       for k in range(spec.get("feature_layers", 1))], -1)
         block = list(targets).index(target) * len(labels)
         return x @ weight[block:block + len(labels)].T + bias[block:block + len(labels)]
     enc = tok(targets[target], text, truncation="only_second", max_length=spec["max_length"], return_tensors="pt")

@@ -33,8 +33,9 @@ pub enum HeadKind {
     #[default]
     Joint,
     /// One classifier per target over the sentence alone, mean-pooled and L2-normalised
-    /// as sentence-transformers encodes it: `classifier.weight` holds the targets'
-    /// [labels, hidden] blocks one under the other, in the order of the spec's targets.
+    /// as sentence-transformers encodes it (with `feature_layers` N, the last N
+    /// layers so, concatenated): `classifier.weight` holds the targets'
+    /// [labels, N × hidden] blocks one under the other, in the order of the spec's targets.
     PerTarget,
 }
 
@@ -104,7 +105,8 @@ impl Head {
         }
     }
 
-    /// The vector the classifier reads, [batch, hidden].
+    /// The vector the classifier reads, [batch, hidden] ([batch, N × hidden]
+    /// for a per-target head over N layers, from [`Head::encoder_output`]).
     pub fn pool(&self, hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
         self.pool_t(hidden, attention_mask, false)
     }

@@ -1,6 +1,7 @@
 //! The frozen-encoder recipe (`train --freeze-encoder`): the encoder reads
 //! every training sentence once, alone (not paired with a target), its
-//! sentence-transformers embedding (masked mean, L2-normalised) is cached, and
+//! sentence-transformers embedding (masked mean, L2-normalised; with
+//! `--feature-layers N`, the last N layers' so, concatenated) is cached, and
 //! each target gets its own classifier fitted on the cache as a multinomial
 //! logistic regression: a convex problem with one answer, found in seconds.
 //!
