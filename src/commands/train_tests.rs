@@ -236,6 +236,14 @@ fn a_frozen_encoder_trains_the_head_alone() {
     assert!(!same(head.as_tensor(), &after["classifier.weight"]), "the head did not move");
 }
 
+/// The frozen recipe, scored on its own training set, with little
+/// regularisation so that a tiny random encoder's vectors separate it.
+fn frozen(config: &mut TrainConfig) {
+    config.dev = config.train.clone();
+    config.freeze_encoder = true;
+    config.head_c = 100.0;
+}
+
 /// The frozen recipe fits a classifier per target once: one evaluation at
 /// epoch 1, step 1; on both families it separates the training set (the
 /// same sentence is "for", "against" or "not" something: only its words
@@ -249,9 +257,7 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
         if mpnet {
             crate::testing::write_tiny_mpnet_model(&dir.path().join("base"), 11).unwrap();
         }
-        config.dev = config.train.clone();
-        config.freeze_encoder = true;
-        config.head_c = 100.0;
+        frozen(&mut config);
         let summary = train(config.clone(), false, &never).unwrap();
         let history: Vec<EvalLog> = metrics(&config.out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(history.len(), 1);
@@ -281,9 +287,7 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
 fn the_frozen_recipe_can_embed_in_int8() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = setup(dir.path());
-    config.dev = config.train.clone();
-    config.freeze_encoder = true;
-    config.head_c = 100.0;
+    frozen(&mut config);
     let head = |config: &TrainConfig| {
         let saved = candle_core::safetensors::load(config.out.join("model.safetensors"), &candle_core::Device::Cpu);
         saved.unwrap()["classifier.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
@@ -310,9 +314,7 @@ fn the_frozen_recipe_can_embed_in_int8() {
 fn the_frozen_recipe_reads_more_layers_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = setup(dir.path());
-    config.dev = config.train.clone();
-    config.freeze_encoder = true;
-    config.head_c = 100.0;
+    frozen(&mut config);
     config.feature_layers = 2;
     let summary = train(config.clone(), false, &never).unwrap();
     let best = summary.best.unwrap();
