@@ -72,6 +72,9 @@ impl Head {
         if kind == HeadKind::PerTarget && pooling != Pooling::Mean {
             candle_core::bail!("a per-target head reads the mean-pooled sentence: pooling must be mean");
         }
+        if layers == 0 {
+            candle_core::bail!("a head reads at least one layer (feature_layers is 0)");
+        }
         if layers != 1 && kind != HeadKind::PerTarget {
             candle_core::bail!("only a per-target head reads more than the last layer ({layers} asked)");
         }
@@ -82,9 +85,9 @@ impl Head {
             (Pooling::Cls, Family::Bert) => Some(linear(hidden, hidden, vb.pp("bert.pooler.dense"))?),
             (Pooling::Cls, Family::MPNet) => Some(linear(hidden, hidden, head.pp("dense"))?),
         };
-        let classifier = linear(hidden * layers.max(1), outputs, output)?;
+        let classifier = linear(hidden * layers, outputs, output)?;
         let dropout_before_pooler = family == Family::MPNet && pooling == Pooling::Cls;
-        Ok(Self { kind, labels, layers: layers.max(1), pooling, pooler, dropout_before_pooler, dropout, classifier })
+        Ok(Self { kind, labels, layers, pooling, pooler, dropout_before_pooler, dropout, classifier })
     }
 
     /// What the head reads of the encoder at every position.

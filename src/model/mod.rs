@@ -293,6 +293,8 @@ mod tests {
             let shape = HeadShape { layers: 3, ..shape };
             let err = StanceModel::with_head(&config, &params, shape, 0).err().unwrap().to_string();
             assert!(err.contains("the last 3 layers, but the encoder has 2"), "{err}");
+            let err = StanceModel::with_head(&config, &params, HeadShape { layers: 0, ..shape }, 0).err().unwrap();
+            assert!(err.to_string().contains("at least one layer"), "{err}");
         }
     }
 
