@@ -152,7 +152,8 @@ fn concurrent_requests_get_the_rows_predict_writes() {
         let calls: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(calls < 8, "{precision}: 8 requests took {calls} model calls: none were merged");
         let (_, info) = server.call("GET", "/v1/model", "");
-        assert_eq!(serde_json::from_str::<Value>(&info).unwrap()["precision"], precision);
+        let info = serde_json::from_str::<Value>(&info).unwrap();
+        assert_eq!((&info["precision"], &info["feature_layers"]), (&json!(precision), &json!(1)));
     }
 }
 

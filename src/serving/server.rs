@@ -103,6 +103,7 @@ fn model_info(classifier: &Classifier, dir: &ModelDir, settings: &Settings) -> s
         "base_model": base_model(classifier, dir),
         "model_type": classifier.config.model_type,
         "head": spec.head,
+        "feature_layers": spec.feature_layers,
         "max_length": spec.max_length,
         "precision": arithmetic.precision,
         "int8_kernel": classifier.int8.map(|p| p.kernel.name()),
