@@ -107,16 +107,20 @@ def score(out, cs, val, against):
     protocols = {"project": (["train"], "dev"), "tweeteval": (["train"] if val else ["train", "val"], "val" if val else "test"),
                  "pstance": (["train"], "val" if val else "test")}
     rng = np.random.default_rng(0)
+    sets = {ds: ([r for s in fit for r in meta["data"][ds][s]], meta["data"][ds][ev])
+            for ds, (fit, ev) in protocols.items()}
     for c in cs:
+        # The layout compared against, fitted once per set and C.
+        bases = {ds: fit_predict(feats, index, rows, erows, against, c)
+                 for ds, (rows, erows) in sets.items()} if against else {}
         for layout in LAYOUTS:
             cells = []
-            for ds, (fit, ev) in protocols.items():
-                rows, erows = [r for s in fit for r in meta["data"][ds][s]], meta["data"][ds][ev]
+            for ds, (rows, erows) in sets.items():
                 y = np.array([r[2] for r in erows])
                 pred = fit_predict(feats, index, rows, erows, layout, c)
                 cell = f"{ds} {f_avg(y, pred):5.1f}"
                 if against and layout != against:
-                    base = fit_predict(feats, index, rows, erows, against, c)
+                    base = bases[ds]
                     boot = [f_avg(y[i], pred[i]) - f_avg(y[i], base[i])
                             for i in (rng.integers(0, len(y), len(y)) for _ in range(1000))]
                     lo, hi = np.percentile(boot, [2.5, 97.5])

@@ -42,7 +42,8 @@ pub struct StanceSpec {
     pub temperature: Option<f64>,
 }
 
-fn one_layer() -> usize {
+/// The serde default of a layer count: the last layer alone.
+pub(crate) fn one_layer() -> usize {
     1
 }
 

@@ -72,9 +72,6 @@ impl Head {
         if kind == HeadKind::PerTarget && pooling != Pooling::Mean {
             candle_core::bail!("a per-target head reads the mean-pooled sentence: pooling must be mean");
         }
-        if layers == 0 {
-            candle_core::bail!("a head reads at least one layer (feature_layers is 0)");
-        }
         if layers != 1 && kind != HeadKind::PerTarget {
             candle_core::bail!("only a per-target head reads more than the last layer ({layers} asked)");
         }

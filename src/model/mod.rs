@@ -17,6 +17,7 @@ mod weights;
 
 pub use crate::kernels::dropout::DropoutRng;
 pub use bert::Bert;
+pub(crate) use classifier::one_layer;
 pub use classifier::{Classifier, PairEncoder, StanceSpec};
 pub use config::{EncoderConfig, Family};
 pub use encoder::{check_tokenizer, Encoder};
@@ -76,9 +77,9 @@ impl StanceModel {
         let classifier_dropout =
             config.extra.get("classifier_dropout").and_then(|v| v.as_f64()).unwrap_or(config.hidden_dropout_prob);
         let dropout = crate::kernels::dropout::Dropout::new(classifier_dropout, &dropout_rng);
-        if shape.layers > config.num_hidden_layers {
+        if !(1..=config.num_hidden_layers).contains(&shape.layers) {
             return Err(Error::Model(format!(
-                "the head reads the last {} layers, but the encoder has {}",
+                "the head reads the last {} layers, but the encoder has {} (a head reads at least one layer)",
                 shape.layers, config.num_hidden_layers
             )));
         }

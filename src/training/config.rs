@@ -115,7 +115,7 @@ pub struct TrainConfig {
     /// classifiers read: each layer's mean pool over the sentence, normalised,
     /// then concatenated, the last layer first (1: the sentence embedding alone).
     #[arg(long, default_value_t = 1)]
-    #[serde(default = "one_layer")]
+    #[serde(default = "crate::model::one_layer")]
     pub feature_layers: usize,
     /// Inverse L2 strength of the frozen-encoder classifiers (scikit-learn's `C`).
     #[arg(long, default_value_t = 1.0)]
@@ -245,10 +245,6 @@ impl TrainConfig {
         }
         Ok(())
     }
-}
-
-fn one_layer() -> usize {
-    1
 }
 
 #[cfg(test)]
