@@ -82,11 +82,9 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let rate = trainer.examples_since(steps_before) as f64 / seconds.max(1e-9);
     progress.summary(&state.log_history, state.best_step, seconds, rate);
     let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
-    let warnings = trainer
-        .best_single_answer
-        .iter()
-        .map(|label| crate::evaluation::single_answer_warning("the selected model", label, "dev"))
-        .collect();
+    let mut warnings = unseen_labels(&schema, &train_records, trainer.config().freeze_encoder);
+    let single = trainer.best_single_answer.iter();
+    warnings.extend(single.map(|label| crate::evaluation::single_answer_warning("the selected model", label, "dev")));
     let calibrate = trainer.config().calibrate && outcome != Outcome::Interrupted;
     let batch_size = trainer.config().per_device_eval_batch_size;
     // The trainer's model and optimizer go first: the calibration loads the selected model anew.
@@ -123,6 +121,24 @@ pub fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, 
         None if config.dev_files().is_empty() => Ok((train, Vec::new())),
         None => Ok((train, crate::data::load_records(config.dev_files(), None, schema)?)),
     }
+}
+
+/// A warning for each label that no training pair of a target has: the frozen
+/// recipe's classifier for that target never answers it (its probability is 0),
+/// and a fine-tuned one has seen no example of it there.
+fn unseen_labels(schema: &Schema, train: &[Record], frozen: bool) -> Vec<String> {
+    let seen: std::collections::BTreeSet<(&str, &str)> =
+        train.iter().map(|r| (r.target.as_str(), r.label.as_str())).collect();
+    let targets: std::collections::BTreeSet<&str> = seen.iter().map(|&(t, _)| t).collect();
+    let consequence =
+        if frozen { "its classifier never answers it" } else { "the model has seen no example of it there" };
+    let mut warnings = Vec::new();
+    for target in targets {
+        for label in schema.labels.iter().filter(|l| !seen.contains(&(target, l.as_str()))) {
+            warnings.push(format!("no training pair of target `{target}` is labelled `{label}`: {consequence}"));
+        }
+    }
+    warnings
 }
 
 /// The targets the data uses, with the descriptions the model reads.

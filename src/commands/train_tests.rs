@@ -280,6 +280,31 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
     }
 }
 
+/// A label that a target's training pairs lack: `train` warns, and the dev
+/// pairs with it (which the frozen classifier gives no probability) are left
+/// out of the temperature fit instead of pushing T to its bound for every target.
+#[test]
+fn a_label_a_target_never_had_is_named_and_left_out_of_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    frozen(&mut config);
+    config.dev = vec![dir.path().join("dev.jsonl").to_str().unwrap().to_string()];
+    let full = std::fs::read_to_string(&config.train[0]).unwrap();
+    let kept: Vec<&str> = full.lines().filter(|l| !(l.contains(r#""target":"nato""#) && l.contains("favor"))).collect();
+    assert!(kept.len() < full.lines().count());
+    std::fs::write(&config.train[0], kept.join("\n")).unwrap();
+    let summary = train(config.clone(), false, &never).unwrap();
+    assert_eq!(
+        summary.warnings,
+        ["no training pair of target `nato` is labelled `favor`: its classifier never answers it"]
+    );
+    let fit = summary.calibration.unwrap();
+    let dev = std::fs::read_to_string(&config.dev[0]).unwrap();
+    let unreachable = dev.lines().filter(|l| l.contains(r#""target":"nato""#) && l.contains("favor")).count();
+    assert_eq!((fit.left_out, fit.examples + fit.left_out), (unreachable, dev.lines().count()), "{fit:?}");
+    assert!(fit.temperature < 19.0, "{fit:?}");
+}
+
 /// `--precision int8` runs the frozen recipe's one pass in int8: the fitted
 /// classifier moves a little from f32's (so the int8 path ran) and still
 /// separates the training set; fine-tuning refuses it.

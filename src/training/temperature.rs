@@ -38,6 +38,11 @@ pub struct TemperatureFit {
     pub nll_after: f64,
     /// Held-out examples it was fitted on.
     pub examples: usize,
+    /// Held-out examples left out: their label gets no probability at any
+    /// temperature in range (the frozen recipe's label that a target's
+    /// training data lacks), so they would only push T to its bound.
+    #[serde(default)]
+    pub left_out: usize,
 }
 
 impl std::fmt::Display for TemperatureFit {
@@ -46,20 +51,39 @@ impl std::fmt::Display for TemperatureFit {
             f,
             "temperature {:.3} (mean negative log-likelihood of {} held-out labels {:.4} -> {:.4})",
             self.temperature, self.examples, self.nll_before, self.nll_after
-        )
+        )?;
+        if self.left_out > 0 {
+            write!(
+                f,
+                "; {} held-out labels left out: the model gives them no probability at any temperature",
+                self.left_out
+            )?;
+        }
+        Ok(())
     }
 }
 
+/// A held-out label whose log-probability stays below this at the highest
+/// temperature is one the model cannot give (a logit of
+/// [`crate::training::head_fit`]'s absent label): no T helps it, and its NLL,
+/// thousands of nats, would outweigh every other example's.
+const UNREACHABLE_LOG_PROB: f64 = -100.0;
+
 /// The temperature that minimises the mean NLL of `gold` under `log_probs`
-/// (log-softmax rows: a constant added to a row's logits changes nothing);
+/// (log-softmax rows: a constant added to a row's logits changes nothing),
+/// leaving out the labels no temperature in range gives a probability;
 /// `None` without examples.
 pub fn fit_temperature(log_probs: &[Vec<f32>], gold: &[usize]) -> Option<TemperatureFit> {
-    if gold.is_empty() {
+    // A NaN row stays in, so that a broken likelihood leaves T at 1 (below).
+    let unreachable = |row: &[f32], g: usize| -row_nll(row, g, 1.0 / TEMPERATURES.1) < UNREACHABLE_LOG_PROB;
+    let (log_probs, kept): (Vec<&Vec<f32>>, Vec<usize>) =
+        log_probs.iter().zip(gold).filter(|&(row, &g)| !unreachable(row, g)).unzip();
+    if kept.is_empty() {
         return None;
     }
     // NLL as a function of β = 1/T is a log-sum-exp of lines minus a line:
     // convex, so a golden-section search over β finds its minimum.
-    let nll = |beta: f64| mean_nll(log_probs, gold, beta);
+    let nll = |beta: f64| mean_nll(&log_probs, &kept, beta);
     let (low, high) = (1.0 / TEMPERATURES.1, 1.0 / TEMPERATURES.0);
     let mut beta = golden_section_min(nll, low, high);
     let nll_before = nll(1.0);
@@ -73,18 +97,21 @@ pub fn fit_temperature(log_probs: &[Vec<f32>], gold: &[usize]) -> Option<Tempera
         total: 1.0 / beta,
         nll_before,
         nll_after: nll(beta),
-        examples: gold.len(),
+        examples: kept.len(),
+        left_out: gold.len() - kept.len(),
     };
     Some(fit)
 }
 
-fn mean_nll(log_probs: &[Vec<f32>], gold: &[usize], beta: f64) -> f64 {
-    let row_nll = |row: &Vec<f32>, g: usize| {
-        let max = row.iter().map(|&z| beta * f64::from(z)).fold(f64::NEG_INFINITY, f64::max);
-        let sum: f64 = row.iter().map(|&z| (beta * f64::from(z) - max).exp()).sum();
-        max + sum.ln() - beta * f64::from(row[g])
-    };
-    log_probs.iter().zip(gold).map(|(row, &g)| row_nll(row, g)).sum::<f64>() / gold.len() as f64
+fn mean_nll<R: AsRef<[f32]>>(log_probs: &[R], gold: &[usize], beta: f64) -> f64 {
+    log_probs.iter().zip(gold).map(|(row, &g)| row_nll(row.as_ref(), g, beta)).sum::<f64>() / gold.len() as f64
+}
+
+/// −ln softmax(β·row)[g].
+fn row_nll(row: &[f32], g: usize, beta: f64) -> f64 {
+    let max = row.iter().map(|&z| beta * f64::from(z)).fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = row.iter().map(|&z| (beta * f64::from(z) - max).exp()).sum();
+    max + sum.ln() - beta * f64::from(row[g])
 }
 
 /// The minimum of a unimodal `f` on [low, high], to within 1e-12 of the range
@@ -205,5 +232,19 @@ mod tests {
         let shifted: Vec<Vec<f32>> = rows.iter().map(|r| r.iter().map(|v| v - 5.0).collect()).collect();
         let (a, b) = (fit_temperature(&rows, &gold).unwrap(), fit_temperature(&shifted, &gold).unwrap());
         assert!((a.temperature - b.temperature).abs() < 1e-4 && (a.nll_after - b.nll_after).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_label_the_model_cannot_give_is_left_out_of_the_fit() {
+        // The frozen recipe's label absent from a target's training data has logit −1e4.
+        let (rows, gold) = sample(2.0, 500);
+        let alone = fit_temperature(&rows, &gold).unwrap();
+        let mut with = rows.clone();
+        with.push(vec![0.0, -1e4, 1.0]);
+        let fit = fit_temperature(&with, &[gold.clone(), vec![1]].concat()).unwrap();
+        assert_eq!((fit.examples, fit.left_out), (500, 1), "{fit:?}");
+        assert_eq!(fit.temperature, alone.temperature);
+        assert!(fit.to_string().contains("1 held-out labels left out"), "{fit}");
+        assert!(fit_temperature(&[vec![0.0, -1e4]], &[1]).is_none(), "nothing left to fit on");
     }
 }
