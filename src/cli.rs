@@ -20,13 +20,15 @@ pub enum Command {
     Data(DataCommand),
     /// Sentence embeddings, as sentence-transformers' encode() gives them.
     Embed(embed::EmbedConfig),
-    /// Fine-tune a BERT encoder and a classification head on labelled pairs.
+    /// Train on labelled pairs: fine-tune the encoder (BERT or MPNet) and a head, or fit a classifier per target on a frozen encoder.
     Train(Box<train::TrainArgs>),
     /// Score models or predictions files against gold labels, beside baselines; write a report.
     Eval(Box<eval::EvalConfig>),
     /// Fit a trained model's temperature on held-out labelled data, so that its probabilities are calibrated.
     Calibrate(Box<calibrate::CalibrateConfig>),
     /// K-fold cross-validation by sentence: train as `train` does on K−1 folds, evaluate on the rest.
+    // Not `train`'s runs/default: that is the demo's model, which `cv --overwrite` would wipe.
+    #[command(mut_arg("out", |a| a.default_value("runs/cv").help("The cross-validation folder to write")))]
     Cv(Box<cv::CvConfig>),
     /// Stance of every (sentence, target) pair of the input, streamed.
     Predict(predict::PredictConfig),
@@ -81,4 +83,21 @@ fn report<R: std::fmt::Display>(report: R, warnings: fn(&R) -> &Vec<String>) {
         eprintln!("warning: {line}");
     }
     println!("{report}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cv_writes_beside_the_demo_run_not_over_it() {
+        let out = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Cv(config) => config.training.out,
+            Command::Train(args) => args.settings.out,
+            _ => unreachable!(),
+        };
+        assert_eq!(out(&["stancekit", "cv"]), std::path::Path::new("runs/cv"));
+        assert_eq!(out(&["stancekit", "train"]), std::path::Path::new("runs/default"));
+        assert_eq!(out(&["stancekit", "cv", "--out", "x"]), std::path::Path::new("x"));
+    }
 }

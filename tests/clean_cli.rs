@@ -116,7 +116,7 @@ fn clean_keeps_exact_duplicates_unless_told_and_refuses_bad_input() {
     let before = std::fs::read(d.join("annotated.jsonl")).unwrap();
     fails_with(&clean(&["annotated.jsonl", "--out", "annotated.jsonl"]), "is the input annotated.jsonl");
     assert_eq!(std::fs::read(d.join("annotated.jsonl")).unwrap(), before);
-    fails_with(&clean(&["missing.jsonl", "--out", "x.jsonl"]), "missing.jsonl:0: file: cannot read");
+    fails_with(&clean(&["missing.jsonl", "--out", "x.jsonl"]), "missing.jsonl:0: file: no such file or folder");
     std::fs::write(d.join("bad.jsonl"), record("x", "Odd.", "nato", "neutral")).unwrap();
     fails_with(&clean(&["bad.jsonl", "--out", "x.jsonl"]), "bad.jsonl:1: label: unknown label 'neutral'");
     assert!(!d.join("x.jsonl").exists());

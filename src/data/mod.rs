@@ -252,6 +252,10 @@ fn read_input(input: &Input, format: Option<Format>, schema: &Schema, sink: &mut
     let format = match format {
         Some(format) => Some(format),
         None if input.path.is_dir() => Some(Format::Tweeteval),
+        // A missing file is that, whatever its name says.
+        None if !input.path.exists() => {
+            return sink.problems.push(whole_file(&input.path, "file", "no such file or folder".into()))
+        }
         None => match by_extension(&input.path) {
             Ok(format) => format,
             Err(message) => return sink.problems.push(whole_file(&input.path, "file", message)),
@@ -304,7 +308,10 @@ fn by_extension(path: &Path) -> std::result::Result<Option<Format>, String> {
 }
 
 fn unknown_format(path: &Path) -> String {
-    format!("cannot tell the format from the name '{}'; pass --format", path.display())
+    format!(
+        "cannot tell the format from the name '{}': name it .jsonl, .csv or .tsv (or pass --format, where the command has it)",
+        path.display()
+    )
 }
 
 /// Groups problems by file (in the order files first show up) and sorts each file's by line.
@@ -402,9 +409,11 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let odd = write(dir.path(), "a.xml", "<x/>");
         let missing = dir.path().join("missing.jsonl").display().to_string();
-        let got = problems(&[&odd, &missing], None);
+        let nameless = dir.path().join("missing").display().to_string();
+        let got = problems(&[&odd, &missing, &nameless], None);
         assert!(got[0].starts_with(&format!("{odd}:0: file: cannot tell the format")), "{got:?}");
-        assert!(got[1].starts_with(&format!("{missing}:0: file: cannot read")), "{got:?}");
+        assert_eq!(got[1], format!("{missing}:0: file: no such file or folder"));
+        assert_eq!(got[2], format!("{nameless}:0: file: no such file or folder"), "not a format to name");
     }
 
     #[test]
