@@ -20,6 +20,8 @@ pub struct Encoded {
     pub type_ids: Vec<u32>,
     /// The index of the example's target, for a head with a classifier per target.
     pub target: Option<u32>,
+    /// Its sentence was longer than the model's token limit and was cut to it.
+    pub truncated: bool,
 }
 
 impl Encoded {
@@ -157,7 +159,9 @@ fn with_truncation(mut t: Tokenizer, max_length: usize, strategy: TruncationStra
 }
 
 fn to_encoded(e: &tokenizers::Encoding) -> Encoded {
-    Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec(), target: None }
+    // With truncation on, what was cut off is kept as the encoding's overflow.
+    let truncated = !e.get_overflowing().is_empty();
+    Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec(), target: None, truncated }
 }
 
 /// Runs `forward` over `encoded` in batches of similar length (padding is the
@@ -202,8 +206,12 @@ mod tests {
     fn pairs_truncate_only_the_sentence() {
         let tok = StanceTokenizer::new(tiny_tokenizer(), 10).unwrap();
         let long = "the war must end and the war must end and the war must end";
-        let enc = &tok.encode_pairs(&[("ukraine joining nato", long)]).unwrap()[0];
+        let both = tok.encode_pairs(&[("ukraine joining nato", long), ("ukraine joining nato", "the war")]).unwrap();
+        let enc = &both[0];
         assert_eq!(enc.len(), 10);
+        assert_eq!((enc.truncated, both[1].truncated), (true, false));
+        let texts = tok.encode_texts(&[long, "the war"]).unwrap();
+        assert_eq!((texts[0].truncated, texts[1].truncated), (true, false));
         // [CLS] ukraine joining nato [SEP] → five type-0 tokens survive whole.
         assert_eq!(enc.type_ids.iter().filter(|t| **t == 0).count(), 5);
         assert_eq!(*enc.ids.last().unwrap(), tok.pairs.token_to_id("[SEP]").unwrap());
@@ -231,7 +239,7 @@ mod tests {
     fn outputs_come_back_in_input_order() {
         let encoded: Vec<Encoded> = [5usize, 2, 4, 1, 3]
             .iter()
-            .map(|&n| Encoded { ids: vec![n as u32; n], type_ids: vec![0; n], target: None })
+            .map(|&n| Encoded { ids: vec![n as u32; n], type_ids: vec![0; n], target: None, truncated: false })
             .collect();
         // Each row reports the example's unpadded length, which identifies it.
         let rows = run_sorted(&encoded, 2, 0, &Device::Cpu, |b| {

@@ -58,6 +58,21 @@ fn jsonl_from_stdin_to_stdout_in_input_order() {
     assert!(stderr.contains("sentences/s"), "{stderr}");
 }
 
+/// A sentence longer than the model's token limit is cut to it, and the
+/// summary says how many rows read such a sentence.
+#[test]
+fn the_summary_counts_rows_whose_sentence_was_cut() {
+    let model = tiny_classifier();
+    let long = "the war must end ".repeat(20);
+    let input = format!("{{\"text\": \"{long}\"}}\n{{\"text\": \"peace\"}}\n");
+    let out = predict(model.path(), &["--input", "-"], &input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("; 2 rows read a sentence cut to the model's 32 tokens"), "{stderr}");
+    let short = predict(model.path(), &["--input", "-"], "{\"text\": \"peace\"}\n");
+    assert!(!String::from_utf8(short.stderr).unwrap().contains("cut to"));
+}
+
 #[test]
 fn plain_lines_and_articles_to_csv_with_a_zero_shot_target() {
     let model = tiny_classifier();

@@ -82,6 +82,8 @@ pub struct Summary {
     pub output_closed: bool,
     /// The int8 kernel and layers that ran, if `--precision int8`.
     pub int8: Option<Int8Plan>,
+    /// The model's token limit for a pair (`max_length`), to which long sentences are cut.
+    pub max_length: usize,
 }
 
 impl Summary {
@@ -107,6 +109,10 @@ impl fmt::Display for Summary {
         write!(f, "{}", super::int8_note(self.int8))?;
         if c.skipped > 0 {
             write!(f, "; skipped {} invalid line{}", c.skipped, if c.skipped == 1 { "" } else { "s" })?;
+        }
+        if c.truncated > 0 {
+            let (n, max) = (c.truncated, self.max_length);
+            write!(f, "; {n} row{} read a sentence cut to the model's {max} tokens", if n == 1 { "" } else { "s" })?;
         }
         Ok(())
     }
@@ -148,11 +154,11 @@ pub fn run(config: &PredictConfig) -> Result<Summary> {
         .map(|()| counts)
     };
     let targets = targets.selected().len();
-    let (seconds, int8) = (started.elapsed().as_secs_f64(), classifier.int8);
+    let (seconds, int8, max_length) = (started.elapsed().as_secs_f64(), classifier.int8, classifier.spec.max_length);
     match counts {
-        Ok(counts) => Ok(Summary { counts, targets, seconds, output_closed: false, int8 }),
+        Ok(counts) => Ok(Summary { counts, targets, seconds, output_closed: false, int8, max_length }),
         Err(e) if is_broken_pipe(&e) => {
-            Ok(Summary { counts: Counts::default(), targets, seconds, output_closed: true, int8 })
+            Ok(Summary { counts: Counts::default(), targets, seconds, output_closed: true, int8, max_length })
         }
         Err(e) => Err(e),
     }

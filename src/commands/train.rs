@@ -67,6 +67,8 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let train = encode(&classifier, &schema, &train_records)?;
     let dev = encode(&classifier, &schema, &dev_records)?;
     let weights = class_weights(config.class_weights.as_deref(), &train, schema.labels.len())?;
+    let mut warnings = unseen_labels(&schema, &train_records, config.freeze_encoder);
+    warnings.extend(cut_pairs(&[("training", &train), ("dev", &dev)], config.max_length));
     if !resume {
         crate::io::write_json(&run.file("train_config.json"), &config)?;
     }
@@ -82,7 +84,6 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let rate = trainer.examples_since(steps_before) as f64 / seconds.max(1e-9);
     progress.summary(&state.log_history, state.best_step, seconds, rate);
     let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
-    let mut warnings = unseen_labels(&schema, &train_records, trainer.config().freeze_encoder);
     let single = trainer.best_single_answer.iter();
     warnings.extend(single.map(|label| crate::evaluation::single_answer_warning("the selected model", label, "dev")));
     let calibrate = trainer.config().calibrate && outcome != Outcome::Interrupted;
@@ -139,6 +140,22 @@ fn unseen_labels(schema: &Schema, train: &[Record], frozen: bool) -> Vec<String>
         }
     }
     warnings
+}
+
+/// A warning for each set with pairs longer than `--max-length`: the model
+/// reads only their first `max_length` tokens.
+fn cut_pairs(sets: &[(&str, &[crate::training::Example])], max_length: usize) -> Vec<String> {
+    let cut = |set: &[crate::training::Example]| set.iter().filter(|e| e.encoded.truncated).count();
+    sets.iter()
+        .filter(|(_, set)| cut(set) > 0)
+        .map(|(name, set)| {
+            format!(
+                "{} of {} {name} pairs are longer than --max-length {max_length} tokens: their sentences were cut to it",
+                cut(set),
+                set.len()
+            )
+        })
+        .collect()
 }
 
 /// The targets the data uses, with the descriptions the model reads.

@@ -305,6 +305,21 @@ fn a_label_a_target_never_had_is_named_and_left_out_of_calibration() {
     assert!(fit.temperature < 19.0, "{fit:?}");
 }
 
+/// Pairs longer than `--max-length` are cut, and `train` says how many of each set.
+#[test]
+fn train_counts_the_pairs_it_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    frozen(&mut config);
+    config.max_length = 6;
+    let summary = train(config, false, &never).unwrap();
+    let cut: Vec<&String> = summary.warnings.iter().filter(|w| w.contains("longer than --max-length 6")).collect();
+    assert_eq!(cut.len(), 2, "training and dev (the same file here): {:?}", summary.warnings);
+    assert!(cut[0].ends_with("training pairs are longer than --max-length 6 tokens: their sentences were cut to it"));
+    let n: usize = cut[0].split(' ').next().unwrap().parse().unwrap();
+    assert!(n > 0 && n < 32, "{cut:?}");
+}
+
 /// `--precision int8` runs the frozen recipe's one pass in int8: the fitted
 /// classifier moves a little from f32's (so the int8 path ran) and still
 /// separates the training set; fine-tuning refuses it.
@@ -412,8 +427,10 @@ fn weight_decay_and_head_groups() {
 
 #[test]
 fn class_weights_parse() {
-    let ex =
-        |l| Example { encoded: crate::tokenization::Encoded { ids: vec![], type_ids: vec![], target: None }, label: l };
+    let ex = |l| Example {
+        encoded: crate::tokenization::Encoded { ids: vec![], type_ids: vec![], target: None, truncated: false },
+        label: l,
+    };
     let train = vec![ex(0), ex(0), ex(1)];
     assert_eq!(class_weights(Some("1,2,0.5"), &train, 3).unwrap(), Some(vec![1.0, 2.0, 0.5]));
     assert!(class_weights(Some("1,2"), &train, 3).is_err());

@@ -166,6 +166,8 @@ pub struct Counts {
     pub rows: usize,
     /// Invalid records skipped.
     pub skipped: usize,
+    /// Rows whose sentence was cut to the model's token limit.
+    pub truncated: usize,
     /// Input bytes read when the last finished window was complete.
     pub bytes: u64,
 }
@@ -313,6 +315,7 @@ fn consume(
         counts.sentences += window.scored.records.len();
         counts.rows += window.scored.pairs.len();
         counts.skipped += window.skipped;
+        counts.truncated += window.encoded.iter().filter(|e| e.truncated).count();
         counts.bytes = window.bytes;
         sink.window_done(&counts)?;
     }

@@ -237,7 +237,7 @@ mod tests {
 
     /// A pair whose one token is `value`: the fake model answers `[value]`.
     fn pairs(values: &[u32]) -> Vec<Encoded> {
-        values.iter().map(|&v| Encoded { ids: vec![v], type_ids: vec![0], target: None }).collect()
+        values.iter().map(|&v| Encoded { ids: vec![v], type_ids: vec![0], target: None, truncated: false }).collect()
     }
 
     fn options(max_pairs: usize, max_wait_ms: u64, queue: usize) -> BatchOptions {
