@@ -57,9 +57,9 @@ pub fn run_from_env() -> anyhow::Result<()> {
 /// Runs one parsed command line; `matches` tells flags given from defaults.
 pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     match cli.command {
-        Command::Data(DataCommand::Check(config)) => report(data::check(&config)?, |r| &r.warnings),
-        Command::Data(DataCommand::Split(config)) => report(data::split(&config)?, |r| &r.warnings),
-        Command::Data(DataCommand::Clean(config)) => report(clean::clean(&config)?, |r| &r.warnings),
+        Command::Data(DataCommand::Check(config)) => report(data::check(&config)?, |r| &r.warnings)?,
+        Command::Data(DataCommand::Split(config)) => report(data::split(&config)?, |r| &r.warnings)?,
+        Command::Data(DataCommand::Clean(config)) => report(clean::clean(&config)?, |r| &r.warnings)?,
         // Run first: `tracing::info!` would skip its arguments, the run included, below info level.
         Command::Embed(config) => eprintln!("{}", embed::run(&config)?),
         Command::Train(args) => {
@@ -78,11 +78,23 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
 }
 
 /// A data command's warnings on stderr, then its report.
-fn report<R: std::fmt::Display>(report: R, warnings: fn(&R) -> &Vec<String>) {
+fn report<R: std::fmt::Display>(report: R, warnings: fn(&R) -> &Vec<String>) -> crate::Result<()> {
     for line in warnings(&report) {
         eprintln!("warning: {line}");
     }
-    println!("{report}");
+    crate::io::print_stdout(&format!("{report}\n"))
+}
+
+/// An error and its causes, each said once: an I/O error's message already
+/// quotes the OS error that is also its cause.
+pub fn error_message(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1).map(|c| c.to_string()) {
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 #[cfg(test)]

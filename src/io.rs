@@ -16,11 +16,12 @@ pub fn write_atomic<F>(path: &Path, write: F) -> Result<()>
 where
     F: FnOnce(&mut BufWriter<File>) -> Result<()>,
 {
+    // Errors name `path`, the file the user asked for, not its temporary sibling.
     replace_file(path, |tmp| {
-        let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        let file = File::create(tmp).map_err(|e| Error::io(path, e))?;
         let mut out = BufWriter::new(file);
         write(&mut out)?;
-        out.into_inner().map_err(|e| Error::io(tmp, e.into_error()))?;
+        out.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
         Ok(())
     })
 }
@@ -30,7 +31,7 @@ where
 pub fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temp_path(path);
     let result = write(&tmp).and_then(|()| {
-        File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     });
     match result {
@@ -67,18 +68,61 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
 }
 
+/// What `--overwrite` may replace: a folder the command wrote before (it
+/// holds `marker`, e.g. `train_config.json`) and that holds none of the
+/// command's `inputs`. So `--out .`, a data folder or a base model's folder is
+/// never deleted, nor a run that the new one reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Replace<'a> {
+    pub marker: &'a str,
+    pub inputs: &'a [&'a Path],
+}
+
 /// An output folder (a run, a cross-validation) made ready: created if
-/// missing; one that holds files is an error unless `overwrite` replaces it.
-/// `hint` ends the error ("pass --overwrite to replace it …").
-pub fn prepare_output_dir(out: &Path, overwrite: bool, hint: &str) -> Result<()> {
-    let occupied = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
-    if occupied {
-        if !overwrite {
-            return Err(Error::Other(format!("{} exists; {hint}", out.display())));
-        }
+/// missing; one that holds files is an error unless `overwrite` says it may
+/// be replaced. `hint` ends the error ("pass --overwrite to replace it …").
+pub fn prepare_output_dir(out: &Path, overwrite: Option<Replace>, hint: &str) -> Result<()> {
+    if check_output_dir(out, overwrite, hint)? {
         std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
+}
+
+/// [`prepare_output_dir`]'s refusals alone, touching nothing: a command asks
+/// first, so that it fails before its long work, and empties the folder only
+/// once that work has read its inputs. True if the folder is to be replaced.
+pub fn check_output_dir(out: &Path, overwrite: Option<Replace>, hint: &str) -> Result<bool> {
+    if !std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        return Ok(false);
+    }
+    match overwrite {
+        Some(replace) => replaceable(out, replace).map(|()| true),
+        None => Err(Error::Other(format!("{} exists; {hint}", out.display()))),
+    }
+}
+
+fn replaceable(out: &Path, Replace { marker, inputs }: Replace) -> Result<()> {
+    let refuse = |why: String| Err(Error::Other(format!("--overwrite would delete {}, {why}", out.display())));
+    if !out.join(marker).is_file() {
+        return refuse(format!(
+            "which has no {marker}: it replaces only a folder this command wrote; choose another --out"
+        ));
+    }
+    let root = out.canonicalize().map_err(|e| Error::io(out, e))?;
+    match inputs.iter().find(|p| p.canonicalize().is_ok_and(|p| p.starts_with(&root))) {
+        Some(input) => refuse(format!("and {} inside it, which this run reads; choose another --out", input.display())),
+        None => Ok(()),
+    }
+}
+
+/// `text` to stdout. A reader that went away (`| head`) chose to: nothing to
+/// report then; any other failure (a full disk) is an error naming stdout.
+pub fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.map_err(|e| Error::io("stdout", e)),
+    }
 }
 
 /// One JSON value per line into a writer.
@@ -134,5 +178,28 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
         write_atomic(&path, |w| w.write_all(b"new").map_err(|e| Error::io("a", e))).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    }
+
+    #[test]
+    fn overwrite_replaces_only_its_own_folder_without_inputs_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("data.jsonl"), "x").unwrap();
+        fn replace<'a>(inputs: &'a [&'a Path]) -> Option<Replace<'a>> {
+            Some(Replace { marker: "train_config.json", inputs })
+        }
+        let err = prepare_output_dir(&run, replace(&[]), "").unwrap_err().to_string();
+        assert!(err.contains("has no train_config.json"), "{err}");
+        std::fs::write(run.join("train_config.json"), "{}").unwrap();
+        let data = run.join("data.jsonl");
+        let err = prepare_output_dir(&run, replace(&[data.as_path()]), "").unwrap_err().to_string();
+        assert!(err.contains("data.jsonl inside it"), "{err}");
+        assert!(data.is_file(), "nothing deleted");
+        let err = prepare_output_dir(&run, None, "pass --overwrite").unwrap_err().to_string();
+        assert!(err.ends_with("exists; pass --overwrite"), "{err}");
+        let elsewhere = dir.path().join("elsewhere.jsonl");
+        prepare_output_dir(&run, replace(&[elsewhere.as_path()]), "").unwrap();
+        assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0, "replaced by an empty folder");
     }
 }

@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     match stancekit::cli::run_from_env() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", stancekit::cli::error_message(&err));
             ExitCode::FAILURE
         }
     }

@@ -57,7 +57,7 @@ pub fn calibrate(config: &CalibrateConfig) -> Result<TemperatureFit> {
     }
     let out = config.out_dir();
     if config.out.is_some() {
-        crate::io::prepare_output_dir(out, false, "choose an empty or new folder")?;
+        crate::io::prepare_output_dir(out, None, "choose an empty or new folder")?;
     }
     let device = crate::device::select(&config.device)?;
     let examples = |c: &Classifier| crate::training::encode(c, &schema, &records);

@@ -41,10 +41,20 @@ pub struct CvConfig {
 pub fn run(config: &CvConfig, stop: &dyn Fn(usize) -> bool) -> Result<CvResults> {
     let base = &config.training;
     base.validate()?;
+    if config.bootstrap == 0 {
+        return Err(Error::Other("--bootstrap must be positive".into()));
+    }
+    let inputs = base.input_paths();
+    let inputs: Vec<&Path> = inputs.iter().map(std::path::PathBuf::as_path).collect();
+    let replace = base.overwrite.then_some(crate::io::Replace { marker: "cv_config.json", inputs: &inputs });
+    let hint = "pass --overwrite to replace it";
+    crate::io::check_output_dir(&base.out, replace, hint)?;
     let schema = Schema::load(&base.targets)?;
     let records = data::load_records(&base.train, None, &schema)?;
     let folds = data::kfold_grouped(&records, config.folds, base.seed)?;
-    crate::io::prepare_output_dir(&base.out, base.overwrite, "pass --overwrite to replace it")?;
+    // Every fold reads the same dev data: checked once now, before anything is written.
+    data::load_records(base.dev_files(), None, &schema)?;
+    crate::io::prepare_output_dir(&base.out, replace, hint)?;
     crate::io::write_json(&base.out.join("cv_config.json"), config)?;
     let mut per_fold = Vec::new();
     for (i, fold) in folds.iter().enumerate() {
@@ -118,7 +128,7 @@ fn run_fold(config: &CvConfig, dir: &Path, stop: &dyn Fn(usize) -> bool) -> Resu
 pub fn run_command(config: &CvConfig) -> Result<()> {
     let stop = super::interrupt_flag()?;
     let results = run(config, &stop)?;
-    print!("{}", crate::reporting::cv::table(&results));
+    crate::io::print_stdout(&crate::reporting::cv::table(&results))?;
     eprintln!("cross-validation: {}", config.training.out.join("cv.md").display());
     Ok(())
 }

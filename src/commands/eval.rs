@@ -445,7 +445,7 @@ struct ScoredRow<'a> {
 /// Runs `stancekit eval`: the table on stdout, the files into `--report`.
 pub fn run_command(config: &EvalConfig) -> Result<()> {
     let evaluation = run(config)?;
-    print!("{}", crate::reporting::table::render(&evaluation.report()));
+    crate::io::print_stdout(&crate::reporting::table::render(&evaluation.report()))?;
     if let Some(dir) = &config.report {
         write(&evaluation, config, dir)?;
         eprintln!("report: {}", dir.join("report.html").display());

@@ -43,7 +43,11 @@ pub struct TrainSummary {
 pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) -> Result<TrainSummary> {
     let started = Instant::now();
     config.validate()?;
-    prepare_run_dir(&config.out, resume, config.overwrite)?;
+    if resume {
+        check_resumable(&config.out)?;
+    } else {
+        with_run_dir(&config, crate::io::check_output_dir)?;
+    }
     let schema = Schema::load(&config.targets)?;
     let (train_records, dev_records) = load_data(&config, &schema)?;
     let device = crate::device::select(&config.device)?;
@@ -70,6 +74,8 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let mut warnings = unseen_labels(&schema, &train_records, config.freeze_encoder);
     warnings.extend(cut_pairs(&[("training", &train), ("dev", &dev)], config.max_length));
     if !resume {
+        // Only now, with every input read and checked, may --overwrite empty the folder.
+        with_run_dir(&config, |out, replace, hint| crate::io::prepare_output_dir(out, replace, hint).map(|()| true))?;
         crate::io::write_json(&run.file("train_config.json"), &config)?;
     }
     let progress = progress::Progress::new(config.quiet);
@@ -98,18 +104,27 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     Ok(TrainSummary { outcome, run_dir: run.0, best, calibration, seconds, warnings })
 }
 
-fn prepare_run_dir(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
-    if resume {
-        let state = trainer::RunDir(out.to_path_buf()).checkpoint().join("trainer_state.json");
-        let state = state::TrainerState::load(&state)
-            .map_err(|e| Error::Other(format!("cannot resume {}: {e}", out.display())))?;
-        if state.finished {
-            return Err(Error::Other(format!("{}: this run has already finished", out.display())));
-        }
-        return Ok(());
+fn check_resumable(out: &Path) -> Result<()> {
+    let state = trainer::RunDir(out.to_path_buf()).checkpoint().join("trainer_state.json");
+    let state =
+        state::TrainerState::load(&state).map_err(|e| Error::Other(format!("cannot resume {}: {e}", out.display())))?;
+    if state.finished {
+        return Err(Error::Other(format!("{}: this run has already finished", out.display())));
     }
+    Ok(())
+}
+
+/// Calls `f` ([`crate::io::check_output_dir`] or `prepare_output_dir`) on the run folder.
+fn with_run_dir(
+    config: &TrainConfig,
+    f: impl FnOnce(&Path, Option<crate::io::Replace>, &str) -> Result<bool>,
+) -> Result<()> {
+    let out = &config.out;
     let hint = format!("pass --overwrite to replace it or --resume {} to continue it", out.display());
-    crate::io::prepare_output_dir(out, overwrite, &hint)
+    let inputs = config.input_paths();
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let replace = crate::io::Replace { marker: "train_config.json", inputs: &inputs };
+    f(out, config.overwrite.then_some(replace), &hint).map(drop)
 }
 
 pub fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, Vec<Record>)> {

@@ -118,6 +118,16 @@ fn a_resumed_run_ends_like_an_uninterrupted_one() {
     // Interrupted mid-epoch (2 optimizer steps per epoch), then resumed twice.
     let summary = train(config.clone(), false, &|step| step == 1).unwrap();
     assert_eq!(summary.outcome, Outcome::Interrupted);
+    // Other training data (one pair fewer, or one label changed) is refused, not trained on.
+    let data = std::fs::read_to_string(&config.train[0]).unwrap();
+    let fewer = data.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let relabelled = data.replacen("\"favor\"", "\"none\"", 1);
+    for other in [fewer, relabelled] {
+        std::fs::write(&config.train[0], other).unwrap();
+        let err = train(config.clone(), true, &never).unwrap_err().to_string();
+        assert!(err.contains("the training data changed since this run started"), "{err}");
+    }
+    std::fs::write(&config.train[0], &data).unwrap();
     let summary = train(config.clone(), true, &|step| step == 4).unwrap();
     assert_eq!(summary.outcome, Outcome::Interrupted);
     let summary = train(config.clone(), true, &never).unwrap();
@@ -188,8 +198,40 @@ fn an_existing_run_is_not_overwritten_by_default() {
     assert!(err.contains("--overwrite"), "{err}");
 }
 
+/// `--overwrite` empties the run folder only once every input has been read,
+/// and never a folder that is no run, or one the new run reads from.
 #[test]
-fn a_diverging_loss_stops_with_the_last_checkpoint_kept() {
+fn overwrite_loses_nothing_the_run_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    frozen(&mut config);
+    train(config.clone(), false, &never).unwrap();
+    let files = |p: &Path| std::fs::read_dir(p).unwrap().count();
+    let before = files(&config.out);
+    config.overwrite = true;
+    // Bad data: the old run stays whole.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"text\": \"x\", \"target\": \"nato\", \"label\": \"maybe\"}\n").unwrap();
+    let with_bad = TrainConfig { train: vec![bad.display().to_string()], ..config.clone() };
+    assert!(train(with_bad, false, &never).unwrap_err().to_string().contains("unknown label"));
+    assert_eq!(files(&config.out), before);
+    // Data inside the run folder, or a folder that no run wrote: refused.
+    let inside = config.out.join("train.jsonl");
+    std::fs::copy(&config.train[0], &inside).unwrap();
+    let reads_inside = TrainConfig { train: vec![inside.display().to_string()], ..config.clone() };
+    let err = train(reads_inside, false, &never).unwrap_err().to_string();
+    assert!(err.contains("inside it, which this run reads"), "{err}");
+    assert!(inside.is_file());
+    let not_a_run = TrainConfig { out: dir.path().join("base"), ..config.clone() };
+    let err = train(not_a_run, false, &never).unwrap_err().to_string();
+    assert!(err.contains("has no train_config.json"), "{err}");
+    assert!(dir.path().join("base").join("config.json").is_file());
+}
+
+/// A loss gone NaN stops the run, and the message says whether a checkpoint
+/// is left to go back to (here it diverges before the first one).
+#[test]
+fn a_diverging_loss_stops_and_says_what_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = setup(dir.path());
     config.num_train_epochs = 2;
@@ -198,7 +240,8 @@ fn a_diverging_loss_stops_with_the_last_checkpoint_kept() {
     config.learning_rate = 1e30;
     let err = train(config.clone(), false, &never).unwrap_err().to_string();
     assert!(err.contains("training loss became"), "{err}");
-    assert!(err.contains("last good checkpoint"), "{err}");
+    assert!(err.contains("no checkpoint was saved before it"), "{err}");
+    assert!(!config.out.join("checkpoint-last").join("trainer_state.json").exists());
 }
 
 #[test]

@@ -188,6 +188,13 @@ impl TrainConfig {
 
     /// The `--dev` files that training reads: none with `--dev-split` or
     /// `--eval-strategy no`.
+    /// Every file or folder the run reads (data, targets, base model), as
+    /// paths; a split suffix (`TE:train`) is cut off.
+    pub fn input_paths(&self) -> Vec<PathBuf> {
+        let data = self.train.iter().chain(&self.dev).map(|p| crate::data::Input::parse(p).path);
+        data.chain([self.targets.clone(), PathBuf::from(&self.model)]).collect()
+    }
+
     pub fn dev_files(&self) -> &[String] {
         if self.dev_split.is_some() || self.eval_strategy == EvalStrategy::No {
             &[]
@@ -240,10 +247,29 @@ impl TrainConfig {
         if !(self.head_c > 0.0 && self.head_c.is_finite()) {
             return bad(format!("--head-c {} must be a positive number", self.head_c));
         }
-        if self.learning_rate <= 0.0 || self.head_lr() <= 0.0 {
-            return bad("learning rates must be positive".into());
+        self.validate_numbers()
+    }
+
+    /// The optimiser's numbers (NaN fails every comparison here, so it is caught).
+    fn validate_numbers(&self) -> Result<()> {
+        let positive = |x: f64| x > 0.0 && x.is_finite();
+        let checks = [
+            (positive(self.learning_rate) && positive(self.head_lr()), "learning rates must be positive numbers"),
+            (self.weight_decay >= 0.0 && self.weight_decay.is_finite(), "--weight-decay must be 0 or more"),
+            (self.max_grad_norm >= 0.0 && self.max_grad_norm.is_finite(), "--max-grad-norm must be 0 (off) or more"),
+            ((0.0..1.0).contains(&self.adam_beta1), "--adam-beta1 must be in [0, 1)"),
+            ((0.0..1.0).contains(&self.adam_beta2), "--adam-beta2 must be in [0, 1)"),
+            (positive(self.adam_epsilon), "--adam-epsilon must be a positive number"),
+            (self.num_train_epochs > 0, "--num-train-epochs must be at least 1"),
+            (self.per_device_eval_batch_size > 0, "--per-device-eval-batch-size must be at least 1"),
+            (self.eval_steps > 0, "--eval-steps must be at least 1"),
+            // A pair's special tokens alone take 3 (BERT) or 4 (MPNet); a longer target is the tokenizer's error.
+            (self.max_length >= 5, "--max-length must be at least 5 tokens: the special tokens and a word"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(Error::Other((*message).into())),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -59,9 +59,12 @@ pub fn class_weights(spec: Option<&str>, train: &[Example], labels: usize) -> Re
         .map(|w| w.trim().parse::<f32>())
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::Other(format!("--class-weights {spec}: {e}")))?;
-    if weights.len() != labels || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+    if weights.len() != labels
+        || weights.iter().any(|w| !w.is_finite() || *w < 0.0)
+        || weights.iter().sum::<f32>() <= 0.0
+    {
         return Err(Error::Other(format!(
-            "--class-weights {spec}: expected `balanced` or {labels} non-negative numbers, one per label"
+            "--class-weights {spec}: expected `balanced` or {labels} non-negative numbers, one per label, not all 0"
         )));
     }
     Ok(Some(weights))

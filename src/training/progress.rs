@@ -32,7 +32,8 @@ impl Progress {
     }
 
     pub fn evaluation(&self, log: &EvalLog) {
-        println!("{}", serde_json::to_string(log).expect("an eval log serialises"));
+        // metrics.jsonl keeps every line: a stdout that failed (closed, full) stops no training.
+        let _ = crate::io::print_stdout(&format!("{}\n", serde_json::to_string(log).expect("an eval log serialises")));
         if !self.quiet {
             eprintln!(
                 "epoch {:.2} step {}: train loss {:.4}, dev loss {:.4}, accuracy {:.4}, macro-F1 {:.4}, F_avg {:.4}",

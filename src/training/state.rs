@@ -42,6 +42,27 @@ pub struct TrainerState {
     pub loss_count: usize,
     pub dropout_rng: ChaCha8Rng,
     pub finished: bool,
+    /// What the run trains on ([`data_fingerprint`]), so that `--resume` on
+    /// other data is refused; absent in checkpoints from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_data: Option<String>,
+}
+
+/// The training pairs' count and an FNV-1a hash of their tokens and labels,
+/// in order: stable across builds and machines, unlike std's hasher.
+pub fn data_fingerprint(train: &[super::Example]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |word: u32| {
+        for byte in word.to_le_bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for example in train {
+        example.encoded.ids.iter().for_each(|&id| eat(id));
+        eat(u32::MAX);
+        eat(example.label);
+    }
+    format!("{} pairs, {hash:016x}", train.len())
 }
 
 impl TrainerState {

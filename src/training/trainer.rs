@@ -90,6 +90,7 @@ impl Trainer {
             loss_count: 0,
             dropout_rng: classifier.model.dropout_rng.state(),
             finished: false,
+            training_data: Some(super::state::data_fingerprint(&train)),
         };
         let run = RunDir(config.out.clone());
         let head_only = config.freeze_encoder;
@@ -111,7 +112,17 @@ impl Trainer {
     /// Continues from `checkpoint-last`: optimizer moments, schedule position, RNG, counters.
     pub fn restore(&mut self) -> Result<()> {
         let dir = self.run.checkpoint();
-        self.state = TrainerState::load(&dir.join("trainer_state.json"))?;
+        let saved = TrainerState::load(&dir.join("trainer_state.json"))?;
+        let (then, now) = (&saved.training_data, &self.state.training_data);
+        if saved.total_steps != self.state.total_steps || then.is_some() && then != now {
+            let then = then.as_deref().unwrap_or("other data");
+            let now = now.as_deref().unwrap_or_default();
+            return Err(Error::Other(format!(
+                "{}: the training data changed since this run started ({then}; now {now}); --resume needs the same data",
+                self.run.0.display()
+            )));
+        }
+        self.state = saved;
         let moments = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &self.classifier.device)?;
         self.optimizer.restore(&moments, self.state.global_step)?;
         self.classifier.model.dropout_rng.restore(self.state.dropout_rng.clone());
@@ -249,12 +260,17 @@ impl Trainer {
         let loss = training_loss(&self.classifier, &batch, &labels, self.class_weights.as_ref(), smoothing)?;
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !value.is_finite() {
+            let checkpoint = self.run.checkpoint();
+            let kept = if checkpoint.join("trainer_state.json").is_file() {
+                format!("{} keeps the last good checkpoint", checkpoint.display())
+            } else {
+                "no checkpoint was saved before it".to_string()
+            };
             return Err(Error::Other(format!(
-                "the training loss became {value} at step {} (epoch {}); stopped, and {} keeps the last good checkpoint. \
+                "the training loss became {value} at step {} (epoch {}); stopped, and {kept}. \
                  Try a lower --learning-rate or --max-grad-norm.",
                 self.state.global_step + 1,
                 self.state.epoch + 1,
-                self.run.checkpoint().display()
             )));
         }
         let share = chunk.len() as f64 / step_examples as f64;
