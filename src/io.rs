@@ -30,7 +30,14 @@ where
 /// take a path), then syncs it and renames it into place.
 pub fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temp_path(path);
+    // The permissions a new file gets here (the umask's): a writer that makes
+    // its own private temporary and renames it over `tmp` (safetensors does)
+    // would leave the file readable by its owner alone.
+    let mode = File::create(&tmp).and_then(|f| f.metadata()).map(|m| m.permissions());
     let result = write(&tmp).and_then(|()| {
+        if let Ok(mode) = mode {
+            std::fs::set_permissions(&tmp, mode).map_err(|e| Error::io(path, e))?;
+        }
         File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     });
@@ -201,5 +208,23 @@ mod tests {
         let elsewhere = dir.path().join("elsewhere.jsonl");
         prepare_output_dir(&run, replace(&[elsewhere.as_path()]), "").unwrap();
         assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0, "replaced by an empty folder");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_writer_with_a_private_temporary_still_gives_the_usual_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let usual = dir.path().join("usual");
+        File::create(&usual).unwrap();
+        let path = dir.path().join("model.safetensors");
+        replace_file(&path, |tmp| {
+            let private = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+            private.persist(tmp).unwrap();
+            Ok(())
+        })
+        .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), mode(&usual));
     }
 }

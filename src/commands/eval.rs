@@ -199,7 +199,9 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
             notes.push(calibration_note(name, dir)?);
         }
         if let Some(label) = single_answer(&output.pred) {
-            let warning = single_answer_warning(&format!("System {name}"), &gold.labels[label], "evaluated");
+            use crate::evaluation::metrics::{FINE_TUNING_ADVICE, FROZEN_ADVICE};
+            let advice = format!("a fine-tuned model: {FINE_TUNING_ADVICE}; a frozen-encoder one: {FROZEN_ADVICE}");
+            let warning = single_answer_warning(&format!("System {name}"), &gold.labels[label], "evaluated", &advice);
             eprintln!("warning: {warning}");
             notes.push(format!("{warning}."));
         }

@@ -154,7 +154,8 @@ pub fn run(config: &PredictConfig) -> Result<Summary> {
         .map(|()| counts)
     };
     let targets = targets.selected().len();
-    let (seconds, int8, max_length) = (started.elapsed().as_secs_f64(), classifier.int8, classifier.spec.max_length);
+    let (seconds, int8, max_length) =
+        (started.elapsed().as_secs_f64(), classifier.int8, classifier.tokenizer.max_length());
     match counts {
         Ok(counts) => Ok(Summary { counts, targets, seconds, output_closed: false, int8, max_length }),
         Err(e) if is_broken_pipe(&e) => {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::data::{Record, Schema};
+use crate::evaluation::metrics;
 use crate::model::{Classifier, HeadKind, StanceSpec};
 use crate::resolve::ModelDir;
 use crate::training::temperature::{self, TemperatureFit};
@@ -71,8 +72,8 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let train = encode(&classifier, &schema, &train_records)?;
     let dev = encode(&classifier, &schema, &dev_records)?;
     let weights = class_weights(config.class_weights.as_deref(), &train, schema.labels.len())?;
-    let mut warnings = unseen_labels(&schema, &train_records, config.freeze_encoder);
-    warnings.extend(cut_pairs(&[("training", &train), ("dev", &dev)], config.max_length));
+    let mut warnings = unseen_labels(&schema, &train_records, &dev_records, config.freeze_encoder);
+    warnings.extend(cut_pairs(&[("training", &train), ("dev", &dev)], config.max_length, &classifier));
     if !resume {
         // Only now, with every input read and checked, may --overwrite empty the folder.
         with_run_dir(&config, |out, replace, hint| crate::io::prepare_output_dir(out, replace, hint).map(|()| true))?;
@@ -91,7 +92,8 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     progress.summary(&state.log_history, state.best_step, seconds, rate);
     let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
     let single = trainer.best_single_answer.iter();
-    warnings.extend(single.map(|label| crate::evaluation::single_answer_warning("the selected model", label, "dev")));
+    let advice = if trainer.config().freeze_encoder { metrics::FROZEN_ADVICE } else { metrics::FINE_TUNING_ADVICE };
+    warnings.extend(single.map(|label| metrics::single_answer_warning("the selected model", label, "dev", advice)));
     let calibrate = trainer.config().calibrate && outcome != Outcome::Interrupted;
     let batch_size = trainer.config().per_device_eval_batch_size;
     // The trainer's model and optimizer go first: the calibration loads the selected model anew.
@@ -132,6 +134,13 @@ pub fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, 
     match config.dev_split.filter(|_| config.eval_strategy != EvalStrategy::No) {
         Some(share) => {
             let parts = crate::data::split_grouped(&train, share, 0.0, config.seed)?;
+            if parts.train.is_empty() || parts.dev.is_empty() {
+                let (t, d) = (parts.train.len(), parts.dev.len());
+                return Err(Error::Other(format!(
+                    "--dev-split {share} leaves {t} training and {d} dev pairs of {}: both need some",
+                    train.len()
+                )));
+            }
             Ok((crate::data::pick(&train, &parts.train), crate::data::pick(&train, &parts.dev)))
         }
         None if config.dev_files().is_empty() => Ok((train, Vec::new())),
@@ -139,16 +148,22 @@ pub fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, 
     }
 }
 
-/// A warning for each label that no training pair of a target has: the frozen
-/// recipe's classifier for that target never answers it (its probability is 0),
-/// and a fine-tuned one has seen no example of it there.
-fn unseen_labels(schema: &Schema, train: &[Record], frozen: bool) -> Vec<String> {
+/// A warning for each target of the dev data with no training pair, and for
+/// each label that no training pair of a target has: the frozen recipe's
+/// classifier for that target never answers it (its probability is 0), and a
+/// fine-tuned one has seen no example of it there.
+fn unseen_labels(schema: &Schema, train: &[Record], dev: &[Record], frozen: bool) -> Vec<String> {
     let seen: std::collections::BTreeSet<(&str, &str)> =
         train.iter().map(|r| (r.target.as_str(), r.label.as_str())).collect();
     let targets: std::collections::BTreeSet<&str> = seen.iter().map(|&(t, _)| t).collect();
+    let untrained: std::collections::BTreeSet<&str> =
+        dev.iter().map(|r| r.target.as_str()).filter(|t| !targets.contains(t)).collect();
+    let mut warnings: Vec<String> = untrained
+        .into_iter()
+        .map(|t| format!("target `{t}` is in the dev data but has no training pair: the model learns nothing of it"))
+        .collect();
     let consequence =
         if frozen { "its classifier never answers it" } else { "the model has seen no example of it there" };
-    let mut warnings = Vec::new();
     for target in targets {
         for label in schema.labels.iter().filter(|l| !seen.contains(&(target, l.as_str()))) {
             warnings.push(format!("no training pair of target `{target}` is labelled `{label}`: {consequence}"));
@@ -157,15 +172,21 @@ fn unseen_labels(schema: &Schema, train: &[Record], frozen: bool) -> Vec<String>
     warnings
 }
 
-/// A warning for each set with pairs longer than `--max-length`: the model
-/// reads only their first `max_length` tokens.
-fn cut_pairs(sets: &[(&str, &[crate::training::Example])], max_length: usize) -> Vec<String> {
+/// A warning for each set with pairs longer than the model reads: `--max-length`,
+/// or the model's positions where those are fewer.
+fn cut_pairs(sets: &[(&str, &[crate::training::Example])], max_length: usize, model: &Classifier) -> Vec<String> {
+    let limit = model.tokenizer.max_length();
+    let longer = if limit < max_length {
+        format!("the model's {limit} positions (fewer than --max-length {max_length})")
+    } else {
+        format!("--max-length {max_length} tokens")
+    };
     let cut = |set: &[crate::training::Example]| set.iter().filter(|e| e.encoded.truncated).count();
     sets.iter()
         .filter(|(_, set)| cut(set) > 0)
         .map(|(name, set)| {
             format!(
-                "{} of {} {name} pairs are longer than --max-length {max_length} tokens: their sentences were cut to it",
+                "{} of {} {name} pairs are longer than {longer}: their sentences were cut to it",
                 cut(set),
                 set.len()
             )
@@ -216,6 +237,19 @@ pub fn run(args: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
 fn settings(args: TrainArgs, matches: &clap::ArgMatches) -> Result<(TrainConfig, bool)> {
     let flags = args.settings;
     if let Some(dir) = args.resume {
+        // The saved settings are the run's: a flag that would change one is refused, not dropped.
+        let command = <TrainArgs as clap::Args>::augment_args(clap::Command::new("train"));
+        let given = command.get_arguments().filter_map(|a| a.get_long()).filter(|&long| {
+            let id = long.replace('-', "_");
+            !["resume", "quiet"].contains(&long)
+                && matches.value_source(&id) == Some(clap::parser::ValueSource::CommandLine)
+        });
+        if let Some(flag) = given.map(|long| format!("--{long}")).next() {
+            return Err(Error::Other(format!(
+                "--resume continues {} with its saved settings; {flag} cannot change them (start a new run instead)",
+                dir.display()
+            )));
+        }
         let mut config = TrainConfig::from_json(&dir.join("train_config.json"))?;
         config.out = dir;
         config.quiet = flags.quiet;

@@ -346,6 +346,14 @@ fn a_label_a_target_never_had_is_named_and_left_out_of_calibration() {
     let unreachable = dev.lines().filter(|l| l.contains(r#""target":"nato""#) && l.contains("favor")).count();
     assert_eq!((fit.left_out, fit.examples + fit.left_out), (unreachable, dev.lines().count()), "{fit:?}");
     assert!(fit.temperature < 19.0, "{fit:?}");
+    // A target the dev data has and the training data lacks altogether.
+    let no_europe: Vec<&str> = full.lines().filter(|l| !l.contains(r#""target":"europe""#)).collect();
+    std::fs::write(&config.train[0], no_europe.join("\n")).unwrap();
+    let summary = train(TrainConfig { overwrite: true, ..config }, false, &never).unwrap();
+    assert_eq!(
+        summary.warnings,
+        ["target `europe` is in the dev data but has no training pair: the model learns nothing of it"]
+    );
 }
 
 /// Pairs longer than `--max-length` are cut, and `train` says how many of each set.
@@ -355,12 +363,24 @@ fn train_counts_the_pairs_it_cut() {
     let mut config = setup(dir.path());
     frozen(&mut config);
     config.max_length = 6;
-    let summary = train(config, false, &never).unwrap();
+    let summary = train(config.clone(), false, &never).unwrap();
     let cut: Vec<&String> = summary.warnings.iter().filter(|w| w.contains("longer than --max-length 6")).collect();
     assert_eq!(cut.len(), 2, "training and dev (the same file here): {:?}", summary.warnings);
     assert!(cut[0].ends_with("training pairs are longer than --max-length 6 tokens: their sentences were cut to it"));
     let n: usize = cut[0].split(' ').next().unwrap().parse().unwrap();
     assert!(n > 0 && n < 32, "{cut:?}");
+    // More than the model's positions (64 in the tiny model): cut there, not an indexing error.
+    let long = "it is for nato ".repeat(30);
+    let line = serde_json::json!({"id": "long", "text": long, "target": "nato", "label": "favor"}).to_string();
+    let mut data = std::fs::read_to_string(&config.train[0]).unwrap();
+    data.push_str(&format!("\n{line}"));
+    std::fs::write(&config.train[0], data).unwrap();
+    let config = TrainConfig { max_length: 1000, overwrite: true, ..config };
+    let summary = train(config, false, &never).unwrap();
+    assert!(summary
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("1 of 33 training pairs are longer than the model's 64 positions")));
 }
 
 /// `--precision int8` runs the frozen recipe's one pass in int8: the fitted
@@ -531,4 +551,20 @@ fn one_adamw_step_on_mpnet_matches_pytorch() {
             assert_close(&format!("{dtype:?}, after one step: {name}"), vars[name].as_tensor(), flat(want), 1e-6);
         }
     }
+}
+
+#[test]
+fn resume_refuses_flags_that_would_change_the_saved_settings() {
+    use clap::{CommandFactory, FromArgMatches};
+    let parse = |args: &[&str]| {
+        let matches = crate::cli::Cli::command().try_get_matches_from(args).unwrap();
+        let crate::cli::Command::Train(train) = crate::cli::Cli::from_arg_matches(&matches).unwrap().command else {
+            unreachable!()
+        };
+        settings(*train, matches.subcommand_matches("train").unwrap())
+    };
+    let err = parse(&["stancekit", "train", "--resume", "nowhere", "--num-train-epochs", "9"]).unwrap_err();
+    assert!(err.to_string().contains("--num-train-epochs cannot change them"), "{err}");
+    let err = parse(&["stancekit", "train", "--resume", "nowhere", "--quiet"]).unwrap_err();
+    assert!(err.to_string().contains("train_config.json"), "--quiet may be given: {err}");
 }

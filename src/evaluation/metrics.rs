@@ -80,13 +80,17 @@ pub fn single_answer(pred: &[usize]) -> Option<usize> {
     (!rest.is_empty() && rest.iter().all(|&p| p == first)).then_some(first)
 }
 
-/// Said in `train`'s summary and `eval`'s report, whatever recipe made the model.
-pub fn single_answer_warning(model: &str, label: &str, data: &str) -> String {
+/// Said in `train`'s summary and `eval`'s report, whatever recipe made the model;
+/// `advice` is what to try (it depends on the recipe).
+pub fn single_answer_warning(model: &str, label: &str, data: &str, advice: &str) -> String {
     format!(
-        "{model} answers `{label}` for every {data} pair: it has learned nothing a majority vote would not; \
-         try more epochs, another learning rate, or --class-weights balanced"
+        "{model} answers `{label}` for every {data} pair: it has learned nothing a majority vote would not; {advice}"
     )
 }
+
+/// What to try when a fine-tuned model answers one label, and when a frozen-encoder one does.
+pub const FINE_TUNING_ADVICE: &str = "try more epochs, another learning rate, or --class-weights balanced";
+pub const FROZEN_ADVICE: &str = "label more pairs, or try --feature-layers 4, a larger --head-c or another --model";
 
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {

@@ -187,7 +187,9 @@ impl Classifier {
         seed: u64,
     ) -> Result<Self> {
         let model = StanceModel::with_head(&config, &params, spec.head_shape(), seed)?;
-        let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), spec.max_length)?;
+        // A pair longer than the position table has no position to read: cut there, as `embed` does.
+        let limit = spec.max_length.min(config.max_tokens());
+        let tokenizer = StanceTokenizer::from_file(&dir.tokenizer(), limit)?;
         super::check_tokenizer(&tokenizer, &config, &dir.tokenizer())?;
         Ok(Self { model, tokenizer, spec, config, device: device.clone(), int8: None })
     }

@@ -244,6 +244,12 @@ impl TrainConfig {
                 "--feature-layers applies to --freeze-encoder's classifiers; fine-tuning reads the last layer".into()
             );
         }
+        if self.head_c != 1.0 && !self.freeze_encoder {
+            return bad("--head-c applies to --freeze-encoder's classifiers; fine-tuning has no C".into());
+        }
+        if self.dev_split.is_some() && self.eval_strategy == EvalStrategy::No {
+            return bad("--dev-split holds out dev data for evaluations: not with --eval-strategy no".into());
+        }
         if !(self.head_c > 0.0 && self.head_c.is_finite()) {
             return bad(format!("--head-c {} must be a positive number", self.head_c));
         }

@@ -123,7 +123,9 @@ impl Trainer {
             )));
         }
         self.state = saved;
-        let moments = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &self.classifier.device)?;
+        let file = dir.join("optimizer.safetensors");
+        let moments = candle_core::safetensors::load(&file, &self.classifier.device)
+            .map_err(|e| Error::Other(format!("{}: {e}", file.display())))?;
         self.optimizer.restore(&moments, self.state.global_step)?;
         self.classifier.model.dropout_rng.restore(self.state.dropout_rng.clone());
         Ok(())
@@ -377,7 +379,8 @@ impl Trainer {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         self.classifier.save(&tmp, &self.base)?;
-        candle_core::safetensors::save(&self.optimizer.state(), tmp.join("optimizer.safetensors"))?;
+        let moments = tmp.join("optimizer.safetensors");
+        crate::io::replace_file(&moments, |file| Ok(candle_core::safetensors::save(&self.optimizer.state(), file)?))?;
         self.state.save(&tmp.join("trainer_state.json"))?;
         let old = self.run.file(".checkpoint-last.old");
         let _ = std::fs::remove_dir_all(&old);
