@@ -29,6 +29,16 @@ where
 /// Lets `write` create a temporary sibling of `path` by name (for writers that
 /// take a path), then syncs it and renames it into place.
 pub fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if let Some(target) = is_link.then(|| path.canonicalize().ok()).flatten() {
+        // The file the link names is replaced; the link stays.
+        return replace_file(&target, write);
+    }
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        // A pipe or a device (`/dev/null`, `/dev/stdout`) is written in place:
+        // renaming over it would replace the device with a plain file.
+        return write(path);
+    }
     let tmp = temp_path(path);
     // The permissions a new file gets here (the umask's): a writer that makes
     // its own private temporary and renames it over `tmp` (safetensors does)
@@ -83,6 +93,23 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 pub struct Replace<'a> {
     pub marker: &'a str,
     pub inputs: &'a [&'a Path],
+}
+
+/// Refuses an output that is one of the inputs (the same file by another
+/// name included): writing it would destroy what is being read.
+pub fn check_not_an_input(output: &Path, flag: &str, inputs: &[&Path]) -> Result<()> {
+    let Ok(out) = output.canonicalize() else { return Ok(()) };
+    if !out.is_file() {
+        return Ok(());
+    }
+    match inputs.iter().find(|p| p.canonicalize().is_ok_and(|p| p == out)) {
+        Some(input) => Err(Error::Other(format!(
+            "{flag} {} is the input {}: writing it would destroy what is read; choose another file",
+            output.display(),
+            input.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// An output folder (a run, a cross-validation) made ready: created if
@@ -226,5 +253,32 @@ mod tests {
         .unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), mode(&usual));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_and_devices_are_written_through_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("keep.jsonl");
+        std::fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_text(&link, "new").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        write_text(Path::new("/dev/null"), "nothing").unwrap();
+        assert!(!std::fs::metadata("/dev/null").unwrap().is_file(), "/dev/null is still the device");
+    }
+
+    #[test]
+    fn an_output_that_is_an_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        std::fs::write(&input, "x").unwrap();
+        let other_name = dir.path().join(".").join("in.jsonl");
+        let err = check_not_an_input(&other_name, "--output", &[input.as_path()]).unwrap_err().to_string();
+        assert!(err.contains("is the input"), "{err}");
+        check_not_an_input(&dir.path().join("new.jsonl"), "--output", &[input.as_path()]).unwrap();
+        check_not_an_input(Path::new("/dev/null"), "--output", &[Path::new("/dev/null")]).unwrap();
     }
 }

@@ -57,6 +57,7 @@ impl fmt::Display for Summary {
 
 /// Runs `stancekit embed`: from reading the input to the last row written.
 pub fn run(config: &EmbedConfig) -> Result<Summary> {
+    crate::io::check_not_an_input(&config.output, "--output", &[config.input.as_path()])?;
     let arithmetic = config.precision.arithmetic()?;
     let dir = resolve::resolve(&config.model)?;
     let device = crate::device::select_for(&config.device, arithmetic.precision)?;

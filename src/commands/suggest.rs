@@ -97,6 +97,9 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     if config.n == 0 {
         return Err(Error::Other("--n: suggest at least one sentence".into()));
     }
+    let exclude: Vec<PathBuf> = config.exclude.iter().map(|e| crate::data::Input::parse(e).path).collect();
+    let inputs: Vec<&std::path::Path> = config.pool.iter().chain(&exclude).map(PathBuf::as_path).collect();
+    crate::io::check_not_an_input(&config.out, "--out", &inputs)?;
     let (_, classifier) = super::load_classifier(&config.model, &config.device, &super::PrecisionArgs::default())?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
     targets.check_fit(&classifier.pair_encoder())?;
