@@ -4,8 +4,55 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use crate::{Error, Result};
+
+/// How long a request's body may take to arrive, and how large it may be.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyBounds {
+    pub time: Duration,
+    pub max_bytes: usize,
+    /// The flags that set them, named in the errors (`" (--max-body-bytes)"`), or "".
+    pub flags: [&'static str; 2],
+}
+
+/// Middleware for both servers: a body declared over the bound is answered
+/// 413 before any of it is read, and one that does not arrive within the time
+/// (a client that sends slowly, or stops) 408, so a stalled client holds its
+/// connection, and a stop waiting for it, no longer than that. The body is
+/// read here, whole, and handed on. Errors are JSON, as the servers' own:
+/// `{"error": "...", "field": "body", "status": N}`.
+pub async fn bound_body(State(bounds): State<BodyBounds>, request: Request, next: Next) -> Response {
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = || {
+        let message = format!("body: over {} bytes{}", bounds.max_bytes, bounds.flags[1]);
+        body_error(StatusCode::PAYLOAD_TOO_LARGE, message)
+    };
+    if declared.is_some_and(|n| n > bounds.max_bytes as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(bounds.time, axum::body::to_bytes(body, bounds.max_bytes)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Err(_)) => too_large(),
+        Err(_) => {
+            let message = format!("body: not received within {} ms{}", bounds.time.as_millis(), bounds.flags[0]);
+            body_error(StatusCode::REQUEST_TIMEOUT, message)
+        }
+    }
+}
+
+fn body_error(status: StatusCode, message: String) -> Response {
+    let body = serde_json::json!({ "error": message, "field": "body", "status": status.as_u16() });
+    (status, axum::Json(body)).into_response()
+}
 
 /// Binds `addr` for `command`, ready for tokio; a port in use is an error that says so.
 pub fn bind(addr: &str, command: &str) -> Result<TcpListener> {

@@ -186,8 +186,20 @@ fn the_api_labels_skips_undoes_and_counts() {
 
     let (forbidden, _, _) = request(&server.addr, "evil.example:80", "GET", "/api/next", "");
     assert_eq!(forbidden, 403, "another host name is refused");
-    let (too_big, _, _) = request(&server.addr, &server.addr, "POST", "/api/label", &"x".repeat(100_000));
-    assert_eq!(too_big, 413);
+    // Every refusal is JSON with an error, HTTP's own ones included.
+    let refusals = [
+        ("POST", "/api/label", "x".repeat(100_000), 413),
+        ("POST", "/api/label", "{oops".to_string(), 400),
+        ("POST", "/api/label", r#"{"item": "0", "labels": {}}"#.to_string(), 422),
+        ("GET", "/api/label", String::new(), 405),
+        ("GET", "/nowhere", String::new(), 404),
+    ];
+    for (method, path, body, status) in refusals {
+        let (got, _, text) = request(&server.addr, &server.addr, method, path, &body);
+        let error: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"));
+        assert_eq!(got, status, "{method} {path}: {text}");
+        assert!(!error["error"].as_str().unwrap().is_empty(), "{text}");
+    }
 
     server.label(0, "against", "favor");
     let done = server.label(1, "none", "none");

@@ -12,8 +12,9 @@
 //! | `POST /api/revisit` | bring the skipped sentences back |
 //! | `GET /api/stats` | progress and per-target, per-label counts |
 //!
-//! A refused request answers 400 (malformed) or 409 (does not fit the
-//! session's state) with `{"error": "..."}`. Bodies are capped at
+//! A refused request answers 400 (malformed), 409 (does not fit the
+//! session's state), or 404, 405, 408, 413, 415 or 422 as HTTP has them,
+//! always with `{"error": "..."}`. Bodies are capped at
 //! [`MAX_BODY`]; requests run one at a time on the session, and at most
 //! [`MAX_WAITING`] wait for it (503 beyond). On a loopback
 //! address, requests must name that address in `Host`, so that a web page
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -39,6 +41,9 @@ pub const PAGE: &str = include_str!("page.html");
 
 /// No request of the API comes near this.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// How long a request's body may take to arrive (the page's are a few hundred bytes).
+pub const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Requests waiting for the session at once; more are told to come back (503).
 /// The page sends one at a time.
@@ -102,7 +107,15 @@ pub fn router(session: Session, meta: Meta, addr: SocketAddr) -> Router {
         .route("/api/skip", post(skip))
         .route("/api/undo", post(|State(app): State<Arc<App>>| on_session(app, Session::undo)))
         .route("/api/revisit", post(|State(app): State<Arc<App>>| on_session(app, Session::revisit)))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route".into())
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::http::BodyBounds { time: BODY_TIME, max_bytes: MAX_BODY, flags: ["", ""] },
+            crate::http::bound_body,
+        ))
         .layer(axum::middleware::from_fn_with_state(app.clone(), same_host))
         .with_state(app)
 }
@@ -133,12 +146,24 @@ struct ItemBody {
     item: usize,
 }
 
-async fn label(State(app): State<Arc<App>>, Json(body): Json<LabelBody>) -> Response {
-    on_session(app, move |s| s.label(body.item, &body.labels)).await
+async fn label(State(app): State<Arc<App>>, body: std::result::Result<Json<LabelBody>, JsonRejection>) -> Response {
+    match body {
+        Ok(Json(body)) => on_session(app, move |s| s.label(body.item, &body.labels)).await,
+        Err(rejected) => refused(rejected),
+    }
 }
 
-async fn skip(State(app): State<Arc<App>>, Json(body): Json<ItemBody>) -> Response {
-    on_session(app, move |s| s.skip(body.item)).await
+async fn skip(State(app): State<Arc<App>>, body: std::result::Result<Json<ItemBody>, JsonRejection>) -> Response {
+    match body {
+        Ok(Json(body)) => on_session(app, move |s| s.skip(body.item)).await,
+        Err(rejected) => refused(rejected),
+    }
+}
+
+/// A body axum could not take as JSON (no JSON content type, bad JSON, a
+/// wrong type): its status and message, as JSON like every other refusal.
+fn refused(rejected: JsonRejection) -> Response {
+    error(rejected.status(), rejected.body_text())
 }
 
 /// Runs `work` on the session off the async threads (it syncs files and may run the model).

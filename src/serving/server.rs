@@ -148,6 +148,14 @@ pub fn router(service: Arc<Service>) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, None, "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            crate::http::BodyBounds {
+                time: service.limits.timeout,
+                max_bytes: limit,
+                flags: [" (--timeout-ms)", " (--max-body-bytes)"],
+            },
+            crate::http::bound_body,
+        ))
         .layer(middleware::from_fn_with_state(service.clone(), track))
         .with_state(service)
 }
