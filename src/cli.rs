@@ -112,4 +112,18 @@ mod tests {
         assert_eq!(out(&["stancekit", "train"]), std::path::Path::new("runs/default"));
         assert_eq!(out(&["stancekit", "cv", "--out", "x"]), std::path::Path::new("x"));
     }
+
+    #[test]
+    fn a_count_of_zero_is_refused_not_made_one() {
+        for args in [
+            ["stancekit", "serve", "--queue-size", "0"],
+            ["stancekit", "serve", "--timeout-ms", "0"],
+            ["stancekit", "predict", "--window", "0"],
+            ["stancekit", "eval", "--batch-size", "0"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err().to_string();
+            assert!(err.contains("must be at least 1"), "{args:?}: {err}");
+        }
+        assert!(Cli::try_parse_from(["stancekit", "serve", "--model", "m", "--queue-size", "1"]).is_ok());
+    }
 }

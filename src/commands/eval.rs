@@ -61,13 +61,13 @@ pub struct EvalConfig {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Confidence bins of the reliability diagram and ECE.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::at_least_one::<usize>)]
     pub bins: usize,
     /// Misclassified records listed per system, most confident first.
     #[arg(long, default_value_t = 25)]
     pub errors: usize,
     /// Pairs per forward pass when running a model.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::at_least_one::<usize>)]
     pub batch_size: usize,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]

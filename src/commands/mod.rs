@@ -184,3 +184,16 @@ fn int8_note(int8: Option<Int8Plan>) -> String {
         false => format!(", int8 (kernel {}; in f32: {})", kernel.name(), kept.join(", ")),
     }
 }
+
+/// The parser of a count flag that must be at least 1 (a batch size, a queue):
+/// 0 is refused on the command line, not quietly made 1.
+pub fn at_least_one<T>(value: &str) -> std::result::Result<T, String>
+where
+    T: std::str::FromStr<Err = std::num::ParseIntError> + PartialEq + From<u8>,
+{
+    match value.parse::<T>() {
+        Ok(n) if n == T::from(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -22,25 +22,25 @@ pub struct ServeConfig {
     pub addr: String,
     /// (target, sentence) pairs merged from concurrent requests into one model
     /// call at most, sorted by length there as `predict` sorts a window.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = super::at_least_one::<usize>)]
     pub max_batch_size: usize,
     /// How long a request waits for others to join its model call.
     #[arg(long, default_value_t = 5)]
     pub max_wait_ms: u64,
     /// Pairs per forward pass inside a model call.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::at_least_one::<usize>)]
     pub batch_size: usize,
     /// Requests waiting for the model at most; more are answered 429.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::at_least_one::<usize>)]
     pub queue_size: usize,
     /// Texts (or records) per request at most; more are answered 413.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::at_least_one::<usize>)]
     pub max_texts: usize,
     /// Bytes per request body at most; more are answered 413.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 20, value_parser = super::at_least_one::<usize>)]
     pub max_body_bytes: usize,
     /// A request not answered this long after it arrived is answered 504.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 30_000, value_parser = super::at_least_one::<u64>)]
     pub timeout_ms: u64,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
@@ -54,13 +54,13 @@ impl ServeConfig {
     fn settings(&self) -> Settings {
         Settings {
             batching: BatchOptions {
-                max_pairs: self.max_batch_size.max(1),
+                max_pairs: self.max_batch_size,
                 max_wait: Duration::from_millis(self.max_wait_ms),
-                queue: self.queue_size.max(1),
+                queue: self.queue_size,
             },
-            batch_size: self.batch_size.max(1),
+            batch_size: self.batch_size,
             limits: Limits {
-                max_texts: self.max_texts.max(1),
+                max_texts: self.max_texts,
                 max_body_bytes: self.max_body_bytes,
                 timeout: Duration::from_millis(self.timeout_ms),
             },
