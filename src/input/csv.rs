@@ -41,6 +41,9 @@ pub struct CsvReader<R> {
     header: Row,
     row: ByteRecord,
     done: bool,
+    quoting: bool,
+    /// The row after the one last handed out, read ahead to tell whether that one was the last.
+    ahead: Option<Result<Row>>,
 }
 
 impl<R: Read> CsvReader<R> {
@@ -54,12 +57,57 @@ impl<R: Read> CsvReader<R> {
             .has_headers(false)
             .from_reader(Marks::new(reader));
         let empty = Row { line: 1, fields: Vec::new() };
-        let mut rows = Self { reader, file, header: empty, row: ByteRecord::new(), done: false };
+        let quoting = dialect.quoting;
+        let mut rows = Self { reader, file, header: empty, row: ByteRecord::new(), done: false, quoting, ahead: None };
         match rows.next() {
             Some(header) => rows.header = header?,
             None => return Err(Problem::new(&rows.file, 1, "header", "empty file: no header row").into()),
         }
+        rows.check_header()?;
         Ok(rows)
+    }
+
+    /// A column named twice would leave one of the two unread.
+    fn check_header(&self) -> Result<()> {
+        let names: Vec<String> = self.header.fields.iter().map(|f| f.trim().to_ascii_lowercase()).collect();
+        match names.iter().enumerate().find(|(i, n)| !n.is_empty() && names[..*i].contains(n)) {
+            Some((i, _)) => {
+                let message = format!("column `{}` is named twice", self.header.fields[i].trim());
+                Err(Problem::new(&self.file, self.header.line, "header", message).into())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// What the csv crate lets pass: more fields than the header names, and
+    /// (in the `last` row) a quote never closed, which swallows every row
+    /// after it up to the end of the file.
+    fn check_row(&self, row: Row, last: bool) -> Result<Row> {
+        let problem = |message: String| Err(Problem::new(&self.file, row.line, "row", message).into());
+        let (got, named) = (row.fields.len(), self.header.fields.len());
+        if named > 0 && got > named {
+            return problem(format!("{got} fields, but the header names {named} columns"));
+        }
+        let unclosed = last && self.quoting && self.reader.get_ref().last != Some(b'"');
+        if unclosed && row.fields.iter().any(|f| f.contains('\n')) {
+            return problem("a quoted field is never closed: it runs to the end of the file".into());
+        }
+        Ok(row)
+    }
+
+    /// The next record as the csv crate reads it.
+    fn read(&mut self) -> Option<Result<Row>> {
+        if self.done {
+            return None;
+        }
+        match self.reader.read_byte_record(&mut self.row) {
+            Ok(true) => Some(self.decoded()),
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Err(e) => Some(Err(self.error(e))),
+        }
     }
 
     /// The input as named in problems.
@@ -101,17 +149,13 @@ impl<R: Read> Iterator for CsvReader<R> {
     type Item = Result<Row>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.reader.read_byte_record(&mut self.row) {
-            Ok(true) => Some(self.decoded()),
-            Ok(false) => {
-                self.done = true;
-                None
-            }
-            Err(e) => Some(Err(self.error(e))),
-        }
+        let current = match self.ahead.take() {
+            Some(row) => row,
+            None => self.read()?,
+        };
+        self.ahead = self.read();
+        let last = self.ahead.is_none();
+        Some(current.and_then(|row| self.check_row(row, last)))
     }
 }
 
@@ -129,11 +173,13 @@ struct Marks<R> {
     /// The line of byte `counted`.
     line: usize,
     counted: u64,
+    /// The last byte passed through that ends no line.
+    last: Option<u8>,
 }
 
 impl<R: Read> Marks<R> {
     fn new(inner: R) -> Self {
-        Self { inner, offset: 0, ends: VecDeque::new(), line: 1, counted: 0 }
+        Self { inner, offset: 0, ends: VecDeque::new(), line: 1, counted: 0, last: None }
     }
 
     /// The line of the first byte at or after `byte` that is not a line ending;
@@ -157,6 +203,7 @@ impl<R: Read> Read for Marks<R> {
         let ends = buf[..n].iter().enumerate().filter(|(_, b)| matches!(b, b'\r' | b'\n'));
         self.ends.extend(ends.map(|(i, &b)| (self.offset + i as u64, b)));
         self.offset += n as u64;
+        self.last = buf[..n].iter().rev().find(|b| !matches!(b, b'\r' | b'\n')).copied().or(self.last);
         Ok(n)
     }
 }
@@ -185,6 +232,22 @@ mod tests {
 
     fn row(line: usize, fields: &[&str]) -> Result<(usize, Vec<String>), String> {
         Ok((line, fields.iter().map(|f| f.to_string()).collect()))
+    }
+
+    #[test]
+    fn extra_fields_an_unclosed_quote_and_a_twice_named_column_are_problems() {
+        let extra = rows(b"id,text\n1,hello,extra\n2,fine\n", Dialect::CSV).unwrap();
+        let problem = |p: &str| Err(format!("invalid input (1 problem(s)):\nf.csv:{p}"));
+        assert_eq!(extra[1], problem("2: row: 3 fields, but the header names 2 columns"));
+        assert_eq!(extra[2], row(3, &["2", "fine"]));
+        let unclosed = rows(b"id,text\n1,\"unterminated\n2,foo\n", Dialect::CSV).unwrap();
+        let never_closed = problem("2: row: a quoted field is never closed: it runs to the end of the file");
+        assert_eq!(unclosed.last().unwrap(), &never_closed);
+        for closed in [&b"id,text\n1,\"two\nlines\"\n"[..], b"id,text\n1,\"two\nlines\"", b"id,text\n1,two\n"] {
+            assert!(rows(closed, Dialect::CSV).unwrap().iter().all(Result::is_ok), "{closed:?}");
+        }
+        let twice = collect(&b"id,Text,text \n1,a,b\n"[..], Dialect::CSV).unwrap_err();
+        assert_eq!(twice, "invalid input (1 problem(s)):\nf.csv:1: header: column `text` is named twice");
     }
 
     #[test]
