@@ -81,7 +81,11 @@ fn write_output(path: &Path, items: &[TextItem], vectors: &[Vec<f32>]) -> Result
     let rows = items.iter().zip(vectors).map(|(i, v)| Row { id: &i.id, text: &i.text, embedding: v });
     if path.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
-        return crate::io::write_json_lines(&mut out, rows).map_err(|e| Error::io("stdout", e));
+        // A reader that went away (`| head`) chose to: as `predict`, end quietly.
+        return match crate::io::write_json_lines(&mut out, rows) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            result => result.map_err(|e| Error::io("stdout", e)),
+        };
     }
     let is_npy = path.extension().is_some_and(|e| e == "npy");
     crate::io::write_atomic(path, |w| {

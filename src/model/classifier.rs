@@ -64,8 +64,28 @@ impl StanceSpec {
                 dir.path().display()
             )));
         };
-        serde_json::from_value(section.clone())
-            .map_err(|e| Error::Model(format!("{}: bad `stancekit` section: {e}", dir.config().display())))
+        let bad = |e: String| Error::Model(format!("{}: bad `stancekit` section: {e}", dir.config().display()));
+        let spec: Self = serde_json::from_value(section.clone()).map_err(|e| bad(e.to_string()))?;
+        spec.check().map_err(bad)?;
+        Ok(spec)
+    }
+
+    /// What serde lets through but no trained model has.
+    fn check(&self) -> std::result::Result<(), String> {
+        if let Some(label) = self.labels.iter().enumerate().find_map(|(i, l)| self.labels[..i].contains(l).then_some(l))
+        {
+            return Err(format!("label `{label}` is named twice"));
+        }
+        if self.labels.len() < 2 {
+            return Err("fewer than two labels".into());
+        }
+        if self.max_length < 3 {
+            return Err(format!("max_length {} leaves no room for a sentence", self.max_length));
+        }
+        match self.temperature {
+            Some(t) if !(t > 0.0 && t.is_finite()) => Err(format!("temperature {t} must be a positive number")),
+            _ => Ok(()),
+        }
     }
 
     /// The head this spec describes.
@@ -426,5 +446,28 @@ mod tests {
         crate::testing::write_tiny_model(base.path(), 1).unwrap();
         let err = Classifier::load(&ModelDir::open(base.path()).unwrap(), &Device::Cpu).err().unwrap();
         assert!(err.to_string().contains("not a stancekit model"), "{err}");
+    }
+
+    /// A hand-edited `stancekit` section that no trained model has is refused
+    /// by name at load, not met later as duplicate JSON keys or a broken softmax.
+    #[test]
+    fn a_spec_no_model_could_have_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::testing::write_tiny_classifier(dir.path(), 2).unwrap();
+        let config_path = dir.path().join("config.json");
+        let original: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+        let edits = [
+            ("labels", serde_json::json!(["favor", "favor", "none"]), "label `favor` is named twice"),
+            ("temperature", serde_json::json!(0.0), "temperature 0 must be a positive number"),
+            ("max_length", serde_json::json!(0), "max_length 0 leaves no room"),
+        ];
+        for (key, value, message) in edits {
+            let mut config = original.clone();
+            config["stancekit"][key] = value;
+            std::fs::write(&config_path, config.to_string()).unwrap();
+            let err = Classifier::load(&ModelDir::open(dir.path()).unwrap(), &Device::Cpu).err().unwrap().to_string();
+            assert!(err.contains("bad `stancekit` section") && err.contains(message), "{key}: {err}");
+        }
     }
 }
