@@ -446,6 +446,13 @@ struct ScoredRow<'a> {
 
 /// Runs `stancekit eval`: the table on stdout, the files into `--report`.
 pub fn run_command(config: &EvalConfig) -> Result<()> {
+    // Said before the evaluation's work, not after it.
+    if let Some(dir) = config.report.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+        return Err(Error::Other(format!(
+            "--report {}: a file; it names a folder to write the report in",
+            dir.display()
+        )));
+    }
     let evaluation = run(config)?;
     crate::io::print_stdout(&crate::reporting::table::render(&evaluation.report()))?;
     if let Some(dir) = &config.report {

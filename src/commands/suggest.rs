@@ -27,7 +27,8 @@ pub struct SuggestConfig {
     /// Targets to score, comma-separated ids (default: every target the model was trained on).
     #[arg(long, value_delimiter = ',')]
     pub targets: Vec<String>,
-    /// A target the model reads zero-shot from its description, `ID=DESCRIPTION` (repeatable).
+    /// A target the model reads zero-shot from its description, `ID=DESCRIPTION` (repeatable;
+    /// fine-tuned models only: a frozen-encoder model has a classifier per trained target).
     #[arg(long = "target", value_name = "ID=DESCRIPTION")]
     pub target: Vec<String>,
     /// How many sentences to suggest.

@@ -104,7 +104,7 @@ fn check_fields(entry: &Entry, schema: &Schema, problems: &mut Vec<Problem>) {
         let (known, fix) = if schema.from_runs {
             (
                 ": no model evaluated was trained on it (they know: ",
-                "); --targets FILE reads the data against a targets file instead",
+                "); a model is scored and calibrated only on the targets it was trained on",
             )
         } else {
             ("; known: ", "; add new targets to the targets file")

@@ -93,8 +93,9 @@ impl TargetSet {
 
     fn unknown(&self, id: &str) -> Error {
         Error::Other(format!(
-            "unknown target `{id}` (the model knows: {}); give a new target with its description: \
-             --target '{id}=DESCRIPTION'",
+            "unknown target `{id}` (the model knows: {}); a fine-tuned model reads a new target from its \
+             description: --target '{id}=DESCRIPTION' (a frozen-encoder model scores only the targets it was \
+             trained on)",
             self.ids.join(", ")
         ))
     }

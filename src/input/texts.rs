@@ -49,7 +49,7 @@ pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum InputFormat {
-    /// By extension: `.jsonl`/`.ndjson`/`.json` JSONL, `.csv` CSV, `.txt` article text;
+    /// By extension: `.jsonl`/`.ndjson`/`.json` JSONL, `.csv` CSV, `.tsv` TSV, `.txt` article text;
     /// otherwise (stdin too) JSONL when the first line opens an object, else lines.
     #[default]
     Auto,
@@ -57,6 +57,8 @@ pub enum InputFormat {
     Jsonl,
     /// A header row naming `text`, optional `id` and `target` columns.
     Csv,
+    /// The same, tab-separated (quotes are literal, as in the labelled TSV reader).
+    Tsv,
     /// One sentence per line.
     Lines,
     /// Raw article text, split into sentences.
@@ -117,7 +119,8 @@ pub fn open_records(path: &Path, options: &ReadOptions) -> Result<(InputFormat, 
         InputFormat::Jsonl => {
             Box::new(LineReader::new(reader, name.clone()).filter_map(move |l| json_record(l, &name)))
         }
-        InputFormat::Csv => Box::new(CsvRecords::open(reader, name)?),
+        InputFormat::Csv => Box::new(CsvRecords::open(reader, name, Dialect::CSV)?),
+        InputFormat::Tsv => Box::new(CsvRecords::open(reader, name, Dialect::TSV)?),
         InputFormat::Text => Box::new(TextRecords::new(LineReader::new(reader, name))),
         InputFormat::Lines | InputFormat::Auto => {
             Box::new(LineReader::new(reader, name.clone()).filter_map(move |l| line_record(l, &name)))
@@ -151,6 +154,7 @@ fn detect_format(path: &Path, reader: &mut impl BufRead, split: bool) -> InputFo
     match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("jsonl" | "ndjson" | "json") => return InputFormat::Jsonl,
         Some("csv") => return InputFormat::Csv,
+        Some("tsv") => return InputFormat::Tsv,
         Some("txt") => return InputFormat::Text,
         _ => {}
     }
@@ -251,8 +255,8 @@ struct CsvRecords {
 }
 
 impl CsvRecords {
-    fn open(reader: Input, name: Arc<str>) -> Result<Self> {
-        let rows = CsvReader::open(reader, name.clone(), Dialect::CSV)?;
+    fn open(reader: Input, name: Arc<str>, dialect: Dialect) -> Result<Self> {
+        let rows = CsvReader::open(reader, name.clone(), dialect)?;
         // SemEval's name for the text column, which the sets derived from it keep.
         let (text, tweet) = match rows.column("text") {
             Some(text) => (Some(text), false),
@@ -425,6 +429,17 @@ mod tests {
         assert_eq!(ok[0].text, "one, with a comma");
         assert_eq!((ok[1].id.as_str(), ok[1].target.as_deref(), ok[1].text.as_str()), ("y", None, "two\nlines"));
         assert!(csv[2].as_ref().unwrap_err().to_string().ends_with("b.csv:5: text: empty"), "{:?}", csv[2]);
+    }
+
+    #[test]
+    fn tsv_is_read_by_its_header_with_literal_quotes() {
+        let (_d, tsv) = stream("t.tsv", b"id\ttext\ttarget\n1\tKyiv \"must\" join\tnato\n", ReadOptions::default());
+        let record = tsv[0].as_ref().unwrap();
+        assert_eq!(
+            (record.id.as_str(), record.text.as_str(), record.target.as_deref()),
+            ("1", "Kyiv \"must\" join", Some("nato"))
+        );
+        assert_eq!(tsv.len(), 1, "the header is no sentence");
     }
 
     #[test]
