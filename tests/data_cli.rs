@@ -129,4 +129,12 @@ fn split_writes_folds() {
         let train = std::fs::read_to_string(dir.path().join(format!("cv/fold-{k}/train.jsonl"))).unwrap();
         assert_eq!((test.lines().count(), train.lines().count()), (4, 16), "fold {k}");
     }
+    // Fewer folds over the same folder: folds 4 and 5 of the first split do not stay behind.
+    let args = ["data", "split", "--targets", "targets.json", "good.jsonl", "--out", "cv", "--folds", "3"];
+    let refused = stancekit(dir.path(), &args);
+    assert!(text(&refused.stderr).contains("pass --overwrite"), "{}", text(&refused.stderr));
+    let again = stancekit(dir.path(), &[&args[..], &["--overwrite"]].concat());
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(!dir.path().join("cv/fold-4/test.jsonl").exists() && !dir.path().join("cv/fold-5/train.jsonl").exists());
+    assert!(dir.path().join("cv/fold-3/test.jsonl").exists());
 }

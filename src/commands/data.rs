@@ -145,7 +145,10 @@ fn plan(config: &SplitConfig, records: &[Record]) -> Result<(Plan, Vec<PathBuf>)
                 [(dir.join("train.jsonl"), fold.train), (dir.join("test.jsonl"), fold.test)]
             })
             .collect();
-        return Ok((plan, Vec::new()));
+        // Folds past k from an earlier split into more: as stale as a left-over test.jsonl.
+        let beyond = (k + 1..).map(|i| out.join(format!("fold-{i}"))).take_while(|dir| dir.is_dir());
+        let stale = beyond.flat_map(|dir| ["train.jsonl", "test.jsonl"].map(|f| dir.join(f))).filter(|p| p.exists());
+        return Ok((plan, stale.collect()));
     }
     let parts = split_grouped(records, config.dev, config.test, config.seed)?;
     let (plan, empty): (Plan, Plan) = [("train", parts.train), ("dev", parts.dev), ("test", parts.test)]

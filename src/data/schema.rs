@@ -42,8 +42,10 @@ impl Schema {
     /// Reads and checks a targets file.
     pub fn load(path: &Path) -> Result<Schema> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        // A byte order mark, as editors on Windows write, is no JSON: read past it as the data readers do.
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         let file = path.display().to_string();
-        let mut schema: Schema = serde_json::from_slice(&bytes).map_err(|e| {
+        let mut schema: Schema = serde_json::from_slice(bytes).map_err(|e| {
             Error::Invalid(Problems(vec![Problem {
                 file: file.clone(),
                 line: e.line(),
@@ -148,6 +150,12 @@ mod tests {
         assert_eq!(schema.target_for_description("Atheism?"), None);
         assert_eq!(schema.label_index("none"), Some(2));
         assert_eq!(schema.label_index("NONE"), None);
+        let bom = write(&dir, "\u{feff}{\"targets\": {\"atheism\": \"Atheism\"}}");
+        assert_eq!(
+            Schema::load(&bom).unwrap().description("atheism"),
+            Some("Atheism"),
+            "a byte order mark is read past"
+        );
     }
 
     #[test]

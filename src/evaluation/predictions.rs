@@ -122,6 +122,10 @@ impl PredictionsFile {
 /// line is reported at once.
 pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
     let name = path.display().to_string();
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        let message = "predictions are read as JSONL, as `stancekit predict` writes them by default (not --format csv)";
+        return Err(Problem::new(&name, 0, "file", message).into());
+    }
     let input = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut file = PredictionsFile { name: name.clone(), rows: Vec::new(), lines: Vec::new() };
     let mut problems = Vec::new();
@@ -276,5 +280,14 @@ mod tests {
         }
         let bad = serde_json::from_str::<Prediction>(&line("false")).unwrap_err().to_string();
         assert!(bad.starts_with("expected a string or a number, found false"), "{bad}");
+    }
+
+    #[test]
+    fn a_csv_of_predictions_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.csv");
+        std::fs::write(&path, "id,text,target,label\n").unwrap();
+        let err = read(&path, &labels()).err().unwrap().to_string();
+        assert!(err.contains("p.csv:0: file: predictions are read as JSONL"), "{err}");
     }
 }
