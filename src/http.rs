@@ -102,3 +102,68 @@ pub fn stop_signal() -> Result<impl Future<Output = ()>> {
     };
     Ok(stopped)
 }
+
+/// What bounds the connections themselves: how many may be open at once
+/// (beyond that, new ones wait in the listen queue until one closes) and how
+/// long a client may take to send a request's headers.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionBounds {
+    pub max_open: usize,
+    pub header_time: Duration,
+}
+
+/// Serves `router` on `listener` until `stop` resolves; then accepts no more,
+/// lets each connection finish the request it is in, and returns when all are
+/// closed. HTTP/1.1, one task per connection (hyper), within `bounds`.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    bounds: ConnectionBounds,
+    stop: impl Future<Output = ()>,
+) {
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(bounds.max_open.max(1)));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut stop => break,
+            accepted = async {
+                let permit = open.clone().acquire_owned().await;
+                (permit, listener.accept().await)
+            } => accepted,
+        };
+        let (Ok(permit), Ok((stream, _))) = accepted else {
+            // Out of file descriptors, say: wait a moment rather than spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let connection = connection(stream, router.clone(), bounds.header_time, stopped.clone());
+        connections.spawn(async move {
+            connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stopping.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
+/// One connection, asked to close after its request in flight once `stopped` turns true.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    router: axum::Router,
+    header_time: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_time);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = stopped.wait_for(|&stop| stop) => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
+}

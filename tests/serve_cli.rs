@@ -240,3 +240,30 @@ fn a_stalled_or_oversized_body_is_answered_at_once_or_within_the_timeout() {
     assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) }, 0);
     assert!(server.child.wait().unwrap().success());
 }
+
+/// Connections are bounded too: one that never finishes its headers is closed
+/// after `--timeout-ms`, and past `--max-connections` a new one waits to be
+/// accepted until another closes.
+#[test]
+fn idle_connections_are_closed_and_their_number_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    stancekit::testing::write_tiny_classifier(dir.path(), 5).unwrap();
+    let mut server = Server::start(dir.path(), &["--timeout-ms", "500", "--max-connections", "2"]);
+    let started = std::time::Instant::now();
+    let mut idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(("127.0.0.1", server.port)).unwrap()).collect();
+    idle[0].write_all(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // Both places are taken: this request is answered once the server has closed one of them.
+    let (status, body) = server.call("POST", "/v1/predict", r#"{"texts": ["peace"]}"#);
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(10), "answered after {waited:?}");
+    for stream in &mut idle {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+        assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&rest));
+    }
+    // SAFETY: signals our own child process by its id.
+    assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) }, 0);
+    assert!(server.child.wait().unwrap().success());
+}

@@ -2,7 +2,6 @@
 //! `--addr` until SIGTERM or Ctrl-C, then stop accepting, finish what is in
 //! flight, and return.
 
-use std::future::IntoFuture;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -39,9 +38,13 @@ pub struct ServeConfig {
     /// Bytes per request body at most; more are answered 413.
     #[arg(long, default_value_t = 1 << 20, value_parser = super::at_least_one::<usize>)]
     pub max_body_bytes: usize,
-    /// A request not answered this long after it arrived is answered 504.
+    /// A request not answered this long after it arrived is answered 504 (its
+    /// body not received by then, 408; its headers, the connection is closed).
     #[arg(long, default_value_t = 30_000, value_parser = super::at_least_one::<u64>)]
     pub timeout_ms: u64,
+    /// Connections open at once at most; more wait in the listen queue until one closes.
+    #[arg(long, default_value_t = 1024, value_parser = super::at_least_one::<usize>)]
+    pub max_connections: usize,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -84,7 +87,8 @@ pub fn run(config: &ServeConfig) -> Result<()> {
         let signal = crate::http::stop_signal()?;
         let precision = service.info["precision"].as_str().unwrap_or_default().to_string();
         eprintln!("stancekit serve: listening on http://{addr} (model {}, {precision})", config.model);
-        let serving = axum::serve(listener, router(service)).with_graceful_shutdown(async move {
+        let bounds = crate::http::ConnectionBounds { max_open: config.max_connections, header_time: drain };
+        let serving = crate::http::serve_router(listener, router(service), bounds, async move {
             signal.await;
             eprintln!("stancekit serve: stopping; finishing the requests in flight");
             let _ = stopping.send(true);
@@ -92,7 +96,7 @@ pub fn run(config: &ServeConfig) -> Result<()> {
         // A connection that never finishes its request (a client gone quiet
         // mid-body) does not hold the stop for longer than a request may take.
         tokio::select! {
-            served = serving.into_future() => served.map_err(|e| Error::Other(format!("serving: {e}"))),
+            () = serving => Ok::<(), Error>(()),
             () = after_stop(stopped, drain) => {
                 eprintln!("stancekit serve: connections still open {} ms after the stop; closing them", drain.as_millis());
                 Ok(())

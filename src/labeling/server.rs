@@ -45,6 +45,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// How long a request's body may take to arrive (the page's are a few hundred bytes).
 pub const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Connections open at once (the page keeps one or two); more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 64;
+
 /// Requests waiting for the session at once; more are told to come back (503).
 /// The page sends one at a time.
 pub const MAX_WAITING: usize = 8;
@@ -83,10 +86,9 @@ pub fn serve(session: Session, meta: Meta, listener: TcpListener) -> Result<()> 
     crate::http::runtime(Some(2))?.block_on(async move {
         let stop = crate::http::stop_signal()?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| Error::Other(format!("{addr}: {e}")))?;
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
-            .await
-            .map_err(|e| Error::Other(format!("{addr}: {e}")))
+        let bounds = crate::http::ConnectionBounds { max_open: MAX_CONNECTIONS, header_time: BODY_TIME };
+        crate::http::serve_router(listener, router, bounds, stop).await;
+        Ok(())
     })
 }
 
