@@ -23,13 +23,20 @@ pub struct BodyBounds {
     pub flags: [&'static str; 2],
 }
 
+/// When a request arrived (its headers read): `bound_body` puts it in the
+/// request's extensions, so that a handler's own deadline counts the time the
+/// body took from the same budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub std::time::Instant);
+
 /// Middleware for both servers: a body declared over the bound is answered
 /// 413 before any of it is read, and one that does not arrive within the time
 /// (a client that sends slowly, or stops) 408, so a stalled client holds its
 /// connection, and a stop waiting for it, no longer than that. The body is
 /// read here, whole, and handed on. Errors are JSON, as the servers' own:
 /// `{"error": "...", "field": "body", "status": N}`.
-pub async fn bound_body(State(bounds): State<BodyBounds>, request: Request, next: Next) -> Response {
+pub async fn bound_body(State(bounds): State<BodyBounds>, mut request: Request, next: Next) -> Response {
+    request.extensions_mut().insert(Arrived(std::time::Instant::now()));
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let too_large = || {
         let message = format!("body: over {} bytes{}", bounds.max_bytes, bounds.flags[1]);
@@ -41,12 +48,25 @@ pub async fn bound_body(State(bounds): State<BodyBounds>, request: Request, next
     let (parts, body) = request.into_parts();
     match tokio::time::timeout(bounds.time, axum::body::to_bytes(body, bounds.max_bytes)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Ok(Err(_)) => too_large(),
+        Ok(Err(e)) if over_limit(&e) => too_large(),
+        Ok(Err(e)) => body_error(StatusCode::BAD_REQUEST, format!("body: {e}")),
         Err(_) => {
             let message = format!("body: not received within {} ms{}", bounds.time.as_millis(), bounds.flags[0]);
             body_error(StatusCode::REQUEST_TIMEOUT, message)
         }
     }
+}
+
+/// Whether reading a body stopped at its length limit (not at a client gone, say).
+fn over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn body_error(status: StatusCode, message: String) -> Response {
@@ -104,28 +124,33 @@ pub fn stop_signal() -> Result<impl Future<Output = ()>> {
 }
 
 /// What bounds the connections themselves: how many may be open at once
-/// (beyond that, new ones wait in the listen queue until one closes) and how
-/// long a client may take to send a request's headers.
+/// (beyond that, new ones wait in the listen queue until one closes), how
+/// long a client may take to send a request's headers, and how long a stop
+/// waits for the requests in flight.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionBounds {
     pub max_open: usize,
     pub header_time: Duration,
+    pub drain: Duration,
 }
 
 /// Serves `router` on `listener` until `stop` resolves; then accepts no more,
 /// lets each connection finish the request it is in, and returns when all are
-/// closed. HTTP/1.1, one task per connection (hyper), within `bounds`.
+/// closed, or once `bounds.drain` has passed: false then (the connections
+/// left are dropped). HTTP/1.1, one task per connection (hyper).
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     bounds: ConnectionBounds,
     stop: impl Future<Output = ()>,
-) {
+) -> bool {
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let open = std::sync::Arc::new(tokio::sync::Semaphore::new(bounds.max_open.max(1)));
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(stop);
     loop {
+        // Finished connections' tasks are kept until collected: collect them.
+        while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
             () = &mut stop => break,
             accepted = async {
@@ -146,7 +171,8 @@ pub async fn serve_router(
     }
     drop(listener);
     let _ = stopping.send(true);
-    while connections.join_next().await.is_some() {}
+    let drained = async { while connections.join_next().await.is_some() {} };
+    tokio::time::timeout(bounds.drain, drained).await.is_ok()
 }
 
 /// One connection, asked to close after its request in flight once `stopped` turns true.

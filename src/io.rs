@@ -116,7 +116,13 @@ pub fn check_not_an_input(output: &Path, flag: &str, inputs: &[&Path]) -> Result
 /// missing; one that holds files is an error unless `overwrite` says it may
 /// be replaced. `hint` ends the error ("pass --overwrite to replace it …").
 pub fn prepare_output_dir(out: &Path, overwrite: Option<Replace>, hint: &str) -> Result<()> {
-    if check_output_dir(out, overwrite, hint)? {
+    let replace = check_output_dir(out, overwrite, hint)?;
+    make_output_dir(out, replace)
+}
+
+/// The folder made, emptied first if `replace` ([`check_output_dir`]'s answer).
+pub fn make_output_dir(out: &Path, replace: bool) -> Result<()> {
+    if replace {
         std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))

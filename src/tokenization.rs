@@ -13,6 +13,10 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use crate::{Error, Result};
 
+/// The fewest tokens a max length may allow: a pair's special tokens alone
+/// take 3 (BERT) or 4 (MPNet), and a word of the sentence one more.
+pub const MIN_MAX_LENGTH: usize = 5;
+
 /// One tokenised example, unpadded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {

@@ -135,6 +135,6 @@ fn split_writes_folds() {
     assert!(text(&refused.stderr).contains("pass --overwrite"), "{}", text(&refused.stderr));
     let again = stancekit(dir.path(), &[&args[..], &["--overwrite"]].concat());
     assert!(again.status.success(), "{}", text(&again.stderr));
-    assert!(!dir.path().join("cv/fold-4/test.jsonl").exists() && !dir.path().join("cv/fold-5/train.jsonl").exists());
+    assert!(!dir.path().join("cv/fold-4").exists() && !dir.path().join("cv/fold-5").exists());
     assert!(dir.path().join("cv/fold-3/test.jsonl").exists());
 }

@@ -223,6 +223,7 @@ fn a_stalled_or_oversized_body_is_answered_at_once_or_within_the_timeout() {
     let mut server = Server::start(dir.path(), &["--timeout-ms", "500"]);
     let response = |head: &str| {
         let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         stream.write_all(head.as_bytes()).unwrap();
         let started = std::time::Instant::now();
         let mut response = String::new();
@@ -236,9 +237,19 @@ fn a_stalled_or_oversized_body_is_answered_at_once_or_within_the_timeout() {
     let (huge, waited) = response("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n");
     assert!(huge.starts_with("HTTP/1.1 413") && huge.contains("body: over"), "{huge}");
     assert!(waited < Duration::from_millis(400), "413 at once, not after the timeout: {waited:?}");
+    // A stop while a body stalls: the request is answered (408) at its time, then the server exits.
+    let mut stalled = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stalled.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stalled.write_all(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = std::time::Instant::now();
     // SAFETY: signals our own child process by its id.
     assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) }, 0);
+    let mut answer = String::new();
+    stalled.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(server.child.wait().unwrap().success());
+    assert!(signalled.elapsed() < Duration::from_secs(5), "stopped after {:?}", signalled.elapsed());
 }
 
 /// Connections are bounded too: one that never finishes its headers is closed
@@ -257,10 +268,11 @@ fn idle_connections_are_closed_and_their_number_is_capped() {
     let waited = started.elapsed();
     assert_eq!(status, 200, "{body}");
     assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(10), "answered after {waited:?}");
+    // Both were closed by the server (end of stream), the one that sent nothing too.
     for stream in &mut idle {
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut rest = Vec::new();
-        let _ = stream.read_to_end(&mut rest);
+        stream.read_to_end(&mut rest).expect("closed by the server, not left open");
         assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&rest));
     }
     // SAFETY: signals our own child process by its id.

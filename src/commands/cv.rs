@@ -31,7 +31,7 @@ pub struct CvConfig {
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
     /// Bootstrap resamples for each fold's evaluation intervals.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::at_least_one::<usize>)]
     pub bootstrap: usize,
     #[command(flatten)]
     pub training: TrainConfig,
@@ -41,20 +41,17 @@ pub struct CvConfig {
 pub fn run(config: &CvConfig, stop: &dyn Fn(usize) -> bool) -> Result<CvResults> {
     let base = &config.training;
     base.validate()?;
-    if config.bootstrap == 0 {
-        return Err(Error::Other("--bootstrap must be positive".into()));
-    }
     let inputs = base.input_paths();
     let inputs: Vec<&Path> = inputs.iter().map(std::path::PathBuf::as_path).collect();
     let replace = base.overwrite.then_some(crate::io::Replace { marker: "cv_config.json", inputs: &inputs });
     let hint = "pass --overwrite to replace it";
-    crate::io::check_output_dir(&base.out, replace, hint)?;
+    let replace = crate::io::check_output_dir(&base.out, replace, hint)?;
     let schema = Schema::load(&base.targets)?;
     let records = data::load_records(&base.train, None, &schema)?;
     let folds = data::kfold_grouped(&records, config.folds, base.seed)?;
     // Every fold reads the same dev data: checked once now, before anything is written.
     data::load_records(base.dev_files(), None, &schema)?;
-    crate::io::prepare_output_dir(&base.out, replace, hint)?;
+    crate::io::make_output_dir(&base.out, replace)?;
     crate::io::write_json(&base.out.join("cv_config.json"), config)?;
     let mut per_fold = Vec::new();
     for (i, fold) in folds.iter().enumerate() {

@@ -52,7 +52,7 @@ pub struct EvalConfig {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Bootstrap resamples (of sentences) for confidence intervals and p-values.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::at_least_one::<usize>)]
     pub bootstrap: usize,
     /// Coverage of the confidence intervals.
     #[arg(long, default_value_t = 0.95)]

@@ -83,25 +83,21 @@ pub fn run(config: &ServeConfig) -> Result<()> {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
         let addr = listener.local_addr().map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
-        let (stopping, stopped) = tokio::sync::watch::channel(false);
         let signal = crate::http::stop_signal()?;
         let precision = service.info["precision"].as_str().unwrap_or_default().to_string();
         eprintln!("stancekit serve: listening on http://{addr} (model {}, {precision})", config.model);
-        let bounds = crate::http::ConnectionBounds { max_open: config.max_connections, header_time: drain };
-        let serving = crate::http::serve_router(listener, router(service), bounds, async move {
-            signal.await;
-            eprintln!("stancekit serve: stopping; finishing the requests in flight");
-            let _ = stopping.send(true);
-        });
         // A connection that never finishes its request (a client gone quiet
         // mid-body) does not hold the stop for longer than a request may take.
-        tokio::select! {
-            () = serving => Ok::<(), Error>(()),
-            () = after_stop(stopped, drain) => {
-                eprintln!("stancekit serve: connections still open {} ms after the stop; closing them", drain.as_millis());
-                Ok(())
-            }
+        let bounds = crate::http::ConnectionBounds { max_open: config.max_connections, header_time: drain, drain };
+        let drained = crate::http::serve_router(listener, router(service), bounds, async move {
+            signal.await;
+            eprintln!("stancekit serve: stopping; finishing the requests in flight");
+        })
+        .await;
+        if !drained {
+            eprintln!("stancekit serve: connections still open {} ms after the stop; closing them", drain.as_millis());
         }
+        Ok::<(), Error>(())
     })?;
     // Ends the connections' tasks (none are left after a clean drain), and with
     // them the last senders of the queue: the model thread then ends.
@@ -109,13 +105,4 @@ pub fn run(config: &ServeConfig) -> Result<()> {
     model_thread.join().map_err(|_| Error::Other("the model thread panicked".into()))?;
     eprintln!("stancekit serve: stopped");
     Ok(())
-}
-
-/// Resolves `drain` after the stop signal.
-async fn after_stop(mut stopped: tokio::sync::watch::Receiver<bool>, drain: Duration) {
-    if stopped.wait_for(|&stop| stop).await.is_ok() {
-        tokio::time::sleep(drain).await;
-    } else {
-        std::future::pending::<()>().await;
-    }
 }

@@ -44,11 +44,7 @@ pub struct TrainSummary {
 pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) -> Result<TrainSummary> {
     let started = Instant::now();
     config.validate()?;
-    if resume {
-        check_resumable(&config.out)?;
-    } else {
-        with_run_dir(&config, crate::io::check_output_dir)?;
-    }
+    let replace = if resume { check_resumable(&config.out).map(|()| false)? } else { check_run_dir(&config)? };
     let schema = Schema::load(&config.targets)?;
     let (train_records, dev_records) = load_data(&config, &schema)?;
     let device = crate::device::select(&config.device)?;
@@ -76,7 +72,7 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     warnings.extend(cut_pairs(&[("training", &train), ("dev", &dev)], config.max_length, &classifier));
     if !resume {
         // Only now, with every input read and checked, may --overwrite empty the folder.
-        with_run_dir(&config, |out, replace, hint| crate::io::prepare_output_dir(out, replace, hint).map(|()| true))?;
+        crate::io::make_output_dir(&config.out, replace)?;
         crate::io::write_json(&run.file("train_config.json"), &config)?;
     }
     let progress = progress::Progress::new(config.quiet);
@@ -116,17 +112,14 @@ fn check_resumable(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Calls `f` ([`crate::io::check_output_dir`] or `prepare_output_dir`) on the run folder.
-fn with_run_dir(
-    config: &TrainConfig,
-    f: impl FnOnce(&Path, Option<crate::io::Replace>, &str) -> Result<bool>,
-) -> Result<()> {
+/// Whether the run folder may be written ([`crate::io::check_output_dir`]), and is to be emptied first.
+fn check_run_dir(config: &TrainConfig) -> Result<bool> {
     let out = &config.out;
     let hint = format!("pass --overwrite to replace it or --resume {} to continue it", out.display());
     let inputs = config.input_paths();
     let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     let replace = crate::io::Replace { marker: "train_config.json", inputs: &inputs };
-    f(out, config.overwrite.then_some(replace), &hint).map(drop)
+    crate::io::check_output_dir(out, config.overwrite.then_some(replace), &hint)
 }
 
 pub fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, Vec<Record>)> {
@@ -239,12 +232,12 @@ fn settings(args: TrainArgs, matches: &clap::ArgMatches) -> Result<(TrainConfig,
     if let Some(dir) = args.resume {
         // The saved settings are the run's: a flag that would change one is refused, not dropped.
         let command = <TrainArgs as clap::Args>::augment_args(clap::Command::new("train"));
-        let given = command.get_arguments().filter_map(|a| a.get_long()).filter(|&long| {
-            let id = long.replace('-', "_");
-            !["resume", "quiet"].contains(&long)
-                && matches.value_source(&id) == Some(clap::parser::ValueSource::CommandLine)
+        let given = command.get_arguments().filter(|a| {
+            let id = a.get_id().as_str();
+            !["resume", "quiet"].contains(&id)
+                && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
         });
-        if let Some(flag) = given.map(|long| format!("--{long}")).next() {
+        if let Some(flag) = given.filter_map(|a| a.get_long()).map(|long| format!("--{long}")).next() {
             return Err(Error::Other(format!(
                 "--resume continues {} with its saved settings; {flag} cannot change them (start a new run instead)",
                 dir.display()

@@ -42,8 +42,9 @@ pub struct CsvReader<R> {
     row: ByteRecord,
     done: bool,
     quoting: bool,
-    /// The row after the one last handed out, read ahead to tell whether that one was the last.
-    ahead: Option<Result<Row>>,
+    /// The line of the last row read, if its last field spans lines: should
+    /// the file end without a closing quote, that field was never closed.
+    open_field: Option<usize>,
 }
 
 impl<R: Read> CsvReader<R> {
@@ -58,7 +59,8 @@ impl<R: Read> CsvReader<R> {
             .from_reader(Marks::new(reader));
         let empty = Row { line: 1, fields: Vec::new() };
         let quoting = dialect.quoting;
-        let mut rows = Self { reader, file, header: empty, row: ByteRecord::new(), done: false, quoting, ahead: None };
+        let mut rows =
+            Self { reader, file, header: empty, row: ByteRecord::new(), done: false, quoting, open_field: None };
         match rows.next() {
             Some(header) => rows.header = header?,
             None => return Err(Problem::new(&rows.file, 1, "header", "empty file: no header row").into()),
@@ -79,35 +81,25 @@ impl<R: Read> CsvReader<R> {
         }
     }
 
-    /// What the csv crate lets pass: more fields than the header names, and
-    /// (in the `last` row) a quote never closed, which swallows every row
-    /// after it up to the end of the file.
-    fn check_row(&self, row: Row, last: bool) -> Result<Row> {
-        let problem = |message: String| Err(Problem::new(&self.file, row.line, "row", message).into());
+    /// More fields than the header names, which the csv crate lets pass.
+    fn check_row(&mut self, row: Row) -> Result<Row> {
+        let multiline = row.fields.last().is_some_and(|f| f.contains('\n'));
+        self.open_field = (self.quoting && multiline).then_some(row.line);
         let (got, named) = (row.fields.len(), self.header.fields.len());
         if named > 0 && got > named {
-            return problem(format!("{got} fields, but the header names {named} columns"));
-        }
-        let unclosed = last && self.quoting && self.reader.get_ref().last != Some(b'"');
-        if unclosed && row.fields.iter().any(|f| f.contains('\n')) {
-            return problem("a quoted field is never closed: it runs to the end of the file".into());
+            let message = format!("{got} fields, but the header names {named} columns");
+            return Err(Problem::new(&self.file, row.line, "row", message).into());
         }
         Ok(row)
     }
 
-    /// The next record as the csv crate reads it.
-    fn read(&mut self) -> Option<Result<Row>> {
-        if self.done {
-            return None;
-        }
-        match self.reader.read_byte_record(&mut self.row) {
-            Ok(true) => Some(self.decoded()),
-            Ok(false) => {
-                self.done = true;
-                None
-            }
-            Err(e) => Some(Err(self.error(e))),
-        }
+    /// At the end of the file: a last field spanning lines with no closing
+    /// quote after it was opened and never closed, and swallowed every row
+    /// after its own (the csv crate reads it to the end without a word).
+    fn unclosed_quote(&self) -> Option<Error> {
+        let line = self.open_field.filter(|_| self.reader.get_ref().last != Some(b'"'))?;
+        let message = "a quoted field is never closed: it runs to the end of the file";
+        Some(Problem::new(&self.file, line, "row", message).into())
     }
 
     /// The input as named in problems.
@@ -149,13 +141,17 @@ impl<R: Read> Iterator for CsvReader<R> {
     type Item = Result<Row>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let current = match self.ahead.take() {
-            Some(row) => row,
-            None => self.read()?,
-        };
-        self.ahead = self.read();
-        let last = self.ahead.is_none();
-        Some(current.and_then(|row| self.check_row(row, last)))
+        if self.done {
+            return None;
+        }
+        match self.reader.read_byte_record(&mut self.row) {
+            Ok(true) => Some(self.decoded().and_then(|row| self.check_row(row))),
+            Ok(false) => {
+                self.done = true;
+                self.unclosed_quote().map(Err)
+            }
+            Err(e) => Some(Err(self.error(e))),
+        }
     }
 }
 
@@ -243,7 +239,13 @@ mod tests {
         let unclosed = rows(b"id,text\n1,\"unterminated\n2,foo\n", Dialect::CSV).unwrap();
         let never_closed = problem("2: row: a quoted field is never closed: it runs to the end of the file");
         assert_eq!(unclosed.last().unwrap(), &never_closed);
-        for closed in [&b"id,text\n1,\"two\nlines\"\n"[..], b"id,text\n1,\"two\nlines\"", b"id,text\n1,two\n"] {
+        let closed: [&[u8]; 4] = [
+            b"id,text\n1,\"two\nlines\"\n",
+            b"id,text\n1,\"two\nlines\"",
+            b"id,text\n1,two\n",
+            b"id,text,x\n1,\"two\nlines\",x\n",
+        ];
+        for closed in closed {
             assert!(rows(closed, Dialect::CSV).unwrap().iter().all(Result::is_ok), "{closed:?}");
         }
         let twice = collect(&b"id,Text,text \n1,a,b\n"[..], Dialect::CSV).unwrap_err();

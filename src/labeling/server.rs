@@ -86,7 +86,9 @@ pub fn serve(session: Session, meta: Meta, listener: TcpListener) -> Result<()> 
     crate::http::runtime(Some(2))?.block_on(async move {
         let stop = crate::http::stop_signal()?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| Error::Other(format!("{addr}: {e}")))?;
-        let bounds = crate::http::ConnectionBounds { max_open: MAX_CONNECTIONS, header_time: BODY_TIME };
+        // A request takes a session call (milliseconds) once its body is in: BODY_TIME bounds the stop too.
+        let bounds =
+            crate::http::ConnectionBounds { max_open: MAX_CONNECTIONS, header_time: BODY_TIME, drain: BODY_TIME };
         crate::http::serve_router(listener, router, bounds, stop).await;
         Ok(())
     })

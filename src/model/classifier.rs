@@ -79,7 +79,7 @@ impl StanceSpec {
         if self.labels.len() < 2 {
             return Err("fewer than two labels".into());
         }
-        if self.max_length < 3 {
+        if self.max_length < crate::tokenization::MIN_MAX_LENGTH {
             return Err(format!("max_length {} leaves no room for a sentence", self.max_length));
         }
         match self.temperature {

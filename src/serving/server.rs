@@ -186,18 +186,21 @@ async fn metrics(State(service): State<Arc<Service>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], service.metrics.render())
 }
 
-async fn predict(State(service): State<Arc<Service>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn predict(
+    State(service): State<Arc<Service>>,
+    arrived: Option<axum::Extension<crate::http::Arrived>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let limits = service.limits;
+    // Its size was bounded as it was read (`http::bound_body`).
     let body = match body {
         Ok(body) => body,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let message = format!("body: over {} bytes (--max-body-bytes)", limits.max_body_bytes);
-            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, Some("body"), message).into_response();
-        }
         Err(e) => return ApiError::new(e.status(), Some("body"), e.body_text()).into_response(),
     };
+    // --timeout-ms counts from the request's arrival: the time its body took is spent.
+    let spent = arrived.map_or(Duration::ZERO, |a| a.0 .0.elapsed());
     // Dropping the answer on timeout drops its queue receiver, so the batcher skips it.
-    match tokio::time::timeout(limits.timeout, answer(service, body)).await {
+    match tokio::time::timeout(limits.timeout.saturating_sub(spent), answer(service, body)).await {
         Ok(Ok((rows, timing))) => {
             ([(header::CONTENT_TYPE, "application/json".to_string()), (SERVER_TIMING, timing)], rows).into_response()
         }

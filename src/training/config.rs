@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::SchedulerType;
 use crate::model::{Pooling, Precision};
+use crate::tokenization::MIN_MAX_LENGTH;
 use crate::{Error, Result};
 
 /// What decides the best checkpoint and early stopping.
@@ -186,8 +187,6 @@ impl TrainConfig {
         crate::io::read_json(path)
     }
 
-    /// The `--dev` files that training reads: none with `--dev-split` or
-    /// `--eval-strategy no`.
     /// Every file or folder the run reads (data, targets, base model), as
     /// paths; a split suffix (`TE:train`) is cut off.
     pub fn input_paths(&self) -> Vec<PathBuf> {
@@ -195,6 +194,8 @@ impl TrainConfig {
         data.chain([self.targets.clone(), PathBuf::from(&self.model)]).collect()
     }
 
+    /// The `--dev` files that training reads: none with `--dev-split` or
+    /// `--eval-strategy no`.
     pub fn dev_files(&self) -> &[String] {
         if self.dev_split.is_some() || self.eval_strategy == EvalStrategy::No {
             &[]
@@ -269,8 +270,10 @@ impl TrainConfig {
             (self.num_train_epochs > 0, "--num-train-epochs must be at least 1"),
             (self.per_device_eval_batch_size > 0, "--per-device-eval-batch-size must be at least 1"),
             (self.eval_steps > 0, "--eval-steps must be at least 1"),
-            // A pair's special tokens alone take 3 (BERT) or 4 (MPNet); a longer target is the tokenizer's error.
-            (self.max_length >= 5, "--max-length must be at least 5 tokens: the special tokens and a word"),
+            (
+                self.max_length >= MIN_MAX_LENGTH,
+                "--max-length must be at least 5 tokens: the special tokens and a word",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(Error::Other((*message).into())),
