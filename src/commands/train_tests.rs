@@ -568,3 +568,12 @@ fn resume_refuses_flags_that_would_change_the_saved_settings() {
     let err = parse(&["stancekit", "train", "--resume", "nowhere", "--quiet"]).unwrap_err();
     assert!(err.to_string().contains("train_config.json"), "--quiet may be given: {err}");
 }
+
+#[test]
+fn eval_steps_past_the_run_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig { eval_strategy: EvalStrategy::Steps, eval_steps: 10_000, ..setup(dir.path()) };
+    let err = train(config.clone(), false, &never).unwrap_err().to_string();
+    assert!(err.contains("--eval-steps 10000 is more than the run's 48 steps"), "{err}");
+    assert!(!config.out.exists());
+}

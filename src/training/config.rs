@@ -179,7 +179,13 @@ impl TrainConfig {
     /// Reads a TOML file whose keys are the flag names with underscores.
     pub fn from_toml(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+        let bad = |e: String| Error::Other(format!("{}: {e}", path.display()));
+        let table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        // As on the command line, where the two flags conflict.
+        if table.contains_key("dev") && table.contains_key("dev_split") {
+            return Err(bad("`dev` and `dev_split` both given: dev data comes from one or the other".into()));
+        }
+        toml::from_str(&text).map_err(|e| bad(e.to_string()))
     }
 
     /// Reads a saved `train_config.json`.
@@ -292,6 +298,15 @@ mod tests {
         assert_eq!(from_toml, TrainConfig::default());
         assert_eq!((from_toml.learning_rate, from_toml.pooling), (1e-4, Pooling::Mean));
         assert_eq!(from_toml.train, vec!["datasets/train.jsonl".to_string()]);
+    }
+
+    #[test]
+    fn toml_refuses_dev_data_from_two_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, "dev = [\"d.jsonl\"]\ndev_split = 0.2\n").unwrap();
+        let err = TrainConfig::from_toml(&path).unwrap_err().to_string();
+        assert!(err.contains("`dev` and `dev_split` both given"), "{err}");
     }
 
     #[test]

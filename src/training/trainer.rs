@@ -64,6 +64,12 @@ pub struct Trainer {
     pub best_single_answer: Option<String>,
 }
 
+/// Optimizer steps of a fine-tuning run over `examples` training pairs.
+pub fn total_steps(config: &TrainConfig, examples: usize) -> usize {
+    let per_epoch = examples.div_ceil(config.per_device_train_batch_size).div_ceil(config.gradient_accumulation_steps);
+    per_epoch * config.num_train_epochs
+}
+
 impl Trainer {
     pub fn new(
         config: TrainConfig,
@@ -74,12 +80,10 @@ impl Trainer {
         class_weights: Option<Vec<f32>>,
     ) -> Result<Self> {
         let optimizer = build_optimizer(&config, &classifier)?;
-        let steps_per_epoch =
-            train.len().div_ceil(config.per_device_train_batch_size).div_ceil(config.gradient_accumulation_steps);
         let class_weights = class_weights.map(|w| Tensor::new(w, &classifier.device)).transpose()?;
         let state = TrainerState {
             global_step: 0,
-            total_steps: steps_per_epoch * config.num_train_epochs,
+            total_steps: total_steps(&config, train.len()),
             epoch: 0,
             batch_in_epoch: 0,
             best_metric: None,
