@@ -68,13 +68,14 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let train = encode(&classifier, &schema, &train_records)?;
     let dev = encode(&classifier, &schema, &dev_records)?;
     let weights = class_weights(config.class_weights.as_deref(), &train, schema.labels.len())?;
+    let mut warnings = unseen_labels(&schema, &train_records, &dev_records, config.freeze_encoder);
     let (every, total) = (config.eval_steps, trainer::total_steps(&config, train.len()));
     if config.eval_strategy == EvalStrategy::Steps && !config.freeze_encoder && every > total {
-        return Err(Error::Other(format!(
-            "--eval-steps {every} is more than the run's {total} steps: no evaluation would run"
-        )));
+        // As transformers' Trainer: allowed, but then nothing is evaluated and the last model is kept.
+        warnings.push(format!(
+            "--eval-steps {every} is more than the run's {total} steps: no evaluation ran, the last model is kept"
+        ));
     }
-    let mut warnings = unseen_labels(&schema, &train_records, &dev_records, config.freeze_encoder);
     warnings.extend(cut_pairs(&[("training", &train), ("dev", &dev)], config.max_length, &classifier));
     if !resume {
         // Only now, with every input read and checked, may --overwrite empty the folder.
