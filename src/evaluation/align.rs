@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::gold::{Gold, Output};
+use super::gold::{Gold, GoldItem, Output};
 use super::predictions::PredictionsFile;
 use crate::{Error, Problem, Problems, Result};
 
@@ -77,7 +77,13 @@ fn missing(gold: &Gold, file: &PredictionsFile, i: usize, by_id: bool) -> Proble
         (Some(id), true) => format!("id '{id}'"),
         _ => format!("text \"{}\"", crate::input::shorten(&item.text, 60)),
     };
-    let message = format!("no prediction for gold record {who}, target '{}'", gold.targets[item.target]);
+    let same = |j: &GoldItem| {
+        j.target == item.target && if by_id { j.id == item.id } else { j.text.trim() == item.text.trim() }
+    };
+    let times = gold.items.iter().filter(|j| same(j)).count();
+    // A record the gold data holds twice needs two predictions: say so, or the reader blames the predictions alone.
+    let repeated = if times > 1 { format!(" (the gold data holds it {times} times)") } else { String::new() };
+    let message = format!("no prediction for gold record {who}, target '{}'{repeated}", gold.targets[item.target]);
     Problem { file: file.name.clone(), line: 0, field: "missing".into(), message }
 }
 
@@ -165,6 +171,15 @@ mod tests {
         ] {
             assert!(err.contains(expected), "{expected} not in\n{err}");
         }
+    }
+
+    #[test]
+    fn a_gold_record_held_twice_is_said_to_need_two_predictions() {
+        let rows = [(Some("s1"), "nato now", "nato", "favor"), (Some("s1"), "nato now", "nato", "favor")];
+        let twice = Gold::new(&labels(), &records(&rows)).unwrap();
+        let err = align(&twice, &file(vec![pred(Some("s1"), "nato now", "nato", "favor")])).unwrap_err().to_string();
+        let said = "no prediction for gold record id 's1', target 'nato' (the gold data holds it 2 times)";
+        assert!(err.contains(said), "{err}");
     }
 
     #[test]
