@@ -19,10 +19,42 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], sink: &mut Sink) {
 }
 
 fn object(text: &str, at: Pos, sink: &mut Sink) {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(object)) => entry(&object, at, sink),
-        Ok(_) => sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}")),
+    match serde_json::from_str::<Entries>(text) {
+        Ok(Entries(entries)) => {
+            let mut seen = std::collections::HashSet::new();
+            match entries.iter().find(|(key, _)| !seen.insert(key.as_str())) {
+                // serde_json's map would keep the last silently: `{"label": "favor", "label": "none"}` is a typo, not a label.
+                Some((key, _)) => sink.problems.push(at.problem(key, "given twice in one record")),
+                None => entry(&entries.into_iter().collect(), at, sink),
+            }
+        }
+        Err(_) if serde_json::from_str::<Value>(text).is_ok() => {
+            sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}"))
+        }
         Err(e) => sink.problems.push(at.problem("json", e.to_string())),
+    }
+}
+
+/// A JSON object's entries in order, a key given twice kept twice.
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Entries, M::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
 }
 
@@ -49,6 +81,17 @@ fn entry(object: &Map<String, Value>, at: Pos, sink: &mut Sink) {
 mod tests {
     use super::super::tests::{problems, schema, write};
     use super::super::{load, Record};
+
+    #[test]
+    fn a_field_given_twice_in_a_record_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "{\"text\":\"Join.\",\"target\":\"nato\",\"label\":\"favor\",\"label\":\"none\"}\n[1]\n";
+        let file = write(dir.path(), "a.jsonl", body);
+        let got = problems(&[&file], None);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].ends_with("a.jsonl:1: label: given twice in one record"), "{got:?}");
+        assert!(got[1].contains("a.jsonl:2: json: expected an object"), "{got:?}");
+    }
 
     #[test]
     fn reads_records_and_skips_blank_lines() {
