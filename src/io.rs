@@ -96,15 +96,20 @@ pub struct Replace<'a> {
 }
 
 /// Refuses an output that is one of the inputs (the same file by another
-/// name included): writing it would destroy what is being read.
+/// name included), or lies inside an input folder (a model's): writing it
+/// would destroy what is being read. A device or pipe is no such output.
 pub fn check_not_an_input(output: &Path, flag: &str, inputs: &[&Path]) -> Result<()> {
-    let Ok(out) = output.canonicalize() else { return Ok(()) };
-    if !out.is_file() {
+    if std::fs::metadata(output).is_ok_and(|m| !m.is_file()) {
         return Ok(());
     }
-    match inputs.iter().find(|p| p.canonicalize().is_ok_and(|p| p == out)) {
+    // An output not written yet is placed by its folder.
+    let folder = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (Ok(folder), Some(name)) = (folder.canonicalize(), output.file_name()) else { return Ok(()) };
+    let out = folder.join(name);
+    let destroys = |input: &Path| input.canonicalize().is_ok_and(|i| i == out || (i.is_dir() && out.starts_with(&i)));
+    match inputs.iter().find(|p| destroys(p)) {
         Some(input) => Err(Error::Other(format!(
-            "{flag} {} is the input {}: writing it would destroy what is read; choose another file",
+            "{flag} {} is the input {} or inside it: writing it would destroy what is read; choose another file",
             output.display(),
             input.display()
         ))),
@@ -286,5 +291,9 @@ mod tests {
         assert!(err.contains("is the input"), "{err}");
         check_not_an_input(&dir.path().join("new.jsonl"), "--output", &[input.as_path()]).unwrap();
         check_not_an_input(Path::new("/dev/null"), "--output", &[Path::new("/dev/null")]).unwrap();
+        let model = dir.path().join("run");
+        std::fs::create_dir(&model).unwrap();
+        let err = check_not_an_input(&model.join("config.json"), "--output", &[model.as_path()]).unwrap_err();
+        assert!(err.to_string().contains("is the input"), "inside a model's folder: {err}");
     }
 }

@@ -355,6 +355,15 @@ fn cross_validation_trains_and_evaluates_every_fold() {
         &["cv", "--model", "base", "--train", "train.jsonl", "--targets", "targets.json", "--out", "cv"],
     );
     assert!(text(&again.stderr).contains("pass --overwrite"), "{}", text(&again.stderr));
+    // --overwrite with a model that cannot load: refused before the old folds are touched.
+    let args = ["cv", "--model", "nowhere", "--train", "train.jsonl", "--dev-split", "0.2"];
+    let bad =
+        stancekit(dir.path(), &[&args[..], &["--targets", "targets.json", "--out", "cv", "--overwrite"]].concat());
+    assert!(!bad.status.success());
+    assert!(
+        dir.path().join("cv/cv.json").is_file() && dir.path().join("cv/fold-3/model").is_dir(),
+        "the old run stays"
+    );
 }
 
 /// `calibrate` from the command line: a trained run takes a temperature fitted

@@ -49,8 +49,9 @@ pub fn run(config: &CvConfig, stop: &dyn Fn(usize) -> bool) -> Result<CvResults>
     let schema = Schema::load(&base.targets)?;
     let records = data::load_records(&base.train, None, &schema)?;
     let folds = data::kfold_grouped(&records, config.folds, base.seed)?;
-    // Every fold reads the same dev data: checked once now, before anything is written.
-    data::load_records(base.dev_files(), None, &schema)?;
+    // What every fold's training reads (dev data, model, device, settings), checked
+    // once over all the data before anything is written or emptied.
+    drop(super::train::prepare(base, false)?);
     crate::io::make_output_dir(&base.out, replace)?;
     crate::io::write_json(&base.out.join("cv_config.json"), config)?;
     let mut per_fold = Vec::new();

@@ -110,6 +110,11 @@ pub fn split(config: &SplitConfig) -> Result<SplitReport> {
         return Err(Error::Other("no records to split".into()));
     }
     let (plan, stale) = plan(config, &records)?;
+    let inputs: Vec<PathBuf> = config.files.iter().map(|f| crate::data::Input::parse(f).path).collect();
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    for (path, _) in &plan {
+        crate::io::check_not_an_input(path, "--out", &inputs)?;
+    }
     refuse_to_clobber(
         config.overwrite,
         plan.iter().map(|(p, _)| p.as_path()).chain(stale.iter().map(PathBuf::as_path)),

@@ -99,7 +99,9 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
         return Err(Error::Other("--n: suggest at least one sentence".into()));
     }
     let exclude: Vec<PathBuf> = config.exclude.iter().map(|e| crate::data::Input::parse(e).path).collect();
-    let inputs: Vec<&std::path::Path> = config.pool.iter().chain(&exclude).map(PathBuf::as_path).collect();
+    let model = PathBuf::from(&config.model);
+    let inputs: Vec<&std::path::Path> =
+        config.pool.iter().chain(&exclude).chain([&model]).map(PathBuf::as_path).collect();
     crate::io::check_not_an_input(&config.out, "--out", &inputs)?;
     let (_, classifier) = super::load_classifier(&config.model, &config.device, &super::PrecisionArgs::default())?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;

@@ -45,38 +45,9 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     let started = Instant::now();
     config.validate()?;
     let replace = if resume { check_resumable(&config.out).map(|()| false)? } else { check_run_dir(&config)? };
-    let schema = Schema::load(&config.targets)?;
-    let (train_records, dev_records) = load_data(&config, &schema)?;
-    let device = crate::device::select(&config.device)?;
-    let base = crate::resolve::resolve(&config.model)?;
-    let spec = StanceSpec {
-        labels: schema.labels.clone(),
-        targets: targets_of(&schema, train_records.iter().chain(&dev_records))?,
-        pooling: config.pooling,
-        max_length: config.max_length,
-        // The frozen recipe: a classifier per target over the sentence embedding (see head_fit).
-        head: if config.freeze_encoder { HeadKind::PerTarget } else { HeadKind::Joint },
-        feature_layers: config.feature_layers,
-        temperature: None,
-    };
+    let Prepared { classifier, base, train, dev, weights, mut warnings } = prepare(&config, resume)?;
+    let device = classifier.device.clone();
     let run = trainer::RunDir(config.out.clone());
-    let classifier = if resume {
-        Classifier::load(&ModelDir::open(&run.checkpoint())?, &device)?
-    } else {
-        Classifier::from_base(&base, spec, &device, config.seed)?
-    };
-    let train = encode(&classifier, &schema, &train_records)?;
-    let dev = encode(&classifier, &schema, &dev_records)?;
-    let weights = class_weights(config.class_weights.as_deref(), &train, schema.labels.len())?;
-    let mut warnings = unseen_labels(&schema, &train_records, &dev_records, config.freeze_encoder);
-    let (every, total) = (config.eval_steps, trainer::total_steps(&config, train.len()));
-    if config.eval_strategy == EvalStrategy::Steps && !config.freeze_encoder && every > total {
-        // As transformers' Trainer: allowed, but then nothing is evaluated and the last model is kept.
-        warnings.push(format!(
-            "--eval-steps {every} is more than the run's {total} steps: no evaluation ran, the last model is kept"
-        ));
-    }
-    warnings.extend(cut_pairs(&[("training", &train), ("dev", &dev)], config.max_length, &classifier));
     if !resume {
         // Only now, with every input read and checked, may --overwrite empty the folder.
         crate::io::make_output_dir(&config.out, replace)?;
@@ -107,6 +78,55 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
         None
     };
     Ok(TrainSummary { outcome, run_dir: run.0, best, calibration, seconds, warnings })
+}
+
+/// What a run is built from, read and checked: nothing written yet.
+pub struct Prepared {
+    classifier: Classifier,
+    base: ModelDir,
+    train: Vec<crate::training::Example>,
+    dev: Vec<crate::training::Example>,
+    weights: Option<Vec<f32>>,
+    /// What the user must know about the data (printed after training).
+    warnings: Vec<String>,
+}
+
+/// Reads and checks everything a run needs (the targets, the data, the
+/// device, the base model, the class weights), as `train` does before it
+/// writes anything; `cv` asks it too before it empties its folder.
+pub fn prepare(config: &TrainConfig, resume: bool) -> Result<Prepared> {
+    let schema = Schema::load(&config.targets)?;
+    let (train_records, dev_records) = load_data(config, &schema)?;
+    let device = crate::device::select(&config.device)?;
+    let base = crate::resolve::resolve(&config.model)?;
+    let spec = StanceSpec {
+        labels: schema.labels.clone(),
+        targets: targets_of(&schema, train_records.iter().chain(&dev_records))?,
+        pooling: config.pooling,
+        max_length: config.max_length,
+        // The frozen recipe: a classifier per target over the sentence embedding (see head_fit).
+        head: if config.freeze_encoder { HeadKind::PerTarget } else { HeadKind::Joint },
+        feature_layers: config.feature_layers,
+        temperature: None,
+    };
+    let classifier = if resume {
+        Classifier::load(&ModelDir::open(&trainer::RunDir(config.out.clone()).checkpoint())?, &device)?
+    } else {
+        Classifier::from_base(&base, spec, &device, config.seed)?
+    };
+    let train = encode(&classifier, &schema, &train_records)?;
+    let dev = encode(&classifier, &schema, &dev_records)?;
+    let weights = class_weights(config.class_weights.as_deref(), &train, schema.labels.len())?;
+    let mut warnings = unseen_labels(&schema, &train_records, &dev_records, config.freeze_encoder);
+    let (every, total) = (config.eval_steps, trainer::total_steps(config, train.len()));
+    if config.eval_strategy == EvalStrategy::Steps && !config.freeze_encoder && every > total {
+        // As transformers' Trainer: allowed, but then nothing is evaluated and the last model is kept.
+        warnings.push(format!(
+            "--eval-steps {every} is more than the run's {total} steps: no evaluation ran, the last model is kept"
+        ));
+    }
+    warnings.extend(cut_pairs(&[("training", &train), ("dev", &dev)], config.max_length, &classifier));
+    Ok(Prepared { classifier, base, train, dev, weights, warnings })
 }
 
 fn check_resumable(out: &Path) -> Result<()> {
