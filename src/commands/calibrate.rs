@@ -32,7 +32,7 @@ pub struct CalibrateConfig {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Pairs per forward pass.
-    #[arg(long, default_value_t = 32, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 32, value_parser = super::count)]
     pub batch_size: usize,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]

@@ -25,7 +25,7 @@ pub struct EmbedConfig {
     #[arg(long, default_value = "-")]
     pub output: PathBuf,
     /// Sentences per forward pass.
-    #[arg(long, default_value_t = 32, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 32, value_parser = super::count)]
     pub batch_size: usize,
     /// Token limit per sentence (default: the model's `max_seq_length`, else its position table).
     #[arg(long)]

@@ -67,7 +67,7 @@ pub struct EvalConfig {
     #[arg(long, default_value_t = 25)]
     pub errors: usize,
     /// Pairs per forward pass when running a model.
-    #[arg(long, default_value_t = 32, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 32, value_parser = super::count)]
     pub batch_size: usize,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]

@@ -185,7 +185,7 @@ fn int8_note(int8: Option<Int8Plan>) -> String {
     }
 }
 
-/// The parser of a count flag that must be at least 1 (a batch size, a queue):
+/// The parser of a count flag that must be at least 1 (a batch size, a timeout):
 /// 0 is refused on the command line, not quietly made 1.
 pub fn at_least_one<T>(value: &str) -> std::result::Result<T, String>
 where
@@ -195,5 +195,17 @@ where
         Ok(n) if n == T::from(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The most a count of things held in memory at once may be (a queue, open
+/// connections, a batch): beyond, allocating them up front fails or panics.
+pub const MAX_COUNT: usize = 1 << 20;
+
+/// [`at_least_one`] for such a count, also at most [`MAX_COUNT`].
+pub fn count(value: &str) -> std::result::Result<usize, String> {
+    match at_least_one::<usize>(value)? {
+        n if n > MAX_COUNT => Err(format!("must be at most {MAX_COUNT}")),
+        n => Ok(n),
     }
 }

@@ -55,10 +55,10 @@ pub struct PredictConfig {
     #[serde(default)]
     pub split_sentences: bool,
     /// Pairs per forward pass.
-    #[arg(long, default_value_t = 32, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 32, value_parser = super::count)]
     pub batch_size: usize,
     /// Batches per sorting window: pairs are sorted by length within a window to cut padding.
-    #[arg(long, default_value_t = 16, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 16, value_parser = super::count)]
     pub window: usize,
     /// Skip invalid input lines (and count them) instead of stopping at the first.
     #[arg(long)]

@@ -21,19 +21,19 @@ pub struct ServeConfig {
     pub addr: String,
     /// (target, sentence) pairs merged from concurrent requests into one model
     /// call at most, sorted by length there as `predict` sorts a window.
-    #[arg(long, default_value_t = 512, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 512, value_parser = super::count)]
     pub max_batch_size: usize,
     /// How long a request waits for others to join its model call.
     #[arg(long, default_value_t = 5)]
     pub max_wait_ms: u64,
     /// Pairs per forward pass inside a model call.
-    #[arg(long, default_value_t = 32, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 32, value_parser = super::count)]
     pub batch_size: usize,
     /// Requests waiting for the model at most; more are answered 429.
-    #[arg(long, default_value_t = 256, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 256, value_parser = super::count)]
     pub queue_size: usize,
     /// Texts (or records) per request at most; more are answered 413.
-    #[arg(long, default_value_t = 64, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 64, value_parser = super::count)]
     pub max_texts: usize,
     /// Bytes per request body at most; more are answered 413.
     #[arg(long, default_value_t = 1 << 20, value_parser = super::at_least_one::<usize>)]
@@ -43,7 +43,7 @@ pub struct ServeConfig {
     #[arg(long, default_value_t = 30_000, value_parser = super::at_least_one::<u64>)]
     pub timeout_ms: u64,
     /// Connections open at once at most; more wait in the listen queue until one closes.
-    #[arg(long, default_value_t = 1024, value_parser = super::at_least_one::<usize>)]
+    #[arg(long, default_value_t = 1024, value_parser = super::count)]
     pub max_connections: usize,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]

@@ -288,6 +288,14 @@ fn settings(args: TrainArgs, matches: &clap::ArgMatches) -> Result<(TrainConfig,
     let mut config: TrainConfig = serde_json::from_value(merged).map_err(json)?;
     config.overwrite = flags.overwrite;
     config.quiet = flags.quiet;
+    let (out, inside) = (config.out.canonicalize(), file.canonicalize());
+    if config.overwrite && out.is_ok_and(|out| inside.is_ok_and(|f| f.starts_with(out))) {
+        return Err(Error::Other(format!(
+            "--config {} lies inside --out {}, which --overwrite would empty; keep it elsewhere",
+            file.display(),
+            config.out.display()
+        )));
+    }
     Ok((config, false))
 }
 

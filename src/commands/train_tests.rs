@@ -125,9 +125,15 @@ fn a_resumed_run_ends_like_an_uninterrupted_one() {
     for other in [fewer, relabelled] {
         std::fs::write(&config.train[0], other).unwrap();
         let err = train(config.clone(), true, &never).unwrap_err().to_string();
-        assert!(err.contains("the training data changed since this run started"), "{err}");
+        assert!(err.contains("the training or dev data changed since this run started"), "{err}");
     }
     std::fs::write(&config.train[0], &data).unwrap();
+    // Dev data too: it selects the model, and two dev sets would mix their scores.
+    let dev = std::fs::read_to_string(&config.dev[0]).unwrap();
+    std::fs::write(&config.dev[0], dev.lines().skip(1).collect::<Vec<_>>().join("\n")).unwrap();
+    let err = train(config.clone(), true, &never).unwrap_err().to_string();
+    assert!(err.contains("the training or dev data changed"), "{err}");
+    std::fs::write(&config.dev[0], &dev).unwrap();
     let summary = train(config.clone(), true, &|step| step == 4).unwrap();
     assert_eq!(summary.outcome, Outcome::Interrupted);
     let summary = train(config.clone(), true, &never).unwrap();
@@ -569,4 +575,20 @@ fn resume_refuses_flags_that_would_change_the_saved_settings() {
     assert!(err.to_string().contains("--num-train-epochs cannot change them"), "{err}");
     let err = parse(&["stancekit", "train", "--resume", "nowhere", "--quiet"]).unwrap_err();
     assert!(err.to_string().contains("train_config.json"), "--quiet may be given: {err}");
+}
+
+#[test]
+fn a_config_file_inside_the_run_folder_is_not_overwritten_with_it() {
+    use clap::{CommandFactory, FromArgMatches};
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("run.toml");
+    std::fs::write(&toml, "freeze_encoder = true\n").unwrap();
+    let (toml, out) = (toml.to_str().unwrap(), dir.path().to_str().unwrap());
+    let args = ["stancekit", "train", "--config", toml, "--out", out, "--overwrite"];
+    let matches = crate::cli::Cli::command().try_get_matches_from(args).unwrap();
+    let crate::cli::Command::Train(train) = crate::cli::Cli::from_arg_matches(&matches).unwrap().command else {
+        unreachable!()
+    };
+    let err = settings(*train, matches.subcommand_matches("train").unwrap()).unwrap_err().to_string();
+    assert!(err.contains("lies inside --out"), "{err}");
 }

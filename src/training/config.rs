@@ -257,8 +257,9 @@ impl TrainConfig {
         if self.dev_split.is_some() && self.eval_strategy == EvalStrategy::No {
             return bad("--dev-split holds out dev data for evaluations: not with --eval-strategy no".into());
         }
-        if !(self.head_c > 0.0 && self.head_c.is_finite()) {
-            return bad(format!("--head-c {} must be a positive number", self.head_c));
+        // Far outside this the fit's 1/(C·n) over- or underflows and L-BFGS works on NaN.
+        if !(1e-6..=1e6).contains(&self.head_c) {
+            return bad(format!("--head-c {:e} must be between 1e-6 and 1e6", self.head_c));
         }
         self.validate_numbers()
     }

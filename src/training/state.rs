@@ -42,8 +42,9 @@ pub struct TrainerState {
     pub loss_count: usize,
     pub dropout_rng: ChaCha8Rng,
     pub finished: bool,
-    /// What the run trains on ([`data_fingerprint`]), so that `--resume` on
-    /// other data is refused; absent in checkpoints from before it was kept.
+    /// What the run trains and selects on ([`data_fingerprint`] of each), so
+    /// that `--resume` on other data is refused; absent in checkpoints from
+    /// before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_data: Option<String>,
 }

@@ -94,7 +94,11 @@ impl Trainer {
             loss_count: 0,
             dropout_rng: classifier.model.dropout_rng.state(),
             finished: false,
-            training_data: Some(super::state::data_fingerprint(&train)),
+            training_data: Some(format!(
+                "training {}; dev {}",
+                super::state::data_fingerprint(&train),
+                super::state::data_fingerprint(&dev)
+            )),
         };
         let run = RunDir(config.out.clone());
         let head_only = config.freeze_encoder;
@@ -122,7 +126,7 @@ impl Trainer {
             let then = then.as_deref().unwrap_or("other data");
             let now = now.as_deref().unwrap_or_default();
             return Err(Error::Other(format!(
-                "{}: the training data changed since this run started ({then}; now {now}); --resume needs the same data",
+                "{}: the training or dev data changed since this run started ({then}; now {now}); --resume needs the same data",
                 self.run.0.display()
             )));
         }
