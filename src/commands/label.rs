@@ -63,6 +63,7 @@ pub fn run(config: &LabelConfig) -> Result<()> {
     let classifier = config.model.as_deref().map(load_model(config)).transpose()?;
     let targets = targets(config, &schema, &items, classifier.as_ref())?;
     let listener = crate::http::bind(&config.addr, "label")?;
+    check_out(config)?;
     let store = LabelStore::open(&config.out, &schema)?;
     let rules = match &config.rules {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
@@ -82,6 +83,20 @@ pub fn run(config: &LabelConfig) -> Result<()> {
     }
     announce(&session, &listener, config)?;
     labeling::serve(session, meta, listener)
+}
+
+/// The labels file is appended to, synced and cut back on undo: a plain file
+/// (or none yet), and not one of the inputs.
+fn check_out(config: &LabelConfig) -> Result<()> {
+    if std::fs::metadata(&config.out).is_ok_and(|m| !m.is_file()) {
+        let message = format!(
+            "--out {}: not a plain file; labels are appended to one and cut back on undo",
+            config.out.display()
+        );
+        return Err(Error::Other(message));
+    }
+    let inputs: Vec<&std::path::Path> = config.input.iter().map(PathBuf::as_path).collect();
+    crate::io::check_not_an_input(&config.out, "--out", &inputs)
 }
 
 fn load_model(config: &LabelConfig) -> impl Fn(&str) -> Result<Classifier> + '_ {

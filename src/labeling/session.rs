@@ -105,11 +105,18 @@ pub struct Session {
 }
 
 impl Session {
-    /// `items` are distinct sentences; decisions already in the store for them
-    /// become undoable history, in file order.
+    /// `items` are distinct sentences; decisions already in the store for them,
+    /// on this session's targets alone (as a session writes them), become
+    /// undoable history, in file order. Records naming other targets were
+    /// written by someone else: undo never cuts them.
     pub fn new(items: Vec<Item>, targets: Vec<Target>, labels: Vec<String>, store: LabelStore) -> Self {
         let index: HashMap<&str, usize> = items.iter().enumerate().map(|(i, item)| (item.text.trim(), i)).collect();
-        let history = store.sentences_in_order().filter_map(|s| index.get(s).map(|&i| Action::Labelled(i))).collect();
+        let ours = |named: &[String]| named.iter().all(|t| targets.iter().any(|s| &s.id == t));
+        let history = store
+            .decisions_in_order()
+            .filter(|(_, named)| ours(named))
+            .filter_map(|(s, _)| index.get(s).map(|&i| Action::Labelled(i)))
+            .collect();
         Self { items, targets, labels, store, skipped: BTreeSet::new(), history, scorer: None }
     }
 
@@ -301,6 +308,20 @@ mod tests {
         assert_eq!((current(&v), v.stats.labelled, v.stats.can_undo), (Some(1), 1, true));
         assert_eq!(current(&s.undo().unwrap()), Some(0));
         assert!(matches!(s.undo(), Err(Refusal::Conflict(_))));
+    }
+
+    #[test]
+    fn undo_never_cuts_records_this_session_did_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        // The file holds "a" labelled for `eu`, which this session (on `nato` alone) does not label.
+        let theirs = r#"{"text":"a","target":"eu","label":"none"}"#;
+        std::fs::write(dir.path().join("labels.jsonl"), format!("{theirs}\n")).unwrap();
+        let store = LabelStore::open(&dir.path().join("labels.jsonl"), &schema()).unwrap();
+        let nato = vec![Target { id: "nato".into(), description: "Ukraine joining NATO".into() }];
+        let mut s = Session::new(items(&["a", "b"]), nato, schema().labels, store);
+        assert!(!s.view().unwrap().stats.can_undo);
+        assert!(matches!(s.undo(), Err(Refusal::Conflict(_))));
+        assert_eq!(std::fs::read_to_string(dir.path().join("labels.jsonl")).unwrap(), format!("{theirs}\n"));
     }
 
     #[test]

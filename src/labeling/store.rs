@@ -101,6 +101,11 @@ impl LabelStore {
         self.decisions.iter().map(|d| d.sentence.as_str())
     }
 
+    /// Each decision's sentence and the targets its records name, in file order.
+    pub fn decisions_in_order(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.decisions.iter().map(|d| (d.sentence.as_str(), d.targets.as_slice()))
+    }
+
     /// Appends one sentence's records in one write and syncs them to disk.
     pub fn append(&mut self, records: &[Record]) -> Result<()> {
         let Some(first) = records.first() else { return Ok(()) };
