@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -185,6 +187,7 @@ async fn connection(
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_time);
+    let stream = WriteBound { stream, limit: header_time, stalled: None };
     let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
@@ -192,4 +195,95 @@ async fn connection(
         _ = stopped.wait_for(|&stop| stop) => connection.as_mut().graceful_shutdown(),
     }
     let _ = connection.await;
+}
+
+/// A stream whose writes may stall no longer than `limit`: a client that does
+/// not read its answer (its receive window full) then loses the connection,
+/// as one that does not send its request does. hyper has no write timeout.
+struct WriteBound<S> {
+    stream: S,
+    limit: Duration,
+    /// Armed while a write waits; a write that goes through disarms it.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteBound<S> {
+    fn bound<T>(&mut self, cx: &mut Context<'_>, poll: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let limit = self.limit;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                let message = format!("the client read none of its answer for {} ms", limit.as_millis());
+                Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, message)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteBound<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteBound<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.bound(cx, poll)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_flush(cx);
+        this.bound(cx, poll)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_shutdown(cx);
+        this.bound(cx, poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Writes into a peer that reads nothing fail once stalled for the limit;
+    /// writes that go through never do.
+    #[tokio::test]
+    async fn a_write_the_client_never_reads_fails_after_the_limit() {
+        // The peer is kept open, reading nothing.
+        let (ours, _peer) = tokio::io::duplex(64);
+        let mut bound = WriteBound { stream: ours, limit: Duration::from_millis(200), stalled: None };
+        bound.write_all(&[1u8; 64]).await.unwrap();
+        let started = std::time::Instant::now();
+        let err = bound.write_all(&[2u8; 64]).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
+        // Read by its peer, a stream writes on past the limit.
+        let (ours, mut reader) = tokio::io::duplex(64);
+        let mut bound = WriteBound { stream: ours, limit: Duration::from_millis(50), stalled: None };
+        let read = tokio::spawn(async move {
+            let mut all = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut all).await.map(|_| all.len())
+        });
+        for _ in 0..20 {
+            bound.write_all(&[3u8; 64]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(bound);
+        assert_eq!(read.await.unwrap().unwrap(), 20 * 64);
+    }
 }
