@@ -561,16 +561,18 @@ fn one_adamw_step_on_mpnet_matches_pytorch() {
     }
 }
 
+/// `train`'s settings from a command line, as `stancekit train` reads them.
+fn parse(args: &[&str]) -> Result<(TrainConfig, bool)> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = crate::cli::Cli::command().try_get_matches_from(args).unwrap();
+    let crate::cli::Command::Train(train) = crate::cli::Cli::from_arg_matches(&matches).unwrap().command else {
+        unreachable!()
+    };
+    settings(*train, matches.subcommand_matches("train").unwrap())
+}
+
 #[test]
 fn resume_refuses_flags_that_would_change_the_saved_settings() {
-    use clap::{CommandFactory, FromArgMatches};
-    let parse = |args: &[&str]| {
-        let matches = crate::cli::Cli::command().try_get_matches_from(args).unwrap();
-        let crate::cli::Command::Train(train) = crate::cli::Cli::from_arg_matches(&matches).unwrap().command else {
-            unreachable!()
-        };
-        settings(*train, matches.subcommand_matches("train").unwrap())
-    };
     let err = parse(&["stancekit", "train", "--resume", "nowhere", "--num-train-epochs", "9"]).unwrap_err();
     assert!(err.to_string().contains("--num-train-epochs cannot change them"), "{err}");
     let err = parse(&["stancekit", "train", "--resume", "nowhere", "--quiet"]).unwrap_err();
@@ -579,16 +581,10 @@ fn resume_refuses_flags_that_would_change_the_saved_settings() {
 
 #[test]
 fn a_config_file_inside_the_run_folder_is_not_overwritten_with_it() {
-    use clap::{CommandFactory, FromArgMatches};
     let dir = tempfile::tempdir().unwrap();
     let toml = dir.path().join("run.toml");
     std::fs::write(&toml, "freeze_encoder = true\n").unwrap();
     let (toml, out) = (toml.to_str().unwrap(), dir.path().to_str().unwrap());
-    let args = ["stancekit", "train", "--config", toml, "--out", out, "--overwrite"];
-    let matches = crate::cli::Cli::command().try_get_matches_from(args).unwrap();
-    let crate::cli::Command::Train(train) = crate::cli::Cli::from_arg_matches(&matches).unwrap().command else {
-        unreachable!()
-    };
-    let err = settings(*train, matches.subcommand_matches("train").unwrap()).unwrap_err().to_string();
+    let err = parse(&["stancekit", "train", "--config", toml, "--out", out, "--overwrite"]).unwrap_err().to_string();
     assert!(err.contains("lies inside --out"), "{err}");
 }
