@@ -137,6 +137,9 @@ pub fn make_output_dir(out: &Path, replace: bool) -> Result<()> {
 /// first, so that it fails before its long work, and empties the folder only
 /// once that work has read its inputs. True if the folder is to be replaced.
 pub fn check_output_dir(out: &Path, overwrite: Option<Replace>, hint: &str) -> Result<bool> {
+    if std::fs::metadata(out).is_ok_and(|m| !m.is_dir()) {
+        return Err(Error::Other(format!("{}: not a folder; this names the folder to write", out.display())));
+    }
     if !std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
         return Ok(false);
     }
@@ -243,6 +246,8 @@ mod tests {
         assert!(data.is_file(), "nothing deleted");
         let err = prepare_output_dir(&run, None, "pass --overwrite").unwrap_err().to_string();
         assert!(err.ends_with("exists; pass --overwrite"), "{err}");
+        let err = prepare_output_dir(&data, None, "").unwrap_err().to_string();
+        assert!(err.ends_with("data.jsonl: not a folder; this names the folder to write"), "{err}");
         let elsewhere = dir.path().join("elsewhere.jsonl");
         prepare_output_dir(&run, replace(&[elsewhere.as_path()]), "").unwrap();
         assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0, "replaced by an empty folder");
