@@ -204,7 +204,7 @@ struct WriteBound<S> {
     stream: S,
     limit: Duration,
     /// Armed while a write waits; a write that goes through disarms it.
-    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<S> WriteBound<S> {

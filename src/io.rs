@@ -92,13 +92,17 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct Replace<'a> {
     pub marker: &'a str,
-    pub inputs: &'a [&'a Path],
+    pub inputs: &'a [PathBuf],
 }
 
 /// Refuses an output that is one of the inputs (the same file by another
 /// name included), or lies inside an input folder (a model's): writing it
 /// would destroy what is being read. A device or pipe is no such output.
-pub fn check_not_an_input(output: &Path, flag: &str, inputs: &[&Path]) -> Result<()> {
+pub fn check_not_an_input<P: AsRef<Path>>(
+    output: &Path,
+    flag: &str,
+    inputs: impl IntoIterator<Item = P>,
+) -> Result<()> {
     if std::fs::metadata(output).is_ok_and(|m| !m.is_file()) {
         return Ok(());
     }
@@ -107,11 +111,11 @@ pub fn check_not_an_input(output: &Path, flag: &str, inputs: &[&Path]) -> Result
     let (Ok(folder), Some(name)) = (folder.canonicalize(), output.file_name()) else { return Ok(()) };
     let out = folder.join(name);
     let destroys = |input: &Path| input.canonicalize().is_ok_and(|i| i == out || (i.is_dir() && out.starts_with(&i)));
-    match inputs.iter().find(|p| destroys(p)) {
+    match inputs.into_iter().find(|p| destroys(p.as_ref())) {
         Some(input) => Err(Error::Other(format!(
             "{flag} {} is the input {} or inside it: writing it would destroy what is read; choose another file",
             output.display(),
-            input.display()
+            input.as_ref().display()
         ))),
         None => Ok(()),
     }
@@ -234,14 +238,14 @@ mod tests {
         let run = dir.path().join("run");
         std::fs::create_dir(&run).unwrap();
         std::fs::write(run.join("data.jsonl"), "x").unwrap();
-        fn replace<'a>(inputs: &'a [&'a Path]) -> Option<Replace<'a>> {
+        fn replace(inputs: &[PathBuf]) -> Option<Replace<'_>> {
             Some(Replace { marker: "train_config.json", inputs })
         }
         let err = prepare_output_dir(&run, replace(&[]), "").unwrap_err().to_string();
         assert!(err.contains("has no train_config.json"), "{err}");
         std::fs::write(run.join("train_config.json"), "{}").unwrap();
         let data = run.join("data.jsonl");
-        let err = prepare_output_dir(&run, replace(&[data.as_path()]), "").unwrap_err().to_string();
+        let err = prepare_output_dir(&run, replace(std::slice::from_ref(&data)), "").unwrap_err().to_string();
         assert!(err.contains("data.jsonl inside it"), "{err}");
         assert!(data.is_file(), "nothing deleted");
         let err = prepare_output_dir(&run, None, "pass --overwrite").unwrap_err().to_string();
@@ -249,7 +253,7 @@ mod tests {
         let err = prepare_output_dir(&data, None, "").unwrap_err().to_string();
         assert!(err.ends_with("data.jsonl: not a folder; this names the folder to write"), "{err}");
         let elsewhere = dir.path().join("elsewhere.jsonl");
-        prepare_output_dir(&run, replace(&[elsewhere.as_path()]), "").unwrap();
+        prepare_output_dir(&run, replace(&[elsewhere]), "").unwrap();
         assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0, "replaced by an empty folder");
     }
 
@@ -292,13 +296,13 @@ mod tests {
         let input = dir.path().join("in.jsonl");
         std::fs::write(&input, "x").unwrap();
         let other_name = dir.path().join(".").join("in.jsonl");
-        let err = check_not_an_input(&other_name, "--output", &[input.as_path()]).unwrap_err().to_string();
+        let err = check_not_an_input(&other_name, "--output", [&input]).unwrap_err().to_string();
         assert!(err.contains("is the input"), "{err}");
-        check_not_an_input(&dir.path().join("new.jsonl"), "--output", &[input.as_path()]).unwrap();
-        check_not_an_input(Path::new("/dev/null"), "--output", &[Path::new("/dev/null")]).unwrap();
+        check_not_an_input(&dir.path().join("new.jsonl"), "--output", [&input]).unwrap();
+        check_not_an_input(Path::new("/dev/null"), "--output", ["/dev/null"]).unwrap();
         let model = dir.path().join("run");
         std::fs::create_dir(&model).unwrap();
-        let err = check_not_an_input(&model.join("config.json"), "--output", &[model.as_path()]).unwrap_err();
+        let err = check_not_an_input(&model.join("config.json"), "--output", [&model]).unwrap_err();
         assert!(err.to_string().contains("is the input"), "inside a model's folder: {err}");
     }
 }

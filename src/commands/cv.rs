@@ -42,7 +42,6 @@ pub fn run(config: &CvConfig, stop: &dyn Fn(usize) -> bool) -> Result<CvResults>
     let base = &config.training;
     base.validate()?;
     let inputs = base.input_paths();
-    let inputs: Vec<&Path> = inputs.iter().map(std::path::PathBuf::as_path).collect();
     let replace = base.overwrite.then_some(crate::io::Replace { marker: "cv_config.json", inputs: &inputs });
     let hint = "pass --overwrite to replace it";
     let replace = crate::io::check_output_dir(&base.out, replace, hint)?;

@@ -111,7 +111,6 @@ pub fn split(config: &SplitConfig) -> Result<SplitReport> {
     }
     let (plan, stale) = plan(config, &records)?;
     let inputs: Vec<PathBuf> = config.files.iter().map(|f| crate::data::Input::parse(f).path).collect();
-    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     for (path, _) in &plan {
         crate::io::check_not_an_input(path, "--out", &inputs)?;
     }

@@ -57,8 +57,8 @@ impl fmt::Display for Summary {
 
 /// Runs `stancekit embed`: from reading the input to the last row written.
 pub fn run(config: &EmbedConfig) -> Result<Summary> {
-    let model = std::path::Path::new(&config.model);
-    crate::io::check_not_an_input(&config.output, "--output", &[config.input.as_path(), model])?;
+    let inputs = [config.input.clone(), PathBuf::from(&config.model)];
+    crate::io::check_not_an_input(&config.output, "--output", &inputs)?;
     if let Some(n) = config.max_length.filter(|&n| n < crate::tokenization::MIN_MAX_LENGTH) {
         let min = crate::tokenization::MIN_MAX_LENGTH;
         return Err(Error::Other(format!("--max-length {n}: at least {min} tokens, the special tokens and a word")));

@@ -455,9 +455,10 @@ pub fn run_command(config: &EvalConfig) -> Result<()> {
     }
     if let Some(dir) = &config.report {
         // The files `write` puts in the report folder, each checked against what is read.
-        let predictions = config.predictions.iter().map(|p| p.split_once('=').map_or(p.as_str(), |(_, f)| f));
-        let read: Vec<PathBuf> = config.data.iter().map(|d| crate::data::Input::parse(d).path).collect();
-        let read: Vec<&Path> = read.iter().map(PathBuf::as_path).chain(predictions.map(Path::new)).collect();
+        let predictions =
+            config.predictions.iter().map(|p| PathBuf::from(p.split_once('=').map_or(p.as_str(), |(_, f)| f)));
+        let data = config.data.iter().map(|d| crate::data::Input::parse(d).path);
+        let read: Vec<PathBuf> = data.chain(predictions).collect();
         for name in ["metrics.json", "eval_config.json", "report.md", "report.html", "predictions.jsonl"] {
             crate::io::check_not_an_input(&dir.join(name), "--report", &read)?;
         }

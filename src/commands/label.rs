@@ -95,8 +95,7 @@ fn check_out(config: &LabelConfig) -> Result<()> {
         );
         return Err(Error::Other(message));
     }
-    let inputs: Vec<&std::path::Path> = config.input.iter().map(PathBuf::as_path).collect();
-    crate::io::check_not_an_input(&config.out, "--out", &inputs)
+    crate::io::check_not_an_input(&config.out, "--out", &config.input)
 }
 
 fn load_model(config: &LabelConfig) -> impl Fn(&str) -> Result<Classifier> + '_ {

@@ -122,9 +122,8 @@ impl fmt::Display for Summary {
 /// Runs `stancekit predict`.
 pub fn run(config: &PredictConfig) -> Result<Summary> {
     super::tokenize_serially();
-    let model = Path::new(&config.model);
-    let inputs: Vec<&Path> = config.input.iter().map(PathBuf::as_path).chain([model]).collect();
-    crate::io::check_not_an_input(&config.output, "--output", &inputs)?;
+    let inputs = config.input.iter().map(PathBuf::as_path).chain([Path::new(&config.model)]);
+    crate::io::check_not_an_input(&config.output, "--output", inputs)?;
     let bytes_read = Arc::new(AtomicU64::new(0));
     let (records, spans) = open_inputs(config, &bytes_read)?;
     let (_, classifier) = super::load_classifier(&config.model, &config.device, &config.precision)?;

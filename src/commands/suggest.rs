@@ -100,9 +100,8 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     }
     let exclude: Vec<PathBuf> = config.exclude.iter().map(|e| crate::data::Input::parse(e).path).collect();
     let model = PathBuf::from(&config.model);
-    let inputs: Vec<&std::path::Path> =
-        config.pool.iter().chain(&exclude).chain([&model]).map(PathBuf::as_path).collect();
-    crate::io::check_not_an_input(&config.out, "--out", &inputs)?;
+    let inputs = config.pool.iter().chain(&exclude).chain([&model]);
+    crate::io::check_not_an_input(&config.out, "--out", inputs)?;
     let (_, classifier) = super::load_classifier(&config.model, &config.device, &super::PrecisionArgs::default())?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
     targets.check_fit(&classifier.pair_encoder())?;

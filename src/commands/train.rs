@@ -144,7 +144,6 @@ fn check_run_dir(config: &TrainConfig) -> Result<bool> {
     let out = &config.out;
     let hint = format!("pass --overwrite to replace it or --resume {} to continue it", out.display());
     let inputs = config.input_paths();
-    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     let replace = crate::io::Replace { marker: "train_config.json", inputs: &inputs };
     crate::io::check_output_dir(out, config.overwrite.then_some(replace), &hint)
 }
