@@ -14,6 +14,7 @@ pub struct Schema {
     #[serde(default = "default_labels")]
     pub labels: Vec<String>,
     /// Target id (as used in data files) → description (the text a model may be given).
+    #[serde(deserialize_with = "unique_targets")]
     pub targets: BTreeMap<String, String>,
     /// The targets file it was read from ([`Schema::load`]), for hints that
     /// name a command to run next (`validate::conflict_problems`).
@@ -124,6 +125,32 @@ impl Schema {
     }
 }
 
+/// The targets map, refusing an id given twice: serde's map would keep the
+/// last silently, and the first description would vanish from every model.
+fn unique_targets<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of target id -> description")
+        }
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> std::result::Result<Self::Value, M::Error> {
+            let mut targets = BTreeMap::new();
+            // Checked at the key, so that the error's line is the repeated key's.
+            while let Some(id) = map.next_key::<String>()? {
+                if targets.contains_key(&id) {
+                    return Err(serde::de::Error::custom(format!("target id `{id}` is given twice")));
+                }
+                targets.insert(id, map.next_value()?);
+            }
+            Ok(targets)
+        }
+    }
+    deserializer.deserialize_map(Visitor)
+}
+
 fn first_duplicate<T: Ord + Clone, I: IntoIterator<Item = T>>(items: I) -> Option<T> {
     let mut seen = BTreeSet::new();
     items.into_iter().find(|item| !seen.insert(item.clone()))
@@ -173,6 +200,9 @@ mod tests {
         let err = Schema::load(&path).unwrap_err().to_string();
         assert!(err.contains("label 'pro' is listed twice"), "{err}");
         assert!(err.contains("description 'same' is used by two targets"), "{err}");
+        let twice = write(&dir, "{\"targets\": {\n  \"a\": \"A\",\n  \"a\": \"B\"\n}}");
+        let err = Schema::load(&twice).unwrap_err().to_string();
+        assert!(err.contains("targets.json:3: json: target id `a` is given twice"), "{err}");
     }
 
     #[test]
