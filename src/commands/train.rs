@@ -270,6 +270,13 @@ fn settings(args: TrainArgs, matches: &clap::ArgMatches) -> Result<(TrainConfig,
             )));
         }
         let mut config = TrainConfig::from_json(&dir.join("train_config.json"))?;
+        let state = state::TrainerState::load(&trainer::RunDir(dir.clone()).checkpoint().join("trainer_state.json"));
+        // Unreadable state is check_resumable's to report; checkpoints from before `started_in` keep their paths.
+        if let Some(from) = state.ok().and_then(|s| s.started_in) {
+            if std::env::current_dir().is_ok_and(|here| here != from) {
+                config.rebase(&from);
+            }
+        }
         config.out = dir;
         config.quiet = flags.quiet;
         return Ok((config, true));

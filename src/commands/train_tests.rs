@@ -118,6 +118,8 @@ fn a_resumed_run_ends_like_an_uninterrupted_one() {
     // Interrupted mid-epoch (2 optimizer steps per epoch), then resumed twice.
     let summary = train(config.clone(), false, &|step| step == 1).unwrap();
     assert_eq!(summary.outcome, Outcome::Interrupted);
+    let state = crate::training::state::TrainerState::load(&config.out.join("checkpoint-last/trainer_state.json"));
+    assert_eq!(state.unwrap().started_in, std::env::current_dir().ok(), "what --resume reads relative paths from");
     // Other training data (one pair fewer, or one label changed) is refused, not trained on.
     let data = std::fs::read_to_string(&config.train[0]).unwrap();
     let fewer = data.lines().skip(1).collect::<Vec<_>>().join("\n");

@@ -200,6 +200,22 @@ impl TrainConfig {
         data.chain([self.targets.clone(), PathBuf::from(&self.model)]).collect()
     }
 
+    /// Reads the relative paths as from `from`, the folder the run started
+    /// in, so that `--resume` finds its data from any folder. A model that is
+    /// no folder there is a hub id and stays as it is.
+    pub fn rebase(&mut self, from: &Path) {
+        let at = |arg: &String| match Path::new(arg).is_relative() {
+            true => from.join(arg).to_string_lossy().into_owned(),
+            false => arg.clone(),
+        };
+        self.train = self.train.iter().map(at).collect();
+        self.dev = self.dev.iter().map(at).collect();
+        self.targets = from.join(&self.targets);
+        if from.join(&self.model).exists() {
+            self.model = at(&self.model);
+        }
+    }
+
     /// The `--dev` files that training reads: none with `--dev-split` or
     /// `--eval-strategy no`.
     pub fn dev_files(&self) -> &[String] {
@@ -299,6 +315,33 @@ mod tests {
         assert_eq!(from_toml, TrainConfig::default());
         assert_eq!((from_toml.learning_rate, from_toml.pooling), (1e-4, Pooling::Mean));
         assert_eq!(from_toml.train, vec!["datasets/train.jsonl".to_string()]);
+    }
+
+    #[test]
+    fn rebase_reads_relative_paths_from_the_starting_folder() {
+        let from = tempfile::tempdir().unwrap();
+        std::fs::create_dir(from.path().join("base")).unwrap();
+        let mut config = TrainConfig {
+            model: "base".into(),
+            train: vec!["data/train.jsonl".into(), "/abs/te:train".into(), "te:train".into()],
+            ..TrainConfig::default()
+        };
+        config.rebase(from.path());
+        let at = |p: &str| from.path().join(p).to_string_lossy().into_owned();
+        assert_eq!(config.train, [at("data/train.jsonl"), "/abs/te:train".into(), at("te:train")]);
+        assert_eq!(
+            (config.dev[0].clone(), config.targets.clone()),
+            (at("datasets/dev.jsonl"), from.path().join("datasets/targets.json"))
+        );
+        assert_eq!(config.model, at("base"));
+        assert_eq!(
+            crate::data::Input::parse(&config.train[2]).path,
+            from.path().join("te"),
+            "the split suffix is kept"
+        );
+        let mut hub = TrainConfig { model: "sentence-transformers/all-MiniLM-L6-v2".into(), ..TrainConfig::default() };
+        hub.rebase(from.path());
+        assert_eq!(hub.model, "sentence-transformers/all-MiniLM-L6-v2", "a hub id is no path");
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct TrainerState {
     /// before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_data: Option<String>,
+    /// The working directory the run started in: its settings' relative paths
+    /// are read from there on `--resume`, whichever folder that is run from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_in: Option<std::path::PathBuf>,
 }
 
 /// The training pairs' count and an FNV-1a hash of their tokens and labels,

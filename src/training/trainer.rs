@@ -99,6 +99,7 @@ impl Trainer {
                 super::state::data_fingerprint(&train),
                 super::state::data_fingerprint(&dev)
             )),
+            started_in: std::env::current_dir().ok(),
         };
         let run = RunDir(config.out.clone());
         let head_only = config.freeze_encoder;
