@@ -99,30 +99,64 @@ pub fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
 }
 
 /// Listens for SIGTERM and Ctrl-C from now on (so that one sent as soon as the
-/// address is printed is not missed); the future resolves on either. Call
-/// inside the runtime.
-pub fn stop_signal() -> Result<impl Future<Output = ()>> {
+/// address is printed is not missed), counting them. Call inside the runtime.
+pub fn stop_signals() -> Result<StopSignals> {
     let listen = |e: std::io::Error| Error::Other(format!("listening for signals: {e}"));
+    let (count, counted) = tokio::sync::watch::channel(0u32);
     #[cfg(unix)]
-    let stopped = {
+    {
         use tokio::signal::unix::{signal, SignalKind};
         let (mut term, mut int) =
             (signal(SignalKind::terminate()).map_err(listen)?, signal(SignalKind::interrupt()).map_err(listen)?);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                count.send_modify(|n| *n += 1);
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = listen;
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                count.send_modify(|n| *n += 1);
+            }
+        });
+    }
+    Ok(StopSignals(counted))
+}
+
+/// The stop signals received: the first asks for a graceful stop, a second
+/// (an impatient Ctrl-C) for an immediate one, as uvicorn and gunicorn do.
+#[derive(Clone)]
+pub struct StopSignals(tokio::sync::watch::Receiver<u32>);
+
+impl StopSignals {
+    /// Resolves once `n` signals have arrived.
+    pub fn nth(&self, n: u32) -> impl Future<Output = ()> + use<> {
+        let mut counted = self.0.clone();
         async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+            if counted.wait_for(|&count| count >= n).await.is_err() {
+                // The listener is gone only with the runtime: no signal will come.
+                std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let stopped = {
-        let _ = listen;
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    };
-    Ok(stopped)
+    }
+}
+
+/// How a stop ended ([`serve_router`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every connection finished its request and closed.
+    Drained,
+    /// `drain` passed with connections still open; they were dropped.
+    TimedOut,
+    /// The `now` future resolved first (a second signal); they were dropped.
+    Forced,
 }
 
 /// What bounds the connections themselves: how many may be open at once
@@ -138,14 +172,15 @@ pub struct ConnectionBounds {
 
 /// Serves `router` on `listener` until `stop` resolves; then accepts no more,
 /// lets each connection finish the request it is in, and returns when all are
-/// closed, or once `bounds.drain` has passed: false then (the connections
-/// left are dropped). HTTP/1.1, one task per connection (hyper).
+/// closed, or once `bounds.drain` has passed or `now` resolved (the
+/// connections left are then dropped). HTTP/1.1, one task per connection (hyper).
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     bounds: ConnectionBounds,
     stop: impl Future<Output = ()>,
-) -> bool {
+    now: impl Future<Output = ()>,
+) -> Stopped {
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let open = std::sync::Arc::new(tokio::sync::Semaphore::new(bounds.max_open.max(1)));
     let mut connections = tokio::task::JoinSet::new();
@@ -174,7 +209,10 @@ pub async fn serve_router(
     drop(listener);
     let _ = stopping.send(true);
     let drained = async { while connections.join_next().await.is_some() {} };
-    tokio::time::timeout(bounds.drain, drained).await.is_ok()
+    tokio::select! {
+        done = tokio::time::timeout(bounds.drain, drained) => if done.is_ok() { Stopped::Drained } else { Stopped::TimedOut },
+        () = now => Stopped::Forced,
+    }
 }
 
 /// One connection, asked to close after its request in flight once `stopped` turns true.

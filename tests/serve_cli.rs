@@ -213,6 +213,33 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     assert!(server.stderr.lock().unwrap().contains("stancekit serve: stopped"));
 }
 
+/// A second signal during the drain (an impatient Ctrl-C) stops at once,
+/// without waiting out `--timeout-ms` for a stalled request.
+#[test]
+fn a_second_signal_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    stancekit::testing::write_tiny_classifier(dir.path(), 5).unwrap();
+    let mut server = Server::start(dir.path(), &["--timeout-ms", "60000"]);
+    let mut stalled = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stalled.write_all(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = server.child.id() as i32;
+    let signal = |sig| {
+        // SAFETY: signals our own child process by its id.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    signal(libc::SIGTERM);
+    assert!(server.child.try_wait().unwrap().is_none(), "the first signal waits for the request in flight");
+    let signalled = std::time::Instant::now();
+    signal(libc::SIGINT);
+    let status = server.child.wait().unwrap();
+    assert!(signalled.elapsed() < Duration::from_secs(10), "stopped after {:?}", signalled.elapsed());
+    assert!(status.success(), "exit {status:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(server.stderr.lock().unwrap().contains("a second stop signal"), "{}", server.stderr.lock().unwrap());
+}
+
 /// A client that stops sending its body holds its connection no longer than
 /// `--timeout-ms` (408, as JSON), nor a stop after it; a body declared too
 /// large is refused (413) before a byte of it is read.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::Stopped;
 use crate::serving::batcher::BatchOptions;
 use crate::serving::server::{router, Limits, Service, Settings};
 use crate::{Error, Result};
@@ -83,19 +84,24 @@ pub fn run(config: &ServeConfig) -> Result<()> {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
         let addr = listener.local_addr().map_err(|e| Error::Other(format!("--addr {}: {e}", config.addr)))?;
-        let signal = crate::http::stop_signal()?;
+        let signals = crate::http::stop_signals()?;
         let precision = service.info["precision"].as_str().unwrap_or_default().to_string();
         eprintln!("stancekit serve: listening on http://{addr} (model {}, {precision})", config.model);
         // A connection that never finishes its request (a client gone quiet
         // mid-body) does not hold the stop for longer than a request may take.
         let bounds = crate::http::ConnectionBounds { max_open: config.max_connections, header_time: drain, drain };
-        let drained = crate::http::serve_router(listener, router(service), bounds, async move {
-            signal.await;
-            eprintln!("stancekit serve: stopping; finishing the requests in flight");
-        })
-        .await;
-        if !drained {
-            eprintln!("stancekit serve: connections still open {} ms after the stop; closing them", drain.as_millis());
+        let stop = signals.nth(1);
+        let stopping = async move {
+            stop.await;
+            eprintln!("stancekit serve: stopping; finishing the requests in flight (a second signal stops at once)");
+        };
+        match crate::http::serve_router(listener, router(service), bounds, stopping, signals.nth(2)).await {
+            Stopped::Drained => {}
+            Stopped::TimedOut => eprintln!(
+                "stancekit serve: connections still open {} ms after the stop; closing them",
+                drain.as_millis()
+            ),
+            Stopped::Forced => eprintln!("stancekit serve: a second stop signal; closing the connections now"),
         }
         Ok::<(), Error>(())
     })?;

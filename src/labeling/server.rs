@@ -84,12 +84,12 @@ pub fn serve(session: Session, meta: Meta, listener: TcpListener) -> Result<()> 
     let addr = listener.local_addr().map_err(|e| Error::Other(format!("the listening socket: {e}")))?;
     let router = router(session, meta, addr);
     crate::http::runtime(Some(2))?.block_on(async move {
-        let stop = crate::http::stop_signal()?;
+        let signals = crate::http::stop_signals()?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| Error::Other(format!("{addr}: {e}")))?;
         // A request takes a session call (milliseconds) once its body is in: BODY_TIME bounds the stop too.
         let bounds =
             crate::http::ConnectionBounds { max_open: MAX_CONNECTIONS, header_time: BODY_TIME, drain: BODY_TIME };
-        crate::http::serve_router(listener, router, bounds, stop).await;
+        crate::http::serve_router(listener, router, bounds, signals.nth(1), signals.nth(2)).await;
         Ok(())
     })
 }
