@@ -16,32 +16,27 @@ use crate::{Error, Problem, Problems, Result};
 /// The system's answers in gold order.
 pub fn align(gold: &Gold, file: &PredictionsFile) -> Result<Output> {
     let by_id = gold.items.iter().all(|i| i.id.is_some()) && file.rows.iter().all(|p| p.id.is_some());
-    let gold_key = |i: usize| {
-        let item = &gold.items[i];
-        let name = if by_id { item.id.as_deref().unwrap_or_default() } else { item.text.trim() };
-        (name.to_string(), gold.targets[item.target].clone())
-    };
-    let mut open: HashMap<(String, String), VecDeque<usize>> = HashMap::new();
-    for i in 0..gold.items.len() {
-        open.entry(gold_key(i)).or_default().push_back(i);
-    }
+    let keys = Keys::new(gold, by_id);
+    let mut open: HashMap<&(String, String), VecDeque<usize>> =
+        keys.records.iter().map(|(key, records)| (key, records.iter().copied().collect())).collect();
     let mut answer: Vec<Option<usize>> = vec![None; gold.items.len()];
     let mut problems = Vec::new();
     for (row, p) in file.rows.iter().enumerate() {
         let name = if by_id { p.id.clone().unwrap_or_default() } else { p.text.trim().to_string() };
-        match open.get_mut(&(name.clone(), p.target.clone())).and_then(VecDeque::pop_front) {
+        let key = (name, p.target.clone());
+        match open.get_mut(&key).and_then(VecDeque::pop_front) {
             Some(i) => {
                 if by_id && gold.items[i].text.trim() != p.text.trim() {
-                    problems.push(file.problem(row, "text", format!("differs from the gold text of id '{name}'")));
+                    problems.push(file.problem(row, "text", format!("differs from the gold text of id '{}'", key.0)));
                 }
                 answer[i] = Some(row);
             }
-            None => problems.push(unmatched(gold, file, row, by_id, &name)),
+            None => problems.push(keys.unmatched(file, row, &key.0)),
         }
     }
     for (i, a) in answer.iter().enumerate() {
         if a.is_none() {
-            problems.push(missing(gold, file, i, by_id));
+            problems.push(keys.missing(file, i));
         }
     }
     if !problems.is_empty() {
@@ -51,40 +46,64 @@ pub fn align(gold: &Gold, file: &PredictionsFile) -> Result<Output> {
     output(gold, file, &rows)
 }
 
-/// A prediction without a gold record: say whether the sentence is unknown or just the target.
-fn unmatched(gold: &Gold, file: &PredictionsFile, row: usize, by_id: bool, name: &str) -> Problem {
-    let p = &file.rows[row];
-    let what = if by_id { format!("id '{name}'") } else { "this text".to_string() };
-    let targets: Vec<&str> = gold
-        .items
-        .iter()
-        .filter(|i| if by_id { i.id.as_deref() == Some(name) } else { i.text.trim() == name })
-        .map(|i| gold.targets[i.target].as_str())
-        .collect();
-    let message = if targets.is_empty() {
-        format!("no gold record has {what}")
-    } else if targets.contains(&p.target.as_str()) {
-        format!("a second prediction for {what} and target '{}'", p.target)
-    } else {
-        format!("gold has {what} for target(s) {}, not '{}'", targets.join(", "), p.target)
-    };
-    file.problem(row, if by_id { "id" } else { "text" }, message)
+/// The gold records by key, in file order, and the targets each name (id or
+/// text) is held for: built once, so that a predictions file of other data
+/// is told apart in linear time, not by a scan of the gold per mismatch.
+struct Keys<'a> {
+    gold: &'a Gold,
+    by_id: bool,
+    records: HashMap<(String, String), Vec<usize>>,
+    targets: HashMap<String, Vec<&'a str>>,
 }
 
-fn missing(gold: &Gold, file: &PredictionsFile, i: usize, by_id: bool) -> Problem {
-    let item = &gold.items[i];
-    let who = match (&item.id, by_id) {
-        (Some(id), true) => format!("id '{id}'"),
-        _ => format!("text \"{}\"", crate::input::shorten(&item.text, 60)),
-    };
-    let same = |j: &GoldItem| {
-        j.target == item.target && if by_id { j.id == item.id } else { j.text.trim() == item.text.trim() }
-    };
-    let times = gold.items.iter().filter(|j| same(j)).count();
-    // A record the gold data holds twice needs two predictions: say so, or the reader blames the predictions alone.
-    let repeated = if times > 1 { format!(" (the gold data holds it {times} times)") } else { String::new() };
-    let message = format!("no prediction for gold record {who}, target '{}'{repeated}", gold.targets[item.target]);
-    Problem { file: file.name.clone(), line: 0, field: "missing".into(), message }
+impl<'a> Keys<'a> {
+    fn new(gold: &'a Gold, by_id: bool) -> Self {
+        let (mut records, mut targets) = (HashMap::<_, Vec<usize>>::new(), HashMap::<_, Vec<&str>>::new());
+        for (i, item) in gold.items.iter().enumerate() {
+            let name = Self::name(item, by_id).to_string();
+            let target = gold.targets[item.target].as_str();
+            targets.entry(name.clone()).or_default().push(target);
+            records.entry((name, target.to_string())).or_default().push(i);
+        }
+        Keys { gold, by_id, records, targets }
+    }
+
+    fn name(item: &GoldItem, by_id: bool) -> &str {
+        if by_id {
+            item.id.as_deref().unwrap_or_default()
+        } else {
+            item.text.trim()
+        }
+    }
+
+    /// A prediction without a gold record: say whether the sentence is unknown or just the target.
+    fn unmatched(&self, file: &PredictionsFile, row: usize, name: &str) -> Problem {
+        let p = &file.rows[row];
+        let what = if self.by_id { format!("id '{name}'") } else { "this text".to_string() };
+        let targets = self.targets.get(name).map(Vec::as_slice).unwrap_or_default();
+        let message = if targets.is_empty() {
+            format!("no gold record has {what}")
+        } else if targets.contains(&p.target.as_str()) {
+            format!("a second prediction for {what} and target '{}'", p.target)
+        } else {
+            format!("gold has {what} for target(s) {}, not '{}'", targets.join(", "), p.target)
+        };
+        file.problem(row, if self.by_id { "id" } else { "text" }, message)
+    }
+
+    fn missing(&self, file: &PredictionsFile, i: usize) -> Problem {
+        let item = &self.gold.items[i];
+        let who = match (&item.id, self.by_id) {
+            (Some(id), true) => format!("id '{id}'"),
+            _ => format!("text \"{}\"", crate::input::shorten(&item.text, 60)),
+        };
+        let target = &self.gold.targets[item.target];
+        let times = self.records.get(&(Self::name(item, self.by_id).to_string(), target.clone())).map_or(1, Vec::len);
+        // A record the gold data holds twice needs two predictions: say so, or the reader blames the predictions alone.
+        let repeated = if times > 1 { format!(" (the gold data holds it {times} times)") } else { String::new() };
+        let message = format!("no prediction for gold record {who}, target '{target}'{repeated}");
+        Problem { file: file.name.clone(), line: 0, field: "missing".into(), message }
+    }
 }
 
 /// Labels and probabilities of the aligned rows; probabilities on some lines but not others is an error.
