@@ -22,7 +22,11 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.file, self.line, self.field, self.message)
+        // Line 0 is the file as a whole: no line to name, as compilers print it.
+        match self.line {
+            0 => write!(f, "{}: {}: {}", self.file, self.field, self.message),
+            line => write!(f, "{}:{line}: {}: {}", self.file, self.field, self.message),
+        }
     }
 }
 
@@ -168,7 +172,7 @@ mod tests {
     fn a_whole_file_problem_repeated_is_counted_not_given_lines() {
         let same = Problem::new("p.jsonl", 0, "missing", "no prediction for gold record 'x'");
         let text = Problems(vec![same.clone(), same]).to_string();
-        assert_eq!(text, "p.jsonl:0: missing: no prediction for gold record 'x'\n  (the same 1 more time(s))");
+        assert_eq!(text, "p.jsonl: missing: no prediction for gold record 'x'\n  (the same 1 more time(s))");
     }
 
     #[test]

@@ -51,14 +51,14 @@ fn an_empty_file_is_refused_by_check_train_and_eval() {
     let dir = setup();
     let d = dir.path();
     let check = stancekit(d, &["data", "check", "--targets", "targets.json", "empty.jsonl"]);
-    fails_with(&check, "empty.jsonl:0: file: no records");
+    fails_with(&check, "empty.jsonl: file: no records");
     let train = ["train", "--model", "base", "--targets", "targets.json", "--out", "run", "--dev-split", "0.2"];
     let train = stancekit(d, &[&train[..], &["--train", "empty.jsonl", "--device", "cpu"]].concat());
-    fails_with(&train, "empty.jsonl:0: file: no records");
+    fails_with(&train, "empty.jsonl: file: no records");
     std::fs::write(d.join("p.jsonl"), record("s0", "Sentence 0.", "nato", "favor")).unwrap();
     let eval =
         stancekit(d, &["eval", "--predictions", "p.jsonl", "--data", "empty.jsonl", "--targets", "targets.json"]);
-    fails_with(&eval, "empty.jsonl:0: file: no records");
+    fails_with(&eval, "empty.jsonl: file: no records");
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn clean_keeps_exact_duplicates_unless_told_and_refuses_bad_input() {
     let before = std::fs::read(d.join("annotated.jsonl")).unwrap();
     fails_with(&clean(&["annotated.jsonl", "--out", "annotated.jsonl"]), "is the input annotated.jsonl");
     assert_eq!(std::fs::read(d.join("annotated.jsonl")).unwrap(), before);
-    fails_with(&clean(&["missing.jsonl", "--out", "x.jsonl"]), "missing.jsonl:0: file: no such file or folder");
+    fails_with(&clean(&["missing.jsonl", "--out", "x.jsonl"]), "missing.jsonl: file: no such file or folder");
     std::fs::write(d.join("bad.jsonl"), record("x", "Odd.", "nato", "neutral")).unwrap();
     fails_with(&clean(&["bad.jsonl", "--out", "x.jsonl"]), "bad.jsonl:1: label: unknown label 'neutral'");
     assert!(!d.join("x.jsonl").exists());

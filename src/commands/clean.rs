@@ -369,7 +369,7 @@ mod tests {
         let err = clean(&config).unwrap_err().to_string();
         assert!(err.contains(&format!("{bad}:1: label: unknown label 'neutral'")), "{err}");
         assert!(err.contains(&format!("{bad}:2: json:")), "{err}");
-        assert!(err.contains(&format!("{missing}:0: file: no such file or folder")), "{err}");
+        assert!(err.contains(&format!("{missing}: file: no such file or folder")), "{err}");
         assert!(!err.contains("conflicting"), "conflicts are resolved, not reported: {err}");
         assert!(!config.out.exists());
     }

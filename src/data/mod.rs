@@ -411,9 +411,9 @@ pub(crate) mod tests {
         let missing = dir.path().join("missing.jsonl").display().to_string();
         let nameless = dir.path().join("missing").display().to_string();
         let got = problems(&[&odd, &missing, &nameless], None);
-        assert!(got[0].starts_with(&format!("{odd}:0: file: cannot tell the format")), "{got:?}");
-        assert_eq!(got[1], format!("{missing}:0: file: no such file or folder"));
-        assert_eq!(got[2], format!("{nameless}:0: file: no such file or folder"), "not a format to name");
+        assert!(got[0].starts_with(&format!("{odd}: file: cannot tell the format")), "{got:?}");
+        assert_eq!(got[1], format!("{missing}: file: no such file or folder"));
+        assert_eq!(got[2], format!("{nameless}: file: no such file or folder"), "not a format to name");
     }
 
     #[test]
@@ -445,10 +445,10 @@ pub(crate) mod tests {
         let semeval = write(dir.path(), "d.txt", "ID\tTarget\tTweet\tStance\n");
         let got = problems(&[&empty, &blank, &header, &semeval], None);
         let expected: Vec<String> =
-            [&empty, &blank, &header, &semeval].iter().map(|f| format!("{f}:0: file: no records")).collect();
+            [&empty, &blank, &header, &semeval].iter().map(|f| format!("{f}: file: no records")).collect();
         assert_eq!(got, expected);
         let good = write(dir.path(), "e.jsonl", "{\"text\":\"x\",\"target\":\"nato\",\"label\":\"none\"}\n");
-        assert_eq!(problems(&[&good, &empty], None), vec![format!("{empty}:0: file: no records")]);
+        assert_eq!(problems(&[&good, &empty], None), vec![format!("{empty}: file: no records")]);
         assert_eq!(load_records(&[&good], None, &schema()).unwrap().len(), 1);
     }
 }

@@ -246,8 +246,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                format!("{root}/climate/val_text.txt:0: file: missing"),
-                format!("{root}/climate/val_labels.txt:0: file: missing")
+                format!("{root}/climate/val_text.txt: file: missing"),
+                format!("{root}/climate/val_labels.txt: file: missing")
             ]
         );
     }
@@ -300,7 +300,7 @@ mod tests {
         write(dir.path(), "hillary/test_labels.txt", "0\n0\n");
         let got = problems(&[&root], None);
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].starts_with(&format!("{root}/hillary:0: target: unknown target 'hillary'")), "{got:?}");
+        assert!(got[0].starts_with(&format!("{root}/hillary: target: unknown target 'hillary'")), "{got:?}");
     }
 
     #[test]

@@ -186,7 +186,7 @@ mod tests {
             "p.jsonl:3: id: gold has id 's2' for target(s) land, not 'nato'",
             "p.jsonl:4: id: no gold record has id 's9'",
             "p.jsonl:5: text: differs from the gold text of id 's1'",
-            "p.jsonl:0: missing: no prediction for gold record id 's2', target 'land'",
+            "p.jsonl: missing: no prediction for gold record id 's2', target 'land'",
         ] {
             assert!(err.contains(expected), "{expected} not in\n{err}");
         }

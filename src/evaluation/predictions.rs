@@ -288,6 +288,6 @@ mod tests {
         let path = dir.path().join("p.csv");
         std::fs::write(&path, "id,text,target,label\n").unwrap();
         let err = read(&path, &labels()).err().unwrap().to_string();
-        assert!(err.contains("p.csv:0: file: predictions are read as JSONL"), "{err}");
+        assert!(err.contains("p.csv: file: predictions are read as JSONL"), "{err}");
     }
 }

@@ -113,21 +113,28 @@ impl TargetSet {
         &self.selected
     }
 
-    /// The targets a record is scored on: its own (by id, or by description as
-    /// SemEval-style files name it), or the selected ones.
+    /// The target a record or request names: by id, or by description as
+    /// SemEval-style files name it.
+    pub fn lookup(&self, given: &str) -> Option<usize> {
+        self.index(given).or_else(|| self.descriptions.iter().position(|d| crate::data::names_description(given, d)))
+    }
+
+    /// The known target ids, comma-separated, for messages.
+    pub fn id_list(&self) -> String {
+        self.ids.join(", ")
+    }
+
+    /// The targets a record is scored on: its own ([`Self::lookup`]), or the selected ones.
     fn for_record(&self, record: &Record) -> Result<Vec<usize>> {
         match &record.target {
             None => Ok(self.selected.clone()),
-            Some(id) => match self
-                .index(id)
-                .or_else(|| self.descriptions.iter().position(|d| crate::data::names_description(id, d)))
-            {
+            Some(id) => match self.lookup(id) {
                 Some(i) => Ok(vec![i]),
                 None => Err(Error::Invalid(crate::Problems(vec![crate::Problem {
                     file: record.file.to_string(),
                     line: record.line,
                     field: "target".into(),
-                    message: format!("unknown target `{id}` (known by id or description: {})", self.ids.join(", ")),
+                    message: format!("unknown target `{id}` (known by id or description: {})", self.id_list()),
                 }]))),
             },
         }

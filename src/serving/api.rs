@@ -158,12 +158,12 @@ fn check_count(field: &str, n: usize, max_texts: usize) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// The index of target `id` among the model's, or a 400 naming `field`.
-fn find_target(targets: &TargetSet, id: &str, field: &str) -> Result<usize, ApiError> {
-    let known = targets.selected();
-    known.iter().copied().find(|&t| targets.id(t) == id).ok_or_else(|| {
-        let names: Vec<&str> = known.iter().map(|&t| targets.id(t)).collect();
-        ApiError::bad(field, format!("{field}: unknown target `{id}` (known: {})", names.join(", ")))
+/// The index of the target named `given` (by id or description, as
+/// `predict` reads a record's), or a 400 naming `field`.
+fn find_target(targets: &TargetSet, given: &str, field: &str) -> Result<usize, ApiError> {
+    targets.lookup(given).ok_or_else(|| {
+        let known = targets.id_list();
+        ApiError::bad(field, format!("{field}: unknown target `{given}` (known by id or description: {known})"))
     })
 }
 
@@ -203,12 +203,16 @@ mod tests {
     #[test]
     fn records_keep_their_ids_and_their_own_target_as_predict_reads_them() {
         let body = r#"{"records": [{"id": "a", "text": "x", "target": " nato "}, {"id": 7, "text": "y", "label": "favor"},
-                                   {"text": "z"}], "targets": ["defence"]}"#;
-        let checked = check(body, 3).unwrap();
+                                   {"text": "z"}, {"text": "w", "target": "Ukraine joining NATO"}], "targets": ["defence"]}"#;
+        let checked = check(body, 4).unwrap();
         let records: Vec<(&str, Option<&str>)> =
             checked.records.iter().map(|r| (r.id.as_str(), r.target.as_deref())).collect();
-        assert_eq!(records, [("a", Some("nato")), ("7", None), ("3", None)]);
-        assert_eq!(checked.pairs, [(0, 1), (1, 0), (2, 0)]);
+        assert_eq!(
+            records,
+            [("a", Some("nato")), ("7", None), ("3", None), ("4", Some("nato"))],
+            "by id or description"
+        );
+        assert_eq!(checked.pairs, [(0, 1), (1, 0), (2, 0), (3, 1)]);
     }
 
     #[test]
@@ -225,7 +229,7 @@ mod tests {
                 r#"{"texts": ["a"], "targets": ["nato", "eu"]}"#,
                 400,
                 "targets[1]",
-                "unknown target `eu` (known: defence, nato)",
+                "unknown target `eu` (known by id or description: defence, nato)",
             ),
             (r#"{"texts": ["a"], "targets": []}"#, 400, "targets", "empty"),
             (r#"{"records": [{"text": "a"}, {"id": "b"}]}"#, 400, "records[1]", "missing field `text`"),
