@@ -130,22 +130,56 @@ impl StanceTokenizer {
 
     /// Encodes (target description, sentence) pairs; only the sentence is truncated.
     pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<Encoded>> {
-        let inputs: Vec<tokenizers::EncodeInput> = pairs.iter().map(|&(a, b)| (a, b).into()).collect();
-        let out = self.pairs.encode_batch(inputs, true).map_err(|e| {
-            let longest = pairs.iter().map(|p| p.0).max_by_key(|t| t.len()).unwrap_or_default();
-            Error::Tokenizer(format!(
-                "cannot fit pairs into {} tokens (is the target description {longest:?} too long?): {e}",
-                self.max_length
-            ))
-        })?;
-        Ok(out.iter().map(to_encoded).collect())
+        self.encode_capped(pairs.iter().map(|p| p.1).collect(), |sentences| {
+            let inputs: Vec<tokenizers::EncodeInput> =
+                pairs.iter().zip(sentences).map(|(&(a, _), &b)| (a, b).into()).collect();
+            let out = self.pairs.encode_batch(inputs, true).map_err(|e| {
+                let longest = pairs.iter().map(|p| p.0).max_by_key(|t| t.len()).unwrap_or_default();
+                Error::Tokenizer(format!(
+                    "cannot fit pairs into {} tokens (is the target description {longest:?} too long?): {e}",
+                    self.max_length
+                ))
+            })?;
+            Ok(out.iter().map(to_encoded).collect())
+        })
     }
 
     /// Encodes single sentences (embeddings), truncated to the maximum length.
     pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
-        let inputs: Vec<tokenizers::EncodeInput> = texts.iter().map(|&t| t.into()).collect();
-        let out = self.singles.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(out.iter().map(to_encoded).collect())
+        self.encode_capped(texts.to_vec(), |texts| {
+            let inputs: Vec<tokenizers::EncodeInput> = texts.iter().map(|&t| t.into()).collect();
+            let out = self.singles.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+            Ok(out.iter().map(to_encoded).collect())
+        })
+    }
+
+    /// `encode` over the sentences cut at a word boundary near `CAP_BYTES_PER_TOKEN`
+    /// bytes per token allowed. The tokenizer encodes a text whole and keeps
+    /// what truncation cuts off, so a 20 MB line took 2 GB to keep 128 tokens.
+    /// A cut sentence that still overflows keeps exactly the tokens the whole
+    /// one would (the words before a cut tokenize alike); one that no longer
+    /// does is encoded again from more of its text.
+    fn encode_capped<'t>(
+        &self,
+        mut sentences: Vec<&'t str>,
+        encode: impl Fn(&[&'t str]) -> Result<Vec<Encoded>>,
+    ) -> Result<Vec<Encoded>> {
+        let mut cap = self.max_length.saturating_mul(CAP_BYTES_PER_TOKEN);
+        let whole = sentences.clone();
+        sentences.iter_mut().for_each(|s| *s = cut_at_word(s, cap));
+        let mut encoded = encode(&sentences)?;
+        loop {
+            let short: Vec<usize> =
+                (0..whole.len()).filter(|&i| sentences[i].len() < whole[i].len() && !encoded[i].truncated).collect();
+            if short.is_empty() {
+                return Ok(encoded);
+            }
+            cap = cap.saturating_mul(8);
+            let longer: Vec<&str> = short.iter().map(|&i| cut_at_word(whole[i], cap)).collect();
+            for (&i, (text, again)) in short.iter().zip(longer.iter().zip(encode(&longer)?)) {
+                (sentences[i], encoded[i]) = (text, again);
+            }
+        }
     }
 
     /// The tokenizer as it was loaded, less padding: what a run folder saves.
@@ -153,6 +187,26 @@ impl StanceTokenizer {
         let mut t = self.singles.clone();
         t.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
         t.to_string(true).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+}
+
+/// Bytes of a sentence read per token allowed: English news runs at 4–6 bytes
+/// a token, so a cut at this many almost always leaves more than fit.
+const CAP_BYTES_PER_TOKEN: usize = 32;
+
+/// `text` up to the last whitespace before `cap` bytes (whole if shorter, or
+/// if no whitespace comes before: a cut inside a word could tokenize it otherwise).
+fn cut_at_word(text: &str, cap: usize) -> &str {
+    if text.len() <= cap {
+        return text;
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    match text[..end].rfind(char::is_whitespace) {
+        Some(space) if space > 0 => &text[..space],
+        _ => text,
     }
 }
 
@@ -219,6 +273,27 @@ mod tests {
         // [CLS] ukraine joining nato [SEP] → five type-0 tokens survive whole.
         assert_eq!(enc.type_ids.iter().filter(|t| **t == 0).count(), 5);
         assert_eq!(*enc.ids.last().unwrap(), tok.pairs.token_to_id("[SEP]").unwrap());
+    }
+
+    /// A sentence far past the limit is encoded from a cut of its text, to
+    /// the same tokens as from the whole; one whose first words are mostly
+    /// spaces is read on until it fills the limit.
+    #[test]
+    fn long_sentences_encode_as_whole_ones_from_a_cut() {
+        let tok = StanceTokenizer::new(tiny_tokenizer(), 10).unwrap();
+        let whole = with_truncation(tiny_tokenizer(), 10, TruncationStrategy::LongestFirst).unwrap();
+        let long = "the war must end ".repeat(1000);
+        let spaced = format!("the war{}must end and the war must end", " ".repeat(5000));
+        for text in [long.as_str(), spaced.as_str(), "the war"] {
+            let got = &tok.encode_texts(&[text]).unwrap()[0];
+            let want = to_encoded(&whole.encode(text, true).unwrap());
+            assert_eq!((&got.ids, got.truncated), (&want.ids, want.truncated), "{}", &text[..20.min(text.len())]);
+            let pair = &tok.encode_pairs(&[("ukraine", text)]).unwrap()[0];
+            assert_eq!(pair.truncated, text.len() > 100, "{}", &text[..20.min(text.len())]);
+        }
+        assert_eq!(cut_at_word("ab cd ef", 6), "ab cd");
+        assert_eq!(cut_at_word("abcdef gh", 4), "abcdef gh", "no cut inside the first word");
+        assert_eq!(cut_at_word("é é é", 4), "é", "cuts on char boundaries");
     }
 
     #[test]

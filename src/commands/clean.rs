@@ -187,12 +187,15 @@ fn resolve(entries: &[&Entry], members: &[usize], policy: Conflicts, keep: &mut 
 }
 
 /// The position of the first label of the single most frequent one; `None` on a tie.
+/// Counted once into a map: a group may hold thousands of records.
 fn majority(labels: &[&str]) -> Option<usize> {
-    let count = |label: &str| labels.iter().filter(|&&l| l == label).count();
-    let most = labels.iter().map(|l| count(l)).max()?;
-    let winners: Vec<usize> = (0..labels.len()).filter(|&n| count(labels[n]) == most).collect();
-    let first = *winners.first()?;
-    winners.iter().all(|&n| labels[n] == labels[first]).then_some(first)
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    labels.iter().for_each(|&l| *counts.entry(l).or_default() += 1);
+    let most = *counts.values().max()?;
+    let mut winners = counts.iter().filter(|&(_, &n)| n == most);
+    let (winner, _) = winners.next()?;
+    let first = labels.iter().position(|l| l == winner)?;
+    winners.next().is_none().then_some(first)
 }
 
 impl fmt::Display for CleanReport {
