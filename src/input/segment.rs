@@ -635,6 +635,8 @@ impl SentenceStream {
                 Chunk::Break => self.emit(true, out),
                 // What a line of markup leaves: skipped, it joins no sentence.
                 Chunk::Text(text, _) if text.trim().is_empty() => {}
+                // Moved, not copied, when nothing is pending: a long line's origins are 16 bytes a byte.
+                Chunk::Text(text, origins) if self.pending.is_empty() => (self.pending, self.origins) = (text, origins),
                 Chunk::Text(text, origins) => {
                     self.pending.push_str(&text);
                     self.origins.extend(origins);
