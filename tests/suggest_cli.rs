@@ -32,8 +32,9 @@ fn setup() -> tempfile::TempDir {
                 {\"id\": \"m2\", \"text\": \"The war must end.\"}\n\
                 {\"id\": \"m3\", \"text\": \"nato is not the answer\", \"target\": \"nato\"}\n";
     std::fs::write(dir.path().join("more.jsonl"), more).unwrap();
-    let labelled =
-        "{\"id\": \"x\", \"text\": \"Talks will resume in May.\", \"target\": \"nato\", \"label\": \"none\"}\n";
+    // Only texts matter here: a target or label the model lacks (labelled since it was trained) is no problem.
+    let labelled = "{\"id\": \"x\", \"text\": \"Talks will resume in May.\", \"target\": \"nato\", \"label\": \"none\"}\n\
+                    {\"id\": \"y\", \"text\": \"peace talks never end\", \"target\": \"eu\", \"label\": \"strongly against\"}\n";
     std::fs::write(dir.path().join("labelled.jsonl"), labelled).unwrap();
     dir
 }
@@ -53,10 +54,12 @@ fn every_strategy_picks_distinct_unlabelled_sentences_balanced_over_targets() {
             suggest(&model, dir.path(), &["--n", "4", "--strategy", strategy, "--exclude", exclude.to_str().unwrap()]);
         assert!(out.status.success(), "{strategy}: {}", String::from_utf8_lossy(&out.stderr));
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(stderr.contains(&format!("suggested 4 of 7 unlabelled sentences ({strategy};")), "{stderr}");
+        assert!(stderr.contains(&format!("suggested 4 of 6 unlabelled sentences ({strategy};")), "{stderr}");
         let rows = rows(dir.path());
         let mut texts: Vec<&str> = rows.iter().map(|r| r["text"].as_str().unwrap()).collect();
-        assert!(!texts.contains(&"Talks will resume in May."), "{strategy}: a labelled sentence came back");
+        for labelled in ["Talks will resume in May.", "peace talks never end"] {
+            assert!(!texts.contains(&labelled), "{strategy}: a labelled sentence came back");
+        }
         texts.dedup();
         assert_eq!(texts.len(), 4);
         let for_nato = rows.iter().filter(|r| r["picked_for"] == "nato").count();

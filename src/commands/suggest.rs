@@ -105,7 +105,7 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     let (_, classifier) = super::load_classifier(&config.model, &config.device, &super::PrecisionArgs::default())?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
     targets.check_fit(&classifier.pair_encoder())?;
-    let labelled = read_labelled(&config.exclude, &classifier, &targets)?;
+    let labelled = read_labelled(&config.exclude, &classifier)?;
     let skip: HashSet<String> = labelled.iter().map(|r| r.sentence().to_string()).collect();
     let options =
         ReadOptions { format: config.input_format, split_sentences: config.split_sentences, bytes_read: None };
@@ -147,15 +147,21 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     })
 }
 
-/// The labelled sentences of `--exclude`, read against the model's labels and targets.
-fn read_labelled(files: &[String], classifier: &Classifier, targets: &TargetSet) -> Result<Vec<Labelled>> {
+/// The labelled records of `--exclude`. Only their texts matter, so a
+/// target or label the model lacks (one labelled since it was trained) is no
+/// problem; a file that cannot be read is.
+fn read_labelled(files: &[String], classifier: &Classifier) -> Result<Vec<Labelled>> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let mut known = classifier.spec.targets.clone();
-    known.extend(targets.selected().iter().map(|&t| (targets.id(t).to_string(), targets.description(t).to_string())));
-    let schema = Schema { labels: classifier.spec.labels.clone(), targets: known, source: None, from_runs: false };
-    crate::data::load_records(files, None, &schema)
+    // The model's targets let SemEval-style files that name a target by description be read.
+    let spec = &classifier.spec;
+    let schema = Schema { labels: spec.labels.clone(), targets: spec.targets.clone(), source: None, from_runs: true };
+    let (files, problems) = crate::data::read_all(files, None, &schema);
+    if !problems.is_empty() {
+        return Err(crate::data::invalid(problems));
+    }
+    Ok(files.into_iter().flat_map(|f| f.entries).map(|e| e.record).collect())
 }
 
 /// Every pool sentence's probabilities per target, as `predict` computes them;
