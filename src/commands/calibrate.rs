@@ -61,8 +61,17 @@ pub fn calibrate(config: &CalibrateConfig) -> Result<TemperatureFit> {
     }
     let device = crate::device::select(&config.device)?;
     let examples = |c: &Classifier| crate::training::encode(c, &schema, &records);
+    // Pairs were read, so none fitted means every one was left out.
+    let left_out = || {
+        Error::Other(format!(
+            "{}: all {} labelled pairs were left out: the model gives each one's label no probability at any \
+             temperature (a label that the frozen recipe's training data lacks for its target); nothing was written",
+            config.data.join(", "),
+            records.len()
+        ))
+    };
     let fit = temperature::calibrate_saved((&config.model, out), examples, config.batch_size, &device)?
-        .ok_or_else(nothing)?;
+        .ok_or_else(left_out)?;
     if out != &config.model {
         // The run's record of its training goes along (its checkpoint for --resume does not).
         for name in RUN_RECORDS {

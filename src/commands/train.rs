@@ -66,14 +66,26 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     progress.summary(&state.log_history, state.best_step, seconds, rate);
     let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
     let single = trainer.best_single_answer.iter();
-    let advice = if trainer.config().freeze_encoder { metrics::FROZEN_ADVICE } else { metrics::FINE_TUNING_ADVICE };
+    let advice = match (trainer.config().freeze_encoder, trainer.config().class_weights.is_some()) {
+        (true, _) => metrics::FROZEN_ADVICE,
+        (false, false) => metrics::FINE_TUNING_ADVICE,
+        (false, true) => metrics::WEIGHTED_FINE_TUNING_ADVICE,
+    };
     warnings.extend(single.map(|label| metrics::single_answer_warning("the selected model", label, "dev", advice)));
     let calibrate = trainer.config().calibrate && outcome != Outcome::Interrupted;
     let batch_size = trainer.config().per_device_eval_batch_size;
     // The trainer's model and optimizer go first: the calibration loads the selected model anew.
     let dev = trainer.into_dev();
-    let calibration = if calibrate && !dev.is_empty() {
-        temperature::calibrate_saved((&run.0, &run.0), |_| Ok(dev), batch_size, &device)?
+    let dev_pairs = dev.len();
+    let calibration = if calibrate && dev_pairs > 0 {
+        let fit = temperature::calibrate_saved((&run.0, &run.0), |_| Ok(dev), batch_size, &device)?;
+        if fit.is_none() {
+            warnings.push(format!(
+                "not calibrated: the model gives the label of each of the {dev_pairs} dev pairs no probability at \
+                 any temperature (labels that the training data lacks for their targets)"
+            ));
+        }
+        fit
     } else {
         None
     };

@@ -356,6 +356,15 @@ fn a_label_a_target_never_had_is_named_and_left_out_of_calibration() {
     let unreachable = dev.lines().filter(|l| l.contains(r#""target":"nato""#) && l.contains("favor")).count();
     assert_eq!((fit.left_out, fit.examples + fit.left_out), (unreachable, dev.lines().count()), "{fit:?}");
     assert!(fit.temperature < 19.0, "{fit:?}");
+    // Dev pairs whose labels all lack training pairs: nothing to fit on, and `train` says so.
+    let only: Vec<&str> = dev.lines().filter(|l| l.contains(r#""target":"nato""#) && l.contains("favor")).collect();
+    let unfit = dir.path().join("unfit.jsonl");
+    std::fs::write(&unfit, only.join("\n")).unwrap();
+    let dev = vec![unfit.to_str().unwrap().to_string()];
+    let summary = train(TrainConfig { overwrite: true, dev, ..config.clone() }, false, &never).unwrap();
+    assert!(summary.calibration.is_none());
+    let said = format!("not calibrated: the model gives the label of each of the {unreachable} dev pairs");
+    assert!(summary.warnings.iter().any(|w| w.starts_with(&said)), "{:?}", summary.warnings);
     // A target the dev data has and the training data lacks altogether.
     let no_europe: Vec<&str> = full.lines().filter(|l| !l.contains(r#""target":"europe""#)).collect();
     std::fs::write(&config.train[0], no_europe.join("\n")).unwrap();

@@ -90,6 +90,8 @@ pub fn single_answer_warning(model: &str, label: &str, data: &str, advice: &str)
 
 /// What to try when a fine-tuned model answers one label, and when a frozen-encoder one does.
 pub const FINE_TUNING_ADVICE: &str = "try more epochs, another learning rate, or --class-weights balanced";
+/// The same for a run that already weighs its classes.
+pub const WEIGHTED_FINE_TUNING_ADVICE: &str = "try more epochs or another learning rate";
 pub const FROZEN_ADVICE: &str = "label more pairs, or try --feature-layers 4, a larger --head-c or another --model";
 
 fn ratio(a: f64, b: f64) -> f64 {
