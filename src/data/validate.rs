@@ -38,7 +38,7 @@ pub(crate) fn validate<'a>(entries: impl IntoIterator<Item = &'a Entry>, schema:
     for entry in entries {
         check_fields(entry, schema, &mut found.problems);
         let r = &entry.record;
-        if r.sentence().is_empty() {
+        if crate::input::is_blank(&r.text) {
             continue;
         }
         let Some(first) = seen.get(&(r.sentence(), r.target.as_str())) else {
@@ -97,7 +97,7 @@ fn shell_word(name: &str) -> String {
 
 fn check_fields(entry: &Entry, schema: &Schema, problems: &mut Vec<Problem>) {
     let r = &entry.record;
-    if r.sentence().is_empty() {
+    if crate::input::is_blank(&r.text) {
         problems.push(entry.text_at.problem("text", "empty or whitespace-only text"));
     }
     if schema.description(&r.target).is_none() {
@@ -159,12 +159,14 @@ mod tests {
 
     #[test]
     fn empty_and_whitespace_text() {
-        let (file, got) = check(&[("", "nato", "none"), (" \t", "nato", "none")]);
+        let (file, got) =
+            check(&[("", "nato", "none"), (" \t", "nato", "none"), ("\u{200B}\u{00A0}\u{FEFF}", "nato", "none")]);
         assert_eq!(
             got,
             vec![
                 format!("{file}:1: text: empty or whitespace-only text"),
                 format!("{file}:2: text: empty or whitespace-only text"),
+                format!("{file}:3: text: empty or whitespace-only text"),
             ]
         );
     }

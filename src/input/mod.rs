@@ -14,6 +14,15 @@ mod texts;
 
 pub use texts::{open_records, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem};
 
+/// Whether a text holds nothing to read: whitespace and invisible format
+/// characters only (zero-width spaces and joiners, the word joiner, a byte
+/// order mark, a soft hyphen), which `str::trim` keeps.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}')
+    })
+}
+
 /// `text` trimmed and cut after `chars` characters, with "…" where it was
 /// cut: how a message quotes a sentence.
 pub fn shorten(text: &str, chars: usize) -> String {
@@ -47,5 +56,15 @@ mod tests {
         assert_eq!(super::shorten(" short ", 60), "short");
         let long = "é".repeat(70);
         assert_eq!(super::shorten(&long, 60), format!("{}…", "é".repeat(60)));
+    }
+
+    #[test]
+    fn invisible_characters_are_blank_and_letters_are_not() {
+        for blank in ["", " \t\n", "\u{200B}", "\u{00A0}\u{200B}\u{3000}", "\u{FEFF}\u{2060}\u{00AD}"] {
+            assert!(super::is_blank(blank), "{blank:?}");
+        }
+        for text in ["a", "\u{200B}a", "🙂", "."] {
+            assert!(!super::is_blank(text), "{text:?}");
+        }
     }
 }

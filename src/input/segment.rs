@@ -634,7 +634,7 @@ impl SentenceStream {
             match chunk {
                 Chunk::Break => self.emit(true, out),
                 // What a line of markup leaves: skipped, it joins no sentence.
-                Chunk::Text(text, _) if text.trim().is_empty() => {}
+                Chunk::Text(text, _) if super::is_blank(&text) => {}
                 // Moved, not copied, when nothing is pending: a long line's origins are 16 bytes a byte.
                 Chunk::Text(text, origins) if self.pending.is_empty() => (self.pending, self.origins) = (text, origins),
                 Chunk::Text(text, origins) => {

@@ -184,7 +184,7 @@ impl Read for Counting {
 /// A line of text, numbered by its line; blank lines are no record.
 fn line_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
     let line = match line {
-        Ok(line) if line.text.trim().is_empty() => return None,
+        Ok(line) if super::is_blank(&line.text) => return None,
         Ok(line) => line,
         Err(e) => return Some(Err(e)),
     };
@@ -227,7 +227,7 @@ fn json_object(line: &Line, file: &Arc<str>) -> Result<Record> {
 /// The `text` of a JSONL record, moved out of the parsed line (no copy per line).
 fn json_text(value: &mut Value) -> std::result::Result<String, (&'static str, String)> {
     match value.get_mut("text") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(std::mem::take(s)),
+        Some(Value::String(s)) if !super::is_blank(s) => Ok(std::mem::take(s)),
         Some(Value::String(_)) => Err(("text", "empty".into())),
         Some(_) => Err(("text", "not a string".into())),
         None => Err(("text", "missing".into())),
@@ -278,7 +278,7 @@ impl CsvRecords {
         let text = text.map(|t| if self.tweet { super::strip_semst(&t).to_string() } else { t });
         let text = match text {
             None => Err("missing"),
-            Some(text) if text.trim().is_empty() => Err("empty"),
+            Some(text) if super::is_blank(&text) => Err("empty"),
             Some(text) => Ok(text),
         };
         Ok(Record {

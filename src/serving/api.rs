@@ -121,7 +121,7 @@ impl RecordIn {
         targets: &TargetSet,
         file: &Arc<str>,
     ) -> Result<(Record, Option<usize>), ApiError> {
-        if self.text.trim().is_empty() {
+        if crate::input::is_blank(&self.text) {
             return Err(ApiError::bad(&at("text"), format!("{}: empty text", at("text"))));
         }
         let own = match self.target.as_deref().map(str::trim) {
