@@ -156,6 +156,7 @@ fn main() -> Result<()> {
         head: Default::default(),
         feature_layers: 1,
         temperature: None,
+        neutral: None,
     };
     let config = TrainConfig { learning_rate: 2e-5, weight_decay: 0.01, max_grad_norm: 1.0, ..TrainConfig::default() };
     let classifier = Classifier::from_base(&dir, spec, &device, config.seed)?;

@@ -121,6 +121,7 @@ fn embed(args: &Args, schema: &Schema, train: &[Record], test: &[Record]) -> Res
         head: HeadKind::PerTarget,
         feature_layers: 1,
         temperature: None,
+        neutral: None,
     };
     let blocks = spec.targets.len();
     let classifier = Classifier::from_base(&base, spec, &candle_core::Device::Cpu, 0)?;

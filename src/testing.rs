@@ -177,6 +177,7 @@ fn write_classifier_on(
         head,
         feature_layers: 1,
         temperature: None,
+        neutral: None,
     };
     let base_dir = crate::resolve::ModelDir::open(&base)?;
     Classifier::from_base(&base_dir, spec, &Device::Cpu, seed)?.save(dir, &base)

@@ -132,6 +132,49 @@ fn scores_a_predictions_file_and_writes_the_report() {
     assert_eq!(read_json(&report.join("eval_config.json"))["bootstrap"], 200);
 }
 
+/// F_avg leaves out the label the targets file names `neutral` (`none` when
+/// it names none): with favor/against/none renamed pro/con/neutral and
+/// `"neutral": "neutral"` it scores as before; without it, no label is left
+/// out and F_avg is macro-F1.
+#[test]
+fn f_avg_leaves_out_the_neutral_label_the_targets_file_names() {
+    let dir = setup();
+    let gold = gold_rows(12, "g");
+    // Every third record wrong: all of them favor or against, so the neutral label's F1 differs.
+    write_lines(&dir.path().join("theirs.jsonl"), &predictions(&gold, 3));
+    let rename = |text: String| text.replace("favor", "pro").replace("against", "con").replace("none", "neutral");
+    let renamed = |name: &str| {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        std::fs::write(dir.path().join(format!("renamed-{name}")), rename(text)).unwrap();
+    };
+    renamed("gold.jsonl");
+    renamed("theirs.jsonl");
+    let labels = r#""labels": ["pro", "con", "neutral"]"#;
+    let targets = r#""targets": {"nato": "ukraine joining nato", "europe": "europe pay more"}"#;
+    std::fs::write(dir.path().join("declared.json"), format!(r#"{{{labels}, "neutral": "neutral", {targets}}}"#))
+        .unwrap();
+    std::fs::write(dir.path().join("undeclared.json"), format!("{{{labels}, {targets}}}")).unwrap();
+    let pooled = |gold: &str, predictions: &str, targets: &str, report: &str| {
+        let args = ["eval", "--predictions", predictions, "--data", gold, "--targets", targets, "--report", report];
+        let out = stancekit(dir.path(), &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let metrics = read_json(&dir.path().join(report).join("metrics.json"));
+        (metrics["stance_labels"].clone(), metrics["systems"][0]["pooled"].clone())
+    };
+    let (stance, original) = pooled("gold.jsonl", "theirs.jsonl", "targets.json", "a");
+    assert_eq!(stance, json!(["favor", "against"]));
+    let (stance, declared) = pooled("renamed-gold.jsonl", "renamed-theirs.jsonl", "declared.json", "b");
+    assert_eq!(stance, json!(["pro", "con"]));
+    assert_eq!(declared["f_avg"], original["f_avg"]);
+    assert_ne!(declared["f_avg"], declared["macro_f1"]);
+    let (stance, undeclared) = pooled("renamed-gold.jsonl", "renamed-theirs.jsonl", "undeclared.json", "c");
+    assert_eq!(stance, json!(["pro", "con", "neutral"]));
+    assert_eq!(undeclared["f_avg"], undeclared["macro_f1"]);
+    std::fs::write(dir.path().join("bad.json"), format!(r#"{{{labels}, "neutral": "none", {targets}}}"#)).unwrap();
+    let out = stancekit(dir.path(), &["data", "check", "renamed-gold.jsonl", "--targets", "bad.json"]);
+    assert!(text(&out.stderr).contains("bad.json: neutral: 'none' is not one of the labels (pro, con, neutral)"));
+}
+
 #[test]
 fn predictions_that_do_not_match_the_gold_are_listed() {
     let dir = setup();

@@ -26,6 +26,7 @@ fn schema() -> Schema {
     Schema {
         labels: ["favor", "against", "none"].map(String::from).to_vec(),
         targets: targets.into_iter().map(|(id, d)| (id.to_string(), d.to_string())).collect(),
+        neutral: None,
         source: None,
         from_runs: false,
     }

@@ -183,7 +183,7 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     if records.is_empty() {
         return Err(Error::Other("the gold data holds no records".into()));
     }
-    let gold = Gold::new(&schema.labels, &records)?;
+    let gold = Gold::new(&schema.labels, &records)?.with_neutral(schema.neutral.as_deref());
     notes.extend(missing_stance_notes(&gold));
     let mut answered = Vec::new();
     let mut training = Vec::new();
@@ -238,7 +238,7 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     let metrics = Metrics {
         schema: results::SCHEMA.to_string(),
         labels: gold.labels.clone(),
-        stance_labels: results::stance_labels(&gold.labels),
+        stance_labels: results::stance_labels(&gold),
         data: results::data_summary(&gold, &config.data),
         bootstrap: settings.bootstrap,
         comparisons: comparisons(&scored, config.confidence),
@@ -280,7 +280,7 @@ fn schema(config: &EvalConfig, sources: &[(String, Source)]) -> Result<Schema> {
 /// scikit-learn's `zero_division=0`), which caps its F_avg; say so.
 fn missing_stance_notes(gold: &Gold) -> Vec<String> {
     let summary = results::data_summary(gold, &[]);
-    let stance = results::stance_labels(&gold.labels);
+    let stance = results::stance_labels(gold);
     summary
         .targets
         .iter()

@@ -132,11 +132,12 @@ pub fn classifier_in(dir: &ModelDir, device: &str, precision: &PrecisionArgs) ->
 /// run's data reads). Problems blame the runs; hints name the targets file the
 /// first run trained with.
 pub fn schema_of_runs(runs: &[impl AsRef<Path>]) -> Result<Schema> {
-    let mut schema = Schema { labels: Vec::new(), targets: BTreeMap::new(), source: None, from_runs: true };
+    let mut schema =
+        Schema { labels: Vec::new(), targets: BTreeMap::new(), neutral: None, source: None, from_runs: true };
     for dir in runs {
         let spec = StanceSpec::read(&ModelDir::open(dir.as_ref())?)?;
         if schema.labels.is_empty() {
-            schema.labels = spec.labels;
+            (schema.labels, schema.neutral) = (spec.labels, spec.neutral);
         }
         for (id, description) in spec.targets {
             schema.targets.entry(id).or_insert(description);

@@ -156,7 +156,8 @@ fn read_labelled(files: &[String], classifier: &Classifier) -> Result<Vec<Labell
     }
     // The model's targets let SemEval-style files that name a target by description be read.
     let spec = &classifier.spec;
-    let schema = Schema { labels: spec.labels.clone(), targets: spec.targets.clone(), source: None, from_runs: true };
+    let (labels, targets, neutral) = (spec.labels.clone(), spec.targets.clone(), spec.neutral.clone());
+    let schema = Schema { labels, targets, neutral, source: None, from_runs: true };
     let (files, problems) = crate::data::read_all(files, None, &schema);
     if !problems.is_empty() {
         return Err(crate::data::invalid(problems));

@@ -120,6 +120,7 @@ pub fn prepare(config: &TrainConfig, resume: bool) -> Result<Prepared> {
         head: if config.freeze_encoder { HeadKind::PerTarget } else { HeadKind::Joint },
         feature_layers: config.feature_layers,
         temperature: None,
+        neutral: schema.neutral.clone(),
     };
     let classifier = if resume {
         Classifier::load(&ModelDir::open(&trainer::RunDir(config.out.clone()).checkpoint())?, &device)?

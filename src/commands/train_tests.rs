@@ -280,6 +280,7 @@ fn a_frozen_encoder_trains_the_head_alone() {
             head: Default::default(),
             feature_layers: 1,
             temperature: None,
+            neutral: None,
         },
         &candle_core::Device::Cpu,
         config.seed,
@@ -331,6 +332,37 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
         train(config.clone(), false, &never).unwrap();
         assert_eq!(metrics(&config.out), first, "the same data must give the same fit");
     }
+}
+
+/// The targets file's `neutral` label goes into the run, and the dev F_avg
+/// that selects the model leaves it out: renamed labels score as the originals.
+#[test]
+fn the_neutral_label_of_the_targets_file_is_left_out_of_dev_f_avg() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    frozen(&mut config);
+    // Held-out dev data with a gold label the model will not agree with, so that the labels' F1 differ.
+    config.dev = vec![dir.path().join("dev.jsonl").to_str().unwrap().to_string()];
+    let dev = std::fs::read_to_string(&config.dev[0]).unwrap();
+    std::fs::write(&config.dev[0], dev.replacen("\"favor\"", "\"none\"", 1)).unwrap();
+    train(config.clone(), false, &never).unwrap();
+    let last =
+        |run: &Path| -> serde_json::Value { serde_json::from_str(metrics(run).lines().last().unwrap()).unwrap() };
+    let original = last(&config.out);
+    let rename = |text: String| text.replace("favor", "pro").replace("against", "con").replace("none", "neutral");
+    for file in [&config.train[0], &config.dev[0]] {
+        std::fs::write(file, rename(std::fs::read_to_string(file).unwrap())).unwrap();
+    }
+    let targets = rename(std::fs::read_to_string(&config.targets).unwrap());
+    std::fs::write(&config.targets, targets.replacen("\"targets\"", "\"neutral\": \"neutral\", \"targets\"", 1))
+        .unwrap();
+    config.out = dir.path().join("renamed");
+    train(config.clone(), false, &never).unwrap();
+    let renamed = last(&config.out);
+    assert_ne!(original["eval_f_avg"], original["eval_macro_f1"], "the neutral label must weigh");
+    assert_eq!(renamed["eval_f_avg"], original["eval_f_avg"]);
+    let spec = StanceSpec::read(&ModelDir::open(&config.out).unwrap()).unwrap();
+    assert_eq!(spec.neutral.as_deref(), Some("neutral"));
 }
 
 /// A label that a target's training pairs lack: `train` warns, and the dev

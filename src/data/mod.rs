@@ -336,6 +336,7 @@ pub(crate) mod tests {
         Schema {
             labels: ["favor", "against", "none"].map(String::from).to_vec(),
             targets: targets.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            neutral: None,
             source: None,
             from_runs: false,
         }

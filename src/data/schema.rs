@@ -16,6 +16,9 @@ pub struct Schema {
     /// Target id (as used in data files) → description (the text a model may be given).
     #[serde(deserialize_with = "unique_targets")]
     pub targets: BTreeMap<String, String>,
+    /// The label that takes no stance, which F_avg leaves out; `none` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neutral: Option<String>,
     /// The targets file it was read from ([`Schema::load`]), for hints that
     /// name a command to run next (`validate::conflict_problems`).
     #[serde(skip)]
@@ -102,6 +105,9 @@ impl Schema {
         }
         if let Some(dup) = first_duplicate(self.labels.iter()) {
             out.push(("labels", format!("label '{dup}' is listed twice")));
+        }
+        if let Some(neutral) = self.neutral.as_ref().filter(|n| !self.labels.contains(n)) {
+            out.push(("neutral", format!("'{neutral}' is not one of the labels ({})", self.label_list())));
         }
         if self.labels.iter().any(|l| l.trim().is_empty()) {
             out.push(("labels", "empty label".to_string()));

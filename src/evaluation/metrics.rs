@@ -5,14 +5,24 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-/// The label that takes no stance; F_avg leaves it out.
-pub const NEUTRAL_LABEL: &str = "none";
+/// The label that takes no stance, which F_avg leaves out, unless a targets
+/// file names another (`neutral`): SemEval-2016's.
+pub const DEFAULT_NEUTRAL: &str = "none";
+
+/// The index of the neutral label: `declared` (a targets file's `neutral`),
+/// else `none`; no label when the set holds neither (F_avg is macro-F1 then).
+pub fn neutral_index(labels: &[String], declared: Option<&str>) -> Option<usize> {
+    let name = declared.unwrap_or(DEFAULT_NEUTRAL);
+    labels.iter().position(|l| l == name)
+}
 
 /// Counts of (gold, predicted) label pairs: rows are gold, columns predicted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Confusion {
     pub labels: Vec<String>,
     pub counts: Array2<u64>,
+    /// The label F_avg leaves out ([`neutral_index`]).
+    pub neutral: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,7 +53,12 @@ impl Confusion {
         for (&g, &p) in gold.iter().zip(pred) {
             counts[[g, p]] += 1;
         }
-        Self { labels: labels.to_vec(), counts }
+        Self { labels: labels.to_vec(), counts, neutral: neutral_index(labels, None) }
+    }
+
+    /// The same counts, with `neutral` the label F_avg leaves out.
+    pub fn with_neutral(self, neutral: Option<usize>) -> Self {
+        Self { neutral, ..self }
     }
 
     pub fn total(&self) -> u64 {
@@ -63,12 +78,12 @@ impl Confusion {
     pub fn scores(&self) -> Scores {
         let per_label: Vec<LabelScores> = (0..self.labels.len()).map(|c| self.label_scores(c)).collect();
         let correct: u64 = (0..self.labels.len()).map(|c| self.counts[[c, c]]).sum();
-        let stance: Vec<f64> = per_label.iter().filter(|s| s.label != NEUTRAL_LABEL).map(|s| s.f1).collect();
+        let stance = (0..per_label.len()).filter(|&c| Some(c) != self.neutral).map(|c| per_label[c].f1);
         Scores {
             n: self.total(),
             accuracy: ratio(correct as f64, self.total() as f64),
             macro_f1: mean(per_label.iter().map(|s| s.f1)),
-            f_avg: mean(stance.into_iter()),
+            f_avg: mean(stance),
             per_label,
         }
     }

@@ -189,6 +189,7 @@ pub(crate) mod tests {
             targets: [("nato", "Ukraine joining NATO"), ("eu", "Europe paying")]
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .into(),
+            neutral: None,
             source: None,
             from_runs: false,
         }

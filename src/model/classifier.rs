@@ -40,6 +40,9 @@ pub struct StanceSpec {
     /// already folded into the output layer's weights: a record, not applied again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    /// The label F_avg leaves out, as the targets file named it; `none` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neutral: Option<String>,
 }
 
 /// The serde default of a layer count: the last layer alone.
@@ -81,6 +84,9 @@ impl StanceSpec {
         }
         if self.max_length < crate::tokenization::MIN_MAX_LENGTH {
             return Err(format!("max_length {} leaves no room for a sentence", self.max_length));
+        }
+        if let Some(neutral) = self.neutral.as_ref().filter(|n| !self.labels.contains(n)) {
+            return Err(format!("neutral label `{neutral}` is not one of the labels"));
         }
         match self.temperature {
             Some(t) if !(t > 0.0 && t.is_finite()) => Err(format!("temperature {t} must be a positive number")),
@@ -324,6 +330,7 @@ mod tests {
             head: Default::default(),
             feature_layers: 1,
             temperature: None,
+            neutral: None,
         }
     }
 
@@ -461,6 +468,7 @@ mod tests {
             ("labels", serde_json::json!(["favor", "favor", "none"]), "label `favor` is named twice"),
             ("temperature", serde_json::json!(0.0), "temperature 0 must be a positive number"),
             ("max_length", serde_json::json!(0), "max_length 0 leaves no room"),
+            ("neutral", serde_json::json!("neither"), "neutral label `neither` is not one of the labels"),
         ];
         for (key, value, message) in edits {
             let mut config = original.clone();

@@ -81,7 +81,9 @@ impl Report<'_> {
 pub const DEFINITIONS: &[(&str, &str)] = &[
     (
         "F_avg",
-        "the mean of the F1 scores of the stance labels (favor and against), leaving none out: the official \
+        "the mean of the F1 scores of the stance labels (every label but the neutral one: favor and against, \
+         leaving none out, unless the targets file names another `neutral`; metrics.json lists them \
+         as `stance_labels`): the official \
          SemEval-2016 Task 6 metric. Pooled: computed once over the records of all targets together, as the \
          official script and TweetEval do. Mean of targets: computed per target, then averaged; it weighs a \
          small target as much as a large one.",

@@ -63,7 +63,7 @@ pub(crate) fn sample() -> Sample {
     let metrics = Metrics {
         schema: results::SCHEMA.into(),
         labels: labels(),
-        stance_labels: results::stance_labels(&labels()),
+        stance_labels: results::stance_labels(&gold),
         data: results::data_summary(&gold, &["gold.jsonl".to_string()]),
         bootstrap: settings.bootstrap,
         systems: scored.into_iter().map(|s| s.result).collect(),

@@ -549,7 +549,10 @@ fn evaluate_predictions(
     let (log_probs, gold) = log_probabilities(classifier, examples, batch_size)?;
     let pred: Vec<usize> = log_probs.iter().map(|row| crate::kernels::argmax(row)).collect();
     let loss = log_probs.iter().zip(&gold).map(|(row, &g)| -(row[g] as f64)).sum::<f64>() / gold.len().max(1) as f64;
-    Ok((loss, Confusion::new(&classifier.spec.labels, &gold, &pred).scores(), single_answer(&pred)))
+    let spec = &classifier.spec;
+    let neutral = crate::evaluation::metrics::neutral_index(&spec.labels, spec.neutral.as_deref());
+    let scores = Confusion::new(&spec.labels, &gold, &pred).with_neutral(neutral).scores();
+    Ok((loss, scores, single_answer(&pred)))
 }
 
 #[cfg(test)]
