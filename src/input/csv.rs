@@ -56,7 +56,7 @@ impl<R: Read> CsvReader<R> {
             .quoting(dialect.quoting)
             .flexible(true)
             .has_headers(false)
-            .from_reader(Marks::new(reader));
+            .from_reader(Marks::new(reader, dialect));
         let empty = Row { line: 1, fields: Vec::new() };
         let quoting = dialect.quoting;
         let mut rows =
@@ -81,7 +81,8 @@ impl<R: Read> CsvReader<R> {
         }
     }
 
-    /// More fields than the header names, which the csv crate lets pass.
+    /// More fields than the header names, and text after a closing quote,
+    /// which the csv crate lets pass.
     fn check_row(&mut self, row: Row) -> Result<Row> {
         let multiline = row.fields.last().is_some_and(|f| f.contains('\n'));
         self.open_field = (self.quoting && multiline).then_some(row.line);
@@ -90,7 +91,29 @@ impl<R: Read> CsvReader<R> {
             let message = format!("{got} fields, but the header names {named} columns");
             return Err(Problem::new(&self.file, row.line, "row", message).into());
         }
+        let end = self.reader.position().byte();
+        if let Some((at, field)) = self.reader.get_mut().stray_before(end) {
+            return Err(self.stray_quote(&row, at, field).into());
+        }
         Ok(row)
+    }
+
+    /// A closing quote with text after it, at byte `at` of field `field`.
+    fn stray_quote(&mut self, row: &Row, at: u64, field: usize) -> Problem {
+        let line = self.reader.get_mut().line_at(at);
+        let column =
+            self.header.fields.get(field).map(|f| f.trim()).filter(|f| !f.is_empty() && row.line != self.header.line);
+        let column = column.map_or_else(|| format!("column {}", field + 1), String::from);
+        let doubled = "a quote inside a quoted field is written twice (\"\")";
+        let message = if line == row.line {
+            format!("text follows the quote that closes this field; {doubled}")
+        } else {
+            format!(
+                "the quoted field opened here closes on line {line} with text after its quote, and holds the \
+                 lines between: a quote left open swallows rows; {doubled}"
+            )
+        };
+        Problem::new(&self.file, row.line, &column, message)
     }
 
     /// At the end of the file: a last field spanning lines with no closing
@@ -171,11 +194,25 @@ struct Marks<R> {
     counted: u64,
     /// The last byte passed through that ends no line.
     last: Option<u8>,
+    /// Quotes followed by text, for CSV (TSV has no quoting).
+    quotes: Option<QuoteScan>,
 }
 
 impl<R: Read> Marks<R> {
-    fn new(inner: R) -> Self {
-        Self { inner, offset: 0, ends: VecDeque::new(), line: 1, counted: 0, last: None }
+    fn new(inner: R, dialect: Dialect) -> Self {
+        let quotes = dialect.quoting.then(|| QuoteScan::new(dialect.delimiter));
+        Self { inner, offset: 0, ends: VecDeque::new(), line: 1, counted: 0, last: None, quotes }
+    }
+
+    /// The first stray quote before byte `end` (the end of the row just
+    /// read), dropping those behind it.
+    fn stray_before(&mut self, end: u64) -> Option<(u64, usize)> {
+        let strays = &mut self.quotes.as_mut()?.strays;
+        let first = strays.front().copied().filter(|&(at, _)| at < end);
+        while strays.front().is_some_and(|&(at, _)| at < end) {
+            strays.pop_front();
+        }
+        first
     }
 
     /// The line of the first byte at or after `byte` that is not a line ending;
@@ -198,9 +235,60 @@ impl<R: Read> Read for Marks<R> {
         let n = self.inner.read(buf)?;
         let ends = buf[..n].iter().enumerate().filter(|(_, b)| matches!(b, b'\r' | b'\n'));
         self.ends.extend(ends.map(|(i, &b)| (self.offset + i as u64, b)));
+        if let Some(quotes) = &mut self.quotes {
+            buf[..n].iter().enumerate().for_each(|(i, &b)| quotes.eat(self.offset + i as u64, b));
+        }
         self.offset += n as u64;
         self.last = buf[..n].iter().rev().find(|b| !matches!(b, b'\r' | b'\n')).copied().or(self.last);
         Ok(n)
+    }
+}
+
+/// Finds closing quotes followed by text (`"a"b,`). RFC 4180 doubles a quote
+/// inside a quoted field; the csv crate reads on past such a quote, unquoted,
+/// without a word, so that a quote left open on one row swallows every row up
+/// to the next stray quote. Mirrors the crate's reading byte by byte.
+struct QuoteScan {
+    delimiter: u8,
+    state: Quoting,
+    /// The field of the current row (0-based).
+    field: usize,
+    /// Offsets of the stray quotes' next byte, with their field.
+    strays: VecDeque<(u64, usize)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: doubled, or the field's end.
+    QuoteInQuoted,
+}
+
+impl QuoteScan {
+    fn new(delimiter: u8) -> Self {
+        Self { delimiter, state: Quoting::FieldStart, field: 0, strays: VecDeque::new() }
+    }
+
+    fn eat(&mut self, at: u64, byte: u8) {
+        use Quoting::*;
+        let ends_field = byte == self.delimiter || byte == b'\n' || byte == b'\r';
+        self.state = match (self.state, byte) {
+            (FieldStart, b'"') => Quoted,
+            (Quoted, b'"') => QuoteInQuoted,
+            (Quoted, _) => Quoted,
+            (QuoteInQuoted, b'"') => Quoted,
+            _ if ends_field => {
+                self.field = if byte == self.delimiter { self.field + 1 } else { 0 };
+                FieldStart
+            }
+            (QuoteInQuoted, _) => {
+                self.strays.push_back((at, self.field));
+                Unquoted
+            }
+            _ => Unquoted,
+        };
     }
 }
 
@@ -250,6 +338,32 @@ mod tests {
         }
         let twice = collect(&b"id,Text,text \n1,a,b\n"[..], Dialect::CSV).unwrap_err();
         assert_eq!(twice, "invalid input (1 problem(s)):\nf.csv:1: header: column `text` is named twice");
+    }
+
+    /// Text after a closing quote is a problem of its row, named at the line
+    /// the field opened on: the row a quote left open swallowed is not lost quietly.
+    #[test]
+    fn text_after_a_closing_quote_is_a_problem() {
+        let problem = |p: &str| Err(format!("invalid input (1 problem(s)):\nf.csv:{p}"));
+        let doubled = "a quote inside a quoted field is written twice (\"\")";
+        let early = rows(b"id,text\n1,\"He said \"no\" to NATO\"\n2,fine\n", Dialect::CSV).unwrap();
+        assert_eq!(early[1], problem(&format!("2: text: text follows the quote that closes this field; {doubled}")));
+        assert_eq!(early[2], row(3, &["2", "fine"]));
+        let swallowed = rows(b"id,text,t\r\n1,\"open,a\r\n2,b,c\r\n3,end\" x,c\r\n4,ok,c\r\n", Dialect::CSV).unwrap();
+        let message = "the quoted field opened here closes on line 4 with text after its quote, and holds the lines \
+                       between: a quote left open swallows rows";
+        assert_eq!(swallowed[1], problem(&format!("2: text: {message}; {doubled}")));
+        assert_eq!(swallowed[2], row(5, &["4", "ok", "c"]));
+        let fine: [&[u8]; 5] = [
+            b"id,text\n1,\"a \"\"quoted\"\" word\"\n",
+            b"id,text,x\r\n1,\"x\"\r\n2,\"y\",\n",
+            b"id,text\n1,say \"hi\" now\n",
+            b"id,text\n1,\"\"\n2,\"\"\"\"\n",
+            b"\"id\",\"text\"\n1,\"two\nlines\"\n",
+        ];
+        for fine in fine {
+            assert!(rows(fine, Dialect::CSV).unwrap().iter().all(Result::is_ok), "{}", String::from_utf8_lossy(fine));
+        }
     }
 
     #[test]
