@@ -477,17 +477,12 @@ pub fn write(evaluation: &Evaluation, config: &EvalConfig, dir: &Path) -> Result
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     crate::io::write_json(&dir.join("metrics.json"), &evaluation.metrics)?;
     crate::io::write_json(&dir.join("eval_config.json"), config)?;
-    let mut first = true;
+    let mut taken = std::collections::HashSet::new();
     for (result, output) in evaluation.metrics.systems.iter().zip(&evaluation.outputs) {
         if result.info.kind == SystemKind::Baseline {
             continue;
         }
-        let name = if first {
-            "predictions.jsonl".to_string()
-        } else {
-            format!("predictions-{}.jsonl", file_safe(&result.info.name))
-        };
-        first = false;
+        let name = predictions_file(&result.info.name, &mut taken);
         crate::io::write_jsonl(&dir.join(name), &scored_rows(&evaluation.gold, output))?;
     }
     let report = evaluation.report();
@@ -521,9 +516,24 @@ fn scored_rows<'a>(gold: &'a Gold, output: &Output) -> Vec<ScoredRow<'a>> {
         .collect()
 }
 
-/// A system name as part of a file name.
-fn file_safe(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+/// The predictions file of the next evaluated system: `predictions.jsonl` for
+/// the first, then `predictions-NAME.jsonl`, NAME made file-safe and numbered
+/// where two names would meet (`a b` and `a_b`, or names that differ in case
+/// alone on a case-blind file system), so that no system's file replaces another's.
+fn predictions_file(name: &str, taken: &mut std::collections::HashSet<String>) -> String {
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let candidates =
+        std::iter::once("predictions.jsonl".to_string()).filter(|_| taken.is_empty()).chain((1..).map(|n| {
+            if n == 1 {
+                format!("predictions-{safe}.jsonl")
+            } else {
+                format!("predictions-{safe}-{n}.jsonl")
+            }
+        }));
+    let file = candidates.into_iter().find(|f| !taken.contains(&f.to_lowercase())).expect("an unbounded sequence");
+    taken.insert(file.to_lowercase());
+    file
 }
 
 #[cfg(test)]
@@ -535,6 +545,27 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         config: EvalConfig,
+    }
+
+    #[test]
+    fn every_system_gets_a_predictions_file_of_its_own() {
+        let mut taken = std::collections::HashSet::new();
+        let files: Vec<String> = ["first", "a b", "a_b", "café", "cafè", "A_B", "a_b-2"]
+            .iter()
+            .map(|n| predictions_file(n, &mut taken))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "predictions.jsonl",
+                "predictions-a_b.jsonl",
+                "predictions-a_b-2.jsonl",
+                "predictions-caf_.jsonl",
+                "predictions-caf_-2.jsonl",
+                "predictions-A_B-3.jsonl",
+                "predictions-a_b-2-2.jsonl",
+            ]
+        );
     }
 
     fn parse(args: &[&str]) -> EvalConfig {
