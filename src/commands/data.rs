@@ -111,7 +111,8 @@ pub fn split(config: &SplitConfig) -> Result<SplitReport> {
     }
     let (plan, stale) = plan(config, &records)?;
     let inputs: Vec<PathBuf> = config.files.iter().map(|f| crate::data::Input::parse(f).path).collect();
-    for (path, _) in &plan {
+    // Stale files are removed: an input among them must stop the run as one written would.
+    for path in plan.iter().map(|(p, _)| p).chain(&stale) {
         crate::io::check_not_an_input(path, "--out", &inputs)?;
     }
     refuse_to_clobber(
@@ -151,17 +152,29 @@ fn plan(config: &SplitConfig, records: &[Record]) -> Result<(Plan, Vec<PathBuf>)
                 [(dir.join("train.jsonl"), fold.train), (dir.join("test.jsonl"), fold.test)]
             })
             .collect();
-        // Folds past k from an earlier split into more: as stale as a left-over test.jsonl.
-        let beyond = (k + 1..).map(|i| out.join(format!("fold-{i}"))).take_while(|dir| dir.is_dir());
-        let stale = beyond.flat_map(|dir| ["train.jsonl", "test.jsonl"].map(|f| dir.join(f))).filter(|p| p.exists());
-        return Ok((plan, stale.collect()));
+        // Folds past k from an earlier split into more: as stale as a left-over
+        // test.jsonl, and so is a plain split's train/dev/test beside the folds.
+        let stale = fold_files(out, k + 1).chain(PARTS.map(|part| out.join(format!("{part}.jsonl"))));
+        return Ok((plan, stale.filter(|p| p.exists()).collect()));
     }
     let parts = split_grouped(records, config.dev, config.test, config.seed)?;
-    let (plan, empty): (Plan, Plan) = [("train", parts.train), ("dev", parts.dev), ("test", parts.test)]
+    let (plan, empty): (Plan, Plan) = PARTS
         .into_iter()
+        .zip([parts.train, parts.dev, parts.test])
         .map(|(name, indices)| (out.join(format!("{name}.jsonl")), indices))
         .partition(|(_, indices)| !indices.is_empty());
-    Ok((plan, empty.into_iter().map(|(path, _)| path).filter(|p| p.exists()).collect()))
+    // An earlier split into folds is as stale beside a plain split.
+    let stale = empty.into_iter().map(|(path, _)| path).chain(fold_files(out, 1));
+    Ok((plan, stale.filter(|p| p.exists()).collect()))
+}
+
+/// The parts of a plain split.
+const PARTS: [&str; 3] = ["train", "dev", "test"];
+
+/// The files of the folds `from`, `from + 1`, … that exist as folders in `out`.
+fn fold_files(out: &Path, from: usize) -> impl Iterator<Item = PathBuf> + '_ {
+    let dirs = (from..).map(move |i| out.join(format!("fold-{i}"))).take_while(|dir| dir.is_dir());
+    dirs.flat_map(|dir| ["train.jsonl", "test.jsonl"].map(|f| dir.join(f)))
 }
 
 fn refuse_to_clobber<'a>(overwrite: bool, paths: impl Iterator<Item = &'a Path>) -> Result<()> {
@@ -232,6 +245,34 @@ mod tests {
         assert_eq!(report.written.len(), 8);
         let test = std::fs::read_to_string(config.out.join("fold-4/test.jsonl")).unwrap();
         assert_eq!(test.lines().count(), 10);
+    }
+
+    /// One layout replaces the other: folds over a plain split remove its
+    /// train/dev/test, a plain split over folds removes the folds, and a part
+    /// that is an input stops the run before anything is removed.
+    #[test]
+    fn overwrite_removes_the_other_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        split(&config).unwrap();
+        (config.folds, config.overwrite) = (Some(3), true);
+        split(&config).unwrap();
+        let names = |out: &Path| {
+            let mut names: Vec<String> =
+                std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&config.out), ["fold-1", "fold-2", "fold-3"]);
+        config.folds = None;
+        split(&config).unwrap();
+        assert_eq!(names(&config.out), ["dev.jsonl", "test.jsonl", "train.jsonl"]);
+        let input = config.out.join("train.jsonl");
+        let kept = std::fs::read_to_string(&input).unwrap();
+        (config.files, config.folds) = (vec![input.to_str().unwrap().to_string()], Some(2));
+        let err = split(&config).unwrap_err().to_string();
+        assert!(err.contains("--out"), "{err}");
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), kept, "the input is untouched");
     }
 
     #[test]
