@@ -63,6 +63,12 @@ fn jsonl_and_npy_rows_are_the_library_embeddings() {
         let diff = row.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(diff < 1e-6, "batch 32 against batch 2: {diff}");
     }
+    // The extension in any case; no sentences still make a matrix of the model's width.
+    let (empty, npy) = (dir.path().join("empty.txt"), dir.path().join("OUT.NPY"));
+    std::fs::write(&empty, "\n").unwrap();
+    assert!(embed(&model, &empty, &npy, &[]).status.success());
+    let matrix: ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
+    assert_eq!(matrix.dim(), (0, want[0].len()));
 }
 
 #[test]

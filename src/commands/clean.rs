@@ -80,6 +80,7 @@ pub struct CleanReport {
 /// Reads and validates the inputs, resolves conflicts and duplicates, and writes the rest.
 pub fn clean(config: &CleanConfig) -> Result<CleanReport> {
     refuse_to_replace_an_input(config)?;
+    refuse_another_format(&config.out)?;
     let schema = Schema::load(&config.targets)?;
     let (files, mut problems) = read_all(&config.files, config.format, &schema);
     let entries: Vec<&Entry> = files.iter().flat_map(|f| &f.entries).collect();
@@ -97,14 +98,17 @@ pub fn clean(config: &CleanConfig) -> Result<CleanReport> {
         keep[index[&duplicate.at]] = false;
     }
     let records: Vec<_> = entries.iter().zip(&keep).filter(|(_, &k)| k).map(|(e, _)| &e.record).collect();
-    if records.is_empty() {
-        return Err(Error::Other(format!("nothing left to write: all {} records were dropped", entries.len())));
-    }
-    crate::io::write_jsonl(&config.out, records.iter().copied())?;
     // The duplicates kept are what `data check` would warn about; its wording serves here too.
     let warnings = Dataset { files: Vec::new(), duplicates: kept }.warnings();
     let (read, written) = (entries.len(), records.len());
-    Ok(CleanReport { out: config.out.clone(), policy: config.conflicts, read, written, conflicts, collapsed, warnings })
+    let report =
+        CleanReport { out: config.out.clone(), policy: config.conflicts, read, written, conflicts, collapsed, warnings };
+    if records.is_empty() {
+        // The listing says why every record went.
+        return Err(Error::Other(report.to_string()));
+    }
+    crate::io::write_jsonl(&config.out, records.iter().copied())?;
+    Ok(report)
 }
 
 /// The atomic rename would replace an input with its cleaned self: a failed or
@@ -125,6 +129,20 @@ fn refuse_to_replace_an_input(config: &CleanConfig) -> Result<()> {
         return Err(Error::Other(format!("--out {out} {why} {arg}; write the cleaned records elsewhere")));
     }
     Ok(())
+}
+
+/// The records are written as JSONL: a name that every reader would take for
+/// CSV, TSV or SemEval text would fail its next `data check`.
+fn refuse_another_format(out: &Path) -> Result<()> {
+    let extension = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match extension.as_deref() {
+        Some(other @ ("csv" | "tsv" | "txt")) => Err(Error::Other(format!(
+            "--out {}: the cleaned records are written as JSONL, which a .{other} name would be read as \
+             another format; name it .jsonl",
+            out.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A path with its links and `..` resolved, for a file that may not exist yet.
@@ -219,7 +237,10 @@ impl fmt::Display for CleanReport {
             )?;
             self.collapsed.iter().try_for_each(|d| writeln!(f, "  {}: duplicate of {}", d.at, d.first))?;
         }
-        write!(f, "wrote {} of {} records to {}", self.written, self.read, self.out.display())
+        match self.written {
+            0 => write!(f, "nothing left to write: all {} records were dropped", self.read),
+            n => write!(f, "wrote {n} of {} records to {}", self.read, self.out.display()),
+        }
     }
 }
 
@@ -378,12 +399,23 @@ mod tests {
     }
 
     #[test]
+    fn an_output_named_for_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path(), Conflicts::Drop, false);
+        config.out = dir.path().join("clean.CSV");
+        let err = clean(&config).unwrap_err().to_string();
+        assert!(err.contains("written as JSONL") && err.contains("name it .jsonl"), "{err}");
+        assert!(!config.out.exists());
+    }
+
+    #[test]
     fn nothing_left_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(dir.path(), Conflicts::Drop, false);
         config.files = vec![write(dir.path(), "c.jsonl", line("a", "X", "favor") + &line("b", "X", "none"))];
         let err = clean(&config).unwrap_err().to_string();
-        assert!(err.contains("nothing left to write"), "{err}");
+        assert!(err.ends_with("nothing left to write: all 2 records were dropped"), "{err}");
+        assert!(err.starts_with("1 group(s) of records with the same text and target"), "it says why: {err}");
         assert!(!config.out.exists());
     }
 

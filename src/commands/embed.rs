@@ -71,12 +71,12 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let items = read_texts(&config.input)?;
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
     let vectors = embedder.embed(&texts, config.batch_size)?;
-    write_output(&config.output, &items, &vectors)?;
+    write_output(&config.output, &items, &vectors, embedder.dimension)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Summary { sentences: items.len(), seconds, int8: embedder.int8 })
 }
 
-fn write_output(path: &Path, items: &[TextItem], vectors: &[Vec<f32>]) -> Result<()> {
+fn write_output(path: &Path, items: &[TextItem], vectors: &[Vec<f32>], dimension: usize) -> Result<()> {
     #[derive(Serialize)]
     struct Row<'a> {
         id: &'a str,
@@ -92,11 +92,11 @@ fn write_output(path: &Path, items: &[TextItem], vectors: &[Vec<f32>]) -> Result
             result => result.map_err(|e| Error::io("stdout", e)),
         };
     }
-    let is_npy = path.extension().is_some_and(|e| e == "npy");
+    let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     crate::io::write_atomic(path, |w| {
         if is_npy {
-            let dim = vectors.first().map_or(0, Vec::len);
-            let matrix = ndarray::Array2::from_shape_vec((vectors.len(), dim), vectors.concat())
+            // No sentences still make a matrix of the model's width: (0, 384), not (0, 0).
+            let matrix = ndarray::Array2::from_shape_vec((vectors.len(), dimension), vectors.concat())
                 .map_err(|e| Error::Other(e.to_string()))?;
             ndarray_npy::WriteNpyExt::write_npy(&matrix, w)
                 .map_err(|e| Error::Other(format!("{}: {e}", path.display())))

@@ -81,6 +81,8 @@ pub struct Embedder {
     device: Device,
     /// The int8 kernel and layers, if loaded at `--precision int8`.
     pub int8: Option<Int8Plan>,
+    /// The length of an embedding: the encoder's width (pooling keeps it).
+    pub dimension: usize,
 }
 
 impl Embedder {
@@ -108,7 +110,7 @@ impl Embedder {
             }
             None => None,
         };
-        Ok(Self { encoder, tokenizer, pipeline, device: device.clone(), int8 })
+        Ok(Self { encoder, tokenizer, pipeline, device: device.clone(), int8, dimension: config.hidden_size })
     }
 
     /// One embedding per sentence, in input order.
