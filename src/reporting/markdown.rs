@@ -7,8 +7,22 @@ use super::{interval, pct, points, Report};
 use crate::evaluation::results::{Block, SystemResult};
 
 /// A table cell: pipes and line breaks would break the table.
+/// User text (sentences, ids, targets, labels, system names) as literal
+/// Markdown: the characters that would make markup, a link, an HTML tag or
+/// a new table column are backslash-escaped, and line breaks become spaces.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A Markdown table: the first column left-aligned, the others (numbers) right-aligned.
@@ -123,11 +137,11 @@ fn per_target(out: &mut String, report: &Report) {
     out.push_str("## Per target\n\n");
     for (t, summary) in m.data.targets.iter().enumerate() {
         let description = report.descriptions.get(&summary.target).map_or(String::new(), |d| format!(" — {d}"));
-        let counts: Vec<String> = m.labels.iter().zip(&summary.label_counts).map(|(l, c)| format!("{l} {c}")).collect();
+        let counts: Vec<String> = m.labels.iter().zip(&summary.label_counts).map(|(l, c)| format!("{} {c}", cell(l))).collect();
         let _ = writeln!(
             out,
             "### {}{}\n\n{} records ({}).\n",
-            summary.target,
+            cell(&summary.target),
             cell(&description),
             summary.records,
             counts.join(", ")
@@ -148,21 +162,21 @@ fn per_target(out: &mut String, report: &Report) {
             })
             .collect();
         let mut header = vec!["system", "F_avg", "macro-F1", "accuracy"];
-        let f1s: Vec<String> = m.labels.iter().map(|l| format!("F1 {l}")).collect();
+        let f1s: Vec<String> = m.labels.iter().map(|l| format!("F1 {}", cell(l))).collect();
         header.extend(f1s.iter().map(String::as_str));
         table(out, &header, &rows);
     }
 }
 
 fn details(out: &mut String, report: &Report, s: &SystemResult) {
-    let _ = writeln!(out, "## {}\n\nSource: `{}`\n", cell(&s.info.name), s.info.source);
+    let _ = writeln!(out, "## {}\n\nSource: {}\n", cell(&s.info.name), cell(&s.info.source));
     out.push_str("### Per label (pooled)\n\n");
     let rows: Vec<Vec<String>> = s
         .pooled
         .scores
         .per_label
         .iter()
-        .map(|l| vec![l.label.clone(), pct(l.precision), pct(l.recall), pct(l.f1), l.support.to_string()])
+        .map(|l| vec![cell(&l.label), pct(l.precision), pct(l.recall), pct(l.f1), l.support.to_string()])
         .collect();
     table(out, &["label", "precision", "recall", "F1", "support"], &rows);
     out.push_str("### Confusion matrices (rows: gold, columns: predicted)\n\n");
@@ -223,10 +237,10 @@ fn details(out: &mut String, report: &Report, s: &SystemResult) {
         .iter()
         .map(|r| {
             vec![
-                r.id.clone().unwrap_or_default(),
-                r.target.clone(),
-                r.gold.clone(),
-                r.predicted.clone(),
+                cell(r.id.as_deref().unwrap_or_default()),
+                cell(&r.target),
+                cell(&r.gold),
+                cell(&r.predicted),
                 r.confidence.map_or("–".into(), |c| format!("{c:.2}")),
                 cell(&r.text),
             ]
@@ -240,12 +254,12 @@ fn details(out: &mut String, report: &Report, s: &SystemResult) {
 fn confusion(out: &mut String, report: &Report, title: &str, block: &Block) {
     let labels = &report.metrics.labels;
     let _ = writeln!(out, "**{}** (n = {})\n", cell(title), block.scores.n);
-    let mut header = vec!["gold \\ predicted"];
-    header.extend(labels.iter().map(String::as_str));
+    let mut header = vec!["gold \\ predicted".to_string()];
+    header.extend(labels.iter().map(|l| cell(l)));
     let rows: Vec<Vec<String>> = labels
         .iter()
         .zip(&block.confusion)
-        .map(|(l, row)| std::iter::once(l.clone()).chain(row.iter().map(u64::to_string)).collect())
+        .map(|(l, row)| std::iter::once(cell(l)).chain(row.iter().map(u64::to_string)).collect())
         .collect();
     table(out, &header, &rows);
 }

@@ -110,7 +110,7 @@ fn terminal_table_lists_systems_targets_and_comparisons() {
 }
 
 #[test]
-fn markdown_has_every_section_and_escapes_pipes() {
+fn markdown_has_every_section_and_escapes_markup() {
     let sample = sample();
     let md = markdown::render(&sample.report());
     for heading in [
@@ -128,6 +128,8 @@ fn markdown_has_every_section_and_escapes_pipes() {
         assert!(md.contains(heading), "{heading} missing");
     }
     assert!(md.contains("never \\| again"), "pipes in text must be escaped");
+    assert!(md.contains("nato \\<now\\> \\& then") && !md.contains("<now>"), "a tag in text is text");
+    assert!(md.contains("Source: run-a.jsonl"), "the source is text too");
     assert!(md.contains("| 20 (selected) |"), "the run's kept model is marked");
     assert!(!md.contains("## majority"), "baselines get no detail section");
 }
