@@ -101,8 +101,15 @@ pub fn clean(config: &CleanConfig) -> Result<CleanReport> {
     // The duplicates kept are what `data check` would warn about; its wording serves here too.
     let warnings = Dataset { files: Vec::new(), duplicates: kept }.warnings();
     let (read, written) = (entries.len(), records.len());
-    let report =
-        CleanReport { out: config.out.clone(), policy: config.conflicts, read, written, conflicts, collapsed, warnings };
+    let report = CleanReport {
+        out: config.out.clone(),
+        policy: config.conflicts,
+        read,
+        written,
+        conflicts,
+        collapsed,
+        warnings,
+    };
     if records.is_empty() {
         // The listing says why every record went.
         return Err(Error::Other(report.to_string()));

@@ -105,8 +105,10 @@ pub enum Source {
     Predictions(PathBuf),
 }
 
-/// The systems of a command line, named: `--compare` first, then `--model`, then `--predictions`.
-pub fn sources(config: &EvalConfig) -> Vec<(String, Source)> {
+/// The systems of a command line, named: `--compare` first, then `--model`,
+/// then `--predictions`. A name derived from a path that is taken gets `-2`,
+/// `-3`…; a name the user gave that is taken is an error, not renamed.
+pub fn sources(config: &EvalConfig) -> Result<Vec<(String, Source)>> {
     let mut out: Vec<(String, Source)> = Vec::new();
     let as_source = |arg: &str| {
         let path = PathBuf::from(arg);
@@ -121,8 +123,12 @@ pub fn sources(config: &EvalConfig) -> Vec<(String, Source)> {
     let files = config.predictions.iter().map(|a| named_arg(a, |p| Source::Predictions(PathBuf::from(p))));
     // Names are unique, and the baselines' names are taken.
     let mut taken: HashSet<String> = baselines::NAMES.iter().map(|n| n.to_string()).collect();
-    for (name, source) in named.chain(models).chain(files) {
-        let base = name.unwrap_or_else(|| default_name(&source));
+    for (given, source) in named.chain(models).chain(files) {
+        if let Some(name) = given.as_ref().filter(|name| taken.contains(*name)) {
+            let whose = if baselines::NAMES.contains(&name.as_str()) { "a baseline's" } else { "another system's" };
+            return Err(Error::Other(format!("the system name `{name}` is taken ({whose}); choose another NAME=")));
+        }
+        let base = given.unwrap_or_else(|| default_name(&source));
         let mut name = base.clone();
         for n in 2.. {
             if taken.insert(name.clone()) {
@@ -132,7 +138,7 @@ pub fn sources(config: &EvalConfig) -> Vec<(String, Source)> {
         }
         out.push((name, source));
     }
-    out
+    Ok(out)
 }
 
 /// `NAME=PATH` names a system, unless the whole argument is an existing path.
@@ -174,7 +180,7 @@ impl Evaluation {
 /// Loads the gold data and every system, runs models, trains the baselines, and scores all.
 pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     config.check()?;
-    let sources = sources(config);
+    let sources = sources(config)?;
     let schema = schema(config, &sources)?;
     let dataset = data::load(&config.data, config.format, &schema)?;
     // The warnings' first line summarises them; the report is no place for the full list.
@@ -589,11 +595,17 @@ mod tests {
             "--predictions",
             "out/theirs.jsonl",
             "--predictions",
-            "majority=m.jsonl",
+            "majority.jsonl",
         ]);
-        let got: Vec<(String, Source)> = sources(&config);
+        let got: Vec<(String, Source)> = sources(&config).unwrap();
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["run-7", "other", "run-7-2", "theirs", "majority-2"]);
+        for (given, whose) in [("majority=m.jsonl", "a baseline's"), ("other=m.jsonl", "another system's")] {
+            let config =
+                parse(&["--data", "gold.jsonl", "--predictions", "other=theirs.jsonl", "--predictions", given]);
+            let err = sources(&config).unwrap_err().to_string();
+            assert!(err.contains(&format!("is taken ({whose})")), "{err}");
+        }
         assert_eq!(got[1].1, Source::Predictions("theirs.jsonl".into()));
         assert!(matches!(got[0].1, Source::Model(_)));
     }

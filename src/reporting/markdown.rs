@@ -137,7 +137,8 @@ fn per_target(out: &mut String, report: &Report) {
     out.push_str("## Per target\n\n");
     for (t, summary) in m.data.targets.iter().enumerate() {
         let description = report.descriptions.get(&summary.target).map_or(String::new(), |d| format!(" — {d}"));
-        let counts: Vec<String> = m.labels.iter().zip(&summary.label_counts).map(|(l, c)| format!("{} {c}", cell(l))).collect();
+        let counts: Vec<String> =
+            m.labels.iter().zip(&summary.label_counts).map(|(l, c)| format!("{} {c}", cell(l))).collect();
         let _ = writeln!(
             out,
             "### {}{}\n\n{} records ({}).\n",
