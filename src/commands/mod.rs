@@ -76,16 +76,19 @@ pub enum ColumnChoice {
 }
 
 impl ColumnChoice {
+    /// One column number; a number too large for any layer is said to be one.
+    fn column(c: &str, value: &str) -> std::result::Result<u16, String> {
+        match c.parse::<u64>() {
+            Ok(n) => u16::try_from(n).map_err(|_| format!("`{value}`: column {n} is past any layer's inputs")),
+            Err(_) => Err(format!("`{value}`: auto, none, or column numbers (0, 1, …) separated by commas")),
+        }
+    }
+
     fn parse(value: &str) -> std::result::Result<Self, String> {
         match value {
             "auto" => Ok(Self::Auto),
             "none" => Ok(Self::None),
-            _ => value
-                .split(',')
-                .map(|c| c.trim().parse::<u16>())
-                .collect::<std::result::Result<_, _>>()
-                .map(Self::Columns)
-                .map_err(|_| format!("`{value}`: auto, none, or column numbers (0, 1, …) separated by commas")),
+            _ => value.split(',').map(|c| Self::column(c.trim(), value)).collect::<Result<_, _>>().map(Self::Columns),
         }
     }
 }
