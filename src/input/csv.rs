@@ -81,8 +81,7 @@ impl<R: Read> CsvReader<R> {
         }
     }
 
-    /// More fields than the header names, and text after a closing quote,
-    /// which the csv crate lets pass.
+    /// More fields than the header names, which the csv crate lets pass.
     fn check_row(&mut self, row: Row) -> Result<Row> {
         let multiline = row.fields.last().is_some_and(|f| f.contains('\n'));
         self.open_field = (self.quoting && multiline).then_some(row.line);
@@ -90,10 +89,6 @@ impl<R: Read> CsvReader<R> {
         if named > 0 && got > named {
             let message = format!("{got} fields, but the header names {named} columns");
             return Err(Problem::new(&self.file, row.line, "row", message).into());
-        }
-        let end = self.reader.position().byte();
-        if let Some((at, field)) = self.reader.get_mut().stray_before(end) {
-            return Err(self.stray_quote(&row, at, field).into());
         }
         Ok(row)
     }
@@ -168,7 +163,19 @@ impl<R: Read> Iterator for CsvReader<R> {
             return None;
         }
         match self.reader.read_byte_record(&mut self.row) {
-            Ok(true) => Some(self.decoded().and_then(|row| self.check_row(row))),
+            Ok(true) => {
+                // The row's stray quotes are taken on every path, so that none is left to blame the next row.
+                let end = self.reader.position().byte();
+                let stray = self.reader.get_mut().stray_before(end);
+                Some(self.decoded().and_then(|row| match stray {
+                    // Before the field count: what a stray quote swallows often adds fields.
+                    Some((at, field)) => {
+                        self.open_field = None;
+                        Err(self.stray_quote(&row, at, field).into())
+                    }
+                    None => self.check_row(row),
+                }))
+            }
             Ok(false) => {
                 self.done = true;
                 self.unclosed_quote().map(Err)
@@ -354,6 +361,12 @@ mod tests {
                        between: a quote left open swallows rows";
         assert_eq!(swallowed[1], problem(&format!("2: text: {message}; {doubled}")));
         assert_eq!(swallowed[2], row(5, &["4", "ok", "c"]));
+        // With a field too many, or bytes that are no UTF-8, the stray quote is still its own row's.
+        for body in [&b"t,u,v\n\"a\"b,x,y,extra\nfine,x,y\n"[..], b"t,u,v\n\"a\"b\xff,x,y\nfine,x,y\n"] {
+            let got = rows(body, Dialect::CSV).unwrap();
+            assert!(got[1].is_err(), "{got:?}");
+            assert_eq!(got[2], row(3, &["fine", "x", "y"]), "{}", String::from_utf8_lossy(body));
+        }
         let fine: [&[u8]; 5] = [
             b"id,text\n1,\"a \"\"quoted\"\" word\"\n",
             b"id,text,x\r\n1,\"x\"\r\n2,\"y\",\n",
