@@ -200,20 +200,24 @@ impl TrainConfig {
         data.chain([self.targets.clone(), PathBuf::from(&self.model)]).collect()
     }
 
-    /// Reads the relative paths as from `from`, the folder the run started
-    /// in, so that `--resume` finds its data from any folder. A model that is
-    /// no folder there is a hub id and stays as it is.
+    /// Reads each relative path that the current folder lacks as from
+    /// `from`, the folder the run started in, so that `--resume` finds its
+    /// data from any folder; a path found here (a project moved, or reached
+    /// by another mount) is kept. A model that is no folder in either place
+    /// is a hub id and stays as it is.
     pub fn rebase(&mut self, from: &Path) {
-        let at = |arg: &String| match Path::new(arg).is_relative() {
-            true => from.join(arg).to_string_lossy().into_owned(),
-            false => arg.clone(),
+        let found = |arg: &str| crate::data::Input::parse(arg).path.exists();
+        let at = |arg: &String| {
+            let moved = from.join(arg).to_string_lossy().into_owned();
+            match Path::new(arg).is_relative() && !found(arg) && found(&moved) {
+                true => moved,
+                false => arg.clone(),
+            }
         };
         self.train = self.train.iter().map(at).collect();
         self.dev = self.dev.iter().map(at).collect();
-        self.targets = from.join(&self.targets);
-        if from.join(&self.model).exists() {
-            self.model = at(&self.model);
-        }
+        self.targets = PathBuf::from(at(&self.targets.to_string_lossy().into_owned()));
+        self.model = at(&self.model);
     }
 
     /// The `--dev` files that training reads: none with `--dev-split` or
@@ -319,19 +323,32 @@ mod tests {
 
     #[test]
     fn rebase_reads_relative_paths_from_the_starting_folder() {
+        // Tests run in the crate's folder: `src` is found here, the others only in `from`.
         let from = tempfile::tempdir().unwrap();
-        std::fs::create_dir(from.path().join("base")).unwrap();
+        for dir in ["base", "data", "te"] {
+            std::fs::create_dir(from.path().join(dir)).unwrap();
+        }
+        for file in ["data/train.jsonl", "data/dev.jsonl", "data/targets.json"] {
+            std::fs::write(from.path().join(file), "").unwrap();
+        }
         let mut config = TrainConfig {
             model: "base".into(),
-            train: vec!["data/train.jsonl".into(), "/abs/te:train".into(), "te:train".into()],
+            train: vec!["data/train.jsonl".into(), "/abs/te:train".into(), "te:train".into(), "src".into()],
+            dev: vec!["data/dev.jsonl".into()],
+            targets: "data/targets.json".into(),
             ..TrainConfig::default()
         };
         config.rebase(from.path());
         let at = |p: &str| from.path().join(p).to_string_lossy().into_owned();
-        assert_eq!(config.train, [at("data/train.jsonl"), "/abs/te:train".into(), at("te:train")]);
+        let kept = "src".to_string();
+        assert_eq!(
+            config.train,
+            [at("data/train.jsonl"), "/abs/te:train".into(), at("te:train"), kept],
+            "found here: kept"
+        );
         assert_eq!(
             (config.dev[0].clone(), config.targets.clone()),
-            (at("datasets/dev.jsonl"), from.path().join("datasets/targets.json"))
+            (at("data/dev.jsonl"), from.path().join("data/targets.json"))
         );
         assert_eq!(config.model, at("base"));
         assert_eq!(
