@@ -130,53 +130,55 @@ impl StanceTokenizer {
 
     /// Encodes (target description, sentence) pairs; only the sentence is truncated.
     pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<Encoded>> {
-        self.encode_capped(pairs.iter().map(|p| p.1).collect(), |sentences| {
+        self.encode_capped(pairs.iter().map(|p| p.1).collect(), 1, |sentences| {
             let inputs: Vec<tokenizers::EncodeInput> =
                 pairs.iter().zip(sentences).map(|(&(a, _), &b)| (a, b).into()).collect();
-            let out = self.pairs.encode_batch(inputs, true).map_err(|e| {
+            self.pairs.encode_batch(inputs, true).map_err(|e| {
                 let longest = pairs.iter().map(|p| p.0).max_by_key(|t| t.len()).unwrap_or_default();
                 Error::Tokenizer(format!(
                     "cannot fit pairs into {} tokens (is the target description {longest:?} too long?): {e}",
                     self.max_length
                 ))
-            })?;
-            Ok(out.iter().map(to_encoded).collect())
+            })
         })
     }
 
     /// Encodes single sentences (embeddings), truncated to the maximum length.
     pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
-        self.encode_capped(texts.to_vec(), |texts| {
+        self.encode_capped(texts.to_vec(), 0, |texts| {
             let inputs: Vec<tokenizers::EncodeInput> = texts.iter().map(|&t| t.into()).collect();
-            let out = self.singles.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-            Ok(out.iter().map(to_encoded).collect())
+            self.singles.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))
         })
     }
 
-    /// `encode` over the sentences cut at a word boundary near `CAP_BYTES_PER_TOKEN`
-    /// bytes per token allowed. The tokenizer encodes a text whole and keeps
-    /// what truncation cuts off, so a 20 MB line took 2 GB to keep 128 tokens.
-    /// A cut sentence that still overflows keeps exactly the tokens the whole
-    /// one would (the words before a cut tokenize alike); one that no longer
-    /// does is encoded again from more of its text.
+    /// `encode` over the sentences (sequence `sequence` of each input) cut at
+    /// a word boundary near `CAP_BYTES_PER_TOKEN` bytes per token allowed. The
+    /// tokenizer encodes a text whole and keeps what truncation cuts off, so a
+    /// 20 MB line took 2 GB to keep 128 tokens. A cut sentence is taken when
+    /// the tokens kept all end before its last word ([`kept_before_last_word`]):
+    /// they come from words the cut left whole, which tokenize as in the whole
+    /// text. Any other is encoded again from more of its text.
     fn encode_capped<'t>(
         &self,
         mut sentences: Vec<&'t str>,
-        encode: impl Fn(&[&'t str]) -> Result<Vec<Encoded>>,
+        sequence: usize,
+        encode: impl Fn(&[&'t str]) -> Result<Vec<tokenizers::Encoding>>,
     ) -> Result<Vec<Encoded>> {
         let mut cap = self.max_length.saturating_mul(CAP_BYTES_PER_TOKEN);
         let whole = sentences.clone();
         sentences.iter_mut().for_each(|s| *s = cut_at_word(s, cap));
         let mut encoded = encode(&sentences)?;
         loop {
-            let short: Vec<usize> =
-                (0..whole.len()).filter(|&i| sentences[i].len() < whole[i].len() && !encoded[i].truncated).collect();
-            if short.is_empty() {
-                return Ok(encoded);
+            let cut = |i: usize| sentences[i].len() < whole[i].len();
+            let retry: Vec<usize> = (0..whole.len())
+                .filter(|&i| cut(i) && !kept_before_last_word(&encoded[i], sentences[i], sequence))
+                .collect();
+            if retry.is_empty() {
+                return Ok(encoded.iter().map(to_encoded).collect());
             }
             cap = cap.saturating_mul(8);
-            let longer: Vec<&str> = short.iter().map(|&i| cut_at_word(whole[i], cap)).collect();
-            for (&i, (text, again)) in short.iter().zip(longer.iter().zip(encode(&longer)?)) {
+            let longer: Vec<&str> = retry.iter().map(|&i| cut_at_word(whole[i], cap)).collect();
+            for (&i, (text, again)) in retry.iter().zip(longer.iter().zip(encode(&longer)?)) {
                 (sentences[i], encoded[i]) = (text, again);
             }
         }
@@ -193,6 +195,20 @@ impl StanceTokenizer {
 /// Bytes of a sentence read per token allowed: English news runs at 4–6 bytes
 /// a token, so a cut at this many almost always leaves more than fit.
 const CAP_BYTES_PER_TOKEN: usize = 32;
+
+/// Whether truncation cut `encoding` (of the cut text `cut`, sequence
+/// `sequence`) and every token it kept of the sentence ends before the cut
+/// text's last word: that word, which the cut may have shortened or which a
+/// normalizer may join to what followed it (a form feed that BERT deletes),
+/// then has no token kept, and the tokens kept are the whole text's.
+fn kept_before_last_word(encoding: &tokenizers::Encoding, cut: &str, sequence: usize) -> bool {
+    let text = cut.trim_end();
+    let last_word =
+        text.rfind(char::is_whitespace).map_or(0, |i| i + text[i..].chars().next().map_or(1, char::len_utf8));
+    let kept = encoding.get_sequence_ids().into_iter().zip(encoding.get_offsets());
+    let end = kept.filter(|(s, _)| *s == Some(sequence)).map(|(_, &(_, end))| end).max().unwrap_or(0);
+    !encoding.get_overflowing().is_empty() && end <= last_word
+}
 
 /// `text` up to the last whitespace before `cap` bytes (whole if shorter, or
 /// if no whitespace comes before: a cut inside a word could tokenize it otherwise).
@@ -291,6 +307,15 @@ mod tests {
             let pair = &tok.encode_pairs(&[("ukraine", text)]).unwrap()[0];
             assert_eq!(pair.truncated, text.len() > 100, "{}", &text[..20.min(text.len())]);
         }
+        // The long text is taken from its first cut, not encoded whole after all.
+        let cut = cut_at_word(&long, 10 * CAP_BYTES_PER_TOKEN);
+        assert!(cut.len() < long.len());
+        for (encoding, sequence) in
+            [(whole.encode(cut, true).unwrap(), 0), (tok.pairs.encode(("ukraine", cut), true).unwrap(), 1)]
+        {
+            assert!(kept_before_last_word(&encoding, cut, sequence), "sequence {sequence}");
+        }
+        assert!(!kept_before_last_word(&whole.encode("the war", true).unwrap(), "the war", 0), "not truncated");
         assert_eq!(cut_at_word("ab cd ef", 6), "ab cd");
         assert_eq!(cut_at_word("abcdef gh", 4), "abcdef gh", "no cut inside the first word");
         assert_eq!(cut_at_word("é é é", 4), "é", "cuts on char boundaries");

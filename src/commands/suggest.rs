@@ -105,7 +105,7 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     let (_, classifier) = super::load_classifier(&config.model, &config.device, &super::PrecisionArgs::default())?;
     let targets = TargetSet::new(&classifier.spec.targets, &config.targets, &config.target)?;
     targets.check_fit(&classifier.pair_encoder())?;
-    let labelled = read_labelled(&config.exclude, &classifier)?;
+    let labelled = read_labelled(&config.exclude, &classifier, &targets)?;
     let skip: HashSet<String> = labelled.iter().map(|r| r.sentence().to_string()).collect();
     let options =
         ReadOptions { format: config.input_format, split_sentences: config.split_sentences, bytes_read: None };
@@ -147,16 +147,20 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     })
 }
 
-/// The labelled records of `--exclude`. Only their texts matter, so a
-/// target or label the model lacks (one labelled since it was trained) is no
-/// problem; a file that cannot be read is.
-fn read_labelled(files: &[String], classifier: &Classifier) -> Result<Vec<Labelled>> {
+/// The labelled records of `--exclude`. Only their texts matter, so in
+/// JSONL and CSV a target or label the model lacks (one labelled since it
+/// was trained) is no problem; a file that cannot be read is, and so is a
+/// target description that SemEval-style files name and no target has.
+fn read_labelled(files: &[String], classifier: &Classifier, selected: &TargetSet) -> Result<Vec<Labelled>> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    // The model's targets let SemEval-style files that name a target by description be read.
+    // The model's targets and `--target`'s let SemEval-style files that name a target by description be read.
     let spec = &classifier.spec;
-    let (labels, targets, neutral) = (spec.labels.clone(), spec.targets.clone(), spec.neutral.clone());
+    let mut targets = spec.targets.clone();
+    let given = selected.selected().iter().map(|&t| (selected.id(t).to_string(), selected.description(t).to_string()));
+    targets.extend(given);
+    let (labels, neutral) = (spec.labels.clone(), spec.neutral.clone());
     let schema = Schema { labels, targets, neutral, source: None, from_runs: true };
     let (files, problems) = crate::data::read_all(files, None, &schema);
     if !problems.is_empty() {
