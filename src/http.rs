@@ -110,9 +110,13 @@ pub fn stop_signals() -> Result<StopSignals> {
             (signal(SignalKind::terminate()).map_err(listen)?, signal(SignalKind::interrupt()).map_err(listen)?);
         tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+                let received = tokio::select! {
+                    signal = term.recv() => signal,
+                    signal = int.recv() => signal,
+                };
+                // None: the stream ended with the runtime; no signal will come.
+                if received.is_none() {
+                    break;
                 }
                 count.send_modify(|n| *n += 1);
             }

@@ -121,8 +121,8 @@ pub fn split(config: &SplitConfig) -> Result<SplitReport> {
     )?;
     for path in &stale {
         std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-        // A stale fold's folder goes with its files (a folder holding anything else stays).
-        let _ = path.parent().map(std::fs::remove_dir);
+        // A stale fold's folder goes with its files (a folder holding anything else stays); `--out` itself stays.
+        let _ = path.parent().filter(|dir| *dir != config.out).map(std::fs::remove_dir);
     }
     let mut written = Vec::new();
     for (path, indices) in plan {

@@ -121,14 +121,22 @@ pub fn sources(config: &EvalConfig) -> Result<Vec<(String, Source)>> {
     let named = config.compare.iter().map(|a| named_arg(a, as_source));
     let models = config.model.iter().map(|p| (None, Source::Model(p.clone())));
     let files = config.predictions.iter().map(|a| named_arg(a, |p| Source::Predictions(PathBuf::from(p))));
-    // Names are unique, and the baselines' names are taken.
+    let all: Vec<(Option<String>, Source)> = named.chain(models).chain(files).collect();
+    // Names are unique, and the baselines' names are taken; the names given come
+    // first, so that a name derived from a path gives way to them.
     let mut taken: HashSet<String> = baselines::NAMES.iter().map(|n| n.to_string()).collect();
-    for (given, source) in named.chain(models).chain(files) {
-        if let Some(name) = given.as_ref().filter(|name| taken.contains(*name)) {
+    for name in all.iter().filter_map(|(given, _)| given.as_ref()) {
+        if !taken.insert(name.clone()) {
             let whose = if baselines::NAMES.contains(&name.as_str()) { "a baseline's" } else { "another system's" };
             return Err(Error::Other(format!("the system name `{name}` is taken ({whose}); choose another NAME=")));
         }
-        let base = given.unwrap_or_else(|| default_name(&source));
+    }
+    for (given, source) in all {
+        if let Some(name) = given {
+            out.push((name, source));
+            continue;
+        }
+        let base = default_name(&source);
         let mut name = base.clone();
         for n in 2.. {
             if taken.insert(name.clone()) {
@@ -600,6 +608,10 @@ mod tests {
         let got: Vec<(String, Source)> = sources(&config).unwrap();
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["run-7", "other", "run-7-2", "theirs", "majority-2"]);
+        // A name given wins over one derived from a path: the run `run-7` gives way to `run-7=…`.
+        let config = parse(&["--data", "gold.jsonl", "--model", run, "--predictions", "run-7=p.jsonl"]);
+        let names: Vec<String> = sources(&config).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["run-7-2", "run-7"]);
         for (given, whose) in [("majority=m.jsonl", "a baseline's"), ("other=m.jsonl", "another system's")] {
             let config =
                 parse(&["--data", "gold.jsonl", "--predictions", "other=theirs.jsonl", "--predictions", given]);
