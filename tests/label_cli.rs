@@ -25,6 +25,12 @@ impl Files {
         Self { dir }
     }
 
+    /// The targets file `new` writes, written again.
+    fn new_targets(&self) {
+        let fresh = Self::new();
+        std::fs::copy(fresh.path("targets.json"), self.path("targets.json")).unwrap();
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -245,6 +251,22 @@ fn bad_inputs_are_named_and_labels_are_never_cut() {
 
     let err = fails(&files, &["--target", "venus"]);
     assert!(err.contains("unknown target `venus`") && err.contains("targets.json"), "{err}");
+
+    // An unreadable rules file is named, and no labels file is created for nothing.
+    let err = fails(&files, &["--rules", "no-such-rules.md"]);
+    assert!(err.contains("--rules no-such-rules.md:"), "{err}");
+    assert!(!files.path("labels.jsonl").exists());
+
+    // A model of another label set would show guesses the page does not offer.
+    let model = files.path("model");
+    stancekit::testing::write_tiny_classifier(&model, 5).unwrap();
+    let other =
+        json!({"labels": ["pro", "con", "neutral"], "targets": {"nato": "ukraine joining nato", "defence": "x"}});
+    std::fs::write(files.path("targets.json"), other.to_string()).unwrap();
+    let err = fails(&files, &["--model", model.to_str().unwrap()]);
+    assert!(err.contains("--model guess labels against, favor, none, but --targets"), "{err}");
+    assert!(!files.path("labels.jsonl").exists());
+    Files::new_targets(&files);
 
     let corrupt = "{\"text\":\"The war must end.\",\"target\":\"nato\",\"label\":\"favor\"}\n{\"text\": \"half a li\n";
     std::fs::write(files.path("labels.jsonl"), corrupt).unwrap();

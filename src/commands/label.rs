@@ -61,14 +61,18 @@ pub fn run(config: &LabelConfig) -> Result<()> {
         return Err(Error::Other("--input: no sentences to label".into()));
     }
     let classifier = config.model.as_deref().map(load_model(config)).transpose()?;
+    check_labels(&schema, &items, classifier.as_ref(), config)?;
     let targets = targets(config, &schema, &items, classifier.as_ref())?;
+    // Every input is read before the labels file is opened (and so created).
+    let rules = match &config.rules {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| Error::Other(format!("--rules {}: {e}", path.display())))?
+        }
+        None => labeling::DEFAULT_RULES.to_string(),
+    };
     let listener = crate::http::bind(&config.addr, "label")?;
     check_out(config)?;
     let store = LabelStore::open(&config.out, &schema)?;
-    let rules = match &config.rules {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
-        None => labeling::DEFAULT_RULES.to_string(),
-    };
     let meta = Meta {
         targets: targets.clone(),
         labels: schema.labels.clone(),
@@ -83,6 +87,30 @@ pub fn run(config: &LabelConfig) -> Result<()> {
     }
     announce(&session, &listener, config)?;
     labeling::serve(session, meta, listener)
+}
+
+/// The model's guesses (a suggestions file's, or `--model`'s) name the labels
+/// it was trained on: another label set than the targets file's would show
+/// guesses for labels the page does not offer.
+fn check_labels(schema: &Schema, items: &[Item], model: Option<&Classifier>, config: &LabelConfig) -> Result<()> {
+    let mut wanted: Vec<&String> = schema.labels.iter().collect();
+    wanted.sort();
+    let suggested = items.iter().flat_map(|i| i.probs.iter().flat_map(|p| p.values())).next();
+    let from_file = suggested.map(|p| (p.0.iter().map(|(l, _)| l).collect::<Vec<_>>(), "the suggestions in --input"));
+    let from_model = model.map(|c| (c.spec.labels.iter().collect::<Vec<_>>(), "--model"));
+    for (mut labels, whose) in from_file.into_iter().chain(from_model) {
+        labels.sort();
+        if labels != wanted {
+            let list = |l: &[&String]| l.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(Error::Other(format!(
+                "{whose} guess labels {}, but --targets {} allows {}: pass the targets file the model was trained with",
+                list(&labels),
+                config.targets.display(),
+                list(&wanted)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The labels file is appended to, synced and cut back on undo: a plain file
