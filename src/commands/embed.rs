@@ -18,7 +18,8 @@ pub struct EmbedConfig {
     /// Model folder or Hugging Face hub id.
     #[arg(long, default_value = resolve::DEFAULT_MODEL)]
     pub model: String,
-    /// Sentences: JSONL with `text` (optional `id`), or plain text with one sentence per line; `-` reads stdin.
+    /// Sentences: JSONL with `text` (optional `id`), CSV/TSV with a `text` column, or plain text with one
+    /// sentence per line; `-` reads stdin.
     #[arg(long)]
     pub input: PathBuf,
     /// Where to write: `.npy` (a float32 matrix) or JSONL (`{"id", "text", "embedding"}`); `-` is stdout.

@@ -29,8 +29,12 @@ pub struct TextItem {
 /// JSONL is chosen by a `.jsonl`/`.json` extension, or on stdin by a first line
 /// that opens a JSON object; anything else is one text per line.
 pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
-    let format = match path.extension().and_then(|e| e.to_str()) {
-        Some("jsonl" | "json") => InputFormat::Jsonl,
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let format = match extension.as_deref() {
+        Some("jsonl" | "json" | "ndjson") => InputFormat::Jsonl,
+        // As `predict` reads them: a header row naming the `text` column.
+        Some("csv") => InputFormat::Csv,
+        Some("tsv") => InputFormat::Tsv,
         _ if path == Path::new("-") => InputFormat::Auto,
         _ => InputFormat::Lines,
     };
@@ -385,6 +389,13 @@ mod tests {
         let txt = dir.path().join("a.txt");
         std::fs::write(&txt, "first\r\nsecond\n").unwrap();
         assert_eq!(read_texts(&txt).unwrap()[1], TextItem { id: "2".into(), text: "second".into() });
+        let csv = dir.path().join("a.CSV");
+        std::fs::write(&csv, "id,text\nk1,\"a, \"\"quoted\"\" one\"\n").unwrap();
+        assert_eq!(
+            read_texts(&csv).unwrap(),
+            [TextItem { id: "k1".into(), text: "a, \"quoted\" one".into() }],
+            "CSV, not lines"
+        );
     }
 
     #[test]
