@@ -7,7 +7,7 @@
 //! exactly one prediction and every prediction one gold record; anything else is
 //! an error that lists each mismatch.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::gold::{Gold, GoldItem, Output};
 use super::predictions::PredictionsFile;
@@ -40,10 +40,30 @@ pub fn align(gold: &Gold, file: &PredictionsFile) -> Result<Output> {
         }
     }
     if !problems.is_empty() {
+        let none_paired = by_id && answer.iter().all(Option::is_none);
+        // First, where a long list cannot hide it.
+        if let Some(hint) = by_text_hint(gold, file).filter(|_| none_paired) {
+            problems.insert(0, hint);
+        }
         return Err(Error::Invalid(Problems(problems)));
     }
     let rows: Vec<usize> = answer.into_iter().map(|a| a.expect("every gold item is answered")).collect();
     output(gold, file, &rows)
+}
+
+/// When no prediction's id is a gold id, whether their texts would pair:
+/// `predict` numbers an article's sentences by document, so its ids are
+/// seldom a gold file's.
+fn by_text_hint(gold: &Gold, file: &PredictionsFile) -> Option<Problem> {
+    let texts: HashSet<(&str, &str)> =
+        gold.items.iter().map(|i| (i.text.trim(), gold.targets[i.target].as_str())).collect();
+    let pairs = file.rows.iter().filter(|p| texts.contains(&(p.text.trim(), p.target.as_str()))).count();
+    let message = format!(
+        "no prediction's id is a gold id, but {pairs} of the {} predictions match a gold record by text and \
+         target: records pair by id when all have one; drop the `id` field of the predictions to pair them by text",
+        file.rows.len()
+    );
+    (pairs > 0).then(|| Problem { file: file.name.clone(), line: 0, field: "id".into(), message })
 }
 
 /// The gold records by key, in file order, and the targets each name (id or
@@ -190,6 +210,15 @@ mod tests {
         ] {
             assert!(err.contains(expected), "{expected} not in\n{err}");
         }
+    }
+
+    #[test]
+    fn ids_that_pair_nothing_while_texts_would_are_said_to() {
+        let gold = gold();
+        let rows = gold.items.iter().map(|i| pred(Some("doc:0"), &i.text, &gold.targets[i.target], "none")).collect();
+        let err = align(&gold, &file(rows)).unwrap_err().to_string();
+        let first = err.lines().nth(1).unwrap();
+        assert!(first.starts_with("p.jsonl: id: no prediction's id is a gold id, but 3 of the 3 predictions"), "{err}");
     }
 
     #[test]

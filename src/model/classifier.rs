@@ -125,7 +125,9 @@ impl PairEncoder<'_> {
         for (e, (description, _)) in encoded.iter_mut().zip(pairs) {
             let block = blocks.iter().position(|b| b == description).ok_or_else(|| {
                 Error::Model(format!(
-                    "no classifier for the target described as {description:?} in this per-target model"
+                    "no classifier for the target described as {description:?}: this model (the frozen \
+                     recipe, a classifier per target) scores only the targets it was trained on, and their \
+                     descriptions; a new target is read zero-shot by a fine-tuned model"
                 ))
             })?;
             e.target = Some(block as u32);
