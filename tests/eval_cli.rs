@@ -166,6 +166,8 @@ fn f_avg_leaves_out_the_neutral_label_the_targets_file_names() {
     let (stance, declared) = pooled("renamed-gold.jsonl", "renamed-theirs.jsonl", "declared.json", "b");
     assert_eq!(stance, json!(["pro", "con"]));
     assert_eq!(declared["f_avg"], original["f_avg"]);
+    let md = std::fs::read_to_string(dir.path().join("b/report.md")).unwrap();
+    assert!(md.contains("here pro and con (leaving out `neutral`, the neutral label;"), "the report says which labels");
     assert_ne!(declared["f_avg"], declared["macro_f1"]);
     let (stance, undeclared) = pooled("renamed-gold.jsonl", "renamed-theirs.jsonl", "undeclared.json", "c");
     assert_eq!(stance, json!(["pro", "con", "neutral"]));

@@ -113,7 +113,13 @@ fn check_fields(entry: &Entry, schema: &Schema, problems: &mut Vec<Problem>) {
         problems.push(entry.text_at.problem("target", message));
     }
     if schema.label_index(&r.label).is_none() {
-        let message = format!("unknown label '{}'; allowed: {}", r.label, schema.label_list());
+        // Say where the allowed labels come from: a custom label set needs its own targets file.
+        let whence = match (&schema.source, schema.from_runs) {
+            (_, true) => " (the labels of the models evaluated)".to_string(),
+            (Some(file), false) => format!(" (the labels of {}; --targets names another file)", file.display()),
+            (None, false) => String::new(),
+        };
+        let message = format!("unknown label '{}'; allowed: {}{whence}", r.label, schema.label_list());
         problems.push(entry.label_at.problem("label", message));
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::svg::{self, esc, Bar, Group, Series};
-use super::{interval, pct, points, Report, Training, DEFINITIONS};
+use super::{definitions as terms, interval, pct, points, Report, Training};
 use crate::evaluation::results::{Block, SystemKind, SystemResult};
 use crate::training::EvalLog;
 
@@ -91,7 +91,7 @@ pub fn render(report: &Report) -> String {
     for (i, system) in report.evaluated().enumerate() {
         details(&mut out, report, system, svg::system_colour(i, false));
     }
-    definitions(&mut out);
+    definitions(&mut out, report);
     let _ = writeln!(
         out,
         "<footer><p>Made by stancekit {} · numbers from <code>metrics.json</code> (schema <code>{}</code>)</p></footer>\
@@ -532,10 +532,10 @@ fn notes(out: &mut String, report: &Report) {
     out.push_str("</ul></section>\n");
 }
 
-fn definitions(out: &mut String) {
+fn definitions(out: &mut String, report: &Report) {
     out.push_str("<section><h2>How to read this report</h2><dl class=\"defs\">");
-    for (term, meaning) in DEFINITIONS {
-        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(term), esc(meaning));
+    for (term, meaning) in terms(report.metrics) {
+        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(term), esc(&meaning));
     }
     out.push_str("</dl></section>\n");
 }

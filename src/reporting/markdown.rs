@@ -57,7 +57,7 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
     }
     out.push_str("## How to read this report\n\n");
-    for (term, meaning) in super::DEFINITIONS {
+    for (term, meaning) in super::definitions(report.metrics) {
         let _ = writeln!(out, "- **{term}**: {meaning}");
     }
     out

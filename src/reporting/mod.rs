@@ -77,18 +77,30 @@ impl Report<'_> {
     }
 }
 
-/// What the report's terms mean; both the Markdown and the HTML report end with these.
-pub const DEFINITIONS: &[(&str, &str)] = &[
-    (
-        "F_avg",
-        "the mean of the F1 scores of the stance labels (every label but the neutral one: favor and against, \
-         leaving none out, unless the targets file names another `neutral`; metrics.json lists them \
-         as `stance_labels`): the official \
-         SemEval-2016 Task 6 metric. Pooled: computed once over the records of all targets together, as the \
-         official script and TweetEval do. Mean of targets: computed per target, then averaged; it weighs a \
-         small target as much as a large one.",
-    ),
-    ("macro-F1", "the unweighted mean of the F1 scores of all labels, none included."),
+/// What the report's terms mean, F_avg's with this report's labels; both
+/// the Markdown and the HTML report end with these.
+pub fn definitions(metrics: &Metrics) -> Vec<(&'static str, String)> {
+    let stance = metrics.stance_labels.join(" and ");
+    let neutral: Vec<&str> =
+        metrics.labels.iter().filter(|l| !metrics.stance_labels.contains(l)).map(String::as_str).collect();
+    let left_out = match neutral.as_slice() {
+        [] => "no label is neutral here, so F_avg equals macro-F1".to_string(),
+        labels => format!("leaving out `{}`, the neutral label", labels.join(", ")),
+    };
+    let f_avg = format!(
+        "the mean of the F1 scores of the stance labels, here {stance} ({left_out}; the targets file's `neutral` \
+         names the neutral label, `none` by default): the official SemEval-2016 Task 6 metric. Pooled: \
+         computed once over the records of all targets together, as the official script and TweetEval do. Mean \
+         of targets: computed per target, then averaged; it weighs a small target as much as a large one."
+    );
+    let mut out = vec![("F_avg", f_avg)];
+    out.extend(DEFINITIONS.iter().map(|&(term, meaning)| (term, meaning.to_string())));
+    out
+}
+
+/// The terms whose meaning does not depend on the report.
+const DEFINITIONS: &[(&str, &str)] = &[
+    ("macro-F1", "the unweighted mean of the F1 scores of all labels, the neutral one included."),
     (
         "Interval",
         "a percentile bootstrap interval: sentences are drawn with replacement (all records of a sentence \
