@@ -130,7 +130,10 @@ fn markdown_has_every_section_and_escapes_markup() {
     assert!(md.contains("never \\| again"), "pipes in text must be escaped");
     assert!(md.contains("nato \\<now\\> \\& then") && !md.contains("<now>"), "a tag in text is text");
     assert!(md.contains("Source: run-a.jsonl"), "the source is text too");
-    assert!(md.contains("here favor and against (leaving out `none`, the neutral label;"), "F_avg in this report's labels");
+    assert!(
+        md.contains("here favor and against (leaving out `none`, the neutral label;"),
+        "F_avg in this report's labels"
+    );
     assert!(md.contains("| 20 (selected) |"), "the run's kept model is marked");
     assert!(!md.contains("## majority"), "baselines get no detail section");
 }
