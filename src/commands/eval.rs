@@ -85,6 +85,17 @@ impl EvalConfig {
         if self.bootstrap == 0 || !(self.confidence > 0.0 && self.confidence < 1.0) || self.bins == 0 {
             return Err(Error::Other("--bootstrap and --bins must be positive and --confidence in (0, 1)".into()));
         }
+        // A percentile interval needs a resample beyond each of its ends, or it is the extremes
+        // (at --bootstrap 1 an interval that missed its own point estimate).
+        let least = (2.0 / (1.0 - self.confidence)).ceil() as usize;
+        if self.bootstrap < least {
+            return Err(Error::Other(format!(
+                "--bootstrap {}: a {}% interval needs at least {least} resamples, one beyond each end; \
+                 1,000 or more for figures you report",
+                self.bootstrap,
+                self.confidence * 100.0
+            )));
+        }
         Ok(())
     }
 
@@ -584,6 +595,17 @@ mod tests {
 
     fn parse(args: &[&str]) -> EvalConfig {
         Cli::parse_from(std::iter::once("eval").chain(args.iter().copied())).config
+    }
+
+    #[test]
+    fn an_interval_needs_a_resample_beyond_each_end() {
+        let check = |b: &str, c: &str| {
+            parse(&["--data", "g.jsonl", "--predictions", "p.jsonl", "--bootstrap", b, "--confidence", c]).check()
+        };
+        let err = check("39", "0.95").unwrap_err().to_string();
+        assert!(err.contains("a 95% interval needs at least 40 resamples"), "{err}");
+        assert!(check("40", "0.95").is_ok());
+        assert!(check("100", "0.99").is_err() && check("200", "0.99").is_ok());
     }
 
     #[test]

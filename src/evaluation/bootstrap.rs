@@ -74,8 +74,10 @@ pub fn interval(samples: &[Vec<f64>], column: usize, confidence: f64) -> Interva
     interval_of(samples.iter().map(|row| row[column]).collect(), confidence)
 }
 
-/// The central percentile interval of `values` covering `confidence`.
+/// The central percentile interval of `values` covering `confidence`; NaN
+/// values (resamples without the records a statistic needs) are left out.
 pub fn interval_of(mut values: Vec<f64>, confidence: f64) -> Interval {
+    values.retain(|v| !v.is_nan());
     values.sort_by(f64::total_cmp);
     let tail = (1.0 - confidence) / 2.0;
     Interval { low: percentile(&values, tail), high: percentile(&values, 1.0 - tail) }
@@ -96,6 +98,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// observed sign (zero counts as a flip), capped at 1. A difference of exactly
 /// zero has p = 1.
 pub fn flip_p_value(observed: f64, resampled: &[f64]) -> f64 {
+    let resampled: Vec<f64> = resampled.iter().copied().filter(|d| !d.is_nan()).collect();
     if observed == 0.0 || resampled.is_empty() {
         return 1.0;
     }
@@ -171,6 +174,10 @@ mod tests {
     fn p_value_counts_sign_flips_on_both_sides() {
         assert_eq!(flip_p_value(0.1, &[0.2, 0.1, -0.1, 0.0]), 1.0);
         assert_eq!(flip_p_value(0.1, &[0.2, 0.1, 0.3, -0.1]), 0.5);
+        // A resample without the records a statistic needs (NaN) counts neither way.
+        assert_eq!(flip_p_value(0.1, &[f64::NAN, 0.2, 0.1, 0.3, -0.1]), 0.5);
+        let interval = interval_of(vec![f64::NAN, 1.0, 2.0, f64::NAN, 3.0], 0.5);
+        assert_eq!((interval.low, interval.high), (1.5, 2.5), "NaN left out, not sorted in");
         assert_eq!(flip_p_value(-0.1, &[-0.2, -0.1, -0.3, -0.1]), 0.0);
         assert_eq!(flip_p_value(0.0, &[0.2]), 1.0);
     }

@@ -210,7 +210,9 @@ fn stat_row(gold: &Gold, pred: &[usize], weights: &[u32]) -> Vec<f64> {
     let per_target: Vec<Scores> = per_target.iter().map(Confusion::scores).collect();
     let (_, mean_macro, mean_f_avg) = mean_scores(&per_target);
     let mut row = vec![pooled.macro_f1, pooled.f_avg, mean_macro, mean_f_avg];
-    row.extend(per_target.iter().flat_map(|s| [s.macro_f1, s.f_avg]));
+    // A resample that drew none of a target's sentences has no score for it
+    // (not 0): NaN, which the intervals leave out, as the means over targets do.
+    row.extend(per_target.iter().flat_map(|s| if s.n > 0 { [s.macro_f1, s.f_avg] } else { [f64::NAN; 2] }));
     row
 }
 

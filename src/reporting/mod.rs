@@ -53,13 +53,16 @@ impl Report<'_> {
     }
 
     /// A p-value as text: one that no resample reached is below 1 / resamples.
+    /// A p-value as its resolution allows: p = 2 × flips / B moves in steps
+    /// of 2/B, so no flip at all says p < 2/B, and a p below 0.001 keeps the
+    /// digits that tell it from 0 (0.0004 at B = 10,000, not 0.000).
     pub fn p_value(&self, p: f64) -> String {
-        let floor = 1.0 / self.metrics.bootstrap.resamples as f64;
-        if p < floor {
-            format!("< {}", trim_float(floor))
-        } else {
-            format!("{p:.3}")
+        let step = 2.0 / self.metrics.bootstrap.resamples as f64;
+        if p < step {
+            return format!("< {}", trim_float(step.min(1.0)));
         }
+        let decimals = (-step.log10()).ceil().max(3.0) as usize;
+        format!("{p:.decimals$}")
     }
 
     /// "p = 0.012" or "p < 0.001".

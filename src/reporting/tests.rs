@@ -162,6 +162,14 @@ fn html_is_self_contained_escaped_and_balanced() {
 fn p_values_below_the_resolution_say_so() {
     let sample = sample();
     let report = sample.report();
-    assert_eq!(report.p_value(0.0), "< 0.02");
+    // 50 resamples: p moves in steps of 2/50.
+    assert_eq!(report.p_value(0.0), "< 0.04");
     assert_eq!(report.p_inline(0.5), "p = 0.500");
+    let mut metrics = sample.metrics.clone();
+    metrics.bootstrap.resamples = 10_000;
+    let fine = Report { metrics: &metrics, training: &sample.training, descriptions: &sample.descriptions };
+    assert_eq!(
+        (fine.p_value(0.0004), fine.p_value(0.0), fine.p_value(0.012)),
+        ("0.0004".into(), "< 0.0002".into(), "0.0120".into())
+    );
 }
