@@ -37,10 +37,15 @@ pub struct CvConfig {
     pub training: TrainConfig,
 }
 
+/// The coverage of each fold's intervals.
+const CONFIDENCE: f64 = 0.95;
+
 /// Runs the cross-validation; `stop` is asked after every optimizer step (Ctrl-C).
 pub fn run(config: &CvConfig, stop: &dyn Fn(usize) -> bool) -> Result<CvResults> {
     let base = &config.training;
     base.validate()?;
+    // Each fold's evaluation reports 95 % intervals: checked before any fold trains.
+    super::eval::check_resamples(config.bootstrap, CONFIDENCE)?;
     let inputs = base.input_paths();
     let replace = base.overwrite.then_some(crate::io::Replace { marker: "cv_config.json", inputs: &inputs });
     let hint = "pass --overwrite to replace it";
@@ -108,7 +113,7 @@ fn run_fold(config: &CvConfig, dir: &Path, stop: &dyn Fn(usize) -> bool) -> Resu
         targets: Some(config.training.targets.clone()),
         format: None,
         bootstrap: config.bootstrap,
-        confidence: 0.95,
+        confidence: CONFIDENCE,
         seed: 0,
         bins: 10,
         errors: 25,

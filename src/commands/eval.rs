@@ -85,20 +85,26 @@ impl EvalConfig {
         if self.bootstrap == 0 || !(self.confidence > 0.0 && self.confidence < 1.0) || self.bins == 0 {
             return Err(Error::Other("--bootstrap and --bins must be positive and --confidence in (0, 1)".into()));
         }
-        // A percentile interval needs a resample beyond each of its ends, or it is the extremes
-        // (at --bootstrap 1 an interval that missed its own point estimate).
-        let least = (2.0 / (1.0 - self.confidence)).ceil() as usize;
-        if self.bootstrap < least {
-            return Err(Error::Other(format!(
-                "--bootstrap {}: a {}% interval needs at least {least} resamples, one beyond each end; \
-                 1,000 or more for figures you report",
-                self.bootstrap,
-                self.confidence * 100.0
-            )));
-        }
-        Ok(())
+        check_resamples(self.bootstrap, self.confidence)
     }
+}
 
+/// A percentile interval needs a resample beyond each of its ends, or it is
+/// the extremes (at `--bootstrap 1`, an interval that missed its own point
+/// estimate). `cv` asks too, before its first fold trains.
+pub fn check_resamples(resamples: usize, confidence: f64) -> Result<()> {
+    let least = (2.0 / (1.0 - confidence)).ceil() as usize;
+    if resamples < least {
+        return Err(Error::Other(format!(
+            "--bootstrap {resamples}: a {}% interval needs at least {least} resamples, one beyond each end; \
+             1,000 or more for figures you report",
+            confidence * 100.0
+        )));
+    }
+    Ok(())
+}
+
+impl EvalConfig {
     fn settings(&self) -> ScoreSettings {
         ScoreSettings {
             bootstrap: BootstrapSettings { resamples: self.bootstrap, seed: self.seed, confidence: self.confidence },
