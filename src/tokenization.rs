@@ -203,11 +203,17 @@ const CAP_BYTES_PER_TOKEN: usize = 32;
 /// then has no token kept, and the tokens kept are the whole text's.
 fn kept_before_last_word(encoding: &tokenizers::Encoding, cut: &str, sequence: usize) -> bool {
     let text = cut.trim_end();
-    let last_word =
-        text.rfind(char::is_whitespace).map_or(0, |i| i + text[i..].chars().next().map_or(1, char::len_utf8));
+    let last_word = text.rfind(is_separator).map_or(0, |i| i + 1);
     let kept = encoding.get_sequence_ids().into_iter().zip(encoding.get_offsets());
     let end = kept.filter(|(s, _)| *s == Some(sequence)).map(|(_, &(_, end))| end).max().unwrap_or(0);
     !encoding.get_overflowing().is_empty() && end <= last_word
+}
+
+/// Whitespace that every tokenizer splits words at. Not all of Unicode's: a
+/// form feed, a vertical tab or U+0085 is a control character that BERT's
+/// normalizer deletes, joining the words around it into one.
+fn is_separator(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 /// `text` up to the last whitespace before `cap` bytes (whole if shorter, or
@@ -220,7 +226,7 @@ fn cut_at_word(text: &str, cap: usize) -> &str {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    match text[..end].rfind(char::is_whitespace) {
+    match text[..end].rfind(is_separator) {
         Some(space) if space > 0 => &text[..space],
         _ => text,
     }
@@ -319,6 +325,7 @@ mod tests {
         assert_eq!(cut_at_word("ab cd ef", 6), "ab cd");
         assert_eq!(cut_at_word("abcdef gh", 4), "abcdef gh", "no cut inside the first word");
         assert_eq!(cut_at_word("é é é", 4), "é", "cuts on char boundaries");
+        assert_eq!(cut_at_word("ab\x0ccd ef", 4), "ab\x0ccd ef", "a form feed joins words in BERT: no cut there");
     }
 
     #[test]
