@@ -115,7 +115,12 @@ impl LabelStore {
         }
         let start = self.len + buffer.len() as u64;
         crate::io::write_json_lines(&mut buffer, records).map_err(|e| Error::io(&self.path, e))?;
-        self.file.write_all(&buffer).and_then(|()| self.file.sync_data()).map_err(|e| Error::io(&self.path, e))?;
+        if let Err(e) = self.file.write_all(&buffer).and_then(|()| self.file.sync_data()) {
+            // A failed write (a full disk) may have left part of a line: cut it back, so that the file
+            // holds whole records only and the next append (the file is opened to append) follows them.
+            let _ = self.file.set_len(self.len).and_then(|()| self.file.sync_data());
+            return Err(Error::io(&self.path, e));
+        }
         self.len += buffer.len() as u64;
         self.needs_newline = false;
         let targets = records.iter().map(|r| r.target.clone()).collect();
