@@ -143,7 +143,9 @@ pub fn prepare(config: &TrainConfig, resume: bool) -> Result<Prepared> {
 }
 
 fn check_resumable(out: &Path) -> Result<()> {
-    let state = trainer::RunDir(out.to_path_buf()).checkpoint().join("trainer_state.json");
+    let run = trainer::RunDir(out.to_path_buf());
+    run.recover_checkpoint()?;
+    let state = run.checkpoint().join("trainer_state.json");
     let state =
         state::TrainerState::load(&state).map_err(|e| Error::Other(format!("cannot resume {}: {e}", out.display())))?;
     if state.finished {
@@ -283,7 +285,9 @@ fn settings(args: TrainArgs, matches: &clap::ArgMatches) -> Result<(TrainConfig,
             )));
         }
         let mut config = TrainConfig::from_json(&dir.join("train_config.json"))?;
-        let state = state::TrainerState::load(&trainer::RunDir(dir.clone()).checkpoint().join("trainer_state.json"));
+        let run = trainer::RunDir(dir.clone());
+        run.recover_checkpoint()?;
+        let state = state::TrainerState::load(&run.checkpoint().join("trainer_state.json"));
         // Unreadable state is check_resumable's to report; checkpoints from before `started_in` keep their paths.
         if let Some(from) = state.ok().and_then(|s| s.started_in) {
             if std::env::current_dir().is_ok_and(|here| here != from) {

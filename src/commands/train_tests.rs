@@ -136,6 +136,9 @@ fn a_resumed_run_ends_like_an_uninterrupted_one() {
     let err = train(config.clone(), true, &never).unwrap_err().to_string();
     assert!(err.contains("the training or dev data changed"), "{err}");
     std::fs::write(&config.dev[0], &dev).unwrap();
+    // A kill in the middle of the checkpoint swap: the new checkpoint still in `.tmp`, the old set aside.
+    std::fs::rename(config.out.join("checkpoint-last"), config.out.join(".checkpoint-last.tmp")).unwrap();
+    std::fs::create_dir(config.out.join(".checkpoint-last.old")).unwrap();
     let summary = train(config.clone(), true, &|step| step == 4).unwrap();
     assert_eq!(summary.outcome, Outcome::Interrupted);
     let summary = train(config.clone(), true, &never).unwrap();

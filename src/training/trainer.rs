@@ -35,6 +35,20 @@ impl RunDir {
     pub fn checkpoint(&self) -> PathBuf {
         self.0.join("checkpoint-last")
     }
+
+    /// Finishes a checkpoint swap that a kill cut short ([`Trainer::checkpoint`]):
+    /// with `checkpoint-last` gone and the previous one set aside as `.old`,
+    /// the new one in `.tmp` was complete, since the swap starts only once it
+    /// is: it becomes `checkpoint-last` (the previous one, if it is missing).
+    pub fn recover_checkpoint(&self) -> Result<()> {
+        let (last, tmp, old) =
+            (self.checkpoint(), self.file(".checkpoint-last.tmp"), self.file(".checkpoint-last.old"));
+        if last.exists() || !old.exists() {
+            return Ok(());
+        }
+        let newest = if tmp.exists() { tmp } else { old };
+        std::fs::rename(&newest, &last).map_err(|e| Error::io(&last, e))
+    }
     pub fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
