@@ -16,47 +16,125 @@ pub fn write_atomic<F>(path: &Path, write: F) -> Result<()>
 where
     F: FnOnce(&mut BufWriter<File>) -> Result<()>,
 {
-    // Errors name `path`, the file the user asked for, not its temporary sibling.
-    replace_file(path, |tmp| {
-        let file = File::create(tmp).map_err(|e| Error::io(path, e))?;
-        let mut out = BufWriter::new(file);
-        write(&mut out)?;
-        out.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
-        Ok(())
-    })
+    stage(path, buffered(path, write))?.map_or(Ok(()), Pending::commit)
 }
 
 /// Lets `write` create a temporary sibling of `path` by name (for writers that
 /// take a path), then syncs it and renames it into place.
 pub fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    stage(path, write)?.map_or(Ok(()), Pending::commit)
+}
+
+/// Files written under temporary names and renamed into place together once
+/// every one is written: a failure (a full disk) while writing any of them
+/// leaves all the old ones as they were, not a set half new and half old (a
+/// split's train beside an old dev, a report beside old metrics). What is not
+/// committed is removed.
+#[derive(Default)]
+pub struct Staged(Vec<Pending>);
+
+impl Staged {
+    /// Writes `path`'s temporary through `write` ([`write_atomic`]'s form).
+    pub fn file(&mut self, path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
+        self.0.extend(stage(path, buffered(path, write))?);
+        Ok(())
+    }
+
+    /// Writes `path`'s temporary by name ([`replace_file`]'s form).
+    pub fn by_name(&mut self, path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        self.0.extend(stage(path, write)?);
+        Ok(())
+    }
+
+    /// Text into `path` ([`write_text`]'s form).
+    pub fn text(&mut self, path: &Path, text: &str) -> Result<()> {
+        self.file(path, |w| w.write_all(text.as_bytes()).map_err(|e| Error::io(path, e)))
+    }
+
+    /// Pretty-printed JSON into `path` ([`write_json`]'s form).
+    pub fn json(&mut self, path: &Path, value: &impl Serialize) -> Result<()> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
+        self.text(path, &text)
+    }
+
+    /// Renames every file into place, in the order written.
+    pub fn commit(mut self) -> Result<()> {
+        std::mem::take(&mut self.0).into_iter().try_for_each(Pending::commit)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for pending in &self.0 {
+            let _ = std::fs::remove_file(&pending.tmp);
+        }
+    }
+}
+
+/// A file written and synced under its temporary name, to be renamed over `path`.
+struct Pending {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Pending {
+    fn commit(self) -> Result<()> {
+        let result = std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e));
+        match result {
+            Ok(()) => sync_dir(&self.path),
+            Err(_) => drop(std::fs::remove_file(&self.tmp)),
+        }
+        result
+    }
+}
+
+/// `write` through a buffered file created at the name it is given; errors name `path`,
+/// the file the user asked for, not its temporary sibling.
+fn buffered<'a, F>(path: &'a Path, write: F) -> impl FnOnce(&Path) -> Result<()> + 'a
+where
+    F: FnOnce(&mut BufWriter<File>) -> Result<()> + 'a,
+{
+    move |tmp| {
+        let file = File::create(tmp).map_err(|e| Error::io(path, e))?;
+        let mut out = BufWriter::new(file);
+        write(&mut out)?;
+        out.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+        Ok(())
+    }
+}
+
+/// Writes `path`'s temporary sibling through `write` and syncs it: the rename
+/// is left to the caller. A pipe or a device is written in place (nothing to rename).
+fn stage(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<Option<Pending>> {
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     if let Some(target) = is_link.then(|| path.canonicalize().ok()).flatten() {
         // The file the link names is replaced; the link stays.
-        return replace_file(&target, write);
+        return stage(&target, write);
     }
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
         // A pipe or a device (`/dev/null`, `/dev/stdout`) is written in place:
         // renaming over it would replace the device with a plain file.
-        return write(path);
+        return write(path).map(|()| None);
     }
     let tmp = temp_path(path);
     // The permissions a new file gets here (the umask's): a writer that makes
     // its own private temporary and renames it over `tmp` (safetensors does)
     // would leave the file readable by its owner alone.
     let mode = File::create(&tmp).and_then(|f| f.metadata()).map(|m| m.permissions());
-    let result = write(&tmp).and_then(|()| {
+    let written = write(&tmp).and_then(|()| {
         if let Ok(mode) = mode {
             std::fs::set_permissions(&tmp, mode).map_err(|e| Error::io(path, e))?;
         }
-        File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))
     });
-    match result {
-        Ok(()) => sync_dir(path),
+    match written {
+        Ok(()) => Ok(Some(Pending { tmp, path: path.to_path_buf() })),
         // The temporary file is garbage whatever went wrong; the original error matters more.
-        Err(_) => drop(std::fs::remove_file(&tmp)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
 }
 
 /// One JSON object per line into `path`, atomically.
@@ -205,6 +283,34 @@ fn sync_dir(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failure while writing any staged file leaves every old file and no
+    /// temporary; a commit replaces them all.
+    #[test]
+    fn staged_files_replace_the_old_ones_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        std::fs::write(&a, "old a").unwrap();
+        std::fs::write(&b, "old b").unwrap();
+        let mut staged = Staged::default();
+        staged.text(&a, "new a").unwrap();
+        let err = staged.file(&b, |_| Err(Error::Other("disk full".into()))).unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+        drop(staged);
+        assert_eq!(
+            (std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap()),
+            ("old a".into(), "old b".into())
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary file is left");
+        let mut staged = Staged::default();
+        staged.text(&a, "new a").unwrap();
+        staged.json(&b, &serde_json::json!({"b": 1})).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a", "nothing is in place before the commit");
+        staged.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "{\n  \"b\": 1\n}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
 
     #[test]
     fn writes_and_leaves_no_temp_file() {

@@ -119,19 +119,24 @@ pub fn split(config: &SplitConfig) -> Result<SplitReport> {
         config.overwrite,
         plan.iter().map(|(p, _)| p.as_path()).chain(stale.iter().map(PathBuf::as_path)),
     )?;
-    for path in &stale {
-        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-        // A stale fold's folder goes with its files (a folder holding anything else stays); `--out` itself stays.
-        let _ = path.parent().filter(|dir| *dir != config.out).map(std::fs::remove_dir);
-    }
+    // Every part is written before any replaces its old self, and the stale ones go last: a
+    // failure (a full disk) leaves the old split whole, not a new train beside an old dev.
+    let mut staged = crate::io::Staged::default();
     let mut written = Vec::new();
     for (path, indices) in plan {
         let part: Vec<&Record> = indices.iter().filter_map(|&i| records.get(i)).collect();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        crate::io::write_jsonl(&path, part.iter().copied())?;
+        staged
+            .file(&path, |w| crate::io::write_json_lines(w, part.iter().copied()).map_err(|e| Error::io(&path, e)))?;
         written.push((path, Counts::new(&schema.labels, part)));
+    }
+    staged.commit()?;
+    for path in &stale {
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+        // A stale fold's folder goes with its files (a folder holding anything else stays); `--out` itself stays.
+        let _ = path.parent().filter(|dir| *dir != config.out).map(std::fs::remove_dir);
     }
     Ok(SplitReport { written, warnings })
 }

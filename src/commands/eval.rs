@@ -506,19 +506,24 @@ pub fn run_command(config: &EvalConfig) -> Result<()> {
 /// Writes metrics.json, the config, each evaluated system's predictions and the reports into `dir`.
 pub fn write(evaluation: &Evaluation, config: &EvalConfig, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    crate::io::write_json(&dir.join("metrics.json"), &evaluation.metrics)?;
-    crate::io::write_json(&dir.join("eval_config.json"), config)?;
+    // All written before any replaces its old self: a failure (a full disk) leaves the old
+    // report whole, not new metrics beside an old report.html.
+    let mut staged = crate::io::Staged::default();
+    staged.json(&dir.join("metrics.json"), &evaluation.metrics)?;
+    staged.json(&dir.join("eval_config.json"), config)?;
     let mut taken = std::collections::HashSet::new();
     for (result, output) in evaluation.metrics.systems.iter().zip(&evaluation.outputs) {
         if result.info.kind == SystemKind::Baseline {
             continue;
         }
-        let name = predictions_file(&result.info.name, &mut taken);
-        crate::io::write_jsonl(&dir.join(name), &scored_rows(&evaluation.gold, output))?;
+        let path = dir.join(predictions_file(&result.info.name, &mut taken));
+        let rows = scored_rows(&evaluation.gold, output);
+        staged.file(&path, |w| crate::io::write_json_lines(w, &rows).map_err(|e| Error::io(&path, e)))?;
     }
     let report = evaluation.report();
-    crate::io::write_text(&dir.join("report.md"), &markdown::render(&report))?;
-    crate::io::write_text(&dir.join("report.html"), &html::render(&report))
+    staged.text(&dir.join("report.md"), &markdown::render(&report))?;
+    staged.text(&dir.join("report.html"), &html::render(&report))?;
+    staged.commit()
 }
 
 /// What a run folder logged in training (`metrics.jsonl`, `trainer_state.json`);

@@ -281,11 +281,12 @@ impl Classifier {
 
     /// Writes the classifier into `out` (which must exist), copying tokenizer files from `base`.
     pub fn save(&self, out: &Path, base: &Path) -> Result<()> {
-        self.model.params.save(&out.join("model.safetensors"))?;
-        let config = serde_json::to_string_pretty(&self.hf_config()).map_err(|e| Error::Other(e.to_string()))?;
-        crate::io::write_atomic(&out.join("config.json"), |w| {
-            std::io::Write::write_all(w, config.as_bytes()).map_err(|e| Error::io(out.join("config.json"), e))
-        })?;
+        // Weights and config are written before either replaces its old self: a failure leaves
+        // the run as it was, not new weights beside an old config (calibrate's temperature).
+        let mut staged = crate::io::Staged::default();
+        self.model.params.stage(&out.join("model.safetensors"), &mut staged)?;
+        staged.json(&out.join("config.json"), &self.hf_config())?;
+        staged.commit()?;
         for name in TOKENIZER_FILES {
             let (from, to) = (base.join(name), out.join(name));
             if from.is_file() && from != to {

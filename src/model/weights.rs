@@ -168,9 +168,16 @@ impl ParamStore {
 
     /// Writes every parameter as safetensors under its transformers name.
     pub fn save(&self, path: &Path) -> Result<()> {
+        let mut staged = crate::io::Staged::default();
+        self.stage(path, &mut staged)?;
+        staged.commit()
+    }
+
+    /// [`Self::save`] staged: `staged.commit()` puts the file in place.
+    pub fn stage(&self, path: &Path, staged: &mut crate::io::Staged) -> Result<()> {
         let tensors: HashMap<String, Tensor> =
             self.vars().into_iter().map(|(name, var)| (name, var.as_tensor().clone())).collect();
-        crate::io::replace_file(path, |tmp| {
+        staged.by_name(path, |tmp| {
             candle_core::safetensors::save(&tensors, tmp).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
         })
     }
