@@ -57,10 +57,42 @@ impl Staged {
         self.text(path, &text)
     }
 
-    /// Renames every file into place, in the order written.
+    /// Renames every file into place, in the order written. Should a rename
+    /// fail (an immutable file), those done are undone from hard-linked
+    /// copies of the old files, so the set stays old rather than mixed.
     pub fn commit(mut self) -> Result<()> {
-        std::mem::take(&mut self.0).into_iter().try_for_each(Pending::commit)
+        let mut done: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+        while !self.0.is_empty() {
+            let pending = self.0.remove(0);
+            let backup = backup_of(&pending.path);
+            if let Err(e) = std::fs::rename(&pending.tmp, &pending.path) {
+                let _ = std::fs::remove_file(&pending.tmp);
+                backup.map(std::fs::remove_file);
+                for (path, backup) in done.into_iter().rev() {
+                    let _ = match backup {
+                        Some(backup) => std::fs::rename(backup, &path),
+                        None => std::fs::remove_file(&path),
+                    };
+                }
+                return Err(Error::io(&pending.path, e));
+            }
+            done.push((pending.path, backup));
+        }
+        for (path, backup) in done {
+            backup.map(std::fs::remove_file);
+            sync_dir(&path);
+        }
+        Ok(())
     }
+}
+
+/// A hard link to the file at `path`, if there is one (and the file system
+/// links): the old version, to put back should the set fail.
+fn backup_of(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let backup = path.with_file_name(format!(".{name}.{}.old", std::process::id()));
+    let _ = std::fs::remove_file(&backup);
+    std::fs::hard_link(path, &backup).ok().map(|()| backup)
 }
 
 impl Drop for Staged {
@@ -310,6 +342,15 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a");
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "{\n  \"b\": 1\n}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // A rename that fails at the commit (here over a folder) undoes those before it.
+        let folder = dir.path().join("c");
+        std::fs::create_dir_all(folder.join("inside")).unwrap();
+        let mut staged = Staged::default();
+        staged.text(&a, "newer a").unwrap();
+        staged.text(&folder, "not a folder").unwrap();
+        assert!(staged.commit().is_err());
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a", "put back");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3, "no temporary or backup is left");
     }
 
     #[test]
