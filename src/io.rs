@@ -127,12 +127,23 @@ where
     F: FnOnce(&mut BufWriter<File>) -> Result<()> + 'a,
 {
     move |tmp| {
-        let file = File::create(tmp).map_err(|e| Error::io(path, e))?;
+        let file = File::create(tmp).map_err(|e| temp_error(path, e))?;
         let mut out = BufWriter::new(file);
         write(&mut out)?;
         out.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
         Ok(())
     }
+}
+
+/// The temporary file beside `path` could not be made: say so, since the
+/// folder, not the file (which may well be writable), is what refused.
+fn temp_error(path: &Path, e: std::io::Error) -> Error {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let why = format!(
+        "{e} (creating a temporary file in {}: outputs are written beside their name and renamed into place)",
+        dir.display()
+    );
+    Error::Other(format!("{}: {why}", path.display()))
 }
 
 /// Writes `path`'s temporary sibling through `write` and syncs it: the rename
