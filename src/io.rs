@@ -135,6 +135,34 @@ where
     }
 }
 
+/// Locks `file` (at `path`) for as long as it stays open; a second process
+/// asking gets `busy`, named with the path, instead of waiting.
+pub fn try_lock(file: &File, path: &Path, busy: &str) -> Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Other(format!("{}: {busy}", path.display()))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
+}
+
+/// Holds a lock beside folder `dir` (the hidden file `.NAME.lock` next to
+/// it, which outlives the folder being emptied and remade) while the returned
+/// file is open.
+pub fn lock_beside(dir: &Path, busy: &str) -> Result<File> {
+    let name = dir.file_name().map_or_else(|| "folder".into(), |n| n.to_string_lossy().into_owned());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let path = parent.join(format!(".{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    try_lock(&file, dir, busy)?;
+    Ok(file)
+}
+
 /// The temporary file beside `path` could not be made: say so, since the
 /// folder, not the file (which may well be writable), is what refused.
 fn temp_error(path: &Path, e: std::io::Error) -> Error {

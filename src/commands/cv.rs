@@ -44,6 +44,7 @@ const CONFIDENCE: f64 = 0.95;
 pub fn run(config: &CvConfig, stop: &dyn Fn(usize) -> bool) -> Result<CvResults> {
     let base = &config.training;
     base.validate()?;
+    let _lock = crate::io::lock_beside(&base.out, super::train::RUN_BUSY)?;
     // Each fold's evaluation reports 95 % intervals: checked before any fold trains.
     super::eval::check_resamples(config.bootstrap, CONFIDENCE)?;
     let inputs = base.input_paths();

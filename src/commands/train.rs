@@ -44,6 +44,8 @@ pub struct TrainSummary {
 pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) -> Result<TrainSummary> {
     let started = Instant::now();
     config.validate()?;
+    // Two runs into one folder would mix their files: the second is refused while the first runs.
+    let _lock = crate::io::lock_beside(&config.out, RUN_BUSY)?;
     let replace = if resume { check_resumable(&config.out).map(|()| false)? } else { check_run_dir(&config)? };
     let Prepared { classifier, base, train, dev, weights, mut warnings } = prepare(&config, resume)?;
     let device = classifier.device.clone();
@@ -91,6 +93,9 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     };
     Ok(TrainSummary { outcome, run_dir: run.0, best, calibration, seconds, warnings })
 }
+
+/// Why a run folder is refused while another process writes it.
+pub const RUN_BUSY: &str = "another stancekit process is writing this folder; wait for it, or choose another --out";
 
 /// What a run is built from, read and checked: nothing written yet.
 pub struct Prepared {

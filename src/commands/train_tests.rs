@@ -337,6 +337,20 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
     }
 }
 
+/// A second run into a folder another is writing is refused, not mixed with it.
+#[test]
+fn a_run_folder_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    frozen(&mut config);
+    let held = crate::io::lock_beside(&config.out, "test").unwrap();
+    let err = train(config.clone(), false, &never).err().unwrap().to_string();
+    assert!(err.contains("another stancekit process is writing this folder"), "{err}");
+    assert!(!config.out.exists(), "nothing written");
+    drop(held);
+    train(config, false, &never).unwrap();
+}
+
 /// The targets file's `neutral` label goes into the run, and the dev F_avg
 /// that selects the model leaves it out: renamed labels score as the originals.
 #[test]

@@ -169,19 +169,11 @@ fn line_starts(bytes: &[u8]) -> Vec<u64> {
 /// An exclusive advisory lock for this process's session; another session on
 /// the same file is told so instead of interleaving its writes.
 fn lock(file: &File, path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor this function borrows; it touches no memory.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.kind() {
-        std::io::ErrorKind::WouldBlock => Err(Error::Other(format!(
-            "{}: another labelling session has this file open; stop it first, or label into another file",
-            path.display()
-        ))),
-        _ => Err(Error::io(path, e)),
-    }
+    crate::io::try_lock(
+        file,
+        path,
+        "another labelling session has this file open; stop it first, or label into another file",
+    )
 }
 
 #[cfg(test)]
