@@ -286,6 +286,45 @@ pub fn make_output_dir(out: &Path, replace: bool) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
 }
 
+/// An output folder for a long run: when `--overwrite` replaces one, the old
+/// folder is set aside (renamed to a hidden sibling, `.NAME.replaced`) rather
+/// than emptied, and [`Aside::settle`] drops it once the new one is done, or
+/// puts it back if the run failed. A kill in between leaves it beside the
+/// new folder, to rename back by hand.
+pub struct Aside {
+    out: PathBuf,
+    kept: Option<PathBuf>,
+}
+
+impl Aside {
+    /// Makes `out`, setting the old folder aside first if `replace`
+    /// ([`check_output_dir`]'s answer).
+    pub fn make(out: &Path, replace: bool) -> Result<Aside> {
+        let kept = if replace {
+            let name = out.file_name().map_or_else(|| "folder".into(), |n| n.to_string_lossy().into_owned());
+            let kept = out.with_file_name(format!(".{name}.replaced"));
+            // One set aside by a run that was killed is older than the folder replaced now.
+            let _ = std::fs::remove_dir_all(&kept);
+            std::fs::rename(out, &kept).map_err(|e| Error::io(out, e))?;
+            Some(kept)
+        } else {
+            None
+        };
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        Ok(Aside { out: out.to_path_buf(), kept })
+    }
+
+    /// The old folder goes if the run is `done`, else it comes back in place of the new one.
+    pub fn settle(self, done: bool) {
+        let Some(kept) = self.kept else { return };
+        if done {
+            let _ = std::fs::remove_dir_all(kept);
+        } else if std::fs::remove_dir_all(&self.out).is_ok() {
+            let _ = std::fs::rename(kept, &self.out);
+        }
+    }
+}
+
 /// [`prepare_output_dir`]'s refusals alone, touching nothing: a command asks
 /// first, so that it fails before its long work, and empties the folder only
 /// once that work has read its inputs. True if the folder is to be replaced.
@@ -354,6 +393,27 @@ fn sync_dir(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A replaced folder is set aside, not emptied: it comes back if the run
+    /// fails, and goes once it is done.
+    #[test]
+    fn a_replaced_folder_comes_back_if_the_run_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(out.join("model"), "old").unwrap();
+        let aside = Aside::make(&out, true).unwrap();
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "a new, empty folder");
+        std::fs::write(out.join("half"), "new").unwrap();
+        aside.settle(false);
+        assert_eq!(std::fs::read_to_string(out.join("model")).unwrap(), "old");
+        assert!(!out.join("half").exists());
+        let aside = Aside::make(&out, true).unwrap();
+        std::fs::write(out.join("model"), "new").unwrap();
+        aside.settle(true);
+        assert_eq!(std::fs::read_to_string(out.join("model")).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the old one is gone");
+    }
 
     /// A failure while writing any staged file leaves every old file and no
     /// temporary; a commit replaces them all.

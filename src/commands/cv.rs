@@ -57,13 +57,27 @@ pub fn run(config: &CvConfig, stop: &dyn Fn(usize) -> bool) -> Result<CvResults>
     // What every fold's training reads (dev data, model, device, settings), checked
     // once over all the data before anything is written or emptied.
     drop(super::train::prepare(base, false)?);
-    crate::io::make_output_dir(&base.out, replace)?;
+    // The old folder is set aside until every fold is done, and comes back if one fails.
+    let aside = crate::io::Aside::make(&base.out, replace)?;
+    let result = run_folds(config, &records, &folds, stop);
+    aside.settle(result.is_ok());
+    result
+}
+
+/// Writes each fold's data, trains and evaluates it, and sums them up in `cv.json` and `cv.md`.
+fn run_folds(
+    config: &CvConfig,
+    records: &[data::Record],
+    folds: &[data::Fold],
+    stop: &dyn Fn(usize) -> bool,
+) -> Result<CvResults> {
+    let base = &config.training;
     crate::io::write_json(&base.out.join("cv_config.json"), config)?;
     let mut per_fold = Vec::new();
     for (i, fold) in folds.iter().enumerate() {
         let dir = base.out.join(format!("fold-{}", i + 1));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let (train, test) = (data::pick(&records, &fold.train), data::pick(&records, &fold.test));
+        let (train, test) = (data::pick(records, &fold.train), data::pick(records, &fold.test));
         crate::io::write_jsonl(&dir.join("train.jsonl"), &train)?;
         crate::io::write_jsonl(&dir.join("test.jsonl"), &test)?;
         let metrics = run_fold(config, &dir, stop).map_err(|e| Error::Other(format!("fold {}: {e}", i + 1)))?;
@@ -81,7 +95,7 @@ pub fn run(config: &CvConfig, stop: &dyn Fn(usize) -> bool) -> Result<CvResults>
         seed: base.seed,
         data: base.train.clone(),
         records: records.len(),
-        sentences: count_sentences(&records),
+        sentences: count_sentences(records),
         summary: summarise(&per_fold),
         per_fold,
     };

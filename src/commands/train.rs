@@ -47,14 +47,30 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     // Two runs into one folder would mix their files: the second is refused while the first runs.
     let _lock = crate::io::lock_beside(&config.out, RUN_BUSY)?;
     let replace = if resume { check_resumable(&config.out).map(|()| false)? } else { check_run_dir(&config)? };
-    let Prepared { classifier, base, train, dev, weights, mut warnings } = prepare(&config, resume)?;
+    let prepared = prepare(&config, resume)?;
+    if resume {
+        return run_prepared(config, prepared, true, stop, started);
+    }
+    // Only now, with every input read and checked, may --overwrite replace the folder; the old
+    // run is set aside until the new one is done, and comes back if training fails.
+    let aside = crate::io::Aside::make(&config.out, replace)?;
+    let result = crate::io::write_json(&config.out.join("train_config.json"), &config)
+        .and_then(|()| run_prepared(config, prepared, false, stop, started));
+    aside.settle(result.is_ok());
+    result
+}
+
+/// Trains from what [`prepare`] read, in the run folder made for it.
+fn run_prepared(
+    config: TrainConfig,
+    prepared: Prepared,
+    resume: bool,
+    stop: &dyn Fn(usize) -> bool,
+    started: Instant,
+) -> Result<TrainSummary> {
+    let Prepared { classifier, base, train, dev, weights, mut warnings } = prepared;
     let device = classifier.device.clone();
     let run = trainer::RunDir(config.out.clone());
-    if !resume {
-        // Only now, with every input read and checked, may --overwrite empty the folder.
-        crate::io::make_output_dir(&config.out, replace)?;
-        crate::io::write_json(&run.file("train_config.json"), &config)?;
-    }
     let progress = progress::Progress::new(config.quiet);
     let mut trainer = Trainer::new(config, classifier, base.path(), train, dev, weights)?;
     if resume {
