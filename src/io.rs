@@ -303,8 +303,15 @@ impl Aside {
         let kept = if replace {
             let name = out.file_name().map_or_else(|| "folder".into(), |n| n.to_string_lossy().into_owned());
             let kept = out.with_file_name(format!(".{name}.replaced"));
-            // One set aside by a run that was killed is older than the folder replaced now.
-            let _ = std::fs::remove_dir_all(&kept);
+            if kept.exists() {
+                // Set aside by a run that was killed: it may be the last good one, so it is the user's to keep.
+                return Err(Error::Other(format!(
+                    "{} holds the folder an earlier --overwrite set aside and did not finish replacing; \
+                     rename it back to {} or remove it first",
+                    kept.display(),
+                    out.display()
+                )));
+            }
             std::fs::rename(out, &kept).map_err(|e| Error::io(out, e))?;
             Some(kept)
         } else {
@@ -413,6 +420,11 @@ mod tests {
         aside.settle(true);
         assert_eq!(std::fs::read_to_string(out.join("model")).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the old one is gone");
+        // One left by a killed run is the user's: never replaced unasked.
+        std::fs::create_dir(dir.path().join(".run.replaced")).unwrap();
+        let err = Aside::make(&out, true).err().unwrap().to_string();
+        assert!(err.contains("rename it back"), "{err}");
+        assert_eq!(std::fs::read_to_string(out.join("model")).unwrap(), "new", "nothing moved");
     }
 
     /// A failure while writing any staged file leaves every old file and no
