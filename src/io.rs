@@ -36,12 +36,20 @@ pub struct Staged(Vec<Pending>);
 impl Staged {
     /// Writes `path`'s temporary through `write` ([`write_atomic`]'s form).
     pub fn file(&mut self, path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
-        self.0.extend(stage(path, buffered(path, write))?);
-        Ok(())
+        self.by_name(path, buffered(path, write))
     }
 
     /// Writes `path`'s temporary by name ([`replace_file`]'s form).
     pub fn by_name(&mut self, path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        // Two outputs that are one file (a link to another) would share a temporary name.
+        let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let target = real(path);
+        if self.0.iter().any(|p| real(&p.path) == target) {
+            return Err(Error::Other(format!(
+                "{}: written twice in one set (a link to another output?)",
+                path.display()
+            )));
+        }
         self.0.extend(stage(path, write)?);
         Ok(())
     }
@@ -61,24 +69,29 @@ impl Staged {
     /// fail (an immutable file), those done are undone from hard-linked
     /// copies of the old files, so the set stays old rather than mixed.
     pub fn commit(mut self) -> Result<()> {
-        let mut done: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+        // Each file renamed: its path, its old version's backup, and whether it had one at all.
+        let mut done: Vec<(PathBuf, Option<PathBuf>, bool)> = Vec::new();
         while !self.0.is_empty() {
             let pending = self.0.remove(0);
+            let existed = std::fs::symlink_metadata(&pending.path).is_ok();
             let backup = backup_of(&pending.path);
             if let Err(e) = std::fs::rename(&pending.tmp, &pending.path) {
                 let _ = std::fs::remove_file(&pending.tmp);
                 backup.map(std::fs::remove_file);
-                for (path, backup) in done.into_iter().rev() {
-                    let _ = match backup {
-                        Some(backup) => std::fs::rename(backup, &path),
-                        None => std::fs::remove_file(&path),
+                for (path, backup, existed) in done.into_iter().rev() {
+                    let _ = match (backup, existed) {
+                        (Some(backup), _) => std::fs::rename(backup, &path),
+                        (None, false) => std::fs::remove_file(&path),
+                        // An old version that could not be linked (another owner's file, a file
+                        // system without links) is gone: the new one stays rather than nothing.
+                        (None, true) => Ok(()),
                     };
                 }
                 return Err(Error::io(&pending.path, e));
             }
-            done.push((pending.path, backup));
+            done.push((pending.path, backup, existed));
         }
-        for (path, backup) in done {
+        for (path, backup, _) in done {
             backup.map(std::fs::remove_file);
             sync_dir(&path);
         }
@@ -146,21 +159,20 @@ pub fn try_lock(file: &File, path: &Path, busy: &str) -> Result<()> {
 }
 
 /// Holds a lock beside folder `dir` (the hidden file `.NAME.lock` next to
-/// it, which outlives the folder being emptied and remade) while the returned
-/// file is open.
-pub fn lock_beside(dir: &Path, busy: &str) -> Result<File> {
-    let name = dir.file_name().map_or_else(|| "folder".into(), |n| n.to_string_lossy().into_owned());
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+/// it, which outlives the folder being set aside and remade) while the
+/// returned file is open; none where the parent folder cannot hold it.
+pub fn lock_beside(dir: &Path, busy: &str) -> Result<Option<File>> {
+    // The folder as it really is (`.`, `run/`, a link), so that every name of it shares one lock.
+    let real = dir.canonicalize().or_else(|_| std::path::absolute(dir)).map_err(|e| Error::io(dir, e))?;
+    let (Some(name), Some(parent)) = (real.file_name(), real.parent()) else { return Ok(None) };
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let path = parent.join(format!(".{name}.lock"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    try_lock(&file, dir, busy)?;
-    Ok(file)
+    let path = parent.join(format!(".{}.lock", name.to_string_lossy()));
+    match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+        Ok(file) => try_lock(&file, dir, busy).map(|()| Some(file)),
+        // A folder the user may write in a parent they may not (a mount point, a volume): unlocked, as before.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(30) => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
 }
 
 /// The temporary file beside `path` could not be made: say so, since the
@@ -306,10 +318,10 @@ impl Aside {
             if kept.exists() {
                 // Set aside by a run that was killed: it may be the last good one, so it is the user's to keep.
                 return Err(Error::Other(format!(
-                    "{} holds the folder an earlier --overwrite set aside and did not finish replacing; \
-                     rename it back to {} or remove it first",
-                    kept.display(),
-                    out.display()
+                    "{kept} holds the folder an earlier --overwrite set aside and did not finish replacing; \
+                     first remove {out} (what that run left) and rename {kept} back to it, or remove {kept}",
+                    kept = kept.display(),
+                    out = out.display()
                 )));
             }
             std::fs::rename(out, &kept).map_err(|e| Error::io(out, e))?;
@@ -319,6 +331,11 @@ impl Aside {
         };
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         Ok(Aside { out: out.to_path_buf(), kept })
+    }
+
+    /// Leaves the old folder aside (a run interrupted to be resumed): where it is, if any.
+    pub fn keep(self) -> Option<PathBuf> {
+        self.kept
     }
 
     /// The old folder goes if the run is `done`, else it comes back in place of the new one.
@@ -400,6 +417,29 @@ fn sync_dir(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two outputs that are one file (a link) are refused, not staged twice;
+    /// the lock beside a folder named `.` or `run/` is beside it, not in it.
+    #[test]
+    fn one_file_is_staged_once_and_locks_sit_beside_their_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dev, train) = (dir.path().join("dev.jsonl"), dir.path().join("train.jsonl"));
+        std::fs::write(&dev, "old").unwrap();
+        std::os::unix::fs::symlink(&dev, &train).unwrap();
+        let mut staged = Staged::default();
+        staged.text(&dev, "new dev").unwrap();
+        let err = staged.text(&train, "new train").unwrap_err().to_string();
+        assert!(err.contains("written twice in one set"), "{err}");
+        drop(staged);
+        assert_eq!(std::fs::read_to_string(&dev).unwrap(), "old");
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let lock = lock_beside(&run.join("."), "busy").unwrap();
+        assert!(lock.is_some() && dir.path().join(".run.lock").exists());
+        assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0, "nothing inside the folder");
+        let err = lock_beside(&dir.path().join("run/"), "busy").unwrap_err().to_string();
+        assert!(err.ends_with("busy"), "one lock for every name of the folder: {err}");
+    }
 
     /// A replaced folder is set aside, not emptied: it comes back if the run
     /// fails, and goes once it is done.

@@ -93,7 +93,8 @@ impl EvalConfig {
 /// the extremes (at `--bootstrap 1`, an interval that missed its own point
 /// estimate). `cv` asks too, before its first fold trains.
 pub fn check_resamples(resamples: usize, confidence: f64) -> Result<()> {
-    let least = (2.0 / (1.0 - confidence)).ceil() as usize;
+    // Less a hair, so that 2 / (1 - 0.9) = 20.000000000000004 asks for 20, not 21.
+    let least = (2.0 / (1.0 - confidence) - 1e-9).ceil() as usize;
     if resamples < least {
         return Err(Error::Other(format!(
             "--bootstrap {resamples}: a {}% interval needs at least {least} resamples, one beyond each end; \

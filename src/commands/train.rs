@@ -54,9 +54,20 @@ pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) ->
     // Only now, with every input read and checked, may --overwrite replace the folder; the old
     // run is set aside until the new one is done, and comes back if training fails.
     let aside = crate::io::Aside::make(&config.out, replace)?;
-    let result = crate::io::write_json(&config.out.join("train_config.json"), &config)
+    let mut result = crate::io::write_json(&config.out.join("train_config.json"), &config)
         .and_then(|()| run_prepared(config, prepared, false, stop, started));
-    aside.settle(result.is_ok());
+    match &mut result {
+        // Interrupted to be resumed: neither run is done with, so both stay.
+        Ok(summary) if summary.outcome == Outcome::Interrupted => {
+            if let Some(kept) = aside.keep() {
+                summary.warnings.push(format!(
+                    "the run --overwrite replaces is kept in {}; remove it once the new run is done",
+                    kept.display()
+                ));
+            }
+        }
+        _ => aside.settle(result.is_ok()),
+    }
     result
 }
 
@@ -307,8 +318,9 @@ fn settings(args: TrainArgs, matches: &clap::ArgMatches) -> Result<(TrainConfig,
         }
         let mut config = TrainConfig::from_json(&dir.join("train_config.json"))?;
         let run = trainer::RunDir(dir.clone());
-        run.recover_checkpoint()?;
-        let state = state::TrainerState::load(&run.checkpoint().join("trainer_state.json"));
+        // Read only: a checkpoint swap cut short is finished under the lock (check_resumable).
+        let state = state::TrainerState::load(&run.checkpoint().join("trainer_state.json"))
+            .or_else(|_| state::TrainerState::load(&run.file(".checkpoint-last.tmp/trainer_state.json")));
         // Unreadable state is check_resumable's to report; checkpoints from before `started_in` keep their paths.
         if let Some(from) = state.ok().and_then(|s| s.started_in) {
             if std::env::current_dir().is_ok_and(|here| here != from) {

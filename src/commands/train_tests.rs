@@ -337,6 +337,26 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
     }
 }
 
+/// `--overwrite` sets the old run aside: dropped when the new one is done,
+/// kept (and said so) when it is interrupted to be resumed.
+#[test]
+fn overwrite_keeps_the_old_run_until_the_new_one_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 2;
+    train(config.clone(), false, &never).unwrap();
+    let old = std::fs::read(config.out.join("model.safetensors")).unwrap();
+    config.overwrite = true;
+    let summary = train(config.clone(), false, &|step| step == 1).unwrap();
+    assert_eq!(summary.outcome, Outcome::Interrupted);
+    let kept = dir.path().join(".run.replaced");
+    assert_eq!(std::fs::read(kept.join("model.safetensors")).unwrap(), old, "the old run is kept");
+    assert!(summary.warnings.iter().any(|w| w.contains(".run.replaced")), "{:?}", summary.warnings);
+    std::fs::remove_dir_all(&kept).unwrap();
+    train(config.clone(), false, &never).unwrap();
+    assert!(!kept.exists(), "dropped once the new run is done");
+}
+
 /// A second run into a folder another is writing is refused, not mixed with it.
 #[test]
 fn a_run_folder_in_use_is_refused() {

@@ -16,8 +16,8 @@ pub fn from_json(value: Option<&Value>) -> Result<Option<String>, String> {
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
         Some(Value::Number(n)) => Err(format!(
-            "{n} is a number that is not kept as written (a fraction, an exponent or past 64 bits); \
-             write the id as a string, \"{n}\" or as the source has it"
+            "{n} (as parsed) is a number that is not kept as written (a fraction, an exponent or past 64 \
+             bits); write the id as a string, as the source has it"
         )),
         Some(other) => Err(format!("expected a string or a number, found {other}")),
     }

@@ -58,10 +58,11 @@ impl Report<'_> {
     /// digits that tell it from 0 (0.0004 at B = 10,000, not 0.000).
     pub fn p_value(&self, p: f64) -> String {
         let step = 2.0 / self.metrics.bootstrap.resamples as f64;
-        if p < step {
-            return format!("< {}", trim_float(step.min(1.0)));
-        }
         let decimals = (-step.log10()).ceil().max(3.0) as usize;
+        if p < step {
+            let bound = format!("{:.decimals$}", step.min(1.0));
+            return format!("< {}", bound.trim_end_matches('0').trim_end_matches('.'));
+        }
         format!("{p:.decimals$}")
     }
 

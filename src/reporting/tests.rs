@@ -172,4 +172,7 @@ fn p_values_below_the_resolution_say_so() {
         (fine.p_value(0.0004), fine.p_value(0.0), fine.p_value(0.012)),
         ("0.0004".into(), "< 0.0002".into(), "0.0120".into())
     );
+    metrics.bootstrap.resamples = 100_000;
+    let finer = Report { metrics: &metrics, training: &sample.training, descriptions: &sample.descriptions };
+    assert_eq!(finer.p_value(0.0), "< 0.00002", "the bound keeps its digits too");
 }
