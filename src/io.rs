@@ -463,7 +463,7 @@ mod tests {
         // One left by a killed run is the user's: never replaced unasked.
         std::fs::create_dir(dir.path().join(".run.replaced")).unwrap();
         let err = Aside::make(&out, true).err().unwrap().to_string();
-        assert!(err.contains("rename it back"), "{err}");
+        assert!(err.contains("did not finish replacing") && err.contains("back to it"), "{err}");
         assert_eq!(std::fs::read_to_string(out.join("model")).unwrap(), "new", "nothing moved");
     }
 
