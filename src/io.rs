@@ -140,7 +140,12 @@ where
     F: FnOnce(&mut BufWriter<File>) -> Result<()> + 'a,
 {
     move |tmp| {
-        let file = File::create(tmp).map_err(|e| temp_error(path, e))?;
+        let file = if tmp.starts_with("/dev") || tmp.starts_with("/proc") {
+            // Written in place ([`stage`]): appended to, as the shell's `>>` opened it, not truncated.
+            std::fs::OpenOptions::new().append(true).open(tmp).map_err(|e| Error::io(path, e))?
+        } else {
+            File::create(tmp).map_err(|e| temp_error(path, e))?
+        };
         let mut out = BufWriter::new(file);
         write(&mut out)?;
         out.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
@@ -189,6 +194,11 @@ fn temp_error(path: &Path, e: std::io::Error) -> Error {
 /// Writes `path`'s temporary sibling through `write` and syncs it: the rename
 /// is left to the caller. A pipe or a device is written in place (nothing to rename).
 fn stage(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<Option<Pending>> {
+    // `/dev/stdout` and `/proc/self/fd/1` are links to whatever the shell opened (`>> log.txt`):
+    // written in place, as a stream, or the rename would replace the log the shell appends to.
+    if path.starts_with("/dev") || path.starts_with("/proc") {
+        return write(path).map(|()| None);
+    }
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     if let Some(target) = is_link.then(|| path.canonicalize().ok()).flatten() {
         // The file the link names is replaced; the link stays.
@@ -439,6 +449,21 @@ mod tests {
         assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0, "nothing inside the folder");
         let err = lock_beside(&dir.path().join("run/"), "busy").unwrap_err().to_string();
         assert!(err.ends_with("busy"), "one lock for every name of the folder: {err}");
+    }
+
+    /// `/dev/stdout` or `/proc/self/fd/N` redirected to a file (`>> log.txt`)
+    /// is appended to in place: the file keeps what it held.
+    #[test]
+    fn a_descriptor_path_is_appended_to_not_replaced() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log.txt");
+        std::fs::write(&log, "earlier\n").unwrap();
+        let shell = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        let fd = PathBuf::from(format!("/proc/self/fd/{}", shell.as_raw_fd()));
+        write_text(&fd, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "earlier\nnew\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary, no rename");
     }
 
     /// A replaced folder is set aside, not emptied: it comes back if the run
