@@ -102,8 +102,8 @@ impl Staged {
 /// A hard link to the file at `path`, if there is one (and the file system
 /// links): the old version, to put back should the set fail.
 fn backup_of(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?.to_string_lossy().into_owned();
-    let backup = path.with_file_name(format!(".{name}.{}.old", std::process::id()));
+    path.file_name()?;
+    let backup = hidden_sibling(path, &format!("{}.old", std::process::id()));
     let _ = std::fs::remove_file(&backup);
     std::fs::hard_link(path, &backup).ok().map(|()| backup)
 }
@@ -140,7 +140,7 @@ where
     F: FnOnce(&mut BufWriter<File>) -> Result<()> + 'a,
 {
     move |tmp| {
-        let file = if tmp.starts_with("/dev") || tmp.starts_with("/proc") {
+        let file = if in_place(tmp) {
             // Written in place ([`stage`]): appended to, as the shell's `>>` opened it, not truncated.
             std::fs::OpenOptions::new().append(true).open(tmp).map_err(|e| Error::io(path, e))?
         } else {
@@ -171,7 +171,7 @@ pub fn lock_beside(dir: &Path, busy: &str) -> Result<Option<File>> {
     let real = dir.canonicalize().or_else(|_| std::path::absolute(dir)).map_err(|e| Error::io(dir, e))?;
     let (Some(name), Some(parent)) = (real.file_name(), real.parent()) else { return Ok(None) };
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let path = parent.join(format!(".{}.lock", name.to_string_lossy()));
+    let path = hidden_sibling(&parent.join(name), "lock");
     match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
         Ok(file) => try_lock(&file, dir, busy).map(|()| Some(file)),
         // A folder the user may write in a parent they may not (a mount point, a volume): unlocked, as before.
@@ -196,7 +196,7 @@ fn temp_error(path: &Path, e: std::io::Error) -> Error {
 fn stage(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<Option<Pending>> {
     // `/dev/stdout` and `/proc/self/fd/1` are links to whatever the shell opened (`>> log.txt`):
     // written in place, as a stream, or the rename would replace the log the shell appends to.
-    if path.starts_with("/dev") || path.starts_with("/proc") {
+    if in_place(path) {
         return write(path).map(|()| None);
     }
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
@@ -323,8 +323,7 @@ impl Aside {
     /// ([`check_output_dir`]'s answer).
     pub fn make(out: &Path, replace: bool) -> Result<Aside> {
         let kept = if replace {
-            let name = out.file_name().map_or_else(|| "folder".into(), |n| n.to_string_lossy().into_owned());
-            let kept = out.with_file_name(format!(".{name}.replaced"));
+            let kept = hidden_sibling(out, "replaced");
             if kept.exists() {
                 // Set aside by a run that was killed: it may be the last good one, so it is the user's to keep.
                 return Err(Error::Other(format!(
@@ -411,8 +410,21 @@ pub fn write_json_lines<T: Serialize>(out: &mut impl Write, items: impl IntoIter
 /// A sibling name, so the rename stays on one file system; the pid keeps two
 /// processes writing the same file from sharing a temporary.
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    hidden_sibling(path, &format!("{}.tmp", std::process::id()))
+}
+
+/// `.NAME.SUFFIX` beside `path`: the one naming of the temporaries, backups,
+/// set-aside folders and locks that stand next to an output.
+fn hidden_sibling(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().map_or_else(|| "folder".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{suffix}"))
+}
+
+/// `/dev/stdout`, `/proc/self/fd/1` and the like are streams to whatever the
+/// shell opened (`>> log.txt`): written in place and appended to, never
+/// replaced by a rename.
+fn in_place(path: &Path) -> bool {
+    path.starts_with("/dev") || path.starts_with("/proc")
 }
 
 /// Makes the rename itself durable. Best effort: not every platform can open a directory.

@@ -320,7 +320,7 @@ fn settings(args: TrainArgs, matches: &clap::ArgMatches) -> Result<(TrainConfig,
         let run = trainer::RunDir(dir.clone());
         // Read only: a checkpoint swap cut short is finished under the lock (check_resumable).
         let state = state::TrainerState::load(&run.checkpoint().join("trainer_state.json"))
-            .or_else(|_| state::TrainerState::load(&run.file(".checkpoint-last.tmp/trainer_state.json")));
+            .or_else(|_| state::TrainerState::load(&run.new_checkpoint().join("trainer_state.json")));
         // Unreadable state is check_resumable's to report; checkpoints from before `started_in` keep their paths.
         if let Some(from) = state.ok().and_then(|s| s.started_in) {
             if std::env::current_dir().is_ok_and(|here| here != from) {

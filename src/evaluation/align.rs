@@ -42,7 +42,7 @@ pub fn align(gold: &Gold, file: &PredictionsFile) -> Result<Output> {
     if !problems.is_empty() {
         let none_paired = by_id && answer.iter().all(Option::is_none);
         // First, where a long list cannot hide it.
-        if let Some(hint) = by_text_hint(gold, file).filter(|_| none_paired) {
+        if let Some(hint) = none_paired.then(|| by_text_hint(gold, file)).flatten() {
             problems.insert(0, hint);
         }
         return Err(Error::Invalid(Problems(problems)));

@@ -41,14 +41,23 @@ impl RunDir {
     /// the new one in `.tmp` was complete, since the swap starts only once it
     /// is: it becomes `checkpoint-last` (the previous one, if it is missing).
     pub fn recover_checkpoint(&self) -> Result<()> {
-        let (last, tmp, old) =
-            (self.checkpoint(), self.file(".checkpoint-last.tmp"), self.file(".checkpoint-last.old"));
+        let (last, tmp, old) = (self.checkpoint(), self.new_checkpoint(), self.old_checkpoint());
         if last.exists() || !old.exists() {
             return Ok(());
         }
         let newest = if tmp.exists() { tmp } else { old };
         std::fs::rename(&newest, &last).map_err(|e| Error::io(&last, e))
     }
+    /// Where a checkpoint is written before it replaces `checkpoint-last`.
+    pub fn new_checkpoint(&self) -> PathBuf {
+        self.0.join(".checkpoint-last.tmp")
+    }
+
+    /// Where the previous checkpoint waits while the new one takes its place.
+    pub fn old_checkpoint(&self) -> PathBuf {
+        self.0.join(".checkpoint-last.old")
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
@@ -398,14 +407,14 @@ impl Trainer {
     fn checkpoint(&mut self) -> Result<()> {
         self.state.dropout_rng = self.classifier.model.dropout_rng.state();
         let final_dir = self.run.checkpoint();
-        let tmp = self.run.file(".checkpoint-last.tmp");
+        let tmp = self.run.new_checkpoint();
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         self.classifier.save(&tmp, &self.base)?;
         let moments = tmp.join("optimizer.safetensors");
         crate::io::replace_file(&moments, |file| Ok(candle_core::safetensors::save(&self.optimizer.state(), file)?))?;
         self.state.save(&tmp.join("trainer_state.json"))?;
-        let old = self.run.file(".checkpoint-last.old");
+        let old = self.run.old_checkpoint();
         let _ = std::fs::remove_dir_all(&old);
         if final_dir.exists() {
             std::fs::rename(&final_dir, &old).map_err(|e| Error::io(&final_dir, e))?;
