@@ -208,62 +208,10 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     config.check()?;
     let sources = sources(config)?;
     let schema = schema(config, &sources)?;
-    let dataset = data::load(&config.data, config.format, &schema)?;
-    // The warnings' first line summarises them; the report is no place for the full list.
-    let mut notes: Vec<String> = dataset.warnings().into_iter().take(1).map(|w| format!("Gold data: {w}.")).collect();
-    let records = dataset.into_records();
-    if records.is_empty() {
-        return Err(Error::Other("the gold data holds no records".into()));
-    }
-    let gold = Gold::new(&schema.labels, &records)?.with_neutral(schema.neutral.as_deref());
-    notes.extend(missing_stance_notes(&gold));
-    let mut answered = Vec::new();
-    let mut training = Vec::new();
-    for (name, source) in &sources {
-        let (kind, path, output) = match source {
-            Source::Model(dir) => (SystemKind::Model, dir, run_model(dir, &gold, config)?),
-            Source::Predictions(file) => {
-                (SystemKind::Predictions, file, align::align(&gold, &predictions::read(file, &gold.labels)?)?)
-            }
-        };
-        if let Source::Model(dir) = source {
-            training.extend(training_of(name, dir)?);
-            notes.push(calibration_note(name, dir)?);
-        }
-        if let Some(label) = single_answer(&output.pred) {
-            use crate::evaluation::metrics::{FINE_TUNING_ADVICE, FROZEN_ADVICE};
-            let advice = format!("a fine-tuned model: {FINE_TUNING_ADVICE}; a frozen-encoder one: {FROZEN_ADVICE}");
-            let warning = single_answer_warning(&format!("System {name}"), &gold.labels[label], "evaluated", &advice);
-            eprintln!("warning: {warning}");
-            notes.push(format!("{warning}."));
-        }
-        answered.push((SystemInfo { name: name.clone(), kind, source: path.display().to_string() }, output));
-    }
-    let mut runs = Vec::new();
-    for (name, source) in &sources {
-        if let Source::Model(dir) = source {
-            if let Some(data) = RunData::read(dir, &schema)? {
-                notes.extend(overlap_note(&data.train, &records, &format!("the training data of {name}")));
-                let dev = format!("the dev data that selected the model of {name}");
-                notes.extend(overlap_note(&data.dev, &records, &dev));
-                runs.push((dir.as_path(), data));
-            }
-        }
-    }
-    match training_data(config, runs.first(), &schema)? {
-        Some((train, source, from_run)) => {
-            if !from_run {
-                notes.extend(overlap_note(&train, &records, &format!("the baselines' training data ({source})")));
-            }
-            let (systems, baseline_notes) = baselines::run(&train, &source, &gold);
-            answered.extend(systems);
-            notes.extend(baseline_notes);
-        }
-        None => notes.push(format!(
-            "Baselines not shown: no training data for them. Pass --train FILE (by default the run's \
-             training files, else {DEFAULT_TRAIN})."
-        )),
-    }
+    let (gold, records, mut notes) = load_gold(config, &schema)?;
+    let (mut answered, training) = answer(&sources, &gold, config, &mut notes)?;
+    let runs = run_data(&sources, &schema, &records, &mut notes)?;
+    answered.extend(baseline_systems(config, runs.first(), &schema, &records, &gold, &mut notes)?);
     let settings = config.settings();
     let scored: Vec<Scored> =
         answered.iter().map(|(info, out)| results::score(&gold, out, info.clone(), &settings)).collect();
@@ -279,6 +227,106 @@ pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     };
     let outputs = answered.into_iter().map(|(_, o)| o).collect();
     Ok(Evaluation { metrics, gold, outputs, training, descriptions: schema.targets.clone() })
+}
+
+/// The gold data, its records, and the report's first notes (on the data).
+fn load_gold(config: &EvalConfig, schema: &Schema) -> Result<(Gold, Vec<Record>, Vec<String>)> {
+    let dataset = data::load(&config.data, config.format, schema)?;
+    // The warnings' first line summarises them; the report is no place for the full list.
+    let mut notes: Vec<String> = dataset.warnings().into_iter().take(1).map(|w| format!("Gold data: {w}.")).collect();
+    let records = dataset.into_records();
+    if records.is_empty() {
+        return Err(Error::Other("the gold data holds no records".into()));
+    }
+    let gold = Gold::new(&schema.labels, &records)?.with_neutral(schema.neutral.as_deref());
+    notes.extend(missing_stance_notes(&gold));
+    Ok((gold, records, notes))
+}
+
+/// A system and its answers.
+type Answered = (SystemInfo, Output);
+
+/// Every system's answers on the gold data (runs are run, files aligned),
+/// with the runs' training logs; notes on calibration and one-label systems.
+fn answer(
+    sources: &[(String, Source)],
+    gold: &Gold,
+    config: &EvalConfig,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<Answered>, Vec<Training>)> {
+    let mut answered = Vec::new();
+    let mut training = Vec::new();
+    for (name, source) in sources {
+        let (kind, path, output) = match source {
+            Source::Model(dir) => (SystemKind::Model, dir, run_model(dir, gold, config)?),
+            Source::Predictions(file) => {
+                (SystemKind::Predictions, file, align::align(gold, &predictions::read(file, &gold.labels)?)?)
+            }
+        };
+        if let Source::Model(dir) = source {
+            training.extend(training_of(name, dir)?);
+            notes.push(calibration_note(name, dir)?);
+        }
+        notes.extend(single_answer_note(name, gold, &output));
+        answered.push((SystemInfo { name: name.clone(), kind, source: path.display().to_string() }, output));
+    }
+    Ok((answered, training))
+}
+
+/// A warning (printed, and returned for the report) when a system answers one label for everything.
+fn single_answer_note(name: &str, gold: &Gold, output: &Output) -> Option<String> {
+    use crate::evaluation::metrics::{FINE_TUNING_ADVICE, FROZEN_ADVICE};
+    let label = single_answer(&output.pred)?;
+    let advice = format!("a fine-tuned model: {FINE_TUNING_ADVICE}; a frozen-encoder one: {FROZEN_ADVICE}");
+    let warning = single_answer_warning(&format!("System {name}"), &gold.labels[label], "evaluated", &advice);
+    eprintln!("warning: {warning}");
+    Some(format!("{warning}."))
+}
+
+/// The training and dev data of every run among the systems, with a note
+/// wherever the gold data overlaps them.
+fn run_data<'a>(
+    sources: &'a [(String, Source)],
+    schema: &Schema,
+    records: &[Record],
+    notes: &mut Vec<String>,
+) -> Result<Vec<(&'a Path, RunData)>> {
+    let mut runs = Vec::new();
+    for (name, source) in sources {
+        let Source::Model(dir) = source else { continue };
+        if let Some(data) = RunData::read(dir, schema)? {
+            notes.extend(overlap_note(&data.train, records, &format!("the training data of {name}")));
+            let dev = format!("the dev data that selected the model of {name}");
+            notes.extend(overlap_note(&data.dev, records, &dev));
+            runs.push((dir.as_path(), data));
+        }
+    }
+    Ok(runs)
+}
+
+/// The baselines' answers, trained on `--train`, else the first run's
+/// training data, else [`DEFAULT_TRAIN`]; none (and a note) without any.
+fn baseline_systems(
+    config: &EvalConfig,
+    first_run: Option<&(&Path, RunData)>,
+    schema: &Schema,
+    records: &[Record],
+    gold: &Gold,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Answered>> {
+    let Some((train, source, from_run)) = training_data(config, first_run, schema)? else {
+        notes.push(format!(
+            "Baselines not shown: no training data for them. Pass --train FILE (by default the run's \
+             training files, else {DEFAULT_TRAIN})."
+        ));
+        return Ok(Vec::new());
+    };
+    if !from_run {
+        notes.extend(overlap_note(&train, records, &format!("the baselines' training data ({source})")));
+    }
+    let (systems, baseline_notes) = baselines::run(&train, &source, gold);
+    notes.extend(baseline_notes);
+    Ok(systems)
 }
 
 /// The labels and targets the gold data and the training data are read

@@ -135,7 +135,85 @@ impl CustomOp2 for PositionTap {
     }
 }
 
+/// Where each head's backward pass writes: dq, dk, dv [batch, seq, hidden]
+/// (a head its own columns), and the score gradients [batch, heads, seq, seq]
+/// when the position bias is trained.
+#[derive(Clone, Copy)]
+struct HeadGrads {
+    dq: SharedMut,
+    dk: SharedMut,
+    dv: SharedMut,
+    ds: SharedMut,
+}
+
 impl AttentionOp {
+    /// The gradients of head `bh` for q, k, v (and its score gradient) into
+    /// `out`, from `qkvg` (q, k, v and the output's gradient); `scratch` is
+    /// three seq×seq buffers (the second empty without dropout).
+    ///
+    /// # Safety
+    /// As [`Self::probabilities`]; `out` is as [`HeadGrads`] says, and no
+    /// other task writes head `bh`'s parts of it.
+    unsafe fn head_bwd(
+        &self,
+        bh: usize,
+        [q, k, v, g]: [&[f32]; 4],
+        (l, hidden): (usize, usize),
+        (p, pd, dp): &mut (Vec<f32>, Vec<f32>, Vec<f32>),
+        out: HeadGrads,
+    ) {
+        let hd = hidden / self.heads;
+        let base = (bh / self.heads) * l * hidden + (bh % self.heads) * hd;
+        self.probabilities(q, k, (l, hidden), bh, p, pd);
+        let probs = if self.dropout.is_some() { &pd[..] } else { &p[..] };
+        let g = g[base..].as_ptr();
+        // dV = P'ᵀ·dO
+        sgemm((l, hd, l), (out.dv.at(base), hidden, 1), false, (probs.as_ptr(), 1, l), (g, hidden, 1), false);
+        // dP' = dO·Vᵀ, then through the dropout and the softmax
+        sgemm((l, l, hd), (dp.as_mut_ptr(), l, 1), false, (g, hidden, 1), (v[base..].as_ptr(), 1, hidden), false);
+        if let Some(d) = &self.dropout {
+            for (dp, &d) in dp.iter_mut().zip(&d[bh * l * l..(bh + 1) * l * l]) {
+                *dp *= d;
+            }
+        }
+        softmax_block_bwd(p, dp, l, self.scale);
+        if self.position_grad.is_some() {
+            // dp is scale · ∂loss/∂(biased scores): the bias enters unscaled.
+            let ds = std::slice::from_raw_parts_mut(out.ds.at(bh * l * l), l * l);
+            ds.iter_mut().zip(dp.iter()).for_each(|(o, &d)| *o = d / self.scale);
+        }
+        // dQ = dS·K, dK = dSᵀ·Q
+        sgemm(
+            (l, hd, l),
+            (out.dq.at(base), hidden, 1),
+            false,
+            (dp.as_ptr(), l, 1),
+            (k[base..].as_ptr(), hidden, 1),
+            false,
+        );
+        sgemm(
+            (l, hd, l),
+            (out.dk.at(base), hidden, 1),
+            false,
+            (dp.as_ptr(), 1, l),
+            (q[base..].as_ptr(), hidden, 1),
+            false,
+        );
+    }
+
+    /// The score gradients `ds` [batch, heads, seq, seq] summed over the batch
+    /// into the position bias's gradient, when it is trained.
+    fn keep_position_grad(&self, ds: &[f32], l: usize) {
+        let Some(slot) = &self.position_grad else { return };
+        // Summed over the batch in item order: the same sum whatever the threads did.
+        let per_head = self.heads * l * l;
+        let mut sum = ds[..per_head].to_vec();
+        for item in ds.chunks_exact(per_head).skip(1) {
+            sum.iter_mut().zip(item).for_each(|(s, &d)| *s += d);
+        }
+        *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sum);
+    }
+
     /// The probabilities of head `bh` (batch-major) into `p`, and with dropout
     /// applied into `pd` when there is dropout.
     ///
@@ -249,7 +327,6 @@ impl CustomOp3 for AttentionOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, l, hidden) = q.dims3()?;
-        let hd = hidden / self.heads;
         let grad = grad.contiguous()?;
         let (sq, lq) = q.storage_and_layout();
         let (sk, lk) = k.storage_and_layout();
@@ -260,70 +337,20 @@ impl CustomOp3 for AttentionOp {
             (host_f32(&sq, lq, name)?, host_f32(&sk, lk, name)?, host_f32(&sv, lv, name)?, host_f32(&sg, lg, name)?);
         let n = q_.len();
         let (mut dq, mut dk, mut dv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-        let (dq_, dk_, dv_) = (SharedMut(dq.as_mut_ptr()), SharedMut(dk.as_mut_ptr()), SharedMut(dv.as_mut_ptr()));
         // The score gradient of every head, kept when the position bias needs it.
         let mut ds = vec![0f32; if self.position_grad.is_some() { b * self.heads * l * l } else { 0 }];
-        let ds_ = SharedMut(ds.as_mut_ptr());
+        let grads = HeadGrads {
+            dq: SharedMut(dq.as_mut_ptr()),
+            dk: SharedMut(dk.as_mut_ptr()),
+            dv: SharedMut(dv.as_mut_ptr()),
+            ds: SharedMut(ds.as_mut_ptr()),
+        };
         (0..b * self.heads).into_par_iter().for_each_init(
             || (vec![0f32; l * l], vec![0f32; if self.dropout.is_some() { l * l } else { 0 }], vec![0f32; l * l]),
-            |(p, pd, dp), bh| {
-                let base = (bh / self.heads) * l * hidden + (bh % self.heads) * hd;
-                // SAFETY: as in the forward pass; each head writes only its own columns of dq, dk, dv.
-                unsafe {
-                    self.probabilities(q_, k_, (l, hidden), bh, p, pd);
-                    let probs = if self.dropout.is_some() { &pd[..] } else { &p[..] };
-                    let g = g_[base..].as_ptr();
-                    // dV = P'ᵀ·dO
-                    sgemm((l, hd, l), (dv_.at(base), hidden, 1), false, (probs.as_ptr(), 1, l), (g, hidden, 1), false);
-                    // dP' = dO·Vᵀ, then through the dropout and the softmax
-                    sgemm(
-                        (l, l, hd),
-                        (dp.as_mut_ptr(), l, 1),
-                        false,
-                        (g, hidden, 1),
-                        (v_[base..].as_ptr(), 1, hidden),
-                        false,
-                    );
-                    if let Some(d) = &self.dropout {
-                        for (dp, &d) in dp.iter_mut().zip(&d[bh * l * l..(bh + 1) * l * l]) {
-                            *dp *= d;
-                        }
-                    }
-                    softmax_block_bwd(p, dp, l, self.scale);
-                    if self.position_grad.is_some() {
-                        // dp is scale · ∂loss/∂(biased scores): the bias enters unscaled.
-                        let out = std::slice::from_raw_parts_mut(ds_.at(bh * l * l), l * l);
-                        out.iter_mut().zip(dp.iter()).for_each(|(o, &d)| *o = d / self.scale);
-                    }
-                    // dQ = dS·K, dK = dSᵀ·Q
-                    sgemm(
-                        (l, hd, l),
-                        (dq_.at(base), hidden, 1),
-                        false,
-                        (dp.as_ptr(), l, 1),
-                        (k_[base..].as_ptr(), hidden, 1),
-                        false,
-                    );
-                    sgemm(
-                        (l, hd, l),
-                        (dk_.at(base), hidden, 1),
-                        false,
-                        (dp.as_ptr(), 1, l),
-                        (q_[base..].as_ptr(), hidden, 1),
-                        false,
-                    );
-                }
-            },
+            // SAFETY: as in the forward pass; each head writes only its own columns of dq, dk, dv.
+            |scratch, bh| unsafe { self.head_bwd(bh, [q_, k_, v_, g_], (l, hidden), scratch, grads) },
         );
-        if let Some(slot) = &self.position_grad {
-            // Summed over the batch in item order: the same sum whatever the threads did.
-            let per_head = self.heads * l * l;
-            let mut sum = ds[..per_head].to_vec();
-            for item in ds.chunks_exact(per_head).skip(1) {
-                sum.iter_mut().zip(item).for_each(|(s, &d)| *s += d);
-            }
-            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sum);
-        }
+        self.keep_position_grad(&ds, l);
         let t = |x: Vec<f32>| Tensor::from_vec(x, (b, l, hidden), q.device());
         Ok((Some(t(dq)?), Some(t(dk)?), Some(t(dv)?)))
     }

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{interval, pct, points, Report};
+use super::{interval, pct, points, Report, Training};
+use crate::evaluation::calibration::Calibration;
 use crate::evaluation::results::{Block, SystemResult};
 
 /// A table cell: pipes and line breaks would break the table.
@@ -186,45 +187,57 @@ fn details(out: &mut String, report: &Report, s: &SystemResult) {
         confusion(out, report, &t.target, &t.block);
     }
     if let Some(c) = &s.calibration {
-        let _ = writeln!(
-            out,
-            "### Calibration\n\nECE {:.3}, MCE {:.3}, Brier score {:.3}{} (confidence = probability of the \
-             predicted label).\n",
-            c.ece,
-            c.mce,
-            c.brier,
-            super::log_loss_text(c, ", ")
-        );
-        let rows: Vec<Vec<String>> = c
-            .bins
-            .iter()
-            .filter(|b| b.count > 0)
-            .map(|b| {
-                vec![format!("({:.1}, {:.1}]", b.low, b.high), b.count.to_string(), pct(b.confidence), pct(b.accuracy)]
-            })
-            .collect();
-        table(out, &["confidence bin", "records", "mean confidence", "accuracy"], &rows);
+        calibration(out, c);
     }
     if let Some(training) = report.training_of(&s.info.name) {
-        out.push_str("### Training (dev evaluations from metrics.jsonl)\n\n");
-        let rows: Vec<Vec<String>> = training
-            .logs
-            .iter()
-            .map(|l| {
-                let selected = if Some(l.step) == training.best_step { " (selected)" } else { "" };
-                vec![
-                    format!("{:.2}", l.epoch),
-                    format!("{}{selected}", l.step),
-                    format!("{:.4}", l.train_loss),
-                    format!("{:.4}", l.eval_loss),
-                    pct(l.eval_f_avg),
-                    pct(l.eval_macro_f1),
-                    pct(l.eval_accuracy),
-                ]
-            })
-            .collect();
-        table(out, &["epoch", "step", "train loss", "dev loss", "dev F_avg", "dev macro-F1", "dev accuracy"], &rows);
+        training_log(out, training);
     }
+    errors(out, s);
+}
+
+fn calibration(out: &mut String, c: &Calibration) {
+    let _ = writeln!(
+        out,
+        "### Calibration\n\nECE {:.3}, MCE {:.3}, Brier score {:.3}{} (confidence = probability of the \
+         predicted label).\n",
+        c.ece,
+        c.mce,
+        c.brier,
+        super::log_loss_text(c, ", ")
+    );
+    let rows: Vec<Vec<String>> = c
+        .bins
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| {
+            vec![format!("({:.1}, {:.1}]", b.low, b.high), b.count.to_string(), pct(b.confidence), pct(b.accuracy)]
+        })
+        .collect();
+    table(out, &["confidence bin", "records", "mean confidence", "accuracy"], &rows);
+}
+
+fn training_log(out: &mut String, training: &Training) {
+    out.push_str("### Training (dev evaluations from metrics.jsonl)\n\n");
+    let rows: Vec<Vec<String>> = training
+        .logs
+        .iter()
+        .map(|l| {
+            let selected = if Some(l.step) == training.best_step { " (selected)" } else { "" };
+            vec![
+                format!("{:.2}", l.epoch),
+                format!("{}{selected}", l.step),
+                format!("{:.4}", l.train_loss),
+                format!("{:.4}", l.eval_loss),
+                pct(l.eval_f_avg),
+                pct(l.eval_macro_f1),
+                pct(l.eval_accuracy),
+            ]
+        })
+        .collect();
+    table(out, &["epoch", "step", "train loss", "dev loss", "dev F_avg", "dev macro-F1", "dev accuracy"], &rows);
+}
+
+fn errors(out: &mut String, s: &SystemResult) {
     let e = &s.errors;
     let _ = writeln!(
         out,
