@@ -26,14 +26,19 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, weights: Option<&Tensor>,
     total.broadcast_div(&denominator)
 }
 
-/// scikit-learn's `class_weight="balanced"`: n_samples / (n_classes · count(c)).
-/// A class absent from the data gets weight 1, so that it cannot divide by zero.
+/// scikit-learn's `class_weight="balanced"`: n_samples / (n_classes · count(c)),
+/// where n_classes counts the classes present, as `LogisticRegression` passes
+/// `np.unique(y)` to `compute_class_weight` ([sklearn/linear_model/_logistic.py]).
+/// A class absent from the data gets weight 1 (it weighs no sample).
+///
+/// [sklearn/linear_model/_logistic.py]: https://github.com/scikit-learn/scikit-learn/blob/1.9.1/sklearn/linear_model/_logistic.py#L430
 pub fn balanced_weights(labels: &[u32], classes: usize) -> Vec<f32> {
     let mut counts = vec![0usize; classes];
     for &l in labels {
         counts[l as usize] += 1;
     }
-    counts.iter().map(|&c| if c == 0 { 1.0 } else { labels.len() as f32 / (classes * c) as f32 }).collect()
+    let present = counts.iter().filter(|&&c| c > 0).count();
+    counts.iter().map(|&c| if c == 0 { 1.0 } else { labels.len() as f32 / (present * c) as f32 }).collect()
 }
 
 /// Class weights as a tensor on the logits' device.
@@ -89,8 +94,12 @@ mod tests {
 
     #[test]
     fn balanced_weights_follow_scikit_learn() {
-        // sklearn: compute_class_weight("balanced", classes=[0,1,2], y=[0,0,0,1]) → [0.444, 1.333, 1]
+        // sklearn (as LogisticRegression calls it, on the classes present):
+        // compute_class_weight("balanced", classes=np.unique(y), y=[0,0,0,1]) → [0.667, 2.0]
         let w = balanced_weights(&[0, 0, 0, 1], 3);
-        assert!((w[0] - 4.0 / 9.0).abs() < 1e-6 && (w[1] - 4.0 / 3.0).abs() < 1e-6 && w[2] == 1.0);
+        assert!((w[0] - 2.0 / 3.0).abs() < 1e-6 && (w[1] - 2.0).abs() < 1e-6 && w[2] == 1.0, "{w:?}");
+        // Every class present: [0, 0, 1, 2] → [0.667, 1.333, 1.333].
+        let w = balanced_weights(&[0, 0, 1, 2], 3);
+        assert!((w[0] - 2.0 / 3.0).abs() < 1e-6 && (w[1] - 4.0 / 3.0).abs() < 1e-6 && (w[2] - 4.0 / 3.0).abs() < 1e-6);
     }
 }
