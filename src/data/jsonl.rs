@@ -31,7 +31,7 @@ fn object(text: &str, at: Pos, sink: &mut Sink) {
         Err(_) if serde_json::from_str::<Value>(text).is_ok() => {
             sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}"))
         }
-        Err(e) => sink.problems.push(at.problem("json", e.to_string())),
+        Err(e) => sink.problems.push(at.problem("json", crate::input::lines::json_message(text, &e))),
     }
 }
 

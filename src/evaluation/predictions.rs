@@ -149,7 +149,8 @@ pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
 
 /// One line; a line that does not deserialize because of its id names the id.
 fn parse(line: &str) -> std::result::Result<Prediction, (&'static str, String)> {
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| ("json", e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| ("json", crate::input::lines::json_message(line, &e)))?;
     Prediction::deserialize(&value).map_err(|e| match id::from_json(value.get("id")) {
         Err(message) => ("id", message),
         Ok(_) => ("json", e.to_string()),

@@ -245,7 +245,9 @@ impl<R: Read> Marks<R> {
         while let Some(&(at, b)) = self.ends.front().filter(|(at, _)| *at <= start) {
             // A line ending right at `start` belongs to a blank line before the row.
             start += u64::from(at == start);
-            self.line += usize::from(b == b'\n');
+            // `\r\n` ends one line; a `\r` alone ends one too (old Mac files), as it ends a row for the csv crate.
+            let crlf = b == b'\r' && self.ends.get(1).is_some_and(|&(next, b)| next == at + 1 && b == b'\n');
+            self.line += usize::from(!crlf);
             self.ends.pop_front();
         }
         self.counted = start;
@@ -406,6 +408,21 @@ mod tests {
             row(9, &["2", "plain"]),
             row(10, &["3", "a\n\nb"]),
             row(13, &["4", "x"]),
+        ];
+        assert_eq!(rows(body, Dialect::CSV), Ok(expected));
+    }
+
+    /// Files from old Mac software end lines with `\r` alone: each is a line, as each is a row.
+    #[test]
+    fn a_carriage_return_alone_ends_a_line() {
+        let body = b"id,text\r1,a\r\r2,\"two\rlines\"\r3,b\r\n4,c\n5,d\r";
+        let expected = vec![
+            row(1, &["id", "text"]),
+            row(2, &["1", "a"]),
+            row(4, &["2", "two\rlines"]),
+            row(6, &["3", "b"]),
+            row(7, &["4", "c"]),
+            row(8, &["5", "d"]),
         ];
         assert_eq!(rows(body, Dialect::CSV), Ok(expected));
     }

@@ -101,6 +101,16 @@ fn decode_line(file: &str, number: usize, mut raw: Vec<u8>) -> Result<Line, Prob
     Ok(Line { number, text, ending })
 }
 
+/// serde_json's complaint about a line, with the likely cause when the line
+/// holds a carriage return: lines end in `\n` (or `\r\n`), so a file whose
+/// lines end in `\r` alone (old Mac software) reads as one long line.
+pub fn json_message(text: &str, e: &serde_json::Error) -> String {
+    match text.contains('\r') {
+        true => format!("{e} (the line holds a carriage return, \\r: lines must end in \\n or \\r\\n, not \\r alone)"),
+        false => e.to_string(),
+    }
+}
+
 /// Decodes bytes found on line `line`; `part` says which bytes ("column 2"),
 /// and is only asked when they are not UTF-8.
 pub fn decode<'a>(file: &str, line: usize, bytes: &'a [u8], part: impl FnOnce() -> String) -> Result<&'a str, Problem> {
@@ -118,6 +128,14 @@ fn invalid_utf8(file: &str, line: usize, e: std::str::Utf8Error, part: &str) -> 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_line_holding_a_carriage_return_says_how_lines_end() {
+        let message = |text: &str| json_message(text, &serde_json::from_str::<serde_json::Value>(text).unwrap_err());
+        let joined = message("{\"text\": \"a\"}\r{\"text\": \"b\"}");
+        assert!(joined.starts_with("trailing characters") && joined.contains("not \\r alone"), "{joined}");
+        assert_eq!(message("{\"text\": }"), "expected value at line 1 column 10");
+    }
 
     /// A stream that hands out one byte per read, to cross every buffer boundary.
     pub(crate) struct Trickle<'a>(pub &'a [u8]);

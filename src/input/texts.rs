@@ -214,7 +214,8 @@ fn json_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
 
 fn json_object(line: &Line, file: &Arc<str>) -> Result<Record> {
     let problem = |(field, message): (&str, String)| Error::from(Problem::new(file, line.number, field, message));
-    let mut value: Value = serde_json::from_str(&line.text).map_err(|e| problem(("json", e.to_string())))?;
+    let mut value: Value =
+        serde_json::from_str(&line.text).map_err(|e| problem(("json", super::lines::json_message(&line.text, &e))))?;
     let text = json_text(&mut value).map_err(problem)?;
     let id = id::from_json(value.get("id")).map_err(|m| problem(("id", m)))?;
     let target = json_target(&value).map_err(problem)?;
