@@ -88,11 +88,15 @@ fn fails(files: &Files, extra: &[&str]) -> String {
 
 /// One HTTP/1.1 request; the status, the headers and the body.
 fn request(addr: &str, host: &str, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    request_with(addr, host, "Content-Type: application/json\r\n", method, path, body)
+}
+
+/// [`request`] with `headers` (each line ending in CRLF) in place of the JSON content type.
+fn request_with(addr: &str, host: &str, headers: &str, method: &str, path: &str, body: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -192,6 +196,27 @@ fn the_api_labels_skips_undoes_and_counts() {
 
     let (forbidden, _, _) = request(&server.addr, "evil.example:80", "GET", "/api/next", "");
     assert_eq!(forbidden, 403, "another host name is refused");
+    // Another site's page, through the user's browser: `fetch(…, {method: "POST", mode: "no-cors"})`.
+    assert_eq!(
+        index(&server.post("/api/label", json!({"item": 0, "labels": {"nato": "favor", "defence": "none"}}))),
+        Some(1)
+    );
+    let saved = files.out();
+    let foreign = [
+        "Origin: https://evil.example\r\nContent-Type: text/plain\r\n",
+        "Origin: null\r\n",
+        "Sec-Fetch-Site: cross-site\r\n",
+        "Sec-Fetch-Site: same-site\r\nContent-Type: application/json\r\n",
+    ];
+    for headers in foreign {
+        let (status, _, body) = request_with(&server.addr, &server.addr, headers, "POST", "/api/undo", "");
+        assert_eq!((status, body.contains("another site")), (403, true), "{headers}: {body}");
+    }
+    assert_eq!(files.out(), saved, "nothing undone");
+    let own = format!("Origin: http://{}\r\nSec-Fetch-Site: same-origin\r\n", server.addr);
+    let (status, _, _) = request_with(&server.addr, &server.addr, &own, "POST", "/api/undo", "");
+    assert_eq!(status, 200, "the page's own origin may");
+    assert_eq!(files.out(), "");
     // Every refusal is JSON with an error, HTTP's own ones included.
     let refusals = [
         ("POST", "/api/label", "x".repeat(100_000), 413),
@@ -267,6 +292,13 @@ fn bad_inputs_are_named_and_labels_are_never_cut() {
     assert!(err.contains("--model guess labels against, favor, none, but --targets"), "{err}");
     assert!(!files.path("labels.jsonl").exists());
     Files::new_targets(&files);
+
+    // A classifier per target has none for `mars`: said before the labels file is created.
+    let per_target = files.path("per-target");
+    stancekit::testing::write_tiny_mpnet_classifier(&per_target, true, 5).unwrap();
+    let err = fails(&files, &["--model", per_target.to_str().unwrap(), "--target", "nato,mars"]);
+    assert!(err.contains("mars"), "{err}");
+    assert!(!files.path("labels.jsonl").exists());
 
     let corrupt = "{\"text\":\"The war must end.\",\"target\":\"nato\",\"label\":\"favor\"}\n{\"text\": \"half a li\n";
     std::fs::write(files.path("labels.jsonl"), corrupt).unwrap();

@@ -70,6 +70,8 @@ pub fn run(config: &LabelConfig) -> Result<()> {
         }
         None => labeling::DEFAULT_RULES.to_string(),
     };
+    // A target the model cannot read fails here, before the labels file exists.
+    let scorer = classifier.map(|classifier| scorer(classifier, &targets)).transpose()?;
     let listener = crate::http::bind(&config.addr, "label")?;
     check_out(config)?;
     let store = LabelStore::open(&config.out, &schema)?;
@@ -82,8 +84,8 @@ pub fn run(config: &LabelConfig) -> Result<()> {
         model: config.model.clone(),
     };
     let mut session = Session::new(items, targets.clone(), schema.labels, store);
-    if let Some(classifier) = classifier {
-        session = session.with_scorer(scorer(classifier, &targets)?);
+    if let Some(scorer) = scorer {
+        session = session.with_scorer(scorer);
     }
     announce(&session, &listener, config)?;
     labeling::serve(session, meta, listener)

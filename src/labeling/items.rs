@@ -3,41 +3,72 @@
 //! neighbours), or anything `predict` reads (raw article text, lines, JSONL,
 //! CSV). Each distinct sentence comes once, in input order.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use super::session::Item;
 use crate::active::{is_suggestions_file, read_pool, read_suggestions, LabelProbs};
 use crate::input::ReadOptions;
 use crate::Result;
 
-/// The items of every input, in order, each sentence once.
+/// The items of every input, in order, each sentence once. An id that two
+/// inputs both give (line numbers, the usual default) is written with the
+/// file's name before it (`a.txt:3`), so that no two sentences of the labels
+/// file share one.
 pub fn read_items(inputs: &[PathBuf], options: &ReadOptions) -> Result<Vec<Item>> {
-    let mut items: Vec<Item> = Vec::new();
-    for path in inputs {
-        if is_suggestions_file(path) {
-            items.extend(read_suggestions(path)?.into_iter().map(|s| Item {
+    let mut items: Vec<(usize, Item)> = Vec::new();
+    for (input, path) in inputs.iter().enumerate() {
+        items.extend(read_input(path, options)?.into_iter().map(|item| (input, item)));
+    }
+    let mut seen = HashSet::new();
+    items.retain(|(_, item)| seen.insert(item.text.trim().to_string()));
+    let mut inputs_of: HashMap<&str, HashSet<usize>> = HashMap::new();
+    for (input, item) in &items {
+        inputs_of.entry(item.id.as_str()).or_default().insert(*input);
+    }
+    let shared: HashSet<String> =
+        inputs_of.into_iter().filter(|(_, inputs)| inputs.len() > 1).map(|(id, _)| id.to_string()).collect();
+    Ok(items
+        .into_iter()
+        .map(|(input, mut item)| {
+            if shared.contains(&item.id) {
+                let name = inputs[input]
+                    .file_name()
+                    .map_or_else(|| inputs[input].display().to_string(), |n| n.to_string_lossy().into_owned());
+                item.id = format!("{name}:{}", item.id);
+            }
+            item
+        })
+        .collect())
+}
+
+/// One input's items: a suggestions file's, or the sentences `predict` would read.
+fn read_input(path: &Path, options: &ReadOptions) -> Result<Vec<Item>> {
+    if is_suggestions_file(path) {
+        return Ok(read_suggestions(path)?
+            .into_iter()
+            .map(|s| Item {
                 id: s.id,
                 text: s.text,
                 doc: s.doc,
                 before: s.before,
                 after: s.after,
                 probs: Some(s.probs),
-            }));
-        } else {
-            items.extend(read_pool(std::slice::from_ref(path), options, &HashSet::new())?.into_iter().map(|p| Item {
-                id: p.record.id,
-                text: p.record.text,
-                doc: p.record.span.map(|s| s.doc),
-                before: p.before,
-                after: p.after,
-                probs: None,
-            }));
-        }
+            })
+            .collect());
     }
-    let mut seen = HashSet::new();
-    items.retain(|item| seen.insert(item.text.trim().to_string()));
-    Ok(items)
+    let pool = read_pool(std::slice::from_ref(&path.to_path_buf()), options, &HashSet::new())?;
+    Ok(pool
+        .into_iter()
+        .map(|p| Item {
+            id: p.record.id,
+            text: p.record.text,
+            doc: p.record.span.map(|s| s.doc),
+            before: p.before,
+            after: p.after,
+            probs: None,
+        })
+        .collect())
 }
 
 /// The targets the items' probabilities name, in order of first appearance.
@@ -85,5 +116,17 @@ mod tests {
         assert_eq!(items[1].after.as_deref(), Some("Peace is far."));
         assert!(items[1].id.ends_with("news.txt:0"), "{}", items[1].id);
         assert_eq!(targets_of(&items), ["nato"]);
+    }
+
+    /// Two plain-text inputs both number their lines from 1.
+    #[test]
+    fn an_id_two_inputs_give_is_named_with_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, q) = (dir.path().join("p.lines"), dir.path().join("q.lines"));
+        std::fs::write(&p, "Ukraine should join NATO.\nEurope must pay.\n").unwrap();
+        std::fs::write(&q, "Poland says Europe must spend more.\n").unwrap();
+        let items = read_items(&[p, q], &ReadOptions::default()).unwrap();
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["p.lines:1", "2", "q.lines:1"]);
     }
 }

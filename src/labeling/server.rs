@@ -6,8 +6,8 @@
 //! | `GET /` | the page ([`PAGE`]): everything inline, nothing fetched from elsewhere |
 //! | `GET /api/meta` | targets with descriptions, labels, the rules, the files |
 //! | `GET /api/next` | the current sentence and the counts ([`super::View`]) |
-//! | `POST /api/label` | `{"item": i, "labels": {target: label}}`: save, then the next view |
-//! | `POST /api/skip` | `{"item": i}`: leave it for later |
+//! | `POST /api/label` | `{"item": i, "text": t, "labels": {target: label}}`: save, then the next view |
+//! | `POST /api/skip` | `{"item": i, "text": t}`: leave it for later |
 //! | `POST /api/undo` | take back the last skip or decision |
 //! | `POST /api/revisit` | bring the skipped sentences back |
 //! | `GET /api/stats` | progress and per-target, per-label counts |
@@ -18,7 +18,10 @@
 //! [`MAX_BODY`]; requests run one at a time on the session, and at most
 //! [`MAX_WAITING`] wait for it (503 beyond). On a loopback
 //! address, requests must name that address in `Host`, so that a web page
-//! elsewhere cannot reach the API through a DNS name that points here.
+//! elsewhere cannot reach the API through a DNS name that points here; and a
+//! change (a POST) whose browser says it comes from another site's page
+//! (`Origin`, `Sec-Fetch-Site`) is refused (403), so that such a page cannot
+//! undo or add labels through the user's browser.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -141,6 +144,8 @@ async fn meta_route(State(app): State<Arc<App>>) -> Response {
 #[serde(deny_unknown_fields)]
 struct LabelBody {
     item: usize,
+    /// The sentence the page shows as `item`, checked against it ([`Session::expect_text`]).
+    text: Option<String>,
     labels: BTreeMap<String, String>,
 }
 
@@ -148,18 +153,31 @@ struct LabelBody {
 #[serde(deny_unknown_fields)]
 struct ItemBody {
     item: usize,
+    text: Option<String>,
 }
 
 async fn label(State(app): State<Arc<App>>, body: std::result::Result<Json<LabelBody>, JsonRejection>) -> Response {
     match body {
-        Ok(Json(body)) => on_session(app, move |s| s.label(body.item, &body.labels)).await,
+        Ok(Json(body)) => {
+            on_session(app, move |s| {
+                s.expect_text(body.item, body.text.as_deref())?;
+                s.label(body.item, &body.labels)
+            })
+            .await
+        }
         Err(rejected) => refused(rejected),
     }
 }
 
 async fn skip(State(app): State<Arc<App>>, body: std::result::Result<Json<ItemBody>, JsonRejection>) -> Response {
     match body {
-        Ok(Json(body)) => on_session(app, move |s| s.skip(body.item)).await,
+        Ok(Json(body)) => {
+            on_session(app, move |s| {
+                s.expect_text(body.item, body.text.as_deref())?;
+                s.skip(body.item)
+            })
+            .await
+        }
         Err(rejected) => refused(rejected),
     }
 }
@@ -213,6 +231,30 @@ async fn same_host(State(app): State<Arc<App>>, request: Request, next: Next) ->
         Some(hosts) if !host.is_some_and(|h| hosts.iter().any(|x| x == h)) => {
             error(StatusCode::FORBIDDEN, "this server answers only to its own address".into())
         }
+        _ if from_another_site(&request) => {
+            error(StatusCode::FORBIDDEN, "changes come from this server's own page only, not another site's".into())
+        }
         _ => next.run(request).await,
     }
+}
+
+/// A change asked by a page of another site. Its browser may send a POST
+/// here (a form, or `fetch` in `no-cors` mode: `/api/undo` needs no JSON
+/// body, so the content type does not stop it), but names the page's site in
+/// `Origin` and, in browsers since 2020, says `cross-site` or `same-site` in
+/// `Sec-Fetch-Site`. Tools that send neither (curl, scripts) are not browsers
+/// acting for someone else's page.
+fn from_another_site(request: &Request) -> bool {
+    if matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        return false;
+    }
+    let headers = request.headers();
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or_default());
+    let host = text(header::HOST).unwrap_or_default();
+    let origin_ok = text(header::ORIGIN).is_none_or(|origin| {
+        origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).is_some_and(|o| o == host)
+    });
+    let site_ok = text(axum::http::HeaderName::from_static("sec-fetch-site"))
+        .is_none_or(|site| matches!(site, "same-origin" | "none"));
+    !(origin_ok && site_ok)
 }

@@ -147,6 +147,20 @@ impl Session {
         Ok(View { item, stats: self.stats() })
     }
 
+    /// Refuses a request about item `index` that names another sentence than
+    /// it is: a page loaded before a restart on other inputs would otherwise
+    /// save its labels under whatever sentence now has that place. `None`
+    /// (a client that does not say) is not checked.
+    pub fn expect_text(&self, index: usize, text: Option<&str>) -> Reply<()> {
+        let (Some(item), Some(text)) = (self.items.get(index), text) else { return Ok(()) };
+        if item.text.trim() != text.trim() {
+            return Err(Refusal::Conflict(format!(
+                "item {index} is another sentence now (the server restarted on other inputs?): reload the page"
+            )));
+        }
+        Ok(())
+    }
+
     /// Saves `labels` (target → label) for item `index`: every target it has
     /// no label for must be given, and only those are written.
     pub fn label(&mut self, index: usize, labels: &BTreeMap<String, String>) -> Reply<View> {
@@ -339,6 +353,17 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.path().join("labels.jsonl")).unwrap(), "");
         s.label(0, &labels("favor", "none")).unwrap();
         assert!(matches!(s.label(0, &labels("favor", "none")), Err(Refusal::Conflict(_))));
+    }
+
+    /// A page loaded before a restart on other inputs names the sentence it shows.
+    #[test]
+    fn a_request_naming_another_sentence_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path(), &["Poland says Europe must spend more.", "Ukraine should join NATO."]);
+        assert!(s.expect_text(0, Some(" Poland says Europe must spend more.\n")).is_ok());
+        assert!(s.expect_text(0, None).is_ok(), "a client that does not say is not checked");
+        let stale = s.expect_text(0, Some("Ukraine should join NATO."));
+        assert!(matches!(stale, Err(Refusal::Conflict(m)) if m.contains("reload the page")));
     }
 
     #[test]

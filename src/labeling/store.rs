@@ -23,6 +23,8 @@ pub struct LabelStore {
     /// sentence's lines in what was there before.
     decisions: Vec<Decision>,
     len: u64,
+    /// The file's modification time as this session last left it.
+    modified: Option<std::time::SystemTime>,
     /// The file ends without a newline (edited by hand): the next write starts one.
     needs_newline: bool,
 }
@@ -50,11 +52,13 @@ impl LabelStore {
             labels: HashMap::new(),
             decisions: Vec::new(),
             len: bytes.len() as u64,
+            modified: None,
             needs_newline: bytes.last().is_some_and(|&b| b != b'\n'),
         };
         if bytes.iter().any(|b| !b.is_ascii_whitespace()) {
             store.load(&bytes, schema)?;
         }
+        store.modified = store.file.metadata().and_then(|m| m.modified()).ok();
         Ok(store)
     }
 
@@ -109,6 +113,7 @@ impl LabelStore {
     /// Appends one sentence's records in one write and syncs them to disk.
     pub fn append(&mut self, records: &[Record]) -> Result<()> {
         let Some(first) = records.first() else { return Ok(()) };
+        self.check_unchanged()?;
         let mut buffer = Vec::new();
         if self.needs_newline {
             buffer.push(b'\n');
@@ -122,6 +127,7 @@ impl LabelStore {
             return Err(Error::io(&self.path, e));
         }
         self.len += buffer.len() as u64;
+        self.modified = self.file.metadata().and_then(|m| m.modified()).ok();
         self.needs_newline = false;
         let targets = records.iter().map(|r| r.target.clone()).collect();
         self.decisions.push(Decision { sentence: first.sentence().to_string(), start, targets });
@@ -134,9 +140,11 @@ impl LabelStore {
     pub fn undo_last(&mut self, sentence: &str) -> Result<bool> {
         let Some(last) = self.decisions.last().filter(|d| d.sentence == sentence.trim()) else { return Ok(false) };
         let start = last.start;
+        self.check_unchanged()?;
         self.file.set_len(start).and_then(|()| self.file.sync_data()).map_err(|e| Error::io(&self.path, e))?;
         let last = self.decisions.pop().expect("checked above");
         self.len = start;
+        self.modified = self.file.metadata().and_then(|m| m.modified()).ok();
         if let Some(labels) = self.labels.get_mut(&last.sentence) {
             last.targets.iter().for_each(|t| drop(labels.remove(t)));
             if labels.is_empty() {
@@ -144,6 +152,24 @@ impl LabelStore {
             }
         }
         Ok(true)
+    }
+
+    /// The file as this session left it. The lock is advisory, so `>>` or an
+    /// editor may still have written it: an undo would cut their lines (or,
+    /// the file shorter, pad it with zeros), and an append's start would be
+    /// wrong. Such a file is refused until a restart reads it anew.
+    fn check_unchanged(&self) -> Result<()> {
+        let meta = self.file.metadata().map_err(|e| Error::io(&self.path, e))?;
+        if meta.len() == self.len && meta.modified().ok() == self.modified {
+            return Ok(());
+        }
+        Err(Error::Other(format!(
+            "{}: changed outside this session since its last save ({} bytes now, {} then); nothing written: \
+             restart `stancekit label` to read it as it is",
+            self.path.display(),
+            meta.len(),
+            self.len
+        )))
     }
 
     /// How many records have each label, per target.
@@ -249,6 +275,25 @@ pub(crate) mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "{\"text\":\"one\",\"target\":\"mars\",\"label\":\"none\"}\n"
         );
+    }
+
+    #[test]
+    fn a_file_changed_by_another_writer_is_neither_cut_nor_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels.jsonl");
+        let mut store = LabelStore::open(&path, &schema()).unwrap();
+        store.append(&[record("one", "nato", "favor")]).unwrap();
+        let by_hand = "{\"text\":\"two\",\"target\":\"nato\",\"label\":\"none\"}\n";
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(by_hand.as_bytes()).unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        for err in [store.undo_last("one").unwrap_err(), store.append(&[record("three", "eu", "none")]).unwrap_err()] {
+            assert!(err.to_string().contains("changed outside this session"), "{err}");
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        // Shorter (rewritten by an editor): an undo would have padded it with zeros.
+        std::fs::write(&path, "").unwrap();
+        assert!(store.undo_last("one").is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
     }
 
     #[test]
