@@ -28,8 +28,10 @@ each executor's working directory:
 """
 
 import argparse
+import collections
 import itertools
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,7 +40,14 @@ import threading
 from pyspark import SparkConf, SparkContext, TaskContext
 
 
-def predict_partition(command, threads):
+# Lines kept per partition to quote the one stancekit names in an error: it
+# reads ahead of its answers by a few batches, far fewer lines than this.
+RECENT_LINES = 50_000
+# The marker of a partition's failure, found again in Spark's error on the driver.
+FAILED = "stancekit-partition-failed: "
+
+
+def predict_partition(command, threads, replaced):
     """The function each partition runs: its lines through one stancekit process, rows out."""
 
     def run(lines):
@@ -47,12 +56,16 @@ def predict_partition(command, threads):
         if first is None:  # an empty partition does not load the model
             return
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        recent = collections.deque(maxlen=RECENT_LINES)  # (line number in the partition, text)
         with tempfile.TemporaryFile() as stderr:
             process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env)
 
             def feed():
                 try:
-                    for line in itertools.chain([first], lines):
+                    for number, line in enumerate(itertools.chain([first], lines), 1):
+                        recent.append((number, line))
+                        if "\ufffd" in line:
+                            replaced.add(1)
                         process.stdin.write(line.encode("utf-8") + b"\n")
                 except BrokenPipeError:
                     pass  # stancekit stopped early: its exit status says why
@@ -67,14 +80,48 @@ def predict_partition(command, threads):
             for row in process.stdout:
                 yield row.decode("utf-8").rstrip("\n")
             writer.join()
+            stderr.seek(0)
+            message = stderr.read().decode("utf-8", "replace")
+            partition = TaskContext.get().partitionId()
             if process.wait() != 0:
-                stderr.seek(0)
-                message = stderr.read().decode("utf-8", "replace")[-4000:]
-                partition = TaskContext.get().partitionId()
-                raise RuntimeError(f"{' '.join(command)} exited with {process.returncode} on partition {partition} "
-                                   f"of the input (line numbers count within the partition):\n{message}")
+                raise RuntimeError(FAILED + failure(command, process.returncode, partition, message, recent) + "\n")
+            # Skipped records, cut sentences: what stancekit warns of, with its partition (not its speed).
+            notes = [line for line in message.splitlines()
+                     if line.strip() and (not line.startswith("predicted ") or "; skipped" in line)]
+            if notes:
+                print("".join(f"partition {partition}: {line}\n" for line in notes), end="", file=sys.stderr)
 
     return run
+
+
+def failure(command, status, partition, message, recent):
+    """What a failed partition says: stancekit's message, and the text of the lines it names."""
+    quoted = []
+    for number in sorted({int(n) for n in re.findall(r"^-:(\d+):", message, re.MULTILINE)})[:5]:
+        text = next((line for n, line in recent if n == number), None)
+        if text is not None:
+            quoted.append(f"  line {number} of partition {partition} reads: {text[:200]!r}")
+    return (f"{os.path.basename(command[0])} exited with {status} on partition {partition} of the input "
+            f"(`-:N` is the partition's line N; Spark does not tell which file it came from):\n"
+            + message[-4000:].rstrip("\n") + ("\n" + "\n".join(quoted) if quoted else ""))
+
+
+def hadoop_path(sc, name):
+    """A path of Spark's file systems (local, HDFS, S3...) and its file system."""
+    jvm = sc._jvm
+    path = jvm.org.apache.hadoop.fs.Path(name)
+    return path, path.getFileSystem(sc._jsc.hadoopConfiguration())
+
+
+def hidden_inputs(sc, pattern):
+    """Files Hadoop's readers leave out (names starting with `_` or `.`) under the input folders."""
+    path, fs = hadoop_path(sc, pattern)
+    hidden = []
+    for status in fs.globStatus(path) or []:
+        if status.isDirectory():
+            hidden += [s.getPath().getName() for s in fs.listStatus(status.getPath())
+                       if s.getPath().getName()[:1] in ("_", ".") and s.isFile()]
+    return hidden
 
 
 def main():
@@ -88,6 +135,10 @@ def main():
     parser.add_argument("--threads", type=int, help="threads per stancekit process (default: spark.task.cpus)")
     parser.add_argument("predict_flags", nargs="*", help="after --: more `stancekit predict` flags")
     args = parser.parse_args()
+    # Partitions are written as they come: CSV would repeat its header in each.
+    flags = " ".join(args.predict_flags)
+    if re.search(r"--(format|input-format)(=| )", flags):
+        parser.error("--format and --input-format are set here: JSONL in, JSONL out")
 
     conf = SparkConf().setAppName("stancekit predict")
     if args.master:
@@ -99,12 +150,42 @@ def main():
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     sc = SparkContext(conf=conf)
     sc.setLogLevel("WARN")
+    status = run_job(sc, args)
+    sc.stop()
+    sys.exit(status)
+
+
+def run_job(sc, args):
+    """Runs the job; 0, or 1 with a short message last (after Spark's own logs)."""
+    out, fs = hadoop_path(sc, args.output)
+    if fs.exists(out):
+        print(f"error: --output {args.output} exists: choose a new folder, or remove it", file=sys.stderr)
+        return 1
+    hidden = hidden_inputs(sc, args.input)
+    if hidden:
+        print(f"warning: {len(hidden)} input file(s) are left out, as Hadoop leaves out names starting with "
+              f"`_` or `.`: {', '.join(sorted(hidden)[:5])}", file=sys.stderr)
     threads = args.threads or int(sc.getConf().get("spark.task.cpus", "1"))
     command = [args.stancekit, "predict", "--model", args.model, "--input", "-", "--output", "-",
                "--input-format", "jsonl", *args.predict_flags]
+    # Lines end at `\n` alone, as stancekit reads them: Hadoop's default also ends one at a `\r`.
+    sc._jsc.hadoopConfiguration().set("textinputformat.record.delimiter", "\n")
     lines = sc.textFile(args.input, minPartitions=args.partitions) if args.partitions else sc.textFile(args.input)
-    lines.filter(str.strip).mapPartitions(predict_partition(command, threads)).saveAsTextFile(args.output)
-    sc.stop()
+    replaced = sc.accumulator(0)
+    try:
+        lines.mapPartitions(predict_partition(command, threads, replaced)).saveAsTextFile(args.output)
+    except Exception as e:  # Py4JJavaError: the partition's own message is inside its Java trace
+        text = str(e)
+        start = text.find(FAILED)
+        why = text[start + len(FAILED):text.find("\n\tat ", start)] if start >= 0 else text[-2000:]
+        if fs.exists(out):
+            fs.delete(out, True)
+        print(f"error: the job failed and {args.output} was removed:\n{why.strip()}", file=sys.stderr)
+        return 1
+    if replaced.value:
+        print(f"warning: {replaced.value} line(s) hold U+FFFD, which Spark's text reader puts in place of bytes "
+              f"that are not UTF-8 (stancekit predict would refuse those lines): check the input", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

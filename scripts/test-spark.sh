@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Test: scripts/spark-predict.py on local Spark writes, sorted by id, exactly
 # the rows single-process `stancekit predict` writes for the same files (byte
-# for byte), and a bad record fails the job with stancekit's message.
+# for byte); a bad record fails the job with stancekit's message and the line
+# it names, and removes the output; an existing output and CSV are refused.
 #
 #   scripts/test-spark.sh [WORK_DIR]
 #
@@ -35,7 +36,7 @@ if [ -z "$model" ]; then
     model="$work/model"
 fi
 
-rm -rf "$work/corpus" "$work/spark-out" "$work/bad" "$work/bad-out"
+rm -rf "$work/corpus" "$work/spark-out" "$work/bad" "$work/bad-out" "$work/cr" "$work/cr-out"
 "$python" "$root/scripts/make_corpus.py" "$work/corpus" "$n" "$files"
 # One pair per forward pass on both sides: which sentences share a batch (and
 # so how far they are padded) moves a probability by a float32 rounding or so,
@@ -74,14 +75,35 @@ print(f"spark-predict: {len(spark)} rows ({len(ids)} sentences) from {len(parts)
       f"equal predict's, byte for byte")
 EOF
 
-# A record without text fails its partition, and the job, with stancekit's message.
+# A record without text fails its partition, and the job, with stancekit's
+# message and the line it names; the half-written output folder is removed.
 mkdir -p "$work/bad"
 head -3 "$work/corpus/part-000.jsonl" >"$work/bad/part-000.jsonl"
-echo '{"id": "broken"}' >>"$work/bad/part-000.jsonl"
-if spark --input "$work/bad" --output "$work/bad-out" >"$work/bad.log" 2>&1; then
+printf '\n{"id": "broken"}\n' >>"$work/bad/part-000.jsonl"
+if spark --input "$work/bad" --output "$work/bad-out" --partitions 1 >"$work/bad.log" 2>&1; then
     echo "FAILED: a record without text did not fail the Spark job" >&2
     exit 1
 fi
-grep -q "line numbers count within the partition" "$work/bad.log" && grep -q ": text: missing" "$work/bad.log" || { tail -40 "$work/bad.log" >&2; echo "FAILED: no stancekit message" >&2; exit 1; }
-echo "spark-predict: a record without text fails the job with stancekit's message"
-echo "spark: 2 passed, 0 failed"
+tail -6 "$work/bad.log" | grep -q ": text: missing" && tail -6 "$work/bad.log" | grep -q "line 5 of partition 0 reads: '{\"id\": \"broken\"}'" \
+    && [ ! -e "$work/bad-out" ] || { tail -40 "$work/bad.log" >&2; echo "FAILED: no stancekit message last, or the output left" >&2; exit 1; }
+echo "spark-predict: a record without text fails the job with stancekit's message and its line, last"
+
+# An output that exists is refused before the job; CSV out is refused; a
+# carriage return inside a line is JSON whitespace, as predict reads it; a
+# hidden input file is named.
+mkdir -p "$work/cr" && rm -rf "$work/cr-out"
+printf '{"id": "r1",\r"text": "Ukraine should join NATO."}\n' >"$work/cr/a.jsonl"
+printf '{"id": "h1", "text": "Hidden."}\n' >"$work/cr/_hidden.jsonl"
+if spark --input "$work/cr" --output "$work/spark-out" >"$work/exists.log" 2>&1 \
+    || ! tail -1 "$work/exists.log" | grep -q "spark-out exists"; then
+    tail -20 "$work/exists.log" >&2; echo "FAILED: an existing output was not refused" >&2; exit 1
+fi
+if "$python" "$root/scripts/spark-predict.py" --stancekit "$stancekit" --model "$model" --input "$work/cr" \
+    --output "$work/cr-out" -- --format csv >"$work/csv.log" 2>&1; then
+    echo "FAILED: --format csv was not refused" >&2; exit 1
+fi
+spark --input "$work/cr" --output "$work/cr-out" >"$work/cr.log" 2>&1 || { tail -20 "$work/cr.log" >&2; echo "FAILED: a carriage return inside a line" >&2; exit 1; }
+grep -q '"id":"r1"' "$work"/cr-out/part-* && grep -q "_hidden.jsonl" "$work/cr.log" \
+    || { tail -20 "$work/cr.log" >&2; echo "FAILED: the \\r line was not scored or the hidden file not named" >&2; exit 1; }
+echo "spark-predict: an existing output and CSV are refused; a \\r inside a line reads; a hidden input is named"
+echo "spark: 3 passed, 0 failed"
