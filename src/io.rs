@@ -56,13 +56,12 @@ impl Staged {
 
     /// Text into `path` ([`write_text`]'s form).
     pub fn text(&mut self, path: &Path, text: &str) -> Result<()> {
-        self.file(path, |w| w.write_all(text.as_bytes()).map_err(|e| Error::io(path, e)))
+        self.file(path, text_into(path, text))
     }
 
     /// Pretty-printed JSON into `path` ([`write_json`]'s form).
     pub fn json(&mut self, path: &Path, value: &impl Serialize) -> Result<()> {
-        let text = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
-        self.text(path, &text)
+        self.text(path, &pretty_json(value)?)
     }
 
     /// Renames every file into place, in the order written. Should a rename
@@ -241,13 +240,21 @@ where
 
 /// Pretty-printed JSON into `path`, atomically.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
-    write_text(path, &text)
+    write_text(path, &pretty_json(value)?)
 }
 
 /// Text into `path`, atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
-    write_atomic(path, |w| w.write_all(text.as_bytes()).map_err(|e| Error::io(path, e)))
+    write_atomic(path, text_into(path, text))
+}
+
+fn pretty_json(value: &impl Serialize) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))
+}
+
+/// A writer of `text`, its errors naming `path`.
+fn text_into<'a>(path: &'a Path, text: &'a str) -> impl FnOnce(&mut BufWriter<File>) -> Result<()> + 'a {
+    move |w| w.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 /// A JSON file read into `T`; a parse error names the file.
