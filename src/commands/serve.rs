@@ -67,6 +67,7 @@ impl ServeConfig {
                 max_texts: self.max_texts,
                 max_body_bytes: self.max_body_bytes,
                 timeout: Duration::from_millis(self.timeout_ms),
+                max_connections: self.max_connections,
             },
         }
     }
@@ -108,6 +109,16 @@ pub fn run(config: &ServeConfig) -> Result<()> {
     // Ends the connections' tasks (none are left after a clean drain), and with
     // them the last senders of the queue: the model thread then ends.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // A model call still running (a request that timed out, or one cut off by a
+    // second signal) has no one left to answer: not waited for past a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while !model_thread.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !model_thread.is_finished() {
+        eprintln!("stancekit serve: stopped, leaving a model call no client waits for");
+        return Ok(());
+    }
     model_thread.join().map_err(|_| Error::Other("the model thread panicked".into()))?;
     eprintln!("stancekit serve: stopped");
     Ok(())

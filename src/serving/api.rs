@@ -43,11 +43,17 @@ pub struct ApiError {
     pub status: StatusCode,
     pub field: Option<String>,
     pub message: String,
+    /// Seconds to wait before trying again (`Retry-After`), for a refusal that passes.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
-        Self { status, field: field.map(String::from), message: message.into() }
+        Self { status, field: field.map(String::from), message: message.into(), retry_after: None }
+    }
+
+    pub fn retry_after(self, seconds: u32) -> Self {
+        Self { retry_after: Some(seconds), ..self }
     }
 
     /// 400 for a bad `field`.
@@ -63,13 +69,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message, "field": self.field, "status": self.status.as_u16() });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
 impl PredictRequest {
     /// Parses a body; a type error names its path (`texts[2]`, `records[0].text`).
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        // A byte order mark (Windows tools write one) is not JSON, but `predict` reads past it too.
+        let body = crate::input::lines::strip_bom(body);
         let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| ApiError::bad("body", format!("body: not valid JSON ({e})")))?;
         // serde would read an array as the struct's fields in order: say what is wanted instead.
@@ -143,7 +155,17 @@ fn selection(named: Option<&[String]>, targets: &TargetSet) -> Result<Vec<usize>
     match named {
         None => Ok(targets.selected().to_vec()),
         Some([]) => Err(ApiError::bad("targets", "targets: empty; leave it out for all")),
-        Some(ids) => ids.iter().enumerate().map(|(i, id)| find_target(targets, id, &format!("targets[{i}]"))).collect(),
+        Some(ids) => {
+            let mut selected = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                let target = find_target(targets, id.trim(), &format!("targets[{i}]"))?;
+                // Once each, as `predict --targets` takes them: repeats would multiply one request's work.
+                if !selected.contains(&target) {
+                    selected.push(target);
+                }
+            }
+            Ok(selected)
+        }
     }
 }
 
@@ -196,8 +218,11 @@ mod tests {
         let ids: Vec<&str> = checked.records.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["1", "2"]);
         assert_eq!(checked.pairs, [(0, 0), (0, 1), (1, 0), (1, 1)]);
-        let checked = check(r#"{"texts": ["peace"], "targets": ["nato", "defence", "nato"]}"#, 3).unwrap();
-        assert_eq!(checked.pairs, [(0, 1), (0, 0), (0, 1)]);
+        // Each target once, trimmed: repeats would multiply a small request's work without bound.
+        let checked = check(r#"{"texts": ["peace"], "targets": ["nato", "defence", " nato ", "defence"]}"#, 3).unwrap();
+        assert_eq!(checked.pairs, [(0, 1), (0, 0)]);
+        let bom = PredictRequest::parse(b"\xEF\xBB\xBF{\"texts\": [\"peace\"]}").unwrap();
+        assert_eq!(bom.check(&targets(), 3).unwrap().pairs, [(0, 0), (0, 1)]);
     }
 
     #[test]

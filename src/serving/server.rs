@@ -36,6 +36,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// From a request's arrival to its answer.
     pub timeout: Duration,
+    /// Connections open at once (the connection loop's bound, shown in `/v1/model`).
+    pub max_connections: usize,
 }
 
 /// Everything the handlers share.
@@ -121,6 +123,7 @@ fn model_info(classifier: &Classifier, dir: &ModelDir, settings: &Settings) -> s
             "max_texts": limits.max_texts,
             "max_body_bytes": limits.max_body_bytes,
             "timeout_ms": limits.timeout.as_millis() as u64,
+            "max_connections": limits.max_connections,
         },
     })
 }
@@ -242,6 +245,7 @@ async fn answer(service: Arc<Service>, body: Bytes) -> Result<(String, String), 
     let waiting = arrival.submit(encoded).map_err(|refused| match refused {
         Refused::Full => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, None, "the queue is full (--queue-size); retry shortly")
+                .retry_after(1)
         }
         Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, "the model has stopped"),
     })?;
@@ -286,7 +290,12 @@ mod tests {
         Settings {
             batching: BatchOptions { max_pairs: 64, max_wait: Duration::from_millis(1), queue: 1 },
             batch_size: 4,
-            limits: Limits { max_texts, max_body_bytes, timeout: Duration::from_millis(timeout_ms) },
+            limits: Limits {
+                max_texts,
+                max_body_bytes,
+                timeout: Duration::from_millis(timeout_ms),
+                max_connections: 8,
+            },
         }
     }
 
@@ -334,7 +343,10 @@ mod tests {
         assert_eq!(info["int8_keep_f32_layers"], serde_json::json!([]));
         assert_eq!(info["int8_f32_columns"], serde_json::json!([]));
         assert_eq!(info["int8_f32_columns_chosen_at_load"], false);
-        assert_eq!(info["limits"]["max_texts"], 2);
+        assert_eq!(
+            (info["limits"]["max_texts"].as_u64(), info["limits"]["max_connections"].as_u64()),
+            (Some(2), Some(8))
+        );
         assert_eq!(call(&app, "GET", "/health", "").await, (200, r#"{"status":"ok"}"#.to_string()));
         let refusals = [
             ("POST", "/v1/predict", r#"{"texts": ["a", "b", "c"]}"#.to_string(), 413, Some("texts")),
@@ -396,8 +408,13 @@ mod tests {
         while metrics.queue_depth() == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let (status, text) = call(&app, "POST", "/v1/predict", body).await;
-        assert_eq!(status, 429, "{text}");
+        let full = app.clone().oneshot(Request::post("/v1/predict").body(Body::from(body)).unwrap()).await.unwrap();
+        assert_eq!(
+            (full.status().as_u16(), full.headers()[axum::http::header::RETRY_AFTER].to_str().unwrap()),
+            (429, "1")
+        );
+        let text =
+            String::from_utf8(axum::body::to_bytes(full.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
         assert!(json(&text)["error"].as_str().unwrap().contains("queue is full"));
         for waiting in [first, second] {
             let (status, text) = waiting.await.unwrap();
