@@ -89,8 +89,13 @@ impl PredictRequest {
             return Err(ApiError::bad("body", "body: not a JSON object with `texts` or `records`"));
         }
         serde_path_to_error::deserialize(value).map_err(|e| {
-            let field = e.path().to_string();
-            ApiError::bad(&field, format!("{field}: {}", e.inner()))
+            let mut field = e.path().to_string();
+            let message = e.inner().to_string();
+            // serde names the object a field is missing from: name the field, as a wrong type's path does.
+            if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+                field = if field == "." { missing.to_string() } else { format!("{field}.{missing}") };
+            }
+            ApiError::bad(&field, format!("{field}: {message}"))
         })
     }
 
@@ -257,7 +262,7 @@ mod tests {
                 "unknown target `eu` (known by id or description: defence, nato)",
             ),
             (r#"{"texts": ["a"], "targets": []}"#, 400, "targets", "empty"),
-            (r#"{"records": [{"text": "a"}, {"id": "b"}]}"#, 400, "records[1]", "missing field `text`"),
+            (r#"{"records": [{"text": "a"}, {"id": "b"}]}"#, 400, "records[1].text", "missing field `text`"),
             (r#"{"records": [{"text": ""}]}"#, 400, "records[0].text", "empty text"),
             (r#"{"records": [{"text": "a", "target": "eu"}]}"#, 400, "records[0].target", "unknown target `eu`"),
             (r#"{"records": [{"text": "a", "target": ""}]}"#, 400, "records[0].target", "empty"),
