@@ -8,9 +8,13 @@ transformers and safetensors.)
 
 A `--pooling cls` run is transformers' own BertForSequenceClassification (or
 MPNetForSequenceClassification). A `--pooling mean` run (the fine-tuning
-default) loads the same way, but its head reads the masked mean of the last
-hidden state instead of the first token, which transformers has no option
-for: `logits()` below shows the three lines that do it. A frozen-recipe run
+default) reads the masked mean of the last hidden state instead of the first
+token through one linear layer (`classifier.weight`, `classifier.bias`), which
+transformers has no option for: `logits()` below shows the three lines that
+do it. A BERT one loads as BertForSequenceClassification (whose `classifier`
+is that layer); an MPNet one loads as the encoder (`"architectures":
+["MPNetModel"]`: MPNetForSequenceClassification's head is two layers on
+`<s>`), with the layer read from the weights file. A frozen-recipe run
 (`"head": "per_target"`) loads as the encoder; its `classifier.weight` holds
 one [labels, hidden] block per target (in the order of the `targets` section),
 read over the normalised mean of the sentence alone; with `feature_layers` N
@@ -26,8 +30,10 @@ spec = cfg["stancekit"]
 targets = spec["targets"]
 labels = spec["labels"]
 per_target = spec.get("head") == "per_target"
+# A folder whose head transformers has no class for says so: its architecture is the encoder's.
+encoder_only = not cfg["architectures"][0].endswith("ForSequenceClassification")
 tok = AutoTokenizer.from_pretrained(folder)
-if per_target:
+if encoder_only:
     model = AutoModel.from_pretrained(folder).eval()
     head = load_file(f"{folder}/model.safetensors")
     weight, bias = head["classifier.weight"], head["classifier.bias"]
@@ -52,6 +58,8 @@ def logits(target, text):
     enc = tok(targets[target], text, truncation="only_second", max_length=spec["max_length"], return_tensors="pt")
     if pooling == "cls":
         return model(**enc).logits
+    if encoder_only:
+        return mean(model(**enc).last_hidden_state, enc) @ weight.T + bias
     return model.classifier(mean(model.base_model(**enc).last_hidden_state, enc))
 
 

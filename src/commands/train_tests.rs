@@ -585,8 +585,9 @@ fn class_weights_parse() {
     let train = vec![ex(0), ex(0), ex(1)];
     assert_eq!(class_weights(Some("1,2,0.5"), &train, 3).unwrap(), Some(vec![1.0, 2.0, 0.5]));
     assert!(class_weights(Some("1,2"), &train, 3).is_err());
+    // sklearn: compute_class_weight("balanced", classes=np.unique(y), y=[0, 0, 1]) → [0.75, 1.5]; label 2 weighs nothing.
     let balanced = class_weights(Some("balanced"), &train, 3).unwrap().unwrap();
-    assert!((balanced[0] - 0.5).abs() < 1e-6 && (balanced[1] - 1.0).abs() < 1e-6);
+    assert!((balanced[0] - 0.75).abs() < 1e-6 && (balanced[1] - 1.5).abs() < 1e-6, "{balanced:?}");
 }
 
 #[test]

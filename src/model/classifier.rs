@@ -11,7 +11,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Arithmetic, EncoderConfig, Head, HeadKind, HeadShape, Int8Plan, ParamStore, Pooling, Precision, StanceModel,
+    Arithmetic, EncoderConfig, Family, Head, HeadKind, HeadShape, Int8Plan, ParamStore, Pooling, Precision, StanceModel,
 };
 use crate::resolve::ModelDir;
 use crate::tokenization::{Encoded, StanceTokenizer};
@@ -304,10 +304,15 @@ impl Classifier {
             labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone().into())).collect();
         let label2id: serde_json::Map<String, serde_json::Value> =
             labels.iter().enumerate().map(|(i, l)| (l.clone(), i.into())).collect();
-        // A per-target head is no transformers class: the folder loads as the encoder.
-        let architecture = match self.spec.head {
-            HeadKind::Joint => config.family().classifier_architecture(),
-            HeadKind::PerTarget => config.family().encoder_architecture(),
+        // A per-target head is no transformers class: the folder loads as the encoder. Nor is one
+        // linear layer over MPNet's mean (its `MPNetClassificationHead` is dense, tanh, out_proj
+        // on `<s>`), while BERT's is the same `classifier` layer over another input.
+        let family = config.family();
+        let architecture = match (self.spec.head, self.spec.pooling, family) {
+            (HeadKind::Joint, Pooling::Cls, _) | (HeadKind::Joint, Pooling::Mean, Family::Bert) => {
+                family.classifier_architecture()
+            }
+            _ => family.encoder_architecture(),
         };
         let extra = &mut config.extra;
         extra.insert("architectures".into(), serde_json::json!([architecture]));
@@ -338,19 +343,20 @@ mod tests {
     }
 
     type WriteBase = fn(&Path, u64) -> crate::Result<()>;
-    const FAMILIES: [(WriteBase, &str); 2] = [
-        (crate::testing::write_tiny_model, "BertForSequenceClassification"),
-        (crate::testing::write_tiny_mpnet_model, "MPNetForSequenceClassification"),
+    /// Each family, and the class transformers loads its `cls` and `mean` runs as.
+    const FAMILIES: [(WriteBase, [&str; 2]); 2] = [
+        (crate::testing::write_tiny_model, ["BertForSequenceClassification", "BertForSequenceClassification"]),
+        (crate::testing::write_tiny_mpnet_model, ["MPNetForSequenceClassification", "MPNetModel"]),
     ];
 
     #[test]
     fn saved_classifier_reloads_with_identical_probabilities() {
-        for (write_base, architecture) in FAMILIES {
+        for (write_base, architectures) in FAMILIES {
             let base = tempfile::tempdir().unwrap();
             write_base(base.path(), 1).unwrap();
             let base_dir = ModelDir::open(base.path()).unwrap();
             let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
-            for pooling in [Pooling::Cls, Pooling::Mean] {
+            for (pooling, architecture) in [Pooling::Cls, Pooling::Mean].into_iter().zip(architectures) {
                 let c = Classifier::from_base(&base_dir, spec(pooling), &Device::Cpu, 4).unwrap();
                 let before = c.predict_proba(&pairs, 2).unwrap();
                 let out = tempfile::tempdir().unwrap();
@@ -378,7 +384,7 @@ mod tests {
     #[test]
     fn dividing_the_logits_keeps_the_labels_and_survives_saving() {
         let pairs = [("ukraine joining nato", "nato is for peace"), ("ukraine joining nato", "never")];
-        for (write_base, architecture) in FAMILIES {
+        for (write_base, [architecture, _]) in FAMILIES {
             let base = tempfile::tempdir().unwrap();
             write_base(base.path(), 1).unwrap();
             let heads = [
