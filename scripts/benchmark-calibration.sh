@@ -9,7 +9,7 @@
 # Usage: VAL="FILE..." TEST="FILE..." scripts/benchmark-calibration.sh RUN
 #   VAL   the data to fit the temperature on: the run's dev data (what `train` uses)
 #   TEST  data neither saw
-# Environment: BIN, the stancekit binary (default target/release/stancekit, built if missing).
+# Environment: BIN, the stancekit binary (default target/release/stancekit, built or brought up to date first).
 # Writes RUN-calibrated/ (the calibrated copy) and RUN-calibrated/report-test/.
 set -euo pipefail
 run="${1:?usage: VAL=\"FILE...\" TEST=\"FILE...\" scripts/benchmark-calibration.sh RUN}"

@@ -13,7 +13,7 @@
 #               authors give the data on request; a copy is in the data/ folder of
 #               github.com/kayzhou/PStance). Read in place, never committed here.
 #   TRAIN_FLAGS `stancekit train` flags of the recipe, e.g. "--model models/all-mpnet-base-v2 --freeze-encoder"
-#   BIN         the stancekit binary (default target/release/stancekit, built if missing)
+#   BIN         the stancekit binary (default target/release/stancekit, built or brought up to date first)
 #   OUT         where the data, runs and reports go (default runs/pstance)
 #   EVAL_FLAGS  extra `stancekit eval` flags, e.g. "--precision int8"
 set -euo pipefail

@@ -8,7 +8,7 @@
 # Environment:
 #   TWEETEVAL   the TweetEval stance folder (default ../shared/datasets/tweeteval-stance;
 #               its terms forbid redistribution, so it is read in place, never copied here)
-#   BIN         the stancekit binary (default target/release/stancekit, built if missing)
+#   BIN         the stancekit binary (default target/release/stancekit, built or brought up to date first)
 #   OUT         where runs go (default runs/tweeteval)
 #   TRAIN_FLAGS extra `stancekit train` flags, e.g. "--learning-rate 3e-5 --num-train-epochs 4"
 #   TARGETS     the targets file whose descriptions the model reads (default datasets/targets.json)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Device check for a `--features cuda` build: one epoch of the default recipe on
-# the GPU against the same epoch on the CPU (same seed, data and binary), then
-# prediction speed on both. Prints what it compares; exits non-zero if the two
+# Device check for a `--features cuda` build: one epoch of `train`'s
+# fine-tuning defaults on MODEL on the GPU against the same epoch on the CPU
+# (same seed, data and binary), then prediction speed on both. Prints what it compares; exits non-zero if the two
 # runs' dev probabilities differ by more than TOL.
 #
 #   scripts/check-cuda.sh BIN MODEL OUT_DIR [INPUT.jsonl]

@@ -41,7 +41,8 @@ pub struct EvalConfig {
     /// Training data for the baselines (default: the run's training files, else datasets/train.jsonl).
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub train: Vec<String>,
-    /// Folder for metrics.json, predictions.jsonl, report.md and report.html (created if missing).
+    /// Folder for metrics.json, predictions.jsonl (predictions-NAME.jsonl for each further
+    /// system), report.md, report.html and eval_config.json (created if missing).
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
     /// Targets file: the allowed labels and the target ids with their descriptions

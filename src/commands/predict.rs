@@ -30,9 +30,9 @@ pub struct PredictConfig {
     #[serde(default)]
     pub targets: Vec<String>,
     /// A target and the description the model reads for it, `ID=DESCRIPTION`: a target
-    /// the model was not trained on (zero-shot; fine-tuned models only, as a frozen-encoder
-    /// model has a classifier per trained target), or new wording for a known one.
-    /// Repeatable; each is scored as if listed in --targets.
+    /// the model was not trained on (zero-shot), or new wording for a known one; fine-tuned
+    /// models only, as a frozen-encoder model has a classifier per trained target and
+    /// description. Repeatable; each is scored as if listed in --targets.
     #[arg(long = "target", value_name = "ID=DESCRIPTION")]
     #[serde(default)]
     pub target: Vec<String>,
