@@ -10,11 +10,12 @@ A `--pooling cls` run is transformers' own BertForSequenceClassification (or
 MPNetForSequenceClassification). A `--pooling mean` run (the fine-tuning
 default) reads the masked mean of the last hidden state instead of the first
 token through one linear layer (`classifier.weight`, `classifier.bias`), which
-transformers has no option for: `logits()` below shows the three lines that
-do it. A BERT one loads as BertForSequenceClassification (whose `classifier`
-is that layer); an MPNet one loads as the encoder (`"architectures":
-["MPNetModel"]`: MPNetForSequenceClassification's head is two layers on
-`<s>`), with the layer read from the weights file. A frozen-recipe run
+transformers has no class for (BertForSequenceClassification runs a pooler
+first, MPNetForSequenceClassification two layers on `<s>`): the folder says
+`BertModel` or `MPNetModel`, loads as the encoder, and `logits()` below
+shows the three lines that pool it, with the layer read from the weights
+file (a folder written before stancekit said so, with a BERT class, loads
+the same way here). A frozen-recipe run
 (`"head": "per_target"`) loads as the encoder; its `classifier.weight` holds
 one [labels, hidden] block per target (in the order of the `targets` section),
 read over the normalised mean of the sentence alone; with `feature_layers` N
@@ -30,8 +31,10 @@ spec = cfg["stancekit"]
 targets = spec["targets"]
 labels = spec["labels"]
 per_target = spec.get("head") == "per_target"
-# A folder whose head transformers has no class for says so: its architecture is the encoder's.
-encoder_only = not cfg["architectures"][0].endswith("ForSequenceClassification")
+# A folder whose head transformers has no class for says so (its architecture is the encoder's);
+# one written before it did is known by its pooling.
+encoder_only = per_target or spec.get("pooling", "cls") == "mean" \
+    or not cfg["architectures"][0].endswith("ForSequenceClassification")
 tok = AutoTokenizer.from_pretrained(folder)
 if encoder_only:
     model = AutoModel.from_pretrained(folder).eval()

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 
 from pyspark import SparkConf, SparkContext, TaskContext
 
@@ -107,20 +108,22 @@ def failure(command, status, partition, message, recent):
 
 
 def hadoop_path(sc, name):
-    """A path of Spark's file systems (local, HDFS, S3...) and its file system."""
-    jvm = sc._jvm
-    path = jvm.org.apache.hadoop.fs.Path(name)
-    return path, path.getFileSystem(sc._jsc.hadoopConfiguration())
+    """A path of Spark's file systems (local, HDFS, S3...), made absolute, and its file system."""
+    path = sc._jvm.org.apache.hadoop.fs.Path(name)
+    fs = path.getFileSystem(sc._jsc.hadoopConfiguration())
+    return fs.makeQualified(path), fs
 
 
 def hidden_inputs(sc, pattern):
-    """Files Hadoop's readers leave out (names starting with `_` or `.`) under the input folders."""
+    """Files Hadoop's readers leave out (names starting with `_` or `.`) under the input folders,
+    but for the ones meant to be left out: a job's `_SUCCESS` and commit markers, checksums."""
     path, fs = hadoop_path(sc, pattern)
     hidden = []
     for status in fs.globStatus(path) or []:
         if status.isDirectory():
-            hidden += [s.getPath().getName() for s in fs.listStatus(status.getPath())
-                       if s.getPath().getName()[:1] in ("_", ".") and s.isFile()]
+            names = [s.getPath().getName() for s in fs.listStatus(status.getPath()) if s.isFile()]
+            hidden += [n for n in names if n[:1] in ("_", ".") and not re.match(r"_SUCCESS$|_committed_|_started_", n)
+                       and not n.endswith(".crc")]
     return hidden
 
 
@@ -165,6 +168,9 @@ def run_job(sc, args):
     if hidden:
         print(f"warning: {len(hidden)} input file(s) are left out, as Hadoop leaves out names starting with "
               f"`_` or `.`: {', '.join(sorted(hidden)[:5])}", file=sys.stderr)
+    # Written beside --output under a hidden name and renamed once whole: a failure (or a second
+    # run of the same command) never removes or half-fills a folder the user may already have.
+    staging, _ = hadoop_path(sc, f"{out.getParent().toString()}/_{out.getName()}.stancekit-{uuid.uuid4().hex}")
     threads = args.threads or int(sc.getConf().get("spark.task.cpus", "1"))
     command = [args.stancekit, "predict", "--model", args.model, "--input", "-", "--output", "-",
                "--input-format", "jsonl", *args.predict_flags]
@@ -173,14 +179,18 @@ def run_job(sc, args):
     lines = sc.textFile(args.input, minPartitions=args.partitions) if args.partitions else sc.textFile(args.input)
     replaced = sc.accumulator(0)
     try:
-        lines.mapPartitions(predict_partition(command, threads, replaced)).saveAsTextFile(args.output)
+        lines.mapPartitions(predict_partition(command, threads, replaced)).saveAsTextFile(staging.toString())
     except Exception as e:  # Py4JJavaError: the partition's own message is inside its Java trace
         text = str(e)
         start = text.find(FAILED)
         why = text[start + len(FAILED):text.find("\n\tat ", start)] if start >= 0 else text[-2000:]
-        if fs.exists(out):
-            fs.delete(out, True)
-        print(f"error: the job failed and {args.output} was removed:\n{why.strip()}", file=sys.stderr)
+        fs.delete(staging, True)
+        print(f"error: the job failed; nothing was written to {args.output}:\n{why.strip()}", file=sys.stderr)
+        return 1
+    # HDFS's rename moves a folder into an existing one: the check comes right before it.
+    if fs.exists(out) or not fs.rename(staging, out):
+        print(f"error: --output {args.output} appeared while the job ran; the rows are in {staging.toString()}",
+              file=sys.stderr)
         return 1
     if replaced.value:
         print(f"warning: {replaced.value} line(s) hold U+FFFD, which Spark's text reader puts in place of bytes "

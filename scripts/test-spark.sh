@@ -2,7 +2,7 @@
 # Test: scripts/spark-predict.py on local Spark writes, sorted by id, exactly
 # the rows single-process `stancekit predict` writes for the same files (byte
 # for byte); a bad record fails the job with stancekit's message and the line
-# it names, and removes the output; an existing output and CSV are refused.
+# it names, and writes nothing; an existing output and CSV are refused.
 #
 #   scripts/test-spark.sh [WORK_DIR]
 #
@@ -76,7 +76,8 @@ print(f"spark-predict: {len(spark)} rows ({len(ids)} sentences) from {len(parts)
 EOF
 
 # A record without text fails its partition, and the job, with stancekit's
-# message and the line it names; the half-written output folder is removed.
+# message and the line it names, and writes nothing (the rows go to a hidden
+# folder beside --output, renamed into place once whole).
 mkdir -p "$work/bad"
 head -3 "$work/corpus/part-000.jsonl" >"$work/bad/part-000.jsonl"
 printf '\n{"id": "broken"}\n' >>"$work/bad/part-000.jsonl"
@@ -85,8 +86,9 @@ if spark --input "$work/bad" --output "$work/bad-out" --partitions 1 >"$work/bad
     exit 1
 fi
 tail -6 "$work/bad.log" | grep -q ": text: missing" && tail -6 "$work/bad.log" | grep -q "line 5 of partition 0 reads: '{\"id\": \"broken\"}'" \
-    && [ ! -e "$work/bad-out" ] || { tail -40 "$work/bad.log" >&2; echo "FAILED: no stancekit message last, or the output left" >&2; exit 1; }
-echo "spark-predict: a record without text fails the job with stancekit's message and its line, last"
+    && [ ! -e "$work/bad-out" ] && ! ls -A "$work" | grep -q 'stancekit-' \
+    || { tail -40 "$work/bad.log" >&2; echo "FAILED: no stancekit message last, or an output left" >&2; exit 1; }
+echo "spark-predict: a record without text fails the job with stancekit's message and its line, last, and writes nothing"
 
 # An output that exists is refused before the job; CSV out is refused; a
 # carriage return inside a line is JSON whitespace, as predict reads it; a

@@ -107,11 +107,11 @@ pub fn run(config: &ServeConfig) -> Result<()> {
         Ok::<(), Error>(())
     })?;
     // Ends the connections' tasks (none are left after a clean drain), and with
-    // them the last senders of the queue: the model thread then ends.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    // A model call still running (a request that timed out, or one cut off by a
-    // second signal) has no one left to answer: not waited for past a moment.
+    // them the last senders of the queue: the model thread then ends. A model
+    // call still running (a request that timed out, or one cut off by a second
+    // signal) has no one left to answer: neither is waited for past a second.
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    runtime.shutdown_timeout(Duration::from_millis(500));
     while !model_thread.is_finished() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -28,18 +28,28 @@ pub fn read_items(inputs: &[PathBuf], options: &ReadOptions) -> Result<Vec<Item>
     }
     let shared: HashSet<String> =
         inputs_of.into_iter().filter(|(_, inputs)| inputs.len() > 1).map(|(id, _)| id.to_string()).collect();
+    let names = input_names(inputs);
     Ok(items
         .into_iter()
         .map(|(input, mut item)| {
             if shared.contains(&item.id) {
-                let name = inputs[input]
-                    .file_name()
-                    .map_or_else(|| inputs[input].display().to_string(), |n| n.to_string_lossy().into_owned());
-                item.id = format!("{name}:{}", item.id);
+                item.id = format!("{}:{}", names[input], item.id);
             }
             item
         })
         .collect())
+}
+
+/// Each input's file name, or the path as given where two share a name (`a/s.txt`, `b/s.txt`).
+fn input_names(inputs: &[PathBuf]) -> Vec<String> {
+    let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    inputs
+        .iter()
+        .map(|path| match name(path) {
+            Some(n) if inputs.iter().filter(|other| name(other).as_deref() == Some(n.as_str())).count() == 1 => n,
+            _ => path.display().to_string(),
+        })
+        .collect()
 }
 
 /// One input's items: a suggestions file's, or the sentences `predict` would read.
@@ -128,5 +138,14 @@ mod tests {
         let items = read_items(&[p, q], &ReadOptions::default()).unwrap();
         let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["p.lines:1", "2", "q.lines:1"]);
+        // Two files of one name, in two folders: their paths as given.
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for (folder, text) in [(&a, "Kyiv will never cede Crimea.\n"), (&b, "Berlin pays more.\n")] {
+            std::fs::create_dir(folder).unwrap();
+            std::fs::write(folder.join("s.lines"), text).unwrap();
+        }
+        let items = read_items(&[a.join("s.lines"), b.join("s.lines")], &ReadOptions::default()).unwrap();
+        assert_eq!(items[0].id, format!("{}:1", a.join("s.lines").display()));
+        assert_ne!(items[0].id, items[1].id);
     }
 }

@@ -240,21 +240,22 @@ async fn same_host(State(app): State<Arc<App>>, request: Request, next: Next) ->
 
 /// A change asked by a page of another site. Its browser may send a POST
 /// here (a form, or `fetch` in `no-cors` mode: `/api/undo` needs no JSON
-/// body, so the content type does not stop it), but names the page's site in
-/// `Origin` and, in browsers since 2020, says `cross-site` or `same-site` in
-/// `Sec-Fetch-Site`. Tools that send neither (curl, scripts) are not browsers
-/// acting for someone else's page.
+/// body, so the content type does not stop it), but says so: browsers since
+/// 2020 send `Sec-Fetch-Site` (`cross-site`, `same-site`), which is trusted
+/// alone where present, since a reverse proxy in front (a login) rewrites
+/// `Host` but not the browser's view; older ones send `Origin`, which must
+/// then name this host. Tools that send neither (curl, scripts) are not
+/// browsers acting for someone else's page.
 fn from_another_site(request: &Request) -> bool {
     if matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
         return false;
     }
     let headers = request.headers();
     let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or_default());
+    if let Some(site) = text(axum::http::HeaderName::from_static("sec-fetch-site")) {
+        return !matches!(site, "same-origin" | "none");
+    }
     let host = text(header::HOST).unwrap_or_default();
-    let origin_ok = text(header::ORIGIN).is_none_or(|origin| {
-        origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).is_some_and(|o| o == host)
-    });
-    let site_ok = text(axum::http::HeaderName::from_static("sec-fetch-site"))
-        .is_none_or(|site| matches!(site, "same-origin" | "none"));
-    !(origin_ok && site_ok)
+    text(header::ORIGIN)
+        .is_some_and(|origin| origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) != Some(host))
 }

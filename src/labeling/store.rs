@@ -58,7 +58,7 @@ impl LabelStore {
         if bytes.iter().any(|b| !b.is_ascii_whitespace()) {
             store.load(&bytes, schema)?;
         }
-        store.modified = store.file.metadata().and_then(|m| m.modified()).ok();
+        store.seen();
         Ok(store)
     }
 
@@ -123,11 +123,13 @@ impl LabelStore {
         if let Err(e) = self.file.write_all(&buffer).and_then(|()| self.file.sync_data()) {
             // A failed write (a full disk) may have left part of a line: cut it back, so that the file
             // holds whole records only and the next append (the file is opened to append) follows them.
-            let _ = self.file.set_len(self.len).and_then(|()| self.file.sync_data());
+            if self.file.set_len(self.len).and_then(|()| self.file.sync_data()).is_ok() {
+                self.seen();
+            }
             return Err(Error::io(&self.path, e));
         }
         self.len += buffer.len() as u64;
-        self.modified = self.file.metadata().and_then(|m| m.modified()).ok();
+        self.seen();
         self.needs_newline = false;
         let targets = records.iter().map(|r| r.target.clone()).collect();
         self.decisions.push(Decision { sentence: first.sentence().to_string(), start, targets });
@@ -144,7 +146,7 @@ impl LabelStore {
         self.file.set_len(start).and_then(|()| self.file.sync_data()).map_err(|e| Error::io(&self.path, e))?;
         let last = self.decisions.pop().expect("checked above");
         self.len = start;
-        self.modified = self.file.metadata().and_then(|m| m.modified()).ok();
+        self.seen();
         if let Some(labels) = self.labels.get_mut(&last.sentence) {
             last.targets.iter().for_each(|t| drop(labels.remove(t)));
             if labels.is_empty() {
@@ -158,18 +160,31 @@ impl LabelStore {
     /// editor may still have written it: an undo would cut their lines (or,
     /// the file shorter, pad it with zeros), and an append's start would be
     /// wrong. Such a file is refused until a restart reads it anew.
+    /// An editor that saves by writing a new file and renaming it over this
+    /// one (vim, `sed -i`, `data clean --out`) leaves the open file as it
+    /// was but no longer at `path`: that is a change too, or the saves would
+    /// go to a file no one can read.
     fn check_unchanged(&self) -> Result<()> {
         let meta = self.file.metadata().map_err(|e| Error::io(&self.path, e))?;
-        if meta.len() == self.len && meta.modified().ok() == self.modified {
+        let same_file = std::fs::metadata(&self.path).is_ok_and(|at_path| same_inode(&meta, &at_path));
+        if same_file && meta.len() == self.len && meta.modified().ok() == self.modified {
             return Ok(());
         }
+        let now = if same_file {
+            format!("{} bytes now, {} then", meta.len(), self.len)
+        } else {
+            "replaced or removed".into()
+        };
         Err(Error::Other(format!(
-            "{}: changed outside this session since its last save ({} bytes now, {} then); nothing written: \
+            "{}: changed outside this session since its last save ({now}); nothing written: \
              restart `stancekit label` to read it as it is",
             self.path.display(),
-            meta.len(),
-            self.len
         )))
+    }
+
+    /// Notes the file as this session leaves it.
+    fn seen(&mut self) {
+        self.modified = self.file.metadata().and_then(|m| m.modified()).ok();
     }
 
     /// How many records have each label, per target.
@@ -184,6 +199,19 @@ impl LabelStore {
         }
         counts
     }
+}
+
+/// Whether two metadata describe one file (device and inode; elsewhere than
+/// Unix, the size and time, which the caller compares anyway).
+#[cfg(unix)]
+fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
 }
 
 /// Byte offset of each line's start.
@@ -294,6 +322,21 @@ pub(crate) mod tests {
         std::fs::write(&path, "").unwrap();
         assert!(store.undo_last("one").is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"");
+    }
+
+    /// vim, `sed -i` and stancekit's own writers replace a file by renaming a new one over it.
+    #[test]
+    fn a_file_replaced_by_a_rename_is_not_written_behind_its_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels.jsonl");
+        let mut store = LabelStore::open(&path, &schema()).unwrap();
+        store.append(&[record("one", "nato", "favor")]).unwrap();
+        let edited = std::fs::read_to_string(&path).unwrap().replace("favor", "against");
+        crate::io::write_text(&path, &edited).unwrap();
+        let err = store.append(&[record("two", "nato", "none")]).unwrap_err().to_string();
+        assert!(err.contains("replaced or removed"), "{err}");
+        assert!(store.undo_last("one").is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
     }
 
     #[test]

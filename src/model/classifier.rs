@@ -11,7 +11,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Arithmetic, EncoderConfig, Family, Head, HeadKind, HeadShape, Int8Plan, ParamStore, Pooling, Precision, StanceModel,
+    Arithmetic, EncoderConfig, Head, HeadKind, HeadShape, Int8Plan, ParamStore, Pooling, Precision, StanceModel,
 };
 use crate::resolve::ModelDir;
 use crate::tokenization::{Encoded, StanceTokenizer};
@@ -304,14 +304,12 @@ impl Classifier {
             labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone().into())).collect();
         let label2id: serde_json::Map<String, serde_json::Value> =
             labels.iter().enumerate().map(|(i, l)| (l.clone(), i.into())).collect();
-        // A per-target head is no transformers class: the folder loads as the encoder. Nor is one
-        // linear layer over MPNet's mean (its `MPNetClassificationHead` is dense, tanh, out_proj
-        // on `<s>`), while BERT's is the same `classifier` layer over another input.
+        // Only a `[CLS]`/`<s>` head is a transformers class. A per-target head, or one linear
+        // layer over the mean, is not (BERT's class runs its pooler, which such a run has not
+        // got, MPNet's a two-layer head): the folder loads as the encoder, the head beside it.
         let family = config.family();
-        let architecture = match (self.spec.head, self.spec.pooling, family) {
-            (HeadKind::Joint, Pooling::Cls, _) | (HeadKind::Joint, Pooling::Mean, Family::Bert) => {
-                family.classifier_architecture()
-            }
+        let architecture = match (self.spec.head, self.spec.pooling) {
+            (HeadKind::Joint, Pooling::Cls) => family.classifier_architecture(),
             _ => family.encoder_architecture(),
         };
         let extra = &mut config.extra;
@@ -345,7 +343,7 @@ mod tests {
     type WriteBase = fn(&Path, u64) -> crate::Result<()>;
     /// Each family, and the class transformers loads its `cls` and `mean` runs as.
     const FAMILIES: [(WriteBase, [&str; 2]); 2] = [
-        (crate::testing::write_tiny_model, ["BertForSequenceClassification", "BertForSequenceClassification"]),
+        (crate::testing::write_tiny_model, ["BertForSequenceClassification", "BertModel"]),
         (crate::testing::write_tiny_mpnet_model, ["MPNetForSequenceClassification", "MPNetModel"]),
     ];
 
