@@ -32,9 +32,12 @@ fn schema() -> Schema {
     }
 }
 
-/// The most lines any of `files` has, the bound of every line a problem may name.
+/// The most lines any of `files` has, the bound of every line a problem may
+/// name: a line ends at `\n`, or at a `\r` alone (as CSV rows do).
 fn max_line(files: &[&[u8]]) -> usize {
-    files.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count() + 1).max().unwrap_or(1)
+    let ends =
+        |f: &[u8]| (0..f.len()).filter(|&i| f[i] == b'\n' || (f[i] == b'\r' && f.get(i + 1) != Some(&b'\n'))).count();
+    files.iter().map(|f| ends(f) + 1).max().unwrap_or(1)
 }
 
 /// An error is fine when it is a list of problems, each naming a file under

@@ -69,6 +69,48 @@ struct Job {
     encoded: Vec<Encoded>,
     queued: Instant,
     reply: oneshot::Sender<Reply>,
+    place: Place,
+}
+
+/// A request's place in the queue, given back once: when the model thread
+/// takes it, or when the request stops waiting (it timed out), so that the
+/// queue's bound counts only requests someone still waits for.
+#[derive(Clone, Debug)]
+struct Place {
+    held: Arc<std::sync::atomic::AtomicBool>,
+    waiting: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl Place {
+    fn give_back(&self) {
+        if self.held.swap(false, Ordering::SeqCst) {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.metrics.dequeued();
+        }
+    }
+}
+
+/// A queued request's answer to come; dropped unanswered (a request that timed
+/// out), it gives its place back at once, and the model thread skips its work.
+#[derive(Debug)]
+pub struct Waiting {
+    rx: oneshot::Receiver<Reply>,
+    place: Place,
+}
+
+impl std::future::Future for Waiting {
+    type Output = Result<Reply, oneshot::error::RecvError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx).poll(cx)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.place.give_back();
+    }
 }
 
 /// The queue's sending end; dropping every clone stops the model thread once
@@ -79,6 +121,9 @@ pub struct Batcher {
     metrics: Arc<Metrics>,
     /// Requests being checked and tokenised, not yet queued.
     arriving: Arc<AtomicUsize>,
+    /// Requests queued that someone still waits for, and how many may be.
+    waiting: Arc<AtomicUsize>,
+    queue: usize,
 }
 
 /// A request on its way to the queue, counted until submitted or dropped:
@@ -87,7 +132,7 @@ pub struct Arrival<'a>(&'a Batcher);
 
 impl Arrival<'_> {
     /// Stops counting the request as on its way, then queues it ([`Batcher::submit`]).
-    pub fn submit(self, encoded: Vec<Encoded>) -> Result<oneshot::Receiver<Reply>, Refused> {
+    pub fn submit(self, encoded: Vec<Encoded>) -> Result<Waiting, Refused> {
         let batcher = self.0;
         drop(self);
         batcher.submit(encoded)
@@ -107,14 +152,16 @@ impl Batcher {
     where
         F: FnMut(&[Encoded]) -> crate::Result<Probabilities> + Send + 'static,
     {
-        let (tx, rx) = sync_channel(options.queue.max(1));
+        // Room for as many abandoned jobs as waiting ones, until the model thread skips them.
+        let queue = options.queue.max(1);
+        let (tx, rx) = sync_channel(2 * queue);
         let arriving = Arc::new(AtomicUsize::new(0));
         let worker = Worker { rx, options, metrics: metrics.clone(), arriving: arriving.clone(), held: None };
         let thread = std::thread::Builder::new()
             .name("stancekit-batcher".into())
             .spawn(move || worker.run(model))
             .expect("spawning the batcher thread");
-        (Self { tx, metrics, arriving }, thread)
+        (Self { tx, metrics, arriving, waiting: Arc::new(AtomicUsize::new(0)), queue }, thread)
     }
 
     /// Counts a request as on its way until it is submitted through the
@@ -124,15 +171,22 @@ impl Batcher {
         Arrival(self)
     }
 
-    /// Queues a request's encoded pairs; the receiver gets its rows.
-    pub fn submit(&self, encoded: Vec<Encoded>) -> Result<oneshot::Receiver<Reply>, Refused> {
-        let (reply, rx) = oneshot::channel();
+    /// Queues a request's encoded pairs; what it returns gets its rows.
+    pub fn submit(&self, encoded: Vec<Encoded>) -> Result<Waiting, Refused> {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refused::Full);
+        }
         self.metrics.queued();
-        match self.tx.try_send(Job { encoded, queued: Instant::now(), reply }) {
-            Ok(()) => Ok(rx),
+        let held = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let place = Place { held, waiting: self.waiting.clone(), metrics: self.metrics.clone() };
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Job { encoded, queued: Instant::now(), reply, place: place.clone() }) {
+            Ok(()) => Ok(Waiting { rx, place }),
             Err(e) => {
-                self.metrics.dequeued();
+                place.give_back();
                 Err(match e {
+                    // Abandoned jobs fill the channel while the model runs a long call.
                     TrySendError::Full(_) => Refused::Full,
                     TrySendError::Disconnected(_) => Refused::Stopped,
                 })
@@ -206,7 +260,7 @@ impl Worker {
     }
 
     fn take(&self, job: Job) -> Job {
-        self.metrics.dequeued();
+        job.place.give_back();
         job
     }
 }
@@ -334,12 +388,17 @@ mod tests {
         let abandoned = batcher.submit(pairs(&[2])).unwrap();
         let kept = batcher.submit(pairs(&[3])).unwrap();
         assert_eq!(batcher.submit(pairs(&[4])).unwrap_err(), Refused::Full);
+        // A request that stops waiting (it timed out) gives its place back at once.
         drop(abandoned);
-        release.send(()).unwrap();
-        release.send(()).unwrap();
+        assert_eq!(batcher.metrics.queue_depth(), 1);
+        let late = batcher.submit(pairs(&[5])).unwrap();
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
         assert_eq!(first.await.unwrap().unwrap().rows, rows(&[1]));
         assert_eq!(kept.await.unwrap().unwrap().rows, rows(&[3]));
-        assert_eq!(*calls.lock().unwrap(), [1, 1]);
+        assert_eq!(late.await.unwrap().unwrap().rows, rows(&[5]));
+        assert_eq!(*calls.lock().unwrap(), [1, 1, 1]);
         drop(batcher);
         thread.join().unwrap();
     }
@@ -355,7 +414,7 @@ mod tests {
         assert_eq!(b.await.unwrap().unwrap_err(), "model: boom");
     }
 
-    async fn futures_all(receivers: Vec<oneshot::Receiver<Reply>>) -> Vec<Probabilities> {
+    async fn futures_all(receivers: Vec<Waiting>) -> Vec<Probabilities> {
         let mut out = Vec::new();
         for rx in receivers {
             out.push(rx.await.unwrap().unwrap().rows);
