@@ -2,6 +2,10 @@
 //!
 //! Data flows one way: files (read by [`input`]) → [`data`] records → [`tokenization`] batches →
 //! [`model`] → predictions → metrics → report.
+//!
+//! The docs describe the internals too: read them with `cargo doc --document-private-items`,
+//! where their links to private items resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod active;
 pub mod cli;

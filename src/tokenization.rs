@@ -44,7 +44,7 @@ pub struct Batch {
     pub input_ids: Tensor,
     pub token_type_ids: Tensor,
     pub attention_mask: Tensor,
-    /// [batch] target indices, when every example has one.
+    /// `[batch]` target indices, when every example has one.
     pub targets: Option<Tensor>,
 }
 

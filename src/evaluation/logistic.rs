@@ -2,7 +2,7 @@
 //! scikit-learn's `LogisticRegression(C=c)` (L2 penalty on the weights, not on
 //! the intercepts):
 //!
-//! minimise  Σᵢ −ln softmax(Wᵀxᵢ + b)[yᵢ] + ‖W‖² / (2C)
+//! minimise  `Σᵢ −ln softmax(Wᵀxᵢ + b)[yᵢ] + ‖W‖² / (2C)`
 //!
 //! The objective is convex, so any optimiser that converges finds the same
 //! probabilities as scikit-learn's L-BFGS. Ours is Nesterov's accelerated

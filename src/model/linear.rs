@@ -86,7 +86,7 @@ impl Linear {
     }
 }
 
-/// As `candle_nn::linear`: weight [out, in] and bias [out] under `vb`.
+/// As `candle_nn::linear`: weight `[out, in]` and bias `[out]` under `vb`.
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let weight = vb.get_with_hints((out_dim, in_dim), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
     let bound = 1. / (in_dim as f64).sqrt();

@@ -16,7 +16,7 @@
 //! few epochs (it answered `none` for every pair); this needs no rate.
 //!
 //! Objective per target (scikit-learn's `LogisticRegression(C)` with sample
-//! weights): minimise Σᵢ sᵢ·(−ln softmax(W xᵢ + b)[yᵢ]) + ‖W‖²/(2C).
+//! weights): minimise `Σᵢ sᵢ·(−ln softmax(W xᵢ + b)[yᵢ]) + ‖W‖²/(2C)`.
 //! Solver: L-BFGS with a backtracking line search, in f64, single-threaded
 //! (the same data gives the same weights).
 
@@ -92,7 +92,7 @@ pub enum ClassWeights<'a> {
     Fixed(&'a [f32]),
 }
 
-/// A fitted linear layer: `weight` [outputs, features] row-major, `bias` [outputs].
+/// A fitted linear layer: `weight` `[outputs, features]` row-major, `bias` `[outputs]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearFit {
     pub weight: Vec<f64>,

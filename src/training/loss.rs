@@ -1,11 +1,11 @@
 //! Cross-entropy with class weights and label smoothing, defined as
 //! `torch.nn.CrossEntropyLoss(weight=w, label_smoothing=ε)` with mean reduction:
 //!
-//! loss = [(1 − ε) Σᵢ w[yᵢ]·(−log pᵢ[yᵢ]) + (ε / C) Σᵢ Σ_c w[c]·(−log pᵢ[c])] / Σᵢ w[yᵢ]
+//! `loss = [(1 − ε) Σᵢ w[yᵢ]·(−log pᵢ[yᵢ]) + (ε / C) Σᵢ Σ_c w[c]·(−log pᵢ[c])] / Σᵢ w[yᵢ]`
 
 use candle_core::{DType, Result, Tensor, D};
 
-/// Mean cross-entropy of `logits` [batch, classes] against `labels` [batch] (u32).
+/// Mean cross-entropy of `logits` `[batch, classes]` against `labels` `[batch]` (u32).
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor, weights: Option<&Tensor>, smoothing: f64) -> Result<Tensor> {
     let classes = logits.dim(1)?;
     let neg_log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?.neg()?;
