@@ -15,7 +15,7 @@
 //!   chosen at run time.
 //! - [`simd`]: f32 helpers written for LLVM to vectorise, and `multiversion!`,
 //!   which compiles a function for AVX2 + FMA (and AVX-512) beside the baseline.
-//! - [`argmax`]: the one argmax of the crate.
+//! - [`argmax()`]: the one argmax of the crate.
 
 mod argmax;
 pub mod attention;

@@ -235,7 +235,7 @@ impl std::fmt::Debug for Int8Linear {
 }
 
 impl Int8Linear {
-    /// Quantized weights [out, in] with the layer's bias [out] (kept in f32).
+    /// Quantized weights `[out, in]` with the layer's bias `[out]` (kept in f32).
     pub fn new(weights: Arc<QuantizedWeights>, bias: Option<&Tensor>) -> Result<Self> {
         let outputs = weights.outputs();
         let bias = match bias {

@@ -40,7 +40,7 @@ struct Inner {
 pub struct ParamStore {
     inner: Arc<Mutex<Inner>>,
     device: Device,
-    /// What the model computes in: f32, or f64 in tests (see [`ParamStore::in_dtype`]).
+    /// What the model computes in: f32, or f64 in tests (see `ParamStore::in_dtype`, a test helper).
     dtype: DType,
     /// Hand out detached tensors (see [`ParamStore::frozen`]).
     frozen: bool,

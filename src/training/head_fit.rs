@@ -224,7 +224,7 @@ impl Problem {
         Self { z, y, weight, d, k: present.len(), lambda: 1.0 / (c * total) }
     }
 
-    /// The objective and its gradient at theta = (W row-major [k, d], b [k]).
+    /// The objective and its gradient at theta = (W row-major `[k, d]`, b `[k]`).
     fn value_and_gradient(&self, theta: &[f64]) -> (f64, Vec<f64>) {
         let (d, k) = (self.d, self.k);
         let (w, b) = theta.split_at(k * d);

@@ -107,7 +107,7 @@ fn mean_nll<R: AsRef<[f32]>>(log_probs: &[R], gold: &[usize], beta: f64) -> f64 
     log_probs.iter().zip(gold).map(|(row, &g)| row_nll(row.as_ref(), g, beta)).sum::<f64>() / gold.len() as f64
 }
 
-/// −ln softmax(β·row)[g].
+/// `−ln softmax(β·row)[g]`.
 fn row_nll(row: &[f32], g: usize, beta: f64) -> f64 {
     let max = row.iter().map(|&z| beta * f64::from(z)).fold(f64::NEG_INFINITY, f64::max);
     let sum: f64 = row.iter().map(|&z| (beta * f64::from(z) - max).exp()).sum();

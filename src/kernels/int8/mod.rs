@@ -183,7 +183,7 @@ pub struct QuantizedWeights {
 #[derive(Debug, Clone)]
 struct F32Columns {
     columns: Vec<usize>,
-    /// [column][output]: the f32 weights.
+    /// `[column][output]`: the f32 weights.
     weights: Vec<f32>,
 }
 

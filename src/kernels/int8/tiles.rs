@@ -266,7 +266,7 @@ const AMX_ACC_AT: [usize; 4] = [0, 64, 16 * AMX_ROW, 16 * AMX_ROW + 64];
 /// The tiles the AMX block loads for its `kb`-th 64 bytes of depth: rows
 /// 0–15 and 16–31 of the activations (`row_bytes` apart), and the weights of
 /// channels 0–15 and 16–31 over those 16 groups ([`AMX_ROW`] apart). Shared
-/// by the `asm!` and, in tests, by [`TileUnitModel`], so that the model
+/// by the `asm!` and, in tests, by `TileUnitModel`, so that the model
 /// checks the addresses the tile unit is given.
 #[inline(always)]
 unsafe fn amx_operands(a: *const u8, row_bytes: usize, b: *const u8, kb: usize) -> ([*const u8; 2], [*const u8; 2]) {
