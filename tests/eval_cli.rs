@@ -432,3 +432,29 @@ fn calibrate_writes_a_calibrated_copy_and_names_bad_lines() {
     assert!(text(&out.stderr).contains("bad.jsonl:1: label"), "{}", text(&out.stderr));
     assert!(!dir.path().join("cal2").exists());
 }
+
+/// A system that answers one label for everything is warned of on stderr and in the report.
+#[test]
+fn a_system_answering_one_label_is_warned_of_in_the_report() {
+    let dir = setup();
+    let gold: Vec<Value> = gold_rows(12, "g");
+    let one_label: Vec<Value> = predictions(&gold, usize::MAX)
+        .into_iter()
+        .map(|mut p| {
+            p["label"] = json!("none");
+            p["probs"] = json!({"favor": 0.1, "against": 0.1, "none": 0.8});
+            p
+        })
+        .collect();
+    write_lines(&dir.path().join("flat.jsonl"), &one_label);
+    let args = ["eval", "--predictions", "flat.jsonl", "--data", "gold.jsonl", "--targets", "targets.json"];
+    let out = stancekit(
+        dir.path(),
+        &[&args[..], &["--train", "train.jsonl", "--bootstrap", "100", "--report", "r"]].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let warning = "System flat answers `none` for every evaluated pair";
+    assert!(text(&out.stderr).contains(warning), "{}", text(&out.stderr));
+    let report = std::fs::read_to_string(dir.path().join("r/report.md")).unwrap();
+    assert!(report.contains("answers `none` for every evaluated pair"), "{report}");
+}

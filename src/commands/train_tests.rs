@@ -669,3 +669,38 @@ fn a_config_file_inside_the_run_folder_is_not_overwritten_with_it() {
     let err = parse(&["stancekit", "train", "--config", toml, "--out", out, "--overwrite"]).unwrap_err().to_string();
     assert!(err.contains("lies inside --out"), "{err}");
 }
+
+/// As transformers' `EarlyStoppingCallback`: `patience` evaluations without a
+/// better dev score end the run, and the best one's model is the run's.
+#[test]
+fn mpnet_stops_early_after_patience_evaluations_without_gain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    crate::testing::write_tiny_mpnet_model(&dir.path().join("base"), 11).unwrap();
+    config.eval_strategy = config::EvalStrategy::Steps;
+    config.eval_steps = 2;
+    config.early_stopping_patience = Some(2);
+    let summary = train(config.clone(), false, &never).unwrap();
+    assert_eq!(summary.outcome, Outcome::EarlyStopped);
+    let best = summary.best.expect("evaluated").step;
+    let steps: Vec<usize> = metrics(&config.out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(steps.iter().filter(|&&s| s > best).count(), 2, "{steps:?}, best {best}");
+    assert!(*steps.last().unwrap() < trainer::total_steps(&config, 32), "{steps:?}");
+}
+
+/// A model that answers one label for every dev pair is said so in the summary.
+#[test]
+fn a_model_answering_one_label_is_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.num_train_epochs = 3;
+    // Only `none` weighs in the loss: the model learns to answer it for everything.
+    config.class_weights = Some("0,0,1".into());
+    config.calibrate = false;
+    let summary = train(config, false, &never).unwrap();
+    let warning = summary.warnings.iter().find(|w| w.contains("answers `none` for every dev pair"));
+    assert!(warning.is_some(), "{:?}", summary.warnings);
+}

@@ -214,6 +214,7 @@ impl Classifier {
         device: &Device,
         seed: u64,
     ) -> Result<Self> {
+        check_layer_count(&config, &params, &dir.weights())?;
         let model = StanceModel::with_head(&config, &params, spec.head_shape(), seed)?;
         // A pair longer than the position table has no position to read: cut there, as `embed` does.
         let limit = spec.max_length.min(config.max_tokens());
@@ -322,6 +323,21 @@ impl Classifier {
     }
 }
 
+/// A layer the file holds that `config.json` does not count would be left out
+/// without a word (int8 refuses it at load): a config that does not fit its weights.
+fn check_layer_count(config: &EncoderConfig, params: &ParamStore, file: &Path) -> Result<()> {
+    let layer_of = |name: &str| name.split("encoder.layer.").nth(1)?.split('.').next()?.parse::<usize>().ok();
+    let layers = config.num_hidden_layers;
+    let extra = params.checkpoint_names().into_iter().find(|name| layer_of(name).is_some_and(|n| n >= layers));
+    match extra {
+        Some(name) => Err(Error::Model(format!(
+            "{}: tensor `{name}` belongs to a layer past the {layers} that config.json's num_hidden_layers counts",
+            file.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +392,22 @@ mod tests {
                 assert_eq!(config["id2label"]["1"], "against");
                 assert_eq!(config["label2id"]["none"], 2);
             }
+        }
+    }
+
+    /// A config counting fewer layers than the file holds: f32 would have run the first ones alone.
+    #[test]
+    fn a_layer_the_config_does_not_count_is_named() {
+        for (write_base, _) in FAMILIES {
+            let base = tempfile::tempdir().unwrap();
+            write_base(base.path(), 1).unwrap();
+            let path = base.path().join("config.json");
+            let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            config["num_hidden_layers"] = 1.into();
+            std::fs::write(&path, config.to_string()).unwrap();
+            let dir = ModelDir::open(base.path()).unwrap();
+            let err = Classifier::from_base(&dir, spec(Pooling::Mean), &Device::Cpu, 4).err().unwrap().to_string();
+            assert!(err.contains("encoder.layer.1.") && err.contains("past the 1 that config.json"), "{err}");
         }
     }
 

@@ -123,6 +123,13 @@ impl ParamStore {
         Self { frozen: true, ..self.clone() }
     }
 
+    /// The names of the tensors the file holds (those quantized at load aside), sorted.
+    pub(crate) fn checkpoint_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.lock().checkpoint.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// Frees the checkpoint's copy of the tensors once the model is built.
     pub fn release_checkpoint(&self) {
         self.lock().checkpoint = HashMap::new();

@@ -23,7 +23,10 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, weights: Option<&Tensor>,
     } else {
         nll
     };
-    total.broadcast_div(&denominator)
+    // A batch whose labels all weigh 0 (`--class-weights 0,0,1` and no `none` in it)
+    // adds nothing, where torch divides 0 by 0 and the run ends in NaN.
+    let empty = denominator.eq(&denominator.zeros_like()?)?.to_dtype(logits.dtype())?;
+    (total * empty.affine(-1.0, 1.0)?)?.broadcast_div(&(denominator + empty)?)
 }
 
 /// scikit-learn's `class_weight="balanced"`: n_samples / (n_classes · count(c)),
@@ -90,6 +93,22 @@ mod tests {
         let plain = cross_entropy(&logits, &labels, None, 0.0).unwrap().to_scalar::<f32>().unwrap();
         let candle = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().to_scalar::<f32>().unwrap();
         assert!((plain - candle).abs() < 1e-6);
+    }
+
+    /// torch gives NaN (0/0); a run would stop on it at the first such batch.
+    #[test]
+    fn a_batch_whose_labels_all_weigh_nothing_adds_nothing() {
+        let (logits, labels) = setup();
+        for eps in [0.0, 0.1] {
+            let w = weights_tensor(&[0.0, 1.0, 0.0], &logits).unwrap();
+            // The two pairs' labels are 0 and 2 (setup), both weighing nothing.
+            let loss = cross_entropy(&logits, &labels, Some(&w), eps).unwrap();
+            assert_eq!(loss.to_scalar::<f32>().unwrap(), 0.0);
+            let var = candle_core::Var::from_tensor(&logits).unwrap();
+            let grads = cross_entropy(var.as_tensor(), &labels, Some(&w), eps).unwrap().backward().unwrap();
+            let grad = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(grad.iter().all(|g| *g == 0.0), "{grad:?}");
+        }
     }
 
     #[test]
