@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::svg::{self, esc, Bar, Group, Series};
 use super::{definitions as terms, interval, pct, points, Report, Training};
-use crate::evaluation::results::{Block, SystemKind, SystemResult};
+use crate::evaluation::results::{Block, SystemKind, SystemResult, TargetSummary};
 use crate::training::EvalLog;
 
 const STYLE: &str = r#"
@@ -313,40 +313,38 @@ pub fn metric_name(metric: &str) -> &str {
 }
 
 fn targets(out: &mut String, report: &Report) {
-    let m = report.metrics;
-    let colours = colours(report);
     out.push_str("<section><h2>Per target</h2>");
-    let groups: Vec<Group> = m
-        .data
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(t, summary)| {
-            let bars = m
-                .systems
-                .iter()
-                .zip(&colours)
-                .map(|(s, c)| {
-                    let b = &s.targets[t].block;
-                    Bar {
-                        label: &s.info.name,
-                        value: b.scores.f_avg,
-                        low: b.ci.f_avg.low,
-                        high: b.ci.f_avg.high,
-                        colour: c,
-                    }
-                })
-                .collect();
-            Group { name: summary.target.clone(), detail: format!("{} records", summary.records), bars }
-        })
-        .collect();
     let _ = write!(
         out,
         "<figure>{}<figcaption>F_avg (%) per target with {} intervals. Few records per target make wide \
          intervals.</figcaption></figure>",
-        svg::grouped_bars("F_avg per target and system", &groups),
+        svg::grouped_bars("F_avg per target and system", &target_groups(report, &colours(report))),
         esc(&report.ci_percent())
     );
+    target_table(out, report);
+    out.push_str("<p class=\"caption\">Label columns count gold records.</p></section>\n");
+}
+
+/// One group of bars per target: each system's F_avg with its interval.
+fn target_groups<'a>(report: &'a Report, colours: &[&'static str]) -> Vec<Group<'a>> {
+    let m = report.metrics;
+    let bar = |t: usize| {
+        move |(s, &colour): (&'a SystemResult, &&'static str)| {
+            let b = &s.targets[t].block;
+            Bar { label: &s.info.name, value: b.scores.f_avg, low: b.ci.f_avg.low, high: b.ci.f_avg.high, colour }
+        }
+    };
+    let group = |(t, summary): (usize, &TargetSummary)| Group {
+        name: summary.target.clone(),
+        detail: format!("{} records", summary.records),
+        bars: m.systems.iter().zip(colours).map(bar(t)).collect(),
+    };
+    m.data.targets.iter().enumerate().map(group).collect()
+}
+
+/// Per target: its description, its gold records by label, and each system's F_avg.
+fn target_table(out: &mut String, report: &Report) {
+    let m = report.metrics;
     out.push_str("<table><thead><tr><th>target</th>");
     for label in &m.labels {
         let _ = write!(out, "<th class=\"num\">{}</th>", esc(label));
@@ -373,7 +371,7 @@ fn targets(out: &mut String, report: &Report) {
         }
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table><p class=\"caption\">Label columns count gold records.</p></section>\n");
+    out.push_str("</tbody></table>");
 }
 
 fn details(out: &mut String, report: &Report, s: &SystemResult, colour: &str) {
