@@ -585,6 +585,8 @@ fn class_weights_parse() {
     let train = vec![ex(0), ex(0), ex(1)];
     assert_eq!(class_weights(Some("1,2,0.5"), &train, 3).unwrap(), Some(vec![1.0, 2.0, 0.5]));
     assert!(class_weights(Some("1,2"), &train, 3).is_err());
+    let err = class_weights(Some("0,0,1"), &train, 3).unwrap_err().to_string();
+    assert!(err.contains("no training pair has a label of positive weight"), "{err}");
     // sklearn: compute_class_weight("balanced", classes=np.unique(y), y=[0, 0, 1]) → [0.75, 1.5]; label 2 weighs nothing.
     let balanced = class_weights(Some("balanced"), &train, 3).unwrap().unwrap();
     assert!((balanced[0] - 0.75).abs() < 1e-6 && (balanced[1] - 1.5).abs() < 1e-6, "{balanced:?}");
@@ -671,7 +673,7 @@ fn a_config_file_inside_the_run_folder_is_not_overwritten_with_it() {
 }
 
 /// As transformers' `EarlyStoppingCallback`: `patience` evaluations without a
-/// better dev score end the run, and the best one's model is the run's.
+/// better dev score end the run.
 #[test]
 fn mpnet_stops_early_after_patience_evaluations_without_gain() {
     let dir = tempfile::tempdir().unwrap();
@@ -691,16 +693,23 @@ fn mpnet_stops_early_after_patience_evaluations_without_gain() {
     assert!(*steps.last().unwrap() < trainer::total_steps(&config, 32), "{steps:?}");
 }
 
-/// A model that answers one label for every dev pair is said so in the summary.
+/// A model that answers one label for every dev pair is said so in the summary;
+/// batches whose labels all weigh 0 leave the losses finite.
 #[test]
 fn a_model_answering_one_label_is_warned_of() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = setup(dir.path());
     config.num_train_epochs = 3;
-    // Only `none` weighs in the loss: the model learns to answer it for everything.
+    // Only `none` weighs in the loss: the model learns to answer it for everything. One
+    // pair a batch: two batches in three weigh nothing, and add nothing (no NaN).
     config.class_weights = Some("0,0,1".into());
+    config.per_device_train_batch_size = 1;
     config.calibrate = false;
-    let summary = train(config, false, &never).unwrap();
+    let summary = train(config.clone(), false, &never).unwrap();
     let warning = summary.warnings.iter().find(|w| w.contains("answers `none` for every dev pair"));
     assert!(warning.is_some(), "{:?}", summary.warnings);
+    for line in metrics(&config.out).lines() {
+        let log: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(log["train_loss"].as_f64().is_some_and(f64::is_finite), "{line}");
+    }
 }

@@ -96,6 +96,7 @@ impl Embedder {
         // Constants, not trainable variables: no graph, and no copy of the weights.
         let (params, int8) =
             crate::model::inference_params(&dir.weights(), device, arithmetic.into(), config.num_hidden_layers)?;
+        crate::model::check_layer_count(&config, &params, &dir.weights())?;
         let mut encoder =
             Encoder::load(params.strict(), &config, &DropoutRng::new(0)).map_err(crate::model::model_error)?;
         params.release_checkpoint();

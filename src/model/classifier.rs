@@ -214,7 +214,7 @@ impl Classifier {
         device: &Device,
         seed: u64,
     ) -> Result<Self> {
-        check_layer_count(&config, &params, &dir.weights())?;
+        super::check_layer_count(&config, &params, &dir.weights())?;
         let model = StanceModel::with_head(&config, &params, spec.head_shape(), seed)?;
         // A pair longer than the position table has no position to read: cut there, as `embed` does.
         let limit = spec.max_length.min(config.max_tokens());
@@ -323,21 +323,6 @@ impl Classifier {
     }
 }
 
-/// A layer the file holds that `config.json` does not count would be left out
-/// without a word (int8 refuses it at load): a config that does not fit its weights.
-fn check_layer_count(config: &EncoderConfig, params: &ParamStore, file: &Path) -> Result<()> {
-    let layer_of = |name: &str| name.split("encoder.layer.").nth(1)?.split('.').next()?.parse::<usize>().ok();
-    let layers = config.num_hidden_layers;
-    let extra = params.checkpoint_names().into_iter().find(|name| layer_of(name).is_some_and(|n| n >= layers));
-    match extra {
-        Some(name) => Err(Error::Model(format!(
-            "{}: tensor `{name}` belongs to a layer past the {layers} that config.json's num_hidden_layers counts",
-            file.display()
-        ))),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +393,13 @@ mod tests {
             let dir = ModelDir::open(base.path()).unwrap();
             let err = Classifier::from_base(&dir, spec(Pooling::Mean), &Device::Cpu, 4).err().unwrap().to_string();
             assert!(err.contains("encoder.layer.1.") && err.contains("past the 1 that config.json"), "{err}");
+            // `embed` builds the encoder alone, at either precision.
+            for precision in [Precision::F32, Precision::Int8] {
+                let embedder = crate::inference::embed::Embedder::load(&dir, &Device::Cpu, None, precision);
+                let err = embedder.err().unwrap().to_string();
+                let no_int8 = err.contains("needs a CPU with AVX2");
+                assert!(err.contains("past the 1 that config.json") || no_int8, "{precision:?}: {err}");
+            }
         }
     }
 

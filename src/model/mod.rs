@@ -122,6 +122,21 @@ fn softmax(logits: &Tensor) -> candle_core::Result<Tensor> {
     candle_nn::ops::softmax(logits, D::Minus1)
 }
 
+/// A layer the file holds that `config.json` does not count would be left out
+/// without a word (int8 refuses it at load): a config that does not fit its weights.
+pub(crate) fn check_layer_count(config: &EncoderConfig, params: &ParamStore, file: &std::path::Path) -> Result<()> {
+    let layer_of = |name: &str| name.split("encoder.layer.").nth(1)?.split('.').next()?.parse::<usize>().ok();
+    let layers = config.num_hidden_layers;
+    let extra = params.checkpoint_names().into_iter().find(|name| layer_of(name).is_some_and(|n| n >= layers));
+    match extra {
+        Some(name) => Err(Error::Model(format!(
+            "{}: tensor `{name}` belongs to a layer past the {layers} that config.json's num_hidden_layers counts",
+            file.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Errors while building a model come from the checkpoint not fitting the config.
 pub(crate) fn model_error(e: candle_core::Error) -> Error {
     Error::Model(e.to_string())

@@ -173,8 +173,8 @@ impl Batcher {
 
     /// Queues a request's encoded pairs; what it returns gets its rows.
     pub fn submit(&self, encoded: Vec<Encoded>) -> Result<Waiting, Refused> {
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let queue = self.queue;
+        if self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w < queue).then_some(w + 1)).is_err() {
             return Err(Refused::Full);
         }
         self.metrics.queued();
@@ -227,7 +227,7 @@ impl Worker {
     fn gather(&mut self) -> Option<Vec<Job>> {
         let first = match self.held.take() {
             Some(job) => job,
-            None => self.take(self.rx.recv().ok()?),
+            None => self.next_live()?,
         };
         let deadline = first.queued + self.options.max_wait;
         let mut pairs = first.encoded.len();
@@ -249,6 +249,10 @@ impl Worker {
                 }
             };
             let next = self.take(next);
+            // One that stopped waiting takes no room in the call.
+            if next.reply.is_closed() {
+                continue;
+            }
             if pairs + next.encoded.len() > self.options.max_pairs {
                 self.held = Some(next);
                 break;
@@ -257,6 +261,16 @@ impl Worker {
             jobs.push(next);
         }
         Some(jobs)
+    }
+
+    /// The next job someone still waits for, blocking; `None` once every sender is gone.
+    fn next_live(&self) -> Option<Job> {
+        loop {
+            let job = self.take(self.rx.recv().ok()?);
+            if !job.reply.is_closed() {
+                return Some(job);
+            }
+        }
     }
 
     fn take(&self, job: Job) -> Job {

@@ -378,7 +378,8 @@ mod tests {
     async fn a_full_queue_answers_429_and_a_late_answer_504() {
         let dir = tempfile::tempdir().unwrap();
         let (classifier, model) = tiny(&dir);
-        let settings = settings(4, 1000, 300);
+        // Long enough that the second request still waits when the third comes, on a busy machine.
+        let settings = settings(4, 1000, 1500);
         let info = model_info(&classifier, &model, &settings);
         let metrics = Arc::new(Metrics::new(1));
         // A model that never answers: the first request holds it, the second fills the queue.
@@ -419,7 +420,7 @@ mod tests {
         for waiting in [first, second] {
             let (status, text) = waiting.await.unwrap();
             assert_eq!(status, 504, "{text}");
-            assert!(json(&text)["error"].as_str().unwrap().contains("no answer within 300 ms"));
+            assert!(json(&text)["error"].as_str().unwrap().contains("no answer within 1500 ms"));
         }
     }
 }

@@ -67,5 +67,11 @@ pub fn class_weights(spec: Option<&str>, train: &[Example], labels: usize) -> Re
             "--class-weights {spec}: expected `balanced` or {labels} non-negative numbers, one per label, not all 0"
         )));
     }
+    // Every batch would weigh nothing and the run would learn nothing, quietly.
+    if !train.is_empty() && train.iter().all(|e| weights[e.label as usize] == 0.0) {
+        return Err(Error::Other(format!(
+            "--class-weights {spec}: no training pair has a label of positive weight, so nothing would be learned"
+        )));
+    }
     Ok(Some(weights))
 }
