@@ -97,7 +97,8 @@ fn decode_line(file: &str, number: usize, mut raw: Vec<u8>) -> Result<Line, Prob
     }
     let ending = ["\r\n", "\n", "\r"].into_iter().find(|e| raw.ends_with(e.as_bytes())).unwrap_or("");
     raw.truncate(raw.len() - ending.len());
-    let text = String::from_utf8(raw).map_err(|e| invalid_utf8(file, number, e.utf8_error(), "the line"))?;
+    let text =
+        String::from_utf8(raw).map_err(|e| invalid_utf8(file, number, e.as_bytes(), e.utf8_error(), "the line"))?;
     Ok(Line { number, text, ending })
 }
 
@@ -114,10 +115,17 @@ pub fn json_message(text: &str, e: &serde_json::Error) -> String {
 /// Decodes bytes found on line `line`; `part` says which bytes ("column 2"),
 /// and is only asked when they are not UTF-8.
 pub fn decode<'a>(file: &str, line: usize, bytes: &'a [u8], part: impl FnOnce() -> String) -> Result<&'a str, Problem> {
-    std::str::from_utf8(bytes).map_err(|e| invalid_utf8(file, line, e, &part()))
+    std::str::from_utf8(bytes).map_err(|e| invalid_utf8(file, line, bytes, e, &part()))
 }
 
-fn invalid_utf8(file: &str, line: usize, e: std::str::Utf8Error, part: &str) -> Problem {
+/// Bytes of line `line` that are not UTF-8: where, and what to do. A file
+/// that starts with UTF-16's byte order mark (Windows' "Unicode" text) is
+/// said to be UTF-16, which the advice for Windows-1252 would not fix.
+fn invalid_utf8(file: &str, line: usize, bytes: &[u8], e: std::str::Utf8Error, part: &str) -> Problem {
+    if line == 1 && (bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF])) {
+        let message = "the file is UTF-16 (it starts with UTF-16's byte order mark); save it as UTF-8";
+        return Problem::new(file, line, "encoding", message);
+    }
     let byte = e.valid_up_to() + 1;
     let message = format!(
         "invalid UTF-8 at byte {byte} of {part}; convert the file to UTF-8 (SemEval files are often Windows-1252)"
@@ -128,6 +136,17 @@ fn invalid_utf8(file: &str, line: usize, e: std::str::Utf8Error, part: &str) -> 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_utf16_file_is_named_as_such() {
+        let utf16: Vec<u8> =
+            [0xFF, 0xFE].into_iter().chain("{\"text\": \"a\"}\n".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let lines = LineReader::new(&utf16[..], "f.jsonl".into());
+        let err = lines.into_iter().next().unwrap().unwrap_err().to_string();
+        assert!(err.contains("f.jsonl:1: encoding: the file is UTF-16"), "{err}");
+        let err = decode("f.csv", 1, &utf16[..8], || "column 1".into()).unwrap_err().to_string();
+        assert!(err.contains("the file is UTF-16"), "{err}");
+    }
 
     #[test]
     fn a_json_line_holding_a_carriage_return_says_how_lines_end() {
