@@ -31,10 +31,9 @@ spec = cfg["stancekit"]
 targets = spec["targets"]
 labels = spec["labels"]
 per_target = spec.get("head") == "per_target"
-# A folder whose head transformers has no class for says so (its architecture is the encoder's);
-# one written before it did is known by its pooling.
-encoder_only = per_target or spec.get("pooling", "cls") == "mean" \
-    or not cfg["architectures"][0].endswith("ForSequenceClassification")
+# Only a `cls` head is a transformers class; the others load as the encoder (as their
+# `architectures` says, and as folders written before it said so are read too).
+encoder_only = per_target or spec.get("pooling", "cls") == "mean"
 tok = AutoTokenizer.from_pretrained(folder)
 if encoder_only:
     model = AutoModel.from_pretrained(folder).eval()

@@ -159,11 +159,10 @@ impl LabelStore {
     /// The file as this session left it. The lock is advisory, so `>>` or an
     /// editor may still have written it: an undo would cut their lines (or,
     /// the file shorter, pad it with zeros), and an append's start would be
-    /// wrong. Such a file is refused until a restart reads it anew.
-    /// An editor that saves by writing a new file and renaming it over this
-    /// one (vim, `sed -i`, `data clean --out`) leaves the open file as it
-    /// was but no longer at `path`: that is a change too, or the saves would
-    /// go to a file no one can read.
+    /// wrong. An editor that renames a new file over it (vim, `sed -i`,
+    /// `data clean --out`) leaves the open file unchanged but no longer at
+    /// `path`, where saves would be lost. Either is refused until a restart
+    /// reads the file anew.
     fn check_unchanged(&self) -> Result<()> {
         let meta = self.file.metadata().map_err(|e| Error::io(&self.path, e))?;
         let same_file = std::fs::metadata(&self.path).is_ok_and(|at_path| same_inode(&meta, &at_path));
