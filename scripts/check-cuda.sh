@@ -9,9 +9,13 @@
 # BIN is a stancekit built with `scripts/build-cuda.sh`; MODEL a base model
 # folder; INPUT (optional) sentences to time `predict` on (e.g. the benchmark's
 # 2,048 news sentences). Environment: TOL (default 1e-3), EPOCHS (default 1),
+# TRAIN_FLAGS (more `train` flags for both runs, e.g. "--learning-rate 5e-5"),
 # DEVICES (default "cpu cuda"): the runs to make. With one device at a time the
 # two halves can run on different machines into the same OUT_DIR (copy the other
 # half's files in); the comparison runs once both are there (DEVICES= compares only).
+# MPNet's one-epoch runs part beyond TOL (rounding that dropout lets grow over
+# the epoch; README, "GPU"): check it over a few steps, e.g. TRAIN_FLAGS adding
+# --train with the first 64 records of datasets/train.jsonl.
 set -uo pipefail
 # Paths as given, then the repository root (for datasets/).
 bin=$(realpath -m "${1:?usage: $0 BIN MODEL OUT_DIR [INPUT.jsonl]}")
@@ -29,8 +33,9 @@ devices=${DEVICES-cpu cuda}
 nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not found"
 for dev in $devices; do
     t0=$(now)
+    # shellcheck disable=SC2086 # TRAIN_FLAGS is a list of words
     "$bin" train --quiet --overwrite --model "$model" --seed 1 --num-train-epochs "${EPOCHS:-1}" \
-        --device "$dev" --out "$out/$dev" >"$out/train-$dev.log" 2>&1 || { cat "$out/train-$dev.log"; exit 1; }
+        --device "$dev" --out "$out/$dev" ${TRAIN_FLAGS:-} >"$out/train-$dev.log" 2>&1 || { cat "$out/train-$dev.log"; exit 1; }
     t1=$(now)
     "$bin" predict --model "$out/$dev" --input datasets/dev.jsonl --device "$dev" \
         --output "$out/dev-$dev.jsonl" 2>"$out/predict-$dev.log" || { cat "$out/predict-$dev.log"; exit 1; }

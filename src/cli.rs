@@ -56,6 +56,9 @@ pub fn run_from_env() -> anyhow::Result<()> {
 
 /// Runs one parsed command line; `matches` tells flags given from defaults.
 pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
+    if let Some(warning) = crate::kernels::fused_setting().map_err(anyhow::Error::msg)? {
+        eprintln!("warning: {warning}");
+    }
     match cli.command {
         Command::Data(DataCommand::Check(config)) => report(data::check(&config)?, |r| &r.warnings)?,
         Command::Data(DataCommand::Split(config)) => report(data::split(&config)?, |r| &r.warnings)?,

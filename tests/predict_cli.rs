@@ -301,3 +301,43 @@ fn int8_can_keep_layers_in_f32() {
     let stderr = String::from_utf8(refused.stderr).unwrap();
     assert!(stderr.contains("--int8-keep-f32 needs --precision int8"), "{stderr}");
 }
+
+/// `STANCEKIT_FUSED_KERNELS=0`: candle's composite ops in place of the fused
+/// CPU kernels give the same probabilities to rounding, for BERT and MPNet
+/// (MPNet's attention adds its position bias in the kernel), with a warning
+/// saying so; a value other than 0 or 1 is refused by name.
+#[test]
+fn the_fused_kernels_can_be_turned_off() {
+    let (bert, mpnet) = (tiny_classifier(), tempfile::tempdir().unwrap());
+    stancekit::testing::write_tiny_mpnet_classifier(mpnet.path(), false, 5).unwrap();
+    let input = "{\"id\": \"a\", \"text\": \"the war must end now\"}\n{\"id\": \"b\", \"text\": \"pay\"}\n";
+    let run = |model: &Path, setting: Option<&str>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"));
+        child.args(["predict", "--input", "-", "--model"]).arg(model);
+        if let Some(value) = setting {
+            child.env("STANCEKIT_FUSED_KERNELS", value);
+        }
+        let mut child = child.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    for model in [bert.path(), mpnet.path()] {
+        let (fused, composite) = (run(model, None), run(model, Some("0")));
+        assert!(composite.status.success(), "{}", String::from_utf8_lossy(&composite.stderr));
+        let stderr = String::from_utf8(composite.stderr).unwrap();
+        assert!(stderr.contains("warning: STANCEKIT_FUSED_KERNELS=0: the fused CPU kernels are off"), "{stderr}");
+        assert!(!String::from_utf8(fused.stderr).unwrap().contains("FUSED"));
+        let (a, b) = (json_lines(&fused.stdout), json_lines(&composite.stdout));
+        assert_eq!(a.len(), 4);
+        for (x, y) in a.iter().zip(&b) {
+            for (label, p) in x["probs"].as_object().unwrap() {
+                let q = y["probs"][label].as_f64().unwrap();
+                assert!((p.as_f64().unwrap() - q).abs() < 1e-5, "{label}: {p} vs {q}");
+            }
+        }
+    }
+    let out = run(bert.path(), Some("off"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("STANCEKIT_FUSED_KERNELS=\"off\" is not 0 or 1"), "{stderr}");
+}

@@ -2,6 +2,8 @@
 //! storage, the gemm call, and the fixed task sizes that keep results
 //! independent of the number of threads.
 
+use std::sync::OnceLock;
+
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 
 /// Rows of one parallel task in the row-wise kernels: enough work per task to
@@ -9,9 +11,33 @@ use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 /// number of threads.
 pub(super) const ROWS_PER_TASK: usize = 32;
 
-/// Whether the fused CPU kernels take these tensors: all on the CPU, all f32.
+/// Set to `0`, the fused CPU kernels stay off and the CPU runs candle's
+/// composite ops, the ones a GPU runs: to tell a difference between a CPU and a
+/// GPU run that the kernels make from one that rounding makes on either path.
+pub const FUSED_ENV: &str = "STANCEKIT_FUSED_KERNELS";
+
+/// Whether [`FUSED_ENV`] leaves the fused kernels on (read once).
+fn fused_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var(FUSED_ENV).as_deref() != Ok("0"))
+}
+
+/// [`FUSED_ENV`] checked: an error for a value other than 0 or 1, a warning to
+/// print when it is 0.
+pub fn fused_setting() -> std::result::Result<Option<String>, String> {
+    match std::env::var(FUSED_ENV).as_deref() {
+        Err(_) | Ok("1") => Ok(None),
+        Ok("0") => {
+            Ok(Some(format!("{FUSED_ENV}=0: the fused CPU kernels are off (candle's composite ops, as on a GPU)")))
+        }
+        Ok(other) => Err(format!("{FUSED_ENV}={other:?} is not 0 or 1")),
+    }
+}
+
+/// Whether the fused CPU kernels take these tensors: all on the CPU, all f32
+/// (and the kernels not turned off by [`FUSED_ENV`]).
 pub fn fused_ok(ts: &[&Tensor]) -> bool {
-    ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    fused_enabled() && ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 pub(super) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {

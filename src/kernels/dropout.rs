@@ -62,7 +62,7 @@ impl Dropout {
         let Some(mask) = self.draw_mask(xs.elem_count(), train) else {
             return Ok(xs.clone());
         };
-        if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
+        if super::fused_ok(&[xs]) {
             return scale_by(xs, mask);
         }
         let mask = Tensor::from_vec(mask, xs.shape(), &candle_core::Device::Cpu)?

@@ -11,7 +11,7 @@ use super::simd::multiversion;
 
 /// GELU with the exact (erf) form, 0.5·x·(1 + erf(x/√2)).
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
-    if xs.dtype() == DType::F32 && xs.device().is_cpu() {
+    if super::fused_ok(&[xs]) {
         xs.contiguous()?.apply_op1(GeluErf)
     } else {
         xs.gelu_erf()

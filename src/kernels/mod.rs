@@ -31,4 +31,4 @@ pub mod softmax;
 pub(crate) mod test_support;
 
 pub use argmax::argmax;
-pub use cpu::fused_ok;
+pub use cpu::{fused_ok, fused_setting, FUSED_ENV};

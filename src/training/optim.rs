@@ -52,7 +52,7 @@ pub struct AdamW {
 }
 
 fn on_host(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::F32
+    crate::kernels::fused_ok(&[t])
 }
 
 /// The f32 values of a contiguous CPU tensor, borrowed (`None` elsewhere).
