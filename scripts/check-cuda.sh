@@ -10,12 +10,12 @@
 # folder; INPUT (optional) sentences to time `predict` on (e.g. the benchmark's
 # 2,048 news sentences). Environment: TOL (default 1e-3), EPOCHS (default 1),
 # TRAIN_FLAGS (more `train` flags for both runs, e.g. "--learning-rate 5e-5"),
+# FIRST (train on the first FIRST records of datasets/train.jsonl alone),
 # DEVICES (default "cpu cuda"): the runs to make. With one device at a time the
 # two halves can run on different machines into the same OUT_DIR (copy the other
 # half's files in); the comparison runs once both are there (DEVICES= compares only).
 # MPNet's one-epoch runs part beyond TOL (rounding that dropout lets grow over
-# the epoch; README, "GPU"): check it over a few steps, e.g. TRAIN_FLAGS adding
-# --train with the first 64 records of datasets/train.jsonl.
+# the epoch; README, "GPU"): check it over a few steps, FIRST=64 (4 steps).
 set -uo pipefail
 # Paths as given, then the repository root (for datasets/).
 bin=$(realpath -m "${1:?usage: $0 BIN MODEL OUT_DIR [INPUT.jsonl]}")
@@ -30,12 +30,17 @@ now() { date +%s.%N; }
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 devices=${DEVICES-cpu cuda}
+first=()
+if [ -n "${FIRST:-}" ]; then
+    head -n "$FIRST" datasets/train.jsonl >"$out/train-first.jsonl"
+    first=(--train "$out/train-first.jsonl")
+fi
 nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not found"
 for dev in $devices; do
     t0=$(now)
     # shellcheck disable=SC2086 # TRAIN_FLAGS is a list of words
     "$bin" train --quiet --overwrite --model "$model" --seed 1 --num-train-epochs "${EPOCHS:-1}" \
-        --device "$dev" --out "$out/$dev" ${TRAIN_FLAGS:-} >"$out/train-$dev.log" 2>&1 || { cat "$out/train-$dev.log"; exit 1; }
+        --device "$dev" --out "$out/$dev" "${first[@]}" ${TRAIN_FLAGS:-} >"$out/train-$dev.log" 2>&1 || { cat "$out/train-$dev.log"; exit 1; }
     t1=$(now)
     "$bin" predict --model "$out/$dev" --input datasets/dev.jsonl --device "$dev" \
         --output "$out/dev-$dev.jsonl" 2>"$out/predict-$dev.log" || { cat "$out/predict-$dev.log"; exit 1; }
