@@ -14,7 +14,7 @@
 # DEVICES (default "cpu cuda"): the runs to make. With one device at a time the
 # two halves can run on different machines into the same OUT_DIR (copy the other
 # half's files in); the comparison runs once both are there (DEVICES= compares only).
-# MPNet's one-epoch runs part beyond TOL (rounding that dropout lets grow over
+# MPNet's one-epoch runs part beyond TOL (rounding error that dropout amplifies over
 # the epoch; README, "GPU"): check it over a few steps, FIRST=64 (4 steps).
 set -uo pipefail
 # Paths as given, then the repository root (for datasets/).
