@@ -314,9 +314,10 @@ fn the_fused_kernels_can_be_turned_off() {
     let run = |model: &Path, setting: Option<&str>| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"));
         child.args(["predict", "--input", "-", "--model"]).arg(model);
-        if let Some(value) = setting {
-            child.env("STANCEKIT_FUSED_KERNELS", value);
-        }
+        match setting {
+            Some(value) => child.env("STANCEKIT_FUSED_KERNELS", value),
+            None => child.env_remove("STANCEKIT_FUSED_KERNELS"),
+        };
         let mut child = child.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
