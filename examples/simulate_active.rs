@@ -132,7 +132,7 @@ fn embed(args: &Args, schema: &Schema, train: &[Record], test: &[Record]) -> Res
         let x = match read_cache(&cache, records.len()) {
             Some(x) => x,
             None => {
-                let x = head_inputs(&classifier, examples.iter().map(|e| &e.encoded), 32, None)?;
+                let x = head_inputs(&classifier, examples.iter().map(|e| &e.encoded), 32, None, &|| false)?;
                 write_cache(&cache, &x)?;
                 x
             }

@@ -41,7 +41,7 @@ pub struct CvConfig {
 const CONFIDENCE: f64 = 0.95;
 
 /// Runs the cross-validation; `stop` is asked after every optimizer step (Ctrl-C).
-pub fn run(config: &CvConfig, stop: &dyn Fn(usize) -> bool) -> Result<CvResults> {
+pub fn run(config: &CvConfig, stop: &(dyn Fn(usize) -> bool + Sync)) -> Result<CvResults> {
     let base = &config.training;
     base.validate()?;
     let _lock = crate::io::lock_beside(&base.out, super::train::RUN_BUSY)?;
@@ -69,7 +69,7 @@ fn run_folds(
     config: &CvConfig,
     records: &[data::Record],
     folds: &[data::Fold],
-    stop: &dyn Fn(usize) -> bool,
+    stop: &(dyn Fn(usize) -> bool + Sync),
 ) -> Result<CvResults> {
     let base = &config.training;
     crate::io::write_json(&base.out.join("cv_config.json"), config)?;
@@ -109,13 +109,15 @@ fn count_sentences(records: &[data::Record]) -> usize {
 }
 
 /// Trains on the fold's `train.jsonl` and evaluates on its `test.jsonl`.
-fn run_fold(config: &CvConfig, dir: &Path, stop: &dyn Fn(usize) -> bool) -> Result<Metrics> {
+fn run_fold(config: &CvConfig, dir: &Path, stop: &(dyn Fn(usize) -> bool + Sync)) -> Result<Metrics> {
     let path = |name: &str| dir.join(name).display().to_string();
     let model = dir.join("model");
     let train = TrainConfig { train: vec![path("train.jsonl")], out: model.clone(), ..config.training.clone() };
+    let interrupted = || Error::Other("interrupted; the cross-validation is incomplete".into());
     let summary = training::train(train, false, stop)?;
-    if summary.outcome == Outcome::Interrupted {
-        return Err(Error::Other("interrupted; the cross-validation is incomplete".into()));
+    // A frozen encoder's fit has no steps to stop at: Ctrl-C after its encoding pass is seen here.
+    if summary.outcome == Outcome::Interrupted || stop(0) {
+        return Err(interrupted());
     }
     // The baselines train on what the fold's model trained on: eval reads it from the run's train_config.json.
     let eval = EvalConfig {
@@ -138,7 +140,10 @@ fn run_fold(config: &CvConfig, dir: &Path, stop: &dyn Fn(usize) -> bool) -> Resu
     };
     let evaluation = eval::run(&eval)?;
     eval::write(&evaluation, &eval, &dir.join("eval"))?;
-    Ok(evaluation.metrics)
+    match stop(0) {
+        true => Err(interrupted()),
+        false => Ok(evaluation.metrics),
+    }
 }
 
 /// Runs `stancekit cv`, stopping on Ctrl-C, and prints the summary table.

@@ -211,7 +211,7 @@ impl Sink for Collect {
 /// The vector the model's head reads for each sentence alone ([`crate::training::head_fit::head_inputs`]).
 fn sentence_embeddings(classifier: &Classifier, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
     let encoded = classifier.tokenizer.encode_texts(texts)?;
-    crate::training::head_fit::head_inputs(classifier, &encoded, batch_size, None)
+    crate::training::head_fit::head_inputs(classifier, &encoded, batch_size, None, &|| false)
 }
 
 fn candidates_per_target(scored: &[Scored], targets: usize) -> Vec<usize> {

@@ -41,7 +41,7 @@ pub struct TrainSummary {
 
 /// Trains as `config` says; `resume` continues the run in `config.out`.
 /// `stop(step)` is asked after every optimizer step (Ctrl-C, tests).
-pub fn train(config: TrainConfig, resume: bool, stop: &dyn Fn(usize) -> bool) -> Result<TrainSummary> {
+pub fn train(config: TrainConfig, resume: bool, stop: &(dyn Fn(usize) -> bool + Sync)) -> Result<TrainSummary> {
     let started = Instant::now();
     config.validate()?;
     // Two runs into one folder would mix their files: the second is refused while the first runs.
@@ -76,7 +76,7 @@ fn run_prepared(
     config: TrainConfig,
     prepared: Prepared,
     resume: bool,
-    stop: &dyn Fn(usize) -> bool,
+    stop: &(dyn Fn(usize) -> bool + Sync),
     started: Instant,
 ) -> Result<TrainSummary> {
     let Prepared { classifier, base, train, dev, weights, mut warnings } = prepared;

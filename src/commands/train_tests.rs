@@ -713,3 +713,42 @@ fn a_model_answering_one_label_is_warned_of() {
         assert!(log["train_loss"].as_f64().is_some_and(f64::is_finite), "{line}");
     }
 }
+
+/// Ctrl-C during a frozen encoder's run (one encoding pass, no steps to stop
+/// at, nothing to resume): the run fails, and the run it was to replace stays.
+#[test]
+fn an_interrupted_frozen_run_fails_and_keeps_the_old_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    config.freeze_encoder = true;
+    train(config.clone(), false, &never).unwrap();
+    let before = std::fs::read(config.out.join("model.safetensors")).unwrap();
+    config.overwrite = true;
+    let err = train(config.clone(), false, &|_| true).unwrap_err().to_string();
+    assert!(err.contains("interrupted while encoding"), "{err}");
+    assert_eq!(std::fs::read(config.out.join("model.safetensors")).unwrap(), before);
+}
+
+/// The same in `cv`: an interrupted cross-validation of frozen-encoder folds is
+/// an error, and the old cross-validation folder comes back whole.
+#[test]
+fn an_interrupted_frozen_cross_validation_fails_and_keeps_the_old_folder() {
+    use crate::commands::cv;
+    let dir = tempfile::tempdir().unwrap();
+    let mut training = setup(dir.path());
+    (training.freeze_encoder, training.out) = (true, dir.path().join("cv"));
+    let config = cv::CvConfig { folds: 2, bootstrap: 50, training };
+    cv::run(&config, &never).unwrap();
+    let before = std::fs::read(dir.path().join("cv/cv.json")).unwrap();
+    let mut again = config.clone();
+    again.training.overwrite = true;
+    let err = cv::run(&again, &|_| true).unwrap_err().to_string();
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("cv/cv.json")).unwrap(), before);
+    // Ctrl-C after the first fold's encoding pass (true from the second question on): an error too.
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let late = |_| calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0;
+    assert!(cv::run(&again, &late).unwrap_err().to_string().contains("interrupted"));
+    assert!(calls.into_inner() >= 2);
+    assert_eq!(std::fs::read(dir.path().join("cv/cv.json")).unwrap(), before);
+}

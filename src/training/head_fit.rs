@@ -41,13 +41,22 @@ const ABSENT_LOGIT: f64 = -1e4;
 /// The vector the classifier reads for every example, from a frozen copy of the
 /// model (constants: no graph, and the fused kernels), or from `int8`, the same
 /// base model with its linear layers in int8. Each distinct input is encoded
-/// once: a sentence labelled for three targets costs one pass.
+/// once: a sentence labelled for three targets costs one pass. `stop` is asked
+/// before each batch (Ctrl-C): the pass ends with an error, as it keeps nothing
+/// to resume from.
 pub fn head_inputs<'a>(
     classifier: &Classifier,
     examples: impl IntoIterator<Item = &'a Encoded>,
     batch_size: usize,
     int8: Option<&Embedder>,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Vec<f32>>> {
+    let go_on = || match stop() {
+        true => {
+            Err(crate::Error::Other("interrupted while encoding; a frozen encoder's run has nothing to resume".into()))
+        }
+        false => Ok(()),
+    };
     let mut index: HashMap<&[u32], usize> = HashMap::new();
     let mut unique = Vec::new();
     let slots: Vec<usize> = examples
@@ -64,8 +73,10 @@ pub fn head_inputs<'a>(
         // serves and no f32 copy of the encoder is built.
         Some(embedder) => {
             let head = &classifier.model.head;
-            embedder
-                .encode_with(&unique, batch_size, head.encoder_output(), |hidden, mask| Ok(head.pool(hidden, mask)?))?
+            embedder.encode_with(&unique, batch_size, head.encoder_output(), |hidden, mask| {
+                go_on()?;
+                Ok(head.pool(hidden, mask)?)
+            })?
         }
         None => {
             let frozen = classifier.inference_model()?;
@@ -75,6 +86,7 @@ pub fn head_inputs<'a>(
                 classifier.tokenizer.pad_id(),
                 &classifier.device,
                 |batch| {
+                    go_on()?;
                     let hidden = frozen.encoder.forward_output_t(batch, false, frozen.head.encoder_output())?;
                     Ok(frozen.head.pool(&hidden, &batch.attention_mask)?)
                 },

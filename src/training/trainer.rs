@@ -187,9 +187,13 @@ impl Trainer {
     }
 
     /// Trains to the end, to early stopping, or until `stop(step)` asks to stop.
-    pub fn run(&mut self, stop: &dyn Fn(usize) -> bool, progress: &super::progress::Progress) -> Result<Outcome> {
+    pub fn run(
+        &mut self,
+        stop: &(dyn Fn(usize) -> bool + Sync),
+        progress: &super::progress::Progress,
+    ) -> Result<Outcome> {
         if self.head_only {
-            return self.fit_frozen_head(progress);
+            return self.fit_frozen_head(&|| stop(0), progress);
         }
         let batch = self.config.per_device_train_batch_size;
         while self.state.epoch < self.config.num_train_epochs {
@@ -314,11 +318,15 @@ impl Trainer {
     /// `--freeze-encoder`: one pass of the encoder over the training sentences,
     /// then a classifier per target fitted on the cached vectors
     /// ([`super::head_fit`]); the run folder is written as after a one-step run.
-    fn fit_frozen_head(&mut self, progress: &super::progress::Progress) -> Result<Outcome> {
+    fn fit_frozen_head(
+        &mut self,
+        stop: &(dyn Fn() -> bool + Sync),
+        progress: &super::progress::Progress,
+    ) -> Result<Outcome> {
         let encoded = self.train.iter().map(|e| &e.encoded);
         let int8 = self.int8_embedder()?;
-        let x =
-            head_fit::head_inputs(&self.classifier, encoded, self.config.per_device_eval_batch_size, int8.as_ref())?;
+        let batch = self.config.per_device_eval_batch_size;
+        let x = head_fit::head_inputs(&self.classifier, encoded, batch, int8.as_ref(), stop)?;
         let y: Vec<usize> = self.train.iter().map(|e| e.label as usize).collect();
         let targets: Vec<usize> = self.train.iter().map(|e| e.encoded.target.unwrap_or(0) as usize).collect();
         // Balanced unless --class-weights says otherwise: the setting that held on every data set measured.
