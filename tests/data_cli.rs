@@ -138,3 +138,25 @@ fn split_writes_folds() {
     assert!(!dir.path().join("cv/fold-4").exists() && !dir.path().join("cv/fold-5").exists());
     assert!(dir.path().join("cv/fold-3/test.jsonl").exists());
 }
+
+/// Too few sentences for the shares: a dev or test part left empty is not
+/// written and said so; a train part left empty is an error, and nothing is written.
+#[test]
+fn split_says_which_part_came_out_empty() {
+    let dir = setup(3);
+    let args = ["data", "split", "--targets", "targets.json", "good.jsonl", "--out", "s", "--dev", "0.01"];
+    let out = stancekit(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("warning: dev gets none of the 3 sentence(s) at --dev 0.01 --test 0: s/dev.jsonl is not written"),
+        "{stderr}"
+    );
+    assert!(dir.path().join("s/train.jsonl").is_file() && !dir.path().join("s/dev.jsonl").exists());
+    let args = ["data", "split", "--targets", "targets.json", "good.jsonl", "--out", "t", "--dev", "0.999"];
+    let out = stancekit(dir.path(), &args);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("train gets none of the 3 sentence(s) at --dev 0.999"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("t").exists());
+}

@@ -110,6 +110,8 @@ pub fn split(config: &SplitConfig) -> Result<SplitReport> {
         return Err(Error::Other("no records to split".into()));
     }
     let (plan, stale) = plan(config, &records)?;
+    let mut warnings = warnings;
+    warnings.extend(parts_left_empty(config, &plan, &records)?);
     let inputs: Vec<PathBuf> = config.files.iter().map(|f| crate::data::Input::parse(f).path).collect();
     // Stale files are removed: an input among them must stop the run as one written would.
     for path in plan.iter().map(|(p, _)| p).chain(&stale) {
@@ -175,6 +177,31 @@ fn plan(config: &SplitConfig, records: &[Record]) -> Result<(Plan, Vec<PathBuf>)
 
 /// The parts of a plain split.
 const PARTS: [&str; 3] = ["train", "dev", "test"];
+
+/// A plain split's parts that were asked for but got no sentence (too few
+/// sentences for the shares), which are not written: an error for train, a
+/// warning for dev and test.
+fn parts_left_empty(config: &SplitConfig, plan: &Plan, records: &[Record]) -> Result<Vec<String>> {
+    if config.folds.is_some() {
+        return Ok(Vec::new());
+    }
+    let sentences = records.iter().map(Record::sentence).collect::<std::collections::HashSet<_>>().len();
+    let shares = [1.0 - config.dev - config.test, config.dev, config.test];
+    let mut warnings = Vec::new();
+    for (name, share) in PARTS.into_iter().zip(shares) {
+        let path = config.out.join(format!("{name}.jsonl"));
+        if share <= 0.0 || plan.iter().any(|(p, _)| *p == path) {
+            continue;
+        }
+        let why =
+            format!("{name} gets none of the {sentences} sentence(s) at --dev {} --test {}", config.dev, config.test);
+        if name == "train" {
+            return Err(Error::Other(format!("{why}: lower --dev or --test, or split more data")));
+        }
+        warnings.push(format!("{why}: {} is not written", path.display()));
+    }
+    Ok(warnings)
+}
 
 /// The files of the folds `from`, `from + 1`, … that exist as folders in `out`.
 fn fold_files(out: &Path, from: usize) -> impl Iterator<Item = PathBuf> + '_ {
