@@ -372,6 +372,8 @@ fn cross_validation_trains_and_evaluates_every_fold() {
     );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Each fold's training says what `train` says, the fold named.
+    assert!(text(&out.stderr).contains("fold 3: calibrated on dev: logits divided by"), "{}", text(&out.stderr));
     // Training prints a JSON line per dev evaluation first.
     assert!(stdout.contains("\n3-fold cross-validation on train.jsonl (60 records, 30 sentences"), "{stdout}");
     assert!(stdout.contains("fold  test records  model F_avg  majority F_avg  tfidf-lr F_avg"), "{stdout}");

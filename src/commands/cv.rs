@@ -80,7 +80,8 @@ fn run_folds(
         let (train, test) = (data::pick(records, &fold.train), data::pick(records, &fold.test));
         crate::io::write_jsonl(&dir.join("train.jsonl"), &train)?;
         crate::io::write_jsonl(&dir.join("test.jsonl"), &test)?;
-        let metrics = run_fold(config, &dir, stop).map_err(|e| Error::Other(format!("fold {}: {e}", i + 1)))?;
+        let metrics =
+            run_fold(config, (i + 1, &dir), stop).map_err(|e| Error::Other(format!("fold {}: {e}", i + 1)))?;
         per_fold.push(FoldResult {
             fold: i + 1,
             train_records: train.len(),
@@ -108,13 +109,15 @@ fn count_sentences(records: &[data::Record]) -> usize {
     records.iter().map(data::Record::sentence).collect::<std::collections::HashSet<_>>().len()
 }
 
-/// Trains on the fold's `train.jsonl` and evaluates on its `test.jsonl`.
-fn run_fold(config: &CvConfig, dir: &Path, stop: &(dyn Fn(usize) -> bool + Sync)) -> Result<Metrics> {
+/// Trains on fold `fold`'s `train.jsonl` (in `dir`), saying its warnings as
+/// `train` does, and evaluates on its `test.jsonl`.
+fn run_fold(config: &CvConfig, (fold, dir): (usize, &Path), stop: &(dyn Fn(usize) -> bool + Sync)) -> Result<Metrics> {
     let path = |name: &str| dir.join(name).display().to_string();
     let model = dir.join("model");
     let train = TrainConfig { train: vec![path("train.jsonl")], out: model.clone(), ..config.training.clone() };
     let interrupted = || Error::Other("interrupted; the cross-validation is incomplete".into());
     let summary = training::train(train, false, stop)?;
+    training::say_warnings(&summary, &format!("fold {fold}: "));
     // A frozen encoder's fit has no steps to stop at: Ctrl-C after its encoding pass is seen here.
     if summary.outcome == Outcome::Interrupted || stop(0) {
         return Err(interrupted());

@@ -274,6 +274,17 @@ fn targets_of<'a>(schema: &Schema, records: impl Iterator<Item = &'a Record>) ->
     Ok(targets)
 }
 
+/// A run's warnings and its calibration on stderr, each line after `prefix`
+/// (`cv` names the fold there).
+pub fn say_warnings(summary: &TrainSummary, prefix: &str) {
+    for warning in &summary.warnings {
+        eprintln!("warning: {prefix}{warning}");
+    }
+    if let Some(fit) = &summary.calibration {
+        eprintln!("{prefix}calibrated on dev: logits divided by {fit}");
+    }
+}
+
 /// Runs `stancekit train` from its command line (`matches` tells flags given
 /// from defaults), stopping cleanly on Ctrl-C; says how it ended.
 pub fn run(args: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
@@ -281,12 +292,7 @@ pub fn run(args: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
     let stop = super::interrupt_flag()?;
     let summary = train(config, resume, &stop)?;
     let dir = summary.run_dir.display();
-    for warning in &summary.warnings {
-        eprintln!("warning: {warning}");
-    }
-    if let Some(fit) = &summary.calibration {
-        eprintln!("calibrated on dev: logits divided by {fit}");
-    }
+    say_warnings(&summary, "");
     match summary.outcome {
         Outcome::Interrupted => {
             let resume = format!("continue with `stancekit train --resume {dir}`");
