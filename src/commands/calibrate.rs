@@ -85,12 +85,32 @@ pub fn calibrate(config: &CalibrateConfig) -> Result<TemperatureFit> {
 }
 
 pub fn run_command(config: &CalibrateConfig) -> Result<()> {
+    if let Some(note) = training_overlap(config)? {
+        eprintln!("warning: {note}");
+    }
     let fit = calibrate(config)?;
     let out = config.out_dir();
     let total =
         if (fit.total - fit.temperature).abs() > 1e-12 { format!("; {:.3} in all", fit.total) } else { String::new() };
     eprintln!("{}: logits divided by {fit}{total}", out.display());
     Ok(())
+}
+
+/// Held-out pairs the run trained on fit a temperature for text it knows:
+/// said, as `eval` says it of gold records.
+fn training_overlap(config: &CalibrateConfig) -> Result<Option<String>> {
+    let schema = super::schema_of_runs(std::slice::from_ref(&config.model))?;
+    let Some(seen) = super::eval::trained_on(&config.model, &schema)? else { return Ok(None) };
+    let records = data::load_records(&config.data, config.format, &schema)?;
+    let shared = super::eval::shared_pairs(&seen, &records);
+    Ok((shared > 0).then(|| {
+        format!(
+            "{shared} of {} held-out pairs (same text and target) are also in the data {} trained on; \
+             a temperature fitted on them suits text the model knows, not new text",
+            records.len(),
+            config.model.display()
+        )
+    }))
 }
 
 #[cfg(test)]
@@ -188,5 +208,26 @@ mod tests {
         let err = calibrate(&config).unwrap_err().to_string();
         assert!(err.contains("held.jsonl") && err.contains("climate"), "{err}");
         assert_eq!(temperature_of(&config.model), None);
+    }
+
+    /// Held-out pairs that the run trained on are counted and said so; other
+    /// pairs, or a run whose training data cannot be read back, say nothing.
+    #[test]
+    fn pairs_the_run_trained_on_are_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = setup(dir.path());
+        assert_eq!(training_overlap(&config).unwrap(), None, "no train_config.json");
+        let schema = super::super::schema_of_runs(std::slice::from_ref(&config.model)).unwrap();
+        let targets = dir.path().join("targets.json");
+        std::fs::write(&targets, serde_json::to_string(&schema).unwrap()).unwrap();
+        let trained = super::super::train::TrainConfig {
+            train: config.data.clone(),
+            dev: Vec::new(),
+            targets,
+            ..Default::default()
+        };
+        crate::io::write_json(&config.model.join("train_config.json"), &trained).unwrap();
+        let note = training_overlap(&config).unwrap().unwrap();
+        assert!(note.starts_with("24 of 24 held-out pairs (same text and target) are also in the data"), "{note}");
     }
 }

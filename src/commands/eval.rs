@@ -504,10 +504,21 @@ fn training_data(
     }
 }
 
+/// The records run `dir` trained on (its `--train` files, dev split applied),
+/// read back through its `train_config.json`; `None` when that or its data is gone.
+pub(crate) fn trained_on(dir: &Path, schema: &Schema) -> Result<Option<Vec<Record>>> {
+    Ok(RunData::read(dir, schema)?.map(|data| data.train))
+}
+
+/// How many of `records` are also in `seen`, by sentence and target.
+pub(crate) fn shared_pairs(seen: &[Record], records: &[Record]) -> usize {
+    let seen: HashSet<(&str, &str)> = seen.iter().map(|r| (r.sentence(), r.target.as_str())).collect();
+    records.iter().filter(|r| seen.contains(&(r.sentence(), r.target.as_str()))).count()
+}
+
 /// Gold records that a system has seen in training or model selection make its scores optimistic.
 fn overlap_note(seen: &[Record], gold: &[Record], what: &str) -> Option<String> {
-    let seen: HashSet<(&str, &str)> = seen.iter().map(|r| (r.sentence(), r.target.as_str())).collect();
-    let shared = gold.iter().filter(|r| seen.contains(&(r.sentence(), r.target.as_str()))).count();
+    let shared = shared_pairs(seen, gold);
     (shared > 0).then(|| {
         format!(
             "{shared} of {} gold records (same text and target) are also in {what}; \

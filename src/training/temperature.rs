@@ -45,6 +45,14 @@ pub struct TemperatureFit {
     pub left_out: usize,
 }
 
+impl TemperatureFit {
+    /// Whether the fit stopped at an end of [`TEMPERATURES`] (within the search's tolerance).
+    pub fn at_bound(&self) -> bool {
+        let (low, high) = TEMPERATURES;
+        self.temperature <= low * 1.001 || self.temperature >= high * 0.999
+    }
+}
+
 impl std::fmt::Display for TemperatureFit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -58,6 +66,10 @@ impl std::fmt::Display for TemperatureFit {
                 "; {} held-out labels left out: the model gives them no probability at any temperature",
                 self.left_out
             )?;
+        }
+        if self.at_bound() {
+            let (low, high) = TEMPERATURES;
+            write!(f, "; at the bound of the temperatures searched ({low} to {high}): the held-out set is too small or too easy to place it")?;
         }
         Ok(())
     }
@@ -245,6 +257,9 @@ mod tests {
         assert_eq!((fit.examples, fit.left_out), (500, 1), "{fit:?}");
         assert_eq!(fit.temperature, alone.temperature);
         assert!(fit.to_string().contains("1 held-out labels left out"), "{fit}");
+        assert!(!fit.to_string().contains("at the bound"), "{fit}");
+        let edge = TemperatureFit { temperature: TEMPERATURES.0, ..fit };
+        assert!(edge.to_string().contains("at the bound of the temperatures searched (0.25 to 20)"), "{edge}");
         assert!(fit_temperature(&[vec![0.0, -1e4]], &[1]).is_none(), "nothing left to fit on");
     }
 }
