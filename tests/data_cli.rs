@@ -159,4 +159,7 @@ fn split_says_which_part_came_out_empty() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("train gets none of the 3 sentence(s) at --dev 0.999"), "{}", text(&out.stderr));
     assert!(!dir.path().join("t").exists());
+    write(dir.path(), "afile", "");
+    let out = stancekit(dir.path(), &["data", "split", "--targets", "targets.json", "good.jsonl", "--out", "afile"]);
+    assert!(text(&out.stderr).contains("afile: not a folder; --out names the folder"), "{}", text(&out.stderr));
 }

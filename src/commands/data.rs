@@ -109,6 +109,10 @@ pub fn split(config: &SplitConfig) -> Result<SplitReport> {
     if records.is_empty() {
         return Err(Error::Other("no records to split".into()));
     }
+    if std::fs::metadata(&config.out).is_ok_and(|m| !m.is_dir()) {
+        let out = config.out.display();
+        return Err(Error::Other(format!("{out}: not a folder; --out names the folder to write the parts in")));
+    }
     let (plan, stale) = plan(config, &records)?;
     let mut warnings = warnings;
     warnings.extend(parts_left_empty(config, &plan, &records)?);

@@ -115,7 +115,7 @@ fn check_fields(entry: &Entry, schema: &Schema, problems: &mut Vec<Problem>) {
     if schema.label_index(&r.label).is_none() {
         // Say where the allowed labels come from: a custom label set needs its own targets file.
         let whence = match (&schema.source, schema.from_runs) {
-            (_, true) => " (the labels of the models evaluated)".to_string(),
+            (_, true) => " (the labels the model was trained with)".to_string(),
             (Some(file), false) => format!(" (the labels of {}; --targets names another file)", file.display()),
             (None, false) => String::new(),
         };
