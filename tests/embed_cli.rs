@@ -93,3 +93,23 @@ fn int8_embeds_and_names_its_kernel() {
     let got: Vec<Vec<f32>> = rows.iter().map(|r| serde_json::from_value(r["embedding"].clone()).unwrap()).collect();
     assert_eq!(got, want);
 }
+
+/// An output whose ending promises another format (`.npz`, `.csv`) is refused
+/// before the model loads, and nothing is written.
+#[test]
+fn an_output_ending_that_is_neither_npy_nor_jsonl_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    stancekit::testing::write_tiny_classifier(&model, 5).unwrap();
+    let input = dir.path().join("texts.txt");
+    std::fs::write(&input, TEXTS.join("\n")).unwrap();
+    for name in ["e.npz", "e.csv", "e"] {
+        let output = dir.path().join(name);
+        let out = embed(&model, &input, &output, &[]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(": end the name in .npy (a float32 matrix) or .jsonl"), "{stderr}");
+        assert!(!output.exists());
+    }
+    assert!(embed(&model, &input, &dir.path().join("e.JSONL"), &[]).status.success());
+}

@@ -22,7 +22,7 @@ pub struct EmbedConfig {
     /// sentence per line; `-` reads stdin.
     #[arg(long)]
     pub input: PathBuf,
-    /// Where to write: `.npy` (a float32 matrix) or JSONL (`{"id", "text", "embedding"}`); `-` is stdout.
+    /// Where to write: `.npy` (a float32 matrix) or `.jsonl` (`{"id", "text", "embedding"}`); `-` is stdout (JSONL).
     #[arg(long, default_value = "-")]
     pub output: PathBuf,
     /// Sentences per forward pass.
@@ -60,6 +60,7 @@ impl fmt::Display for Summary {
 pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let inputs = [config.input.clone(), PathBuf::from(&config.model)];
     crate::io::check_not_an_input(&config.output, "--output", &inputs)?;
+    check_output_format(&config.output)?;
     if let Some(n) = config.max_length.filter(|&n| n < crate::tokenization::MIN_MAX_LENGTH) {
         let min = crate::tokenization::MIN_MAX_LENGTH;
         return Err(Error::Other(format!("--max-length {n}: at least {min} tokens, the special tokens and a word")));
@@ -75,6 +76,21 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     write_output(&config.output, &items, &vectors, embedder.dimension)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Summary { sentences: items.len(), seconds, int8: embedder.int8 })
+}
+
+/// The output's ending picks its format: `.npy`, or JSONL for `.jsonl`, `.json`,
+/// `.ndjson` and stdout. Another ending (`.npz`, `.csv`) is refused rather than
+/// written as JSONL under a name that promises something else.
+fn check_output_format(path: &Path) -> Result<()> {
+    let ending = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ending.as_deref() {
+        _ if path.as_os_str() == "-" => Ok(()),
+        Some("npy" | "jsonl" | "json" | "ndjson") => Ok(()),
+        _ => Err(Error::Other(format!(
+            "--output {}: end the name in .npy (a float32 matrix) or .jsonl (one JSON line per sentence)",
+            path.display()
+        ))),
+    }
 }
 
 fn write_output(path: &Path, items: &[TextItem], vectors: &[Vec<f32>], dimension: usize) -> Result<()> {
