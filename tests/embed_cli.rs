@@ -32,13 +32,19 @@ fn library(model: &Path, precision: Precision) -> Vec<Vec<f32>> {
     embedder.embed(&TEXTS, 2).unwrap()
 }
 
-#[test]
-fn jsonl_and_npy_rows_are_the_library_embeddings() {
+/// A folder with a tiny classifier (`model`) and `TEXTS` as lines (`texts.txt`).
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model");
     stancekit::testing::write_tiny_classifier(&model, 5).unwrap();
     let input = dir.path().join("texts.txt");
     std::fs::write(&input, TEXTS.join("\n")).unwrap();
+    (dir, model, input)
+}
+
+#[test]
+fn jsonl_and_npy_rows_are_the_library_embeddings() {
+    let (dir, model, input) = setup();
     let want = library(&model, Precision::F32);
 
     let jsonl = dir.path().join("out.jsonl");
@@ -98,11 +104,7 @@ fn int8_embeds_and_names_its_kernel() {
 /// before the model loads, and nothing is written.
 #[test]
 fn an_output_ending_that_is_neither_npy_nor_jsonl_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
-    stancekit::testing::write_tiny_classifier(&model, 5).unwrap();
-    let input = dir.path().join("texts.txt");
-    std::fs::write(&input, TEXTS.join("\n")).unwrap();
+    let (dir, model, input) = setup();
     for name in ["e.npz", "e.csv", "e"] {
         let output = dir.path().join(name);
         let out = embed(&model, &input, &output, &[]);
