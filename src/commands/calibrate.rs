@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, Format};
+use crate::data::{self, Format, Schema};
 use crate::model::Classifier;
 use crate::training::temperature::{self, TemperatureFit};
 use crate::{Error, Result};
@@ -49,8 +49,19 @@ impl CalibrateConfig {
 /// Fits and writes: the fit, relative to the logits the run had, with the
 /// temperature in all (runs calibrated before carry theirs).
 pub fn calibrate(config: &CalibrateConfig) -> Result<TemperatureFit> {
+    let (schema, records) = read(config)?;
+    calibrate_records(config, &schema, &records)
+}
+
+/// The run's label set and the held-out pairs read against it.
+fn read(config: &CalibrateConfig) -> Result<(Schema, Vec<data::Record>)> {
     let schema = super::schema_of_runs(std::slice::from_ref(&config.model))?;
     let records = data::load_records(&config.data, config.format, &schema)?;
+    Ok((schema, records))
+}
+
+/// [`calibrate`] on pairs already read.
+fn calibrate_records(config: &CalibrateConfig, schema: &Schema, records: &[data::Record]) -> Result<TemperatureFit> {
     let nothing = || Error::Other(format!("{}: no labelled pairs to calibrate on", config.data.join(", ")));
     if records.is_empty() {
         return Err(nothing());
@@ -60,7 +71,7 @@ pub fn calibrate(config: &CalibrateConfig) -> Result<TemperatureFit> {
         crate::io::prepare_output_dir(out, None, "choose an empty or new folder")?;
     }
     let device = crate::device::select(&config.device)?;
-    let examples = |c: &Classifier| crate::training::encode(c, &schema, &records);
+    let examples = |c: &Classifier| crate::training::encode(c, schema, records);
     // Pairs were read, so none fitted means every one was left out.
     let left_out = || {
         Error::Other(format!(
@@ -85,10 +96,11 @@ pub fn calibrate(config: &CalibrateConfig) -> Result<TemperatureFit> {
 }
 
 pub fn run_command(config: &CalibrateConfig) -> Result<()> {
-    if let Some(note) = training_overlap(config)? {
+    let (schema, records) = read(config)?;
+    if let Some(note) = training_overlap(config, &schema, &records)? {
         eprintln!("warning: {note}");
     }
-    let fit = calibrate(config)?;
+    let fit = calibrate_records(config, &schema, &records)?;
     let out = config.out_dir();
     let total =
         if (fit.total - fit.temperature).abs() > 1e-12 { format!("; {:.3} in all", fit.total) } else { String::new() };
@@ -98,11 +110,9 @@ pub fn run_command(config: &CalibrateConfig) -> Result<()> {
 
 /// Held-out pairs the run trained on fit a temperature for text it knows:
 /// said, as `eval` says it of gold records.
-fn training_overlap(config: &CalibrateConfig) -> Result<Option<String>> {
-    let schema = super::schema_of_runs(std::slice::from_ref(&config.model))?;
-    let Some(seen) = super::eval::trained_on(&config.model, &schema)? else { return Ok(None) };
-    let records = data::load_records(&config.data, config.format, &schema)?;
-    let shared = super::eval::shared_pairs(&seen, &records);
+fn training_overlap(config: &CalibrateConfig, schema: &Schema, records: &[data::Record]) -> Result<Option<String>> {
+    let Some(seen) = super::eval::trained_on(&config.model, schema)? else { return Ok(None) };
+    let shared = super::eval::shared_pairs(&seen, records);
     Ok((shared > 0).then(|| {
         format!(
             "{shared} of {} held-out pairs (same text and target) are also in the data {} trained on; \
@@ -216,7 +226,11 @@ mod tests {
     fn pairs_the_run_trained_on_are_said() {
         let dir = tempfile::tempdir().unwrap();
         let config = setup(dir.path());
-        assert_eq!(training_overlap(&config).unwrap(), None, "no train_config.json");
+        let overlap = |c: &CalibrateConfig| {
+            let (schema, records) = read(c).unwrap();
+            training_overlap(c, &schema, &records).unwrap()
+        };
+        assert_eq!(overlap(&config), None, "no train_config.json");
         let schema = super::super::schema_of_runs(std::slice::from_ref(&config.model)).unwrap();
         let targets = dir.path().join("targets.json");
         std::fs::write(&targets, serde_json::to_string(&schema).unwrap()).unwrap();
@@ -227,7 +241,7 @@ mod tests {
             ..Default::default()
         };
         crate::io::write_json(&config.model.join("train_config.json"), &trained).unwrap();
-        let note = training_overlap(&config).unwrap().unwrap();
+        let note = overlap(&config).unwrap();
         assert!(note.starts_with("24 of 24 held-out pairs (same text and target) are also in the data"), "{note}");
     }
 }

@@ -96,17 +96,13 @@ fn run_folds(
         seed: base.seed,
         data: base.train.clone(),
         records: records.len(),
-        sentences: count_sentences(records),
+        sentences: data::count_sentences(records),
         summary: summarise(&per_fold),
         per_fold,
     };
     crate::io::write_json(&base.out.join("cv.json"), &results)?;
     crate::io::write_text(&base.out.join("cv.md"), &crate::reporting::cv::markdown(&results))?;
     Ok(results)
-}
-
-fn count_sentences(records: &[data::Record]) -> usize {
-    records.iter().map(data::Record::sentence).collect::<std::collections::HashSet<_>>().len()
 }
 
 /// Trains on fold `fold`'s `train.jsonl` (in `dir`), saying its warnings as

@@ -189,7 +189,7 @@ fn parts_left_empty(config: &SplitConfig, plan: &Plan, records: &[Record]) -> Re
     if config.folds.is_some() {
         return Ok(Vec::new());
     }
-    let sentences = records.iter().map(Record::sentence).collect::<std::collections::HashSet<_>>().len();
+    let sentences = crate::data::count_sentences(records);
     let shares = [1.0 - config.dev - config.test, config.dev, config.test];
     let mut warnings = Vec::new();
     for (name, share) in PARTS.into_iter().zip(shares) {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use record::Record;
+pub use record::{count_sentences, Record};
 pub use schema::{names_description, Schema, DEFAULT_TARGETS};
 pub use split::{kfold_grouped, pick, split_grouped, Fold, Parts};
 pub use stats::Counts;

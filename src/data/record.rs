@@ -22,6 +22,11 @@ impl Record {
     }
 }
 
+/// Distinct sentences among `records` (a sentence labelled for three targets counts once).
+pub fn count_sentences(records: &[Record]) -> usize {
+    records.iter().map(Record::sentence).collect::<std::collections::HashSet<_>>().len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
