@@ -164,18 +164,55 @@ pub fn try_lock(file: &File, path: &Path, busy: &str) -> Result<()> {
 
 /// Holds a lock beside folder `dir` (the hidden file `.NAME.lock` next to
 /// it, which outlives the folder being set aside and remade) while the
-/// returned file is open; none where the parent folder cannot hold it.
-pub fn lock_beside(dir: &Path, busy: &str) -> Result<Option<File>> {
+/// returned guard lives; none where the parent folder cannot hold it.
+pub fn lock_beside(dir: &Path, busy: &str) -> Result<Option<DirLock>> {
     // The folder as it really is (`.`, `run/`, a link), so that every name of it shares one lock.
     let real = dir.canonicalize().or_else(|_| std::path::absolute(dir)).map_err(|e| Error::io(dir, e))?;
     let (Some(name), Some(parent)) = (real.file_name(), real.parent()) else { return Ok(None) };
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let path = hidden_sibling(&parent.join(name), "lock");
-    match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
-        Ok(file) => try_lock(&file, dir, busy).map(|()| Some(file)),
-        // A folder the user may write in a parent they may not (a mount point, a volume): unlocked, as before.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(30) => Ok(None),
-        Err(e) => Err(Error::io(&path, e)),
+    loop {
+        let file = match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+            Ok(file) => file,
+            // A folder the user may write in a parent they may not (a mount point, a volume): unlocked, as before.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(30) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        try_lock(&file, dir, busy)?;
+        // A run that ended before its folder existed removes the lock file (see `Drop`): a
+        // file opened just before that and locked after it is no longer the path's, so ask again.
+        if same_file(&file, &path) {
+            return Ok(Some(DirLock { file, path, dir: real }));
+        }
+    }
+}
+
+/// The lock [`lock_beside`] holds. A run refused before its folder was made
+/// (a missing input, a bad flag) leaves no `.NAME.lock` behind.
+#[derive(Debug)]
+pub struct DirLock {
+    file: File,
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // Removed while still locked; a process that opened it meanwhile sees it is gone and starts again.
+        if !self.dir.exists() && same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `path` still names the file `file` has open.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 
@@ -468,6 +505,23 @@ mod tests {
         assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0, "nothing inside the folder");
         let err = lock_beside(&dir.path().join("run/"), "busy").unwrap_err().to_string();
         assert!(err.ends_with("busy"), "one lock for every name of the folder: {err}");
+        drop(lock);
+        assert!(dir.path().join(".run.lock").exists(), "kept beside a folder that exists");
+    }
+
+    /// A run that ends before its folder is made takes its lock file with it,
+    /// and a lock taken afterwards is a fresh one that excludes as before.
+    #[test]
+    fn a_lock_beside_no_folder_is_removed_when_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("never-made");
+        let lock = lock_beside(&run, "busy").unwrap();
+        assert!(dir.path().join(".never-made.lock").exists());
+        assert!(lock_beside(&run, "busy").is_err(), "held");
+        drop(lock);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+        let again = lock_beside(&run, "busy").unwrap();
+        assert!(again.is_some() && lock_beside(&run, "busy").is_err());
     }
 
     /// `/dev/stdout` or `/proc/self/fd/N` redirected to a file (`>> log.txt`)

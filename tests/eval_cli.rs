@@ -395,6 +395,9 @@ fn cross_validation_trains_and_evaluates_every_fold() {
     for k in 1..=3 {
         let fold = dir.path().join(format!("cv/fold-{k}"));
         assert!(fold.join("eval/report.html").is_file() && fold.join("model/metrics.jsonl").is_file());
+        // --dev-split's dev is held out of the fold's data: the saved settings name no dev file.
+        let saved = read_json(&fold.join("model/train_config.json"));
+        assert_eq!((saved["dev"].as_array().map(Vec::len), saved["dev_split"].as_f64()), (Some(0), Some(0.2)));
     }
     assert!(std::fs::read_to_string(dir.path().join("cv/cv.md")).unwrap().starts_with("# Cross-validation"));
     let again = stancekit(
@@ -411,6 +414,11 @@ fn cross_validation_trains_and_evaluates_every_fold() {
         dir.path().join("cv/cv.json").is_file() && dir.path().join("cv/fold-3/model").is_dir(),
         "the old run stays"
     );
+    // Refused before its folder was made: no lock file is left beside the folder that never came.
+    let refused = stancekit(dir.path(), &[&args[..], &["--targets", "targets.json", "--out", "cv-new"]].concat());
+    assert!(!refused.status.success());
+    assert!(!dir.path().join("cv-new").exists() && !dir.path().join(".cv-new.lock").exists());
+    assert!(dir.path().join(".cv.lock").exists(), "the lock beside a folder that exists stays");
 }
 
 /// `calibrate` from the command line: a trained run takes a temperature fitted

@@ -54,7 +54,7 @@ pub fn train(config: TrainConfig, resume: bool, stop: &(dyn Fn(usize) -> bool + 
     // Only now, with every input read and checked, may --overwrite replace the folder; the old
     // run is set aside until the new one is done, and comes back if training fails.
     let aside = crate::io::Aside::make(&config.out, replace)?;
-    let mut result = crate::io::write_json(&config.out.join("train_config.json"), &config)
+    let mut result = crate::io::write_json(&config.out.join("train_config.json"), &config.as_saved())
         .and_then(|()| run_prepared(config, prepared, false, stop, started));
     match &mut result {
         // Interrupted to be resumed: neither run is done with, so both stay.

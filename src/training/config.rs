@@ -196,7 +196,7 @@ impl TrainConfig {
     /// Every file or folder the run reads (data, targets, base model), as
     /// paths; a split suffix (`TE:train`) is cut off.
     pub fn input_paths(&self) -> Vec<PathBuf> {
-        let data = self.train.iter().chain(&self.dev).map(|p| crate::data::Input::parse(p).path);
+        let data = self.train.iter().chain(self.dev_files()).map(|p| crate::data::Input::parse(p).path);
         data.chain([self.targets.clone(), PathBuf::from(&self.model)]).collect()
     }
 
@@ -228,6 +228,12 @@ impl TrainConfig {
         } else {
             &self.dev
         }
+    }
+
+    /// The settings as `train_config.json` keeps them: `dev` lists only the
+    /// files training reads, not `--dev`'s default beside `--dev-split`.
+    pub fn as_saved(&self) -> Self {
+        Self { dev: self.dev_files().to_vec(), ..self.clone() }
     }
 
     pub fn head_lr(&self) -> f64 {
