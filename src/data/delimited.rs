@@ -114,7 +114,7 @@ mod tests {
         let file = write(dir.path(), "p.csv", body);
         let got = problems(&[&file], None);
         assert_eq!(got.len(), 2, "{got:?}");
-        assert!(got[0].starts_with(&format!("{file}:3: label: unknown label 'maybe'")), "{got:?}");
+        assert!(got[0].starts_with(&format!("{file}:3: label: unknown label 'MAYBE'")), "{got:?}");
         assert!(got[1].starts_with(&format!("{file}:4: Target: unknown target description 'Donald Trump'")), "{got:?}");
         let good: String =
             body.lines().enumerate().filter(|(i, _)| ![2, 3].contains(i)).map(|(_, l)| format!("{l}\n")).collect();

@@ -112,12 +112,23 @@ impl Schema {
         if self.labels.iter().any(|l| l.trim().is_empty()) {
             out.push(("labels", "empty label".to_string()));
         }
+        // `" pro"` beside `"pro"` would be two labels that print alike.
+        if let Some(label) = self.labels.iter().find(|l| !l.trim().is_empty() && l.trim() != l.as_str()) {
+            out.push(("labels", format!("label '{label}' begins or ends with whitespace")));
+        }
         if self.targets.is_empty() {
             out.push(("targets", "no targets".to_string()));
         }
         for (id, description) in &self.targets {
             if id.trim().is_empty() || id.contains(char::is_whitespace) {
                 out.push(("targets", format!("target id '{id}' is empty or contains whitespace")));
+            }
+            // `--targets a,b` lists ids and `--target ID=DESCRIPTION` names one: neither could name this.
+            if id.contains([',', '=']) {
+                out.push((
+                    "targets",
+                    format!("target id '{id}' contains ',' or '=', which the --targets and --target flags split at"),
+                ));
             }
             if description.trim().is_empty() {
                 out.push(("targets", format!("target '{id}' has an empty description")));
@@ -209,6 +220,12 @@ mod tests {
         let twice = write(&dir, "{\"targets\": {\n  \"a\": \"A\",\n  \"a\": \"B\"\n}}");
         let err = Schema::load(&twice).unwrap_err().to_string();
         assert!(err.contains("targets.json:3: json: target id `a` is given twice"), "{err}");
+        let unnameable = write(&dir, r#"{"labels": ["pro", " con"], "targets": {"tax,carbon": "A", "k=v": "B"}}"#);
+        let err = Schema::load(&unnameable).unwrap_err().to_string();
+        assert!(err.contains("label ' con' begins or ends with whitespace"), "{err}");
+        for id in ["tax,carbon", "k=v"] {
+            assert!(err.contains(&format!("target id '{id}' contains ',' or '='")), "{err}");
+        }
     }
 
     #[test]

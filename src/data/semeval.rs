@@ -90,10 +90,17 @@ impl Fields<'_> {
             id: id.map(|id| id.trim().to_string()).filter(|id| !id.is_empty()),
             text: strip_semst(tweet).to_string(),
             target: target.to_string(),
-            label: stance.trim().to_lowercase(),
+            label: schema_label(schema, stance.trim()),
         };
         sink.push_one_line(record, at);
     }
+}
+
+/// The schema's label that `stance` spells in any case (`FAVOR` is `favor`,
+/// `support` is `Support`); as given when none does, for the check to name.
+fn schema_label(schema: &Schema, stance: &str) -> String {
+    let label = schema.labels.iter().find(|l| l.as_str() == stance || l.to_lowercase() == stance.to_lowercase());
+    label.map_or_else(|| stance.to_string(), String::clone)
 }
 
 #[cfg(test)]
@@ -114,6 +121,13 @@ mod tests {
             (r.id.as_deref(), r.text.as_str(), r.target.as_str(), r.label.as_str()),
             (Some("10001"), "It is hot", "climate", "favor")
         );
+        // Labels with capitals of their own are matched in any case too.
+        let mut capitals = schema();
+        capitals.labels = ["Support", "Oppose", "No Stance"].map(String::from).to_vec();
+        let body = format!("{HEADER}1\tclimate\tx\tsupport\n2\tclimate\ty\tNO STANCE\n");
+        let data = load(&[write(dir.path(), "capitals.txt", body)], None, &capitals).unwrap();
+        let labels: Vec<&str> = data.files[0].entries.iter().map(|e| e.record.label.as_str()).collect();
+        assert_eq!(labels, ["Support", "No Stance"]);
     }
 
     #[test]
@@ -131,7 +145,7 @@ mod tests {
         assert_eq!(got.len(), 3, "{got:?}");
         assert!(got[0].starts_with(&format!("{file}:2: Target: unknown target description 'Legalization")), "{got:?}");
         assert!(got[1].starts_with(&format!("{file}:3: encoding: invalid UTF-8 at byte 14")), "{got:?}");
-        assert!(got[2].starts_with(&format!("{file}:4: label: unknown label 'maybe'")), "{got:?}");
+        assert!(got[2].starts_with(&format!("{file}:4: label: unknown label 'MAYBE'")), "{got:?}");
     }
 
     #[test]
