@@ -68,7 +68,7 @@ pub fn run(config: &LabelConfig) -> Result<()> {
         Some(path) => {
             std::fs::read_to_string(path).map_err(|e| Error::Other(format!("--rules {}: {e}", path.display())))?
         }
-        None => labeling::DEFAULT_RULES.to_string(),
+        None => labeling::default_rules(&schema),
     };
     // A target the model cannot read fails here, before the labels file exists.
     let scorer = classifier.map(|classifier| scorer(classifier, &targets)).transpose()?;

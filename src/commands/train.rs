@@ -140,9 +140,15 @@ pub struct Prepared {
 /// writes anything; `cv` asks it too before it empties its folder.
 pub fn prepare(config: &TrainConfig, resume: bool) -> Result<Prepared> {
     let schema = Schema::load(&config.targets)?;
-    let (train_records, dev_records) = load_data(config, &schema)?;
+    let (train_records, mut dev_records) = load_data(config, &schema)?;
     let device = crate::device::select(&config.device)?;
     let base = crate::resolve::resolve(&config.model)?;
+    // A fine-tuned model reads any target's description; the frozen recipe has a
+    // classifier for each target it trained on and none for the others, so their
+    // dev pairs are left out rather than scored by a classifier that learned nothing.
+    let trained = targets_of(&schema, train_records.iter())?;
+    let untrained = (config.freeze_encoder && dev_records.iter().any(|r| !trained.contains_key(&r.target)))
+        .then(|| untrained_dev(&mut dev_records, &trained));
     let spec = StanceSpec {
         labels: schema.labels.clone(),
         targets: targets_of(&schema, train_records.iter().chain(&dev_records))?,
@@ -162,7 +168,8 @@ pub fn prepare(config: &TrainConfig, resume: bool) -> Result<Prepared> {
     let train = encode(&classifier, &schema, &train_records)?;
     let dev = encode(&classifier, &schema, &dev_records)?;
     let weights = class_weights(config.class_weights.as_deref(), &train, schema.labels.len())?;
-    let mut warnings = unseen_labels(&schema, &train_records, &dev_records, config.freeze_encoder);
+    let mut warnings: Vec<String> = untrained.into_iter().flatten().collect();
+    warnings.extend(unseen_labels(&schema, &train_records, &dev_records, config.freeze_encoder));
     let (every, total) = (config.eval_steps, trainer::total_steps(config, train.len()));
     if config.eval_strategy == EvalStrategy::Steps && !config.freeze_encoder && every > total {
         // As transformers' Trainer: allowed, but then nothing is evaluated and the last model is kept.
@@ -212,6 +219,25 @@ pub fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, 
         None if config.dev_files().is_empty() => Ok((train, Vec::new())),
         None => Ok((train, crate::data::load_records(config.dev_files(), None, schema)?)),
     }
+}
+
+/// Takes the dev pairs of targets without a training pair out of `dev`, with a
+/// warning for each such target.
+fn untrained_dev(dev: &mut Vec<Record>, trained: &BTreeMap<String, String>) -> Vec<String> {
+    let mut left_out = BTreeMap::<String, usize>::new();
+    dev.retain(|r| {
+        trained.contains_key(&r.target) || {
+            *left_out.entry(r.target.clone()).or_default() += 1;
+            false
+        }
+    });
+    let said = |(target, n): (String, usize)| {
+        format!(
+            "target `{target}` is in the dev data but has no training pair: the frozen recipe has no classifier \
+             for it, so the run leaves it out, and its {n} dev pairs with it"
+        )
+    };
+    left_out.into_iter().map(said).collect()
 }
 
 /// A warning for each target of the dev data with no training pair, and for

@@ -19,8 +19,24 @@ pub use server::{serve, Meta};
 pub use session::{Item, Refusal, Scorer, Session, Stats, Target, View};
 pub use store::LabelStore;
 
-/// The page's reminder of the rules when no rules file is given: the core of
-/// the project's annotation guidelines (`ANNOTATION.md`).
+/// The page's reminder of the rules when no rules file is given: for the
+/// labels `favor`, `against` and `none`, the core of the project's annotation
+/// guidelines; for other labels, what they are and how to show the user's own.
+pub fn default_rules(schema: &crate::data::Schema) -> String {
+    if schema.labels == ["favor", "against", "none"] {
+        return DEFAULT_RULES.to_string();
+    }
+    let neutral = schema.neutral.as_ref().map_or(String::new(), |n| format!(" ('{n}' takes no stance)"));
+    format!(
+        "Judge the sentence on its own: the neighbours help you read it, they do not decide its label.\n\
+         Labels: {}{neutral}.\n\
+         Show your own guidelines here with --rules FILE.",
+        schema.label_list()
+    )
+}
+
+/// [`default_rules`] for the project's labels: the core of its annotation
+/// guidelines (`ANNOTATION.md`).
 pub const DEFAULT_RULES: &str = "\
 Judge the sentence on its own: the neighbours help you read it, they do not decide its label.
 favor: the sentence supports the target, argues for it, or presents it as desirable, necessary or achievable.
@@ -30,3 +46,19 @@ fact (a date, a meeting, who attended).
 A reported position counts (\"X said Y is unrealistic\" conveys that Y is unrealistic). Implicit stance counts \
 when a careful reader would infer it from the sentence alone. Two positions on one target: the one that \
 dominates; if neither does, none.";
+
+#[cfg(test)]
+mod tests {
+    /// The project's guidelines speak of favor, against and none: another
+    /// label set gets its own labels named instead.
+    #[test]
+    fn the_default_rules_name_the_labels_in_use() {
+        let mut schema = crate::data::tests::schema();
+        assert_eq!(super::default_rules(&schema), super::DEFAULT_RULES);
+        schema.labels = ["Support", "Oppose", "No Stance"].map(String::from).to_vec();
+        schema.neutral = Some("No Stance".into());
+        let rules = super::default_rules(&schema);
+        assert!(rules.contains("Labels: Support, Oppose, No Stance ('No Stance' takes no stance)."), "{rules}");
+        assert!(!rules.contains("favor") && rules.contains("--rules FILE"), "{rules}");
+    }
+}

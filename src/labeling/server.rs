@@ -64,7 +64,7 @@ const CONTENT_SECURITY_POLICY: &str =
 pub struct Meta {
     pub targets: Vec<Target>,
     pub labels: Vec<String>,
-    /// A reminder of the labelling rules (a rules file's text, or [`super::DEFAULT_RULES`]).
+    /// A reminder of the labelling rules (a rules file's text, or [`super::default_rules`]).
     pub rules: String,
     pub out: String,
     pub inputs: Vec<String>,
