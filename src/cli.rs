@@ -129,4 +129,25 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["stancekit", "serve", "--model", "m", "--queue-size", "1"]).is_ok());
     }
+
+    /// The commands that read sentences take the same layout flags, `--lines` too.
+    #[test]
+    fn sentence_readers_share_their_layout_flags() {
+        let lines = crate::input::InputFormat::Lines;
+        for args in [
+            &["stancekit", "predict", "--model", "m", "--input", "a", "--lines"][..],
+            &["stancekit", "suggest", "--model", "m", "--pool", "a", "--out", "o", "--lines"],
+            &["stancekit", "label", "--input", "a", "--out", "o", "--lines"],
+        ] {
+            let layout = match Cli::try_parse_from(args).unwrap().command {
+                Command::Predict(c) => c.layout,
+                Command::Suggest(c) => c.layout,
+                Command::Label(c) => c.layout,
+                _ => unreachable!(),
+            };
+            assert_eq!(layout.read_options(None).format, lines, "{args:?}");
+        }
+        let both = ["stancekit", "label", "--input", "a", "--out", "o", "--lines", "--input-format", "jsonl"];
+        assert!(Cli::try_parse_from(both).is_err(), "--lines is --input-format lines");
+    }
 }

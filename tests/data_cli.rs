@@ -38,6 +38,18 @@ fn setup(n: usize) -> tempfile::TempDir {
     dir
 }
 
+/// Without `--targets` the default is looked for where the command runs; its
+/// absence names the flag, not just the missing path.
+#[test]
+fn a_missing_default_targets_file_names_the_flag() {
+    let dir = setup(3);
+    let out = stancekit(dir.path(), &["data", "check", "good.jsonl"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no targets file: pass --targets FILE"), "{stderr}");
+    assert!(stderr.contains("datasets/targets.json does not exist here"), "{stderr}");
+}
+
 #[test]
 fn check_prints_the_counts_table() {
     let dir = setup(6);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::active::LabelProbs;
 use crate::data::Schema;
-use crate::input::{InputFormat, ReadOptions};
+
 use crate::labeling::{self, Item, LabelStore, Meta, Scorer, Session, Target};
 use crate::model::Classifier;
 use crate::{Error, Result};
@@ -40,12 +40,8 @@ pub struct LabelConfig {
     /// Address to serve on; port 0 picks a free one. Keep it on 127.0.0.1: the page has no login.
     #[arg(long, default_value = "127.0.0.1:8750")]
     pub addr: String,
-    /// Input layout (auto: by extension; others are sniffed as JSONL or lines).
-    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
-    pub input_format: InputFormat,
-    /// Split each text into sentences (article text, `.txt` by default, always is).
-    #[arg(long)]
-    pub split_sentences: bool,
+    #[command(flatten)]
+    pub layout: super::InputLayout,
     /// Where the model runs: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -54,8 +50,7 @@ pub struct LabelConfig {
 /// Runs `stancekit label` until Ctrl-C.
 pub fn run(config: &LabelConfig) -> Result<()> {
     let schema = Schema::load(&config.targets)?;
-    let options =
-        ReadOptions { format: config.input_format, split_sentences: config.split_sentences, bytes_read: None };
+    let options = config.layout.read_options(None);
     let items = labeling::read_items(&config.input, &options)?;
     if items.is_empty() {
         return Err(Error::Other("--input: no sentences to label".into()));

@@ -37,6 +37,31 @@ use crate::resolve::ModelDir;
 use crate::training::TrainConfig;
 use crate::{Error, Result};
 
+/// How `predict`, `suggest` and `label` read their sentences: `--input-format`,
+/// `--lines` and `--split-sentences`.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct InputLayout {
+    /// Input layout (auto: by extension; stdin and others are sniffed as JSONL or lines).
+    #[arg(long, value_enum, default_value_t = crate::input::InputFormat::Auto)]
+    #[serde(default)]
+    pub input_format: crate::input::InputFormat,
+    /// Plain text with one sentence per line (the same as --input-format lines).
+    #[arg(long, conflicts_with = "input_format")]
+    #[serde(default)]
+    pub lines: bool,
+    /// Split each text into sentences (article text, `.txt` by default, always is).
+    #[arg(long)]
+    #[serde(default)]
+    pub split_sentences: bool,
+}
+
+impl InputLayout {
+    pub fn read_options(&self, bytes_read: Option<Arc<std::sync::atomic::AtomicU64>>) -> crate::input::ReadOptions {
+        let format = if self.lines { crate::input::InputFormat::Lines } else { self.input_format };
+        crate::input::ReadOptions { format, split_sentences: self.split_sentences, bytes_read }
+    }
+}
+
 /// `--precision`, `--int8-keep-f32` and `--int8-keep-f32-layers`, as
 /// `predict`, `eval`, `embed` and `serve` take them.
 #[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]

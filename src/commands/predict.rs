@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::inference::predict::{predict_stream, Counts, OutputFormat, RowWriter, Sink, StreamOptions, TargetSet};
-use crate::input::{open_records, InputFormat, ReadOptions, Records};
+use crate::input::{open_records, InputFormat, Records};
 use crate::model::Int8Plan;
 use crate::{Error, Result};
 
@@ -42,18 +42,9 @@ pub struct PredictConfig {
     /// Output format (default: csv for a `.csv` output, else jsonl).
     #[arg(long, value_enum)]
     pub format: Option<OutputFormat>,
-    /// Input layout (auto: by extension; stdin and others are sniffed as JSONL or lines).
-    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
-    #[serde(default)]
-    pub input_format: InputFormat,
-    /// Plain text with one sentence per line (the same as --input-format lines).
-    #[arg(long, conflicts_with = "input_format")]
-    #[serde(default)]
-    pub lines: bool,
-    /// Split each text into sentences (article text, `.txt` by default, always is).
-    #[arg(long)]
-    #[serde(default)]
-    pub split_sentences: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub layout: super::InputLayout,
     /// Pairs per forward pass.
     #[arg(long, default_value_t = 32, value_parser = super::count)]
     pub batch_size: usize,
@@ -174,10 +165,9 @@ fn open_inputs(config: &PredictConfig, bytes_read: &Arc<AtomicU64>) -> Result<(R
     if config.input.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         return Err(Error::Other("--input: stdin (`-`) can be read only once".into()));
     }
-    let format = if config.lines { InputFormat::Lines } else { config.input_format };
-    let options = ReadOptions { format, split_sentences: config.split_sentences, bytes_read: Some(bytes_read.clone()) };
+    let options = config.layout.read_options(Some(bytes_read.clone()));
     let mut chained: Records = Box::new(std::iter::empty());
-    let mut spans = config.split_sentences;
+    let mut spans = config.layout.split_sentences;
     for path in &config.input {
         let (format, records) = open_records(path, &options)?;
         spans |= format == InputFormat::Text;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use crate::active::{read_pool, select, LabelProbs, Pick, PoolSentence, Request, Scored, Strategy, Suggestion};
 use crate::data::{Record as Labelled, Schema};
 use crate::inference::predict::{predict_stream, Prediction, Sink, StreamOptions, TargetSet};
-use crate::input::{InputFormat, ReadOptions, Record};
+use crate::input::Record;
 use crate::model::Classifier;
 use crate::{Error, Result};
 
@@ -47,12 +47,8 @@ pub struct SuggestConfig {
     /// Seed of `random`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Pool layout (auto: by extension; others are sniffed as JSONL or lines).
-    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
-    pub input_format: InputFormat,
-    /// Split each text into sentences (article text, `.txt` by default, always is).
-    #[arg(long)]
-    pub split_sentences: bool,
+    #[command(flatten)]
+    pub layout: super::InputLayout,
     /// Pairs per forward pass.
     #[arg(long, default_value_t = 32, value_parser = super::count)]
     pub batch_size: usize,
@@ -107,8 +103,7 @@ pub fn run(config: &SuggestConfig) -> Result<Summary> {
     targets.check_fit(&classifier.pair_encoder())?;
     let labelled = read_labelled(&config.exclude, &classifier, &targets)?;
     let skip: HashSet<String> = labelled.iter().map(|r| r.sentence().to_string()).collect();
-    let options =
-        ReadOptions { format: config.input_format, split_sentences: config.split_sentences, bytes_read: None };
+    let options = config.layout.read_options(None);
     let pool = read_pool(&config.pool, &options, &skip)?;
     let (scored, ids) = score(&classifier, &targets, &pool, config.batch_size)?;
     let (n, strategy, seed) = (config.n, config.strategy, config.seed);

@@ -45,7 +45,14 @@ fn default_labels() -> Vec<String> {
 impl Schema {
     /// Reads and checks a targets file.
     pub fn load(path: &Path) -> Result<Schema> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            // The default, looked for where the command runs: name the flag that chooses another.
+            std::io::ErrorKind::NotFound if path == Path::new(DEFAULT_TARGETS) => Error::Other(format!(
+                "no targets file: pass --targets FILE, the labels and target ids with their descriptions \
+                 ({DEFAULT_TARGETS} does not exist here)"
+            )),
+            _ => Error::io(path, e),
+        })?;
         // A byte order mark, as editors on Windows write, is no JSON: read past it as the data readers do.
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         let file = path.display().to_string();

@@ -69,7 +69,14 @@ impl std::fmt::Display for TemperatureFit {
         }
         if self.at_bound() {
             let (low, high) = TEMPERATURES;
-            write!(f, "; at the bound of the temperatures searched ({low} to {high}): the held-out set is too small or too easy to place it")?;
+            // Sharpened as far as allowed: every held-out label is already the model's answer.
+            // Flattened as far as allowed: the model does little better than chance there.
+            let why = if self.temperature < 1.0 {
+                "the model answers nearly every held-out label right and with room to be surer, or the set is too small to place it"
+            } else {
+                "on the held-out set the model does little better than chance, or the set is too small to place it"
+            };
+            write!(f, "; at the bound of the temperatures searched ({low} to {high}): {why}")?;
         }
         Ok(())
     }
@@ -260,6 +267,9 @@ mod tests {
         assert!(!fit.to_string().contains("at the bound"), "{fit}");
         let edge = TemperatureFit { temperature: TEMPERATURES.0, ..fit };
         assert!(edge.to_string().contains("at the bound of the temperatures searched (0.25 to 20)"), "{edge}");
+        assert!(edge.to_string().contains("answers nearly every held-out label right"), "{edge}");
+        let flat = TemperatureFit { temperature: TEMPERATURES.1, ..fit };
+        assert!(flat.to_string().contains("little better than chance"), "{flat}");
         assert!(fit_temperature(&[vec![0.0, -1e4]], &[1]).is_none(), "nothing left to fit on");
     }
 }
