@@ -78,7 +78,8 @@ pub fn check(config: &CheckConfig) -> Result<CheckReport> {
         .iter()
         .map(|f| (f.name.clone(), Counts::new(&schema.labels, f.entries.iter().map(|e| &e.record))))
         .collect();
-    Ok(CheckReport { files, total: Counts::new(&schema.labels, data.records()), warnings: data.warnings() })
+    let warnings = schema.warnings().into_iter().chain(data.warnings()).collect();
+    Ok(CheckReport { files, total: Counts::new(&schema.labels, data.records()), warnings })
 }
 
 impl fmt::Display for CheckReport {

@@ -239,7 +239,7 @@ fn load_gold(config: &EvalConfig, schema: &Schema) -> Result<(Gold, Vec<Record>,
     if records.is_empty() {
         return Err(Error::Other("the gold data holds no records".into()));
     }
-    let gold = Gold::new(&schema.labels, &records)?.with_neutral(schema.neutral.as_deref());
+    let gold = Gold::new(&schema.labels, &records)?.with_neutral(schema.neutral.as_ref());
     notes.extend(missing_stance_notes(&gold));
     Ok((gold, records, notes))
 }

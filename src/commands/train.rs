@@ -168,7 +168,7 @@ pub fn prepare(config: &TrainConfig, resume: bool) -> Result<Prepared> {
     let train = encode(&classifier, &schema, &train_records)?;
     let dev = encode(&classifier, &schema, &dev_records)?;
     let weights = class_weights(config.class_weights.as_deref(), &train, schema.labels.len())?;
-    let mut warnings: Vec<String> = untrained.into_iter().flatten().collect();
+    let mut warnings: Vec<String> = schema.warnings().into_iter().chain(untrained.into_iter().flatten()).collect();
     warnings.extend(unseen_labels(&schema, &train_records, &dev_records, config.freeze_encoder));
     let (every, total) = (config.eval_steps, trainer::total_steps(config, train.len()));
     if config.eval_strategy == EvalStrategy::Steps && !config.freeze_encoder && every > total {

@@ -399,7 +399,7 @@ fn the_neutral_label_of_the_targets_file_is_left_out_of_dev_f_avg() {
     assert_ne!(original["eval_f_avg"], original["eval_macro_f1"], "the neutral label must weigh");
     assert_eq!(renamed["eval_f_avg"], original["eval_f_avg"]);
     let spec = StanceSpec::read(&ModelDir::open(&config.out).unwrap()).unwrap();
-    assert_eq!(spec.neutral.as_deref(), Some("neutral"));
+    assert_eq!(spec.neutral, Some(crate::data::Neutral::one("neutral")));
 }
 
 /// A label that a target's training pairs lack: `train` warns, and the dev

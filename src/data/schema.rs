@@ -16,9 +16,9 @@ pub struct Schema {
     /// Target id (as used in data files) → description (the text a model may be given).
     #[serde(deserialize_with = "unique_targets")]
     pub targets: BTreeMap<String, String>,
-    /// The label that takes no stance, which F_avg leaves out; `none` when absent.
+    /// The labels that take no stance, which F_avg leaves out; `none` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub neutral: Option<String>,
+    pub neutral: Option<Neutral>,
     /// The targets file it was read from ([`Schema::load`]), for hints that
     /// name a command to run next (`validate::conflict_problems`).
     #[serde(skip)]
@@ -29,11 +29,56 @@ pub struct Schema {
     pub from_runs: bool,
 }
 
+/// The labels that take no stance: a targets file's `neutral`, one label
+/// (`"none"`) or a list (`["none", "unrelated"]`, or `[]` for no label left
+/// out of F_avg). Written back as it was given: a string for one label.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Neutral(pub Vec<String>);
+
+impl Neutral {
+    pub fn one(label: &str) -> Self {
+        Self(vec![label.to_string()])
+    }
+
+    /// The labels, as the F_avg definitions and messages name them.
+    pub fn names(&self) -> String {
+        self.0.iter().map(|l| format!("'{l}'")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl Serialize for Neutral {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Neutral {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a label or a list of labels")]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(label) => Self(vec![label]),
+            OneOrMany::Many(labels) => Self(labels),
+        })
+    }
+}
+
 /// Whether `given` names a target by this description: case and surrounding
 /// whitespace are ignored, as SemEval-style files write descriptions freely.
 pub fn names_description(given: &str, description: &str) -> bool {
     description.trim().eq_ignore_ascii_case(given.trim())
 }
+
+/// The label that takes no stance, which F_avg leaves out, unless a targets
+/// file names another (`neutral`): SemEval-2016's.
+pub const DEFAULT_NEUTRAL: &str = "none";
 
 /// The targets file the commands read unless `--targets` names another.
 pub const DEFAULT_TARGETS: &str = "datasets/targets.json";
@@ -100,6 +145,24 @@ impl Schema {
         self.targets.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
     }
 
+    /// What the file allows but likely does not mean: a label spelled as a
+    /// neutral one (`Neutral`, `None`, `no stance`) while `neutral` is not
+    /// given and no label is `none`, so F_avg counts it as a stance.
+    pub fn warnings(&self) -> Vec<String> {
+        const SPELLINGS: [&str; 6] = ["none", "neutral", "no stance", "no_stance", "nostance", "neither"];
+        if self.neutral.is_some() || self.labels.iter().any(|l| l == DEFAULT_NEUTRAL) {
+            return Vec::new();
+        }
+        let looks_neutral = |l: &&String| SPELLINGS.contains(&l.trim().to_lowercase().as_str());
+        let said = |l: &String| {
+            format!(
+                "label '{l}' counts as a stance in F_avg: the targets file names no `neutral` label; \
+                 add \"neutral\": \"{l}\" if it takes no stance"
+            )
+        };
+        self.labels.iter().filter(looks_neutral).map(said).collect()
+    }
+
     /// The allowed labels, comma-separated, for messages.
     pub fn label_list(&self) -> String {
         self.labels.join(", ")
@@ -113,8 +176,11 @@ impl Schema {
         if let Some(dup) = first_duplicate(self.labels.iter()) {
             out.push(("labels", format!("label '{dup}' is listed twice")));
         }
-        if let Some(neutral) = self.neutral.as_ref().filter(|n| !self.labels.contains(n)) {
+        for neutral in self.neutral.iter().flat_map(|n| &n.0).filter(|n| !self.labels.contains(n)) {
             out.push(("neutral", format!("'{neutral}' is not one of the labels ({})", self.label_list())));
+        }
+        if let Some(dup) = first_duplicate(self.neutral.iter().flat_map(|n| &n.0)) {
+            out.push(("neutral", format!("label '{dup}' is listed twice")));
         }
         if self.labels.iter().any(|l| l.trim().is_empty()) {
             out.push(("labels", "empty label".to_string()));
@@ -233,6 +299,41 @@ mod tests {
         for id in ["tax,carbon", "k=v"] {
             assert!(err.contains(&format!("target id '{id}' contains ',' or '='")), "{err}");
         }
+    }
+
+    /// `neutral` is one label or a list, and is written back as it was given.
+    #[test]
+    fn neutral_is_one_label_or_a_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = r#""labels": ["pro", "con", "none", "unrelated"], "targets": {"a": "A"}"#;
+        for (neutral, want) in [(r#""none""#, vec!["none"]), (r#"["none", "unrelated"]"#, vec!["none", "unrelated"])] {
+            let schema = Schema::load(&write(&dir, &format!(r#"{{{labels}, "neutral": {neutral}}}"#))).unwrap();
+            assert_eq!(schema.neutral, Some(Neutral(want.iter().map(|l| l.to_string()).collect())));
+            assert_eq!(serde_json::to_value(&schema).unwrap()["neutral"].to_string().replace(',', ", "), neutral);
+        }
+        let bad = write(&dir, &format!(r#"{{{labels}, "neutral": ["none", "other", "none"]}}"#));
+        let err = Schema::load(&bad).unwrap_err().to_string();
+        assert!(err.contains("neutral: 'other' is not one of the labels"), "{err}");
+        assert!(err.contains("neutral: label 'none' is listed twice"), "{err}");
+        let number = write(&dir, &format!(r#"{{{labels}, "neutral": 3}}"#));
+        let err = Schema::load(&number).unwrap_err().to_string();
+        assert!(err.contains("a label or a list of labels"), "{err}");
+    }
+
+    /// A label spelled as a neutral one, with no `neutral` to say so, is
+    /// warned of: F_avg would count it as a stance.
+    #[test]
+    fn an_unnamed_neutral_looking_label_is_warned_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |body: &str| Schema::load(&write(&dir, body)).unwrap();
+        let german = load(r#"{"labels": ["Dafür", "Dagegen", "Neutral"], "targets": {"a": "A"}}"#);
+        let warned = german.warnings();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].starts_with("label 'Neutral' counts as a stance in F_avg"), "{warned:?}");
+        assert!(warned[0].ends_with(r#"add "neutral": "Neutral" if it takes no stance"#), "{warned:?}");
+        let named = load(r#"{"labels": ["Dafür", "Dagegen", "Neutral"], "neutral": "Neutral", "targets": {"a": "A"}}"#);
+        assert!(named.warnings().is_empty());
+        assert!(load(r#"{"targets": {"a": "A"}}"#).warnings().is_empty(), "the default `none`");
     }
 
     #[test]

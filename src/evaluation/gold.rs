@@ -26,9 +26,9 @@ pub struct Gold {
     /// sentence is its trimmed text, as the data layer's splits have it (ids do
     /// not survive across formats).
     pub sentences: Vec<Vec<usize>>,
-    /// The label F_avg leaves out ([`super::metrics::neutral_index`]): `none`
-    /// unless the targets file names another ([`Gold::with_neutral`]).
-    pub neutral: Option<usize>,
+    /// The labels F_avg leaves out ([`super::metrics::neutral_indices`]): `none`
+    /// unless the targets file names others ([`Gold::with_neutral`]).
+    pub neutral: Vec<usize>,
 }
 
 /// A system's answer on every gold item, in gold order.
@@ -56,13 +56,13 @@ impl Gold {
             })
             .collect::<Result<Vec<_>>>()?;
         let sentences = super::bootstrap::group_by(records.iter().map(Record::sentence));
-        let neutral = super::metrics::neutral_index(labels, None);
+        let neutral = super::metrics::neutral_indices(labels, None);
         Ok(Self { labels: labels.to_vec(), targets, items, sentences, neutral })
     }
 
-    /// The same records, with the neutral label a targets file declares.
-    pub fn with_neutral(self, declared: Option<&str>) -> Self {
-        Self { neutral: super::metrics::neutral_index(&self.labels, declared), ..self }
+    /// The same records, with the neutral labels a targets file declares.
+    pub fn with_neutral(self, declared: Option<&crate::data::Neutral>) -> Self {
+        Self { neutral: super::metrics::neutral_indices(&self.labels, declared), ..self }
     }
 
     pub fn gold_labels(&self) -> Vec<usize> {

@@ -5,15 +5,14 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-/// The label that takes no stance, which F_avg leaves out, unless a targets
-/// file names another (`neutral`): SemEval-2016's.
-pub const DEFAULT_NEUTRAL: &str = "none";
+use crate::data::{Neutral, DEFAULT_NEUTRAL};
 
-/// The index of the neutral label: `declared` (a targets file's `neutral`),
-/// else `none`; no label when the set holds neither (F_avg is macro-F1 then).
-pub fn neutral_index(labels: &[String], declared: Option<&str>) -> Option<usize> {
-    let name = declared.unwrap_or(DEFAULT_NEUTRAL);
-    labels.iter().position(|l| l == name)
+/// The indices of the neutral labels: `declared` (a targets file's `neutral`),
+/// else `none`; none when the set holds neither (F_avg is macro-F1 then).
+pub fn neutral_indices(labels: &[String], declared: Option<&Neutral>) -> Vec<usize> {
+    let default = [DEFAULT_NEUTRAL.to_string()];
+    let names = declared.map_or(&default[..], |n| &n.0[..]);
+    (0..labels.len()).filter(|&c| names.contains(&labels[c])).collect()
 }
 
 /// Counts of (gold, predicted) label pairs: rows are gold, columns predicted.
@@ -21,8 +20,8 @@ pub fn neutral_index(labels: &[String], declared: Option<&str>) -> Option<usize>
 pub struct Confusion {
     pub labels: Vec<String>,
     pub counts: Array2<u64>,
-    /// The label F_avg leaves out ([`neutral_index`]).
-    pub neutral: Option<usize>,
+    /// The labels F_avg leaves out ([`neutral_indices`]).
+    pub neutral: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +39,7 @@ pub struct Scores {
     pub n: u64,
     pub accuracy: f64,
     pub macro_f1: f64,
-    /// Mean F1 of the stance labels (all but `none`): SemEval-2016's F_avg for favor/against/none.
+    /// Mean F1 of the stance labels (all but the neutral ones, `none`): SemEval-2016's F_avg for favor/against/none.
     pub f_avg: f64,
     pub per_label: Vec<LabelScores>,
 }
@@ -53,11 +52,11 @@ impl Confusion {
         for (&g, &p) in gold.iter().zip(pred) {
             counts[[g, p]] += 1;
         }
-        Self { labels: labels.to_vec(), counts, neutral: neutral_index(labels, None) }
+        Self { labels: labels.to_vec(), counts, neutral: neutral_indices(labels, None) }
     }
 
-    /// The same counts, with `neutral` the label F_avg leaves out.
-    pub fn with_neutral(self, neutral: Option<usize>) -> Self {
+    /// The same counts, with `neutral` the labels F_avg leaves out.
+    pub fn with_neutral(self, neutral: Vec<usize>) -> Self {
         Self { neutral, ..self }
     }
 
@@ -78,7 +77,7 @@ impl Confusion {
     pub fn scores(&self) -> Scores {
         let per_label: Vec<LabelScores> = (0..self.labels.len()).map(|c| self.label_scores(c)).collect();
         let correct: u64 = (0..self.labels.len()).map(|c| self.counts[[c, c]]).sum();
-        let stance = (0..per_label.len()).filter(|&c| Some(c) != self.neutral).map(|c| per_label[c].f1);
+        let stance = (0..per_label.len()).filter(|c| !self.neutral.contains(c)).map(|c| per_label[c].f1);
         Scores {
             n: self.total(),
             accuracy: ratio(correct as f64, self.total() as f64),
@@ -158,5 +157,21 @@ mod tests {
         assert_eq!(s.per_label[0].precision, 0.0);
         assert_eq!(s.f_avg, 0.0);
         assert!(s.macro_f1.is_finite());
+    }
+
+    /// A targets file may name several labels that take no stance: F_avg
+    /// averages the others; an empty list leaves none out (F_avg = macro-F1).
+    #[test]
+    fn several_neutral_labels_are_all_left_out_of_f_avg() {
+        let labels: Vec<String> = ["support", "oppose", "none", "unrelated"].map(String::from).to_vec();
+        let (gold, pred) = ([0, 1, 2, 3, 3], [0, 0, 2, 3, 2]);
+        let confusion = || Confusion::new(&labels, &gold, &pred);
+        assert_eq!(confusion().neutral, [2], "`none` alone by default");
+        let both = Neutral(vec!["unrelated".into(), "none".into()]);
+        let s = confusion().with_neutral(neutral_indices(&labels, Some(&both))).scores();
+        let f1: Vec<f64> = s.per_label.iter().map(|l| l.f1).collect();
+        assert!((s.f_avg - (f1[0] + f1[1]) / 2.0).abs() < 1e-12, "{s:?}");
+        let no_neutral = confusion().with_neutral(neutral_indices(&labels, Some(&Neutral(Vec::new())))).scores();
+        assert_eq!(no_neutral.f_avg, no_neutral.macro_f1);
     }
 }

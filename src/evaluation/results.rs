@@ -185,8 +185,11 @@ impl Columns {
 /// The pooled and per-target confusions, each record counted `weights[i]` times.
 fn confusions(gold: &Gold, pred: &[usize], weights: Option<&[u32]>) -> (Confusion, Vec<Confusion>) {
     let k = gold.labels.len();
-    let mut pooled =
-        Confusion { labels: gold.labels.clone(), counts: ndarray::Array2::zeros((k, k)), neutral: gold.neutral };
+    let mut pooled = Confusion {
+        labels: gold.labels.clone(),
+        counts: ndarray::Array2::zeros((k, k)),
+        neutral: gold.neutral.clone(),
+    };
     let mut per_target = vec![pooled.clone(); gold.targets.len()];
     for (i, (item, &p)) in gold.items.iter().zip(pred).enumerate() {
         let w = weights.map_or(1, |w| u64::from(w[i]));
@@ -325,10 +328,10 @@ pub fn data_summary(gold: &Gold, files: &[String]) -> DataSummary {
     DataSummary { files: files.to_vec(), records: gold.items.len(), sentences: gold.sentences.len(), targets }
 }
 
-/// The labels F_avg averages: all but the neutral one.
+/// The labels F_avg averages: all but the neutral ones.
 pub fn stance_labels(gold: &Gold) -> Vec<String> {
     let labels = gold.labels.iter().enumerate();
-    labels.filter(|&(c, _)| Some(c) != gold.neutral).map(|(_, l)| l.clone()).collect()
+    labels.filter(|(c, _)| !gold.neutral.contains(c)).map(|(_, l)| l.clone()).collect()
 }
 
 #[cfg(test)]

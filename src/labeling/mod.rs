@@ -26,7 +26,11 @@ pub fn default_rules(schema: &crate::data::Schema) -> String {
     if schema.labels == ["favor", "against", "none"] {
         return DEFAULT_RULES.to_string();
     }
-    let neutral = schema.neutral.as_ref().map_or(String::new(), |n| format!(" ('{n}' takes no stance)"));
+    let neutral = match schema.neutral.as_ref().map(|n| (n.0.len(), n.names())) {
+        Some((1, names)) => format!(" ({names} takes no stance)"),
+        Some((2.., names)) => format!(" ({names} take no stance)"),
+        _ => String::new(),
+    };
     format!(
         "Judge the sentence on its own: the neighbours help you read it, they do not decide its label.\n\
          Labels: {}{neutral}.\n\
@@ -56,7 +60,7 @@ mod tests {
         let mut schema = crate::data::tests::schema();
         assert_eq!(super::default_rules(&schema), super::DEFAULT_RULES);
         schema.labels = ["Support", "Oppose", "No Stance"].map(String::from).to_vec();
-        schema.neutral = Some("No Stance".into());
+        schema.neutral = Some(crate::data::Neutral::one("No Stance"));
         let rules = super::default_rules(&schema);
         assert!(rules.contains("Labels: Support, Oppose, No Stance ('No Stance' takes no stance)."), "{rules}");
         assert!(!rules.contains("favor") && rules.contains("--rules FILE"), "{rules}");

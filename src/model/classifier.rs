@@ -40,9 +40,9 @@ pub struct StanceSpec {
     /// already folded into the output layer's weights: a record, not applied again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
-    /// The label F_avg leaves out, as the targets file named it; `none` when absent.
+    /// The labels F_avg leaves out, as the targets file named them; `none` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub neutral: Option<String>,
+    pub neutral: Option<crate::data::Neutral>,
 }
 
 /// The serde default of a layer count: the last layer alone.
@@ -85,7 +85,7 @@ impl StanceSpec {
         if self.max_length < crate::tokenization::MIN_MAX_LENGTH {
             return Err(format!("max_length {} leaves no room for a sentence", self.max_length));
         }
-        if let Some(neutral) = self.neutral.as_ref().filter(|n| !self.labels.contains(n)) {
+        if let Some(neutral) = self.neutral.iter().flat_map(|n| &n.0).find(|n| !self.labels.contains(n)) {
             return Err(format!("neutral label `{neutral}` is not one of the labels"));
         }
         match self.temperature {

@@ -89,11 +89,12 @@ pub fn definitions(metrics: &Metrics) -> Vec<(&'static str, String)> {
         metrics.labels.iter().filter(|l| !metrics.stance_labels.contains(l)).map(String::as_str).collect();
     let left_out = match neutral.as_slice() {
         [] => "no label is neutral here, so F_avg equals macro-F1".to_string(),
-        labels => format!("leaving out `{}`, the neutral label", labels.join(", ")),
+        [label] => format!("leaving out `{label}`, the neutral label"),
+        labels => format!("leaving out the neutral labels `{}`", labels.join("`, `")),
     };
     let f_avg = format!(
         "the mean of the F1 scores of the stance labels, here {stance} ({left_out}; the targets file's `neutral` \
-         names the neutral label, `none` by default): the official SemEval-2016 Task 6 metric. Pooled: \
+         names the neutral label or labels, `none` by default): the official SemEval-2016 Task 6 metric. Pooled: \
          computed once over the records of all targets together, as the official script and TweetEval do. Mean \
          of targets: computed per target, then averaged; it weighs a small target as much as a large one."
     );

@@ -581,7 +581,7 @@ fn evaluate_predictions(
     let pred: Vec<usize> = log_probs.iter().map(|row| crate::kernels::argmax(row)).collect();
     let loss = log_probs.iter().zip(&gold).map(|(row, &g)| -(row[g] as f64)).sum::<f64>() / gold.len().max(1) as f64;
     let spec = &classifier.spec;
-    let neutral = crate::evaluation::metrics::neutral_index(&spec.labels, spec.neutral.as_deref());
+    let neutral = crate::evaluation::metrics::neutral_indices(&spec.labels, spec.neutral.as_ref());
     let scores = Confusion::new(&spec.labels, &gold, &pred).with_neutral(neutral).scores();
     Ok((loss, scores, single_answer(&pred)))
 }
