@@ -366,17 +366,23 @@ impl Aside {
     /// Makes `out`, setting the old folder aside first if `replace`
     /// ([`check_output_dir`]'s answer).
     pub fn make(out: &Path, replace: bool) -> Result<Aside> {
+        // What a settle killed midway had already committed to deleting.
+        let _ = std::fs::remove_dir_all(hidden_sibling(out, "discarded"));
+        let kept = hidden_sibling(out, "replaced");
+        if kept.exists() {
+            // Set aside by a run that was killed: it may be the last good one, so it is the user's to keep.
+            let left = out.exists();
+            let (kept, out) = (kept.display(), out.display());
+            let what = match left {
+                true => format!("first remove {out} (what that run left) and rename {kept} back to it"),
+                false => format!("rename {kept} back to {out}"),
+            };
+            return Err(Error::Other(format!(
+                "{kept} holds the folder an earlier --overwrite set aside and did not finish replacing; \
+                 {what}, or remove {kept}"
+            )));
+        }
         let kept = if replace {
-            let kept = hidden_sibling(out, "replaced");
-            if kept.exists() {
-                // Set aside by a run that was killed: it may be the last good one, so it is the user's to keep.
-                return Err(Error::Other(format!(
-                    "{kept} holds the folder an earlier --overwrite set aside and did not finish replacing; \
-                     first remove {out} (what that run left) and rename {kept} back to it, or remove {kept}",
-                    kept = kept.display(),
-                    out = out.display()
-                )));
-            }
             std::fs::rename(out, &kept).map_err(|e| Error::io(out, e))?;
             Some(kept)
         } else {
@@ -392,12 +398,17 @@ impl Aside {
     }
 
     /// The old folder goes if the run is `done`, else it comes back in place of the new one.
+    /// What goes is first renamed to `.NAME.discarded`, so that a kill while it is
+    /// deleted never leaves a half-deleted folder under a name that is kept.
     pub fn settle(self, done: bool) {
         let Some(kept) = self.kept else { return };
-        if done {
-            let _ = std::fs::remove_dir_all(kept);
-        } else if std::fs::remove_dir_all(&self.out).is_ok() {
-            let _ = std::fs::rename(kept, &self.out);
+        let discarded = hidden_sibling(&self.out, "discarded");
+        let gone = if done { &kept } else { &self.out };
+        if std::fs::rename(gone, &discarded).is_ok() {
+            if !done {
+                let _ = std::fs::rename(&kept, &self.out);
+            }
+            let _ = std::fs::remove_dir_all(&discarded);
         }
     }
 }
@@ -552,6 +563,24 @@ mod tests {
         std::fs::write(out.join("half"), "new").unwrap();
         aside.settle(false);
         assert_eq!(std::fs::read_to_string(out.join("model")).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing beside it");
+        // Done: the old folder goes, by way of `.run.discarded`, which a settle killed midway leaves
+        // for the next run to finish deleting; a `.run.replaced` is never half-deleted.
+        let aside = Aside::make(&out, true).unwrap();
+        std::fs::write(out.join("model"), "new").unwrap();
+        aside.settle(true);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing beside it");
+        std::fs::create_dir(dir.path().join(".run.discarded")).unwrap();
+        Aside::make(&out, true).unwrap().settle(true);
+        assert!(!dir.path().join(".run.discarded").exists());
+        // Killed once the failed run's folder was discarded and before the old one came back.
+        std::fs::rename(&out, dir.path().join(".run.replaced")).unwrap();
+        let err = Aside::make(&out, false).err().unwrap().to_string();
+        assert!(
+            err.contains(&format!("rename {} back to {}", dir.path().join(".run.replaced").display(), out.display())),
+            "{err}"
+        );
+        std::fs::rename(dir.path().join(".run.replaced"), &out).unwrap();
         assert!(!out.join("half").exists());
         let aside = Aside::make(&out, true).unwrap();
         std::fs::write(out.join("model"), "new").unwrap();

@@ -185,9 +185,10 @@ pub fn tokenize_serially() {
     }
 }
 
-/// A stop test that Ctrl-C turns true: training stops at the next step and
-/// saves a checkpoint. A second Ctrl-C while the checkpoint is written is
-/// ignored: the save finishes first.
+/// A stop test that Ctrl-C or SIGTERM (what `timeout`, docker and systemd
+/// send; ctrlc's `termination` feature) turns true: training stops at the
+/// next step and saves a checkpoint. A second signal while the checkpoint is
+/// written is ignored: the save finishes first.
 pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();

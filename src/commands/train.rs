@@ -2,7 +2,7 @@
 //! ones), the run folder, the data, and the [`Trainer`] over them.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::data::{Record, Schema};
@@ -46,10 +46,13 @@ pub fn train(config: TrainConfig, resume: bool, stop: &(dyn Fn(usize) -> bool + 
     config.validate()?;
     // Two runs into one folder would mix their files: the second is refused while the first runs.
     let _lock = crate::io::lock_beside(&config.out, RUN_BUSY)?;
-    let replace = if resume { check_resumable(&config.out).map(|()| false)? } else { check_run_dir(&config)? };
+    let pending = if resume { Some(check_resumable(&config)?) } else { None };
+    let replace = if resume { false } else { check_run_dir(&config)? };
     let prepared = prepare(&config, resume)?;
-    if resume {
-        return run_prepared(config, prepared, true, stop, started);
+    match pending {
+        Some(Pending::Training) => return run_prepared(config, prepared, true, stop, started),
+        Some(Pending::Calibration) => return finish_calibration(config, prepared, started),
+        None => {}
     }
     // Only now, with every input read and checked, may --overwrite replace the folder; the old
     // run is set aside until the new one is done, and comes back if training fails.
@@ -105,20 +108,43 @@ fn run_prepared(
     let batch_size = trainer.config().per_device_eval_batch_size;
     // The trainer's model and optimizer go first: the calibration loads the selected model anew.
     let dev = trainer.into_dev();
-    let dev_pairs = dev.len();
-    let calibration = if calibrate && dev_pairs > 0 {
-        let fit = temperature::calibrate_saved((&run.0, &run.0), |_| Ok(dev), batch_size, &device)?;
-        if fit.is_none() {
-            warnings.push(format!(
-                "not calibrated: the model gives the label of each of the {dev_pairs} dev pairs no probability at \
-                 any temperature (labels that the training data lacks for their targets)"
-            ));
-        }
-        fit
-    } else {
-        None
-    };
+    let calibration = if calibrate { calibrate_on_dev(&run, dev, batch_size, &device, &mut warnings)? } else { None };
     Ok(TrainSummary { outcome, run_dir: run.0, best, calibration, seconds, warnings })
+}
+
+/// Fits the selected model's temperature on `dev` in the run folder (`--calibrate`).
+fn calibrate_on_dev(
+    run: &trainer::RunDir,
+    dev: Vec<crate::training::Example>,
+    batch_size: usize,
+    device: &candle_core::Device,
+    warnings: &mut Vec<String>,
+) -> Result<Option<TemperatureFit>> {
+    let dev_pairs = dev.len();
+    if dev_pairs == 0 {
+        return Ok(None);
+    }
+    let fit = temperature::calibrate_saved((&run.0, &run.0), |_| Ok(dev), batch_size, device)?;
+    if fit.is_none() {
+        warnings.push(format!(
+            "not calibrated: the model gives the label of each of the {dev_pairs} dev pairs no probability at \
+             any temperature (labels that the training data lacks for their targets)"
+        ));
+    }
+    Ok(fit)
+}
+
+/// `--resume` of a run that finished training but was stopped before its
+/// temperature was fitted: only the calibration is left to do.
+fn finish_calibration(config: TrainConfig, prepared: Prepared, started: Instant) -> Result<TrainSummary> {
+    let run = trainer::RunDir(config.out.clone());
+    let state = state::TrainerState::load(&run.checkpoint().join("trainer_state.json"))?;
+    let best = state.log_history.iter().find(|l| Some(l.step) == state.best_step).cloned();
+    let Prepared { classifier, dev, mut warnings, .. } = prepared;
+    let batch_size = config.per_device_eval_batch_size;
+    let calibration = calibrate_on_dev(&run, dev, batch_size, &classifier.device, &mut warnings)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(TrainSummary { outcome: Outcome::Finished, run_dir: run.0, best, calibration, seconds, warnings })
 }
 
 /// Why a run folder is refused while another process writes it.
@@ -181,22 +207,47 @@ pub fn prepare(config: &TrainConfig, resume: bool) -> Result<Prepared> {
     Ok(Prepared { classifier, base, train, dev, weights, warnings })
 }
 
-fn check_resumable(out: &Path) -> Result<()> {
+/// What a `--resume` has left to do.
+enum Pending {
+    Training,
+    /// Trained, but stopped before `--calibrate` fitted the temperature.
+    Calibration,
+}
+
+fn check_resumable(config: &TrainConfig) -> Result<Pending> {
+    let out = &config.out;
     let run = trainer::RunDir(out.to_path_buf());
     run.recover_checkpoint()?;
     let state = run.checkpoint().join("trainer_state.json");
     let state =
         state::TrainerState::load(&state).map_err(|e| Error::Other(format!("cannot resume {}: {e}", out.display())))?;
-    if state.finished {
-        return Err(Error::Other(format!("{}: this run has already finished", out.display())));
+    if !state.finished {
+        return Ok(Pending::Training);
     }
-    Ok(())
+    // The temperature is written into config.json once fitted; without dev data there is none to fit.
+    let has_dev = !config.dev_files().is_empty() || config.dev_split.is_some();
+    if config.calibrate && has_dev && StanceSpec::read(&ModelDir::open(out)?)?.temperature.is_none() {
+        return Ok(Pending::Calibration);
+    }
+    Err(Error::Other(format!("{}: this run has already finished", out.display())))
 }
 
 /// Whether the run folder may be written ([`crate::io::check_output_dir`]), and is to be emptied first.
 fn check_run_dir(config: &TrainConfig) -> Result<bool> {
     let out = &config.out;
-    let hint = format!("pass --overwrite to replace it or --resume {} to continue it", out.display());
+    let run = trainer::RunDir(out.clone());
+    // --resume is offered only where there is a checkpoint to continue from.
+    let checkpoints = [run.checkpoint(), run.old_checkpoint()];
+    let state = checkpoints.iter().find_map(|c| state::TrainerState::load(&c.join("trainer_state.json")).ok());
+    let hint = match state {
+        Some(state) if !state.finished => {
+            format!("pass --overwrite to replace it or --resume {} to continue it", out.display())
+        }
+        Some(_) => "pass --overwrite to replace it".to_string(),
+        None => "pass --overwrite to replace it (it holds no checkpoint to --resume from: a run stopped before \
+                 its first evaluation starts again, as does a frozen-encoder run)"
+            .to_string(),
+    };
     let inputs = config.input_paths();
     let replace = crate::io::Replace { marker: "train_config.json", inputs: &inputs };
     crate::io::check_output_dir(out, config.overwrite.then_some(replace), &hint)

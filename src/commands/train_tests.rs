@@ -182,6 +182,21 @@ fn the_selected_model_is_calibrated_on_dev() {
     let argmax = |rows: &[Vec<f32>]| rows.iter().map(|r| crate::kernels::argmax(r)).collect::<Vec<_>>();
     assert_eq!(argmax(&calibrated), argmax(&raw));
     assert_ne!(calibrated, raw);
+    // Killed once trained, before the fit: `--resume` fits it, to the same temperature and probabilities.
+    let killed = TrainConfig { out: dir.path().join("killed"), calibrate: false, overwrite: false, ..config.clone() };
+    train(killed.clone(), false, &never).unwrap();
+    let saved = killed.out.join("train_config.json");
+    let mut settings: serde_json::Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    settings["calibrate"] = true.into();
+    std::fs::write(&saved, settings.to_string()).unwrap();
+    let resumed = train(TrainConfig { calibrate: true, ..killed.clone() }, true, &never).unwrap();
+    assert_eq!(
+        (resumed.outcome, resumed.calibration.map(|f| f.temperature)),
+        (Outcome::Finished, Some(fit.temperature))
+    );
+    assert_eq!(dev(&TrainConfig { calibrate: true, ..killed.clone() }).2, calibrated);
+    let again = train(killed, true, &never).unwrap_err().to_string();
+    assert!(again.contains("already finished"), "{again}");
 }
 
 /// `--eval-steps` beyond the last step: no evaluation runs, so the last model
@@ -758,4 +773,25 @@ fn an_interrupted_frozen_cross_validation_fails_and_keeps_the_old_folder() {
     assert!(cv::run(&again, &late).unwrap_err().to_string().contains("interrupted"));
     assert!(calls.into_inner() >= 2);
     assert_eq!(std::fs::read(dir.path().join("cv/cv.json")).unwrap(), before);
+}
+
+/// A folder that exists is refused with the way out that fits it: `--resume`
+/// only where a checkpoint of an unfinished run is there to continue.
+#[test]
+fn an_existing_run_folder_is_refused_with_the_hint_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    let refusal = |config: &TrainConfig| train(config.clone(), false, &never).err().unwrap().to_string();
+    // Killed before its first checkpoint: the settings alone.
+    std::fs::create_dir_all(&config.out).unwrap();
+    std::fs::write(config.out.join("train_config.json"), "{}").unwrap();
+    let err = refusal(&config);
+    assert!(err.contains("holds no checkpoint to --resume from") && !err.contains("to continue it"), "{err}");
+    config.overwrite = true;
+    train(config.clone(), false, &|step| step == 1).unwrap();
+    config.overwrite = false;
+    assert!(refusal(&config).contains(&format!("--resume {} to continue it", config.out.display())));
+    train(config.clone(), true, &never).unwrap();
+    let err = refusal(&config);
+    assert!(err.ends_with("pass --overwrite to replace it"), "finished: {err}");
 }
