@@ -464,7 +464,8 @@ pub fn write_json_lines<T: Serialize>(out: &mut impl Write, items: impl IntoIter
 
 /// A sibling name, so the rename stays on one file system; the pid keeps two
 /// processes writing the same file from sharing a temporary.
-fn temp_path(path: &Path) -> PathBuf {
+/// The temporary file that [`write_atomic`] writes `path` through, in this process.
+pub fn temp_path(path: &Path) -> PathBuf {
     hidden_sibling(path, &format!("{}.tmp", std::process::id()))
 }
 

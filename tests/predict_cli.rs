@@ -342,3 +342,40 @@ fn the_fused_kernels_can_be_turned_off() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("STANCEKIT_FUSED_KERNELS=\"off\" is not 0 or 1"), "{stderr}");
 }
+
+/// Ctrl-C (or SIGTERM) while rows stream to `--output`: the file keeps what it
+/// held, no temporary is left beside it, and the signal ends the run even
+/// while the input (a terminal, a pipe) has nothing more to give.
+#[test]
+fn an_interrupted_run_leaves_the_output_as_it_was() {
+    let model = tiny_classifier();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    std::fs::write(&output, "earlier\n").unwrap();
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"))
+            .args(["predict", "--model"])
+            .arg(model.path())
+            .args(["--input", "-", "--output"])
+            .arg(&output)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(b"{\"text\": \"the war must end\"}\n").unwrap();
+        let temporary = || std::fs::read_dir(dir.path()).unwrap().count() > 1;
+        let started = std::time::Instant::now();
+        while !temporary() {
+            assert!(started.elapsed().as_secs() < 60, "no temporary output within a minute");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+        drop(input);
+        assert_eq!(std::fs::read_to_string(&output).unwrap(), "earlier\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+    }
+}

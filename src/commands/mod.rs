@@ -197,6 +197,19 @@ pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
     Ok(move |_| interrupted.load(Ordering::SeqCst))
 }
 
+/// Ctrl-C or SIGTERM while `output` is streamed to its temporary file: the
+/// temporary goes and the process ends (exit 130), so `output` keeps what it
+/// held and nothing is left beside it. The signal is never ignored: input may be
+/// a terminal that sends nothing more.
+pub fn remove_partial_output_on_interrupt(output: &Path) -> Result<()> {
+    let temp = crate::io::temp_path(output);
+    ctrlc::set_handler(move || {
+        let _ = std::fs::remove_file(&temp);
+        std::process::exit(130);
+    })
+    .map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))
+}
+
 /// What a summary line adds for a run at `--precision int8`: the kernel that
 /// ran, and the layers kept in f32.
 fn int8_note(int8: Option<Int8Plan>) -> String {

@@ -138,6 +138,7 @@ pub fn run(config: &PredictConfig) -> Result<Summary> {
             RowWriter::new(stdout, format, labels, spans, "stdout")?.flush_each_window(true).with_progress(progress);
         stream(&mut writer).and_then(|counts| writer.finish().map(|_| counts))
     } else {
+        super::remove_partial_output_on_interrupt(&config.output)?;
         let mut counts = Counts::default();
         crate::io::write_atomic(&config.output, |w| {
             let name = config.output.display().to_string();
