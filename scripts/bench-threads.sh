@@ -8,13 +8,13 @@
 #
 # WORK_DIR is a folder of scripts/bench-predict.sh (its `model/` and
 # `input.jsonl` are read; run that script first). Environment:
-#   THREADS   thread counts (default: 1 2 4 … up to nproc, and nproc)
+#   THREADS   thread counts (default: 1 2 4 … up to the CPUs allowed, and that count)
 #   ROUNDS    runs of each cell, the median is reported (default 2)
 #   PRECISION f32 or int8 (default f32)
 #   STANCEKIT the binary (default: the release binary, built if missing)
 #   STANCEKIT_B a second binary, run as one more column (e.g. a change to compare)
 #   PYTHON    an interpreter with torch and transformers: adds PyTorch f32
-#   MALLOC_TUNABLES stancekit's malloc settings as GLIBC_TUNABLES (default: what
+#   STANCEKIT_TUNABLES stancekit's malloc settings as GLIBC_TUNABLES (default: what
 #             `cargo run --release --example bench_train_step -- --print-malloc-tunables` prints)
 #
 # Columns (sentences/s, in-process, input to output, as predict's summary line
@@ -38,16 +38,24 @@ precision="${PRECISION:-f32}"
 bin=$(stancekit_binary)
 [ -f "$work/model/config.json" ] && [ -f "$work/input.jsonl" ] ||
     { echo "$work has no model/ and input.jsonl: run scripts/bench-predict.sh $work first" >&2; exit 2; }
-cpus=$(nproc)
+# The CPUs this process may use, in order: each count is pinned to the first that many.
+read -r -a allowed < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')
+cpus=${#allowed[@]}
+if env | grep -qE '^(MALLOC_|GLIBC_TUNABLES=.*glibc\.malloc)'; then
+    echo "malloc settings in the environment replace stancekit's own: unset them for the default column" >&2
+    exit 2
+fi
 if [ -z "${THREADS:-}" ]; then
     THREADS=""
     for ((t = 1; t < cpus; t *= 2)); do THREADS="$THREADS $t"; done
     THREADS="$THREADS $cpus"
 fi
-if [ -z "${MALLOC_TUNABLES:-}" ]; then
+if [ -z "${STANCEKIT_TUNABLES:-}" ]; then
     (cd "$root" && cargo build --release --quiet --example bench_train_step)
-    MALLOC_TUNABLES=$("${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_train_step" --print-malloc-tunables)
+    STANCEKIT_TUNABLES=$("${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_train_step" --print-malloc-tunables)
 fi
+[[ $STANCEKIT_TUNABLES == *arena_max=1* ]] ||
+    { echo "STANCEKIT_TUNABLES has no arena_max=1 to vary: $STANCEKIT_TUNABLES" >&2; exit 2; }
 out="$work/threads"
 mkdir -p "$out"
 : >"$out/results.tsv"
@@ -56,7 +64,8 @@ mkdir -p "$out"
 run() {
     local variant=$1 threads=$2
     shift 2
-    local cores="0-$((threads - 1))"
+    local cores
+    cores=$(IFS=,; echo "${allowed[*]:0:threads}")
     env RAYON_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" \
         taskset -c "$cores" "$@" >"$out/last.stdout" 2>"$out/last.stderr" ||
         { echo "$variant at $threads threads failed:" >&2; tail -5 "$out/last.stderr" >&2; return 1; }
@@ -64,8 +73,9 @@ run() {
     if [[ $variant == PyTorch* ]]; then
         rate=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["sentences_per_s"])' <"$out/last.stdout")
     else
-        rate=$(grep -o '([0-9.]* sentences/s)' "$out/last.stderr" | tr -d '(' | cut -d' ' -f1)
+        rate=$(grep -o '([0-9.]* sentences/s)' "$out/last.stderr" | tr -d '(' | cut -d' ' -f1 || true)
     fi
+    [ -n "$rate" ] || { echo "$variant at $threads threads: no rate in its output" >&2; return 1; }
     printf '%s\t%s\t%s\n' "$variant" "$threads" "$rate" >>"$out/results.tsv"
 }
 
@@ -75,7 +85,7 @@ for round in $(seq 1 "$rounds"); do
     for t in $THREADS; do
         echo "round $round, $t threads (load $(cut -d' ' -f1 /proc/loadavg))" >&2
         run default "$t" "$bin" "${predict[@]}"
-        run "arenas=N" "$t" env GLIBC_TUNABLES="${MALLOC_TUNABLES/arena_max=1/arena_max=$t}" "$bin" "${predict[@]}"
+        run "arenas=N" "$t" env GLIBC_TUNABLES="${STANCEKIT_TUNABLES/arena_max=1/arena_max=$t}" "$bin" "${predict[@]}"
         run spin "$t" env CANDLE_BARRIER_POOL_SPIN_LIMIT=25000 "$bin" "${predict[@]}"
         run "window=64" "$t" "$bin" "${predict[@]}" --window 64
         if [ -n "${STANCEKIT_B:-}" ]; then run STANCEKIT_B "$t" "$STANCEKIT_B" "${predict[@]}"; fi
@@ -94,7 +104,7 @@ variants = list(dict.fromkeys(r[0] for r in rows))
 threads = sorted({int(r[1]) for r in rows})
 rate = {(v, t): statistics.median(float(r[2]) for r in rows if r[0] == v and int(r[1]) == t)
         for v in variants for t in threads}
-print("\n| threads | " + " | ".join(variants) + " | default / 1 thread |")
+print("\n| threads | " + " | ".join(variants) + f" | default / {threads[0]} thread{'s' if threads[0] > 1 else ''} |")
 print("|---:|" + "---:|" * (len(variants) + 1))
 for t in threads:
     cells = [f"{rate[v, t]:.1f}" for v in variants]

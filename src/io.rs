@@ -166,12 +166,14 @@ pub fn try_lock(file: &File, path: &Path, busy: &str) -> Result<()> {
 /// it, which outlives the folder being set aside and remade) while the
 /// returned guard lives; none where the parent folder cannot hold it.
 pub fn lock_beside(dir: &Path, busy: &str) -> Result<Option<DirLock>> {
-    // The folder as it really is (`.`, `run/`, a link), so that every name of it shares one lock.
-    let real = dir.canonicalize().or_else(|_| std::path::absolute(dir)).map_err(|e| Error::io(dir, e))?;
+    let real = real_folder(dir)?;
     let (Some(name), Some(parent)) = (real.file_name(), real.parent()) else { return Ok(None) };
+    // The folders made for the lock go again with it if the run never makes its own.
+    let made = parent.ancestors().take_while(|a| !a.exists()).last().map(Path::to_path_buf);
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let path = hidden_sibling(&parent.join(name), "lock");
-    loop {
+    // A file system whose inodes do not hold still could fail the check below forever.
+    for _ in 0..100 {
         let file = match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
             Ok(file) => file,
             // A folder the user may write in a parent they may not (a mount point, a volume): unlocked, as before.
@@ -184,9 +186,16 @@ pub fn lock_beside(dir: &Path, busy: &str) -> Result<Option<DirLock>> {
         // A run that ended before its folder existed removes the lock file (see `Drop`): a
         // file opened just before that and locked after it is no longer the path's, so ask again.
         if same_file(&file, &path) {
-            return Ok(Some(DirLock { file, path, dir: real }));
+            return Ok(Some(DirLock { file, path, dir: real, made }));
         }
     }
+    Err(Error::Other(format!("{}: the lock file keeps changing; {busy}", path.display())))
+}
+
+/// The folder as it really is (`.`, `run/`, a link to another folder), so
+/// that every name of it shares one lock and one set-aside copy.
+fn real_folder(dir: &Path) -> Result<PathBuf> {
+    dir.canonicalize().or_else(|_| std::path::absolute(dir)).map_err(|e| Error::io(dir, e))
 }
 
 /// The lock [`lock_beside`] holds. A run refused before its folder was made
@@ -196,13 +205,23 @@ pub struct DirLock {
     file: File,
     path: PathBuf,
     dir: PathBuf,
+    /// The outermost folder made to hold the lock, if any.
+    made: Option<PathBuf>,
 }
 
 impl Drop for DirLock {
     fn drop(&mut self) {
         // Removed while still locked; a process that opened it meanwhile sees it is gone and starts again.
-        if !self.dir.exists() && same_file(&self.file, &self.path) {
-            let _ = std::fs::remove_file(&self.path);
+        if self.dir.exists() || !same_file(&self.file, &self.path) {
+            return;
+        }
+        let _ = std::fs::remove_file(&self.path);
+        let Some(made) = &self.made else { return };
+        // Empty folders alone, from the lock's up to the outermost one made.
+        for folder in self.path.ancestors().skip(1) {
+            if std::fs::remove_dir(folder).is_err() || folder == made {
+                break;
+            }
         }
     }
 }
@@ -230,21 +249,8 @@ fn temp_error(path: &Path, e: std::io::Error) -> Error {
 /// Writes `path`'s temporary sibling through `write` and syncs it: the rename
 /// is left to the caller. A pipe or a device is written in place (nothing to rename).
 fn stage(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<Option<Pending>> {
-    // `/dev/stdout` and `/proc/self/fd/1` are links to whatever the shell opened (`>> log.txt`):
-    // written in place, as a stream, or the rename would replace the log the shell appends to.
-    if in_place(path) {
-        return write(path).map(|()| None);
-    }
-    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    if let Some(target) = is_link.then(|| path.canonicalize().ok()).flatten() {
-        // The file the link names is replaced; the link stays.
-        return stage(&target, write);
-    }
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        // A pipe or a device (`/dev/null`, `/dev/stdout`) is written in place:
-        // renaming over it would replace the device with a plain file.
-        return write(path).map(|()| None);
-    }
+    let Some(path) = staged_file(path) else { return write(path).map(|()| None) };
+    let path = path.as_path();
     let tmp = temp_path(path);
     // The permissions a new file gets here (the umask's): a writer that makes
     // its own private temporary and renames it over `tmp` (safetensors does)
@@ -366,6 +372,9 @@ impl Aside {
     /// Makes `out`, setting the old folder aside first if `replace`
     /// ([`check_output_dir`]'s answer).
     pub fn make(out: &Path, replace: bool) -> Result<Aside> {
+        // A link to a folder: the folder it names is set aside and made anew, as the lock is beside it.
+        let real = real_folder(out)?;
+        let out = real.as_path();
         // What a settle killed midway had already committed to deleting.
         let _ = std::fs::remove_dir_all(hidden_sibling(out, "discarded"));
         let kept = hidden_sibling(out, "replaced");
@@ -392,6 +401,14 @@ impl Aside {
         Ok(Aside { out: out.to_path_buf(), kept })
     }
 
+    /// The folder an interrupted `--overwrite` left aside beside `out`, if
+    /// any, to [`Aside::settle`] once the resumed run is done.
+    pub fn left_behind(out: &Path) -> Result<Aside> {
+        let out = real_folder(out)?;
+        let kept = Some(hidden_sibling(&out, "replaced")).filter(|k| k.exists());
+        Ok(Aside { out, kept })
+    }
+
     /// Leaves the old folder aside (a run interrupted to be resumed): where it is, if any.
     pub fn keep(self) -> Option<PathBuf> {
         self.kept
@@ -404,11 +421,10 @@ impl Aside {
         let Some(kept) = self.kept else { return };
         let discarded = hidden_sibling(&self.out, "discarded");
         let gone = if done { &kept } else { &self.out };
-        if std::fs::rename(gone, &discarded).is_ok() {
-            if !done {
-                let _ = std::fs::rename(&kept, &self.out);
-            }
-            let _ = std::fs::remove_dir_all(&discarded);
+        // Where the rename fails (a `.discarded` that could not be removed), deleted in place as before.
+        let doomed = if std::fs::rename(gone, &discarded).is_ok() { &discarded } else { gone };
+        if std::fs::remove_dir_all(doomed).is_ok() && !done {
+            let _ = std::fs::rename(&kept, &self.out);
         }
     }
 }
@@ -464,8 +480,31 @@ pub fn write_json_lines<T: Serialize>(out: &mut impl Write, items: impl IntoIter
 
 /// A sibling name, so the rename stays on one file system; the pid keeps two
 /// processes writing the same file from sharing a temporary.
-/// The temporary file that [`write_atomic`] writes `path` through, in this process.
-pub fn temp_path(path: &Path) -> PathBuf {
+/// The file that writing `path` replaces through a temporary beside it: `path`,
+/// or the file a link names (the link stays); none for a stream written in place.
+fn staged_file(path: &Path) -> Option<PathBuf> {
+    // `/dev/stdout` and `/proc/self/fd/1` are links to whatever the shell opened (`>> log.txt`):
+    // written in place, as a stream, or the rename would replace the log the shell appends to.
+    if in_place(path) {
+        return None;
+    }
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if let Some(target) = is_link.then(|| path.canonicalize().ok()).flatten() {
+        return staged_file(&target);
+    }
+    // A pipe or a device (`/dev/null`, `/dev/stdout`) is written in place:
+    // renaming over it would replace the device with a plain file.
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    (!special).then(|| path.to_path_buf())
+}
+
+/// The temporary file that [`write_atomic`] writes `path` through in this
+/// process, if it writes one ([`staged_file`]).
+pub fn temp_file_of(path: &Path) -> Option<PathBuf> {
+    staged_file(path).map(|file| temp_path(&file))
+}
+
+fn temp_path(path: &Path) -> PathBuf {
     hidden_sibling(path, &format!("{}.tmp", std::process::id()))
 }
 
@@ -534,6 +573,13 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
         let again = lock_beside(&run, "busy").unwrap();
         assert!(again.is_some() && lock_beside(&run, "busy").is_err());
+        drop(again);
+        // The folders made to hold it go with it; those that were there stay.
+        let deep = dir.path().join("new/deep/run");
+        let lock = lock_beside(&deep, "busy").unwrap();
+        assert!(dir.path().join("new/deep/.run.lock").exists());
+        drop(lock);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no folder left behind");
     }
 
     /// `/dev/stdout` or `/proc/self/fd/N` redirected to a file (`>> log.txt`)
@@ -593,6 +639,26 @@ mod tests {
         let err = Aside::make(&out, true).err().unwrap().to_string();
         assert!(err.contains("did not finish replacing") && err.contains("back to it"), "{err}");
         assert_eq!(std::fs::read_to_string(out.join("model")).unwrap(), "new", "nothing moved");
+    }
+
+    /// `--out` a link to a run folder: that folder is set aside and remade
+    /// (where the lock is, beside it), and the link keeps naming it.
+    #[test]
+    fn a_linked_folder_is_replaced_where_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let (target, link) = (dir.path().join("tgt"), dir.path().join("lnk"));
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("model"), "old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let lock = lock_beside(&link, "busy").unwrap();
+        assert!(lock.is_some() && lock_beside(&target, "busy").is_err(), "one lock for both names");
+        let aside = Aside::make(&link, true).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join(".tgt.replaced/model")).unwrap(), "old");
+        std::fs::write(link.join("model"), "new").unwrap();
+        aside.settle(true);
+        assert_eq!(std::fs::read_to_string(target.join("model")).unwrap(), "new");
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(!dir.path().join(".tgt.replaced").exists() && !dir.path().join(".lnk.replaced").exists());
     }
 
     /// A failure while writing any staged file leaves every old file and no

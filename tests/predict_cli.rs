@@ -350,14 +350,16 @@ fn the_fused_kernels_can_be_turned_off() {
 fn an_interrupted_run_leaves_the_output_as_it_was() {
     let model = tiny_classifier();
     let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.jsonl");
-    std::fs::write(&output, "earlier\n").unwrap();
-    for signal in [libc::SIGINT, libc::SIGTERM] {
+    let (real, link) = (dir.path().join("out.jsonl"), dir.path().join("link.jsonl"));
+    std::fs::write(&real, "earlier\n").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    // Through a link the temporary sits beside the file it names, and goes too.
+    for (signal, output) in [(libc::SIGINT, &real), (libc::SIGTERM, &real), (libc::SIGTERM, &link)] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"))
             .args(["predict", "--model"])
             .arg(model.path())
             .args(["--input", "-", "--output"])
-            .arg(&output)
+            .arg(output)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -365,7 +367,7 @@ fn an_interrupted_run_leaves_the_output_as_it_was() {
             .unwrap();
         let mut input = child.stdin.take().unwrap();
         input.write_all(b"{\"text\": \"the war must end\"}\n").unwrap();
-        let temporary = || std::fs::read_dir(dir.path()).unwrap().count() > 1;
+        let temporary = || std::fs::read_dir(dir.path()).unwrap().count() > 2;
         let started = std::time::Instant::now();
         while !temporary() {
             assert!(started.elapsed().as_secs() < 60, "no temporary output within a minute");
@@ -375,7 +377,7 @@ fn an_interrupted_run_leaves_the_output_as_it_was() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
         drop(input);
-        assert_eq!(std::fs::read_to_string(&output).unwrap(), "earlier\n");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "earlier\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary left");
     }
 }

@@ -187,13 +187,20 @@ pub fn tokenize_serially() {
 
 /// A stop test that Ctrl-C or SIGTERM (what `timeout`, docker and systemd
 /// send; ctrlc's `termination` feature) turns true: training stops at the
-/// next step and saves a checkpoint. A second signal while the checkpoint is
-/// written is ignored: the save finishes first.
+/// next step and saves a checkpoint. A second signal stops at once, as a
+/// kill would (reading data or evaluating asks no stop test): a checkpoint
+/// swap it cuts short is finished by `--resume`.
 pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))?;
+    let handler = move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("stancekit: stopped at once (a second signal)");
+            std::process::exit(130);
+        }
+        eprintln!("stancekit: stopping at the next step (a second signal stops at once)");
+    };
+    ctrlc::set_handler(handler).map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))?;
     Ok(move |_| interrupted.load(Ordering::SeqCst))
 }
 
@@ -202,9 +209,11 @@ pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
 /// held and nothing is left beside it. The signal is never ignored: input may be
 /// a terminal that sends nothing more.
 pub fn remove_partial_output_on_interrupt(output: &Path) -> Result<()> {
-    let temp = crate::io::temp_path(output);
+    let temp = crate::io::temp_file_of(output);
     ctrlc::set_handler(move || {
-        let _ = std::fs::remove_file(&temp);
+        if let Some(temp) = &temp {
+            let _ = std::fs::remove_file(temp);
+        }
         std::process::exit(130);
     })
     .map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))

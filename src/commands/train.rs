@@ -2,7 +2,7 @@
 //! ones), the run folder, the data, and the [`Trainer`] over them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::data::{Record, Schema};
@@ -50,7 +50,19 @@ pub fn train(config: TrainConfig, resume: bool, stop: &(dyn Fn(usize) -> bool + 
     let replace = if resume { false } else { check_run_dir(&config)? };
     let prepared = prepare(&config, resume)?;
     match pending {
-        Some(Pending::Training) => return run_prepared(config, prepared, true, stop, started),
+        Some(Pending::Training) => {
+            let out = config.out.clone();
+            let summary = run_prepared(config, prepared, true, stop, started)?;
+            if summary.outcome != Outcome::Interrupted {
+                // What an interrupted --overwrite kept aside goes now that the new run is done.
+                crate::io::Aside::left_behind(&out)?.settle(true);
+            }
+            return Ok(summary);
+        }
+        // Every dev pair dropped (a frozen run's untrained targets): nothing to fit the temperature on.
+        Some(Pending::Calibration) if prepared.dev.is_empty() => {
+            return Err(Error::Other(format!("{}: this run has already finished", config.out.display())));
+        }
         Some(Pending::Calibration) => return finish_calibration(config, prepared, started),
         None => {}
     }
@@ -64,7 +76,7 @@ pub fn train(config: TrainConfig, resume: bool, stop: &(dyn Fn(usize) -> bool + 
         Ok(summary) if summary.outcome == Outcome::Interrupted => {
             if let Some(kept) = aside.keep() {
                 summary.warnings.push(format!(
-                    "the run --overwrite replaces is kept in {}; remove it once the new run is done",
+                    "the run --overwrite replaces is kept in {} until --resume finishes the new one",
                     kept.display()
                 ));
             }
@@ -221,36 +233,48 @@ fn check_resumable(config: &TrainConfig) -> Result<Pending> {
     let state = run.checkpoint().join("trainer_state.json");
     let state =
         state::TrainerState::load(&state).map_err(|e| Error::Other(format!("cannot resume {}: {e}", out.display())))?;
+    pending(&state, config).ok_or_else(|| Error::Other(format!("{}: this run has already finished", out.display())))
+}
+
+/// What `--resume` has left to do in the run `saved` describes, whose
+/// checkpoint holds `state`: none once it is trained and calibrated.
+fn pending(state: &state::TrainerState, saved: &TrainConfig) -> Option<Pending> {
     if !state.finished {
-        return Ok(Pending::Training);
+        return Some(Pending::Training);
     }
     // The temperature is written into config.json once fitted; without dev data there is none to fit.
-    let has_dev = !config.dev_files().is_empty() || config.dev_split.is_some();
-    if config.calibrate && has_dev && StanceSpec::read(&ModelDir::open(out)?)?.temperature.is_none() {
-        return Ok(Pending::Calibration);
-    }
-    Err(Error::Other(format!("{}: this run has already finished", out.display())))
+    let has_dev = !saved.dev_files().is_empty() || saved.dev_split.is_some();
+    let uncalibrated = || StanceSpec::read(&ModelDir::open(&saved.out).ok()?).ok().map(|s| s.temperature.is_none());
+    (saved.calibrate && has_dev && uncalibrated() == Some(true)).then_some(Pending::Calibration)
 }
 
 /// Whether the run folder may be written ([`crate::io::check_output_dir`]), and is to be emptied first.
 fn check_run_dir(config: &TrainConfig) -> Result<bool> {
     let out = &config.out;
-    let run = trainer::RunDir(out.clone());
-    // --resume is offered only where there is a checkpoint to continue from.
+    let inputs = config.input_paths();
+    let replace = crate::io::Replace { marker: "train_config.json", inputs: &inputs };
+    crate::io::check_output_dir(out, config.overwrite.then_some(replace), &refusal_hint(out))
+}
+
+/// The way out offered when `out` exists: `--resume` only where it would
+/// have something to do, `--overwrite` only for a run folder.
+fn refusal_hint(out: &Path) -> String {
+    let settings = out.join("train_config.json");
+    if !settings.is_file() {
+        return "choose another --out: it holds no train_config.json, and --overwrite replaces only a run folder"
+            .to_string();
+    }
+    let saved = TrainConfig::from_json(&settings).ok().map(|c| TrainConfig { out: out.to_path_buf(), ..c });
+    let run = trainer::RunDir(out.to_path_buf());
     let checkpoints = [run.checkpoint(), run.old_checkpoint()];
     let state = checkpoints.iter().find_map(|c| state::TrainerState::load(&c.join("trainer_state.json")).ok());
-    let hint = match state {
-        Some(state) if !state.finished => {
-            format!("pass --overwrite to replace it or --resume {} to continue it", out.display())
-        }
-        Some(_) => "pass --overwrite to replace it".to_string(),
+    match state.map(|state| saved.and_then(|saved| pending(&state, &saved))) {
+        Some(Some(_)) => format!("pass --overwrite to replace it or --resume {} to continue it", out.display()),
+        Some(None) => "pass --overwrite to replace it".to_string(),
         None => "pass --overwrite to replace it (it holds no checkpoint to --resume from: a run stopped before \
                  its first evaluation starts again, as does a frozen-encoder run)"
             .to_string(),
-    };
-    let inputs = config.input_paths();
-    let replace = crate::io::Replace { marker: "train_config.json", inputs: &inputs };
-    crate::io::check_output_dir(out, config.overwrite.then_some(replace), &hint)
+    }
 }
 
 pub fn load_data(config: &TrainConfig, schema: &Schema) -> Result<(Vec<Record>, Vec<Record>)> {

@@ -145,6 +145,11 @@ fn a_resumed_run_ends_like_an_uninterrupted_one() {
     assert_eq!(summary.outcome, Outcome::Finished);
     assert_eq!(metrics(&config.out), uninterrupted);
     assert_eq!(std::fs::read(config.out.join("model.safetensors")).unwrap(), weights);
+    // The run the interrupted --overwrite kept aside goes once the resumed one is done.
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name() == ".run.replaced").count(),
+        0
+    );
     let again = train(config, true, &never).unwrap_err().to_string();
     assert!(again.contains("already finished"), "{again}");
 }
@@ -189,6 +194,8 @@ fn the_selected_model_is_calibrated_on_dev() {
     let mut settings: serde_json::Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
     settings["calibrate"] = true.into();
     std::fs::write(&saved, settings.to_string()).unwrap();
+    let refused = train(killed.clone(), false, &never).err().unwrap().to_string();
+    assert!(refused.contains("--resume"), "the fit is left to do: {refused}");
     let resumed = train(TrainConfig { calibrate: true, ..killed.clone() }, true, &never).unwrap();
     assert_eq!(
         (resumed.outcome, resumed.calibration.map(|f| f.temperature)),
@@ -782,8 +789,12 @@ fn an_existing_run_folder_is_refused_with_the_hint_that_fits() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = setup(dir.path());
     let refusal = |config: &TrainConfig| train(config.clone(), false, &never).err().unwrap().to_string();
-    // Killed before its first checkpoint: the settings alone.
+    // Not a run folder at all: --overwrite would refuse it too.
     std::fs::create_dir_all(&config.out).unwrap();
+    std::fs::write(config.out.join("notes.txt"), "mine").unwrap();
+    assert!(refusal(&config).contains("choose another --out: it holds no train_config.json"));
+    std::fs::remove_file(config.out.join("notes.txt")).unwrap();
+    // Killed before its first checkpoint: the settings alone.
     std::fs::write(config.out.join("train_config.json"), "{}").unwrap();
     let err = refusal(&config);
     assert!(err.contains("holds no checkpoint to --resume from") && !err.contains("to continue it"), "{err}");
@@ -794,4 +805,23 @@ fn an_existing_run_folder_is_refused_with_the_hint_that_fits() {
     train(config.clone(), true, &never).unwrap();
     let err = refusal(&config);
     assert!(err.ends_with("pass --overwrite to replace it"), "finished: {err}");
+}
+
+/// A frozen run whose dev pairs were all left out (targets it has no
+/// classifier for) has no temperature to fit: `--resume` finds it finished.
+#[test]
+fn a_run_with_nothing_to_calibrate_on_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = setup(dir.path());
+    frozen(&mut config);
+    config.dev = vec![dir.path().join("dev.jsonl").to_str().unwrap().to_string()];
+    let europe = |keep: bool| move |l: &&str| l.contains(r#""target":"europe""#) == keep;
+    let train_text = std::fs::read_to_string(&config.train[0]).unwrap();
+    let dev_text = std::fs::read_to_string(&config.dev[0]).unwrap();
+    std::fs::write(&config.train[0], train_text.lines().filter(europe(false)).collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(&config.dev[0], dev_text.lines().filter(europe(true)).collect::<Vec<_>>().join("\n")).unwrap();
+    let summary = train(config.clone(), false, &never).unwrap();
+    assert!(summary.calibration.is_none() && summary.warnings[0].contains("leaves it out"), "{:?}", summary.warnings);
+    let again = train(config, true, &never).unwrap_err().to_string();
+    assert!(again.contains("already finished"), "{again}");
 }

@@ -182,6 +182,10 @@ impl Schema {
         if let Some(dup) = first_duplicate(self.neutral.iter().flat_map(|n| &n.0)) {
             out.push(("neutral", format!("label '{dup}' is listed twice")));
         }
+        if self.neutral.as_ref().is_some_and(|n| !self.labels.is_empty() && self.labels.iter().all(|l| n.0.contains(l)))
+        {
+            out.push(("neutral", "names every label: F_avg needs at least one stance label".to_string()));
+        }
         if self.labels.iter().any(|l| l.trim().is_empty()) {
             out.push(("labels", "empty label".to_string()));
         }
@@ -315,6 +319,9 @@ mod tests {
         let err = Schema::load(&bad).unwrap_err().to_string();
         assert!(err.contains("neutral: 'other' is not one of the labels"), "{err}");
         assert!(err.contains("neutral: label 'none' is listed twice"), "{err}");
+        let all = write(&dir, &format!(r#"{{{labels}, "neutral": ["pro", "con", "none", "unrelated"]}}"#));
+        let err = Schema::load(&all).unwrap_err().to_string();
+        assert!(err.contains("neutral: names every label"), "{err}");
         let number = write(&dir, &format!(r#"{{{labels}, "neutral": 3}}"#));
         let err = Schema::load(&number).unwrap_err().to_string();
         assert!(err.contains("a label or a list of labels"), "{err}");

@@ -99,7 +99,8 @@ impl Fields<'_> {
 /// The schema's label that `stance` spells in any case (`FAVOR` is `favor`,
 /// `support` is `Support`); as given when none does, for the check to name.
 fn schema_label(schema: &Schema, stance: &str) -> String {
-    let label = schema.labels.iter().find(|l| l.as_str() == stance || l.to_lowercase() == stance.to_lowercase());
+    let exact = schema.labels.iter().find(|l| l.as_str() == stance);
+    let label = exact.or_else(|| schema.labels.iter().find(|l| l.to_lowercase() == stance.to_lowercase()));
     label.map_or_else(|| stance.to_string(), String::clone)
 }
 
@@ -128,6 +129,12 @@ mod tests {
         let data = load(&[write(dir.path(), "capitals.txt", body)], None, &capitals).unwrap();
         let labels: Vec<&str> = data.files[0].entries.iter().map(|e| e.record.label.as_str()).collect();
         assert_eq!(labels, ["Support", "No Stance"]);
+        // Labels that differ in case alone: the one spelled exactly wins.
+        capitals.labels = ["none", "NONE", "favor"].map(String::from).to_vec();
+        let body = format!("{HEADER}1\tclimate\tx\tNONE\n2\tclimate\ty\tNone\n");
+        let data = load(&[write(dir.path(), "cases.txt", body)], None, &capitals).unwrap();
+        let labels: Vec<&str> = data.files[0].entries.iter().map(|e| e.record.label.as_str()).collect();
+        assert_eq!(labels, ["NONE", "none"]);
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub use store::LabelStore;
 /// labels `favor`, `against` and `none`, the core of the project's annotation
 /// guidelines; for other labels, what they are and how to show the user's own.
 pub fn default_rules(schema: &crate::data::Schema) -> String {
-    if schema.labels == ["favor", "against", "none"] {
+    let mut labels: Vec<&str> = schema.labels.iter().map(String::as_str).collect();
+    labels.sort_unstable();
+    if labels == ["against", "favor", "none"] {
         return DEFAULT_RULES.to_string();
     }
     let neutral = match schema.neutral.as_ref().map(|n| (n.0.len(), n.names())) {
