@@ -27,6 +27,7 @@ pub mod resolve;
 pub mod runtime;
 pub mod serving;
 pub mod testing;
+pub mod text;
 pub mod tokenization;
 pub mod training;
 

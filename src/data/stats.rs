@@ -71,18 +71,7 @@ impl fmt::Display for Counts {
             .map(|(target, row)| line(target, &row.by_label, row.records, row.sentences.len()))
             .collect();
         rows.push(line("total", &self.total_by_label(), self.records(), self.sentences()));
-        let widths: Vec<usize> =
-            (0..header.len()).map(|c| rows.iter().chain([&header]).map(|r| r[c].len()).max().unwrap_or(0)).collect();
-        for row in [&header].into_iter().chain(&rows) {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(c, (cell, w))| if c == 0 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
-                .collect();
-            writeln!(f, "{}", cells.join("  "))?;
-        }
-        Ok(())
+        write!(f, "{}", crate::text::grid(&header, &rows))
     }
 }
 

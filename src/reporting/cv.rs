@@ -1,8 +1,9 @@
 //! The summary of a cross-validation: mean ± standard deviation over folds,
 //! then every fold's numbers, as a terminal table and as Markdown.
 
-use super::{pct, table::grid};
+use super::pct;
 use crate::evaluation::cv::{CvResults, FoldScores, MeanStd};
+use crate::text::grid;
 
 fn mean_std(m: &MeanStd) -> String {
     format!("{} ± {}", pct(m.mean), pct(m.std))

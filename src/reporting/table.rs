@@ -4,30 +4,7 @@
 use super::{interval, pct, points, Report};
 use crate::evaluation::results::{SystemResult, TargetSummary};
 
-/// Columns of text; the first is left-aligned, the others right-aligned.
-pub fn grid(header: &[String], rows: &[Vec<String>]) -> String {
-    let width = |c: usize| rows.iter().chain([&header.to_vec()]).map(|r| r[c].chars().count()).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..header.len()).map(width).collect();
-    let mut out = String::new();
-    for row in std::iter::once(&header.to_vec()).chain(rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(c, (cell, &w))| {
-                let pad = " ".repeat(w - cell.chars().count());
-                if c == 0 {
-                    format!("{cell}{pad}")
-                } else {
-                    format!("{pad}{cell}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
+pub use crate::text::grid;
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
