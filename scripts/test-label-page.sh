@@ -20,6 +20,10 @@ if ! command -v node >/dev/null; then
     echo "SKIPPED scripts/test-label-page.sh: no node"
     exit 0
 fi
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    echo "SKIPPED scripts/test-label-page.sh: node $(node --version) has no WebSocket (node 20 or newer)"
+    exit 0
+fi
 
 cargo build --quiet
 # A copy: another build in a shared target folder may replace the binary meanwhile.
