@@ -478,8 +478,6 @@ pub fn write_json_lines<T: Serialize>(out: &mut impl Write, items: impl IntoIter
     Ok(())
 }
 
-/// A sibling name, so the rename stays on one file system; the pid keeps two
-/// processes writing the same file from sharing a temporary.
 /// The file that writing `path` replaces through a temporary beside it: `path`,
 /// or the file a link names (the link stays); none for a stream written in place.
 fn staged_file(path: &Path) -> Option<PathBuf> {
@@ -504,6 +502,8 @@ pub fn temp_file_of(path: &Path) -> Option<PathBuf> {
     staged_file(path).map(|file| temp_path(&file))
 }
 
+/// A sibling name, so the rename stays on one file system; the pid keeps two
+/// processes writing the same file from sharing a temporary.
 fn temp_path(path: &Path) -> PathBuf {
     hidden_sibling(path, &format!("{}.tmp", std::process::id()))
 }

@@ -60,9 +60,7 @@ pub fn train(config: TrainConfig, resume: bool, stop: &(dyn Fn(usize) -> bool + 
             return Ok(summary);
         }
         // Every dev pair dropped (a frozen run's untrained targets): nothing to fit the temperature on.
-        Some(Pending::Calibration) if prepared.dev.is_empty() => {
-            return Err(Error::Other(format!("{}: this run has already finished", config.out.display())));
-        }
+        Some(Pending::Calibration) if prepared.dev.is_empty() => return Err(finished(&config.out)),
         Some(Pending::Calibration) => return finish_calibration(config, prepared, started),
         None => {}
     }
@@ -185,8 +183,7 @@ pub fn prepare(config: &TrainConfig, resume: bool) -> Result<Prepared> {
     // classifier for each target it trained on and none for the others, so their
     // dev pairs are left out rather than scored by a classifier that learned nothing.
     let trained = targets_of(&schema, train_records.iter())?;
-    let untrained = (config.freeze_encoder && dev_records.iter().any(|r| !trained.contains_key(&r.target)))
-        .then(|| untrained_dev(&mut dev_records, &trained));
+    let untrained = if config.freeze_encoder { untrained_dev(&mut dev_records, &trained) } else { Vec::new() };
     let spec = StanceSpec {
         labels: schema.labels.clone(),
         targets: targets_of(&schema, train_records.iter().chain(&dev_records))?,
@@ -206,7 +203,7 @@ pub fn prepare(config: &TrainConfig, resume: bool) -> Result<Prepared> {
     let train = encode(&classifier, &schema, &train_records)?;
     let dev = encode(&classifier, &schema, &dev_records)?;
     let weights = class_weights(config.class_weights.as_deref(), &train, schema.labels.len())?;
-    let mut warnings: Vec<String> = schema.warnings().into_iter().chain(untrained.into_iter().flatten()).collect();
+    let mut warnings: Vec<String> = schema.warnings().into_iter().chain(untrained).collect();
     warnings.extend(unseen_labels(&schema, &train_records, &dev_records, config.freeze_encoder));
     let (every, total) = (config.eval_steps, trainer::total_steps(config, train.len()));
     if config.eval_strategy == EvalStrategy::Steps && !config.freeze_encoder && every > total {
@@ -233,7 +230,11 @@ fn check_resumable(config: &TrainConfig) -> Result<Pending> {
     let state = run.checkpoint().join("trainer_state.json");
     let state =
         state::TrainerState::load(&state).map_err(|e| Error::Other(format!("cannot resume {}: {e}", out.display())))?;
-    pending(&state, config).ok_or_else(|| Error::Other(format!("{}: this run has already finished", out.display())))
+    pending(&state, config).ok_or_else(|| finished(out))
+}
+
+fn finished(out: &Path) -> Error {
+    Error::Other(format!("{}: this run has already finished", out.display()))
 }
 
 /// What `--resume` has left to do in the run `saved` describes, whose
