@@ -267,7 +267,7 @@ fn refusal_hint(out: &Path) -> String {
     }
     let saved = TrainConfig::from_json(&settings).ok().map(|c| TrainConfig { out: out.to_path_buf(), ..c });
     let run = trainer::RunDir(out.to_path_buf());
-    let checkpoints = [run.checkpoint(), run.old_checkpoint()];
+    let checkpoints = [run.checkpoint(), run.new_checkpoint(), run.old_checkpoint()];
     let state = checkpoints.iter().find_map(|c| state::TrainerState::load(&c.join("trainer_state.json")).ok());
     match state.map(|state| saved.and_then(|saved| pending(&state, &saved))) {
         Some(Some(_)) => format!("pass --overwrite to replace it or --resume {} to continue it", out.display()),

@@ -141,6 +141,10 @@ fn a_resumed_run_ends_like_an_uninterrupted_one() {
     std::fs::create_dir(config.out.join(".checkpoint-last.old")).unwrap();
     let summary = train(config.clone(), true, &|step| step == 4).unwrap();
     assert_eq!(summary.outcome, Outcome::Interrupted);
+    // Killed before the rename of a run's first checkpoint: whole in `.tmp`, with no `.old` beside it.
+    std::fs::rename(config.out.join("checkpoint-last"), config.out.join(".checkpoint-last.tmp")).unwrap();
+    let summary = train(config.clone(), true, &|step| step == 5).unwrap();
+    assert_eq!(summary.outcome, Outcome::Interrupted);
     let summary = train(config.clone(), true, &never).unwrap();
     assert_eq!(summary.outcome, Outcome::Finished);
     assert_eq!(metrics(&config.out), uninterrupted);

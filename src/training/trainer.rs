@@ -37,15 +37,20 @@ impl RunDir {
     }
 
     /// Finishes a checkpoint swap that a kill cut short ([`Trainer::checkpoint`]):
-    /// with `checkpoint-last` gone and the previous one set aside as `.old`,
-    /// the new one in `.tmp` was complete, since the swap starts only once it
-    /// is: it becomes `checkpoint-last` (the previous one, if it is missing).
+    /// with `checkpoint-last` gone, the new one in `.tmp` is whole once its
+    /// `trainer_state.json` (written last) is there, and the swap starts only
+    /// then; it becomes `checkpoint-last`, else the previous one set aside as
+    /// `.old` does. The first checkpoint, killed before its rename, has no `.old`.
     pub fn recover_checkpoint(&self) -> Result<()> {
         let (last, tmp, old) = (self.checkpoint(), self.new_checkpoint(), self.old_checkpoint());
-        if last.exists() || !old.exists() {
+        if last.exists() {
             return Ok(());
         }
-        let newest = if tmp.exists() { tmp } else { old };
+        let newest = match (tmp.join("trainer_state.json").is_file(), old.exists()) {
+            (true, _) => tmp,
+            (false, true) => old,
+            (false, false) => return Ok(()),
+        };
         std::fs::rename(&newest, &last).map_err(|e| Error::io(&last, e))
     }
     /// Where a checkpoint is written before it replaces `checkpoint-last`.
