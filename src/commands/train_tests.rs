@@ -345,6 +345,8 @@ fn the_frozen_recipe_fits_the_head_once_on_both_families() {
         let history: Vec<EvalLog> = metrics(&config.out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(history.len(), 1);
         assert_eq!((history[0].epoch, history[0].step, history[0].learning_rate), (1.0, 1, None));
+        let state = crate::training::state::TrainerState::load(&config.out.join("trainer_state.json")).unwrap();
+        assert_eq!((state.epoch, state.global_step, state.total_steps), (1, 1, 1), "one fit, whatever the epochs");
         let best = summary.best.unwrap();
         assert!(best.eval_accuracy >= 0.9, "mpnet {mpnet}: {history:?}");
         assert!(summary.warnings.is_empty());

@@ -343,10 +343,10 @@ impl Trainer {
         let shape = (self.classifier.spec.labels.len(), self.classifier.spec.targets.len());
         let fit = head_fit::fit_per_target(&x, (&y, &targets), shape, self.config.head_c, weights);
         fit.install(&self.classifier)?;
-        // One "step" that is one epoch, so the evaluation log reads epoch 1, step 1.
-        self.state.total_steps = self.config.num_train_epochs;
+        // One fit: the state and the evaluation log read epoch 1, step 1 of 1, whatever --num-train-epochs says.
+        self.state.total_steps = 1;
         self.state.global_step = 1;
-        self.state.epoch = self.config.num_train_epochs;
+        self.state.epoch = 1;
         self.state.loss_sum = fit.mean_loss(&x, &y, &targets, shape.0);
         self.state.loss_count = 1;
         if self.dev.is_empty() {
