@@ -65,21 +65,36 @@ const MALLOC_SETTINGS: [(libc::c_int, &str, libc::c_int); 5] = [
 /// `predict` peaked at 279–293 MB in int8 and 586–591 MB in f32 instead of
 /// 325–353 and 665–667, at the same speed, and a training epoch took as long
 /// (2,048 sentences, 2 threads, two runs each).
+/// A setting the user gave for one of these parameters (`MALLOC_ARENA_MAX=2`,
+/// as some hosts set, or `GLIBC_TUNABLES=glibc.malloc.arena_max=2`) wins for
+/// that parameter; the others are still set.
 /// Process-wide. A no-op outside Linux/glibc.
 pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let user_set = std::env::vars()
-            .any(|(k, v)| k.starts_with("MALLOC_") || (k == "GLIBC_TUNABLES" && v.contains("glibc.malloc")));
-        if user_set {
-            return;
-        }
-        for (param, _, value) in MALLOC_SETTINGS {
+        let environment: Vec<(String, String)> = std::env::vars().collect();
+        for (param, name, value) in MALLOC_SETTINGS {
+            if chosen_by_user(&environment, name) {
+                continue;
+            }
             // SAFETY: mallopt only changes allocator parameters; it is called before
             // the heavy allocations and with values glibc accepts.
             unsafe { libc::mallopt(param, value) };
         }
     }
+}
+
+/// Whether `environment` sets glibc's malloc parameter `name` (a tunable's
+/// name, `arena_max`): as `MALLOC_ARENA_MAX` (or `MALLOC_MMAP_THRESHOLD_`,
+/// glibc's older spelling with a trailing underscore) or in `GLIBC_TUNABLES`.
+fn chosen_by_user(environment: &[(String, String)], name: &str) -> bool {
+    let variable = format!("MALLOC_{}", name.to_uppercase());
+    let tunable = format!("glibc.malloc.{name}=");
+    environment.iter().any(|(k, v)| {
+        *k == variable
+            || *k == format!("{variable}_")
+            || (k == "GLIBC_TUNABLES" && v.split(':').any(|t| t.starts_with(&tunable)))
+    })
 }
 
 /// [`tune_malloc`]'s settings as a `GLIBC_TUNABLES` value, so that another
@@ -98,6 +113,22 @@ pub fn malloc_tunables() -> String {
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
+    /// The user's own setting of one parameter leaves the others to stancekit.
+    #[test]
+    fn a_parameter_the_user_set_is_theirs_alone() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let host = env(&[("MALLOC_ARENA_MAX", "2"), ("PATH", "/bin")]);
+        assert!(super::chosen_by_user(&host, "arena_max"));
+        assert!(!super::chosen_by_user(&host, "mmap_threshold"));
+        let old_spelling = env(&[("MALLOC_TOP_PAD_", "0")]);
+        assert!(super::chosen_by_user(&old_spelling, "top_pad") && !super::chosen_by_user(&old_spelling, "mmap_max"));
+        let tunables = env(&[("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0:glibc.malloc.arena_max=4")]);
+        assert!(super::chosen_by_user(&tunables, "arena_max") && super::chosen_by_user(&tunables, "mmap_max"));
+        assert!(!super::chosen_by_user(&tunables, "mmap_threshold"), "mmap_max is not mmap_threshold");
+    }
+
     #[test]
     fn tunables_spell_out_the_mallopt_settings() {
         assert_eq!(
