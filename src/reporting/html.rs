@@ -468,13 +468,10 @@ fn curves(out: &mut String, training: &Training, colour: &str) {
 
 fn errors(out: &mut String, report: &Report, s: &SystemResult) {
     let e = &s.errors;
-    let labels = &report.metrics.labels;
-    let key: Vec<String> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            format!("<span class=\"swatch\" style=\"background:{}\"></span>{}", svg::label_colour(l, i), esc(l))
-        })
+    let stance = &report.metrics.stance_labels;
+    let colour = |label: &str| svg::label_colour(label, stance);
+    let key: Vec<String> = (report.metrics.labels.iter())
+        .map(|l| format!("<span class=\"swatch\" style=\"background:{}\"></span>{}", colour(l), esc(l)))
         .collect();
     let _ = write!(
         out,
@@ -492,16 +489,13 @@ fn errors(out: &mut String, report: &Report, s: &SystemResult) {
         "<table class=\"errors\"><thead><tr><th>target</th><th>gold</th><th>predicted</th>\
          <th class=\"num\">confidence</th><th>probabilities</th><th>text</th></tr></thead><tbody>",
     );
-    let pill = |label: &str| {
-        let i = labels.iter().position(|l| l == label).unwrap_or(0);
-        format!("<span class=\"pill\" style=\"background:{}\">{}</span>", svg::label_colour(label, i), esc(label))
-    };
+    let pill =
+        |label: &str| format!("<span class=\"pill\" style=\"background:{}\">{}</span>", colour(label), esc(label));
     for r in &e.top {
         let strip = if r.probs.is_empty() {
             String::new()
         } else {
-            let parts: Vec<(&str, f64, &str)> =
-                r.probs.0.iter().enumerate().map(|(i, (l, p))| (l.as_str(), *p, svg::label_colour(l, i))).collect();
+            let parts: Vec<(&str, f64, &str)> = r.probs.0.iter().map(|(l, p)| (l.as_str(), *p, colour(l))).collect();
             svg::probability_strip(&parts)
         };
         let id = r.id.as_deref().map_or(String::new(), |id| format!("<br><span class=\"ci\">{}</span>", esc(id)));

@@ -22,15 +22,16 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// Muted, print-safe colours for labels: stance labels get green and red, the
-/// neutral label grey; others take the rest in order.
-pub fn label_colour(label: &str, index: usize) -> &'static str {
-    const OTHERS: [&str; 4] = ["#6b46c1", "#b7791f", "#2c7a7b", "#975a16"];
-    match label {
-        "favor" => "#2f855a",
-        "against" => "#c53030",
-        "none" => "#8a94a6",
-        _ => OTHERS[index % OTHERS.len()],
+/// Muted, print-safe colours for labels: `favor` green and `against` red; a
+/// neutral label (one F_avg leaves out) grey; other stance labels green, red,
+/// then the rest, in their order among `stance_labels`.
+pub fn label_colour(label: &str, stance_labels: &[String]) -> &'static str {
+    const STANCES: [&str; 6] = ["#2f855a", "#c53030", "#6b46c1", "#b7791f", "#2c7a7b", "#975a16"];
+    match (label, stance_labels.iter().position(|l| l == label)) {
+        ("favor", _) => STANCES[0],
+        ("against", _) => STANCES[1],
+        (_, None) => "#8a94a6",
+        (_, Some(i)) => STANCES[i % STANCES.len()],
     }
 }
 
@@ -413,5 +414,19 @@ mod tests {
             assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
             assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
         }
+    }
+
+    /// Any label set gets the stance colours: its stance labels green, red and
+    /// on, its neutral ones grey; favor and against keep theirs.
+    #[test]
+    fn label_colours_follow_the_labels_roles() {
+        let stance = |labels: &[&str]| labels.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        let semeval = stance(&["favor", "against"]);
+        let colours: Vec<&str> = ["favor", "against", "none"].iter().map(|l| label_colour(l, &semeval)).collect();
+        assert_eq!(colours, ["#2f855a", "#c53030", "#8a94a6"]);
+        let custom = stance(&["Support", "Oppose", "Query"]);
+        let colours: Vec<&str> =
+            ["Support", "Oppose", "Query", "No Stance", "unrelated"].iter().map(|l| label_colour(l, &custom)).collect();
+        assert_eq!(colours, ["#2f855a", "#c53030", "#6b46c1", "#8a94a6", "#8a94a6"]);
     }
 }
