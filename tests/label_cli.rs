@@ -164,6 +164,7 @@ fn the_api_labels_skips_undoes_and_counts() {
     assert!(!page.contains("http://") && !page.contains("https://"), "the page fetches nothing from elsewhere");
     let meta = server.get("/api/meta");
     assert_eq!(meta["targets"][1]["id"], "defence");
+    assert_eq!(meta["neutral"], json!(["none"]), "the page greys the labels F_avg leaves out");
     assert!(meta["rules"].as_str().unwrap().contains("Judge the sentence on its own"));
 
     let view = server.get("/api/next");

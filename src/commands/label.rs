@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::active::LabelProbs;
 use crate::data::Schema;
+use crate::evaluation::metrics::neutral_indices;
 
 use crate::labeling::{self, Item, LabelStore, Meta, Scorer, Session, Target};
 use crate::model::Classifier;
@@ -73,6 +74,10 @@ pub fn run(config: &LabelConfig) -> Result<()> {
     let meta = Meta {
         targets: targets.clone(),
         labels: schema.labels.clone(),
+        neutral: neutral_indices(&schema.labels, schema.neutral.as_ref())
+            .iter()
+            .map(|&i| schema.labels[i].clone())
+            .collect(),
         rules,
         out: config.out.display().to_string(),
         inputs: config.input.iter().map(|p| p.display().to_string()).collect(),

@@ -64,6 +64,8 @@ const CONTENT_SECURITY_POLICY: &str =
 pub struct Meta {
     pub targets: Vec<Target>,
     pub labels: Vec<String>,
+    /// The labels that take no stance (F_avg leaves them out), for the page's colours.
+    pub neutral: Vec<String>,
     /// A reminder of the labelling rules (a rules file's text, or [`super::default_rules`]).
     pub rules: String,
     pub out: String,
