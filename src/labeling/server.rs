@@ -4,7 +4,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | the page ([`PAGE`]): everything inline, nothing fetched from elsewhere |
-//! | `GET /api/meta` | targets with descriptions, labels, the rules, the files |
+//! | `GET /api/meta` | targets with descriptions, labels (and the neutral ones), the rules, the files |
 //! | `GET /api/next` | the current sentence and the counts ([`super::View`]) |
 //! | `POST /api/label` | `{"item": i, "text": t, "labels": {target: label}}`: save, then the next view |
 //! | `POST /api/skip` | `{"item": i, "text": t}`: leave it for later |
