@@ -222,24 +222,12 @@ impl Trainer {
                     self.state.epoch += 1;
                     self.state.batch_in_epoch = 0;
                 }
-                let due = match self.config.eval_strategy {
-                    EvalStrategy::No => false,
-                    EvalStrategy::Epoch => epoch_done,
-                    EvalStrategy::Steps => self.state.global_step.is_multiple_of(self.config.eval_steps.max(1)),
-                };
-                if due {
-                    if self.evaluate_and_select(progress)? {
-                        self.state.finished = true;
-                        self.checkpoint()?;
-                        bar.finish_and_clear();
-                        return Ok(Outcome::EarlyStopped);
+                if let Some(outcome) = self.after_step(epoch_done, stop, progress)? {
+                    match outcome {
+                        Outcome::Interrupted => bar.abandon(),
+                        _ => bar.finish_and_clear(),
                     }
-                    self.checkpoint()?;
-                }
-                if stop(self.state.global_step) {
-                    self.checkpoint()?;
-                    bar.abandon();
-                    return Ok(Outcome::Interrupted);
+                    return Ok(outcome);
                 }
                 if epoch_done {
                     break;
@@ -254,6 +242,34 @@ impl Trainer {
         self.state.finished = true;
         self.checkpoint()?;
         Ok(Outcome::Finished)
+    }
+
+    /// Evaluates and checkpoints when `--eval-strategy` says so, and stops
+    /// where early stopping or `stop` asks: the outcome then, else none.
+    fn after_step(
+        &mut self,
+        epoch_done: bool,
+        stop: &(dyn Fn(usize) -> bool + Sync),
+        progress: &super::progress::Progress,
+    ) -> Result<Option<Outcome>> {
+        let due = match self.config.eval_strategy {
+            EvalStrategy::No => false,
+            EvalStrategy::Epoch => epoch_done,
+            EvalStrategy::Steps => self.state.global_step.is_multiple_of(self.config.eval_steps.max(1)),
+        };
+        if due {
+            let early_stop = self.evaluate_and_select(progress)?;
+            self.state.finished = early_stop;
+            self.checkpoint()?;
+            if early_stop {
+                return Ok(Some(Outcome::EarlyStopped));
+            }
+        }
+        if stop(self.state.global_step) {
+            self.checkpoint()?;
+            return Ok(Some(Outcome::Interrupted));
+        }
+        Ok(None)
     }
 
     /// The same permutation for the same seed and epoch, whatever happened before.
