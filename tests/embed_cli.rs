@@ -51,7 +51,7 @@ fn jsonl_and_npy_rows_are_the_library_embeddings() {
     let out = embed(&model, &input, &jsonl, &["--batch-size", "2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("embedded 3 sentences"), "{stderr}");
+    assert!(stderr.contains("embedded 3 sentences") && !stderr.contains("blank line"), "{stderr}");
     let rows: Vec<serde_json::Value> =
         std::fs::read_to_string(&jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3);
@@ -114,4 +114,17 @@ fn an_output_ending_that_is_neither_npy_nor_jsonl_is_refused() {
         assert!(!output.exists());
     }
     assert!(embed(&model, &input, &dir.path().join("e.JSONL"), &[]).status.success());
+}
+
+/// Blank lines between a plain-text input's texts get no row: an `.npy`,
+/// which has no ids, then no longer lines up with the file, and the summary says so.
+#[test]
+fn blank_lines_that_get_no_row_are_counted() {
+    let (dir, model, _) = setup();
+    let gaps = dir.path().join("gaps.txt");
+    std::fs::write(&gaps, "alpha\n\nbeta\n   \ngamma\n\n").unwrap();
+    let out = embed(&model, &gaps, &dir.path().join("g.npy"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("embedded 3 sentences") && stderr.contains("; 2 blank lines got no row"), "{stderr}");
 }

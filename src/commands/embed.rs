@@ -43,6 +43,8 @@ pub struct EmbedConfig {
 #[derive(Debug)]
 pub struct Summary {
     pub sentences: usize,
+    /// Blank lines between the texts of a plain-text input, which get no row.
+    pub blank_lines: usize,
     pub seconds: f64,
     /// The int8 kernel and layers, if `--precision int8`.
     pub int8: Option<Int8Plan>,
@@ -52,7 +54,12 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rate = self.sentences as f64 / self.seconds.max(1e-9);
         let int8 = super::int8_note(self.int8);
-        write!(f, "embedded {} sentences in {:.2} s ({rate:.1} sentences/s){int8}", self.sentences, self.seconds)
+        write!(f, "embedded {} sentences in {:.2} s ({rate:.1} sentences/s){int8}", self.sentences, self.seconds)?;
+        if self.blank_lines > 0 {
+            let n = self.blank_lines;
+            write!(f, "; {n} blank line{} got no row: row i is the i-th text, and the JSONL output gives each its line number as `id`", if n == 1 { "" } else { "s" })?;
+        }
+        Ok(())
     }
 }
 
@@ -75,7 +82,11 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let vectors = embedder.embed(&texts, config.batch_size)?;
     write_output(&config.output, &items, &vectors, embedder.dimension)?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(Summary { sentences: items.len(), seconds, int8: embedder.int8 })
+    // One text per line: each id is its line number, so the last one tells how many lines were blank.
+    let lines = crate::input::texts_format(&config.input) == crate::input::InputFormat::Lines;
+    let last_line = items.last().and_then(|i| i.id.parse::<usize>().ok()).filter(|_| lines);
+    let blank_lines = last_line.map_or(0, |last| last.saturating_sub(items.len()));
+    Ok(Summary { sentences: items.len(), blank_lines, seconds, int8: embedder.int8 })
 }
 
 /// The output's ending picks its format: `.npy`, or JSONL for `.jsonl`, `.json`,

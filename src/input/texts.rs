@@ -29,16 +29,7 @@ pub struct TextItem {
 /// JSONL is chosen by a `.jsonl`/`.json` extension, or on stdin by a first line
 /// that opens a JSON object; anything else is one text per line.
 pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
-    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    let format = match extension.as_deref() {
-        Some("jsonl" | "json" | "ndjson") => InputFormat::Jsonl,
-        // As `predict` reads them: a header row naming the `text` column.
-        Some("csv") => InputFormat::Csv,
-        Some("tsv") => InputFormat::Tsv,
-        _ if path == Path::new("-") => InputFormat::Auto,
-        _ => InputFormat::Lines,
-    };
-    let (_, records) = open_records(path, &ReadOptions { format, ..Default::default() })?;
+    let (_, records) = open_records(path, &ReadOptions { format: texts_format(path), ..Default::default() })?;
     let mut items = Vec::new();
     let mut problems = Vec::new();
     for record in records {
@@ -47,6 +38,20 @@ pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
         }
     }
     Problems::or_ok(problems, items)
+}
+
+/// How [`read_texts`] reads `path`: by its ending, stdin sniffed, anything
+/// else one text per line (whose id is its line number).
+pub fn texts_format(path: &Path) -> InputFormat {
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("jsonl" | "json" | "ndjson") => InputFormat::Jsonl,
+        // As `predict` reads them: a header row naming the `text` column.
+        Some("csv") => InputFormat::Csv,
+        Some("tsv") => InputFormat::Tsv,
+        _ if path == Path::new("-") => InputFormat::Auto,
+        _ => InputFormat::Lines,
+    }
 }
 
 /// How an input file is laid out.
