@@ -37,6 +37,16 @@ pub struct RecordIn {
     pub target: Option<String>,
 }
 
+/// A 400 naming the field at fault: serde names the object a field is
+/// missing from (or given twice in), so the field is named, as a wrong type's path does.
+fn field_error(mut field: String, message: String) -> ApiError {
+    let named = ["missing field `", "duplicate field `"].iter().find_map(|p| message.strip_prefix(p));
+    if let Some(name) = named.and_then(|m| m.split('`').next()) {
+        field = if field == "." { name.to_string() } else { format!("{field}.{name}") };
+    }
+    ApiError::bad(&field, format!("{field}: {message}"))
+}
+
 /// A refused request: the status, the field at fault (if one is), and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -82,21 +92,20 @@ impl PredictRequest {
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         // A byte order mark (Windows tools write one) is not JSON, but `predict` reads past it too.
         let body = crate::input::lines::strip_bom(body);
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::bad("body", format!("body: not valid JSON ({e})")))?;
+        let invalid = |e: serde_json::Error| ApiError::bad("body", format!("body: not valid JSON ({e})"));
         // serde would read an array as the struct's fields in order: say what is wanted instead.
-        if !value.is_object() {
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(invalid)?;
             return Err(ApiError::bad("body", "body: not a JSON object with `texts` or `records`"));
         }
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let mut field = e.path().to_string();
-            let message = e.inner().to_string();
-            // serde names the object a field is missing from: name the field, as a wrong type's path does.
-            if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
-                field = if field == "." { missing.to_string() } else { format!("{field}.{missing}") };
-            }
-            ApiError::bad(&field, format!("{field}: {message}"))
-        })
+        // Read from the bytes, not through a `Value`, whose map would keep the last of a key given twice.
+        let mut json = serde_json::Deserializer::from_slice(body);
+        let request = serde_path_to_error::deserialize(&mut json).map_err(|e| match e.inner().classify() {
+            serde_json::error::Category::Data => field_error(e.path().to_string(), e.inner().to_string()),
+            _ => invalid(e.into_inner()),
+        })?;
+        json.end().map_err(invalid)?;
+        Ok(request)
     }
 
     /// The records and pairs to score, or the first problem. `targets` holds
@@ -271,6 +280,10 @@ mod tests {
             (r#"{"texts": ["a"]"#, 400, "body", "not valid JSON"),
             ("", 400, "body", "not valid JSON"),
             (r#"["a"]"#, 400, "body", "not a JSON object"),
+            (r#"{"texts": ["x"], "texts": ["y"]}"#, 400, "texts", "duplicate field `texts`"),
+            (r#"{"records": [{"text": "a", "text": "b"}]}"#, 400, "records[0].text", "duplicate field `text`"),
+            (r#"{"texts": ["a"]} {"texts": ["b"]}"#, 400, "body", "not valid JSON"),
+            (r#"  {"texts": ["a"], "#, 400, "body", "not valid JSON"),
         ];
         for (body, status, field, message) in cases {
             let (got_status, got_field, got_message) = refusal(body);
