@@ -181,7 +181,10 @@ fn check(p: &Prediction, labels: &[String]) -> Vec<(&'static str, String)> {
     }
     let sum: f64 = p.probs.0.iter().map(|(_, p)| p).sum();
     if (sum - 1.0).abs() > SUM_TOLERANCE {
-        out.push(("probs", format!("probabilities sum to {sum:.4}, not 1")));
+        out.push((
+            "probs",
+            format!("probabilities sum to {sum:.4}, not 1 (within {SUM_TOLERANCE}); write more digits"),
+        ));
     }
     out
 }
@@ -236,16 +239,18 @@ mod tests {
             r#"{"text": "a", "target": "t", "label": "none", "probs": {"favor": 0.5, "none": 0.2}}"#,
             r#"{"text": "a", "target": "t", "label": "none", "probs": {"favor": 1.5, "against": 0, "none": 0, "x": 0}}"#,
             r#"{"text": "a", "label": "none"}"#,
+            r#"{"text": "a", "target": "t", "label": "none", "probs": {"favor": NaN, "against": 0, "none": 1}}"#,
         ];
         std::fs::write(&path, lines.join("\n")).unwrap();
         let err = read(&path, &labels()).unwrap_err().to_string();
         for expected in [
             "p.jsonl:1: label: 'pro' is not a label of the task (favor, against, none)",
             "p.jsonl:2: probs: no probability for 'against'",
-            "p.jsonl:2: probs: probabilities sum to 0.7000, not 1",
+            "p.jsonl:2: probs: probabilities sum to 0.7000, not 1 (within 0.01); write more digits",
             "p.jsonl:3: probs: probability of 'favor' is 1.5, outside [0, 1]",
             "p.jsonl:3: probs: 'x' is not a label",
             "p.jsonl:4: json: missing field `target`",
+            "(NaN and Infinity are not JSON numbers, nor a probability or a score)",
         ] {
             assert!(err.contains(expected), "{expected} not in\n{err}");
         }

@@ -106,10 +106,15 @@ fn decode_line(file: &str, number: usize, mut raw: Vec<u8>) -> Result<Line, Prob
 /// holds a carriage return: lines end in `\n` (or `\r\n`), so a file whose
 /// lines end in `\r` alone (old Mac software) reads as one long line.
 pub fn json_message(text: &str, e: &serde_json::Error) -> String {
-    match text.contains('\r') {
-        true => format!("{e} (the line holds a carriage return, \\r: lines must end in \\n or \\r\\n, not \\r alone)"),
-        false => e.to_string(),
+    if text.contains('\r') {
+        return format!("{e} (the line holds a carriage return, \\r: lines must end in \\n or \\r\\n, not \\r alone)");
     }
+    // Python's json.dump writes these unless told allow_nan=False.
+    let bare = |word: &str| text.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == word);
+    if e.is_syntax() && (bare("NaN") || bare("Infinity")) {
+        return format!("{e} (NaN and Infinity are not JSON numbers, nor a probability or a score)");
+    }
+    e.to_string()
 }
 
 /// Decodes bytes found on line `line`; `part` says which bytes ("column 2"),

@@ -105,7 +105,7 @@ pub fn definitions(metrics: &Metrics) -> Vec<(&'static str, String)> {
 
 /// The terms whose meaning does not depend on the report.
 const DEFINITIONS: &[(&str, &str)] = &[
-    ("macro-F1", "the unweighted mean of the F1 scores of all labels, the neutral one included."),
+    ("macro-F1", "the unweighted mean of the F1 scores of all labels, the neutral ones included."),
     (
         "Interval",
         "a percentile bootstrap interval: sentences are drawn with replacement (all records of a sentence \
