@@ -181,6 +181,10 @@ fn the_api_labels_skips_undoes_and_counts() {
         400,
     );
     assert!(bad["error"].as_str().unwrap().contains("`pro`"), "{bad}");
+    // A target given twice is refused, not its last label taken.
+    let twice = r#"{"item": 1, "labels": {"nato": "favor", "defence": "none", "nato": "none"}}"#;
+    let twice = server.call("POST", "/api/label", twice, 422);
+    assert!(twice["error"].as_str().unwrap().contains("target id `nato` is given twice"), "{twice}");
     server.call(
         "POST",
         "/api/label",

@@ -219,16 +219,17 @@ impl Schema {
     }
 }
 
-/// The targets map, refusing an id given twice: serde's map would keep the
-/// last silently, and the first description would vanish from every model.
-fn unique_targets<'de, D: serde::Deserializer<'de>>(
+/// A map keyed by target id (the targets file's descriptions, the label
+/// page's decisions), refusing an id given twice: serde's map would keep the
+/// last silently, and the first would vanish.
+pub fn unique_targets<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> std::result::Result<BTreeMap<String, String>, D::Error> {
     struct Visitor;
     impl<'de> serde::de::Visitor<'de> for Visitor {
         type Value = BTreeMap<String, String>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object of target id -> description")
+            f.write_str("an object keyed by target id")
         }
         fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> std::result::Result<Self::Value, M::Error> {
             let mut targets = BTreeMap::new();

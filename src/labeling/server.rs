@@ -148,6 +148,8 @@ struct LabelBody {
     item: usize,
     /// The sentence the page shows as `item`, checked against it ([`Session::expect_text`]).
     text: Option<String>,
+    /// Target → label; a target given twice is refused, not its last label kept.
+    #[serde(deserialize_with = "crate::data::unique_targets")]
     labels: BTreeMap<String, String>,
 }
 
