@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{Pos, Sink};
 use crate::input::id;
+use crate::input::json::{Entries, GIVEN_TWICE};
 use crate::input::lines::LineReader;
 
 pub(crate) fn read(file: &Arc<str>, bytes: &[u8], sink: &mut Sink) {
@@ -20,41 +21,14 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], sink: &mut Sink) {
 
 fn object(text: &str, at: Pos, sink: &mut Sink) {
     match serde_json::from_str::<Entries>(text) {
-        Ok(Entries(entries)) => {
-            let mut seen = std::collections::HashSet::new();
-            match entries.iter().find(|(key, _)| !seen.insert(key.as_str())) {
-                // serde_json's map would keep the last silently: `{"label": "favor", "label": "none"}` is a typo, not a label.
-                Some((key, _)) => sink.problems.push(at.problem(key, "given twice in one record")),
-                None => entry(&entries.into_iter().collect(), at, sink),
-            }
-        }
+        Ok(entries) => match entries.into_object() {
+            Ok(object) => entry(&object, at, sink),
+            Err(key) => sink.problems.push(at.problem(&key, GIVEN_TWICE)),
+        },
         Err(_) if serde_json::from_str::<Value>(text).is_ok() => {
             sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}"))
         }
         Err(e) => sink.problems.push(at.problem("json", crate::input::lines::json_message(text, &e))),
-    }
-}
-
-/// A JSON object's entries in order, a key given twice kept twice.
-struct Entries(Vec<(String, Value)>);
-
-impl<'de> serde::Deserialize<'de> for Entries {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Entries;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Entries, M::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Entries(entries))
-            }
-        }
-        deserializer.deserialize_map(Visitor)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Reading input files, with one policy whatever the command: [`lines`] (a
 //! byte order mark and line endings go, invalid UTF-8 is a problem of its
-//! line), [`id`] (what a JSON `id` may be) and [`csv`] (header by name,
+//! line), [`id`] (what a JSON `id` may be), [`json`] (a key given twice is
+//! named, not the last kept) and [`csv`] (header by name,
 //! physical line numbers). [`open_records`] and [`read_texts`] read the
 //! sentences `predict` and `embed` run over, raw text cut into sentences by
 //! [`segment`]; `data` and `evaluation` read
@@ -8,6 +9,7 @@
 
 pub mod csv;
 pub mod id;
+pub mod json;
 pub mod lines;
 pub mod segment;
 mod texts;

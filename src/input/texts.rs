@@ -219,8 +219,14 @@ fn json_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
 
 fn json_object(line: &Line, file: &Arc<str>) -> Result<Record> {
     let problem = |(field, message): (&str, String)| Error::from(Problem::new(file, line.number, field, message));
-    let mut value: Value =
-        serde_json::from_str(&line.text).map_err(|e| problem(("json", super::lines::json_message(&line.text, &e))))?;
+    let mut value: Value = match serde_json::from_str::<super::json::Entries>(&line.text) {
+        Ok(entries) => {
+            Value::Object(entries.into_object().map_err(|key| problem((&key, super::json::GIVEN_TWICE.into())))?)
+        }
+        // Not an object: read as any JSON, for the messages below.
+        Err(_) => serde_json::from_str(&line.text)
+            .map_err(|e| problem(("json", super::lines::json_message(&line.text, &e))))?,
+    };
     let text = json_text(&mut value).map_err(problem)?;
     let id = id::from_json(value.get("id")).map_err(|m| problem(("id", m)))?;
     let target = json_target(&value).map_err(problem)?;
@@ -430,12 +436,15 @@ mod tests {
     fn jsonl_and_csv_records_carry_targets_and_line_numbers() {
         let (_d, jsonl) = stream(
             "a.jsonl",
-            b"{\"id\": 7, \"text\": \"one\", \"target\": \"nato\"}\n\n{\"text\": \"two\", \"target\": 3}\n{\"text\": \"x\"}\n",
+            b"{\"id\": 7, \"text\": \"one\", \"target\": \"nato\"}\n\n{\"text\": \"two\", \"target\": 3}\n{\"text\": \"x\"}\n\
+              {\"text\": \"a\", \"text\": \"b\"}\n",
             ReadOptions::default(),
         );
         let first = jsonl[0].as_ref().unwrap();
         assert_eq!((first.id.as_str(), first.target.as_deref(), first.line), ("7", Some("nato"), 1));
         assert!(jsonl[1].as_ref().unwrap_err().to_string().ends_with("a.jsonl:3: target: not a string"));
+        // A key given twice is a typo to name, not a value to pick.
+        assert!(jsonl[3].as_ref().unwrap_err().to_string().ends_with("a.jsonl:5: text: given twice in one record"));
         assert_eq!(jsonl[2].as_ref().unwrap().id, "4");
         let (_d, csv) = stream(
             "b.csv",
