@@ -143,7 +143,7 @@ where
             // Written in place ([`stage`]): appended to, as the shell's `>>` opened it, not truncated.
             std::fs::OpenOptions::new().append(true).open(tmp).map_err(|e| Error::io(path, e))?
         } else {
-            File::create(tmp).map_err(|e| temp_error(path, e))?
+            File::create(tmp).map_err(|e| temp_error(path, tmp, e))?
         };
         let mut out = BufWriter::new(file);
         write(&mut out)?;
@@ -235,10 +235,11 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
-/// The temporary file beside `path` could not be made: say so, since the
-/// folder, not the file (which may well be writable), is what refused.
-fn temp_error(path: &Path, e: std::io::Error) -> Error {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+/// The temporary file `tmp` for `path` (beside it, or beside the file a link
+/// names) could not be made: say so, since the folder, not the file (which
+/// may well be writable), is what refused.
+fn temp_error(path: &Path, tmp: &Path, e: std::io::Error) -> Error {
+    let dir = tmp.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let why = format!(
         "{e} (creating a temporary file in {}: outputs are written beside their name and renamed into place)",
         dir.display()
@@ -489,6 +490,12 @@ fn staged_file(path: &Path) -> Option<PathBuf> {
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     if let Some(target) = is_link.then(|| path.canonicalize().ok()).flatten() {
         return staged_file(&target);
+    }
+    // A link to a file not made yet: that file is written (its folder must exist), the link kept.
+    let dangling = is_link.then(|| std::fs::read_link(path).ok()).flatten();
+    if let Some(target) = dangling.map(|t| path.parent().unwrap_or(Path::new("")).join(t)) {
+        let chained = std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink());
+        return Some(if chained { path.to_path_buf() } else { target });
     }
     // A pipe or a device (`/dev/null`, `/dev/stdout`) is written in place:
     // renaming over it would replace the device with a plain file.
@@ -780,6 +787,24 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
         write_text(Path::new("/dev/null"), "nothing").unwrap();
         assert!(!std::fs::metadata("/dev/null").unwrap().is_file(), "/dev/null is still the device");
+        // A link to a file not made yet makes that file; one whose folder is missing says which.
+        let (later, pending) = (dir.path().join("later.jsonl"), dir.path().join("pending.jsonl"));
+        std::os::unix::fs::symlink("later.jsonl", &pending).unwrap();
+        write_text(&pending, "made").unwrap();
+        assert!(std::fs::symlink_metadata(&pending).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&later).unwrap(), "made");
+        let nowhere = dir.path().join("nowhere.jsonl");
+        std::os::unix::fs::symlink(dir.path().join("missing/x.jsonl"), &nowhere).unwrap();
+        let err = write_text(&nowhere, "lost").unwrap_err().to_string();
+        assert!(
+            err.contains("missing") && std::fs::symlink_metadata(&nowhere).unwrap().file_type().is_symlink(),
+            "{err}"
+        );
+        // Links that name each other are written in place of the first, as before, not followed forever.
+        let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+        std::os::unix::fs::symlink("b.jsonl", &a).unwrap();
+        std::os::unix::fs::symlink("a.jsonl", &b).unwrap();
+        write_text(&a, "loop").unwrap();
     }
 
     #[test]
