@@ -21,7 +21,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use record::{count_sentences, Record};
-pub use schema::{names_description, unique_targets, Neutral, Schema, DEFAULT_NEUTRAL, DEFAULT_TARGETS};
+pub use schema::{
+    label_in_any_case, names_description, unique_targets, Neutral, Schema, DEFAULT_NEUTRAL, DEFAULT_TARGETS,
+};
 pub use split::{kfold_grouped, pick, split_grouped, Fold, Parts};
 pub use stats::Counts;
 pub use validate::Duplicate;

@@ -70,6 +70,14 @@ impl<'de> Deserialize<'de> for Neutral {
     }
 }
 
+/// The label of `labels` that `given` spells, the exact spelling first, else
+/// in any case (`FAVOR` is `favor`, `support` is `Support`), as files from
+/// other tools write them.
+pub fn label_in_any_case<'a>(labels: &'a [String], given: &str) -> Option<&'a String> {
+    let exact = labels.iter().find(|l| l.as_str() == given);
+    exact.or_else(|| labels.iter().find(|l| l.to_lowercase() == given.to_lowercase()))
+}
+
 /// Whether `given` names a target by this description: case and surrounding
 /// whitespace are ignored, as SemEval-style files write descriptions freely.
 pub fn names_description(given: &str, description: &str) -> bool {

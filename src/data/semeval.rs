@@ -99,9 +99,7 @@ impl Fields<'_> {
 /// The schema's label that `stance` spells in any case (`FAVOR` is `favor`,
 /// `support` is `Support`); as given when none does, for the check to name.
 fn schema_label(schema: &Schema, stance: &str) -> String {
-    let exact = schema.labels.iter().find(|l| l.as_str() == stance);
-    let label = exact.or_else(|| schema.labels.iter().find(|l| l.to_lowercase() == stance.to_lowercase()));
-    label.map_or_else(|| stance.to_string(), String::clone)
+    super::label_in_any_case(&schema.labels, stance).map_or_else(|| stance.to_string(), String::clone)
 }
 
 #[cfg(test)]

@@ -136,7 +136,8 @@ pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
         };
         let at = |(field, message): (&str, String)| Problem::new(&name, line.number, field, message);
         match parse(&line.text) {
-            Ok(p) => {
+            Ok(mut p) => {
+                spell_as_the_task(&mut p, labels);
                 problems.extend(check(&p, labels).into_iter().map(at));
                 file.rows.push(p);
                 file.lines.push(line.number);
@@ -147,10 +148,27 @@ pub fn read(path: &Path, labels: &[String]) -> Result<PredictionsFile> {
     Problems::or_ok(problems, file)
 }
 
+/// A label and probabilities in another case than the task's (`FAVOR`) take the task's spelling.
+fn spell_as_the_task(p: &mut Prediction, labels: &[String]) {
+    let spell = |given: &mut String| {
+        if let Some(label) = crate::data::label_in_any_case(labels, given) {
+            given.clone_from(label);
+        }
+    };
+    spell(&mut p.label);
+    p.probs.0.iter_mut().for_each(|(label, _)| spell(label));
+}
+
 /// One line; a line that does not deserialize because of its id names the id.
 fn parse(line: &str) -> std::result::Result<Prediction, (&'static str, String)> {
-    let value: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| ("json", crate::input::lines::json_message(line, &e)))?;
+    use crate::input::json::{Entries, GIVEN_TWICE};
+    let value: serde_json::Value = match serde_json::from_str::<Entries>(line) {
+        // A key given twice is named, not its last value taken.
+        Ok(entries) => {
+            serde_json::Value::Object(entries.into_object().map_err(|key| ("json", format!("`{key}` {GIVEN_TWICE}")))?)
+        }
+        Err(_) => serde_json::from_str(line).map_err(|e| ("json", crate::input::lines::json_message(line, &e)))?,
+    };
     Prediction::deserialize(&value).map_err(|e| match id::from_json(value.get("id")) {
         Err(message) => ("id", message),
         Ok(_) => ("json", e.to_string()),
@@ -240,6 +258,8 @@ mod tests {
             r#"{"text": "a", "target": "t", "label": "none", "probs": {"favor": 1.5, "against": 0, "none": 0, "x": 0}}"#,
             r#"{"text": "a", "label": "none"}"#,
             r#"{"text": "a", "target": "t", "label": "none", "probs": {"favor": NaN, "against": 0, "none": 1}}"#,
+            r#"{"text": "a", "target": "t", "label": "favor", "label": "none"}"#,
+            r#"{"text": "b", "target": "t", "label": "FAVOR", "probs": {"Favor": 0.5, "AGAINST": 0.25, "none": 0.25}}"#,
         ];
         std::fs::write(&path, lines.join("\n")).unwrap();
         let err = read(&path, &labels()).unwrap_err().to_string();
@@ -251,9 +271,14 @@ mod tests {
             "p.jsonl:3: probs: 'x' is not a label",
             "p.jsonl:4: json: missing field `target`",
             "(NaN and Infinity are not JSON numbers, nor a probability or a score)",
+            "p.jsonl:6: json: `label` given twice in one record",
         ] {
             assert!(err.contains(expected), "{expected} not in\n{err}");
         }
+        assert!(!err.contains("p.jsonl:7"), "labels in another case take the task's spelling: {err}");
+        std::fs::write(&path, lines[6]).unwrap();
+        let row = &read(&path, &labels()).unwrap().rows[0];
+        assert_eq!((row.label.as_str(), row.probs.in_order(&labels())), ("favor", Some(vec![0.5, 0.25, 0.25])));
     }
 
     #[test]
