@@ -161,14 +161,12 @@ fn spell_as_the_task(p: &mut Prediction, labels: &[String]) {
 
 /// One line; a line that does not deserialize because of its id names the id.
 fn parse(line: &str) -> std::result::Result<Prediction, (&'static str, String)> {
-    use crate::input::json::{Entries, GIVEN_TWICE};
-    let value: serde_json::Value = match serde_json::from_str::<Entries>(line) {
-        // A key given twice is named, not its last value taken.
-        Ok(entries) => {
-            serde_json::Value::Object(entries.into_object().map_err(|key| ("json", format!("`{key}` {GIVEN_TWICE}")))?)
-        }
-        Err(_) => serde_json::from_str(line).map_err(|e| ("json", crate::input::lines::json_message(line, &e)))?,
-    };
+    use crate::input::json::{parse_line, LineError, GIVEN_TWICE};
+    // A key given twice is named, not its last value taken.
+    let value = parse_line(line).map_err(|e| match e {
+        LineError::Twice(key) => ("json", format!("`{key}` {GIVEN_TWICE}")),
+        LineError::Json(e) => ("json", crate::input::lines::json_message(line, &e)),
+    })?;
     Prediction::deserialize(&value).map_err(|e| match id::from_json(value.get("id")) {
         Err(message) => ("id", message),
         Ok(_) => ("json", e.to_string()),

@@ -4,6 +4,22 @@
 
 use serde_json::{Map, Value};
 
+/// Why a JSON line could not be read.
+pub enum LineError {
+    /// An object with this key given twice.
+    Twice(String),
+    /// Not JSON at all.
+    Json(serde_json::Error),
+}
+
+/// A JSON line as a value: an object with its keys checked, anything else as it parses.
+pub fn parse_line(text: &str) -> Result<Value, LineError> {
+    match serde_json::from_str::<Entries>(text) {
+        Ok(entries) => entries.into_object().map(Value::Object).map_err(LineError::Twice),
+        Err(_) => serde_json::from_str(text).map_err(LineError::Json),
+    }
+}
+
 /// What a record's field given twice is told.
 pub const GIVEN_TWICE: &str = "given twice in one record";
 

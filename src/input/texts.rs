@@ -219,14 +219,11 @@ fn json_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
 
 fn json_object(line: &Line, file: &Arc<str>) -> Result<Record> {
     let problem = |(field, message): (&str, String)| Error::from(Problem::new(file, line.number, field, message));
-    let mut value: Value = match serde_json::from_str::<super::json::Entries>(&line.text) {
-        Ok(entries) => {
-            Value::Object(entries.into_object().map_err(|key| problem((&key, super::json::GIVEN_TWICE.into())))?)
-        }
-        // Not an object: read as any JSON, for the messages below.
-        Err(_) => serde_json::from_str(&line.text)
-            .map_err(|e| problem(("json", super::lines::json_message(&line.text, &e))))?,
-    };
+    use super::json::{parse_line, LineError, GIVEN_TWICE};
+    let mut value = parse_line(&line.text).map_err(|e| match e {
+        LineError::Twice(key) => problem((&key, GIVEN_TWICE.into())),
+        LineError::Json(e) => problem(("json", super::lines::json_message(&line.text, &e))),
+    })?;
     let text = json_text(&mut value).map_err(problem)?;
     let id = id::from_json(value.get("id")).map_err(|m| problem(("id", m)))?;
     let target = json_target(&value).map_err(problem)?;
