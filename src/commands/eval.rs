@@ -208,6 +208,12 @@ impl Evaluation {
 pub fn run(config: &EvalConfig) -> Result<Evaluation> {
     config.check()?;
     let sources = sources(config)?;
+    // A predictions file that is not there is the problem to name, before any other input is looked for.
+    for (_, source) in &sources {
+        if let Source::Predictions(path) = source {
+            std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        }
+    }
     let schema = schema(config, &sources)?;
     let (gold, records, mut notes) = load_gold(config, &schema)?;
     let (mut answered, training) = answer(&sources, &gold, config, &mut notes)?;
@@ -720,6 +726,9 @@ mod tests {
     fn nothing_to_evaluate_is_an_error() {
         let err = run(&parse(&["--data", "gold.jsonl"])).err().unwrap().to_string();
         assert!(err.contains("pass --model, --predictions or --compare"), "{err}");
+        // A missing predictions file is named first, before the targets file it would be read with.
+        let err = run(&parse(&["--data", "gold.jsonl", "--predictions", "nowhere/p.jsonl"])).err().unwrap().to_string();
+        assert!(err.starts_with("nowhere/p.jsonl: No such file"), "{err}");
     }
 
     #[test]
