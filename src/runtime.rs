@@ -59,15 +59,16 @@ const MALLOC_SETTINGS: [(libc::c_int, &str, libc::c_int); 5] = [
 
 /// Serves every block from the heap (no `mmap`, whose threshold cannot go above
 /// 32 MiB while the word-embedding gradient alone is 45 MiB) and stops heap
-/// trimming, unless the user set malloc tunables in the environment. One
+/// trimming. One
 /// arena: untrimmed, each thread's arena (the tokenizer's, candle's and
 /// rayon's workers') would keep its own high-water mark; with one, MPNet
 /// `predict` peaked at 279–293 MB in int8 and 586–591 MB in f32 instead of
 /// 325–353 and 665–667, at the same speed, and a training epoch took as long
 /// (2,048 sentences, 2 threads, two runs each).
+///
 /// A setting the user gave for one of these parameters (`MALLOC_ARENA_MAX=2`,
 /// as some hosts set, or `GLIBC_TUNABLES=glibc.malloc.arena_max=2`) wins for
-/// that parameter; the others are still set.
+/// that parameter (the two mmap ones together); the others are still set.
 /// Process-wide. A no-op outside Linux/glibc.
 pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -87,7 +88,17 @@ pub fn tune_malloc() {
 /// Whether `environment` sets glibc's malloc parameter `name` (a tunable's
 /// name, `arena_max`): as `MALLOC_ARENA_MAX` (or `MALLOC_MMAP_THRESHOLD_`,
 /// glibc's older spelling with a trailing underscore) or in `GLIBC_TUNABLES`.
+/// The mmap threshold and the mmap count go together: `mmap_max=0` would
+/// make a threshold the user chose mean nothing.
 fn chosen_by_user(environment: &[(String, String)], name: &str) -> bool {
+    const MMAP: [&str; 2] = ["mmap_threshold", "mmap_max"];
+    if MMAP.contains(&name) {
+        return MMAP.iter().any(|n| set_by_user(environment, n));
+    }
+    set_by_user(environment, name)
+}
+
+fn set_by_user(environment: &[(String, String)], name: &str) -> bool {
     let variable = format!("MALLOC_{}", name.to_uppercase());
     let tunable = format!("glibc.malloc.{name}=");
     environment.iter().any(|(k, v)| {
@@ -122,11 +133,13 @@ mod tests {
         let host = env(&[("MALLOC_ARENA_MAX", "2"), ("PATH", "/bin")]);
         assert!(super::chosen_by_user(&host, "arena_max"));
         assert!(!super::chosen_by_user(&host, "mmap_threshold"));
+        let threshold = env(&[("MALLOC_MMAP_THRESHOLD_", "65536")]);
+        assert!(super::chosen_by_user(&threshold, "mmap_max"), "mmap_max=0 would undo the user's threshold");
         let old_spelling = env(&[("MALLOC_TOP_PAD_", "0")]);
         assert!(super::chosen_by_user(&old_spelling, "top_pad") && !super::chosen_by_user(&old_spelling, "mmap_max"));
-        let tunables = env(&[("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0:glibc.malloc.arena_max=4")]);
-        assert!(super::chosen_by_user(&tunables, "arena_max") && super::chosen_by_user(&tunables, "mmap_max"));
-        assert!(!super::chosen_by_user(&tunables, "mmap_threshold"), "mmap_max is not mmap_threshold");
+        let tunables = env(&[("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0:glibc.malloc.arena_max=4")]);
+        assert!(super::chosen_by_user(&tunables, "arena_max") && super::chosen_by_user(&tunables, "trim_threshold"));
+        assert!(!super::chosen_by_user(&tunables, "mmap_threshold"), "trim_threshold is not mmap_threshold");
     }
 
     #[test]

@@ -127,4 +127,15 @@ fn blank_lines_that_get_no_row_are_counted() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("embedded 3 sentences") && stderr.contains("; 2 blank lines got no row"), "{stderr}");
+    // The same lines on stdin, sniffed as lines.
+    let piped = Command::new(env!("CARGO_BIN_EXE_stancekit"))
+        .args(["embed", "--model"])
+        .arg(&model)
+        .args(["--input", "-", "--output"])
+        .arg(dir.path().join("p.npy"))
+        .stdin(std::fs::File::open(&gaps).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.status.success() && stderr.contains("; 2 blank lines got no row"), "{stderr}");
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::inference::embed::Embedder;
-use crate::input::{read_texts, TextItem};
+use crate::input::TextItem;
 use crate::model::Int8Plan;
 use crate::resolve;
 use crate::{Error, Result};
@@ -77,13 +77,13 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let device = crate::device::select_for(&config.device, arithmetic.precision)?;
     let embedder = Embedder::load(&dir, &device, config.max_length, arithmetic)?;
     let started = Instant::now();
-    let items = read_texts(&config.input)?;
+    let (format, items) = crate::input::read_texts_as(&config.input)?;
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
     let vectors = embedder.embed(&texts, config.batch_size)?;
     write_output(&config.output, &items, &vectors, embedder.dimension)?;
     let seconds = started.elapsed().as_secs_f64();
     // One text per line: each id is its line number, so the last one tells how many lines were blank.
-    let lines = crate::input::texts_format(&config.input) == crate::input::InputFormat::Lines;
+    let lines = format == crate::input::InputFormat::Lines;
     let last_line = items.last().and_then(|i| i.id.parse::<usize>().ok()).filter(|_| lines);
     let blank_lines = last_line.map_or(0, |last| last.saturating_sub(items.len()));
     Ok(Summary { sentences: items.len(), blank_lines, seconds, int8: embedder.int8 })

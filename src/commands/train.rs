@@ -227,6 +227,13 @@ fn check_resumable(config: &TrainConfig) -> Result<Pending> {
     let out = &config.out;
     let run = trainer::RunDir(out.to_path_buf());
     run.recover_checkpoint()?;
+    if !run.checkpoint().is_dir() && out.join("train_config.json").is_file() {
+        return Err(Error::Other(format!(
+            "cannot resume {}: it holds no whole checkpoint (the run stopped before its first one was written); \
+             start again with --overwrite",
+            out.display()
+        )));
+    }
     let state = run.checkpoint().join("trainer_state.json");
     let state =
         state::TrainerState::load(&state).map_err(|e| Error::Other(format!("cannot resume {}: {e}", out.display())))?;

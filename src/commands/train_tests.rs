@@ -804,6 +804,8 @@ fn an_existing_run_folder_is_refused_with_the_hint_that_fits() {
     std::fs::write(config.out.join("train_config.json"), "{}").unwrap();
     let err = refusal(&config);
     assert!(err.contains("holds no checkpoint to --resume from") && !err.contains("to continue it"), "{err}");
+    let resumed = train(config.clone(), true, &never).err().unwrap().to_string();
+    assert!(resumed.contains("holds no whole checkpoint") && resumed.contains("--overwrite"), "{resumed}");
     config.overwrite = true;
     train(config.clone(), false, &|step| step == 1).unwrap();
     config.overwrite = false;

@@ -185,6 +185,11 @@ fn check(p: &Prediction, labels: &[String]) -> Vec<(&'static str, String)> {
     if p.probs.is_empty() {
         return out;
     }
+    let mut seen = std::collections::HashSet::new();
+    if let Some((label, _)) = p.probs.0.iter().find(|(label, _)| !seen.insert(label)) {
+        // Two spellings of one label (`favor` and `FAVOR`): which to take is the writer's to say.
+        out.push(("probs", format!("'{label}' is given twice (in two spellings or as one key twice)")));
+    }
     for (label, prob) in &p.probs.0 {
         if !labels.contains(label) {
             out.push(("probs", format!("'{label}' is not a label of the task ({})", list())));
@@ -258,6 +263,7 @@ mod tests {
             r#"{"text": "a", "target": "t", "label": "none", "probs": {"favor": NaN, "against": 0, "none": 1}}"#,
             r#"{"text": "a", "target": "t", "label": "favor", "label": "none"}"#,
             r#"{"text": "b", "target": "t", "label": "FAVOR", "probs": {"Favor": 0.5, "AGAINST": 0.25, "none": 0.25}}"#,
+            r#"{"text": "c", "target": "t", "label": "none", "probs": {"favor": 0.5, "FAVOR": 0.3, "against": 0.1, "none": 0.1}}"#,
         ];
         std::fs::write(&path, lines.join("\n")).unwrap();
         let err = read(&path, &labels()).unwrap_err().to_string();
@@ -270,6 +276,7 @@ mod tests {
             "p.jsonl:4: json: missing field `target`",
             "(NaN and Infinity are not JSON numbers, nor a probability or a score)",
             "p.jsonl:6: json: `label` given twice in one record",
+            "p.jsonl:8: probs: 'favor' is given twice (in two spellings or as one key twice)",
         ] {
             assert!(err.contains(expected), "{expected} not in\n{err}");
         }

@@ -29,7 +29,12 @@ pub struct TextItem {
 /// JSONL is chosen by a `.jsonl`/`.json` extension, or on stdin by a first line
 /// that opens a JSON object; anything else is one text per line.
 pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
-    let (_, records) = open_records(path, &ReadOptions { format: texts_format(path), ..Default::default() })?;
+    read_texts_as(path).map(|(_, items)| items)
+}
+
+/// [`read_texts`], with the layout it read (stdin's as sniffed).
+pub fn read_texts_as(path: &Path) -> Result<(InputFormat, Vec<TextItem>)> {
+    let (format, records) = open_records(path, &ReadOptions { format: texts_format(path), ..Default::default() })?;
     let mut items = Vec::new();
     let mut problems = Vec::new();
     for record in records {
@@ -37,7 +42,7 @@ pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
             items.push(TextItem { id: record.id, text: record.text });
         }
     }
-    Problems::or_ok(problems, items)
+    Problems::or_ok(problems, (format, items))
 }
 
 /// How [`read_texts`] reads `path`: by its ending, stdin sniffed, anything

@@ -23,15 +23,20 @@ pub fn esc(text: &str) -> String {
 }
 
 /// Muted, print-safe colours for labels: `favor` green and `against` red; a
-/// neutral label (one F_avg leaves out) grey; other stance labels green, red,
-/// then the rest, in their order among `stance_labels`.
+/// neutral label (one F_avg leaves out) grey; the other stance labels take
+/// the colours after those favor and against hold, in their order (as the
+/// label page's `role()` gives them).
 pub fn label_colour(label: &str, stance_labels: &[String]) -> &'static str {
     const STANCES: [&str; 6] = ["#2f855a", "#c53030", "#6b46c1", "#b7791f", "#2c7a7b", "#975a16"];
-    match (label, stance_labels.iter().position(|l| l == label)) {
+    let named = |l: &&String| l.as_str() == "favor" || l.as_str() == "against";
+    let taken = stance_labels.iter().filter(named).count();
+    let mut others = stance_labels.iter().filter(|l| !named(l));
+    match (label, others.position(|l| l == label)) {
         ("favor", _) => STANCES[0],
         ("against", _) => STANCES[1],
+        _ if !stance_labels.iter().any(|l| l == label) => "#8a94a6",
+        (_, Some(i)) => STANCES[(i + taken) % STANCES.len()],
         (_, None) => "#8a94a6",
-        (_, Some(i)) => STANCES[i % STANCES.len()],
     }
 }
 
@@ -428,5 +433,9 @@ mod tests {
         let colours: Vec<&str> =
             ["Support", "Oppose", "Query", "No Stance", "unrelated"].iter().map(|l| label_colour(l, &custom)).collect();
         assert_eq!(colours, ["#2f855a", "#c53030", "#6b46c1", "#8a94a6", "#8a94a6"]);
+        // A label of its own beside favor and against takes the colour after theirs, wherever it stands.
+        let mixed = stance(&["support", "favor", "against"]);
+        let colours: Vec<&str> = ["support", "favor", "against"].iter().map(|l| label_colour(l, &mixed)).collect();
+        assert_eq!(colours, ["#6b46c1", "#2f855a", "#c53030"]);
     }
 }

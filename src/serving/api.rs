@@ -39,7 +39,11 @@ pub struct RecordIn {
 
 /// A 400 naming the field at fault: serde names the object a field is
 /// missing from (or given twice in), so the field is named, as a wrong type's path does.
-fn field_error(mut field: String, message: String) -> ApiError {
+fn field_error(mut field: String, mut message: String) -> ApiError {
+    // The field's path says where; serde_json's " at line 1 column 12" says it again, less clearly.
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
     let named = ["missing field `", "duplicate field `"].iter().find_map(|p| message.strip_prefix(p));
     if let Some(name) = named.and_then(|m| m.split('`').next()) {
         field = if field == "." { name.to_string() } else { format!("{field}.{name}") };
@@ -93,9 +97,10 @@ impl PredictRequest {
         // A byte order mark (Windows tools write one) is not JSON, but `predict` reads past it too.
         let body = crate::input::lines::strip_bom(body);
         let invalid = |e: serde_json::Error| ApiError::bad("body", format!("body: not valid JSON ({e})"));
+        // The whole body is JSON first, so that a cut-off body is said to be one, not a field's fault.
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(invalid)?;
         // serde would read an array as the struct's fields in order: say what is wanted instead.
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(invalid)?;
             return Err(ApiError::bad("body", "body: not a JSON object with `texts` or `records`"));
         }
         // Read from the bytes, not through a `Value`, whose map would keep the last of a key given twice.
@@ -284,11 +289,13 @@ mod tests {
             (r#"{"records": [{"text": "a", "text": "b"}]}"#, 400, "records[0].text", "duplicate field `text`"),
             (r#"{"texts": ["a"]} {"texts": ["b"]}"#, 400, "body", "not valid JSON"),
             (r#"  {"texts": ["a"], "#, 400, "body", "not valid JSON"),
+            (r#"{"texts": 5, "#, 400, "body", "not valid JSON"),
         ];
         for (body, status, field, message) in cases {
             let (got_status, got_field, got_message) = refusal(body);
             assert_eq!((got_status, got_field.as_str()), (status, field), "{body}: {got_message}");
             assert!(got_message.contains(message) && got_message.starts_with(field), "{body}: {got_message}");
+            assert!(field == "body" || !got_message.contains(" at line "), "the path says where: {got_message}");
         }
     }
 
