@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{Pos, Sink};
 use crate::input::id;
-use crate::input::json::{Entries, GIVEN_TWICE};
+use crate::input::json::{parse_line, LineError, GIVEN_TWICE};
 use crate::input::lines::LineReader;
 
 pub(crate) fn read(file: &Arc<str>, bytes: &[u8], sink: &mut Sink) {
@@ -20,15 +20,11 @@ pub(crate) fn read(file: &Arc<str>, bytes: &[u8], sink: &mut Sink) {
 }
 
 fn object(text: &str, at: Pos, sink: &mut Sink) {
-    match serde_json::from_str::<Entries>(text) {
-        Ok(entries) => match entries.into_object() {
-            Ok(object) => entry(&object, at, sink),
-            Err(key) => sink.problems.push(at.problem(&key, GIVEN_TWICE)),
-        },
-        Err(_) if serde_json::from_str::<Value>(text).is_ok() => {
-            sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}"))
-        }
-        Err(e) => sink.problems.push(at.problem("json", crate::input::lines::json_message(text, &e))),
+    match parse_line(text) {
+        Ok(Value::Object(object)) => entry(&object, at, sink),
+        Ok(_) => sink.problems.push(at.problem("json", "expected an object {\"text\", \"target\", \"label\"}")),
+        Err(LineError::Twice(key)) => sink.problems.push(at.problem(&key, GIVEN_TWICE)),
+        Err(LineError::Json(e)) => sink.problems.push(at.problem("json", crate::input::lines::json_message(text, &e))),
     }
 }
 

@@ -264,6 +264,7 @@ mod tests {
             r#"{"text": "a", "target": "t", "label": "favor", "label": "none"}"#,
             r#"{"text": "b", "target": "t", "label": "FAVOR", "probs": {"Favor": 0.5, "AGAINST": 0.25, "none": 0.25}}"#,
             r#"{"text": "c", "target": "t", "label": "none", "probs": {"favor": 0.5, "FAVOR": 0.3, "against": 0.1, "none": 0.1}}"#,
+            r#"{"text": "d", "target": "t", "label": "none", "probs": {"favor": 0.5, "favor": 0.9, "against": 0.05, "none": 0.05}}"#,
         ];
         std::fs::write(&path, lines.join("\n")).unwrap();
         let err = read(&path, &labels()).unwrap_err().to_string();
@@ -277,6 +278,7 @@ mod tests {
             "(NaN and Infinity are not JSON numbers, nor a probability or a score)",
             "p.jsonl:6: json: `label` given twice in one record",
             "p.jsonl:8: probs: 'favor' is given twice (in two spellings or as one key twice)",
+            "p.jsonl:9: json: `favor` given twice in one record",
         ] {
             assert!(err.contains(expected), "{expected} not in\n{err}");
         }
