@@ -228,11 +228,23 @@ impl Drop for DirLock {
 
 /// Whether `path` still names the file `file` has open.
 fn same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
     match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        (Ok(a), Ok(b)) => same_inode(&a, &b),
         _ => false,
     }
+}
+
+/// Whether two metadata describe one file (device and inode; elsewhere than
+/// Unix, the size and time, which the caller compares anyway).
+#[cfg(unix)]
+pub fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+pub fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
 }
 
 /// The temporary file `tmp` for `path` (beside it, or beside the file a link

@@ -200,7 +200,7 @@ pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
         }
         eprintln!("stancekit: stopping at the next step (a second signal stops at once)");
     };
-    ctrlc::set_handler(handler).map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))?;
+    on_signal(handler)?;
     Ok(move |_| interrupted.load(Ordering::SeqCst))
 }
 
@@ -210,13 +210,17 @@ pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
 /// a terminal that sends nothing more.
 pub fn remove_partial_output_on_interrupt(output: &Path) -> Result<()> {
     let temp = crate::io::temp_file_of(output);
-    ctrlc::set_handler(move || {
+    on_signal(move || {
         if let Some(temp) = &temp {
             let _ = std::fs::remove_file(temp);
         }
         std::process::exit(130);
     })
-    .map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))
+}
+
+/// Runs `handler` on Ctrl-C and SIGTERM (ctrlc's `termination` feature), on a thread of its own.
+fn on_signal(handler: impl FnMut() + Send + 'static) -> Result<()> {
+    ctrlc::set_handler(handler).map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))
 }
 
 /// What a summary line adds for a run at `--precision int8`: the kernel that

@@ -47,7 +47,7 @@ pub fn read_texts_as(path: &Path) -> Result<(InputFormat, Vec<TextItem>)> {
 
 /// How [`read_texts`] reads `path`: by its ending, stdin sniffed, anything
 /// else one text per line (whose id is its line number).
-pub fn texts_format(path: &Path) -> InputFormat {
+fn texts_format(path: &Path) -> InputFormat {
     let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match extension.as_deref() {
         Some("jsonl" | "json" | "ndjson") => InputFormat::Jsonl,

@@ -165,7 +165,7 @@ impl LabelStore {
     /// reads the file anew.
     fn check_unchanged(&self) -> Result<()> {
         let meta = self.file.metadata().map_err(|e| Error::io(&self.path, e))?;
-        let same_file = std::fs::metadata(&self.path).is_ok_and(|at_path| same_inode(&meta, &at_path));
+        let same_file = std::fs::metadata(&self.path).is_ok_and(|at_path| crate::io::same_inode(&meta, &at_path));
         if same_file && meta.len() == self.len && meta.modified().ok() == self.modified {
             return Ok(());
         }
@@ -198,19 +198,6 @@ impl LabelStore {
         }
         counts
     }
-}
-
-/// Whether two metadata describe one file (device and inode; elsewhere than
-/// Unix, the size and time, which the caller compares anyway).
-#[cfg(unix)]
-fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    (a.dev(), a.ino()) == (b.dev(), b.ino())
-}
-
-#[cfg(not(unix))]
-fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    a.len() == b.len() && a.modified().ok() == b.modified().ok()
 }
 
 /// Byte offset of each line's start.

@@ -4,7 +4,7 @@
 use super::{interval, pct, points, Report};
 use crate::evaluation::results::{SystemResult, TargetSummary};
 
-pub use crate::text::grid;
+use crate::text::grid;
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
