@@ -130,9 +130,9 @@ impl StanceTokenizer {
 
     /// Encodes (target description, sentence) pairs; only the sentence is truncated.
     pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<Encoded>> {
-        self.encode_capped(pairs.iter().map(|p| p.1).collect(), 1, |sentences| {
+        self.encode_capped(pairs.iter().map(|p| p.1).collect(), 1, |which, sentences| {
             let inputs: Vec<tokenizers::EncodeInput> =
-                pairs.iter().zip(sentences).map(|(&(a, _), &b)| (a, b).into()).collect();
+                which.iter().zip(sentences).map(|(&i, &b)| (pairs[i].0, b).into()).collect();
             self.pairs.encode_batch(inputs, true).map_err(|e| {
                 let longest = pairs.iter().map(|p| p.0).max_by_key(|t| t.len()).unwrap_or_default();
                 Error::Tokenizer(format!(
@@ -145,7 +145,7 @@ impl StanceTokenizer {
 
     /// Encodes single sentences (embeddings), truncated to the maximum length.
     pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
-        self.encode_capped(texts.to_vec(), 0, |texts| {
+        self.encode_capped(texts.to_vec(), 0, |_, texts| {
             let inputs: Vec<tokenizers::EncodeInput> = texts.iter().map(|&t| t.into()).collect();
             self.singles.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))
         })
@@ -157,17 +157,19 @@ impl StanceTokenizer {
     /// 20 MB line took 2 GB to keep 128 tokens. A cut sentence is taken when
     /// the tokens kept all end before its last word ([`kept_before_last_word`]):
     /// they come from words the cut left whole, which tokenize as in the whole
-    /// text. Any other is encoded again from more of its text.
+    /// text. Any other is encoded again from more of its text. `encode` is
+    /// given the positions of the inputs it encodes, and their sentences.
     fn encode_capped<'t>(
         &self,
         mut sentences: Vec<&'t str>,
         sequence: usize,
-        encode: impl Fn(&[&'t str]) -> Result<Vec<tokenizers::Encoding>>,
+        encode: impl Fn(&[usize], &[&'t str]) -> Result<Vec<tokenizers::Encoding>>,
     ) -> Result<Vec<Encoded>> {
         let mut cap = self.max_length.saturating_mul(CAP_BYTES_PER_TOKEN);
         let whole = sentences.clone();
         sentences.iter_mut().for_each(|s| *s = cut_at_word(s, cap));
-        let mut encoded = encode(&sentences)?;
+        let all: Vec<usize> = (0..sentences.len()).collect();
+        let mut encoded = encode(&all, &sentences)?;
         loop {
             let cut = |i: usize| sentences[i].len() < whole[i].len();
             let retry: Vec<usize> = (0..whole.len())
@@ -178,7 +180,7 @@ impl StanceTokenizer {
             }
             cap = cap.saturating_mul(8);
             let longer: Vec<&str> = retry.iter().map(|&i| cut_at_word(whole[i], cap)).collect();
-            for (&i, (text, again)) in retry.iter().zip(longer.iter().zip(encode(&longer)?)) {
+            for (&i, (text, again)) in retry.iter().zip(longer.iter().zip(encode(&retry, &longer)?)) {
                 (sentences[i], encoded[i]) = (text, again);
             }
         }
@@ -326,6 +328,25 @@ mod tests {
         assert_eq!(cut_at_word("abcdef gh", 4), "abcdef gh", "no cut inside the first word");
         assert_eq!(cut_at_word("é é é", 4), "é", "cuts on char boundaries");
         assert_eq!(cut_at_word("ab\x0ccd ef", 4), "ab\x0ccd ef", "a form feed joins words in BERT: no cut there");
+    }
+
+    /// A sentence encoded again from more of its text keeps its own pair's
+    /// description: the first cut of a spaced-out sentence fills the limit
+    /// beside a long description, not beside a short one, so of these two
+    /// pairs only the second is encoded again.
+    #[test]
+    fn a_pair_encoded_again_keeps_its_description() {
+        let tok = StanceTokenizer::new(tiny_tokenizer(), 12).unwrap();
+        // Six words in the first cut (12 × 32 bytes): the first pair keeps 4 of them, the second all.
+        let spaced = format!("x{}", " ".repeat(70)).repeat(20);
+        let pairs = [("a b c d e", spaced.as_str()), ("a", spaced.as_str())];
+        let both = tok.encode_pairs(&pairs).unwrap();
+        for (pair, got) in pairs.iter().zip(&both) {
+            let alone = &tok.encode_pairs(&[*pair]).unwrap()[0];
+            let whole = to_encoded(&tok.pairs.encode(*pair, true).unwrap());
+            assert_eq!((&got.ids, &got.type_ids), (&alone.ids, &alone.type_ids), "{}", pair.0);
+            assert_eq!(&got.ids, &whole.ids, "{}", pair.0);
+        }
     }
 
     #[test]

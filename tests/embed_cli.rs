@@ -139,3 +139,19 @@ fn blank_lines_that_get_no_row_are_counted() {
     let stderr = String::from_utf8_lossy(&piped.stderr);
     assert!(piped.status.success() && stderr.contains("; 2 blank lines got no row"), "{stderr}");
 }
+
+/// A length past the model's position table is refused, not cut to it quietly
+/// (sentence-transformers fails there too); the table's own length runs.
+#[test]
+fn a_max_length_past_the_position_table_is_refused() {
+    let (dir, model, input) = setup();
+    let output = dir.path().join("e.jsonl");
+    let out = embed(&model, &input, &output, &["--max-length", "65"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--max-length 65: the model's position table holds 64 tokens"),
+        "{stderr}"
+    );
+    assert!(!output.exists());
+    assert!(embed(&model, &input, &output, &["--max-length", "64"]).status.success());
+}

@@ -76,6 +76,13 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let dir = resolve::resolve(&config.model)?;
     let device = crate::device::select_for(&config.device, arithmetic.precision)?;
     let embedder = Embedder::load(&dir, &device, config.max_length, arithmetic)?;
+    if let Some(n) = config.max_length.filter(|&n| n > embedder.max_length()) {
+        // sentence-transformers fails on such a length; cutting quietly would hide that the text was cut.
+        let table = embedder.max_length();
+        return Err(Error::Other(format!(
+            "--max-length {n}: the model's position table holds {table} tokens; give at most {table}"
+        )));
+    }
     let started = Instant::now();
     let (format, items) = crate::input::read_texts_as(&config.input)?;
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();

@@ -330,21 +330,27 @@ enum Chunk {
 }
 
 /// The scored text of `line`, which starts at document character `at`:
-/// markdown and HTML markup removed, entities decoded.
-fn clean_line(line: &str, at: usize) -> Vec<Chunk> {
+/// markdown and HTML markup removed, entities decoded. Its chunks go to `take`
+/// as they are made, so that a line of megabytes is held once, not with the
+/// origin of each of its bytes.
+fn clean_line(line: &str, at: usize, mut take: impl FnMut(Chunk)) {
     if is_rule(line) {
-        return Vec::new();
+        return;
     }
-    let mut cleaner = Cleaner { line, pos: 0, at, ..Default::default() };
+    let mut cleaner = Cleaner { line, pos: 0, at, next_cut: SCAN_EVERY_BYTES, ..Default::default() };
     let heading = cleaner.line_marker();
     while cleaner.pos < line.len() {
         cleaner.step();
+        if cleaner.text.len() >= cleaner.next_cut {
+            cleaner.cut();
+        }
+        cleaner.chunks.drain(..).for_each(&mut take);
     }
     cleaner.flush();
     if heading {
         cleaner.chunks.push(Chunk::Break);
     }
-    cleaner.chunks
+    cleaner.chunks.drain(..).for_each(take);
 }
 
 /// `---`, `***`, `===`: a thematic break or a heading's underline, markup only.
@@ -368,6 +374,10 @@ struct Cleaner<'a> {
     /// Byte ranges of the `](url)` that close the links open, innermost last.
     link_ends: Vec<std::ops::Range<usize>>,
     chunks: Vec<Chunk>,
+    /// Length of `text` at which a long line's text so far is next handed on.
+    next_cut: usize,
+    /// Whether the block's text was cut (handed on in part) already.
+    cut_made: bool,
 }
 
 impl Cleaner<'_> {
@@ -485,13 +495,39 @@ impl Cleaner<'_> {
 
     fn block_break(&mut self) {
         self.flush();
+        self.cut_made = false;
         self.chunks.push(Chunk::Break);
     }
 
+    /// Hands on a long line's text up to its last whitespace, mid-line. The
+    /// word after it stays: markup closing it may still widen its origin, and
+    /// the stream, whose text then ends in whitespace, keeps the sentence it
+    /// ends as unfinished. Text with no whitespace is cut before its last
+    /// character; the stream cuts it into sentences of [`MAX_SENTENCE_BYTES`].
+    fn cut(&mut self) {
+        self.next_cut = self.text.len() + SCAN_EVERY_BYTES;
+        let after_space =
+            self.text.char_indices().rev().find(|(_, c)| c.is_whitespace()).map(|(i, c)| i + c.len_utf8());
+        let last_char = || self.text.char_indices().next_back().map_or(0, |(i, _)| i);
+        let at = match after_space {
+            Some(at) if !super::is_blank(&self.text[..at]) => at,
+            None if last_char() > 0 => last_char(),
+            _ => return,
+        };
+        let (text, origins) = (self.text.split_off(at), self.origins.split_off(at));
+        let text = std::mem::replace(&mut self.text, text);
+        self.chunks.push(Chunk::Text(text, std::mem::replace(&mut self.origins, origins)));
+        self.next_cut = self.text.len() + SCAN_EVERY_BYTES;
+        self.cut_made = true;
+    }
+
+    /// Hands on the text so far. What a line or block of markup only leaves
+    /// (whitespace) is dropped: it joins no sentence. After a cut, whitespace
+    /// is kept, since it ends the text handed on before.
     fn flush(&mut self) {
-        if !self.text.is_empty() {
-            let text = std::mem::take(&mut self.text);
-            self.chunks.push(Chunk::Text(text, std::mem::take(&mut self.origins)));
+        let (text, origins) = (std::mem::take(&mut self.text), std::mem::take(&mut self.origins));
+        if !text.is_empty() && (self.cut_made || !super::is_blank(&text)) {
+            self.chunks.push(Chunk::Text(text, origins));
         }
     }
 }
@@ -602,9 +638,9 @@ pub struct Sentence {
     pub text: String,
 }
 
-/// Splits a document read a line at a time. Memory holds about one paragraph
-/// (at most one long sentence plus a few KiB, and the origin of each of their
-/// bytes), whatever the document's size.
+/// Splits a document read a line at a time. Memory holds the line read and
+/// about one paragraph (at most one long sentence plus a few KiB, and the
+/// origin of each of their bytes), whatever the document's size.
 #[derive(Debug, Default)]
 pub struct SentenceStream {
     /// Scored text not yet emitted, and the origin of each of its bytes.
@@ -630,17 +666,17 @@ impl SentenceStream {
             // A blank line ends the paragraph: everything pending is final.
             return self.emit(true, out);
         }
-        for chunk in clean_line(line, at) {
-            match chunk {
-                Chunk::Break => self.emit(true, out),
-                // What a line of markup leaves: skipped, it joins no sentence.
-                Chunk::Text(text, _) if super::is_blank(&text) => {}
-                // Moved, not copied, when nothing is pending: a long line's origins are 16 bytes a byte.
-                Chunk::Text(text, origins) if self.pending.is_empty() => (self.pending, self.origins) = (text, origins),
-                Chunk::Text(text, origins) => {
-                    self.pending.push_str(&text);
-                    self.origins.extend(origins);
-                }
+        clean_line(line, at, |chunk| self.take(chunk, out));
+    }
+
+    fn take(&mut self, chunk: Chunk, out: &mut Vec<Sentence>) {
+        match chunk {
+            Chunk::Break => return self.emit(true, out),
+            // Moved, not copied, when nothing is pending: origins are 16 bytes a byte.
+            Chunk::Text(text, origins) if self.pending.is_empty() => (self.pending, self.origins) = (text, origins),
+            Chunk::Text(text, origins) => {
+                self.pending.push_str(&text);
+                self.origins.extend(origins);
             }
         }
         if self.pending.len() >= self.scanned + SCAN_EVERY_BYTES {

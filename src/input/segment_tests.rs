@@ -110,6 +110,64 @@ fn a_text_without_punctuation_is_cut_into_bounded_pieces() {
     assert_eq!(out.iter().map(|s| s.text.split_whitespace().count()).sum::<usize>(), 100_000);
 }
 
+/// A line of megabytes is handed on as it is cleaned (its origins are 16
+/// bytes a byte): cut mid-line, markup across the cuts included, it splits
+/// as its repeated unit does alone.
+#[test]
+fn a_long_line_streams_and_splits_as_its_parts_do() {
+    let unit =
+        "Mr. Smith said the **U.S.** Army [moved](http://x.y) on Feb. 3, and it was 2.5 km. The end &amp; more came! ";
+    let line = unit.repeat(1000);
+    assert!(line.len() > 8 * SCAN_EVERY_BYTES);
+    let mut stream = SentenceStream::new();
+    let mut out = Vec::new();
+    stream.push_line(&line, &mut out);
+    assert!(stream.pending.len() < 2 * SCAN_EVERY_BYTES, "{} bytes pending", stream.pending.len());
+    assert!(out.len() > 1900, "sentences are emitted before the line is whole");
+    stream.finish(&mut out);
+    let alone = split_sentences(unit);
+    let (alone_written, written_out) = (written(unit, &alone), written(&line, &out));
+    assert_eq!(alone.len(), 2);
+    assert_eq!(out.len(), 2000);
+    for (i, s) in out.iter().enumerate() {
+        let a = &alone[i % 2];
+        assert_eq!((s.index, &s.text, &written_out[i]), (i, &a.text, &alone_written[i % 2]));
+        assert_eq!(s.start, a.start + i / 2 * unit.chars().count());
+    }
+}
+
+#[test]
+fn a_long_line_without_spaces_or_punctuation_is_cut_into_bounded_pieces() {
+    for (piece, count) in [("word ", 200_000), ("é", 400_000)] {
+        let line = piece.repeat(count);
+        let mut stream = SentenceStream::new();
+        let mut out = Vec::new();
+        stream.push_line(&line, &mut out);
+        assert!(stream.pending.len() < MAX_SENTENCE_BYTES + 2 * SCAN_EVERY_BYTES);
+        stream.finish(&mut out);
+        assert!(out.len() > 5, "{piece:?}");
+        assert!(out.iter().all(|s| s.text.len() < MAX_SENTENCE_BYTES + 2 * SCAN_EVERY_BYTES), "{piece:?}");
+        let joined: String = out.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+        assert_eq!(joined.split_whitespace().collect::<String>(), line.split_whitespace().collect::<String>());
+        assert_eq!(out.last().unwrap().end, line.chars().count() - usize::from(piece.ends_with(' ')));
+    }
+}
+
+/// After a cut, what markup leaves at the line's end still separates it from
+/// the next line's text.
+#[test]
+fn a_cut_line_ending_in_markup_keeps_its_line_break() {
+    let text = "word ".repeat(3000) + "<img src=\"x\">\nNext line here.\n";
+    let sentences = texts(&text);
+    assert_eq!(
+        sentences.len(),
+        2,
+        "{:?}",
+        sentences.iter().map(|s| &s[s.len().saturating_sub(30)..]).collect::<Vec<_>>()
+    );
+    assert_eq!((sentences[0].split_whitespace().count(), sentences[1].as_str()), (3000, "Next line here."));
+}
+
 #[test]
 fn a_line_without_terminal_punctuation_ends_a_sentence() {
     let text = "Kyiv braces for talks\nBy Jane Doe, Reuters\nUpdated 3:04 PM EST\n\
