@@ -36,7 +36,8 @@ fn entry(object: &Map<String, Value>, at: Pos, sink: &mut Sink) {
             None
         }
         Some(other) => {
-            sink.problems.push(at.problem(name, format!("expected a string, found {other}")));
+            sink.problems
+                .push(at.problem(name, format!("expected a string, found {}", crate::input::json::shown(other))));
             None
         }
     };

@@ -19,7 +19,7 @@ pub fn from_json(value: Option<&Value>) -> Result<Option<String>, String> {
             "{n} (as parsed) is a number that is not kept as written (a fraction, an exponent or past 64 \
              bits); write the id as a string, as the source has it"
         )),
-        Some(other) => Err(format!("expected a string or a number, found {other}")),
+        Some(other) => Err(format!("expected a string or a number, found {}", crate::input::json::shown(other))),
     }
 }
 

@@ -8,6 +8,17 @@ use serde_json::{Map, Number, Value};
 /// What a record's field given twice is told.
 pub const GIVEN_TWICE: &str = "given twice in one record";
 
+/// A field's value as an error shows it: a long one is cut, so that a
+/// mistyped field holding an array of megabytes does not flood the terminal.
+pub fn shown(value: &Value) -> String {
+    const MAX_CHARS: usize = 60;
+    let text = value.to_string();
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
 /// Why a JSON line could not be read.
 pub enum LineError {
     /// An object (at any depth) with this key given twice.
@@ -98,6 +109,13 @@ mod tests {
     use super::*;
 
     /// The value is serde_json's; a repeated key, at any depth, is named.
+    #[test]
+    fn a_long_value_is_shown_cut() {
+        assert_eq!(shown(&serde_json::json!(3)), "3");
+        let long = shown(&serde_json::json!(vec![1; 1000]));
+        assert!(long.ends_with('…') && long.chars().count() == 61, "{long}");
+    }
+
     #[test]
     fn a_key_given_twice_is_named_at_any_depth() {
         let line = r#"{"id": 7, "text": "a é", "n": [1.5, -2, null, true], "probs": {"favor": 0.5}}"#;

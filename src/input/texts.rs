@@ -247,7 +247,7 @@ fn json_text(value: &mut Value) -> std::result::Result<String, (&'static str, St
     match value.get_mut("text") {
         Some(Value::String(s)) if !super::is_blank(s) => Ok(std::mem::take(s)),
         Some(Value::String(_)) => Err(("text", "empty".into())),
-        Some(_) => Err(("text", "not a string".into())),
+        Some(other) => Err(("text", format!("expected a string, found {}", super::json::shown(other)))),
         None => Err(("text", "missing".into())),
     }
 }
@@ -258,7 +258,7 @@ fn json_target(value: &Value) -> std::result::Result<Option<String>, (&'static s
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
         Some(Value::String(_)) => Err(("target", "empty".into())),
-        Some(_) => Err(("target", "not a string".into())),
+        Some(other) => Err(("target", format!("expected a string, found {}", super::json::shown(other)))),
     }
 }
 
@@ -444,7 +444,7 @@ mod tests {
         );
         let first = jsonl[0].as_ref().unwrap();
         assert_eq!((first.id.as_str(), first.target.as_deref(), first.line), ("7", Some("nato"), 1));
-        assert!(jsonl[1].as_ref().unwrap_err().to_string().ends_with("a.jsonl:3: target: not a string"));
+        assert!(jsonl[1].as_ref().unwrap_err().to_string().ends_with("a.jsonl:3: target: expected a string, found 3"));
         // A key given twice is a typo to name, not a value to pick.
         assert!(jsonl[3].as_ref().unwrap_err().to_string().ends_with("a.jsonl:5: text: given twice in one record"));
         assert_eq!(jsonl[2].as_ref().unwrap().id, "4");
