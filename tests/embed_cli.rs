@@ -155,3 +155,49 @@ fn a_max_length_past_the_position_table_is_refused() {
     assert!(!output.exists());
     assert!(embed(&model, &input, &output, &["--max-length", "64"]).status.success());
 }
+
+/// An input of many windows (64 batches each) streams: its rows are those of
+/// the library over every text at once, in input order, as `.npy` and JSONL.
+/// A bad line past the first window fails the run with every problem named,
+/// and leaves the output as it was.
+#[test]
+fn an_input_of_many_windows_streams_in_order_and_a_late_bad_line_writes_nothing() {
+    let (dir, model, _) = setup();
+    let texts: Vec<String> = (0..150).map(|i| format!("{} {}", TEXTS[i % 3], "war ".repeat(i % 7))).collect();
+    let input = dir.path().join("many.txt");
+    std::fs::write(&input, texts.join("\n")).unwrap();
+    let embedder = Embedder::load(&ModelDir::open(&model).unwrap(), &Device::Cpu, None, Precision::F32).unwrap();
+    let want = embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>(), 32).unwrap();
+    let npy = dir.path().join("many.npy");
+    let out = embed(&model, &input, &npy, &["--batch-size", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let matrix: ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
+    assert_eq!(matrix.dim(), (150, want[0].len()));
+    for (i, (row, want)) in matrix.outer_iter().zip(&want).enumerate() {
+        let diff = row.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff < 1e-5, "row {i}: {diff}");
+    }
+    let jsonl = dir.path().join("many.jsonl");
+    assert!(embed(&model, &input, &jsonl, &["--batch-size", "1"]).status.success());
+    let ids: Vec<String> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, (1..=150).map(|i| i.to_string()).collect::<Vec<_>>());
+
+    let bad = dir.path().join("bad.jsonl");
+    let mut lines: Vec<String> = texts.iter().map(|t| serde_json::json!({ "text": t }).to_string()).collect();
+    lines[100] = r#"{"text": 3}"#.into();
+    lines[140] = r#"{"text": "  "}"#.into();
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let before = std::fs::read(&npy).unwrap();
+    let out = embed(&model, &bad, &npy, &["--batch-size", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("bad.jsonl:101: text: expected a string, found 3"), "{stderr}");
+    assert!(stderr.contains("bad.jsonl:141: text: empty"), "{stderr}");
+    assert_eq!(std::fs::read(&npy).unwrap(), before, "the old output stays whole");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!names.iter().any(|n| n.to_string_lossy().contains(".tmp")), "{names:?}");
+}

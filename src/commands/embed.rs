@@ -1,11 +1,13 @@
 //! `stancekit embed`: read sentences, embed them, write `.npy` or JSONL.
 
 use std::fmt;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Problems;
 use crate::inference::embed::Embedder;
 use crate::input::TextItem;
 use crate::model::Int8Plan;
@@ -63,6 +65,11 @@ impl fmt::Display for Summary {
     }
 }
 
+/// Texts embedded per call: this many batches, sorted by length within them
+/// as `predict` sorts its window, so that memory holds one window's texts and
+/// rows, whatever the input's size.
+const WINDOW_BATCHES: usize = 64;
+
 /// Runs `stancekit embed`: from reading the input to the last row written.
 pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let inputs = [config.input.clone(), PathBuf::from(&config.model)];
@@ -84,16 +91,63 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
         )));
     }
     let started = Instant::now();
-    let (format, items) = crate::input::read_texts_as(&config.input)?;
-    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
-    let vectors = embedder.embed(&texts, config.batch_size)?;
-    write_output(&config.output, &items, &vectors, embedder.dimension)?;
+    let (format, records) = crate::input::open_texts(&config.input)?;
+    let embed = |texts: &[&str]| embedder.embed(texts, config.batch_size);
+    let windows = Windows { records, size: config.batch_size.saturating_mul(WINDOW_BATCHES), embed: &embed };
+    let read = write_output(&config.output, windows, embedder.dimension)?;
     let seconds = started.elapsed().as_secs_f64();
-    // One text per line: each id is its line number, so the last one tells how many lines were blank.
+    // One text per line: the last one's line number tells how many lines were blank.
     let lines = format == crate::input::InputFormat::Lines;
-    let last_line = items.last().and_then(|i| i.id.parse::<usize>().ok()).filter(|_| lines);
-    let blank_lines = last_line.map_or(0, |last| last.saturating_sub(items.len()));
-    Ok(Summary { sentences: items.len(), blank_lines, seconds, int8: embedder.int8 })
+    let blank_lines = if lines { read.last_line.saturating_sub(read.rows) } else { 0 };
+    Ok(Summary { sentences: read.rows, blank_lines, seconds, int8: embedder.int8 })
+}
+
+/// What was embedded: rows written, and the line of the last text read.
+#[derive(Debug, Default)]
+struct Read {
+    rows: usize,
+    last_line: usize,
+}
+
+/// The input, read and embedded a window at a time.
+struct Windows<'a> {
+    records: crate::input::Records,
+    size: usize,
+    embed: &'a dyn Fn(&[&str]) -> Result<Vec<Vec<f32>>>,
+}
+
+type RowSink<'a> = dyn FnMut(&TextItem, &[f32]) -> Result<()> + 'a;
+
+impl Windows<'_> {
+    /// Hands each text's row to `row`, in input order. A bad record stops the
+    /// embedding, and reading goes on only so that every problem is named.
+    fn run(self, read: &mut Read, row: &mut RowSink) -> Result<()> {
+        let mut problems = Vec::new();
+        let mut items = Vec::with_capacity(self.size);
+        let mut flush = |items: &mut Vec<TextItem>, read: &mut Read| -> Result<()> {
+            let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+            for (item, vector) in items.iter().zip((self.embed)(&texts)?) {
+                row(item, &vector)?;
+                read.rows += 1;
+            }
+            items.clear();
+            Ok(())
+        };
+        for record in self.records {
+            let Some(record) = Problems::gather(record, &mut problems)? else { continue };
+            if problems.is_empty() {
+                read.last_line = record.line;
+                items.push(TextItem { id: record.id, text: record.text });
+                if items.len() >= self.size {
+                    flush(&mut items, read)?;
+                }
+            }
+        }
+        if problems.is_empty() {
+            flush(&mut items, read)?;
+        }
+        Problems::or_ok(problems, ())
+    }
 }
 
 /// The output's ending picks its format: `.npy`, or JSONL for `.jsonl`, `.json`,
@@ -111,32 +165,61 @@ fn check_output_format(path: &Path) -> Result<()> {
     }
 }
 
-fn write_output(path: &Path, items: &[TextItem], vectors: &[Vec<f32>], dimension: usize) -> Result<()> {
+/// Writes each window's rows as they come: to stdout as JSONL (a reader that
+/// went away, `| head`, ends the run quietly, as `predict`), or to a file
+/// under a temporary name, renamed into place once every row is in.
+fn write_output(path: &Path, windows: Windows, dimension: usize) -> Result<Read> {
+    let mut read = Read::default();
+    if path.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        let result = windows
+            .run(&mut read, &mut |item, vector| json_row(&mut out, item, vector).map_err(|e| Error::io("stdout", e)));
+        return match result {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(read),
+            result => result.map(|()| read),
+        };
+    }
+    super::remove_partial_output_on_interrupt(path)?;
+    let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let failed = |e| Error::io(path, e);
+    crate::io::write_atomic(path, |w| {
+        if !is_npy {
+            return windows.run(&mut read, &mut |item, vector| json_row(w, item, vector).map_err(failed));
+        }
+        // The header's row count is known at the end: it is written again over itself then.
+        w.write_all(&npy_header(0, dimension)).map_err(failed)?;
+        windows.run(&mut read, &mut |_, vector| {
+            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            w.write_all(&bytes).map_err(failed)
+        })?;
+        w.seek(std::io::SeekFrom::Start(0)).map_err(failed)?;
+        w.write_all(&npy_header(read.rows, dimension)).map_err(failed)
+    })?;
+    Ok(read)
+}
+
+fn json_row(out: &mut impl Write, item: &TextItem, embedding: &[f32]) -> std::io::Result<()> {
     #[derive(Serialize)]
     struct Row<'a> {
         id: &'a str,
         text: &'a str,
         embedding: &'a [f32],
     }
-    let rows = items.iter().zip(vectors).map(|(i, v)| Row { id: &i.id, text: &i.text, embedding: v });
-    if path.as_os_str() == "-" {
-        let mut out = std::io::stdout().lock();
-        // A reader that went away (`| head`) chose to: as `predict`, end quietly.
-        return match crate::io::write_json_lines(&mut out, rows) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            result => result.map_err(|e| Error::io("stdout", e)),
-        };
-    }
-    let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    crate::io::write_atomic(path, |w| {
-        if is_npy {
-            // No sentences still make a matrix of the model's width: (0, 384), not (0, 0).
-            let matrix = ndarray::Array2::from_shape_vec((vectors.len(), dimension), vectors.concat())
-                .map_err(|e| Error::Other(e.to_string()))?;
-            ndarray_npy::WriteNpyExt::write_npy(&matrix, w)
-                .map_err(|e| Error::Other(format!("{}: {e}", path.display())))
-        } else {
-            crate::io::write_json_lines(w, rows).map_err(|e| Error::io(path, e))
-        }
-    })
+    crate::io::write_json_lines(out, [Row { id: &item.id, text: &item.text, embedding }])
 }
+
+/// An `.npy` (format 1.0) header of a `rows` × `dimension` float32 matrix,
+/// always [`NPY_HEADER_BYTES`] long, so that the final one overwrites the first.
+/// <https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html>
+fn npy_header(rows: usize, dimension: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dimension}), }}");
+    let mut header = b"\x93NUMPY\x01\x00".to_vec();
+    header.extend(((NPY_HEADER_BYTES - 10) as u16).to_le_bytes());
+    header.extend(dict.as_bytes());
+    header.resize(NPY_HEADER_BYTES - 1, b' ');
+    header.push(b'\n');
+    header
+}
+
+/// A multiple of 64, as numpy aligns the data; room for any row count.
+const NPY_HEADER_BYTES: usize = 128;

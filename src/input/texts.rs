@@ -34,7 +34,7 @@ pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
 
 /// [`read_texts`], with the layout it read (stdin's as sniffed).
 pub fn read_texts_as(path: &Path) -> Result<(InputFormat, Vec<TextItem>)> {
-    let (format, records) = open_records(path, &ReadOptions { format: texts_format(path), ..Default::default() })?;
+    let (format, records) = open_texts(path)?;
     let mut items = Vec::new();
     let mut problems = Vec::new();
     for record in records {
@@ -43,6 +43,11 @@ pub fn read_texts_as(path: &Path) -> Result<(InputFormat, Vec<TextItem>)> {
         }
     }
     Problems::or_ok(problems, (format, items))
+}
+
+/// [`read_texts`] as a stream of records, with the layout it reads.
+pub fn open_texts(path: &Path) -> Result<(InputFormat, Records)> {
+    open_records(path, &ReadOptions { format: texts_format(path), ..Default::default() })
 }
 
 /// How [`read_texts`] reads `path`: by its ending, stdin sniffed, anything
