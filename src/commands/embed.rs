@@ -92,8 +92,8 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     }
     let started = Instant::now();
     let (format, records) = crate::input::open_texts(&config.input)?;
-    let embed = |texts: &[&str]| embedder.embed(texts, config.batch_size);
-    let windows = Windows { records, size: config.batch_size.saturating_mul(WINDOW_BATCHES), embed: &embed };
+    let size = config.batch_size.saturating_mul(WINDOW_BATCHES);
+    let windows = Windows { records, size, embedder: &embedder, batch_size: config.batch_size };
     let read = write_output(&config.output, windows, embedder.dimension)?;
     let seconds = started.elapsed().as_secs_f64();
     // One text per line: the last one's line number tells how many lines were blank.
@@ -113,7 +113,8 @@ struct Read {
 struct Windows<'a> {
     records: crate::input::Records,
     size: usize,
-    embed: &'a dyn Fn(&[&str]) -> Result<Vec<Vec<f32>>>,
+    embedder: &'a Embedder,
+    batch_size: usize,
 }
 
 type RowSink<'a> = dyn FnMut(&TextItem, &[f32]) -> Result<()> + 'a;
@@ -126,7 +127,7 @@ impl Windows<'_> {
         let mut items = Vec::with_capacity(self.size);
         let mut flush = |items: &mut Vec<TextItem>, read: &mut Read| -> Result<()> {
             let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
-            for (item, vector) in items.iter().zip((self.embed)(&texts)?) {
+            for (item, vector) in items.iter().zip(self.embedder.embed(&texts, self.batch_size)?) {
                 row(item, &vector)?;
                 read.rows += 1;
             }
