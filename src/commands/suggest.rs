@@ -172,8 +172,13 @@ fn score(
     pool: &[PoolSentence],
     batch_size: usize,
 ) -> Result<(Vec<Scored>, Vec<String>)> {
-    // The stream's ids are pool positions, so each prediction finds its sentence.
-    let records = pool.iter().enumerate().map(|(i, p)| Ok(Record { id: i.to_string(), ..p.record.clone() }));
+    // The stream's ids are pool positions, so each prediction finds its sentence;
+    // a sentence given for several targets goes once for each.
+    let records = pool.iter().enumerate().flat_map(|(i, p)| {
+        let record = Record { id: i.to_string(), ..p.record.clone() };
+        let targets = p.targets.clone().map_or(vec![None], |ts| ts.into_iter().map(Some).collect());
+        targets.into_iter().map(move |target| Ok(Record { target, ..record.clone() }))
+    });
     let mut sink = Collect {
         scored: vec![Vec::new(); pool.len()],
         ids: targets.selected().iter().map(|&t| targets.id(t).to_string()).collect(),
@@ -198,7 +203,10 @@ impl Sink for Collect {
                 self.ids.len() - 1
             }
         };
-        self.scored[item].push((target, p.probabilities.to_vec()));
+        // Its records may name one target twice (by id and by description).
+        if !self.scored[item].iter().any(|(t, _)| *t == target) {
+            self.scored[item].push((target, p.probabilities.to_vec()));
+        }
         Ok(())
     }
 }
