@@ -92,7 +92,7 @@ fn predict_readers(bytes: &[u8]) -> Result<(), TestCaseError> {
     let lines = max_line(&[bytes]);
     let formats = [InputFormat::Auto, InputFormat::Jsonl, InputFormat::Csv, InputFormat::Lines, InputFormat::Text];
     for (format, split_sentences) in formats.into_iter().flat_map(|f| [(f, false), (f, true)]) {
-        let records = match open_records(&path, &ReadOptions { format, split_sentences, bytes_read: None }) {
+        let records = match open_records(&path, &ReadOptions { format, split_sentences, ..Default::default() }) {
             Ok((_, records)) => records,
             Err(e) => {
                 named(e, dir.path(), lines)?;

@@ -107,8 +107,9 @@ fn plain_lines_and_articles_to_csv_with_a_zero_shot_target() {
     let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
     let cells = |i: usize| -> Vec<&str> { rows[i].iter().take(7).collect() };
     assert_eq!(rows.len(), 5);
-    assert_eq!(cells(0), ["1", "", "", "", "", "the war must end", "eu"]);
-    assert_eq!(cells(1)[0], "3");
+    // Line numbers name their input where there are several.
+    assert_eq!(cells(0), ["stdin:1", "", "", "", "", "the war must end", "eu"]);
+    assert_eq!(cells(1)[0], "stdin:3");
     let doc = article.to_str().unwrap();
     let first = format!("{doc}:0");
     assert_eq!(cells(2), [first.as_str(), doc, "0", "0", "42", "Talks failed on Feb. 3 in the U.S. Senate.", "eu"]);
@@ -383,4 +384,25 @@ fn an_interrupted_run_leaves_the_output_as_it_was() {
         assert_eq!(std::fs::read_to_string(&real).unwrap(), "earlier\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary left");
     }
+}
+
+/// Records without ids from several inputs are told apart by their input's
+/// name; a record's own id, and the ids of a single input, stay as they are.
+#[test]
+fn line_number_ids_name_their_input_when_there_are_several() {
+    let model = tiny_classifier();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.csv"));
+    std::fs::write(&a, "{\"text\": \"peace now\"}\n{\"id\": 7, \"text\": \"war\"}\n").unwrap();
+    std::fs::write(&b, "text\nnever give up\n").unwrap();
+    let ids = |inputs: &[&Path]| -> Vec<String> {
+        let mut args = vec!["--input"];
+        args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+        args.extend(["--targets", "nato"]);
+        let out = predict(model.path(), &args, "");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json_lines(&out.stdout).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids(&[&a, &b]), ["a.jsonl:1", "7", "b.csv:2"]);
+    assert_eq!(ids(&[&a]), ["1", "7"]);
 }

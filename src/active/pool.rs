@@ -26,8 +26,9 @@ pub struct PoolSentence {
 /// a repeat's target is added to the first's, whatever the order.
 pub fn read_pool(inputs: &[PathBuf], options: &ReadOptions, skip: &HashSet<String>) -> Result<Vec<PoolSentence>> {
     let mut records = Vec::new();
-    for path in inputs {
-        let (_, stream) = open_records(path, options)?;
+    let names = crate::input::input_names(inputs);
+    for (path, name) in inputs.iter().zip(&names) {
+        let (_, stream) = open_records(path, &options.for_input(name, names.len()))?;
         for record in stream {
             records.push(record?);
         }
@@ -105,11 +106,8 @@ mod tests {
             std::fs::write(&path, lines.join("\n")).unwrap();
             read_pool(std::slice::from_ref(&path), &ReadOptions::default(), &HashSet::new()).unwrap()
         };
-        let (a, b, all) = (
-            r#"{"text": "S.", "target": "nato"}"#,
-            r#"{"text": " S. ", "target": "eu"}"#,
-            r#"{"text": "S."}"#,
-        );
+        let (a, b, all) =
+            (r#"{"text": "S.", "target": "nato"}"#, r#"{"text": " S. ", "target": "eu"}"#, r#"{"text": "S."}"#);
         let pool = read(&[a, b, a]);
         assert_eq!((pool.len(), pool[0].targets.clone()), (1, Some(vec!["nato".to_string(), "eu".to_string()])));
         for lines in [[a, all], [all, a]] {

@@ -169,8 +169,9 @@ fn open_inputs(config: &PredictConfig, bytes_read: &Arc<AtomicU64>) -> Result<(R
     let options = config.layout.read_options(Some(bytes_read.clone()));
     let mut chained: Records = Box::new(std::iter::empty());
     let mut spans = config.layout.split_sentences;
-    for path in &config.input {
-        let (format, records) = open_records(path, &options)?;
+    let names = crate::input::input_names(&config.input);
+    for (path, name) in config.input.iter().zip(&names) {
+        let (format, records) = open_records(path, &options.for_input(name, names.len()))?;
         spans |= format == InputFormat::Text;
         chained = Box::new(chained.chain(records));
     }

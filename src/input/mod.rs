@@ -15,7 +15,8 @@ pub mod segment;
 mod texts;
 
 pub use texts::{
-    open_records, open_texts, read_texts, read_texts_as, InputFormat, ReadOptions, Record, Records, Span, TextItem,
+    input_names, open_records, open_texts, read_texts, read_texts_as, InputFormat, ReadOptions, Record, Records, Span,
+    TextItem,
 };
 
 /// Whether a text holds nothing to read: whitespace and invisible format

@@ -120,6 +120,40 @@ pub struct ReadOptions {
     pub split_sentences: bool,
     /// Counts the bytes read, for a progress bar.
     pub bytes_read: Option<Arc<AtomicU64>>,
+    /// Written before the line number that a record without an id gets
+    /// (`a.jsonl:3`), when several inputs are read into one output.
+    pub id_prefix: Option<Arc<str>>,
+}
+
+impl ReadOptions {
+    /// These options for the input named `name` among `inputs` other inputs
+    /// read as one: its line numbers, ids by default, are prefixed by its name.
+    pub fn for_input(&self, name: &str, inputs: usize) -> Self {
+        Self { id_prefix: (inputs > 1).then(|| name.into()), ..self.clone() }
+    }
+}
+
+/// The id of a record that gives none: its line number, after the input's
+/// name when there are several inputs.
+fn default_id(prefix: Option<&str>, line: usize) -> String {
+    match prefix {
+        Some(prefix) => format!("{prefix}:{line}"),
+        None => line.to_string(),
+    }
+}
+
+/// Each input's file name, or the path as given where two share a name
+/// (`a/s.txt`, `b/s.txt`), or `stdin` for `-`: what tells the inputs apart in ids.
+pub fn input_names(inputs: &[std::path::PathBuf]) -> Vec<String> {
+    let name = |p: &std::path::PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    inputs
+        .iter()
+        .map(|path| match name(path) {
+            _ if path.as_os_str() == "-" => "stdin".to_string(),
+            Some(n) if inputs.iter().filter(|other| name(other).as_deref() == Some(n.as_str())).count() == 1 => n,
+            _ => path.display().to_string(),
+        })
+        .collect()
 }
 
 type Input = BufReader<Box<dyn Read + Send>>;
@@ -134,16 +168,17 @@ pub fn open_records(path: &Path, options: &ReadOptions) -> Result<(InputFormat, 
         InputFormat::Auto => detect_format(path, &mut reader, options.split_sentences),
         explicit => explicit,
     };
+    let prefix = options.id_prefix.clone();
     let records: Records = match format {
-        InputFormat::Jsonl => {
-            Box::new(LineReader::new(reader, name.clone()).filter_map(move |l| json_record(l, &name)))
-        }
-        InputFormat::Csv => Box::new(CsvRecords::open(reader, name, Dialect::CSV)?),
-        InputFormat::Tsv => Box::new(CsvRecords::open(reader, name, Dialect::TSV)?),
+        InputFormat::Jsonl => Box::new(
+            LineReader::new(reader, name.clone()).filter_map(move |l| json_record(l, &name, prefix.as_deref())),
+        ),
+        InputFormat::Csv => Box::new(CsvRecords::open(reader, name, Dialect::CSV, prefix)?),
+        InputFormat::Tsv => Box::new(CsvRecords::open(reader, name, Dialect::TSV, prefix)?),
         InputFormat::Text => Box::new(TextRecords::new(LineReader::new(reader, name))),
-        InputFormat::Lines | InputFormat::Auto => {
-            Box::new(LineReader::new(reader, name.clone()).filter_map(move |l| line_record(l, &name)))
-        }
+        InputFormat::Lines | InputFormat::Auto => Box::new(
+            LineReader::new(reader, name.clone()).filter_map(move |l| line_record(l, &name, prefix.as_deref())),
+        ),
     };
     let format = match format {
         InputFormat::Auto => InputFormat::Lines,
@@ -201,14 +236,14 @@ impl Read for Counting {
 }
 
 /// A line of text, numbered by its line; blank lines are no record.
-fn line_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
+fn line_record(line: Result<Line>, file: &Arc<str>, prefix: Option<&str>) -> Option<Result<Record>> {
     let line = match line {
         Ok(line) if super::is_blank(&line.text) => return None,
         Ok(line) => line,
         Err(e) => return Some(Err(e)),
     };
     let record = Record {
-        id: line.number.to_string(),
+        id: default_id(prefix, line.number),
         text: line.text,
         target: None,
         span: None,
@@ -219,15 +254,15 @@ fn line_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
 }
 
 /// A JSONL line as a record; blank lines are no record.
-fn json_record(line: Result<Line>, file: &Arc<str>) -> Option<Result<Record>> {
+fn json_record(line: Result<Line>, file: &Arc<str>, prefix: Option<&str>) -> Option<Result<Record>> {
     match line {
         Ok(line) if line.text.trim().is_empty() => None,
-        Ok(line) => Some(json_object(&line, file)),
+        Ok(line) => Some(json_object(&line, file, prefix)),
         Err(e) => Some(Err(e)),
     }
 }
 
-fn json_object(line: &Line, file: &Arc<str>) -> Result<Record> {
+fn json_object(line: &Line, file: &Arc<str>, prefix: Option<&str>) -> Result<Record> {
     let problem = |(field, message): (&str, String)| Error::from(Problem::new(file, line.number, field, message));
     use super::json::{parse_line, LineError, GIVEN_TWICE};
     let mut value = parse_line(&line.text).map_err(|e| match e {
@@ -238,7 +273,7 @@ fn json_object(line: &Line, file: &Arc<str>) -> Result<Record> {
     let id = id::from_json(value.get("id")).map_err(|m| problem(("id", m)))?;
     let target = json_target(&value).map_err(problem)?;
     Ok(Record {
-        id: id.unwrap_or_else(|| line.number.to_string()),
+        id: id.unwrap_or_else(|| default_id(prefix, line.number)),
         text,
         target,
         span: None,
@@ -275,10 +310,12 @@ struct CsvRecords {
     tweet: bool,
     id: Option<usize>,
     target: Option<usize>,
+    /// [`ReadOptions::id_prefix`].
+    prefix: Option<Arc<str>>,
 }
 
 impl CsvRecords {
-    fn open(reader: Input, name: Arc<str>, dialect: Dialect) -> Result<Self> {
+    fn open(reader: Input, name: Arc<str>, dialect: Dialect, prefix: Option<Arc<str>>) -> Result<Self> {
         let rows = CsvReader::open(reader, name.clone(), dialect)?;
         // SemEval's name for the text column, which the sets derived from it keep.
         let (text, tweet) = match rows.column("text") {
@@ -291,7 +328,7 @@ impl CsvRecords {
             return Err(Problem::new(&name, header.line, "text", message).into());
         };
         let (id, target) = (rows.column("id"), rows.column("target"));
-        Ok(Self { rows, text, tweet, id, target })
+        Ok(Self { rows, text, tweet, id, target, prefix })
     }
 
     fn record(&self, mut row: Row) -> Result<Record> {
@@ -305,7 +342,7 @@ impl CsvRecords {
             Some(text) => Ok(text),
         };
         Ok(Record {
-            id: id.filter(|id| !id.is_empty()).unwrap_or_else(|| row.line.to_string()),
+            id: id.filter(|id| !id.is_empty()).unwrap_or_else(|| default_id(self.prefix.as_deref(), row.line)),
             text: text.map_err(|message| Error::from(Problem::new(&file, row.line, "text", message)))?,
             target: target.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
             span: None,
