@@ -103,8 +103,20 @@ def failure(command, status, partition, message, recent):
         if text is not None:
             quoted.append(f"  line {number} of partition {partition} reads: {text[:200]!r}")
     return (f"{os.path.basename(command[0])} exited with {status} on partition {partition} of the input "
-            f"(`-:N` is the partition's line N; Spark does not tell which file it came from):\n"
+            f"(`-:N` is the partition's line N):\n"
             + message[-4000:].rstrip("\n") + ("\n" + "\n".join(quoted) if quoted else ""))
+
+
+def partition_source(lines, partition):
+    """Where partition `partition` of `sc.textFile`'s lines comes from: its Hadoop split's file
+    and first byte, asked of the driver's JVM (a task cannot tell). None if the JVM's RDD is
+    not laid out as expected."""
+    try:
+        hadoop_rdd = lines._jrdd.rdd().dependencies().head().rdd()  # textFile maps a HadoopRDD
+        split = hadoop_rdd.partitions()[partition].inputSplit().value()
+        return f"{split.getPath().toString()} from byte {split.getStart()}"
+    except Exception:  # noqa: BLE001 -- only a better message is lost
+        return None
 
 
 def hadoop_path(sc, name):
@@ -184,6 +196,11 @@ def run_job(sc, args):
         text = str(e)
         start = text.find(FAILED)
         why = text[start + len(FAILED):text.find("\n\tat ", start)] if start >= 0 else text[-2000:]
+        failed = re.search(r"on partition (\d+) of the input", why)
+        source = failed and partition_source(lines, int(failed.group(1)))
+        if source:
+            why = why.replace(f"on partition {failed.group(1)} of the input",
+                              f"on partition {failed.group(1)} of the input ({source})", 1)
         fs.delete(staging, True)
         print(f"error: the job failed; nothing was written to {args.output}:\n{why.strip()}", file=sys.stderr)
         return 1

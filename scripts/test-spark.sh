@@ -86,6 +86,7 @@ if spark --input "$work/bad" --output "$work/bad-out" --partitions 1 >"$work/bad
     exit 1
 fi
 tail -6 "$work/bad.log" | grep -q ": text: missing" && tail -6 "$work/bad.log" | grep -q "line 5 of partition 0 reads: '{\"id\": \"broken\"}'" \
+    && tail -8 "$work/bad.log" | grep -q "on partition 0 of the input (file:.*/bad/part-000.jsonl from byte 0)" \
     && [ ! -e "$work/bad-out" ] && ! ls -A "$work" | grep -q 'stancekit-' \
     || { tail -40 "$work/bad.log" >&2; echo "FAILED: no stancekit message last, or an output left" >&2; exit 1; }
 echo "spark-predict: a record without text fails the job with stancekit's message and its line, last, and writes nothing"
