@@ -201,3 +201,30 @@ fn an_input_of_many_windows_streams_in_order_and_a_late_bad_line_writes_nothing(
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!names.iter().any(|n| n.to_string_lossy().contains(".tmp")), "{names:?}");
 }
+
+/// A reader that goes away (`| head -1`) ends the run quietly, and the
+/// summary counts what was written: no blank lines are made up from the
+/// lines read ahead of it.
+#[test]
+fn a_closed_pipe_ends_the_run_quietly_with_a_true_summary() {
+    use std::io::BufRead;
+    let (dir, model, _) = setup();
+    let input = dir.path().join("many.txt");
+    std::fs::write(&input, (0..3000).map(|i| format!("text {i}\n")).collect::<String>()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"))
+        .args(["embed", "--batch-size", "1", "--output", "-", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&input)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("\"text\":\"text 0\""), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("embedded ") && !stderr.contains("blank line"), "{stderr}");
+}

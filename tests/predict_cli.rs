@@ -108,8 +108,8 @@ fn plain_lines_and_articles_to_csv_with_a_zero_shot_target() {
     let cells = |i: usize| -> Vec<&str> { rows[i].iter().take(7).collect() };
     assert_eq!(rows.len(), 5);
     // Line numbers name their input where there are several.
-    assert_eq!(cells(0), ["stdin:1", "", "", "", "", "the war must end", "eu"]);
-    assert_eq!(cells(1)[0], "stdin:3");
+    assert_eq!(cells(0), ["-:1", "", "", "", "", "the war must end", "eu"]);
+    assert_eq!(cells(1)[0], "-:3");
     let doc = article.to_str().unwrap();
     let first = format!("{doc}:0");
     assert_eq!(cells(2), [first.as_str(), doc, "0", "0", "42", "Talks failed on Feb. 3 in the U.S. Senate.", "eu"]);
@@ -387,7 +387,8 @@ fn an_interrupted_run_leaves_the_output_as_it_was() {
 }
 
 /// Records without ids from several inputs are told apart by their input's
-/// name; a record's own id, and the ids of a single input, stay as they are.
+/// path, as articles' sentences are; a record's own id, and the ids of a
+/// single input, stay as they are.
 #[test]
 fn line_number_ids_name_their_input_when_there_are_several() {
     let model = tiny_classifier();
@@ -403,6 +404,7 @@ fn line_number_ids_name_their_input_when_there_are_several() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         json_lines(&out.stdout).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
     };
-    assert_eq!(ids(&[&a, &b]), ["a.jsonl:1", "7", "b.csv:2"]);
+    let (a_id, b_id) = (format!("{}:1", a.display()), format!("{}:2", b.display()));
+    assert_eq!(ids(&[&a, &b]), [a_id.as_str(), "7", b_id.as_str()]);
     assert_eq!(ids(&[&a]), ["1", "7"]);
 }

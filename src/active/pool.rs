@@ -26,9 +26,9 @@ pub struct PoolSentence {
 /// a repeat's target is added to the first's, whatever the order.
 pub fn read_pool(inputs: &[PathBuf], options: &ReadOptions, skip: &HashSet<String>) -> Result<Vec<PoolSentence>> {
     let mut records = Vec::new();
-    let names = crate::input::input_names(inputs);
-    for (path, name) in inputs.iter().zip(&names) {
-        let (_, stream) = open_records(path, &options.for_input(name, names.len()))?;
+    let options = ReadOptions { ids_name_file: inputs.len() > 1, ..options.clone() };
+    for path in inputs {
+        let (_, stream) = open_records(path, &options)?;
         for record in stream {
             records.push(record?);
         }

@@ -102,7 +102,7 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     Ok(Summary { sentences: read.rows, blank_lines, seconds, int8: embedder.int8 })
 }
 
-/// What was embedded: rows written, and the line of the last text read.
+/// What was embedded: rows written, and the line of the last one's text.
 #[derive(Debug, Default)]
 struct Read {
     rows: usize,
@@ -125,11 +125,11 @@ impl Windows<'_> {
     fn run(self, read: &mut Read, row: &mut RowSink) -> Result<()> {
         let mut problems = Vec::new();
         let mut items = Vec::with_capacity(self.size);
-        let mut flush = |items: &mut Vec<TextItem>, read: &mut Read| -> Result<()> {
-            let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
-            for (item, vector) in items.iter().zip(self.embedder.embed(&texts, self.batch_size)?) {
+        let mut flush = |items: &mut Vec<(TextItem, usize)>, read: &mut Read| -> Result<()> {
+            let texts: Vec<&str> = items.iter().map(|(i, _)| i.text.as_str()).collect();
+            for ((item, line), vector) in items.iter().zip(self.embedder.embed(&texts, self.batch_size)?) {
                 row(item, &vector)?;
-                read.rows += 1;
+                (read.rows, read.last_line) = (read.rows + 1, *line);
             }
             items.clear();
             Ok(())
@@ -137,8 +137,7 @@ impl Windows<'_> {
         for record in self.records {
             let Some(record) = Problems::gather(record, &mut problems)? else { continue };
             if problems.is_empty() {
-                read.last_line = record.line;
-                items.push(TextItem { id: record.id, text: record.text });
+                items.push((TextItem { id: record.id, text: record.text }, record.line));
                 if items.len() >= self.size {
                     flush(&mut items, read)?;
                 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::inference::predict::{predict_stream, Counts, OutputFormat, RowWriter, Sink, StreamOptions, TargetSet};
-use crate::input::{open_records, InputFormat, Records};
+use crate::input::{open_records, InputFormat, ReadOptions, Records};
 use crate::model::Int8Plan;
 use crate::{Error, Result};
 
@@ -166,12 +166,12 @@ fn open_inputs(config: &PredictConfig, bytes_read: &Arc<AtomicU64>) -> Result<(R
     if config.input.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         return Err(Error::Other("--input: stdin (`-`) can be read only once".into()));
     }
-    let options = config.layout.read_options(Some(bytes_read.clone()));
+    let options =
+        ReadOptions { ids_name_file: config.input.len() > 1, ..config.layout.read_options(Some(bytes_read.clone())) };
     let mut chained: Records = Box::new(std::iter::empty());
     let mut spans = config.layout.split_sentences;
-    let names = crate::input::input_names(&config.input);
-    for (path, name) in config.input.iter().zip(&names) {
-        let (format, records) = open_records(path, &options.for_input(name, names.len()))?;
+    for path in &config.input {
+        let (format, records) = open_records(path, &options)?;
         spans |= format == InputFormat::Text;
         chained = Box::new(chained.chain(records));
     }

@@ -499,21 +499,23 @@ impl Cleaner<'_> {
         self.chunks.push(Chunk::Break);
     }
 
-    /// Hands on a long line's text up to its last whitespace, mid-line. The
-    /// word after it stays: markup closing it may still widen its origin, and
-    /// the stream, whose text then ends in whitespace, keeps the sentence it
-    /// ends as unfinished. Text with no whitespace is cut before its last
-    /// character; the stream cuts it into sentences of [`MAX_SENTENCE_BYTES`].
+    /// Hands on a long line's text mid-line, up to the whitespace after its
+    /// last word with a letter or digit in it. What follows stays: markup
+    /// closing that word may still widen its origin, and the stream, whose
+    /// text then ends in a word and whitespace, keeps the sentence it ends as
+    /// unfinished; a dash, quote or bracket left at its end would read as a
+    /// sentence's last word (`… 9 p.m. – after`). Text without such a word is
+    /// cut before its last character; the stream cuts it into sentences of
+    /// [`MAX_SENTENCE_BYTES`].
     fn cut(&mut self) {
         self.next_cut = self.text.len() + SCAN_EVERY_BYTES;
-        let after_space =
-            self.text.char_indices().rev().find(|(_, c)| c.is_whitespace()).map(|(i, c)| i + c.len_utf8());
-        let last_char = || self.text.char_indices().next_back().map_or(0, |(i, _)| i);
-        let at = match after_space {
-            Some(at) if !super::is_blank(&self.text[..at]) => at,
-            None if last_char() > 0 => last_char(),
-            _ => return,
+        let at = match after_last_word(&self.text) {
+            Some(at) => at,
+            None => self.text.char_indices().next_back().map_or(0, |(i, _)| i),
         };
+        if super::is_blank(&self.text[..at]) {
+            return;
+        }
         let (text, origins) = (self.text.split_off(at), self.origins.split_off(at));
         let text = std::mem::replace(&mut self.text, text);
         self.chunks.push(Chunk::Text(text, std::mem::replace(&mut self.origins, origins)));
@@ -530,6 +532,25 @@ impl Cleaner<'_> {
             self.chunks.push(Chunk::Text(text, origins));
         }
     }
+}
+
+/// Where the whitespace after the last word of `text` with a letter or digit
+/// in it ends, if whitespace follows that word.
+fn after_last_word(text: &str) -> Option<usize> {
+    let (mut cut, mut word_has_alphanumeric, mut after_word) = (None, false, false);
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            after_word |= word_has_alphanumeric;
+            word_has_alphanumeric = false;
+            if after_word {
+                cut = Some(i + c.len_utf8());
+            }
+        } else {
+            after_word = false;
+            word_has_alphanumeric |= c.is_alphanumeric();
+        }
+    }
+    cut
 }
 
 /// The first `max` bytes of `text`, or fewer to end on a character boundary.

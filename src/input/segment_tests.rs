@@ -153,6 +153,38 @@ fn a_long_line_without_spaces_or_punctuation_is_cut_into_bounded_pieces() {
     }
 }
 
+/// A cut never leaves a dash, quote or bracket at the end of the text handed
+/// on, where it would read as a sentence's last word: wherever the cuts fall,
+/// a long line splits as the same text in short lines does.
+#[test]
+fn a_cut_line_splits_as_its_short_lines_do() {
+    let unit = "The committee met on Tuesday and discussed the budget for next year. ";
+    let tricky = " The vote ended at 9 p.m. – after hours of debate. Mr. ( and “ Dr. Smith ” agreed. ";
+    for pad in 0..40 {
+        let line = format!("{}{}{tricky}{}", "x ".repeat(pad), unit.repeat(118), unit.repeat(200));
+        let lines = line.replace(". ", ".\n");
+        let (long, short) = (texts(&line), texts(&lines));
+        assert_eq!(long.len(), short.len(), "pad {pad}");
+        assert!(long.iter().any(|s| s == "The vote ended at 9 p.m. – after hours of debate."), "pad {pad}");
+    }
+    assert_eq!(after_last_word("said. – “ ("), Some(6));
+    assert_eq!(after_last_word("a  b "), Some(5));
+    assert_eq!((after_last_word(" xxx"), after_last_word("– ")), (None, None));
+}
+
+/// A long line that opens with whitespace, then runs without any, is cut too.
+#[test]
+fn a_long_word_after_leading_space_is_cut_into_bounded_pieces() {
+    for line in [format!(" {}", "x".repeat(300_000)), format!("<p> {}", "y".repeat(300_000))] {
+        let mut stream = SentenceStream::new();
+        let mut out = Vec::new();
+        stream.push_line(&line, &mut out);
+        assert!(stream.pending.len() < MAX_SENTENCE_BYTES + 2 * SCAN_EVERY_BYTES);
+        stream.finish(&mut out);
+        assert!(out.len() > 3 && out.iter().all(|s| s.text.len() < MAX_SENTENCE_BYTES + 2 * SCAN_EVERY_BYTES));
+    }
+}
+
 /// After a cut, what markup leaves at the line's end still separates it from
 /// the next line's text.
 #[test]

@@ -120,17 +120,10 @@ pub struct ReadOptions {
     pub split_sentences: bool,
     /// Counts the bytes read, for a progress bar.
     pub bytes_read: Option<Arc<AtomicU64>>,
-    /// Written before the line number that a record without an id gets
-    /// (`a.jsonl:3`), when several inputs are read into one output.
-    pub id_prefix: Option<Arc<str>>,
-}
-
-impl ReadOptions {
-    /// These options for the input named `name` among `inputs` other inputs
-    /// read as one: its line numbers, ids by default, are prefixed by its name.
-    pub fn for_input(&self, name: &str, inputs: usize) -> Self {
-        Self { id_prefix: (inputs > 1).then(|| name.into()), ..self.clone() }
-    }
+    /// A record without an id is numbered `FILE:LINE` (the path as given, as
+    /// an article's sentences are `FILE:INDEX`), not `LINE`: several inputs
+    /// are read into one output.
+    pub ids_name_file: bool,
 }
 
 /// The id of a record that gives none: its line number, after the input's
@@ -143,13 +136,12 @@ fn default_id(prefix: Option<&str>, line: usize) -> String {
 }
 
 /// Each input's file name, or the path as given where two share a name
-/// (`a/s.txt`, `b/s.txt`), or `stdin` for `-`: what tells the inputs apart in ids.
+/// (`a/s.txt`, `b/s.txt`): what tells the inputs apart in ids.
 pub fn input_names(inputs: &[std::path::PathBuf]) -> Vec<String> {
     let name = |p: &std::path::PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
     inputs
         .iter()
         .map(|path| match name(path) {
-            _ if path.as_os_str() == "-" => "stdin".to_string(),
             Some(n) if inputs.iter().filter(|other| name(other).as_deref() == Some(n.as_str())).count() == 1 => n,
             _ => path.display().to_string(),
         })
@@ -168,7 +160,7 @@ pub fn open_records(path: &Path, options: &ReadOptions) -> Result<(InputFormat, 
         InputFormat::Auto => detect_format(path, &mut reader, options.split_sentences),
         explicit => explicit,
     };
-    let prefix = options.id_prefix.clone();
+    let prefix = options.ids_name_file.then(|| name.clone());
     let records: Records = match format {
         InputFormat::Jsonl => Box::new(
             LineReader::new(reader, name.clone()).filter_map(move |l| json_record(l, &name, prefix.as_deref())),
