@@ -302,7 +302,7 @@ struct CsvRecords {
     tweet: bool,
     id: Option<usize>,
     target: Option<usize>,
-    /// [`ReadOptions::id_prefix`].
+    /// The file name of a record without an id ([`ReadOptions::ids_name_file`]).
     prefix: Option<Arc<str>>,
 }
 
