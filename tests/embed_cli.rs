@@ -189,14 +189,14 @@ fn an_input_of_many_windows_streams_in_order_and_a_late_bad_line_writes_nothing(
     let bad = dir.path().join("bad.jsonl");
     let mut lines: Vec<String> = texts.iter().map(|t| serde_json::json!({ "text": t }).to_string()).collect();
     lines[100] = r#"{"text": 3}"#.into();
-    lines[140] = r#"{"text": "  "}"#.into();
+    lines[140] = r#"{"id": "no text"}"#.into();
     std::fs::write(&bad, lines.join("\n")).unwrap();
     let before = std::fs::read(&npy).unwrap();
     let out = embed(&model, &bad, &npy, &["--batch-size", "1"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("bad.jsonl:101: text: expected a string, found 3"), "{stderr}");
-    assert!(stderr.contains("bad.jsonl:141: text: empty"), "{stderr}");
+    assert!(stderr.contains("bad.jsonl:141: text: missing"), "{stderr}");
     assert_eq!(std::fs::read(&npy).unwrap(), before, "the old output stays whole");
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!names.iter().any(|n| n.to_string_lossy().contains(".tmp")), "{names:?}");
@@ -227,4 +227,25 @@ fn a_closed_pipe_ends_the_run_quietly_with_a_true_summary() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("embedded ") && !stderr.contains("blank line"), "{stderr}");
+}
+
+/// A JSONL or CSV text that is empty or whitespace gets its row, the
+/// special tokens alone, as sentence-transformers encodes it; the rows stay
+/// one per record.
+#[test]
+fn a_blank_text_gets_the_row_of_the_special_tokens_alone() {
+    let (dir, model, _) = setup();
+    let input = dir.path().join("blank.jsonl");
+    std::fs::write(&input, "{\"text\": \"never\"}\n{\"text\": \" \"}\n{\"text\": \"\"}\n").unwrap();
+    let output = dir.path().join("blank.npy");
+    let out = embed(&model, &input, &output, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let matrix: ndarray::Array2<f32> = ndarray_npy::read_npy(&output).unwrap();
+    let embedder = Embedder::load(&ModelDir::open(&model).unwrap(), &Device::Cpu, None, Precision::F32).unwrap();
+    let want = embedder.embed(&["never", ""], 1).unwrap();
+    assert_eq!(matrix.nrows(), 3);
+    for (row, want) in matrix.outer_iter().zip([&want[0], &want[1], &want[1]]) {
+        let diff = row.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff < 1e-6, "{diff}");
+    }
 }

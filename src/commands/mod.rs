@@ -58,7 +58,7 @@ pub struct InputLayout {
 impl InputLayout {
     pub fn read_options(&self, bytes_read: Option<Arc<std::sync::atomic::AtomicU64>>) -> crate::input::ReadOptions {
         let format = if self.lines { crate::input::InputFormat::Lines } else { self.input_format };
-        crate::input::ReadOptions { format, split_sentences: self.split_sentences, bytes_read, ids_name_file: false }
+        crate::input::ReadOptions { format, split_sentences: self.split_sentences, bytes_read, ..Default::default() }
     }
 }
 

@@ -47,7 +47,7 @@ pub fn read_texts_as(path: &Path) -> Result<(InputFormat, Vec<TextItem>)> {
 
 /// [`read_texts`] as a stream of records, with the layout it reads.
 pub fn open_texts(path: &Path) -> Result<(InputFormat, Records)> {
-    open_records(path, &ReadOptions { format: texts_format(path), ..Default::default() })
+    open_records(path, &ReadOptions { format: texts_format(path), blank_texts: true, ..Default::default() })
 }
 
 /// How [`read_texts`] reads `path`: by its ending, stdin sniffed, anything
@@ -124,14 +124,27 @@ pub struct ReadOptions {
     /// an article's sentences are `FILE:INDEX`), not `LINE`: several inputs
     /// are read into one output.
     pub ids_name_file: bool,
+    /// A JSONL or CSV record whose text is empty or whitespace is read, not
+    /// refused (`embed`, as sentence-transformers encodes it).
+    pub blank_texts: bool,
 }
 
-/// The id of a record that gives none: its line number, after the input's
-/// name when there are several inputs.
-fn default_id(prefix: Option<&str>, line: usize) -> String {
-    match prefix {
-        Some(prefix) => format!("{prefix}:{line}"),
-        None => line.to_string(),
+/// How one input's JSONL, CSV and line records are named and taken.
+struct Reading {
+    file: Arc<str>,
+    /// [`ReadOptions::ids_name_file`]: the file, when ids name it.
+    id_prefix: Option<Arc<str>>,
+    blank_texts: bool,
+}
+
+impl Reading {
+    /// The id of a record that gives none: its line number, after the
+    /// input's name when there are several inputs.
+    fn default_id(&self, line: usize) -> String {
+        match &self.id_prefix {
+            Some(prefix) => format!("{prefix}:{line}"),
+            None => line.to_string(),
+        }
     }
 }
 
@@ -160,17 +173,16 @@ pub fn open_records(path: &Path, options: &ReadOptions) -> Result<(InputFormat, 
         InputFormat::Auto => detect_format(path, &mut reader, options.split_sentences),
         explicit => explicit,
     };
-    let prefix = options.ids_name_file.then(|| name.clone());
+    let id_prefix = options.ids_name_file.then(|| name.clone());
+    let reading = Reading { file: name.clone(), id_prefix, blank_texts: options.blank_texts };
     let records: Records = match format {
-        InputFormat::Jsonl => Box::new(
-            LineReader::new(reader, name.clone()).filter_map(move |l| json_record(l, &name, prefix.as_deref())),
-        ),
-        InputFormat::Csv => Box::new(CsvRecords::open(reader, name, Dialect::CSV, prefix)?),
-        InputFormat::Tsv => Box::new(CsvRecords::open(reader, name, Dialect::TSV, prefix)?),
+        InputFormat::Jsonl => Box::new(LineReader::new(reader, name).filter_map(move |l| json_record(l, &reading))),
+        InputFormat::Csv => Box::new(CsvRecords::open(reader, reading, Dialect::CSV)?),
+        InputFormat::Tsv => Box::new(CsvRecords::open(reader, reading, Dialect::TSV)?),
         InputFormat::Text => Box::new(TextRecords::new(LineReader::new(reader, name))),
-        InputFormat::Lines | InputFormat::Auto => Box::new(
-            LineReader::new(reader, name.clone()).filter_map(move |l| line_record(l, &name, prefix.as_deref())),
-        ),
+        InputFormat::Lines | InputFormat::Auto => {
+            Box::new(LineReader::new(reader, name).filter_map(move |l| line_record(l, &reading)))
+        }
     };
     let format = match format {
         InputFormat::Auto => InputFormat::Lines,
@@ -228,44 +240,45 @@ impl Read for Counting {
 }
 
 /// A line of text, numbered by its line; blank lines are no record.
-fn line_record(line: Result<Line>, file: &Arc<str>, prefix: Option<&str>) -> Option<Result<Record>> {
+fn line_record(line: Result<Line>, reading: &Reading) -> Option<Result<Record>> {
     let line = match line {
         Ok(line) if super::is_blank(&line.text) => return None,
         Ok(line) => line,
         Err(e) => return Some(Err(e)),
     };
     let record = Record {
-        id: default_id(prefix, line.number),
+        id: reading.default_id(line.number),
         text: line.text,
         target: None,
         span: None,
-        file: file.clone(),
+        file: reading.file.clone(),
         line: line.number,
     };
     Some(Ok(record))
 }
 
 /// A JSONL line as a record; blank lines are no record.
-fn json_record(line: Result<Line>, file: &Arc<str>, prefix: Option<&str>) -> Option<Result<Record>> {
+fn json_record(line: Result<Line>, reading: &Reading) -> Option<Result<Record>> {
     match line {
         Ok(line) if line.text.trim().is_empty() => None,
-        Ok(line) => Some(json_object(&line, file, prefix)),
+        Ok(line) => Some(json_object(&line, reading)),
         Err(e) => Some(Err(e)),
     }
 }
 
-fn json_object(line: &Line, file: &Arc<str>, prefix: Option<&str>) -> Result<Record> {
+fn json_object(line: &Line, reading: &Reading) -> Result<Record> {
+    let file = &reading.file;
     let problem = |(field, message): (&str, String)| Error::from(Problem::new(file, line.number, field, message));
     use super::json::{parse_line, LineError, GIVEN_TWICE};
     let mut value = parse_line(&line.text).map_err(|e| match e {
         LineError::Twice(key) => problem((&key, GIVEN_TWICE.into())),
         LineError::Json(e) => problem(("json", super::lines::json_message(&line.text, &e))),
     })?;
-    let text = json_text(&mut value).map_err(problem)?;
+    let text = json_text(&mut value, reading.blank_texts).map_err(problem)?;
     let id = id::from_json(value.get("id")).map_err(|m| problem(("id", m)))?;
     let target = json_target(&value).map_err(problem)?;
     Ok(Record {
-        id: id.unwrap_or_else(|| default_id(prefix, line.number)),
+        id: id.unwrap_or_else(|| reading.default_id(line.number)),
         text,
         target,
         span: None,
@@ -275,9 +288,9 @@ fn json_object(line: &Line, file: &Arc<str>, prefix: Option<&str>) -> Result<Rec
 }
 
 /// The `text` of a JSONL record, moved out of the parsed line (no copy per line).
-fn json_text(value: &mut Value) -> std::result::Result<String, (&'static str, String)> {
+fn json_text(value: &mut Value, blank: bool) -> std::result::Result<String, (&'static str, String)> {
     match value.get_mut("text") {
-        Some(Value::String(s)) if !super::is_blank(s) => Ok(std::mem::take(s)),
+        Some(Value::String(s)) if blank || !super::is_blank(s) => Ok(std::mem::take(s)),
         Some(Value::String(_)) => Err(("text", "empty".into())),
         Some(other) => Err(("text", format!("expected a string, found {}", super::json::shown(other)))),
         None => Err(("text", "missing".into())),
@@ -302,12 +315,12 @@ struct CsvRecords {
     tweet: bool,
     id: Option<usize>,
     target: Option<usize>,
-    /// The file name of a record without an id ([`ReadOptions::ids_name_file`]).
-    prefix: Option<Arc<str>>,
+    reading: Reading,
 }
 
 impl CsvRecords {
-    fn open(reader: Input, name: Arc<str>, dialect: Dialect, prefix: Option<Arc<str>>) -> Result<Self> {
+    fn open(reader: Input, reading: Reading, dialect: Dialect) -> Result<Self> {
+        let name = reading.file.clone();
         let rows = CsvReader::open(reader, name.clone(), dialect)?;
         // SemEval's name for the text column, which the sets derived from it keep.
         let (text, tweet) = match rows.column("text") {
@@ -320,7 +333,7 @@ impl CsvRecords {
             return Err(Problem::new(&name, header.line, "text", message).into());
         };
         let (id, target) = (rows.column("id"), rows.column("target"));
-        Ok(Self { rows, text, tweet, id, target, prefix })
+        Ok(Self { rows, text, tweet, id, target, reading })
     }
 
     fn record(&self, mut row: Row) -> Result<Record> {
@@ -330,11 +343,11 @@ impl CsvRecords {
         let text = text.map(|t| if self.tweet { super::strip_semst(&t).to_string() } else { t });
         let text = match text {
             None => Err("missing"),
-            Some(text) if super::is_blank(&text) => Err("empty"),
+            Some(text) if !self.reading.blank_texts && super::is_blank(&text) => Err("empty"),
             Some(text) => Ok(text),
         };
         Ok(Record {
-            id: id.filter(|id| !id.is_empty()).unwrap_or_else(|| default_id(self.prefix.as_deref(), row.line)),
+            id: id.filter(|id| !id.is_empty()).unwrap_or_else(|| self.reading.default_id(row.line)),
             text: text.map_err(|message| Error::from(Problem::new(&file, row.line, "text", message)))?,
             target: target.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
             span: None,
@@ -453,10 +466,27 @@ mod tests {
         std::fs::write(&path, b"{\"text\": \"ok\"}\n{\"id\": 1}\nnot json\n{\"text\": \"  \"}\n\xff\n").unwrap();
         let err = read_texts(&path).unwrap_err().to_string();
         assert!(err.contains("bad.jsonl:5: encoding: invalid UTF-8"), "{err}");
-        std::fs::write(&path, "{\"text\": \"ok\"}\n{\"id\": 1}\nnot json\n{\"text\": \"  \"}\n").unwrap();
+        std::fs::write(&path, "{\"text\": \"ok\"}\n{\"id\": 1}\nnot json\n{\"text\": 4}\n").unwrap();
         let err = read_texts(&path).unwrap_err().to_string();
-        for expected in ["bad.jsonl:2: text: missing", "bad.jsonl:3: json:", "bad.jsonl:4: text: empty"] {
+        for expected in ["bad.jsonl:2: text: missing", "bad.jsonl:3: json:", "bad.jsonl:4: text: expected a string"] {
             assert!(err.contains(expected), "{expected} not in {err}");
+        }
+    }
+
+    /// A record's blank text is read for `embed` (sentence-transformers
+    /// encodes it) and refused where a stance is asked of it.
+    #[test]
+    fn a_blank_text_is_a_text_to_embed_and_a_problem_to_predict() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in [("b.jsonl", "{\"text\": \" \"}\n{\"text\": \"\"}\n"), ("b.csv", "id,text\na, \nb,\n")] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, body).unwrap();
+            let texts: Vec<String> = read_texts(&path).unwrap().into_iter().map(|t| t.text).collect();
+            assert_eq!(texts, [" ", ""], "{name}");
+            let (_, records) = open_records(&path, &ReadOptions::default()).unwrap();
+            for record in records {
+                assert!(record.unwrap_err().to_string().ends_with("text: empty"), "{name}");
+            }
         }
     }
 
