@@ -296,6 +296,16 @@ fn int8_can_keep_layers_in_f32() {
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(!out.status.success() && stderr.contains(error), "{stderr}");
     }
+    // Columns that no int8 layer reads are refused, not shown as used.
+    let unread = [["--int8-keep-f32", "query,key,value,ffn-in"], ["--int8-keep-f32-layers", "0,1"]];
+    for keep in unread {
+        let out = predict(model.path(), &[&args[..], &["3"], &keep[..]].concat(), input);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!out.status.success() && stderr.contains("no layer reads them in int8"), "{keep:?}: {stderr}");
+    }
+    // With some of them kept, the others still read the columns.
+    let out = predict(model.path(), &[&args[..], &["0", "--int8-keep-f32", "query,key"]].concat(), input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // A large column planted at the layer norms is found, and the summary says so.
     stancekit::testing::plant_large_column(model.path(), 5, 30.0).unwrap();
     let (_, stderr) = run(&["--precision", "int8"]);

@@ -165,12 +165,23 @@ impl Arithmetic {
             && LinearKind::of(name).is_none_or(|k| self.kept_f32 & k.bit() == 0)
     }
 
-    /// An error unless every layer kept in f32 is one of the model's `layers`.
+    /// An error unless every layer kept in f32 is one of the model's `layers`,
+    /// and some int8 layer reads the f32 columns given: columns that nothing
+    /// reads would be neither checked against a layer's width nor used.
     pub(crate) fn check_layers(&self, layers: usize) -> std::result::Result<(), String> {
-        match self.kept_layers().into_iter().chain(self.beyond).find(|&i| i as usize >= layers) {
-            Some(i) => Err(format!("--int8-keep-f32-layers {i}: the model has {layers} layers, 0 to {}", layers - 1)),
-            None => Ok(()),
+        if let Some(i) = self.kept_layers().into_iter().chain(self.beyond).find(|&i| i as usize >= layers) {
+            return Err(format!("--int8-keep-f32-layers {i}: the model has {layers} layers, 0 to {}", layers - 1));
         }
+        let every_layer_kept = (0..layers).all(|i| i < MAX_LAYERS as usize && self.kept_layers & (1 << i) != 0);
+        let readers_kept =
+            LinearKind::ALL.into_iter().filter(|k| k.reads_layer_norm()).all(|k| self.kept_f32 & k.bit() != 0);
+        let given = self.columns > 0 && !self.f32_columns_chosen_at_load();
+        if self.precision == Precision::Int8 && given && (every_layer_kept || readers_kept) {
+            return Err("--int8-f32-columns: no layer reads them in int8 (the query, key, value and FFN-in \
+                        layers are all kept in f32); leave the flag out"
+                .into());
+        }
+        Ok(())
     }
 }
 

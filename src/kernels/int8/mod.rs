@@ -85,11 +85,11 @@ impl Kernel {
         Self::ALL.into_iter().filter(|k| k.supported()).collect()
     }
 
-    /// The kernel to use: [`KERNEL_ENV`] when set, else the fastest this CPU
-    /// runs. On x86-64 without AVX2 this is an error rather than a scalar
-    /// crawl: f32 is faster there.
+    /// The kernel to use: [`KERNEL_ENV`] when set (and not empty), else the
+    /// fastest this CPU runs. On x86-64 without AVX2 this is an error rather
+    /// than a scalar crawl: f32 is faster there.
     pub fn select() -> Result<Kernel, String> {
-        if let Ok(name) = std::env::var(KERNEL_ENV) {
+        if let Some(name) = std::env::var(KERNEL_ENV).ok().filter(|n| !n.is_empty()) {
             let kernel = Kernel::parse(&name).ok_or_else(|| {
                 let names: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
                 format!("{KERNEL_ENV}={name:?} is not one of {}", names.join(", "))
