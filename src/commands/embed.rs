@@ -75,21 +75,11 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let inputs = [config.input.clone(), PathBuf::from(&config.model)];
     crate::io::check_not_an_input(&config.output, "--output", &inputs)?;
     check_output_format(&config.output)?;
-    if let Some(n) = config.max_length.filter(|&n| n < crate::tokenization::MIN_MAX_LENGTH) {
-        let min = crate::tokenization::MIN_MAX_LENGTH;
-        return Err(Error::Other(format!("--max-length {n}: at least {min} tokens, the special tokens and a word")));
-    }
     let arithmetic = config.precision.arithmetic()?;
     let dir = resolve::resolve(&config.model)?;
+    check_max_length(config.max_length, &dir)?;
     let device = crate::device::select_for(&config.device, arithmetic.precision)?;
     let embedder = Embedder::load(&dir, &device, config.max_length, arithmetic)?;
-    if let Some(n) = config.max_length.filter(|&n| n > embedder.max_length()) {
-        // sentence-transformers fails on such a length; cutting quietly would hide that the text was cut.
-        let table = embedder.max_length();
-        return Err(Error::Other(format!(
-            "--max-length {n}: the model's position table holds {table} tokens; give at most {table}"
-        )));
-    }
     let started = Instant::now();
     let (format, records) = crate::input::open_texts(&config.input)?;
     let size = config.batch_size.saturating_mul(WINDOW_BATCHES);
@@ -100,6 +90,25 @@ pub fn run(config: &EmbedConfig) -> Result<Summary> {
     let lines = format == crate::input::InputFormat::Lines;
     let blank_lines = if lines { read.last_line.saturating_sub(read.rows) } else { 0 };
     Ok(Summary { sentences: read.rows, blank_lines, seconds, int8: embedder.int8 })
+}
+
+/// `--max-length`, if given, within what the model reads: the special tokens
+/// and a word, up to its position table. Past the table sentence-transformers
+/// fails; cutting quietly would hide that texts were cut. Checked before the
+/// weights load.
+fn check_max_length(max_length: Option<usize>, dir: &resolve::ModelDir) -> Result<()> {
+    let Some(n) = max_length else { return Ok(()) };
+    let min = crate::tokenization::MIN_MAX_LENGTH;
+    if n < min {
+        return Err(Error::Other(format!("--max-length {n}: at least {min} tokens, the special tokens and a word")));
+    }
+    let table = crate::model::EncoderConfig::load(&dir.config())?.max_tokens();
+    if n > table {
+        return Err(Error::Other(format!(
+            "--max-length {n}: the model's position table holds {table} tokens; give at most {table}"
+        )));
+    }
+    Ok(())
 }
 
 /// What was embedded: rows written, and the line of the last one's text.

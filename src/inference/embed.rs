@@ -86,12 +86,6 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    /// The most tokens a text is read to: `--max-length`, the model's
-    /// `max_seq_length` or its position table, whichever applies and is least.
-    pub fn max_length(&self) -> usize {
-        self.tokenizer.max_length()
-    }
-
     pub fn load(
         dir: &ModelDir,
         device: &Device,
