@@ -243,6 +243,11 @@ fn int8_predicts_near_f32_and_names_its_kernel() {
         stderr.contains("STANCEKIT_INT8_KERNEL=\"sse9\" is not one of amx, avx512-vnni, avx-vnni, avx2, scalar"),
         "{stderr}"
     );
+    // Set but empty is unset: the kernel is chosen as without it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"));
+    child.args(["predict", "--input", "-", "--precision", "int8", "--model"]).arg(model.path());
+    let out = child.env("STANCEKIT_INT8_KERNEL", "").stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `--int8-keep-f32`: the summary names the layers left in f32; they move
@@ -302,6 +307,12 @@ fn int8_can_keep_layers_in_f32() {
         let out = predict(model.path(), &[&args[..], &["3"], &keep[..]].concat(), input);
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(!out.status.success() && stderr.contains("no layer reads them in int8"), "{keep:?}: {stderr}");
+    }
+    // `auto` and `none` name no columns: every reader kept in f32 is no problem.
+    for choice in ["auto", "none"] {
+        let keep = ["--int8-keep-f32", "query,key,value,ffn-in"];
+        let out = predict(model.path(), &[&args[..], &[choice], &keep[..]].concat(), input);
+        assert!(out.status.success(), "{choice}: {}", String::from_utf8_lossy(&out.stderr));
     }
     // With some of them kept, the others still read the columns.
     let out = predict(model.path(), &[&args[..], &["0", "--int8-keep-f32", "query,key"]].concat(), input);

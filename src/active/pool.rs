@@ -58,10 +58,9 @@ pub fn read_pool(inputs: &[PathBuf], options: &ReadOptions, skip: &HashSet<Strin
 impl PoolSentence {
     fn add_target(&mut self, target: Option<&str>) {
         match (&mut self.targets, target) {
-            (None, _) => {}
             (Some(_), None) => self.targets = None,
             (Some(targets), Some(t)) if !targets.iter().any(|have| have == t) => targets.push(t.to_string()),
-            (Some(_), Some(_)) => {}
+            _ => {}
         }
     }
 }

@@ -36,8 +36,7 @@ fn entry(object: &Map<String, Value>, at: Pos, sink: &mut Sink) {
             None
         }
         Some(other) => {
-            sink.problems
-                .push(at.problem(name, format!("expected a string, found {}", crate::input::json::shown(other))));
+            sink.problems.push(at.problem(name, crate::input::json::not_a_string(other)));
             None
         }
     };

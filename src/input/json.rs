@@ -19,6 +19,11 @@ pub fn shown(value: &Value) -> String {
     }
 }
 
+/// What a field that must be a string but holds `value` is told.
+pub fn not_a_string(value: &Value) -> String {
+    format!("expected a string, found {}", shown(value))
+}
+
 /// Why a JSON line could not be read.
 pub enum LineError {
     /// An object (at any depth) with this key given twice.

@@ -15,8 +15,7 @@ pub mod segment;
 mod texts;
 
 pub use texts::{
-    input_names, open_records, open_texts, read_texts, read_texts_as, InputFormat, ReadOptions, Record, Records, Span,
-    TextItem,
+    input_names, open_records, open_texts, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem,
 };
 
 /// Whether a text holds nothing to read: whitespace and invisible format

@@ -25,16 +25,10 @@ pub struct TextItem {
     pub text: String,
 }
 
-/// Reads `path` (`-` for stdin) whole, with every bad line reported at once.
-/// JSONL is chosen by a `.jsonl`/`.json` extension, or on stdin by a first line
-/// that opens a JSON object; anything else is one text per line.
+/// Reads `path` (`-` for stdin) whole, with every bad line reported at once,
+/// as `embed` reads it ([`open_texts`]).
 pub fn read_texts(path: &Path) -> Result<Vec<TextItem>> {
-    read_texts_as(path).map(|(_, items)| items)
-}
-
-/// [`read_texts`], with the layout it read (stdin's as sniffed).
-pub fn read_texts_as(path: &Path) -> Result<(InputFormat, Vec<TextItem>)> {
-    let (format, records) = open_texts(path)?;
+    let (_, records) = open_texts(path)?;
     let mut items = Vec::new();
     let mut problems = Vec::new();
     for record in records {
@@ -42,10 +36,14 @@ pub fn read_texts_as(path: &Path) -> Result<(InputFormat, Vec<TextItem>)> {
             items.push(TextItem { id: record.id, text: record.text });
         }
     }
-    Problems::or_ok(problems, (format, items))
+    Problems::or_ok(problems, items)
 }
 
-/// [`read_texts`] as a stream of records, with the layout it reads.
+/// The texts of `path` as a stream of records, with the layout it reads:
+/// JSONL by a `.jsonl`/`.json` extension, or on stdin by a first line that
+/// opens a JSON object; CSV or TSV by extension; anything else one text per
+/// line. A JSONL or CSV record's blank text is a text (sentence-transformers
+/// embeds it); a blank line is none.
 pub fn open_texts(path: &Path) -> Result<(InputFormat, Records)> {
     open_records(path, &ReadOptions { format: texts_format(path), blank_texts: true, ..Default::default() })
 }
@@ -132,8 +130,8 @@ pub struct ReadOptions {
 /// How one input's JSONL, CSV and line records are named and taken.
 struct Reading {
     file: Arc<str>,
-    /// [`ReadOptions::ids_name_file`]: the file, when ids name it.
-    id_prefix: Option<Arc<str>>,
+    /// [`ReadOptions::ids_name_file`].
+    ids_name_file: bool,
     blank_texts: bool,
 }
 
@@ -141,9 +139,9 @@ impl Reading {
     /// The id of a record that gives none: its line number, after the
     /// input's name when there are several inputs.
     fn default_id(&self, line: usize) -> String {
-        match &self.id_prefix {
-            Some(prefix) => format!("{prefix}:{line}"),
-            None => line.to_string(),
+        match self.ids_name_file {
+            true => format!("{}:{line}", self.file),
+            false => line.to_string(),
         }
     }
 }
@@ -173,8 +171,8 @@ pub fn open_records(path: &Path, options: &ReadOptions) -> Result<(InputFormat, 
         InputFormat::Auto => detect_format(path, &mut reader, options.split_sentences),
         explicit => explicit,
     };
-    let id_prefix = options.ids_name_file.then(|| name.clone());
-    let reading = Reading { file: name.clone(), id_prefix, blank_texts: options.blank_texts };
+    let reading =
+        Reading { file: name.clone(), ids_name_file: options.ids_name_file, blank_texts: options.blank_texts };
     let records: Records = match format {
         InputFormat::Jsonl => Box::new(LineReader::new(reader, name).filter_map(move |l| json_record(l, &reading))),
         InputFormat::Csv => Box::new(CsvRecords::open(reader, reading, Dialect::CSV)?),
@@ -292,7 +290,7 @@ fn json_text(value: &mut Value, blank: bool) -> std::result::Result<String, (&'s
     match value.get_mut("text") {
         Some(Value::String(s)) if blank || !super::is_blank(s) => Ok(std::mem::take(s)),
         Some(Value::String(_)) => Err(("text", "empty".into())),
-        Some(other) => Err(("text", format!("expected a string, found {}", super::json::shown(other)))),
+        Some(other) => Err(("text", super::json::not_a_string(other))),
         None => Err(("text", "missing".into())),
     }
 }
@@ -303,7 +301,7 @@ fn json_target(value: &Value) -> std::result::Result<Option<String>, (&'static s
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
         Some(Value::String(_)) => Err(("target", "empty".into())),
-        Some(other) => Err(("target", format!("expected a string, found {}", super::json::shown(other)))),
+        Some(other) => Err(("target", super::json::not_a_string(other))),
     }
 }
 
@@ -339,7 +337,7 @@ impl CsvRecords {
     fn record(&self, mut row: Row) -> Result<Record> {
         let mut take = |i: Option<usize>| i.and_then(|i| row.fields.get_mut(i)).map(std::mem::take);
         let (text, id, target) = (take(Some(self.text)), take(self.id), take(self.target));
-        let file = self.rows.file().clone();
+        let file = self.reading.file.clone();
         let text = text.map(|t| if self.tweet { super::strip_semst(&t).to_string() } else { t });
         let text = match text {
             None => Err("missing"),

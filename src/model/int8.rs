@@ -81,7 +81,7 @@ pub struct Arithmetic {
     kept_f32: u8,
     kept_layers: u64,
     /// An index asked for past [`MAX_LAYERS`]: no model has it, and
-    /// [`Arithmetic::check_layers`] says so rather than dropping it.
+    /// [`Arithmetic::check_for_model`] says so rather than dropping it.
     beyond: Option<u8>,
     /// Input columns of the layers that read a layer norm's output, multiplied
     /// in f32 ([`QuantizedWeights::with_f32_columns`]): the first `columns` of these.
@@ -99,7 +99,7 @@ impl Arithmetic {
 
     /// The same, with encoder layers `layers` (0 the first) kept whole in
     /// f32; an index that is not one of the model's layers is an error when
-    /// the model is loaded ([`Arithmetic::check_layers`]).
+    /// the model is loaded ([`Arithmetic::check_for_model`]).
     pub fn keeping_layers(self, layers: &[u8]) -> Self {
         let kept_layers = layers.iter().filter(|&&i| i < MAX_LAYERS).fold(0, |set, &i| set | 1u64 << i);
         let beyond = layers.iter().copied().filter(|&i| i >= MAX_LAYERS).min();
@@ -159,20 +159,25 @@ impl Arithmetic {
 
     /// Whether the linear weight or layer `name` runs in int8.
     pub(crate) fn quantizes(&self, name: &str) -> bool {
-        let kept_layer = layer_index(name).is_some_and(|i| i < MAX_LAYERS as usize && self.kept_layers & (1 << i) != 0);
+        let kept_layer = layer_index(name).is_some_and(|i| self.keeps_layer(i));
         self.precision == Precision::Int8
             && !kept_layer
             && LinearKind::of(name).is_none_or(|k| self.kept_f32 & k.bit() == 0)
     }
 
+    /// Whether encoder layer `i` is kept whole in f32.
+    fn keeps_layer(&self, i: usize) -> bool {
+        i < MAX_LAYERS as usize && self.kept_layers & (1 << i) != 0
+    }
+
     /// An error unless every layer kept in f32 is one of the model's `layers`,
     /// and some int8 layer reads the f32 columns given: columns that nothing
     /// reads would be neither checked against a layer's width nor used.
-    pub(crate) fn check_layers(&self, layers: usize) -> std::result::Result<(), String> {
+    pub(crate) fn check_for_model(&self, layers: usize) -> std::result::Result<(), String> {
         if let Some(i) = self.kept_layers().into_iter().chain(self.beyond).find(|&i| i as usize >= layers) {
             return Err(format!("--int8-keep-f32-layers {i}: the model has {layers} layers, 0 to {}", layers - 1));
         }
-        let every_layer_kept = (0..layers).all(|i| i < MAX_LAYERS as usize && self.kept_layers & (1 << i) != 0);
+        let every_layer_kept = (0..layers).all(|i| self.keeps_layer(i));
         let readers_kept =
             LinearKind::ALL.into_iter().filter(|k| k.reads_layer_norm()).all(|k| self.kept_f32 & k.bit() != 0);
         let given = self.columns > 0 && !self.f32_columns_chosen_at_load();
@@ -371,7 +376,7 @@ pub(crate) fn inference_params(
     arithmetic: Arithmetic,
     layers: usize,
 ) -> crate::Result<(super::ParamStore, Option<Int8Plan>)> {
-    arithmetic.check_layers(layers).map_err(crate::Error::Model)?;
+    arithmetic.check_for_model(layers).map_err(crate::Error::Model)?;
     match arithmetic.precision {
         Precision::F32 => Ok((super::ParamStore::from_safetensors(weights, device, 0)?.frozen(), None)),
         Precision::Int8 => {
@@ -483,13 +488,13 @@ mod tests {
         ] {
             assert_eq!(first.quantizes(name), int8, "{name}");
         }
-        assert!(first.check_layers(12).is_ok());
-        let err = first.check_layers(6).unwrap_err();
+        assert!(first.check_for_model(12).is_ok());
+        let err = first.check_for_model(6).unwrap_err();
         assert!(err.contains("--int8-keep-f32-layers 11: the model has 6 layers, 0 to 5"), "{err}");
         // Past what the set can hold: still refused by name, not dropped.
         let far = Arithmetic::from(Precision::Int8).keeping_layers(&[1, 200, 70]);
         assert_eq!(far.kept_layers(), [1]);
-        let err = far.check_layers(12).unwrap_err();
+        let err = far.check_for_model(12).unwrap_err();
         assert!(err.contains("--int8-keep-f32-layers 70: the model has 12 layers"), "{err}");
     }
 
