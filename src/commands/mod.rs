@@ -73,12 +73,12 @@ pub struct PrecisionArgs {
     pub precision: Precision,
     /// With int8: kinds of linear layer to keep in f32, comma-separated
     /// (query, key, value, attention-output, ffn-in, ffn-out): closer to f32, slower.
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = linear_kind)]
     #[serde(default)]
     pub int8_keep_f32: Vec<LinearKind>,
     /// With int8: encoder layers to keep whole in f32, comma-separated, 0 the
     /// first (`docs/performance.md` measures `0`).
-    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(0..MAX_LAYERS as i64))]
+    #[arg(long, value_delimiter = ',', value_parser = layer_number)]
     #[serde(default)]
     pub int8_keep_f32_layers: Vec<u8>,
     /// With int8: input columns of the query, key, value and FFN-in layers
@@ -89,6 +89,32 @@ pub struct PrecisionArgs {
     #[arg(long, value_parser = ColumnChoice::parse)]
     #[serde(default)]
     pub int8_f32_columns: Option<ColumnChoice>,
+}
+
+/// One item of a comma-separated flag, with spaces around it allowed, as
+/// `--int8-f32-columns` reads its own; an empty one is named.
+fn list_item(item: &str) -> std::result::Result<&str, String> {
+    match item.trim() {
+        "" => Err("an empty item in the list (a comma too many?)".into()),
+        item => Ok(item),
+    }
+}
+
+/// One kind of `--int8-keep-f32`.
+fn linear_kind(item: &str) -> std::result::Result<LinearKind, String> {
+    let item = list_item(item)?;
+    <LinearKind as clap::ValueEnum>::from_str(item, false).map_err(|_| {
+        let kinds: Vec<_> =
+            LinearKind::ALL.iter().filter_map(|k| Some(k.to_possible_value()?.get_name().to_string())).collect();
+        format!("`{item}`: one of {}", kinds.join(", "))
+    })
+}
+
+/// One layer of `--int8-keep-f32-layers`.
+fn layer_number(item: &str) -> std::result::Result<u8, String> {
+    let item = list_item(item)?;
+    let max = MAX_LAYERS - 1;
+    item.parse::<u8>().ok().filter(|&n| n <= max).ok_or_else(|| format!("`{item}`: a layer number, 0 to {max}"))
 }
 
 /// `--int8-f32-columns`.
@@ -113,7 +139,11 @@ impl ColumnChoice {
         match value {
             "auto" => Ok(Self::Auto),
             "none" => Ok(Self::None),
-            _ => value.split(',').map(|c| Self::column(c.trim(), value)).collect::<Result<_, _>>().map(Self::Columns),
+            _ => value
+                .split(',')
+                .map(|c| Self::column(list_item(c)?, value))
+                .collect::<Result<_, _>>()
+                .map(Self::Columns),
         }
     }
 }
@@ -263,5 +293,27 @@ pub fn count(value: &str) -> std::result::Result<usize, String> {
     match at_least_one::<usize>(value)? {
         n if n > MAX_COUNT => Err(format!("must be at most {MAX_COUNT}")),
         n => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The three int8 lists read their items alike: spaces around an item
+    /// are allowed, an empty one (a comma too many) is named, and a bad one
+    /// says what is allowed.
+    #[test]
+    fn the_int8_lists_read_items_alike() {
+        assert_eq!((linear_kind(" key"), layer_number(" 1")), (Ok(LinearKind::Key), Ok(1)));
+        assert_eq!(ColumnChoice::parse(" 3, 5"), Ok(ColumnChoice::Columns(vec![3, 5])));
+        for empty in [linear_kind("").map(|_| ()), layer_number(" ").map(|_| ()), ColumnChoice::parse("3,").map(|_| ())]
+        {
+            assert_eq!(empty, Err("an empty item in the list (a comma too many?)".into()));
+        }
+        assert!(linear_kind("keyz")
+            .unwrap_err()
+            .contains("one of query, key, value, attention-output, ffn-in, ffn-out"));
+        assert_eq!(layer_number("64"), Err("`64`: a layer number, 0 to 63".into()));
     }
 }
