@@ -7,6 +7,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", stancekit::cli::error_message(&err));
+            // A run stopped by a signal (its checkpoint saved) ends as the signal would.
+            if let Some(signal) = stancekit::commands::stopped_by() {
+                stancekit::commands::end_as_signal(signal);
+            }
             ExitCode::FAILURE
         }
     }

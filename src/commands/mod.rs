@@ -215,18 +215,18 @@ pub fn tokenize_serially() {
     }
 }
 
-/// A stop test that Ctrl-C or SIGTERM (what `timeout`, docker and systemd
-/// send; ctrlc's `termination` feature) turns true: training stops at the
-/// next step and saves a checkpoint. A second signal stops at once, as a
-/// kill would (reading data or evaluating asks no stop test): a checkpoint
-/// swap it cuts short is finished by `--resume`.
+/// A stop test that Ctrl-C, SIGTERM (what `timeout`, docker and systemd
+/// send) or SIGHUP turns true: training stops at the next step and saves a
+/// checkpoint, and the process then ends as the signal would ([`stopped_by`]).
+/// A second signal stops at once, as a kill would (reading data or evaluating
+/// asks no stop test): a checkpoint swap it cuts short is finished by `--resume`.
 pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
-    let handler = move || {
+    let handler = move |signal| {
         if flag.swap(true, Ordering::SeqCst) {
             eprintln!("stancekit: stopped at once (a second signal)");
-            std::process::exit(130);
+            end_as_signal(signal);
         }
         eprintln!("stancekit: stopping at the next step (a second signal stops at once)");
     };
@@ -234,23 +234,66 @@ pub fn interrupt_flag() -> Result<impl Fn(usize) -> bool> {
     Ok(move |_| interrupted.load(Ordering::SeqCst))
 }
 
-/// Ctrl-C or SIGTERM while `output` is streamed to its temporary file: the
-/// temporary goes and the process ends (exit 130), so `output` keeps what it
-/// held and nothing is left beside it. The signal is never ignored: input may be
-/// a terminal that sends nothing more.
+/// Ctrl-C, SIGTERM or SIGHUP while `output` is streamed to its temporary
+/// file: the temporary goes and the process ends as the signal would, so
+/// `output` keeps what it held and nothing is left beside it. The signal is
+/// never ignored: input may be a terminal that sends nothing more.
 pub fn remove_partial_output_on_interrupt(output: &Path) -> Result<()> {
     let temp = crate::io::temp_file_of(output);
-    on_signal(move || {
+    on_signal(move |signal| {
         if let Some(temp) = &temp {
             let _ = std::fs::remove_file(temp);
         }
-        std::process::exit(130);
+        end_as_signal(signal);
     })
 }
 
-/// Runs `handler` on Ctrl-C and SIGTERM (ctrlc's `termination` feature), on a thread of its own.
-fn on_signal(handler: impl FnMut() + Send + 'static) -> Result<()> {
-    ctrlc::set_handler(handler).map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))
+/// The signal that stopped this run, if one did: the process should end as
+/// that signal would once it has said so ([`end_as_signal`]).
+pub fn stopped_by() -> Option<i32> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
+static STOPPED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Ends the process as `signal` would have, stancekit's own clean-up done: a
+/// shell then sees 128 + the signal (130 for Ctrl-C, 143 for SIGTERM),
+/// systemd a stop by SIGTERM, and a shell loop stops on Ctrl-C, as it does for
+/// programs the signal kills (an exit status of 130 would let it go on).
+pub fn end_as_signal(signal: i32) -> ! {
+    #[cfg(unix)]
+    let _ = signal_hook::low_level::emulate_default_handler(signal);
+    std::process::exit(128 + signal)
+}
+
+/// Runs `handler` on Ctrl-C, SIGTERM and SIGHUP, with the signal's number,
+/// on a thread of its own.
+#[cfg(unix)]
+fn on_signal(mut handler: impl FnMut(i32) + Send + 'static) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::Other(format!("installing the signal handler: {e}")))?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            STOPPED_BY.store(signal, Ordering::SeqCst);
+            handler(signal);
+        }
+    });
+    Ok(())
+}
+
+/// Elsewhere ctrlc, which does not say which signal came: Ctrl-C's.
+#[cfg(not(unix))]
+fn on_signal(mut handler: impl FnMut(i32) + Send + 'static) -> Result<()> {
+    const SIGINT: i32 = 2;
+    ctrlc::set_handler(move || {
+        STOPPED_BY.store(SIGINT, Ordering::SeqCst);
+        handler(SIGINT)
+    })
+    .map_err(|e| Error::Other(format!("installing the Ctrl-C handler: {e}")))
 }
 
 /// What a summary line adds for a run at `--precision int8`: the kernel that
