@@ -3,15 +3,17 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     stancekit::runtime::init();
     stancekit::logging::init();
-    match stancekit::cli::run_from_env() {
+    let result = stancekit::cli::run_from_env();
+    if let Err(err) = &result {
+        eprintln!("error: {}", stancekit::cli::error_message(err));
+    }
+    // A run a signal asked to stop (its checkpoint saved, or its work done
+    // past the last step that could stop) ends as the signal would.
+    if let Some(signal) = stancekit::commands::stopped_by() {
+        stancekit::commands::end_as_signal(signal);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", stancekit::cli::error_message(&err));
-            // A run stopped by a signal (its checkpoint saved) ends as the signal would.
-            if let Some(signal) = stancekit::commands::stopped_by() {
-                stancekit::commands::end_as_signal(signal);
-            }
-            ExitCode::FAILURE
-        }
+        Err(_) => ExitCode::FAILURE,
     }
 }

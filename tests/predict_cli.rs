@@ -431,3 +431,37 @@ fn line_number_ids_name_their_input_when_there_are_several() {
     assert_eq!(ids(&[&a, &b]), [a_id.as_str(), "7", b_id.as_str()]);
     assert_eq!(ids(&[&a]), ["1", "7"]);
 }
+
+/// A signal the run started with set to be ignored (`nohup` ignores SIGHUP)
+/// stays ignored: the run goes on, and a signal it does catch still ends it.
+#[test]
+fn a_signal_ignored_at_start_stays_ignored() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let model = tiny_classifier();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stancekit"));
+    command.args(["predict", "--model"]).arg(model.path()).args(["--input", "-", "--output"]).arg(&output);
+    // SAFETY: only async-signal-safe `signal` runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"{\"text\": \"the war must end\"}\n").unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(dir.path()).unwrap().count() == 0 {
+        assert!(started.elapsed().as_secs() < 60, "no temporary output within a minute");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "SIGHUP, ignored at start, ended the run");
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    drop(input);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{}", String::from_utf8_lossy(&out.stderr));
+}

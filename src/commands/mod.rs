@@ -136,7 +136,7 @@ impl ColumnChoice {
     }
 
     fn parse(value: &str) -> std::result::Result<Self, String> {
-        match value {
+        match value.trim() {
             "auto" => Ok(Self::Auto),
             "none" => Ok(Self::None),
             _ => value
@@ -271,10 +271,13 @@ pub fn end_as_signal(signal: i32) -> ! {
 
 /// Runs `handler` on Ctrl-C, SIGTERM and SIGHUP, with the signal's number,
 /// on a thread of its own.
+/// A signal the process started with set to be ignored (`nohup` ignores
+/// SIGHUP, a script's `cmd &` SIGINT) is left ignored.
 #[cfg(unix)]
 fn on_signal(mut handler: impl FnMut(i32) + Send + 'static) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+    let caught: Vec<i32> = [SIGINT, SIGTERM, SIGHUP].into_iter().filter(|&s| !ignored(s)).collect();
+    let mut signals = signal_hook::iterator::Signals::new(caught)
         .map_err(|e| Error::Other(format!("installing the signal handler: {e}")))?;
     std::thread::spawn(move || {
         for signal in signals.forever() {
@@ -283,6 +286,15 @@ fn on_signal(mut handler: impl FnMut(i32) + Send + 'static) -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// Whether `signal` is set to be ignored.
+#[cfg(unix)]
+fn ignored(signal: i32) -> bool {
+    // SAFETY: a null new action only reads the current one into `current`.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) } == 0;
+    read && current.sa_sigaction == libc::SIG_IGN
 }
 
 /// Elsewhere ctrlc, which does not say which signal came: Ctrl-C's.
@@ -350,6 +362,7 @@ mod tests {
     fn the_int8_lists_read_items_alike() {
         assert_eq!((linear_kind(" key"), layer_number(" 1")), (Ok(LinearKind::Key), Ok(1)));
         assert_eq!(ColumnChoice::parse(" 3, 5"), Ok(ColumnChoice::Columns(vec![3, 5])));
+        assert_eq!(ColumnChoice::parse(" auto "), Ok(ColumnChoice::Auto));
         for empty in [linear_kind("").map(|_| ()), layer_number(" ").map(|_| ()), ColumnChoice::parse("3,").map(|_| ())]
         {
             assert_eq!(empty, Err("an empty item in the list (a comma too many?)".into()));
