@@ -368,6 +368,25 @@ fn the_fused_kernels_can_be_turned_off() {
     assert!(stderr.contains("STANCEKIT_FUSED_KERNELS=\"off\" is not 0 or 1"), "{stderr}");
 }
 
+/// `command` running `predict` from stdin to `output`, one line sent and its
+/// temporary output made beside `output`: a run waiting on input, to be
+/// signalled. The input is returned open.
+fn streaming(mut command: Command, model: &Path, output: &Path) -> (std::process::Child, std::process::ChildStdin) {
+    command.args(["predict", "--model"]).arg(model).args(["--input", "-", "--output"]).arg(output);
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"{\"text\": \"the war must end\"}\n").unwrap();
+    let folder = output.parent().unwrap();
+    let temporary =
+        || std::fs::read_dir(folder).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"));
+    let started = std::time::Instant::now();
+    while !temporary() {
+        assert!(started.elapsed().as_secs() < 60, "no temporary output within a minute");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, input)
+}
+
 /// Ctrl-C (or SIGTERM) while rows stream to `--output`: the file keeps what it
 /// held, no temporary is left beside it, and the signal ends the run even
 /// while the input (a terminal, a pipe) has nothing more to give.
@@ -380,24 +399,7 @@ fn an_interrupted_run_leaves_the_output_as_it_was() {
     std::os::unix::fs::symlink(&real, &link).unwrap();
     // Through a link the temporary sits beside the file it names, and goes too.
     for (signal, output) in [(libc::SIGINT, &real), (libc::SIGTERM, &real), (libc::SIGTERM, &link)] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stancekit"))
-            .args(["predict", "--model"])
-            .arg(model.path())
-            .args(["--input", "-", "--output"])
-            .arg(output)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(b"{\"text\": \"the war must end\"}\n").unwrap();
-        let temporary = || std::fs::read_dir(dir.path()).unwrap().count() > 2;
-        let started = std::time::Instant::now();
-        while !temporary() {
-            assert!(started.elapsed().as_secs() < 60, "no temporary output within a minute");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let (child, input) = streaming(Command::new(env!("CARGO_BIN_EXE_stancekit")), model.path(), output);
         assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
         let out = child.wait_with_output().unwrap();
         // Ended as the signal would end it: a shell sees 128 + the signal, a loop stops.
@@ -439,9 +441,7 @@ fn a_signal_ignored_at_start_stays_ignored() {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let model = tiny_classifier();
     let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.jsonl");
     let mut command = Command::new(env!("CARGO_BIN_EXE_stancekit"));
-    command.args(["predict", "--model"]).arg(model.path()).args(["--input", "-", "--output"]).arg(&output);
     // SAFETY: only async-signal-safe `signal` runs between fork and exec.
     unsafe {
         command.pre_exec(|| {
@@ -449,14 +449,7 @@ fn a_signal_ignored_at_start_stays_ignored() {
             Ok(())
         });
     }
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(b"{\"text\": \"the war must end\"}\n").unwrap();
-    let started = std::time::Instant::now();
-    while std::fs::read_dir(dir.path()).unwrap().count() == 0 {
-        assert!(started.elapsed().as_secs() < 60, "no temporary output within a minute");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (mut child, input) = streaming(command, model.path(), &dir.path().join("out.jsonl"));
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(child.try_wait().unwrap().is_none(), "SIGHUP, ignored at start, ended the run");

@@ -327,6 +327,12 @@ fn frozen(config: &mut TrainConfig) {
     config.head_c = 100.0;
 }
 
+/// [`frozen`], with the held-out `dev.jsonl` of `dir` as dev data instead of the training set.
+fn frozen_held_out(config: &mut TrainConfig, dir: &Path) {
+    frozen(config);
+    config.dev = vec![dir.join("dev.jsonl").to_str().unwrap().to_string()];
+}
+
 /// The frozen recipe fits a classifier per target once: one evaluation at
 /// epoch 1, step 1; on both families it separates the training set (the
 /// same sentence is "for", "against" or "not" something: only its words
@@ -405,9 +411,8 @@ fn a_run_folder_in_use_is_refused() {
 fn the_neutral_label_of_the_targets_file_is_left_out_of_dev_f_avg() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = setup(dir.path());
-    frozen(&mut config);
     // Held-out dev data with a gold label the model will not agree with, so that the labels' F1 differ.
-    config.dev = vec![dir.path().join("dev.jsonl").to_str().unwrap().to_string()];
+    frozen_held_out(&mut config, dir.path());
     let dev = std::fs::read_to_string(&config.dev[0]).unwrap();
     std::fs::write(&config.dev[0], dev.replacen("\"favor\"", "\"none\"", 1)).unwrap();
     train(config.clone(), false, &never).unwrap();
@@ -437,8 +442,7 @@ fn the_neutral_label_of_the_targets_file_is_left_out_of_dev_f_avg() {
 fn a_label_a_target_never_had_is_named_and_left_out_of_calibration() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = setup(dir.path());
-    frozen(&mut config);
-    config.dev = vec![dir.path().join("dev.jsonl").to_str().unwrap().to_string()];
+    frozen_held_out(&mut config, dir.path());
     let full = std::fs::read_to_string(&config.train[0]).unwrap();
     let kept: Vec<&str> = full.lines().filter(|l| !(l.contains(r#""target":"nato""#) && l.contains("favor"))).collect();
     assert!(kept.len() < full.lines().count());
@@ -821,8 +825,7 @@ fn an_existing_run_folder_is_refused_with_the_hint_that_fits() {
 fn a_run_with_nothing_to_calibrate_on_is_finished() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = setup(dir.path());
-    frozen(&mut config);
-    config.dev = vec![dir.path().join("dev.jsonl").to_str().unwrap().to_string()];
+    frozen_held_out(&mut config, dir.path());
     let europe = |keep: bool| move |l: &&str| l.contains(r#""target":"europe""#) == keep;
     let train_text = std::fs::read_to_string(&config.train[0]).unwrap();
     let dev_text = std::fs::read_to_string(&config.dev[0]).unwrap();

@@ -14,9 +14,7 @@ pub mod lines;
 pub mod segment;
 mod texts;
 
-pub use texts::{
-    input_names, open_records, open_texts, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem,
-};
+pub use texts::{open_records, open_texts, read_texts, InputFormat, ReadOptions, Record, Records, Span, TextItem};
 
 /// Whether a text holds nothing to read: whitespace and invisible format
 /// characters only (zero-width spaces and joiners, the word joiner, a byte

@@ -146,19 +146,6 @@ impl Reading {
     }
 }
 
-/// Each input's file name, or the path as given where two share a name
-/// (`a/s.txt`, `b/s.txt`): what tells the inputs apart in ids.
-pub fn input_names(inputs: &[std::path::PathBuf]) -> Vec<String> {
-    let name = |p: &std::path::PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    inputs
-        .iter()
-        .map(|path| match name(path) {
-            Some(n) if inputs.iter().filter(|other| name(other).as_deref() == Some(n.as_str())).count() == 1 => n,
-            _ => path.display().to_string(),
-        })
-        .collect()
-}
-
 type Input = BufReader<Box<dyn Read + Send>>;
 
 /// Opens `path` (`-` for stdin) as a stream of records, and says which format

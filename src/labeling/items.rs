@@ -28,7 +28,7 @@ pub fn read_items(inputs: &[PathBuf], options: &ReadOptions) -> Result<Vec<Item>
     }
     let shared: HashSet<String> =
         inputs_of.into_iter().filter(|(_, inputs)| inputs.len() > 1).map(|(id, _)| id.to_string()).collect();
-    let names = crate::input::input_names(inputs);
+    let names = input_names(inputs);
     Ok(items
         .into_iter()
         .map(|(input, mut item)| {
@@ -38,6 +38,18 @@ pub fn read_items(inputs: &[PathBuf], options: &ReadOptions) -> Result<Vec<Item>
             item
         })
         .collect())
+}
+
+/// Each input's file name, or the path as given where two share a name (`a/s.txt`, `b/s.txt`).
+fn input_names(inputs: &[PathBuf]) -> Vec<String> {
+    let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    inputs
+        .iter()
+        .map(|path| match name(path) {
+            Some(n) if inputs.iter().filter(|other| name(other).as_deref() == Some(n.as_str())).count() == 1 => n,
+            _ => path.display().to_string(),
+        })
+        .collect()
 }
 
 /// One input's items: a suggestions file's, or the sentences `predict` would read.
