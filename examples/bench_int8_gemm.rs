@@ -5,7 +5,9 @@
 //! With `--peak`, first the multiply-adds one core can make per second
 //! (independent FMAs, and `vpdpbusd`s, on registers, the widest vectors the
 //! CPU has): the ceiling of any f32 and of any VNNI int8 matrix product,
-//! PyTorch's included.
+//! PyTorch's included. Without VNNI, two int8 ceilings: exact sums (the
+//! `avx2` kernel's instructions) and 7-bit activations (fbgemm's, which
+//! PyTorch's dynamic int8 runs on such a CPU).
 //!
 //! ```text
 //! cargo run --release --example bench_int8_gemm -- [--rows 1024] [--reps 9] [--only INPUTS] [--kernel NAME|none] [--best] [--peak]
@@ -43,21 +45,26 @@ fn time<F: FnMut()>(reps: usize, best: bool, mut f: F) -> f64 {
 }
 
 /// Independent accumulators in a peak loop: more than an instruction's
-/// latency times its issue rate (4 × 2 for FMA and `vpdpbusd` on the cores seen).
-#[cfg(target_arch = "x86_64")]
-const CHAINS: usize = 24;
+/// latency times its issue rate (4 × 2 for FMA and `vpdpbusd` on the cores
+/// seen), and no more than the registers hold beside the operands (32 with
+/// AVX-512, 16 with AVX2: 24 AVX2 chains spilled, and the "peak" came out at
+/// half what gemm's kernels reach on a Zen 3).
 #[cfg(target_arch = "x86_64")]
 const STEPS: usize = 4_000_000;
 
-/// A function that runs `CHAINS × STEPS` of one multiply-add instruction on
-/// registers, no memory traffic: its time gives the core's peak.
+/// A function that runs `$chains × STEPS` steps of one multiply-add on
+/// registers, no memory traffic: its time gives the core's peak. A step
+/// that is more than one instruction multiplies its own accumulator (`$x`
+/// is then unused), or the compiler would hoist the invariant product out
+/// of the loop.
 #[cfg(target_arch = "x86_64")]
 macro_rules! peak_loop {
-    ($name:ident, $features:literal, $zero:expr, ($a:expr, $b:expr), |$acc:ident, $x:ident, $y:ident| $op:expr) => {
+    ($name:ident, $features:literal, $chains:literal, $zero:expr, ($a:expr, $b:expr), |$acc:ident, $x:ident, $y:ident| $op:expr) => {
         #[target_feature(enable = $features)]
         unsafe fn $name() {
+            #[allow(unused_variables)]
             let ($x, $y) = ($a, $b);
-            let mut acc = [$zero; CHAINS];
+            let mut acc = [$zero; $chains];
             for _ in 0..STEPS {
                 acc.iter_mut().for_each(|$acc| *$acc = $op);
             }
@@ -66,15 +73,21 @@ macro_rules! peak_loop {
     };
 }
 
-/// Multiply-adds per second on one thread (f32 by FMA, or u8·i8 by `vpdpbusd`
-/// with `int8`) on the widest vectors the CPU has, and which instruction.
-fn peak(int8: bool) -> (f64, &'static str) {
+/// One core's peak: (multiply-adds per second, what ran), for f32 and int8
+/// on the widest vectors the CPU has. Without VNNI there are two int8
+/// ceilings: sums exact for any u8 activation, which stancekit's `avx2`
+/// kernel makes (both sides widened to i16, `vpmaddwd` + `vpaddd`: 16
+/// products), and 7-bit activations, which PyTorch's dynamic int8 uses
+/// (`reduce_range`) so that fbgemm's `vpmaddubsw` cannot saturate
+/// (`vpmaddubsw` + `vpmaddwd` by ones + `vpaddd`: 32 products).
+fn peaks() -> Vec<(&'static str, f64, &'static str)> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
         peak_loop!(
             avx512,
             "avx512f",
+            24,
             _mm512_setzero_ps(),
             (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9)),
             |acc, a, b| _mm512_fmadd_ps(a, b, *acc)
@@ -82,6 +95,7 @@ fn peak(int8: bool) -> (f64, &'static str) {
         peak_loop!(
             avx2,
             "avx2,fma",
+            12,
             _mm256_setzero_ps(),
             (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(0.999_999_9)),
             |acc, a, b| _mm256_fmadd_ps(a, b, *acc)
@@ -89,28 +103,62 @@ fn peak(int8: bool) -> (f64, &'static str) {
         peak_loop!(
             vnni,
             "avx512f,avx512bw,avx512vnni",
+            24,
             _mm512_setzero_si512(),
             (_mm512_set1_epi32(0x0101_0101), _mm512_set1_epi32(0x0101_0101)),
             |acc, a, b| _mm512_dpbusd_epi32(*acc, a, b)
         );
-        let has_avx512 = is_x86_feature_detected!("avx512f");
-        let has_fma = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        let has_vnni = has_avx512 && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni");
-        // (function, multiply-adds per instruction, name)
-        let (run, macs, name): (unsafe fn(), usize, _) = match int8 {
-            false if has_avx512 => (avx512, 16, "AVX-512 FMA"),
-            false if has_fma => (avx2, 8, "AVX2 FMA"),
-            true if has_vnni => (vnni, 64, "AVX-512 vpdpbusd"),
-            _ => return (f64::NAN, "not on this CPU"),
+        peak_loop!(
+            avx2_exact,
+            "avx2",
+            12,
+            _mm256_setzero_si256(),
+            (_mm256_setzero_si256(), _mm256_set1_epi16(3)),
+            |acc, a, b| _mm256_add_epi32(*acc, _mm256_madd_epi16(*acc, b))
+        );
+        peak_loop!(
+            avx2_7bit,
+            "avx2",
+            12,
+            _mm256_setzero_si256(),
+            (_mm256_set1_epi16(1), _mm256_set1_epi8(3)),
+            |acc, ones, b| _mm256_add_epi32(*acc, _mm256_madd_epi16(_mm256_maddubs_epi16(*acc, b), ones))
+        );
+        let has = |f: &str| match f {
+            "avx512f" => is_x86_feature_detected!("avx512f"),
+            "fma" => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            "vnni" => {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            _ => is_x86_feature_detected!("avx2"),
         };
-        // SAFETY: the CPU has the features checked above.
-        let s = time(5, true, || unsafe { run() });
-        ((CHAINS * STEPS * macs) as f64 / s / 1e9, name)
+        // (what, function, chains, multiply-adds per step, how)
+        type Run = (&'static str, unsafe fn(), usize, usize, &'static str);
+        let mut runs: Vec<Run> = Vec::new();
+        if has("avx512f") {
+            runs.push(("f32", avx512, 24, 16, "AVX-512 FMA"));
+        } else if has("fma") {
+            runs.push(("f32", avx2, 12, 8, "AVX2 FMA"));
+        }
+        if has("vnni") {
+            runs.push(("int8", vnni, 24, 64, "AVX-512 vpdpbusd"));
+        } else if has("avx2") {
+            runs.push(("int8, exact", avx2_exact, 12, 16, "AVX2 vpmaddwd + vpaddd, as the avx2 kernel"));
+            runs.push(("int8, 7-bit", avx2_7bit, 12, 32, "AVX2 vpmaddubsw + vpmaddwd + vpaddd, as fbgemm"));
+        }
+        runs.into_iter()
+            .map(|(what, run, chains, macs, how)| {
+                // SAFETY: the CPU has the features checked above.
+                let s = time(5, true, || unsafe { run() });
+                (what, (chains * STEPS * macs) as f64 / s / 1e9, how)
+            })
+            .collect()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = int8;
-        (f64::NAN, "not measured off x86-64")
+        vec![("f32 and int8", f64::NAN, "not measured off x86-64")]
     }
 }
 
@@ -136,8 +184,7 @@ fn main() -> Result<()> {
     let present: Vec<_> = line.split_whitespace().filter(|f| wanted.contains(f)).collect();
     println!("CPU flags: {present:?}; threads: {}; rows: {rows}\n", rayon::current_num_threads());
     if args.iter().any(|a| a == "--peak") {
-        for (int8, what) in [(false, "f32"), (true, "int8")] {
-            let (gmacs, how) = peak(int8);
+        for (what, gmacs, how) in peaks() {
             println!("{what} peak, one thread: {gmacs:.1} GMAC/s ({how})");
         }
         println!();

@@ -134,6 +134,49 @@ fn zero_weights_and_constant_rows_are_exact() {
     }
 }
 
+/// Activations at both ends of u8 (0 and 255) against weights at both ends
+/// of i8 (±127), in every sign pattern: where `vpmaddubsw`, which adds two
+/// products into an i16, would saturate (2 · 255 · 127 > 32,767), and the
+/// largest sums any kernel's lanes hold. Every kernel matches the reference
+/// to the bit.
+#[test]
+fn sums_at_the_ends_of_both_ranges_are_exact_on_every_kernel() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (rows, outputs, inputs) = (9, 40, 72);
+    // ±1 spans the range around 0: -1 quantizes to 0, +1 to 255. Rows 0 and 1
+    // are constant (all 0, all 255), the rest random signs.
+    let x: Vec<f32> = (0..rows * inputs)
+        .map(|i| match i / inputs {
+            0 => -1.0,
+            1 => 1.0,
+            _ if rng.random::<bool>() => 1.0,
+            _ => -1.0,
+        })
+        .collect();
+    // Channels 0 and 1 all +127 and all -127 steps, the rest random signs.
+    let w: Vec<f32> = (0..outputs * inputs)
+        .map(|i| match i / inputs {
+            0 => 0.5,
+            1 => -0.5,
+            _ if rng.random::<bool>() => 0.5,
+            _ => -0.5,
+        })
+        .collect();
+    // The data reach both ends: rows of 0s and of 255s, weights of ±127 only.
+    let mut row = vec![0u8; inputs];
+    for (r, end) in [(0, 0u8), (1, 255)] {
+        quantize_row(&x[r * inputs..(r + 1) * inputs], &mut row, 1);
+        assert!(row.iter().all(|&v| v == end), "row {r}: {row:?}");
+    }
+    assert!(quantize_channels(&w, inputs).0.iter().all(|&v| v.abs() == 127));
+    let bias = vec![0.25; outputs];
+    let want = reference(&x, &w, outputs, inputs, &bias);
+    for kernel in Kernel::tested() {
+        let got = QuantizedWeights::new(&w, outputs, inputs, kernel).matmul(&x, Some(&bias), &|_| {});
+        assert_eq!(bits(&got), bits(&want), "{}", kernel.name());
+    }
+}
+
 #[test]
 fn kernel_names_round_trip() {
     for k in Kernel::ALL {
