@@ -53,7 +53,8 @@ fn time<F: FnMut()>(reps: usize, best: bool, mut f: F) -> f64 {
 const STEPS: usize = 4_000_000;
 
 /// A function that runs `$chains × STEPS` steps of one multiply-add on
-/// registers, no memory traffic: its time gives the core's peak. A step
+/// registers, no memory traffic, and returns how many: its time gives the
+/// core's peak. A step
 /// that is more than one instruction multiplies its own accumulator (`$x`
 /// is then unused), or the compiler would hoist the invariant product out
 /// of the loop.
@@ -61,7 +62,7 @@ const STEPS: usize = 4_000_000;
 macro_rules! peak_loop {
     ($name:ident, $features:literal, $chains:literal, $zero:expr, ($a:expr, $b:expr), |$acc:ident, $x:ident, $y:ident| $op:expr) => {
         #[target_feature(enable = $features)]
-        unsafe fn $name() {
+        unsafe fn $name() -> usize {
             #[allow(unused_variables)]
             let ($x, $y) = ($a, $b);
             let mut acc = [$zero; $chains];
@@ -69,6 +70,7 @@ macro_rules! peak_loop {
                 acc.iter_mut().for_each(|$acc| *$acc = $op);
             }
             std::hint::black_box(acc);
+            $chains * STEPS
         }
     };
 }
@@ -124,35 +126,30 @@ fn peaks() -> Vec<(&'static str, f64, &'static str)> {
             (_mm256_set1_epi16(1), _mm256_set1_epi8(3)),
             |acc, ones, b| _mm256_add_epi32(*acc, _mm256_madd_epi16(_mm256_maddubs_epi16(*acc, b), ones))
         );
-        let has = |f: &str| match f {
-            "avx512f" => is_x86_feature_detected!("avx512f"),
-            "fma" => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            "vnni" => {
-                is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vnni")
-            }
-            _ => is_x86_feature_detected!("avx2"),
-        };
-        // (what, function, chains, multiply-adds per step, how)
-        type Run = (&'static str, unsafe fn(), usize, usize, &'static str);
+        let has_avx2 = is_x86_feature_detected!("avx2");
+        let has_avx512 = is_x86_feature_detected!("avx512f");
+        let has_fma = has_avx2 && is_x86_feature_detected!("fma");
+        let has_vnni = has_avx512 && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni");
+        // (what, function, multiply-adds per step, how)
+        type Run = (&'static str, unsafe fn() -> usize, usize, &'static str);
         let mut runs: Vec<Run> = Vec::new();
-        if has("avx512f") {
-            runs.push(("f32", avx512, 24, 16, "AVX-512 FMA"));
-        } else if has("fma") {
-            runs.push(("f32", avx2, 12, 8, "AVX2 FMA"));
+        if has_avx512 {
+            runs.push(("f32", avx512, 16, "AVX-512 FMA"));
+        } else if has_fma {
+            runs.push(("f32", avx2, 8, "AVX2 FMA"));
         }
-        if has("vnni") {
-            runs.push(("int8", vnni, 24, 64, "AVX-512 vpdpbusd"));
-        } else if has("avx2") {
-            runs.push(("int8, exact", avx2_exact, 12, 16, "AVX2 vpmaddwd + vpaddd, as the avx2 kernel"));
-            runs.push(("int8, 7-bit", avx2_7bit, 12, 32, "AVX2 vpmaddubsw + vpmaddwd + vpaddd, as fbgemm"));
+        if has_vnni {
+            runs.push(("int8", vnni, 64, "AVX-512 vpdpbusd"));
+        } else if has_avx2 {
+            runs.push(("int8, exact", avx2_exact, 16, "AVX2 vpmaddwd + vpaddd, as the avx2 kernel"));
+            runs.push(("int8, 7-bit", avx2_7bit, 32, "AVX2 vpmaddubsw + vpmaddwd + vpaddd, as fbgemm"));
         }
         runs.into_iter()
-            .map(|(what, run, chains, macs, how)| {
+            .map(|(what, run, macs, how)| {
+                let mut steps = 0;
                 // SAFETY: the CPU has the features checked above.
-                let s = time(5, true, || unsafe { run() });
-                (what, (chains * STEPS * macs) as f64 / s / 1e9, how)
+                let s = time(5, true, || steps = unsafe { run() });
+                (what, (steps * macs) as f64 / s / 1e9, how)
             })
             .collect()
     }

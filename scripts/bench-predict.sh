@@ -12,7 +12,7 @@
 # SKIP (default none): setups left out, of stancekit-int8, torch-bf16 and
 # torch-int8 (the two f32 setups always run: the others are compared with
 # them). On a CPU without bf16 instructions, autocast runs 7x slower than f32
-# and took 9 of every 11 minutes of an MPNet round on a Zen 3.
+# and took 557 of the 814 s of an MPNet round on a Zen 3.
 #
 # Both sides load one classifier folder: BASE_MODEL's encoder with a seeded
 # random 3-label head (transformers saves it, stancekit reads the same files).

@@ -143,25 +143,22 @@ fn zero_weights_and_constant_rows_are_exact() {
 fn sums_at_the_ends_of_both_ranges_are_exact_on_every_kernel() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let (rows, outputs, inputs) = (9, 40, 72);
-    // ±1 spans the range around 0: -1 quantizes to 0, +1 to 255. Rows 0 and 1
-    // are constant (all 0, all 255), the rest random signs.
-    let x: Vec<f32> = (0..rows * inputs)
-        .map(|i| match i / inputs {
-            0 => -1.0,
-            1 => 1.0,
-            _ if rng.random::<bool>() => 1.0,
-            _ => -1.0,
-        })
-        .collect();
-    // Channels 0 and 1 all +127 and all -127 steps, the rest random signs.
-    let w: Vec<f32> = (0..outputs * inputs)
-        .map(|i| match i / inputs {
-            0 => 0.5,
-            1 => -0.5,
-            _ if rng.random::<bool>() => 0.5,
-            _ => -0.5,
-        })
-        .collect();
+    // `lines` lines of `inputs` values ±`v`: the first all -v, the second all
+    // +v, the rest random signs.
+    let mut ends = |lines: usize, v: f32| -> Vec<f32> {
+        (0..lines * inputs)
+            .map(|i| match i / inputs {
+                0 => -v,
+                1 => v,
+                _ if rng.random::<bool>() => v,
+                _ => -v,
+            })
+            .collect()
+    };
+    // ±1 spans the range around 0: -1 quantizes to 0, +1 to 255. Weights of
+    // ±0.5, each channel's largest, quantize to ±127.
+    let x = ends(rows, 1.0);
+    let w = ends(outputs, 0.5);
     // The data reach both ends: rows of 0s and of 255s, weights of ±127 only.
     let mut row = vec![0u8; inputs];
     for (r, end) in [(0, 0u8), (1, 255)] {
